@@ -1,0 +1,15 @@
+// One function per subcommand; run_command dispatches on the parsed request.
+#pragma once
+
+#include "app/cli.h"
+
+namespace callbackd::app {
+
+inline constexpr int kExitFailure = 1;  // runtime failure (database unreachable, ...)
+inline constexpr int kExitUsage = 64;   // EX_USAGE: bad command line
+inline constexpr int kExitConfig = 78;  // EX_CONFIG: bad config, keys or schema
+
+// Throws StartupError for configuration problems; returns the process exit status.
+int run_command(const CliRequest& req);
+
+}  // namespace callbackd::app
