@@ -13,3 +13,9 @@ inline constexpr int kExitConfig = 78;  // EX_CONFIG: bad config, keys or schema
 int run_command(const CliRequest& req);
 
 }  // namespace callbackd::app
+
+namespace callbackd::app {
+// Each in its own file: app/migrate_command.cpp, app/check_config_command.cpp, ...
+int run_migrate(const CliRequest& req);
+int run_check_config(const CliRequest& req);
+}  // namespace callbackd::app

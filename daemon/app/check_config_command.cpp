@@ -1,0 +1,2 @@
+// Being written (issue 2).
+#include "app/commands.h"
