@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace callbackd {
 
@@ -70,4 +71,10 @@ Config load_config(const std::string& path, EnvLookup env = &process_env);
 // The same, from YAML text already in memory (`source_name` is used in messages).
 Config parse_config(const std::string& yaml_text, const std::string& source_name, EnvLookup env = &process_env);
 
+}  // namespace callbackd
+
+namespace callbackd {
+// Every key path the config accepts ("database.url", ...), in file order. The example file
+// config/callbackd.example.yaml must document exactly these (a unit test holds it to that).
+const std::vector<std::string>& known_config_keys();
 }  // namespace callbackd
