@@ -1,0 +1,24 @@
+// update_time of the favor/callbacks 200 response: RFC 3339, e.g.
+// "2015-05-20T13:29:35.120+08:00" (seed document). Pure; never throws.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace callbackd::wechatpay {
+
+using UtcMillis = std::chrono::time_point<std::chrono::system_clock, std::chrono::milliseconds>;
+
+// Accepts YYYY-MM-DDTHH:MM:SS[.fraction](Z|z|+HH:MM|-HH:MM), 'T' also as 't' (RFC 3339 5.6),
+// 1-9 fraction digits (kept to the millisecond, truncated), a real calendar date
+// (leap years), hours 00-23, minutes 00-59, seconds 00-60 (a leap second is taken as :59.999),
+// offsets up to ±23:59. Returns the instant in UTC; nullopt for anything else (no
+// surrounding whitespace, no missing fields, no out-of-range values).
+std::optional<UtcMillis> parse_rfc3339(std::string_view text);
+
+// "2015-05-20T05:29:35.120Z": the canonical UTC form, for logs and the database.
+std::string format_rfc3339_utc(UtcMillis t);
+
+}  // namespace callbackd::wechatpay
