@@ -30,7 +30,7 @@ struct AuthorizationError {
 // Accepts "WECHATPAY2-SHA256-RSA2048" (case-sensitive), one or more spaces, then exactly the
 // five fields mchid, nonce_str, timestamp, serial_no, signature in any order, each as
 // name="value", separated by "," (optional spaces around commas). Values contain no '"',
-// '\\', control characters or non-ASCII; the timestamp is 1-19 decimal digits.
+// '\\', control characters or non-ASCII; the timestamp is 1-18 decimal digits.
 // Refused: another scheme, duplicate or unknown or missing fields, unquoted or unterminated
 // values, an empty value, trailing garbage, input longer than 4096 bytes.
 Result<AuthorizationFields, AuthorizationError> parse_authorization(std::string_view header);

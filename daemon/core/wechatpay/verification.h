@@ -69,7 +69,7 @@ struct VerifyError {
     missing_header,              // one of Timestamp, Nonce, Signature, Serial absent (or empty)
     unsupported_signature_type,  // Wechatpay-Signature-Type other than WECHATPAY2-SHA256-RSA2048
     unknown_serial,              // Wechatpay-Serial not in the tenant's KeySet
-    bad_timestamp,               // Wechatpay-Timestamp not 1-19 decimal digits
+    bad_timestamp,               // Wechatpay-Timestamp not 1-18 decimal digits
     stale_timestamp,             // |now - timestamp| >= 300 s
     bad_base64,                  // Wechatpay-Signature is not strict base64
     bad_signature,               // does not verify under the selected key

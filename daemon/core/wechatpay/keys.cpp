@@ -1,0 +1,252 @@
+#include "core/wechatpay/keys.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/decoder.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+namespace callbackd::wechatpay {
+namespace {
+
+constexpr std::size_t kMaxKeyFileBytes = 1024 * 1024;  // a PEM key is ~2 KB; a 1 MB file is not a key
+constexpr int kMinRsaBits = 2048;
+
+std::shared_ptr<EVP_PKEY> own(EVP_PKEY* pkey) { return std::shared_ptr<EVP_PKEY>(pkey, EVP_PKEY_free); }
+
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+
+BioPtr memory_bio(std::string_view pem) {
+  // BIO_new_mem_buf takes an int length; inputs are capped at 1 MiB by the callers' checks, but
+  // a hostile caller of parse_* could pass more, so clamp (the tail is then simply not read).
+  const int len = pem.size() > kMaxKeyFileBytes ? static_cast<int>(kMaxKeyFileBytes) : static_cast<int>(pem.size());
+  return BioPtr(BIO_new_mem_buf(pem.data(), len));
+}
+
+KeyError error(KeyError::Kind kind, std::string_view source, std::string what, std::string fix = {}) {
+  ERR_clear_error();  // leave no stale OpenSSL errors behind for the next, unrelated operation
+  return KeyError{kind, std::string(source) + ": " + std::move(what), std::move(fix)};
+}
+
+bool contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+// Reads a whole file, refusing what cannot be a key. The permission check for private keys is
+// done by the caller on the same stat result.
+Result<std::string, KeyError> read_key_file(const std::string& path, struct stat& st) {
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR)
+      return error(KeyError::Kind::missing, path, "no such file", "check the path, or create the key file");
+    return error(KeyError::Kind::unreadable, path, std::string("cannot be read: ") + std::strerror(err),
+                 "check the permissions of the file and its directories");
+  }
+  if (!S_ISREG(st.st_mode))
+    return error(KeyError::Kind::unreadable, path, "is not a regular file", "point it at a PEM key file");
+  if (static_cast<std::size_t>(st.st_size) > kMaxKeyFileBytes)
+    return error(KeyError::Kind::unreadable, path,
+                 "is " + std::to_string(st.st_size) + " bytes, too large for a PEM key (limit 1 MiB)",
+                 "point it at a PEM key file");
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    const int err = errno;
+    return error(KeyError::Kind::unreadable, path, std::string("cannot be opened: ") + std::strerror(err),
+                 "make it readable by the user callbackd runs as");
+  }
+  std::string data;
+  data.resize(kMaxKeyFileBytes + 1);
+  const std::size_t n = std::fread(data.data(), 1, data.size(), f);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) return error(KeyError::Kind::unreadable, path, "read error", "check the file system");
+  if (n > kMaxKeyFileBytes)
+    return error(KeyError::Kind::unreadable, path, "too large for a PEM key (limit 1 MiB)", "point it at a PEM key file");
+  data.resize(n);
+  return data;
+}
+
+Result<std::monostate, KeyError> check_rsa(EVP_PKEY* pkey, std::string_view source, std::string_view what_key) {
+  if (EVP_PKEY_is_a(pkey, "RSA") != 1)
+    return error(KeyError::Kind::wrong_type, source,
+                 std::string(what_key) + " is a " + EVP_PKEY_get0_type_name(pkey) + " key, WeChat Pay v3 needs RSA",
+                 "use the RSA 2048 key from the WeChat Pay merchant platform");
+  const int bits = EVP_PKEY_get_bits(pkey);
+  if (bits < kMinRsaBits)
+    return error(KeyError::Kind::wrong_type, source,
+                 std::string(what_key) + " is RSA " + std::to_string(bits) + " bits, WeChat Pay v3 needs at least 2048",
+                 "use the RSA 2048 key from the WeChat Pay merchant platform");
+  return std::monostate{};
+}
+
+// The passphrase callback: record that OpenSSL asked, and give it nothing. A daemon cannot
+// prompt, so an encrypted key is an error with its own message.
+int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* asked) {
+  *static_cast<bool*>(asked) = true;
+  return -1;
+}
+
+std::chrono::system_clock::time_point asn1_time_point(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return {};
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+std::string serial_hex(const X509* cert) {
+  const ASN1_INTEGER* serial = X509_get0_serialNumber(cert);
+  BIGNUM* bn = ASN1_INTEGER_to_BN(serial, nullptr);
+  if (bn == nullptr) return {};
+  char* hex = BN_bn2hex(bn);
+  std::string out = hex != nullptr ? hex : "";
+  OPENSSL_free(hex);
+  BN_free(bn);
+  return out;  // BN_bn2hex writes uppercase
+}
+
+}  // namespace
+
+int PrivateKey::bits() const noexcept { return EVP_PKEY_get_bits(pkey_.get()); }
+int VerificationKey::bits() const noexcept { return EVP_PKEY_get_bits(pkey_.get()); }
+
+Result<PrivateKey, KeyError> parse_private_key_pem(std::string_view pem, std::string_view source) {
+  // Name the common mix-ups before OpenSSL gives a generic "no start line".
+  const bool has_private = contains(pem, "PRIVATE KEY-----");
+  if (contains(pem, "-----BEGIN ENCRYPTED PRIVATE KEY-----") || (has_private && contains(pem, "Proc-Type: 4,ENCRYPTED")))
+    return error(KeyError::Kind::encrypted, source, "the private key is encrypted with a passphrase",
+                 "store it unencrypted (e.g. openssl pkey -in KEY -out KEY.plain) and protect it with file permissions or systemd LoadCredential=");
+  if (!has_private) {
+    if (contains(pem, "-----BEGIN CERTIFICATE-----"))
+      return error(KeyError::Kind::not_a_key, source, "contains a certificate, not a private key",
+                   "use apiclient_key.pem, not apiclient_cert.pem");
+    if (contains(pem, "PUBLIC KEY-----"))
+      return error(KeyError::Kind::not_a_key, source, "contains a public key, not a private key",
+                   "use the merchant API private key (apiclient_key.pem)");
+    return error(KeyError::Kind::corrupt, source, "is not a PEM private key (no \"-----BEGIN PRIVATE KEY-----\" block)",
+                 "use the merchant API private key in PEM form (PKCS#8 or PKCS#1)");
+  }
+  BioPtr bio = memory_bio(pem);
+  if (!bio) return error(KeyError::Kind::corrupt, source, "out of memory reading the key");
+  bool asked_passphrase = false;
+  EVP_PKEY* raw = PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, &asked_passphrase);
+  if (raw == nullptr) {
+    if (asked_passphrase)
+      return error(KeyError::Kind::encrypted, source, "the private key is encrypted with a passphrase",
+                   "store it unencrypted and protect it with file permissions");
+    return error(KeyError::Kind::corrupt, source, "the PEM private key is corrupt (cannot be decoded)",
+                 "download the key again from the merchant platform");
+  }
+  auto pkey = own(raw);
+  if (auto ok = check_rsa(pkey.get(), source, "the private key"); !ok) return std::move(ok).error();
+  ERR_clear_error();
+  return PrivateKey(std::move(pkey));
+}
+
+Result<PrivateKey, KeyError> load_private_key_file(const std::string& path) {
+  struct stat st {};
+  auto data = read_key_file(path, st);
+  if (!data) return std::move(data).error();
+  // As OpenSSH does: a private key that others can read is refused, since it may already be
+  // compromised and the operator should know.
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return error(KeyError::Kind::too_open, path,
+                 std::string("permissions ") + mode + " are too open: a private key must not be accessible by group or others",
+                 "chmod 600 " + path);
+  }
+  return parse_private_key_pem(*data, path);
+}
+
+Result<VerificationKey, KeyError> parse_verification_key_pem(std::string_view pem, std::string_view source) {
+  if (contains(pem, "PRIVATE KEY-----"))
+    return error(KeyError::Kind::not_a_key, source,
+                 "contains a private key where a public key or certificate is expected",
+                 "use the WeChat Pay public key (pub_key.pem) or platform certificate; never the private key");
+  if (contains(pem, "-----BEGIN CERTIFICATE-----")) {
+    BioPtr bio = memory_bio(pem);
+    if (!bio) return error(KeyError::Kind::corrupt, source, "out of memory reading the certificate");
+    std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!cert)
+      return error(KeyError::Kind::corrupt, source, "the PEM certificate is corrupt (cannot be decoded)",
+                   "download the certificate again");
+    auto pkey = own(X509_get_pubkey(cert.get()));
+    if (!pkey) return error(KeyError::Kind::corrupt, source, "the certificate's public key cannot be decoded");
+    if (auto ok = check_rsa(pkey.get(), source, "the certificate's key"); !ok) return std::move(ok).error();
+    VerificationKey::Certificate info{serial_hex(cert.get()), asn1_time_point(X509_get0_notBefore(cert.get())),
+                                      asn1_time_point(X509_get0_notAfter(cert.get()))};
+    ERR_clear_error();
+    return VerificationKey(std::move(pkey), std::move(info));
+  }
+  if (!contains(pem, "PUBLIC KEY-----"))
+    return error(KeyError::Kind::not_a_key, source,
+                 "is not a PEM public key or certificate (no \"-----BEGIN PUBLIC KEY-----\" or \"-----BEGIN CERTIFICATE-----\" block)",
+                 "use the WeChat Pay public key (pub_key.pem) or a platform certificate in PEM form");
+  // OSSL_DECODER reads both SubjectPublicKeyInfo ("PUBLIC KEY") and PKCS#1 ("RSA PUBLIC KEY").
+  EVP_PKEY* raw = nullptr;
+  OSSL_DECODER_CTX* dctx =
+      OSSL_DECODER_CTX_new_for_pkey(&raw, "PEM", nullptr, nullptr, EVP_PKEY_PUBLIC_KEY, nullptr, nullptr);
+  if (dctx == nullptr) return error(KeyError::Kind::corrupt, source, "no decoder for PEM public keys");
+  const auto* data = reinterpret_cast<const unsigned char*>(pem.data());
+  std::size_t len = pem.size() > kMaxKeyFileBytes ? kMaxKeyFileBytes : pem.size();
+  const int decoded = OSSL_DECODER_from_data(dctx, &data, &len);
+  OSSL_DECODER_CTX_free(dctx);
+  if (decoded != 1 || raw == nullptr) {
+    EVP_PKEY_free(raw);
+    return error(KeyError::Kind::corrupt, source, "the PEM public key is corrupt (cannot be decoded)",
+                 "download the WeChat Pay public key again");
+  }
+  auto pkey = own(raw);
+  if (auto ok = check_rsa(pkey.get(), source, "the public key"); !ok) return std::move(ok).error();
+  ERR_clear_error();
+  return VerificationKey(std::move(pkey), std::nullopt);
+}
+
+Result<VerificationKey, KeyError> load_verification_key_file(const std::string& path) {
+  struct stat st {};
+  auto data = read_key_file(path, st);
+  if (!data) return std::move(data).error();
+  return parse_verification_key_pem(*data, path);
+}
+
+bool keys_match(const PrivateKey& private_key, const VerificationKey& public_key) {
+  const bool match = EVP_PKEY_eq(private_key.native(), public_key.native()) == 1;
+  ERR_clear_error();
+  return match;
+}
+
+Result<VerificationKey, CryptoError> public_half(const PrivateKey& private_key) {
+  // Round-trip through DER SubjectPublicKeyInfo: the result holds no private components.
+  unsigned char* der = nullptr;
+  const int len = i2d_PUBKEY(private_key.native(), &der);
+  if (len <= 0) {
+    ERR_clear_error();
+    return CryptoError{"cannot encode the public key"};
+  }
+  const unsigned char* p = der;
+  EVP_PKEY* raw = d2i_PUBKEY(nullptr, &p, len);
+  OPENSSL_free(der);
+  if (raw == nullptr) {
+    ERR_clear_error();
+    return CryptoError{"cannot decode the public key"};
+  }
+  return VerificationKey(own(raw), std::nullopt);
+}
+
+}  // namespace callbackd::wechatpay
