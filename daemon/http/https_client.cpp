@@ -1,0 +1,520 @@
+// The only translation unit of callbackd that includes Beast on the client side (Beast TUs
+// take ~20 s to compile; keep them few).
+#include <utility>  // before any Asio header (Boost 1.74 + g++ 12)
+
+#include "http/https_client.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cctype>
+#include <cerrno>
+#include <deque>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+namespace callbackd::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using asio::awaitable;
+using asio::use_awaitable;
+using boost::system::error_code;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Response headers beyond this are hostile or broken; WeChat Pay's are well under 2 KiB.
+constexpr std::uint32_t kHeaderLimit = 16 * 1024;
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+bool has_crlf(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
+
+struct Connection {
+  Connection(asio::io_context& io, ssl::context& ctx) : stream(io, ctx) {}
+  beast::ssl_stream<beast::tcp_stream> stream;
+  beast::flat_buffer buffer;
+  Clock::time_point idle_since{};
+
+  tcp::socket& socket() { return beast::get_lowest_layer(stream).socket(); }
+  void close() {
+    error_code ignored;
+    socket().shutdown(tcp::socket::shutdown_both, ignored);
+    socket().close(ignored);
+  }
+};
+
+// One pool per configured host (primary, backup).
+struct HostPool {
+  HttpsEndpoint endpoint;
+  std::string host_header;          // "host" or "host:port"
+  bool is_ip_literal{false};
+  std::vector<std::unique_ptr<Connection>> idle;  // most recently used at the back
+  std::size_t open{0};                            // idle + busy connections
+  std::deque<std::shared_ptr<asio::steady_timer>> waiters;  // requests waiting for a slot
+
+  // Waiters' timers are cancelled to wake them; each re-checks the pool and waits again if it
+  // lost the race. Waking all (few, bounded by concurrency) never loses a wake-up.
+  void wake_waiters() {
+    for (auto& w : waiters) w->cancel();
+    waiters.clear();
+  }
+};
+
+// The connection a request is using, and its pool slot. Leaving scope without give_back()
+// closes the connection and frees the slot, so no error path can leak a slot.
+class Lease {
+ public:
+  Lease(HostPool* pool, std::unique_ptr<Connection> conn, bool reused)
+      : pool_(pool), conn_(std::move(conn)), reused_(reused) {}
+  Lease(Lease&& o) noexcept : pool_(std::exchange(o.pool_, nullptr)), conn_(std::move(o.conn_)), reused_(o.reused_) {}
+  Lease& operator=(Lease&&) = delete;
+  Lease(const Lease&) = delete;
+  ~Lease() { discard(); }
+
+  Connection& conn() { return *conn_; }
+  // A lease without a connection is a reserved slot while connecting.
+  void attach(std::unique_ptr<Connection> conn) { conn_ = std::move(conn); }
+  bool reused() const { return reused_; }
+
+  void give_back() {
+    if (!pool_) return;
+    conn_->idle_since = Clock::now();
+    pool_->idle.push_back(std::move(conn_));
+    pool_->wake_waiters();
+    pool_ = nullptr;
+  }
+  void discard() {
+    if (!pool_) return;
+    if (conn_) conn_->close();
+    conn_.reset();
+    CALLBACKD_ASSERT(pool_->open > 0);
+    --pool_->open;
+    pool_->wake_waiters();
+    pool_ = nullptr;
+  }
+
+ private:
+  HostPool* pool_;
+  std::unique_ptr<Connection> conn_;
+  bool reused_;
+};
+
+// True when the server has not closed an idle connection: no EOF and no unsolicited bytes
+// (a TLS close_notify alert arrives as bytes). A non-blocking peek costs one syscall and
+// catches the common case (WeChat Pay closes idle connections after ~8 s) before we write.
+bool looks_alive(Connection& c) {
+  if (!c.socket().is_open() || c.buffer.size() != 0) return false;
+  char byte = 0;
+  const ssize_t n = ::recv(c.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n >= 0) return false;  // 0: FIN received; >0: data we did not ask for
+  return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+bool is_closed_by_peer(const error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+         ec == asio::error::connection_aborted || ec == ssl::error::stream_truncated;
+}
+
+TransportError make_error(TransportErrorKind kind, std::string message, const HostPool& pool, bool sent) {
+  return TransportError{kind, std::move(message), pool.endpoint.host, sent};
+}
+
+// Classifies a failure while writing the request or reading the response.
+TransportErrorKind classify_exchange_error(const error_code& ec) {
+  if (ec == beast::error::timeout) return TransportErrorKind::timeout;
+  if (ec == bhttp::error::body_limit || ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
+    return TransportErrorKind::too_large;
+  if (is_closed_by_peer(ec)) return TransportErrorKind::closed;
+  if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category()) return TransportErrorKind::malformed;
+  return TransportErrorKind::io;
+}
+
+std::string tls_failure_message(Connection& c, const error_code& ec) {
+  const long verify = SSL_get_verify_result(c.stream.native_handle());
+  if (verify != X509_V_OK) return std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
+  return "TLS handshake failed: " + ec.message();
+}
+
+}  // namespace
+
+struct HttpsClient::Impl {
+  Impl(asio::io_context& io_, const WechatpayConfig& cfg) : io(io_), config(cfg), tls(ssl::context::tls_client) {}
+
+  asio::io_context& io;
+  WechatpayConfig config;
+  ssl::context tls;
+  std::vector<std::unique_ptr<HostPool>> pools;  // [0] primary, [1] backup if configured
+  ClientStats stats;
+
+  struct CheckoutFailure {
+    TransportError error;
+    bool host_unreachable;  // no connection could be made (not: waited too long for a slot)
+  };
+
+  // Waits for a pooled connection that still looks alive, or for a free slot to open a new
+  // one. `fresh_only` skips pooled connections (the retry after a stale one failed).
+  awaitable<Result<Lease, CheckoutFailure>> checkout(HostPool& pool, Clock::time_point deadline, bool fresh_only) {
+    for (;;) {
+      while (!fresh_only && !pool.idle.empty()) {
+        std::unique_ptr<Connection> c = std::move(pool.idle.back());
+        pool.idle.pop_back();
+        const bool too_old = Clock::now() - c->idle_since >= config.idle_timeout;
+        if (!too_old && looks_alive(*c)) {
+          ++stats.connections_reused;
+          co_return Lease(&pool, std::move(c), true);
+        }
+        ++stats.stale_discarded;
+        Lease(&pool, std::move(c), true).discard();
+      }
+      if (pool.open < std::max<std::size_t>(config.max_connections_per_host, 1)) {
+        ++pool.open;
+        Lease lease(&pool, nullptr, false);
+        auto made = co_await connect(pool, deadline);
+        if (!made) co_return CheckoutFailure{std::move(made).error(), true};
+        lease.attach(std::move(made).value());
+        co_return std::move(lease);
+      }
+      if (fresh_only && !pool.idle.empty()) {
+        // Full, but an idle connection can make room for the fresh one we need.
+        Lease(&pool, std::move(pool.idle.front()), true).discard();
+        pool.idle.erase(pool.idle.begin());
+        continue;
+      }
+      auto waiter = std::make_shared<asio::steady_timer>(io, deadline);
+      pool.waiters.push_back(waiter);
+      error_code ec;
+      co_await waiter->async_wait(asio::redirect_error(use_awaitable, ec));
+      std::erase(pool.waiters, waiter);
+      if (!ec)
+        co_return CheckoutFailure{
+            make_error(TransportErrorKind::timeout, "no free connection to " + pool.endpoint.host + " before the deadline", pool, false),
+            false};
+    }
+  }
+
+  // Resolve, TCP connect and TLS handshake, each under min(connect_timeout, overall deadline).
+  awaitable<Result<std::unique_ptr<Connection>, TransportError>> connect(HostPool& pool, Clock::time_point deadline) {
+    auto phase_deadline = [&] { return std::min(Clock::now() + config.connect_timeout, deadline); };
+    const HttpsEndpoint& ep = pool.endpoint;
+
+    tcp::resolver resolver(io);
+    asio::steady_timer resolve_timer(io, phase_deadline());
+    // The resolver has no deadline of its own; the timer cancels it. The handler only touches
+    // the resolver when the timer really fired (it is cancelled before `resolver` dies).
+    resolve_timer.async_wait([&resolver](const error_code& ec) {
+      if (!ec) resolver.cancel();
+    });
+    error_code ec;
+    auto endpoints = co_await resolver.async_resolve(ep.host, std::to_string(ep.port), asio::redirect_error(use_awaitable, ec));
+    const bool resolve_timed_out = resolve_timer.expiry() <= Clock::now();
+    resolve_timer.cancel();
+    if (ec) {
+      if (resolve_timed_out) co_return make_error(TransportErrorKind::timeout, "resolving " + ep.host + " timed out", pool, false);
+      co_return make_error(TransportErrorKind::resolve, "resolving " + ep.host + ": " + ec.message(), pool, false);
+    }
+
+    auto conn = std::make_unique<Connection>(io, tls);
+    auto& tcp_stream = beast::get_lowest_layer(conn->stream);
+    tcp_stream.expires_at(phase_deadline());
+    co_await tcp_stream.async_connect(endpoints, asio::redirect_error(use_awaitable, ec));
+    if (ec == beast::error::timeout)
+      co_return make_error(TransportErrorKind::timeout, "connecting to " + ep.host + " timed out", pool, false);
+    if (ec) co_return make_error(TransportErrorKind::connect, "connecting to " + ep.host + ": " + ec.message(), pool, false);
+    error_code ignored;
+    tcp_stream.socket().set_option(tcp::no_delay(true), ignored);
+
+    // Host-name verification: IP literals against IP SANs, names against DNS SANs + SNI.
+    // SNI must not carry an IP address (RFC 6066), hence the split.
+    SSL* handle = conn->stream.native_handle();
+    if (pool.is_ip_literal) {
+      if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(handle), ep.host.c_str()) != 1)
+        co_return make_error(TransportErrorKind::tls, "cannot set the expected IP address " + ep.host, pool, false);
+    } else {
+      if (SSL_ctrl(handle, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(ep.host.c_str())) != 1 ||
+          SSL_set1_host(handle, ep.host.c_str()) != 1)
+        co_return make_error(TransportErrorKind::tls, "cannot set the expected host name " + ep.host, pool, false);
+    }
+    tcp_stream.expires_at(phase_deadline());
+    co_await conn->stream.async_handshake(ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
+    if (ec == beast::error::timeout)
+      co_return make_error(TransportErrorKind::timeout, "TLS handshake with " + ep.host + " timed out", pool, false);
+    if (ec) co_return make_error(TransportErrorKind::tls, ep.host + ": " + tls_failure_message(*conn, ec), pool, false);
+
+    ++stats.connections_opened;
+    co_return std::move(conn);
+  }
+
+  struct ExchangeFailure {
+    TransportError error;
+    bool retry_on_fresh;  // the request provably never reached the application (see below)
+  };
+
+  // Writes the request and reads the whole response on the leased connection.
+  awaitable<Result<HttpResponse, ExchangeFailure>> exchange(HostPool& pool, Lease& lease, const bhttp::request<bhttp::string_body>& req,
+                                                             Clock::time_point deadline) {
+    Connection& c = lease.conn();
+    auto& tcp_stream = beast::get_lowest_layer(c.stream);
+    tcp_stream.expires_at(std::min(Clock::now() + config.request_timeout, deadline));
+
+    error_code ec;
+    co_await bhttp::async_write(c.stream, req, asio::redirect_error(use_awaitable, ec));
+    // Why retrying is safe in exactly these cases: on a REUSED connection, an EOF/reset while
+    // writing, or before the first response byte, is what a server that closed the idle
+    // connection just as we reused it looks like; such a server never hands the request to
+    // the application. Even in the rare case it did, the POST sets a value (idempotent), so a
+    // second delivery changes nothing. A fresh connection failing the same way is a real error,
+    // and a failure after any response byte is never retried (the outcome is unknown).
+    if (ec) {
+      const auto kind = classify_exchange_error(ec);
+      co_return ExchangeFailure{make_error(kind, "writing to " + pool.endpoint.host + ": " + ec.message(), pool, true),
+                                lease.reused() && kind == TransportErrorKind::closed};
+    }
+
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.header_limit(kHeaderLimit);
+    parser.body_limit(config.max_response_bytes);
+    co_await bhttp::async_read(c.stream, c.buffer, parser, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      const auto kind = classify_exchange_error(ec);
+      const bool nothing_received = !parser.got_some() && c.buffer.size() == 0;
+      std::string what = kind == TransportErrorKind::too_large
+                             ? "response from " + pool.endpoint.host + " exceeds " + std::to_string(config.max_response_bytes) + " bytes"
+                             : "reading from " + pool.endpoint.host + ": " + ec.message();
+      co_return ExchangeFailure{make_error(kind, std::move(what), pool, true),
+                                lease.reused() && nothing_received && kind == TransportErrorKind::closed};
+    }
+
+    auto& res = parser.get();
+    HttpResponse out;
+    out.status = static_cast<int>(res.result_int());
+    out.body = std::move(res.body());
+    for (const auto& field : res) {
+      const std::string_view name(field.name_string().data(), field.name_string().size());
+      const std::string_view value(field.value().data(), field.value().size());
+      if (iequals(name, "Request-ID")) out.request_id = std::string(value);
+      if (istarts_with(name, "Wechatpay-")) out.wechatpay_headers.emplace_back(std::string(name), std::string(value));
+    }
+    out.host = pool.endpoint.host;
+    out.reused_connection = lease.reused();
+    if (res.keep_alive() && c.buffer.size() == 0)
+      lease.give_back();
+    else
+      lease.discard();
+    co_return out;
+  }
+
+  awaitable<Result<HttpResponse, TransportError>> send(HttpRequest request) {
+    const auto started = Clock::now();
+    // Overall deadline: room for one connection set-up on each host plus one exchange. Every
+    // phase is clipped to it, so no request outlives it whatever the failure.
+    const auto deadline = started + 2 * config.connect_timeout + config.request_timeout;
+
+    const bhttp::verb verb = bhttp::string_to_verb(request.method);
+    if (verb == bhttp::verb::unknown || request.target.empty() || request.target.front() != '/' || has_crlf(request.target) ||
+        has_crlf(request.authorization) || (request.wechatpay_serial && has_crlf(*request.wechatpay_serial)))
+      co_return TransportError{TransportErrorKind::config, "unusable request (method, target or header value)", pools[0]->endpoint.host,
+                               false};
+
+    std::optional<TransportError> connect_failure;
+    for (std::size_t i = 0; i < pools.size(); ++i) {
+      HostPool& pool = *pools[i];
+      bhttp::request<bhttp::string_body> req{verb, request.target, 11};
+      req.set(bhttp::field::host, pool.host_header);
+      req.set(bhttp::field::user_agent, "callbackd/" CALLBACKD_VERSION);
+      req.set(bhttp::field::accept, "application/json");
+      req.set(bhttp::field::content_type, "application/json");
+      if (!request.authorization.empty()) req.set(bhttp::field::authorization, request.authorization);
+      if (request.wechatpay_serial) req.set("Wechatpay-Serial", *request.wechatpay_serial);
+      req.body() = request.body;
+      req.keep_alive(true);
+      req.prepare_payload();
+
+      auto lease = co_await checkout(pool, deadline, false);
+      if (!lease) {
+        // Failover only when no connection could be made: nothing was sent, so the backup
+        // cannot apply the same request twice. Waiting for a pool slot is not a failure of
+        // the host and does not fail over.
+        if (lease.error().host_unreachable && i + 1 < pools.size()) {
+          connect_failure = lease.error().error;
+          ++stats.failovers;
+          continue;
+        }
+        co_return std::move(lease).error().error;
+      }
+      auto result = co_await exchange(pool, lease.value(), req, deadline);
+      bool retried = false;
+      if (!result && result.error().retry_on_fresh) {
+        ++stats.stale_retries;
+        lease.value().discard();
+        auto fresh = co_await checkout(pool, deadline, true);
+        if (!fresh) co_return std::move(fresh).error().error;
+        result = co_await exchange(pool, fresh.value(), req, deadline);
+        retried = true;
+      }
+      if (!result) co_return std::move(result).error().error;
+      HttpResponse out = std::move(result).value();
+      out.used_backup = i > 0;
+      out.retried_on_fresh = retried;
+      out.latency = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started);
+      co_return out;
+    }
+    CALLBACKD_ASSERT(connect_failure.has_value());
+    co_return *connect_failure;
+  }
+};
+
+std::string_view to_string(TransportErrorKind kind) {
+  switch (kind) {
+    case TransportErrorKind::config: return "config";
+    case TransportErrorKind::resolve: return "resolve";
+    case TransportErrorKind::connect: return "connect";
+    case TransportErrorKind::tls: return "tls";
+    case TransportErrorKind::timeout: return "timeout";
+    case TransportErrorKind::closed: return "closed";
+    case TransportErrorKind::too_large: return "too_large";
+    case TransportErrorKind::malformed: return "malformed";
+    case TransportErrorKind::io: return "io";
+  }
+  return "io";
+}
+
+std::optional<std::string> HttpResponse::header(std::string_view name) const {
+  for (const auto& [n, v] : wechatpay_headers)
+    if (iequals(n, name)) return v;
+  return std::nullopt;
+}
+
+std::optional<HttpsEndpoint> parse_https_url(std::string_view url) {
+  constexpr std::string_view scheme = "https://";
+  if (!istarts_with(url, scheme)) return std::nullopt;
+  std::string_view rest = url.substr(scheme.size());
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.empty() || rest.find_first_of("/?#@ \t\r\n") != std::string_view::npos) return std::nullopt;
+  HttpsEndpoint ep;
+  std::string_view host = rest;
+  std::string_view port;
+  if (rest.front() == '[') {  // [::1]:8443
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = rest.substr(1, close - 1);
+    std::string_view after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return std::nullopt;
+      port = after.substr(1);
+    }
+  } else if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return std::nullopt;
+  }
+  if (host.empty()) return std::nullopt;
+  if (!port.empty() || rest.back() == ':') {
+    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+      return std::nullopt;
+    const int p = std::stoi(std::string(port));
+    if (p < 1 || p > 65535) return std::nullopt;
+    ep.port = static_cast<std::uint16_t>(p);
+  }
+  ep.host = std::string(host);
+  return ep;
+}
+
+HttpsClient::HttpsClient(asio::io_context& io, const WechatpayConfig& config) : impl_(std::make_shared<Impl>(io, config)) {
+  std::vector<Problem> problems;
+  auto add_pool = [&](const std::string& url, const char* key) {
+    auto ep = parse_https_url(url);
+    if (!ep) {
+      problems.push_back({std::string("wechatpay.") + key, "'" + url + "' is not an https://host[:port] URL",
+                          "write it like https://api.mch.weixin.qq.com"});
+      return;
+    }
+    auto pool = std::make_unique<HostPool>();
+    error_code ec;
+    asio::ip::make_address(ep->host, ec);
+    pool->is_ip_literal = !ec;
+    const bool v6 = pool->is_ip_literal && ep->host.find(':') != std::string::npos;
+    const std::string host_part = v6 ? "[" + ep->host + "]" : ep->host;
+    pool->host_header = ep->port == 443 ? host_part : host_part + ":" + std::to_string(ep->port);
+    pool->endpoint = std::move(*ep);
+    impl_->pools.push_back(std::move(pool));
+  };
+  add_pool(config.base_url, "base_url");
+  if (!config.backup_url.empty()) add_pool(config.backup_url, "backup_url");
+
+  auto& tls = impl_->tls;
+  // Verification is always on; the only knob is which CAs are trusted in addition.
+  tls.set_verify_mode(ssl::verify_peer);
+  SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+  error_code ec;
+  tls.set_default_verify_paths(ec);
+  if (ec) problems.push_back({"system CA store", ec.message(), "install ca-certificates"});
+  if (config.ca_file) {
+    tls.load_verify_file(*config.ca_file, ec);
+    if (ec)
+      problems.push_back({"wechatpay.ca_file", "cannot load CA bundle '" + *config.ca_file + "': " + ec.message(),
+                          "point it to a readable PEM file of CA certificates"});
+  }
+  if (!problems.empty()) throw StartupError(std::move(problems));
+}
+
+HttpsClient::~HttpsClient() { close_idle(); }
+
+awaitable<Result<HttpResponse, TransportError>> HttpsClient::send(HttpRequest request) {
+  std::shared_ptr<Impl> impl = impl_;  // keeps the pools alive even if the client goes away meanwhile
+  try {
+    co_return co_await impl->send(std::move(request));
+  } catch (const std::exception& e) {
+    // Not expected (allocation failure, a Beast invariant); still a value, never a crash.
+    co_return TransportError{TransportErrorKind::io, std::string("internal error: ") + e.what(), impl->pools[0]->endpoint.host, true};
+  }
+}
+
+void HttpsClient::close_idle() {
+  for (auto& pool : impl_->pools) {
+    while (!pool->idle.empty()) {
+      Lease(pool.get(), std::move(pool->idle.back()), true).discard();
+      pool->idle.pop_back();
+    }
+  }
+}
+
+ClientStats HttpsClient::stats() const { return impl_->stats; }
+
+Result<HttpResponse, TransportError> send_blocking(const WechatpayConfig& config, HttpRequest request) {
+  asio::io_context io;
+  HttpsClient client(io, config);
+  std::optional<Result<HttpResponse, TransportError>> out;
+  asio::co_spawn(
+      io, [&]() -> awaitable<void> { out.emplace(co_await client.send(std::move(request))); }, asio::detached);
+  io.run();
+  CALLBACKD_ASSERT(out.has_value());
+  return std::move(*out);
+}
+
+}  // namespace callbackd::http

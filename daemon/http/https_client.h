@@ -1,0 +1,126 @@
+// The HTTPS adapter that speaks to WeChat Pay (or to callbackd-sandbox on loopback).
+//
+// What it promises:
+//  - TLS always verifies the peer certificate chain AND the host name (SNI is sent for DNS
+//    names; IP literals are checked against IP SANs). `WechatpayConfig::ca_file` adds a CA
+//    bundle to the system store. There is deliberately no way to turn verification off.
+//  - Keep-alive connections are pooled per host, at most `max_connections_per_host` each
+//    (idle + busy); a request that finds the pool full waits for a slot within its deadline.
+//  - Every phase (resolve, connect, TLS handshake, write, read) has a deadline, and the whole
+//    request has one too; response bodies are bounded by `max_response_bytes`.
+//  - Network failures, timeouts and hostile responses are TransportError VALUES; nothing here
+//    throws at runtime. Only the constructor throws (StartupError) for a bad URL or CA file.
+//
+// Beast stays inside https_client.cpp; this header exposes only Asio's io_context and
+// awaitable, so that callers compile fast.
+#pragma once
+
+#include <utility>  // before any Asio header: Boost 1.74's awaitable.hpp misses it under g++ 12
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config.h"
+#include "core/error.h"
+
+namespace callbackd::http {
+
+// One API call. `target` is the path plus query exactly as signed (`/v3/...?mchid=...`).
+struct HttpRequest {
+  std::string method{"POST"};
+  std::string target;
+  std::string body;                             // sent byte for byte (the signed bytes)
+  std::string authorization;                    // the caller's `WECHATPAY2-SHA256-RSA2048 ...`
+  std::optional<std::string> wechatpay_serial;  // key id we can verify; selects the signing key
+};
+
+struct HttpResponse {
+  int status{0};
+  std::string body;
+  std::string request_id;  // `Request-ID`, empty when absent
+  // Every `Wechatpay-*` header, names as received (the verifier looks them up case-insensitively).
+  std::vector<std::pair<std::string, std::string>> wechatpay_headers;
+  std::string host;              // the host that answered ("api.mch.weixin.qq.com" or the backup)
+  bool used_backup{false};       // the primary could not be reached; the backup answered
+  bool reused_connection{false}; // answered on a pooled keep-alive connection
+  bool retried_on_fresh{false};  // a stale pooled connection failed first (see https_client.cpp)
+  std::chrono::milliseconds latency{0};
+
+  // Case-insensitive lookup among wechatpay_headers; nullopt when absent.
+  std::optional<std::string> header(std::string_view name) const;
+};
+
+enum class TransportErrorKind {
+  config,     // the request itself is unusable (bad target); a bug of the caller
+  resolve,    // DNS failed
+  connect,    // TCP connect failed (refused, unreachable)
+  tls,        // TLS handshake failed: untrusted certificate, wrong host name, protocol error
+  timeout,    // a phase or the overall deadline expired (also: no pool slot in time)
+  closed,     // the server closed or reset the connection before the response was complete
+  too_large,  // the response header or body exceeded its bound
+  malformed,  // the response was not valid HTTP/1.1
+  io,         // any other socket error while writing or reading
+};
+
+std::string_view to_string(TransportErrorKind kind);
+
+struct TransportError {
+  TransportErrorKind kind{TransportErrorKind::io};
+  std::string message;        // for logs and the audit row; never contains the Authorization header
+  std::string host;           // the host it happened on
+  bool request_sent{false};   // true once any request byte was written: WeChat Pay MAY have applied it
+};
+
+// Counters for metrics and tests.
+struct ClientStats {
+  std::uint64_t connections_opened{0};
+  std::uint64_t connections_reused{0};
+  std::uint64_t stale_discarded{0};   // pooled connections found closed by the server before use
+  std::uint64_t stale_retries{0};     // requests retried once on a fresh connection
+  std::uint64_t failovers{0};         // requests that went to the backup host
+};
+
+// Async client. All calls must run on ONE thread of the io_context given to the constructor
+// (the reconciler runs many requests concurrently as coroutines on that thread); the pool is
+// not locked. Destroying the client closes idle connections; requests still running keep the
+// shared state alive until they finish.
+class HttpsClient {
+ public:
+  // Throws StartupError when base_url/backup_url are not `https://host[:port]` or ca_file
+  // cannot be loaded.
+  HttpsClient(boost::asio::io_context& io, const WechatpayConfig& config);
+  ~HttpsClient();
+  HttpsClient(const HttpsClient&) = delete;
+  HttpsClient& operator=(const HttpsClient&) = delete;
+
+  // Sends one request and reads the whole response. Any HTTP status is a success at this
+  // layer (4xx/5xx are classified by the caller); only transport failures are errors.
+  boost::asio::awaitable<Result<HttpResponse, TransportError>> send(HttpRequest request);
+
+  // Drops all idle pooled connections (shutdown, tests).
+  void close_idle();
+  ClientStats stats() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// Convenience for tools and tests: a private io_context, one request, blocking.
+Result<HttpResponse, TransportError> send_blocking(const WechatpayConfig& config, HttpRequest request);
+
+// `https://host[:port]` split into its parts; nullopt for anything else (no path, no userinfo).
+struct HttpsEndpoint {
+  std::string host;
+  std::uint16_t port{443};
+};
+std::optional<HttpsEndpoint> parse_https_url(std::string_view url);
+
+}  // namespace callbackd::http

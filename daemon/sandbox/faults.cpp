@@ -1,0 +1,105 @@
+#include "sandbox/faults.h"
+
+#include <array>
+#include <utility>
+
+namespace callbackd::sandbox {
+
+namespace {
+
+struct NamedKind {
+  std::string_view name;
+  FaultKind kind;
+};
+constexpr std::array<NamedKind, 10> kKinds{{
+    {"none", FaultKind::none},
+    {"error", FaultKind::error},
+    {"delay", FaultKind::delay},
+    {"timeout", FaultKind::timeout},
+    {"reset", FaultKind::reset},
+    {"malformed_body", FaultKind::malformed_body},
+    {"bad_signature", FaultKind::bad_signature},
+    {"clock_skew", FaultKind::clock_skew},
+    {"stale_close", FaultKind::stale_close},
+    {"oversized_body", FaultKind::oversized_body},
+}};
+
+struct CodeEntry {
+  std::string_view code;
+  ErrorCodeInfo info;
+};
+// The seed's table (favor-callbacks-api.md) with its descriptions, plus the common codes.
+constexpr std::array<CodeEntry, 11> kCodes{{
+    {"PARAM_ERROR", {400, "回调 url 不能为空"}},
+    {"MCH_NOT_EXISTS", {400, "商户号不合法"}},
+    {"INVALID_REQUEST", {400, "非法的商户号"}},
+    {"APPID_MCHID_NOT_MATCH", {400, "商户号与 appid 不匹配"}},
+    {"USER_ACCOUNT_ABNORMAL", {403, "用户非法"}},
+    {"NOT_ENOUGH", {403, "批次预算不足"}},
+    {"REQUEST_BLOCKED", {403, "调用商户无权限"}},
+    {"RESOURCE_NOT_EXISTS", {404, "批次不存在"}},
+    {"FREQUENCY_LIMIT_EXCEED", {429, "接口限频"}},
+    {"SIGN_ERROR", {401, "错误的签名，验签失败"}},
+    {"SYSTEM_ERROR", {500, "系统错误"}},
+}};
+
+FaultAction resolve(const FaultRule& rule) {
+  FaultAction a;
+  a.kind = rule.kind;
+  a.delay = rule.delay;
+  a.skew = rule.skew;
+  a.size_bytes = rule.size_bytes;
+  if (rule.kind == FaultKind::error) {
+    a.code = rule.code;
+    auto info = error_code_info(rule.code);
+    a.status = rule.status != 0 ? rule.status : (info ? info->status : 500);
+    a.message = info ? std::string(info->message) : "injected fault";
+    if (a.status == 503 && !info) a.message = "服务不可用";
+  }
+  return a;
+}
+
+}  // namespace
+
+std::string_view to_string(FaultKind kind) {
+  for (const auto& k : kKinds)
+    if (k.kind == kind) return k.name;
+  return "none";
+}
+
+std::optional<FaultKind> fault_kind_from_string(std::string_view name) {
+  for (const auto& k : kKinds)
+    if (k.name == name) return k.kind;
+  return std::nullopt;
+}
+
+std::optional<ErrorCodeInfo> error_code_info(std::string_view code) {
+  for (const auto& c : kCodes)
+    if (c.code == code) return c.info;
+  return std::nullopt;
+}
+
+double unit_random(std::uint64_t seed, std::uint64_t index) {
+  // splitmix64 over seed and index mixed: cheap, well distributed, and the same everywhere
+  // (std:: distributions are not specified bit for bit across standard libraries).
+  std::uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (index + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53;
+}
+
+FaultAction choose_fault(const FaultPlan& plan, std::string_view sub_merchant, std::uint64_t request_index) {
+  if (auto it = plan.by_sub_merchant.find(sub_merchant); it != plan.by_sub_merchant.end()) return resolve(it->second);
+  // One roll per request; rules take consecutive slices of [0, 1), so their probabilities are
+  // exact and independent of each other's order (as long as they sum to at most 1).
+  const double roll = unit_random(plan.seed, request_index);
+  double edge = 0;
+  for (const auto& rule : plan.random) {
+    edge += rule.probability;
+    if (roll < edge) return resolve(rule);
+  }
+  return {};
+}
+
+}  // namespace callbackd::sandbox

@@ -1,0 +1,74 @@
+// Fault injection for callbackd-sandbox: which misbehaviour a request gets. Pure: the choice
+// is a function of the plan, the sub-merchant and the request's sequence number, so a run is
+// reproducible from the seed (same seed, same request order -> same faults).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace callbackd::sandbox {
+
+enum class FaultKind {
+  none,
+  error,           // a fixed API error: `code` with its status (seed table, SIGN_ERROR, SYSTEM_ERROR, 503)
+  delay,           // answer normally after `delay`
+  timeout,         // read the request, never answer (until the client gives up)
+  reset,           // read the request, then reset the TCP connection (RST, no response byte)
+  malformed_body,  // 200 with a correctly signed body that is not the documented JSON
+  bad_signature,   // 200 with a valid body whose Wechatpay-Signature does not verify
+  clock_skew,      // Wechatpay-Timestamp and update_time shifted by `skew`
+  stale_close,     // on a REUSED keep-alive connection: close without answering, as a server
+                   // whose idle timer fired just as the request arrived; fresh ones are served
+  oversized_body,  // 200 with a body of `size_bytes` (to exercise the client's bound)
+};
+
+std::string_view to_string(FaultKind kind);
+std::optional<FaultKind> fault_kind_from_string(std::string_view name);
+
+struct FaultRule {
+  FaultKind kind{FaultKind::none};
+  double probability{1.0};          // random rules only: chance per request, in [0, 1]
+  std::string code;                 // error: the API error code
+  int status{0};                    // error: HTTP status; 0 = the code's documented status
+  std::chrono::milliseconds delay{0};
+  std::chrono::seconds skew{0};
+  std::size_t size_bytes{0};
+};
+
+struct FaultPlan {
+  std::uint64_t seed{1};
+  std::map<std::string, FaultRule, std::less<>> by_sub_merchant;  // always applied to these
+  std::vector<FaultRule> random;  // otherwise: the first rule whose dice roll hits
+};
+
+// What to do with one request (a rule resolved: the status filled in).
+struct FaultAction {
+  FaultKind kind{FaultKind::none};
+  std::string code;
+  int status{0};
+  std::string message;
+  std::chrono::milliseconds delay{0};
+  std::chrono::seconds skew{0};
+  std::size_t size_bytes{0};
+};
+
+// `request_index` is the sandbox's sequence number of the request (0, 1, 2, ...).
+FaultAction choose_fault(const FaultPlan& plan, std::string_view sub_merchant, std::uint64_t request_index);
+
+// The documented status and message of an error code of this endpoint (seed table) plus the
+// common SIGN_ERROR (401) and SYSTEM_ERROR (500); nullopt for an unknown code.
+struct ErrorCodeInfo {
+  int status;
+  std::string_view message;
+};
+std::optional<ErrorCodeInfo> error_code_info(std::string_view code);
+
+// A uniform number in [0, 1) from (seed, index): splitmix64, stable across platforms.
+double unit_random(std::uint64_t seed, std::uint64_t index);
+
+}  // namespace callbackd::sandbox

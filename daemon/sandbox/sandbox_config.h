@@ -1,0 +1,63 @@
+// callbackd-sandbox's YAML configuration (documented in docs/sandbox.md). Strict like the
+// daemon's: unknown keys and wrong types are all reported at once (StartupError).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sandbox/faults.h"
+
+namespace callbackd::sandbox {
+
+struct RegisteredMerchant {
+  std::string mchid;            // the calling merchant (Authorization mchid)
+  std::string serial_no;        // its API certificate serial, uppercase hex
+  std::string public_key_file;  // PEM public key or its API certificate
+};
+
+struct PlatformKey {
+  std::string key_id;            // PUB_KEY_ID_... (public-key mode) or the certificate serial
+  std::string private_key_file;  // signs every response
+  std::optional<std::string> certificate_file;  // certificate mode: the platform certificate
+};
+
+struct Limits {
+  std::uint32_t set_per_minute{1000};
+  std::size_t window_1s{25};     // default: floor(set_per_minute / 60 * 1.5)
+  std::size_t window_60s{1000};  // default: set_per_minute
+  std::size_t max_body_bytes{64 * 1024};
+  std::chrono::milliseconds idle_timeout{8'000};   // keep-alive connections closed when idle (WeChat Pay: ~8 s)
+  std::chrono::milliseconds timeout_hold{60'000};  // how long a `timeout` fault holds the connection
+};
+
+struct SandboxConfig {
+  std::string source;          // file name, for messages
+  std::string listen_address{"127.0.0.1"};
+  std::uint16_t port{0};       // 0: an ephemeral port (see port_file)
+  std::optional<std::string> port_file;  // written with the bound port once listening
+  std::string tls_certificate_file;
+  std::string tls_private_key_file;
+  PlatformKey platform;
+  std::vector<RegisteredMerchant> merchants;
+  Limits limits;
+  FaultPlan faults;
+  std::optional<std::string> record_file;  // JSON line per request
+};
+
+// Relative file names resolve against `base_dir` (the config file's directory).
+// Throws StartupError naming every problem.
+SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::string& source, const std::string& base_dir);
+SandboxConfig load_sandbox_config(const std::string& path);
+
+// A runtime change (POST /sandbox/config, SIGHUP): only `limits` and `faults` sections.
+struct RuntimeUpdate {
+  std::optional<Limits> limits;
+  std::optional<FaultPlan> faults;
+};
+// Throws StartupError (the caller answers 400 / keeps the old settings).
+RuntimeUpdate parse_runtime_update(const std::string& yaml_text, const std::string& source);
+
+}  // namespace callbackd::sandbox
