@@ -1,0 +1,93 @@
+#include "core/tenant.h"
+
+#include "core/credentials.h"
+#include "core/desired/validation.h"
+
+namespace callbackd {
+
+std::string_view tenant_mode_name(TenantMode mode) {
+  switch (mode) {
+    case TenantMode::apply: return "apply";
+    case TenantMode::observe: return "observe";
+    case TenantMode::paused: return "paused";
+  }
+  return "apply";
+}
+
+namespace {
+
+// Certificate serials are at most 20 bytes (RFC 5280), so 40 hex digits; the decimal rendering
+// of a WeChat Pay serial is ~48 digits, which this length limit catches.
+bool is_upper_hex(std::string_view s) {
+  if (s.empty() || s.size() > 40) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'))) return false;
+  return true;
+}
+
+}  // namespace
+
+Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const TenantRow& tenant,
+                                                                        const std::string& credentials_dir) {
+  std::vector<Problem> problems;
+  const std::string who = "tenant '" + tenant.tenant_id + "'";
+  auto problem = [&](const std::string& column, std::string what, std::string fix = "") {
+    problems.push_back({who + ": " + column, std::move(what), std::move(fix)});
+  };
+
+  if (auto bad = desired::validate_mchid(tenant.mchid))
+    problem("mchid", bad->message, "set callbackd.tenants.mchid to the calling merchant's id (digits)");
+  if (!is_upper_hex(tenant.merchant_serial_no))
+    problem("merchant_serial_no",
+            "must be the API certificate serial in uppercase hex (at most 40 digits), found '" + tenant.merchant_serial_no.substr(0, 80) +
+                "' (a decimal or lowercase serial is a classic cause of 401 SIGN_ERROR)",
+            "copy it from `openssl x509 -in apiclient_cert.pem -noout -serial`");
+  const bool public_key_mode = tenant.wechatpay_key_id.rfind(wechatpay::kPublicKeyIdPrefix, 0) == 0;
+  if (!public_key_mode && !is_upper_hex(tenant.wechatpay_key_id))
+    problem("wechatpay_key_id",
+            "must be a WeChat Pay public key id (PUB_KEY_ID_...) or a platform certificate serial in "
+            "uppercase hex, found '" + tenant.wechatpay_key_id.substr(0, 80) + "'");
+
+  // Reads one key file named in SQL, reporting a confinement or key error against its column.
+  auto resolve = [&](const std::string& column, const std::string& sql_path) -> std::optional<std::string> {
+    auto path = resolve_credential_path(credentials_dir, sql_path);
+    if (!path) {
+      problem(column, path.error(), "put the file in the credentials directory and name it relative to it");
+      return std::nullopt;
+    }
+    return path.value().string();
+  };
+
+  std::optional<wechatpay::PrivateKey> private_key;
+  if (auto path = resolve("private_key_path", tenant.private_key_path)) {
+    auto key = wechatpay::load_private_key_file(*path);
+    if (key) private_key = key.value();
+    else problem("private_key_path", key.error().message, key.error().fix);
+  }
+
+  wechatpay::KeySet keys;
+  auto add_key = [&](const std::string& column, const std::string& key_id, const std::string& sql_path) {
+    auto path = resolve(column, sql_path);
+    if (!path) return;
+    auto key = wechatpay::load_verification_key_file(*path);
+    if (!key) {
+      problem(column, key.error().message, key.error().fix);
+      return;
+    }
+    if (private_key && wechatpay::keys_match(*private_key, key.value()))
+      problem(column,
+              "this is the public half of the tenant's own private key, not WeChat Pay's key: responses "
+              "would never verify",
+              "download the WeChat Pay public key (or platform certificate) from the merchant platform");
+    if (auto added = keys.add(key_id, key.value()); !added) problem(column, added.error().message, added.error().fix);
+  };
+  add_key("wechatpay_key_path", tenant.wechatpay_key_id, tenant.wechatpay_key_path);
+  for (const auto& extra : tenant.extra_keys)
+    add_key("tenant_wechatpay_keys[" + extra.key_id + "].key_path", extra.key_id, extra.key_path);
+
+  if (!problems.empty()) return problems;
+  return TenantCredentials{wechatpay::MerchantCredentials{tenant.mchid, tenant.merchant_serial_no, *private_key},
+                           std::move(keys), tenant.wechatpay_key_id};
+}
+
+}  // namespace callbackd

@@ -1,0 +1,50 @@
+// A tenant: a merchant account whose API key signs requests (the `mchid` of the
+// Authorization header), as written by operators into callbackd.tenants.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/wechatpay/signing.h"
+#include "core/wechatpay/verification.h"
+
+namespace callbackd {
+
+enum class TenantMode { apply, observe, paused };
+
+struct TenantRow {
+  struct ExtraKey {
+    std::string key_id;
+    std::string key_path;
+  };
+  std::string tenant_id;
+  std::string mchid;
+  std::string merchant_serial_no;
+  std::string private_key_path;    // relative to the credentials directory
+  std::string wechatpay_key_id;    // PUB_KEY_ID_... or a platform certificate serial
+  std::string wechatpay_key_path;  // relative to the credentials directory
+  int rate_per_minute = 1000;
+  TenantMode mode = TenantMode::apply;
+  int max_in_flight = 4;
+  std::vector<ExtraKey> extra_keys;  // callbackd.tenant_wechatpay_keys (rotation)
+};
+
+// What signing and verifying for one tenant needs, loaded once from its key files.
+struct TenantCredentials {
+  wechatpay::MerchantCredentials merchant;
+  wechatpay::KeySet response_keys;
+  std::string wechatpay_serial;  // sent as Wechatpay-Serial: the key we expect responses signed with
+};
+
+// Resolves every key path of `tenant` inside `credentials_dir`, loads and cross-checks the
+// keys, and checks the identifiers' shapes (mchid digits, serial uppercase hex). Returns every
+// problem found, each naming the tenant, the column and the fix. Used by check-config (where
+// a problem is fatal) and by the daemon (where it pauses only that tenant).
+Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const TenantRow& tenant,
+                                                                        const std::string& credentials_dir);
+
+std::string_view tenant_mode_name(TenantMode mode);
+
+}  // namespace callbackd
