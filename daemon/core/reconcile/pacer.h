@@ -1,0 +1,123 @@
+// Pacing of requests per tenant (calling merchant) and across the whole daemon. Pure: `now`
+// is a parameter; nothing here sleeps or reads a clock.
+//
+// What a tenant's Pacer promises (docs/product.md, "Pacing is smooth"): with R =
+// rate_per_minute, a strict server that counts requests in ANY sliding 1-second window and
+// ANY sliding 60-second window never sees more than
+//     one_second_limit(R) = max(1, floor(R / 60 * 1.5))   and   R
+// requests, PROVIDED each request reaches the server at most `arrival_jitter` after the slot
+// it was given (and not before it). The pacer guarantees this on the slots themselves: any
+// R+1 consecutive slots span at least 60 s + arrival_jitter, and any one_second_limit+1
+// consecutive slots span at least 1 s + arrival_jitter. Delaying each request by a different
+// amount in [0, arrival_jitter) can then shrink a span by less than arrival_jitter, so no
+// window of 1 s or 60 s on the server can hold more. (For R < 40 the literal 1-second figure
+// is below one request, which no sender can meet; one request per second is what we hold.)
+//
+// How: a GCRA (virtual scheduling) with emission interval
+//     T = max((60 s + J) / R_effective, (1 s + J) / one_second_limit)
+// so slots are evenly spaced (smooth, never a burst at the top of a minute), plus two exact
+// guards over the last R send times that make the guarantee hold whatever the GCRA allowed
+// (after idle periods, catch-up, or a rate change). The GCRA lets the schedule run up to T/2
+// behind `now`, so a caller woken a little late (timer slack) does not lose the slot: at worst
+// two slots are T/2 apart, and the guards still hold.
+//
+// The cost of the margin J: a busy tenant gets R per (60 s + J) when the 60-second limit
+// binds (99.97% of R for the default J = 20 ms), and one_second_limit per (1 s + J) when the
+// 1-second limit binds. The latter only matters when one_second_limit is barely above R/60:
+// at R = 60 (limit 1/s) it is 1/1.02 = 98.0% of R. That is why the default J is 20 ms and not
+// more: a larger margin would protect against more arrival jitter but waste more quota at
+// R = 60. For 40 < R < 80 the 1-second limit is 1 request, so at most 60 a minute are
+// possible at all, whatever the pacer does.
+//
+// Adaptive on 429: each rate_limited outcome of a request sent after the last decrease
+// multiplies the effective rate by `decrease_factor` (floor: min_rate_fraction of R); a
+// Retry-After blocks every slot before it; after that, every `recovery_interval` without a
+// 429 adds recovery_step_fraction * R back, up to R. Only requests SENT after the last
+// decrease can cause another one: with several requests in flight, one overload would
+// otherwise be counted once per request and collapse the rate.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <optional>
+
+#include "core/reconcile/time.h"
+
+namespace callbackd::reconcile {
+
+struct PacerTuning {
+  // Largest difference between two requests' delays from slot to arrival at WeChat Pay
+  // (signing, connection-pool wait, network). See the header comment for the trade-off.
+  Duration arrival_jitter = std::chrono::milliseconds{20};
+  double decrease_factor = 0.5;         // on 429: effective rate *= this
+  double min_rate_fraction = 1.0 / 16;  // never below R * this
+  Duration recovery_interval = std::chrono::seconds{5};
+  double recovery_step_fraction = 0.05;  // per recovery_interval: + R * this
+};
+
+// max(1, floor(R / 60 * 1.5)), computed in integers: floor(R * 3 / 120).
+int one_second_limit(int rate_per_minute);
+
+class Pacer {
+ public:
+  // rate_per_minute >= 1 (tenants.rate_per_minute has CHECK > 0). Memory: up to R send times.
+  explicit Pacer(int rate_per_minute, PacerTuning tuning = {});
+
+  int rate_per_minute() const noexcept { return rate_per_minute_; }
+  // The operator changed tenants.rate_per_minute: the new limit applies from the next slot;
+  // the send history is kept so the guards still cover requests already sent.
+  void set_rate_per_minute(int rate_per_minute);
+
+  // The earliest instant >= now at which try_acquire would succeed (assuming no other call).
+  Instant next_slot(Instant now) const;
+  // Takes the slot at `now` if next_slot(now) <= now and records `now` as a send time.
+  // Calls must have non-decreasing `now`.
+  bool try_acquire(Instant now);
+
+  // A request sent at `sent_at` came back rate_limited at `now`. Retry-After, if any, blocks
+  // every slot before now + retry_after.
+  void on_rate_limited(Instant now, Instant sent_at, std::optional<Duration> retry_after);
+
+  // For metrics: the rate in force at `now` (requests per minute, <= R), and whether the
+  // pacer is below R or inside a Retry-After.
+  double effective_rate_per_minute(Instant now) const;
+  bool throttled(Instant now) const;
+  // The emission interval at `now` (the smooth spacing of slots).
+  Duration emission_interval(Instant now) const;
+
+ private:
+  Duration interval_at_rate(double rate_per_minute) const;
+  Instant guard_slot() const;
+
+  int rate_per_minute_;
+  int one_second_limit_;
+  PacerTuning tuning_;
+  Instant tat_{};  // theoretical time of the next slot (GCRA)
+  bool started_ = false;
+  std::deque<Instant> sent_;  // the last <= R slot times, oldest first
+
+  // Adaptation: the rate set by the last decrease, when recovery starts counting, and when.
+  double decreased_rate_;  // per minute; == R when not decreased
+  Instant recovery_from_{};
+  Instant last_decrease_at_{};
+  bool decreased_ = false;
+  Instant retry_until_{};
+};
+
+// The daemon-wide cap (reconciler.global_rate_per_second; 0 = none), consulted by every
+// tenant in addition to its own Pacer: the same smooth GCRA with catch-up of half an interval,
+// no windows (it is our own limit, not a server's count).
+class GlobalCap {
+ public:
+  explicit GlobalCap(double rate_per_second);
+  bool unlimited() const noexcept { return interval_ == Duration::zero(); }
+  Instant next_slot(Instant now) const;
+  bool try_acquire(Instant now);
+
+ private:
+  Duration interval_{};
+  Instant tat_{};
+  bool started_ = false;
+};
+
+}  // namespace callbackd::reconcile
