@@ -1,0 +1,584 @@
+// The sandbox's only Beast translation unit. Decisions (what to answer) are taken by
+// Impl::decide() under one mutex from the pure parts (rate_window, faults, favor_request);
+// the coroutines around it only move bytes and carry out transport faults.
+#include <utility>  // before any Asio header (Boost 1.74 + g++ 12)
+
+// g++ 12 reports -Wmismatched-new-delete for some Asio 1.18 coroutine frames: Asio pairs its
+// own class-specific operator new/delete (a recycling allocator), which the warning's
+// heuristic does not follow. A false positive, silenced for this TU only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+#include "sandbox/sandbox_server.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/error.h"
+#include "core/wechatpay/authorization.h"
+#include "core/wechatpay/favor_callbacks.h"
+#include "core/wechatpay/keys.h"
+#include "core/wechatpay/signing.h"
+#include "core/wechatpay/verification.h"
+#include "sandbox/favor_request.h"
+#include "sandbox/rate_window.h"
+
+namespace callbackd::sandbox {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+namespace wp = callbackd::wechatpay;
+using asio::awaitable;
+using asio::use_awaitable;
+using boost::system::error_code;
+using tcp = asio::ip::tcp;
+using SystemClock = std::chrono::system_clock;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::string_view kStatsPath = "/sandbox/stats";
+constexpr std::string_view kConfigPath = "/sandbox/config";
+
+// "2015-05-20T13:29:35.120+08:00": the seed's update_time format, Beijing time.
+std::string beijing_rfc3339(SystemClock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000 + 8 * 3600);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03d+08:00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+std::string utc_rfc3339(SystemClock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+std::string error_body(std::string_view code, std::string_view message) {
+  return nlohmann::json{{"code", code}, {"message", message}}.dump();
+}
+
+beast::string_view bsv(std::string_view s) { return {s.data(), s.size()}; }
+
+// Hostile input must not grow the stats map with huge keys.
+std::string short_id(std::string_view s) { return std::string(s.substr(0, 32)); }
+
+struct MerchantKey {
+  std::string serial_no;
+  wp::VerificationKey key;
+};
+
+struct CallerStats {
+  std::uint64_t requests{0};
+  std::map<std::string, std::uint64_t> outcomes;
+  PeakTracker peaks;
+};
+
+struct StoredSetting {
+  std::string notify_url;
+  bool push_switch{true};
+  std::string update_time;
+};
+
+// What the connection coroutine must do with one request.
+struct Decision {
+  enum class Action { respond, timeout, reset, close } action{Action::respond};
+  int status{200};
+  std::string body;
+  std::string content_type{"application/json"};
+  bool sign{true};                         // API responses are signed; /sandbox/* are not
+  bool corrupt_signature{false};
+  std::chrono::seconds skew{0};
+  std::chrono::milliseconds delay{0};
+  std::string sub_merchant;                // non-empty: counted in flight until answered
+  std::string request_id;
+};
+
+}  // namespace
+
+struct SandboxServer::Impl {
+  explicit Impl(SandboxConfig c) : config(std::move(c)), tls(ssl::context::tls_server), acceptor(io) {}
+
+  SandboxConfig config;
+  asio::io_context io;
+  ssl::context tls;
+  tcp::acceptor acceptor;
+  std::thread thread;
+  std::uint16_t bound_port{0};
+  std::optional<wp::PrivateKey> platform_key;
+  std::string platform_key_id;
+  std::map<std::string, MerchantKey, std::less<>> merchants;
+
+  // Everything below is shared between the io thread and stats/apply callers.
+  mutable std::mutex mu;
+  Limits limits;
+  FaultPlan faults;
+  std::map<std::string, CallerRateLimiter, std::less<>> limiters;
+  std::map<std::string, CallerStats, std::less<>> callers;
+  std::map<std::string, StoredSetting, std::less<>> settings;
+  std::map<std::string, int, std::less<>> in_flight;
+  std::uint64_t overlapping{0};
+  std::uint64_t request_seq{0};
+  std::uint64_t connections{0};
+  std::ofstream record;
+
+  void load() {
+    std::vector<Problem> problems;
+    error_code ec;
+    tls.use_certificate_chain_file(config.tls_certificate_file, ec);
+    if (ec) problems.push_back({config.source + ": tls.certificate_file", "cannot load '" + config.tls_certificate_file + "': " + ec.message(), ""});
+    tls.use_private_key_file(config.tls_private_key_file, ssl::context::pem, ec);
+    if (ec) problems.push_back({config.source + ": tls.private_key_file", "cannot load '" + config.tls_private_key_file + "': " + ec.message(), ""});
+    SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+
+    auto key = wp::load_private_key_file(config.platform.private_key_file);
+    if (!key) problems.push_back(key.error().to_problem());
+    else platform_key = key.value();
+    platform_key_id = config.platform.key_id;
+    if (config.platform.certificate_file) {
+      // Certificate mode: responses carry the platform certificate's serial.
+      auto cert = wp::load_verification_key_file(*config.platform.certificate_file);
+      if (!cert || !cert.value().certificate()) {
+        problems.push_back({config.source + ": platform.certificate_file", cert ? "not an X.509 certificate" : cert.error().message, ""});
+      } else {
+        if (platform_key_id.empty()) platform_key_id = cert.value().certificate()->serial_hex;
+        if (platform_key && !wp::keys_match(*platform_key, cert.value()))
+          problems.push_back({config.source + ": platform", "private_key_file does not belong to certificate_file", ""});
+      }
+    }
+    for (const auto& m : config.merchants) {
+      auto pub = wp::load_verification_key_file(m.public_key_file);
+      if (!pub) {
+        problems.push_back(pub.error().to_problem());
+        continue;
+      }
+      merchants.insert_or_assign(m.mchid, MerchantKey{m.serial_no, pub.value()});
+    }
+    if (config.record_file) {
+      record.open(*config.record_file, std::ios::app);
+      if (!record) problems.push_back({config.source + ": record_file", "cannot open '" + *config.record_file + "' for appending", ""});
+    }
+    limits = config.limits;
+    faults = config.faults;
+    if (!problems.empty()) throw StartupError(std::move(problems));
+  }
+
+  void bind() {
+    error_code ec;
+    const auto address = asio::ip::make_address(config.listen_address, ec);
+    if (ec) throw StartupError(Problem{config.source + ": listen", "'" + config.listen_address + "' is not an IP address", ""});
+    const tcp::endpoint ep(address, config.port);
+    acceptor.open(ep.protocol(), ec);
+    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(ep, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw StartupError(Problem{config.source + ": listen", "cannot listen on " + config.listen_address + ":" + std::to_string(config.port) + ": " + ec.message(), ""});
+    bound_port = acceptor.local_endpoint().port();
+    if (config.port_file) {
+      std::ofstream pf(*config.port_file, std::ios::trunc);
+      pf << bound_port << "\n";
+      if (!pf) throw StartupError(Problem{config.source + ": port_file", "cannot write '" + *config.port_file + "'", ""});
+    }
+    asio::co_spawn(io, accept_loop(), asio::detached);
+  }
+
+  awaitable<void> accept_loop() {
+    for (;;) {
+      error_code ec;
+      tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      if (ec) continue;  // e.g. EMFILE: keep serving the connections we have
+      {
+        std::lock_guard lock(mu);
+        ++connections;
+      }
+      asio::co_spawn(io, session(std::move(socket)), asio::detached);
+    }
+  }
+
+  // One TLS connection: handshake, then requests until the client closes, the keep-alive
+  // idle timeout fires (as WeChat Pay's does) or a fault ends it.
+  awaitable<void> session(tcp::socket socket) {
+    beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), tls);
+    auto& tcp_stream = beast::get_lowest_layer(stream);
+    error_code ec;
+    tcp_stream.expires_after(std::chrono::seconds(10));
+    co_await stream.async_handshake(ssl::stream_base::server, asio::redirect_error(use_awaitable, ec));
+    if (ec) co_return;  // e.g. the client refused our certificate: nothing to answer
+    beast::flat_buffer buffer;
+    for (std::uint64_t on_connection = 0;; ++on_connection) {
+      Limits current;
+      {
+        std::lock_guard lock(mu);
+        current = limits;
+      }
+      tcp_stream.expires_after(current.idle_timeout);
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.header_limit(16 * 1024);
+      parser.body_limit(current.max_body_bytes);
+      co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+      if (ec == bhttp::error::body_limit) {
+        Decision d;
+        d.status = 413;
+        d.body = error_body("PARAM_ERROR", "请求体过大");
+        d.sign = false;
+        co_await write(stream, d, false);
+        break;
+      }
+      if (ec) break;  // idle timeout, client closed, or garbage: close like a server would
+      auto request = parser.release();
+      Decision d = decide(request, on_connection > 0);
+      if (d.delay.count() > 0) {
+        asio::steady_timer timer(io, d.delay);
+        co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+      }
+      bool keep_going = true;
+      switch (d.action) {
+        case Decision::Action::respond:
+          keep_going = co_await write(stream, d, request.keep_alive());
+          break;
+        case Decision::Action::timeout: {
+          // Say nothing; the client's deadline has to cut this off.
+          asio::steady_timer timer(io, current.timeout_hold);
+          co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+          keep_going = false;
+          break;
+        }
+        case Decision::Action::reset: {
+          // SO_LINGER 0 turns close() into an RST: a reset with no response byte.
+          error_code ignored;
+          tcp_stream.socket().set_option(asio::socket_base::linger(true, 0), ignored);
+          tcp_stream.socket().close(ignored);
+          keep_going = false;
+          break;
+        }
+        case Decision::Action::close:
+          keep_going = false;
+          break;
+      }
+      finish(d);
+      if (!keep_going) break;
+    }
+    error_code ignored;
+    tcp_stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    tcp_stream.socket().close(ignored);
+  }
+
+  awaitable<bool> write(beast::ssl_stream<beast::tcp_stream>& stream, const Decision& d, bool keep_alive) {
+    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(d.status), 11};
+    res.set(bhttp::field::server, "callbackd-sandbox/" CALLBACKD_VERSION);
+    res.set(bhttp::field::content_type, d.content_type);
+    if (!d.request_id.empty()) res.set(bsv(wp::kHeaderRequestId), d.request_id);
+    if (d.sign && platform_key) {
+      auto nonce = wp::make_nonce();
+      const auto ts = std::chrono::duration_cast<std::chrono::seconds>((SystemClock::now() + d.skew).time_since_epoch()).count();
+      // A bad signature is a real signature over other bytes: it decodes, it just does not verify.
+      const std::string signed_body = d.corrupt_signature ? d.body + " " : d.body;
+      auto sig = nonce ? wp::sign_response(*platform_key, platform_key_id, signed_body, ts, nonce.value())
+                       : Result<wp::ResponseSignature, wp::CryptoError>(wp::CryptoError{"no nonce"});
+      if (sig) {
+        res.set(bsv(wp::kHeaderTimestamp), sig.value().timestamp);
+        res.set(bsv(wp::kHeaderNonce), sig.value().nonce);
+        res.set(bsv(wp::kHeaderSignature), sig.value().signature);
+        res.set(bsv(wp::kHeaderSerial), sig.value().serial);
+        res.set(bsv(wp::kHeaderSignatureType), sig.value().signature_type);
+      }
+    }
+    res.keep_alive(keep_alive);
+    res.body() = d.body;
+    res.prepare_payload();
+    error_code ec;
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+    co_await bhttp::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
+    co_return !ec && keep_alive;
+  }
+
+  void finish(const Decision& d) {
+    if (d.sub_merchant.empty()) return;
+    std::lock_guard lock(mu);
+    if (auto it = in_flight.find(d.sub_merchant); it != in_flight.end() && --it->second <= 0) in_flight.erase(it);
+  }
+
+  std::string next_request_id(std::uint64_t seq) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%016llX%016llX", static_cast<unsigned long long>(faults.seed * 0x9E3779B97F4A7C15ULL),
+                  static_cast<unsigned long long>(seq));
+    return buf;
+  }
+
+  // Everything WeChat Pay would decide about one request, in its order: authentication,
+  // rate limit, body validation, then the (possibly faulty) answer. Runs under `mu`.
+  Decision decide(const bhttp::request<bhttp::string_body>& req, bool reused_connection) {
+    const std::string target(req.target());
+    const auto qpos = target.find('?');
+    const std::string path = target.substr(0, qpos);
+    const std::string query = qpos == std::string::npos ? "" : target.substr(qpos + 1);
+
+    if (path == kStatsPath && req.method() == bhttp::verb::get) {
+      Decision d;
+      d.body = stats_json();
+      d.sign = false;
+      return d;
+    }
+    if (path == kConfigPath && req.method() == bhttp::verb::post) {
+      Decision d;
+      d.sign = false;
+      try {
+        apply(parse_runtime_update(req.body(), "POST /sandbox/config"));
+        d.body = R"({"ok":true})";
+      } catch (const StartupError& e) {
+        d.status = 400;
+        d.body = error_body("PARAM_ERROR", e.what());
+      }
+      return d;
+    }
+
+    std::lock_guard lock(mu);
+    const std::uint64_t seq = request_seq++;
+    const auto now_sys = SystemClock::now();
+    const auto now = SteadyClock::now();
+    Decision d;
+    d.request_id = next_request_id(seq);
+    std::string caller = "-";
+    std::string sub_merchant;
+    std::string fault_name;
+    bool signature_verified = false;
+
+    auto answer_error = [&](int status, std::string_view code, std::string_view message) {
+      d.status = status;
+      d.body = error_body(code, message);
+    };
+
+    [&] {
+      if (path != wp::kFavorCallbacksPath) return answer_error(404, "RESOURCE_NOT_EXISTS", "接口不存在");
+      const bool is_post = req.method() == bhttp::verb::post;
+      if (!is_post && req.method() != bhttp::verb::get) return answer_error(405, "METHOD_NOT_ALLOWED", "不支持的请求方法");
+
+      const auto auth_it = req.find(bhttp::field::authorization);
+      if (auth_it == req.end()) return answer_error(401, "SIGN_ERROR", "缺少Authorization请求头");
+      auto fields = wp::parse_authorization(std::string_view(auth_it->value().data(), auth_it->value().size()));
+      if (!fields) return answer_error(401, "SIGN_ERROR", "Http头Authorization值格式错误: " + fields.error().message);
+      caller = short_id(fields.value().mchid);
+      // Every request naming a caller counts for its pacing statistics, refused or not.
+      auto& cs = callers[caller];
+      cs.peaks.record(now);
+      const auto merchant = merchants.find(fields.value().mchid);
+      if (merchant == merchants.end()) return answer_error(401, "SIGN_ERROR", "商户号不存在或未开通API v3");
+      if (merchant->second.serial_no != fields.value().serial_no) return answer_error(401, "SIGN_ERROR", "商户证书序列号有误。");
+      switch (wp::verify_request(fields.value(), merchant->second.key, std::string_view(req.method_string().data(), req.method_string().size()),
+                                 target, req.body(), now_sys)) {
+        case wp::RequestCheck::valid: break;
+        case wp::RequestCheck::stale_timestamp: return answer_error(401, "SIGN_ERROR", "请求时间戳与服务器时间相差超过5分钟");
+        case wp::RequestCheck::bad_base64:
+        case wp::RequestCheck::bad_signature: return answer_error(401, "SIGN_ERROR", "错误的签名，验签失败");
+      }
+      signature_verified = true;
+
+      if (!is_post) {
+        auto mchid = parse_favor_query(query);
+        if (!mchid) return answer_error(400, "PARAM_ERROR", mchid.error().message);
+        sub_merchant = mchid.value();
+        const auto it = settings.find(sub_merchant);
+        if (it == settings.end()) return answer_error(404, "RESOURCE_NOT_EXISTS", "未设置通知地址");
+        d.body = nlohmann::ordered_json{{"mchid", sub_merchant}, {"notify_url", it->second.notify_url}}.dump();
+        return;
+      }
+
+      auto [limiter, inserted] = limiters.try_emplace(caller, limits.window_1s, limits.window_60s);
+      (void)inserted;
+      if (!limiter->second.try_admit(now)) return answer_error(429, "FREQUENCY_LIMIT_EXCEED", "接口限频");
+
+      auto body = parse_favor_set_request(req.body());
+      if (!body) return answer_error(400, "PARAM_ERROR", body.error().message);
+      sub_merchant = body.value().mchid;
+      if (in_flight[sub_merchant]++ > 0) ++overlapping;
+      d.sub_merchant = sub_merchant;
+
+      const FaultAction fault = choose_fault(faults, sub_merchant, seq);
+      if (fault.kind != FaultKind::none) fault_name = std::string(to_string(fault.kind));
+      switch (fault.kind) {
+        case FaultKind::error: return answer_error(fault.status, fault.code, fault.message);
+        case FaultKind::timeout: d.action = Decision::Action::timeout; return;
+        case FaultKind::reset: d.action = Decision::Action::reset; return;
+        case FaultKind::stale_close:
+          if (reused_connection) {
+            d.action = Decision::Action::close;
+            return;
+          }
+          fault_name.clear();  // a fresh connection is served normally
+          break;
+        case FaultKind::delay: d.delay = fault.delay; break;
+        case FaultKind::clock_skew: d.skew = fault.skew; break;
+        case FaultKind::bad_signature: d.corrupt_signature = true; break;
+        default: break;
+      }
+
+      auto& stored = settings[sub_merchant];
+      stored.notify_url = body.value().notify_url;
+      if (body.value().push_switch) stored.push_switch = *body.value().push_switch;
+      stored.update_time = beijing_rfc3339(now_sys + d.skew);
+      if (fault.kind == FaultKind::malformed_body) {
+        // Cut mid-value: valid HTTP, signed correctly, not the documented JSON.
+        d.body = R"({"update_time":")" + stored.update_time + R"(","notify_url":)";
+      } else if (fault.kind == FaultKind::oversized_body) {
+        nlohmann::ordered_json j{{"update_time", stored.update_time}, {"notify_url", stored.notify_url}};
+        j["padding"] = std::string(fault.size_bytes, 'x');
+        d.body = j.dump();
+      } else {
+        d.body = nlohmann::ordered_json{{"update_time", stored.update_time}, {"notify_url", stored.notify_url}}.dump();
+      }
+    }();
+
+    // Outcome for stats and the record.
+    std::string code;
+    if (d.action == Decision::Action::respond && d.status >= 400) code = wp::parse_error_body(d.body).code;
+    std::string outcome;
+    switch (d.action) {
+      case Decision::Action::respond: outcome = std::to_string(d.status) + (code.empty() ? "" : " " + code); break;
+      case Decision::Action::timeout: outcome = "timeout"; break;
+      case Decision::Action::reset: outcome = "reset"; break;
+      case Decision::Action::close: outcome = "stale_close"; break;
+    }
+    if (d.action == Decision::Action::respond && !fault_name.empty() && d.status < 400) outcome += " " + fault_name;
+    auto& cs = callers[caller];
+    ++cs.requests;
+    ++cs.outcomes[outcome];
+    if (record.is_open()) {
+      nlohmann::ordered_json line{{"time", utc_rfc3339(now_sys)},
+                                  {"seq", seq},
+                                  {"request_id", d.request_id},
+                                  {"method", std::string(req.method_string())},
+                                  {"caller", caller},
+                                  {"sub_merchant", sub_merchant},
+                                  {"status", d.action == Decision::Action::respond ? d.status : 0},
+                                  {"code", code},
+                                  {"signature_verified", signature_verified},
+                                  {"fault", fault_name},
+                                  {"reused_connection", reused_connection}};
+      record << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+      record.flush();
+    }
+    return d;
+  }
+
+  std::string stats_json_locked() const {
+    nlohmann::ordered_json j;
+    j["requests_total"] = request_seq;
+    j["connections_accepted"] = connections;
+    j["concurrent_same_sub_merchant"] = overlapping;
+    j["limits"] = {{"window_1s", limits.window_1s}, {"window_60s", limits.window_60s}};
+    nlohmann::ordered_json by_caller = nlohmann::ordered_json::object();
+    for (const auto& [caller, cs] : callers) {
+      nlohmann::ordered_json c;
+      c["requests"] = cs.requests;
+      c["max_in_1s"] = cs.peaks.max_1s();
+      c["max_in_60s"] = cs.peaks.max_60s();
+      c["outcomes"] = cs.outcomes;
+      by_caller[caller] = c;
+    }
+    j["callers"] = by_caller;
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  // decide() calls this without holding `mu`; external callers go through SandboxServer.
+  std::string stats_json() const {
+    std::lock_guard lock(mu);
+    return stats_json_locked();
+  }
+
+  void apply(const RuntimeUpdate& u) {
+    std::lock_guard lock(mu);
+    if (u.limits) {
+      limits = *u.limits;
+      for (auto& [caller, limiter] : limiters) limiter.set_limits(limits.window_1s, limits.window_60s);
+    }
+    if (u.faults) faults = *u.faults;
+  }
+
+  void stop() {
+    if (!io.stopped()) {
+      asio::post(io, [this] {
+        error_code ignored;
+        acceptor.close(ignored);
+      });
+      io.stop();
+    }
+    if (thread.joinable()) thread.join();
+  }
+};
+
+SandboxServer::SandboxServer(SandboxConfig config) : impl_(std::make_unique<Impl>(std::move(config))) { impl_->load(); }
+
+SandboxServer::~SandboxServer() { stop(); }
+
+std::uint16_t SandboxServer::start() {
+  impl_->bind();
+  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
+  return impl_->bound_port;
+}
+
+void SandboxServer::stop() { impl_->stop(); }
+
+std::uint16_t SandboxServer::port() const { return impl_->bound_port; }
+
+std::string SandboxServer::stats_json() const { return impl_->stats_json(); }
+
+void SandboxServer::apply(const RuntimeUpdate& update) { impl_->apply(update); }
+
+int SandboxServer::run_until_signalled(const std::string& config_path) {
+  impl_->bind();
+  std::cout << "callbackd-sandbox listening on https://" << impl_->config.listen_address << ":" << impl_->bound_port << std::endl;
+  asio::signal_set signals(impl_->io, SIGINT, SIGTERM, SIGHUP);
+  std::function<void(const error_code&, int)> on_signal = [&](const error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      // Like PgBouncer: a bad file on reload is reported and the old settings stay.
+      try {
+        const SandboxConfig fresh = load_sandbox_config(config_path);
+        impl_->apply(RuntimeUpdate{fresh.limits, fresh.faults});
+        std::cerr << "callbackd-sandbox: reloaded limits and faults from " << config_path << std::endl;
+      } catch (const StartupError& e) {
+        std::cerr << "callbackd-sandbox: reload refused, keeping the old settings:\n" << e.what() << std::endl;
+      }
+      signals.async_wait(on_signal);
+      return;
+    }
+    error_code ignored;
+    impl_->acceptor.close(ignored);
+    impl_->io.stop();
+  };
+  signals.async_wait(on_signal);
+  impl_->io.run();
+  return 0;
+}
+
+}  // namespace callbackd::sandbox
