@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 #include <set>
 
+#include "pg/connection.h"
 #include "pg/conninfo.h"
 
 namespace callbackd::pg {
@@ -114,17 +115,10 @@ Plan make_plan(const std::vector<Recorded>& recorded, const std::vector<Migratio
   return plan;
 }
 
-std::unique_ptr<pqxx::connection> connect(const DatabaseConfig& db, const std::string& where) {
-  std::string conninfo = conninfo_with_defaults(db.url, db.connect_timeout, "callbackd migrate");
-  try {
-    auto conn = std::make_unique<pqxx::connection>(conninfo);
-    prepare_statements(*conn);
-    return conn;
-  } catch (const pqxx::broken_connection& e) {
-    std::string msg = e.what();
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-    throw DatabaseError("cannot connect to PostgreSQL at " + where + ": " + msg);
-  }
+std::unique_ptr<pqxx::connection> connect(const DatabaseConfig& db) {
+  auto conn = open_connection(db, "callbackd migrate");
+  prepare_statements(*conn);
+  return conn;
 }
 
 std::vector<Recorded> read_history(pqxx::transaction_base& tx) {
@@ -161,7 +155,7 @@ MigrateResult migrate(const DatabaseConfig& db, const std::vector<Migration>& mi
                       const std::function<void(const AppliedMigration&)>& on_applied) {
   const std::vector<Migration> sorted = sorted_checked(migrations);
   const std::string where = describe_conninfo(db.url);
-  auto conn = connect(db, where);
+  auto conn = connect(db);
   MigrateResult result;
   const Migration* current = nullptr;
   try {
@@ -219,7 +213,7 @@ MigrateResult migrate(const DatabaseConfig& db, const std::vector<Migration>& mi
 SchemaStatus schema_status(const DatabaseConfig& db, const std::vector<Migration>& migrations) {
   const std::vector<Migration> sorted = sorted_checked(migrations);
   const std::string where = describe_conninfo(db.url);
-  auto conn = connect(db, where);
+  auto conn = connect(db);
   try {
     pqxx::read_transaction tx(*conn);
     return make_plan(read_history(tx), sorted).status;

@@ -2,27 +2,23 @@
 // errors that name the file or the server (never the password).
 #include <catch2/catch.hpp>
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <pqxx/pqxx>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "pg/migrator.h"
 #include "pg/test_database.h"
-
-extern char** environ;
+#include "support/process.h"
 
 using callbackd::DatabaseConfig;
 using callbackd::StartupError;
 using callbackd::pg::DatabaseError;
 using callbackd::pg::Migration;
+using callbackd::test::Child;
 using callbackd::test::TestDatabase;
+using callbackd::test::wait_exit_status;
 
 namespace {
 
@@ -44,43 +40,9 @@ bool table_exists(const TestDatabase& db, const std::string& name) {
   return !tx.exec_params1("SELECT to_regclass($1)", name)[0].is_null();
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct Child {
-  pid_t pid = -1;
-  std::string out_path;
-};
-
-// `callbackd --config CONFIG migrate` with stdout and stderr in one temp file.
-Child spawn_migrate(const std::string& config_path) {
-  char tmpl[] = "/tmp/callbackd-migrate-out.XXXXXX";
-  int fd = mkstemp(tmpl);
-  REQUIRE(fd >= 0);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, fd, 2);
-  std::vector<std::string> args{CALLBACKD_BINARY, "--config", config_path, "migrate"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  Child child;
-  child.out_path = tmpl;
-  REQUIRE(posix_spawn(&child.pid, CALLBACKD_BINARY, &actions, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
-  close(fd);
-  return child;
-}
-
-int wait_exit_status(const Child& child) {
-  int status = 0;
-  REQUIRE(waitpid(child.pid, &status, 0) == child.pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+// `callbackd --config CONFIG migrate`, stdout and stderr in one temp file.
+callbackd::test::Child spawn_migrate(const std::string& config_path) {
+  return callbackd::test::spawn_process({CALLBACKD_BINARY, "--config", config_path, "migrate"});
 }
 
 std::size_t occurrences(const std::string& haystack, const std::string& needle) {
@@ -144,8 +106,8 @@ TEST_CASE("callbackd migrate processes started at once all succeed and apply eac
     std::string all_output;
     for (const auto& child : children) {
       int status = wait_exit_status(child);
-      std::string out = slurp(child.out_path);
-      unlink(child.out_path.c_str());
+      std::string out = callbackd::test::read_file(child.output_path);
+      unlink(child.output_path.c_str());
       INFO("round " << round << " output: " << out);
       CHECK(status == 0);
       all_output += out;
@@ -252,8 +214,8 @@ TEST_CASE("an unreachable database is named by host and dbname, never by its pas
         "postgresql://callbackd:s3cret-pw@/callbackd_prod?host=/nonexistent/callbackd-socket-dir");
     Child child = spawn_migrate(config);
     int status = wait_exit_status(child);
-    std::string out = slurp(child.out_path);
-    unlink(child.out_path.c_str());
+    std::string out = callbackd::test::read_file(child.output_path);
+    unlink(child.output_path.c_str());
     unlink(config.c_str());
     INFO(out);
     CHECK(status == 1);
