@@ -1,0 +1,27 @@
+// libFuzzer target: desired-row validation (operators' SQL is input too).
+// Input: mchid, newline, notify_url. Property: messages stay short; what passes is ASCII,
+// https and fits the seed's limits, and its request body is valid JSON of the same values.
+#include <cstdint>
+
+#include <nlohmann/json.hpp>
+
+#include "core/desired/validation.h"
+#include "core/wechatpay/favor_callbacks.h"
+#include "fuzz_support.h"
+
+using namespace callbackd;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const auto f = fuzz::split_fields(data, size, 2);
+  const auto error = desired::validate_desired(f[0], f[1]);
+  if (error) {
+    fuzz::require(error->message.size() < 512);
+    return 0;
+  }
+  fuzz::require(!f[0].empty() && f[0].size() <= 20 && !f[1].empty() && f[1].size() <= 256);
+  const std::string body = wechatpay::favor_callbacks_request_body(f[0], f[1], std::nullopt);
+  const auto json = nlohmann::json::parse(body, nullptr, false);
+  fuzz::require(!json.is_discarded() && json.contains("mchid") && json.contains("notify_url") &&
+                json["mchid"] == std::string(f[0]) && json["notify_url"] == std::string(f[1]));
+  return 0;
+}
