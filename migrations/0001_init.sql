@@ -134,7 +134,9 @@ CREATE TRIGGER desired_callbacks_touch
 -- desired row with its state. The daemon claims entries (claimed_by/claim_token/
 -- lease_until; a lapsed lease makes an entry claimable again after a crash) and deletes an
 -- entry only when it settles THE REVISION IT CLAIMED (DELETE ... WHERE mchid = $1 AND
--- revision = $2), so a change that arrives while a request is in flight is never lost.
+-- revision = $2), so a change that arrives while a request is in flight is never lost. A
+-- transient failure keeps the entry and moves due_at to the next attempt; a permanent one
+-- (or `invalid`) deletes it, so the row waits for its desired state to change.
 CREATE TABLE callbackd.pending_work (
   -- Deleting the desired row removes its entry: nothing is sent for a deleted row (the
   -- sub-merchant keeps whatever notify URL WeChat Pay last accepted).

@@ -141,11 +141,29 @@ TEST_CASE("an edited migration is refused naming the file, before anything else 
   REQUIRE(status.problems.size() == 1);
   CHECK(status.problems[0].where == "migrations/0001_first.sql");
 
-  SECTION("the real binary refuses an edited embedded file the same way") {
+  SECTION("an edited embedded file is refused the same way") {
     TestDatabase migrated;
     auto list = callbackd::pg::embedded_migrations();
     list.front().sql += "\n-- an innocent-looking edit\n";
     CHECK_THROWS_WITH(callbackd::pg::migrate(config_for(migrated), list), Catch::Contains("migrations/0001_init.sql"));
+  }
+  SECTION("the binary exits with EX_CONFIG naming the file when its file differs from the applied one") {
+    TestDatabase migrated;
+    {
+      pqxx::connection c(migrated.conninfo());
+      pqxx::work tx(c);
+      tx.exec0("UPDATE callbackd.schema_migrations SET checksum = repeat('0', 64) WHERE version = 1");
+      tx.commit();
+    }
+    std::string config = callbackd::test::write_config_for(migrated.conninfo());
+    auto child = spawn_migrate(config);
+    int exit_status = wait_exit_status(child);
+    std::string out = callbackd::test::read_file(child.output_path);
+    unlink(child.output_path.c_str());
+    unlink(config.c_str());
+    INFO(out);
+    CHECK(exit_status == 78);
+    CHECK_THAT(out, Catch::Contains("migrations/0001_init.sql") && Catch::Contains("forward-only"));
   }
 }
 
