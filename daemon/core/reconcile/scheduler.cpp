@@ -1,0 +1,128 @@
+#include "core/reconcile/scheduler.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace callbackd::reconcile {
+
+FairScheduler::FairScheduler(const ReconcilerConfig& config, PacerTuning tuning)
+    : config_(config), tuning_(tuning), global_(config.global_rate_per_second) {}
+
+void FairScheduler::upsert_tenant(const std::string& tenant_id, const TenantSettings& settings) {
+  auto it = tenants_.find(tenant_id);
+  if (it == tenants_.end()) {
+    tenants_.emplace(tenant_id,
+                     Tenant{TenantState(settings.mode, settings.max_in_flight, config_.max_in_flight_per_tenant,
+                                        config_.tenant_probe_interval),
+                            Pacer(settings.rate_per_minute, tuning_), 0, std::nullopt});
+    return;
+  }
+  Tenant& t = it->second;
+  t.state.set_mode(settings.mode);
+  t.state.set_max_in_flight(settings.max_in_flight, config_.max_in_flight_per_tenant);
+  if (t.pacer.rate_per_minute() != settings.rate_per_minute) t.pacer.set_rate_per_minute(settings.rate_per_minute);
+}
+
+void FairScheduler::remove_tenant(const std::string& tenant_id) { tenants_.erase(tenant_id); }
+
+void FairScheduler::set_due_rows(const std::string& tenant_id, std::size_t due_now, std::optional<Instant> next_due_at) {
+  auto it = tenants_.find(tenant_id);
+  if (it == tenants_.end()) return;
+  it->second.due_rows = due_now;
+  it->second.next_due_at = next_due_at;
+}
+
+void FairScheduler::restore_pause(const std::string& tenant_id, TenantPause pause) {
+  auto it = tenants_.find(tenant_id);
+  if (it != tenants_.end()) it->second.state.restore_pause(std::move(pause));
+}
+
+void FairScheduler::resume(const std::string& tenant_id) {
+  auto it = tenants_.find(tenant_id);
+  if (it != tenants_.end()) it->second.state.resume();
+}
+
+std::optional<Instant> FairScheduler::ready_at(const Tenant& tenant, Instant now) {
+  if (!tenant.state.sends()) return std::nullopt;
+  // No due row: ready when the next one falls due (the caller refreshes counts then).
+  Instant at = now;
+  if (tenant.due_rows == 0) {
+    if (!tenant.next_due_at || *tenant.next_due_at <= now) return std::nullopt;
+    at = *tenant.next_due_at;
+  }
+  const SendPermission permission = tenant.state.permission(at);
+  if (!permission.allowed) {
+    if (!permission.not_before) return std::nullopt;  // in-flight full or probe out: an event
+    at = std::max(at, *permission.not_before);
+  }
+  return tenant.pacer.next_slot(at);
+}
+
+SchedulerDecision FairScheduler::next(Instant now) {
+  SchedulerDecision decision;
+  if (tenants_.empty()) return decision;
+
+  const Instant global_slot = global_.next_slot(now);
+  std::optional<Instant> earliest;
+  // Round robin: start after the tenant served last, wrap around once.
+  auto it = tenants_.upper_bound(last_served_);
+  for (std::size_t i = 0; i < tenants_.size(); ++i, ++it) {
+    if (it == tenants_.end()) it = tenants_.begin();
+    Tenant& tenant = it->second;
+    const std::optional<Instant> ready = ready_at(tenant, now);
+    if (!ready) continue;
+    if (*ready > now || global_slot > now) {
+      earliest = earliest ? std::min(*earliest, *ready) : *ready;
+      continue;
+    }
+    // Ready now: take its slot, the global slot and its in-flight place, in that order of
+    // checks above, so a tenant that cannot send never consumed a global slot.
+    const bool probe = tenant.state.permission(now).probe;
+    const bool took_slot = tenant.pacer.try_acquire(now);
+    const bool took_global = global_.try_acquire(now);
+    CALLBACKD_ASSERT(took_slot && took_global);
+    tenant.state.on_sent(now, probe);
+    --tenant.due_rows;
+    last_served_ = it->first;
+    decision.dispatch = Dispatch{it->first, probe};
+    return decision;
+  }
+  if (earliest) decision.wake_at = std::max(*earliest, global_slot);
+  return decision;
+}
+
+TenantTransition FairScheduler::on_finished(const std::string& tenant_id, const FinishedAttempt& attempt,
+                                            Instant now) {
+  auto it = tenants_.find(tenant_id);
+  if (it == tenants_.end()) return TenantTransition::none;
+  Tenant& tenant = it->second;
+  if (attempt.outcome == wechatpay::OutcomeKind::rate_limited) {
+    std::optional<Duration> retry_after;
+    if (attempt.retry_after) retry_after = Duration{*attempt.retry_after};
+    tenant.pacer.on_rate_limited(now, attempt.sent_at, retry_after);
+  }
+  return tenant.state.on_finished(attempt.outcome, attempt.probe, now, attempt.error_code, attempt.error_message);
+}
+
+const TenantState* FairScheduler::tenant_state(const std::string& tenant_id) const {
+  auto it = tenants_.find(tenant_id);
+  return it == tenants_.end() ? nullptr : &it->second.state;
+}
+
+const Pacer* FairScheduler::pacer(const std::string& tenant_id) const {
+  auto it = tenants_.find(tenant_id);
+  return it == tenants_.end() ? nullptr : &it->second.pacer;
+}
+
+std::vector<TenantSnapshot> FairScheduler::snapshot(Instant now) const {
+  std::vector<TenantSnapshot> out;
+  out.reserve(tenants_.size());
+  for (const auto& [id, t] : tenants_) {
+    out.push_back(TenantSnapshot{id, t.state.mode(), t.pacer.effective_rate_per_minute(now), t.pacer.throttled(now),
+                                 t.state.paused_by_error(), t.state.in_flight(), t.due_rows});
+  }
+  return out;
+}
+
+}  // namespace callbackd::reconcile

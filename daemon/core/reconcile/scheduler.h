@@ -1,0 +1,127 @@
+// Which tenant may send next, and when to wake up: fair scheduling across tenants. Pure: `now`
+// is a parameter; the caller (the daemon's run loop) does the I/O and the waiting.
+//
+// What it promises (docs/product.md: "Tenants proceed in parallel; one slow or broken tenant
+// never delays another"):
+//  - Each tenant is limited only by its own Pacer, TenantState (mode, error pause, in-flight
+//    limit) and its count of due rows. A tenant with 100,000 due rows takes its own slots and
+//    no one else's: a tenant with 10 sends them at its own full rate meanwhile.
+//  - A tenant that cannot send (mode paused or observe, paused by error between probes,
+//    in-flight saturated because its requests are slow, no due rows) consumes nothing: no
+//    pacer slot, no global slot, and it is simply skipped.
+//  - The global cap (reconciler.global_rate_per_second) is shared round-robin among the
+//    tenants that are ready at the moment a global slot is free: with k ready tenants each
+//    gets 1/k of it, whatever their backlogs.
+// Cost: next() looks at every tenant once, O(number of tenants) per decision.
+//
+// The run loop:
+//   loop { d = next(now); if (d.dispatch) { claim one due row of d.dispatch->tenant_id and
+//          send it; continue; } wait until d.wake_at (or forever), a completion, or a NOTIFY;
+//          refresh due counts with set_due_rows; }
+// and for every completed request: on_finished(...), then decide_after_attempt for the row.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/reconcile/pacer.h"
+#include "core/reconcile/tenant_state.h"
+#include "core/reconcile/time.h"
+#include "core/wechatpay/outcome.h"
+
+namespace callbackd::reconcile {
+
+// The scheduling-relevant columns of callbackd.tenants.
+struct TenantSettings {
+  TenantMode mode = TenantMode::apply;
+  int rate_per_minute = 1000;
+  int max_in_flight = 4;
+};
+
+struct Dispatch {
+  std::string tenant_id;
+  bool probe = false;  // the paused tenant's probe: pass it back to on_finished
+};
+
+struct SchedulerDecision {
+  // A tenant that may send one request now (its pacer slot, its in-flight place and a global
+  // slot are taken). Call next() again at once: more may be ready.
+  std::optional<Dispatch> dispatch;
+  // Without a dispatch: the earliest instant at which one might be possible by the passing of
+  // time alone (nullopt: only a completion, a NOTIFY or a settings change can make progress).
+  std::optional<Instant> wake_at;
+};
+
+// One completed request, as on_finished needs it.
+struct FinishedAttempt {
+  wechatpay::OutcomeKind outcome = wechatpay::OutcomeKind::transient;
+  bool probe = false;                                 // Dispatch::probe
+  Instant sent_at{};                                  // when its slot was taken
+  std::optional<std::chrono::seconds> retry_after;    // Outcome::retry_after
+  std::string error_code;                             // Outcome::error_code
+  std::string error_message;                          // Outcome::error_message
+};
+
+// For metrics and `status`.
+struct TenantSnapshot {
+  std::string tenant_id;
+  TenantMode mode = TenantMode::apply;
+  double effective_rate_per_minute = 0;
+  bool throttled = false;
+  bool paused_by_error = false;
+  int in_flight = 0;
+  std::size_t due_rows = 0;
+};
+
+class FairScheduler {
+ public:
+  // Uses reconciler.global_rate_per_second, max_in_flight_per_tenant, tenant_probe_interval.
+  explicit FairScheduler(const ReconcilerConfig& config, PacerTuning tuning = {});
+
+  // Adds a tenant or applies changed settings (the pacer keeps its history, the state its
+  // pause and in-flight count).
+  void upsert_tenant(const std::string& tenant_id, const TenantSettings& settings);
+  // Forgets a tenant (deleted from callbackd.tenants). Its in-flight completions are ignored.
+  void remove_tenant(const std::string& tenant_id);
+  // The tenant's due rows (pending_work entries due at `now`, unclaimed). next_due_at: the
+  // earliest entry due later, so that next() can say when to wake up and refresh.
+  void set_due_rows(const std::string& tenant_id, std::size_t due_now, std::optional<Instant> next_due_at);
+  // A pause read back from tenant_state at start-up, or cleared because the operator changed
+  // the tenant.
+  void restore_pause(const std::string& tenant_id, TenantPause pause);
+  void resume(const std::string& tenant_id);
+
+  // At most one dispatch per call; see SchedulerDecision.
+  SchedulerDecision next(Instant now);
+
+  // A request handed out by next() came back. Feeds the tenant's state machine (pause,
+  // resume, in-flight) and its pacer (429). Returns the tenant's transition, to persist.
+  TenantTransition on_finished(const std::string& tenant_id, const FinishedAttempt& attempt, Instant now);
+
+  const TenantState* tenant_state(const std::string& tenant_id) const;
+  const Pacer* pacer(const std::string& tenant_id) const;
+  std::vector<TenantSnapshot> snapshot(Instant now) const;
+
+ private:
+  struct Tenant {
+    TenantState state;
+    Pacer pacer;
+    std::size_t due_rows = 0;
+    std::optional<Instant> next_due_at;
+  };
+
+  // When `tenant` could next send by the passing of time alone; nullopt when it needs an event.
+  static std::optional<Instant> ready_at(const Tenant& tenant, Instant now);
+
+  ReconcilerConfig config_;
+  PacerTuning tuning_;
+  GlobalCap global_;
+  std::map<std::string, Tenant> tenants_;
+  std::string last_served_;  // round-robin cursor: the next search starts after it
+};
+
+}  // namespace callbackd::reconcile

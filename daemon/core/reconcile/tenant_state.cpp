@@ -1,0 +1,79 @@
+#include "core/reconcile/tenant_state.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace callbackd::reconcile {
+
+namespace {
+int effective_limit(int tenant_max_in_flight, int config_max_in_flight_per_tenant) {
+  // A non-positive value would stop the tenant for good; the schema and config refuse it,
+  // and one request at a time is the least that still makes progress.
+  return std::max(1, std::min(tenant_max_in_flight, config_max_in_flight_per_tenant));
+}
+}  // namespace
+
+TenantState::TenantState(TenantMode mode, int tenant_max_in_flight, int config_max_in_flight_per_tenant,
+                         Duration probe_interval)
+    : mode_(mode),
+      in_flight_limit_(effective_limit(tenant_max_in_flight, config_max_in_flight_per_tenant)),
+      probe_interval_(probe_interval) {
+  CALLBACKD_ASSERT(probe_interval_ > Duration::zero());
+}
+
+void TenantState::set_max_in_flight(int tenant_max_in_flight, int config_max_in_flight_per_tenant) {
+  in_flight_limit_ = effective_limit(tenant_max_in_flight, config_max_in_flight_per_tenant);
+}
+
+SendPermission TenantState::permission(Instant now) const {
+  if (!sends()) return {};
+  if (pause_) {
+    if (probe_in_flight_) return {};
+    if (now < pause_->next_probe_at) return {false, true, pause_->next_probe_at};
+    // Requests sent before the pause may still be out; the probe does not wait for them
+    // unless they fill the in-flight limit.
+    if (in_flight_ >= in_flight_limit_) return {};
+    return {true, true, std::nullopt};
+  }
+  if (in_flight_ >= in_flight_limit_) return {};
+  return {true, false, std::nullopt};
+}
+
+void TenantState::on_sent(Instant now, bool probe) {
+  const SendPermission p = permission(now);
+  CALLBACKD_ASSERT(p.allowed && p.probe == probe);
+  ++in_flight_;
+  if (probe) {
+    probe_in_flight_ = true;
+    pause_->next_probe_at = now + probe_interval_;
+  }
+}
+
+TenantTransition TenantState::on_finished(wechatpay::OutcomeKind outcome, bool probe, Instant now,
+                                          std::string_view error_code, std::string_view reason) {
+  CALLBACKD_ASSERT(in_flight_ > 0);
+  --in_flight_;
+  if (probe) {
+    CALLBACKD_ASSERT(probe_in_flight_);
+    probe_in_flight_ = false;
+  }
+
+  if (outcome == wechatpay::OutcomeKind::tenant_error) {
+    if (!pause_) {
+      pause_ = TenantPause{std::string(error_code), std::string(reason), now, now + probe_interval_};
+      return TenantTransition::paused;
+    }
+    // Still broken: keep the latest words for the operator; the probe schedule stands.
+    pause_->error_code = std::string(error_code);
+    pause_->reason = std::string(reason);
+    return TenantTransition::none;
+  }
+  if (outcome == wechatpay::OutcomeKind::applied && probe && pause_) {
+    pause_.reset();
+    return TenantTransition::resumed;
+  }
+  return TenantTransition::none;
+}
+
+}  // namespace callbackd::reconcile

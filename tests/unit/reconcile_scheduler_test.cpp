@@ -1,0 +1,303 @@
+// The fair scheduler in simulated time: an event loop plays the daemon's run loop (dispatch,
+// completions after a latency, due counts) against FairScheduler. Nothing sleeps.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <queue>
+#include <vector>
+
+#include "core/reconcile/scheduler.h"
+
+using namespace callbackd;
+using namespace callbackd::reconcile;
+using wechatpay::OutcomeKind;
+using namespace std::chrono_literals;
+
+namespace {
+
+const Instant kStart = Instant{} + 1000h;
+
+struct SimTenant {
+  TenantSettings settings;
+  std::size_t rows = 0;
+  Duration latency = 50ms;
+  OutcomeKind outcome = OutcomeKind::applied;  // what every request of this tenant comes back with
+  std::vector<Instant> sent;
+  std::vector<bool> probes;
+};
+
+SimTenant make_tenant(TenantSettings settings, std::size_t rows, Duration latency = 50ms,
+                      OutcomeKind outcome = OutcomeKind::applied) {
+  SimTenant t;
+  t.settings = settings;
+  t.rows = rows;
+  t.latency = latency;
+  t.outcome = outcome;
+  return t;
+}
+
+struct Completion {
+  Instant at;
+  std::string tenant_id;
+  bool probe;
+  Instant sent_at;
+  bool operator>(const Completion& other) const { return at > other.at; }
+};
+
+ReconcilerConfig config(double global_rate_per_second = 0, int max_in_flight_per_tenant = 4,
+                        Millis probe_interval = Millis{300'000}) {
+  ReconcilerConfig c;
+  c.global_rate_per_second = global_rate_per_second;
+  c.max_in_flight_per_tenant = max_in_flight_per_tenant;
+  c.tenant_probe_interval = probe_interval;
+  return c;
+}
+
+// Runs until `end` or until nothing more can happen. Rows whose attempt was not settled
+// (anything but applied / rejected) go back to the tenant's queue at once.
+void simulate(FairScheduler& scheduler, std::map<std::string, SimTenant>& tenants, Instant end) {
+  for (auto& [id, t] : tenants) {
+    scheduler.upsert_tenant(id, t.settings);
+    scheduler.set_due_rows(id, t.rows, std::nullopt);
+  }
+  std::priority_queue<Completion, std::vector<Completion>, std::greater<>> in_flight;
+  Instant now = kStart;
+  while (now < end) {
+    while (!in_flight.empty() && in_flight.top().at <= now) {
+      const Completion c = in_flight.top();
+      in_flight.pop();
+      SimTenant& t = tenants.at(c.tenant_id);
+      FinishedAttempt attempt;
+      attempt.outcome = t.outcome;
+      attempt.probe = c.probe;
+      attempt.sent_at = c.sent_at;
+      attempt.error_code = t.outcome == OutcomeKind::tenant_error ? "SIGN_ERROR" : "";
+      scheduler.on_finished(c.tenant_id, attempt, c.at);
+      if (t.outcome != OutcomeKind::applied && t.outcome != OutcomeKind::rejected) {
+        ++t.rows;
+        scheduler.set_due_rows(c.tenant_id, t.rows, std::nullopt);
+      }
+    }
+    const SchedulerDecision d = scheduler.next(now);
+    if (d.dispatch) {
+      SimTenant& t = tenants.at(d.dispatch->tenant_id);
+      REQUIRE(t.rows > 0);
+      --t.rows;
+      t.sent.push_back(now);
+      t.probes.push_back(d.dispatch->probe);
+      in_flight.push({now + t.latency, d.dispatch->tenant_id, d.dispatch->probe, now});
+      continue;
+    }
+    std::optional<Instant> wake = d.wake_at;
+    if (!in_flight.empty()) wake = wake ? std::min(*wake, in_flight.top().at) : in_flight.top().at;
+    if (!wake) break;
+    REQUIRE(*wake > now);  // progress: a wake-up in the past would spin
+    now = *wake;
+  }
+}
+
+std::size_t sent_between(const std::vector<Instant>& sent, Instant from, Instant to) {
+  std::size_t n = 0;
+  for (auto t : sent) n += (t >= from && t < to) ? 1 : 0;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("a tenant with 10 rows goes at its own full rate while one with 100,000 is busy", "[scheduler]") {
+  FairScheduler scheduler(config());
+  std::map<std::string, SimTenant> tenants;
+  tenants["big"] = make_tenant({TenantMode::apply, 1000, 4}, 100'000);
+  tenants["small"] = make_tenant({TenantMode::apply, 1000, 4}, 10);
+  simulate(scheduler, tenants, kStart + 600s);
+
+  const auto& small = tenants["small"].sent;
+  REQUIRE(small.size() == 10);
+  // Its k-th row goes out exactly at its k-th pacer slot: nothing of the big one's backlog
+  // is in the way.
+  const Duration interval = scheduler.pacer("small")->emission_interval(kStart);
+  for (std::size_t k = 0; k < small.size(); ++k) {
+    INFO("row " << k);
+    CHECK(small[k] == kStart + interval * static_cast<long>(k));
+  }
+  // And the big one still used its own quota in full meanwhile.
+  const auto& big = tenants["big"].sent;
+  CHECK(sent_between(big, kStart, kStart + 600s) >= 9800);
+  CHECK(sent_between(big, kStart, kStart + 600s) <= 10'000);
+}
+
+TEST_CASE("paused, observing and broken tenants consume nothing of the others", "[scheduler]") {
+  // The global cap is tight (10/s), so any slot taken by a tenant that cannot send would show.
+  FairScheduler scheduler(config(10, 4, Millis{60'000}));
+  std::map<std::string, SimTenant> tenants;
+  tenants["healthy"] = make_tenant({TenantMode::apply, 6000, 4}, 100'000);
+  tenants["operator-paused"] = make_tenant({TenantMode::paused, 6000, 4}, 100'000);
+  tenants["observing"] = make_tenant({TenantMode::observe, 6000, 4}, 100'000);
+  tenants["broken"] = make_tenant({TenantMode::apply, 6000, 4}, 100'000, 50ms, OutcomeKind::tenant_error);
+  simulate(scheduler, tenants, kStart + 600s);
+
+  CHECK(tenants["operator-paused"].sent.empty());
+  CHECK(tenants["observing"].sent.empty());
+  // The broken tenant: the requests before its first answer (in-flight limit 4, at most one
+  // global slot per 100 ms shared with the healthy one), then exactly one probe a minute.
+  const auto& broken = tenants["broken"];
+  std::size_t before_pause = 0;
+  for (bool probe : broken.probes) before_pause += probe ? 0 : 1;
+  CHECK(before_pause <= 4);
+  std::vector<Instant> probes;
+  for (std::size_t i = 0; i < broken.sent.size(); ++i) {
+    if (broken.probes[i]) probes.push_back(broken.sent[i]);
+  }
+  CHECK(probes.size() >= 9);
+  CHECK(probes.size() <= 10);
+  for (std::size_t i = 1; i < probes.size(); ++i) CHECK(probes[i] - probes[i - 1] >= 60s);
+  REQUIRE(scheduler.tenant_state("broken")->paused_by_error());
+
+  // The healthy tenant got every global slot the others did not use: 10/s for 600 s.
+  const std::size_t healthy = tenants["healthy"].sent.size();
+  CHECK(healthy + broken.sent.size() >= 5990);
+  CHECK(healthy + broken.sent.size() <= 6001);
+}
+
+TEST_CASE("a slow tenant (in-flight saturated) never delays a healthy one", "[scheduler]") {
+  FairScheduler scheduler(config(0, 2));
+  std::map<std::string, SimTenant> tenants;
+  tenants["slow"] = make_tenant({TenantMode::apply, 6000, 8}, 100'000, 30s);  // every answer takes 30 s
+  tenants["healthy"] = make_tenant({TenantMode::apply, 3000, 8}, 100'000, 20ms);
+  simulate(scheduler, tenants, kStart + 300s);
+
+  // In-flight bound: min(8, 2) = 2 at a time, 30 s each.
+  CHECK(tenants["slow"].sent.size() <= 2 * 10 + 2);
+  CHECK(scheduler.tenant_state("slow")->in_flight_limit() == 2);
+  // The healthy tenant: 3000 a minute for 5 minutes (>= 98% of it).
+  CHECK(tenants["healthy"].sent.size() >= 14'700);
+  CHECK(tenants["healthy"].sent.size() <= 15'000);
+}
+
+TEST_CASE("the global cap is split evenly among ready tenants, whatever their backlogs", "[scheduler]") {
+  FairScheduler scheduler(config(30));
+  std::map<std::string, SimTenant> tenants;
+  tenants["a"] = make_tenant({TenantMode::apply, 6000, 4}, 1'000'000);
+  tenants["b"] = make_tenant({TenantMode::apply, 6000, 4}, 100'000);
+  tenants["c"] = make_tenant({TenantMode::apply, 6000, 4}, 5'000);
+  simulate(scheduler, tenants, kStart + 100s);
+
+  // 30/s for 100 s, 1000 each (round robin: never more than one apart).
+  const auto a = tenants["a"].sent.size();
+  const auto b = tenants["b"].sent.size();
+  const auto c = tenants["c"].sent.size();
+  CHECK(a + b + c >= 2999);
+  CHECK(a + b + c <= 3001);
+  CHECK(std::max({a, b, c}) - std::min({a, b, c}) <= 1);
+
+  // A tenant slower than its share leaves the rest to the others.
+  FairScheduler scheduler2(config(30));
+  std::map<std::string, SimTenant> tenants2;
+  tenants2["fast1"] = make_tenant({TenantMode::apply, 6000, 4}, 1'000'000);
+  tenants2["fast2"] = make_tenant({TenantMode::apply, 6000, 4}, 1'000'000);
+  tenants2["slow-rate"] = make_tenant({TenantMode::apply, 60, 4}, 1'000'000);  // about 1/s
+  simulate(scheduler2, tenants2, kStart + 100s);
+  // Its own pace (one per 1.02 s) plus, per slot, the wait for its turn at the global cap
+  // (at most three global slots, 100 ms): at least 100 s / 1.12 s.
+  const auto slow = tenants2["slow-rate"].sent.size();
+  CHECK(slow >= 89);
+  CHECK(slow <= 99);
+  const auto f1 = tenants2["fast1"].sent.size();
+  const auto f2 = tenants2["fast2"].sent.size();
+  CHECK(f1 + f2 + slow >= 2999);
+  CHECK(f1 - std::min(f1, f2) + (f2 - std::min(f1, f2)) <= 1);
+}
+
+TEST_CASE("429 slows only the tenant that got it", "[scheduler]") {
+  FairScheduler scheduler(config());
+  scheduler.upsert_tenant("limited", {TenantMode::apply, 1000, 4});
+  scheduler.upsert_tenant("other", {TenantMode::apply, 1000, 4});
+  scheduler.set_due_rows("limited", 100, std::nullopt);
+  scheduler.set_due_rows("other", 100, std::nullopt);
+  auto d1 = scheduler.next(kStart);
+  auto d2 = scheduler.next(kStart);
+  REQUIRE(d1.dispatch);
+  REQUIRE(d2.dispatch);
+  FinishedAttempt rate_limited;
+  rate_limited.outcome = OutcomeKind::rate_limited;
+  rate_limited.sent_at = kStart;
+  rate_limited.retry_after = std::chrono::seconds{20};
+  const std::string limited = d1.dispatch->tenant_id;
+  const std::string other = d2.dispatch->tenant_id;
+  scheduler.on_finished(limited, rate_limited, kStart + 100ms);
+  FinishedAttempt ok;
+  ok.outcome = OutcomeKind::applied;
+  ok.sent_at = kStart;
+  scheduler.on_finished(other, ok, kStart + 100ms);
+
+  const auto snapshot = scheduler.snapshot(kStart + 100ms);
+  for (const auto& s : snapshot) {
+    INFO(s.tenant_id);
+    CHECK(s.throttled == (s.tenant_id == limited));
+    CHECK(s.in_flight == 0);
+  }
+  // Until Retry-After ends only the other tenant is dispatched.
+  Instant now = kStart + 100ms;
+  std::size_t other_sent = 0;
+  while (now < kStart + 20s) {
+    auto d = scheduler.next(now);
+    if (d.dispatch) {
+      CHECK(d.dispatch->tenant_id == other);
+      ++other_sent;
+      FinishedAttempt done = ok;
+      done.sent_at = now;
+      scheduler.on_finished(other, done, now);
+      scheduler.set_due_rows(other, 100, std::nullopt);
+      continue;
+    }
+    REQUIRE(d.wake_at);
+    now = *d.wake_at;
+  }
+  CHECK(other_sent >= 300);
+  CHECK(scheduler.next(kStart + 100ms + 20s).dispatch.has_value());
+}
+
+TEST_CASE("wake-up: the earliest pacer slot, due row or probe; nothing when only events help", "[scheduler]") {
+  FairScheduler scheduler(config(0, 1, Millis{60'000}));
+  scheduler.upsert_tenant("t", {TenantMode::apply, 60, 1});
+  // No rows: nothing to wait for.
+  auto d = scheduler.next(kStart);
+  CHECK_FALSE(d.dispatch);
+  CHECK_FALSE(d.wake_at);
+  // A row due later: wake then.
+  scheduler.set_due_rows("t", 0, kStart + 5s);
+  d = scheduler.next(kStart);
+  REQUIRE(d.wake_at);
+  CHECK(*d.wake_at == kStart + 5s);
+  // A due row: dispatch now; then the in-flight limit (1) blocks: no timed wake-up.
+  scheduler.set_due_rows("t", 2, std::nullopt);
+  d = scheduler.next(kStart);
+  REQUIRE(d.dispatch);
+  d = scheduler.next(kStart);
+  CHECK_FALSE(d.dispatch);
+  CHECK_FALSE(d.wake_at);
+  // After the completion: the next pacer slot (R = 60: about a second later).
+  FinishedAttempt fail;
+  fail.outcome = OutcomeKind::tenant_error;
+  fail.sent_at = kStart;
+  CHECK(scheduler.on_finished("t", fail, kStart + 100ms) == TenantTransition::paused);
+  d = scheduler.next(kStart + 100ms);
+  CHECK_FALSE(d.dispatch);
+  REQUIRE(d.wake_at);
+  CHECK(*d.wake_at == kStart + 100ms + 60s);  // the probe
+  d = scheduler.next(*d.wake_at);
+  REQUIRE(d.dispatch);
+  CHECK(d.dispatch->probe);
+  FinishedAttempt applied;
+  applied.outcome = OutcomeKind::applied;
+  applied.probe = true;
+  CHECK(scheduler.on_finished("t", applied, kStart + 61s) == TenantTransition::resumed);
+  scheduler.set_due_rows("t", 1, std::nullopt);
+  d = scheduler.next(kStart + 61s);
+  REQUIRE_FALSE(d.dispatch);  // its pacer: one request per 1.02 s at R = 60
+  REQUIRE(d.wake_at);
+  CHECK(*d.wake_at == kStart + 100ms + 60s + scheduler.pacer("t")->emission_interval(kStart));
+  d = scheduler.next(*d.wake_at);
+  REQUIRE(d.dispatch);
+  CHECK_FALSE(d.dispatch->probe);
+}
