@@ -1,0 +1,149 @@
+// What the reconciler reads from and writes to PostgreSQL. Std types only: libpqxx stays in
+// reconcile_store.cpp. One ReconcileStore owns one connection and is used from ONE thread
+// (the daemon's database thread); calls block.
+//
+// The invariants this store keeps (migrations/0001_init.sql has the tables):
+//  - Claiming: claim_due() takes due, unclaimed (or lease-lapsed) pending_work entries of one
+//    tenant with FOR UPDATE SKIP LOCKED, stamps them with a fresh claim_token from
+//    callbackd.claim_token_seq, claimed_by = the instance name, lease_until = now() + lease.
+//    So no sub-merchant is ever in flight from two instances at once.
+//  - Fencing: record() writes sub_merchant_state and touches the queue entry ONLY while the
+//    entry still carries the claim_token of the attempt (an instance whose lease lapsed, or a
+//    row whose desired values changed meanwhile — the enqueue trigger clears the claim —
+//    cannot overwrite anything); the audit row is written regardless, because the attempt
+//    happened. Settling deletes the entry only if its revision is still the claimed one.
+//  - Atomicity: record() writes all its attempts' audit rows and states in ONE transaction
+//    (one statement round trip for the whole batch), so a crash leaves either all or none.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/reconcile/diff.h"
+#include "core/reconcile/row_decision.h"
+#include "core/tenant.h"
+
+namespace callbackd::pg {
+
+// One claimed pending_work entry with what sending it needs.
+struct WorkItem {
+  std::string mchid;  // the sub-merchant
+  std::string tenant_id;
+  std::int64_t claim_token = 0;
+  bool resync = false;  // queued by a full resync: send even when the diff says in sync
+  // desired_callbacks as of the claim (revision == pending_work.revision or newer; the
+  // claimed revision is desired.revision).
+  std::optional<std::string> notify_url;  // NULL notify_url is stored verbatim: invalid
+  reconcile::DesiredCallback desired;     // notify_url "" when NULL; revision
+  std::optional<reconcile::RecordedState> recorded;  // sub_merchant_state, nullopt if never touched
+  int attempts = 0;  // sub_merchant_state.attempts when its revision == desired.revision, else 0
+};
+
+struct ClaimResult {
+  std::vector<WorkItem> items;
+  // The earliest due_at among this tenant's entries that were NOT claimable now (due later,
+  // or claimed by someone else with a lease), as a delay from now; nullopt when none.
+  std::optional<std::chrono::milliseconds> next_due_in;
+};
+
+// One attempt (or a validation verdict) and the row's new state, as decided by
+// reconcile::decide_after_attempt.
+struct AttemptRecord {
+  std::string tenant_id;
+  std::string mchid;
+  std::int64_t revision = 0;     // the desired revision that was sent
+  std::int64_t claim_token = 0;  // fencing, see above
+  std::optional<std::string> notify_url;  // as sent (audit)
+  std::optional<bool> push_switch;        // as sent (audit); nullopt: omitted
+  std::string outcome;                    // wechatpay::outcome_name
+  std::optional<int> http_status;
+  std::string error_code;     // "" when applied
+  std::string error_message;  // ""
+  std::optional<std::string> request_id;
+  std::optional<int> latency_ms;  // nullopt when nothing was sent (invalid)
+  int attempt = 1;                // audit_log.attempt: counted attempts of this revision, this one included
+  std::optional<std::string> update_time;  // verbatim, applied only
+  reconcile::RowDecision decision;         // state, remove_from_queue, delay, attempts
+};
+
+// A tenant-wide event for the audit log (mchid NULL), e.g. a tenant paused for bad keys.
+struct TenantEvent {
+  std::string tenant_id;
+  std::string outcome;  // "tenant_error" or "tenant_resumed"
+  std::string error_code;
+  std::string error_message;
+};
+
+struct StoredTenantPause {
+  std::string error_code;
+  std::string reason;
+  std::chrono::milliseconds probe_in{0};  // next_probe_at - now(), clamped at 0
+};
+
+class ReconcileStore {
+ public:
+  // Connects (throws DatabaseError) and prepares the named statements. `instance` is written
+  // to pending_work.claimed_by and audit_log.instance ("host:pid").
+  ReconcileStore(const DatabaseConfig& db, std::string instance);
+  ~ReconcileStore();
+  ReconcileStore(const ReconcileStore&) = delete;
+  ReconcileStore& operator=(const ReconcileStore&) = delete;
+
+  // Throws DatabaseError on a lost connection; reconnect() then tries once.
+  void reconnect();
+  bool connected() const;
+
+  std::vector<TenantRow> tenants();
+  // tenant_state rows with a paused_reason, by tenant_id.
+  std::map<std::string, StoredTenantPause> tenant_pauses();
+  void pause_tenant(const std::string& tenant_id, const std::string& error_code, const std::string& reason,
+                    std::chrono::milliseconds probe_in);
+  void resume_tenant(const std::string& tenant_id);
+
+  ClaimResult claim_due(const std::string& tenant_id, int limit, std::chrono::milliseconds lease);
+  // Gives claims back without an attempt (shutdown): entries become claimable at once.
+  void release(const std::vector<std::int64_t>& claim_tokens);
+
+  // All records in one transaction, one round trip. Empty input: no-op.
+  void record(const std::vector<AttemptRecord>& records, const std::vector<TenantEvent>& events = {});
+
+  // Queues every desired row of sending tenants for a full resync (reconciler.resync_interval).
+  // Returns the number of rows queued.
+  std::size_t queue_resync();
+
+  // Counts for --exit-when-idle: entries of tenants in mode apply and not paused by error.
+  std::size_t pending_for_sending_tenants();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// LISTEN callbackd_desired and callbackd_tenants on a connection of its own, waited on by a
+// thread of its own, so that a wake-up never queues behind a claim or a batch write.
+class Listener {
+ public:
+  struct Notification {
+    std::string channel;    // "callbackd_desired" or "callbackd_tenants"
+    std::string tenant_id;  // the payload
+  };
+  explicit Listener(const DatabaseConfig& db);  // connects and LISTENs; throws DatabaseError
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  // Waits up to `timeout` for notifications and returns those received (possibly none).
+  // Throws DatabaseError when the connection is lost (the caller reconnects with backoff).
+  std::vector<Notification> wait(std::chrono::milliseconds timeout);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace callbackd::pg
