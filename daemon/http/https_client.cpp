@@ -1,8 +1,6 @@
 // The only translation unit of callbackd that includes Beast on the client side (Beast TUs
 // take ~20 s to compile; keep them few).
-#include <utility>  // before any Asio header (Boost 1.74 + g++ 12)
-
-#include "http/https_client.h"
+#include "http/https_client.h"  // first: it includes the Boost 1.74 + g++ 12 fixes
 
 #include <sys/socket.h>
 
@@ -318,7 +316,9 @@ struct HttpsClient::Impl {
       const std::string_view name(field.name_string().data(), field.name_string().size());
       const std::string_view value(field.value().data(), field.value().size());
       if (iequals(name, "Request-ID")) out.request_id = std::string(value);
-      if (istarts_with(name, "Wechatpay-")) out.wechatpay_headers.emplace_back(std::string(name), std::string(value));
+      // Retry-After rides along: the classifier needs it for 429 and 503, and it is not secret.
+      if (istarts_with(name, "Wechatpay-") || iequals(name, "Retry-After"))
+        out.wechatpay_headers.emplace_back(std::string(name), std::string(value));
     }
     out.host = pool.endpoint.host;
     out.reused_connection = lease.reused();

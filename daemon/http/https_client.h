@@ -15,9 +15,8 @@
 // awaitable, so that callers compile fast.
 #pragma once
 
-#include <utility>  // before any Asio header: Boost 1.74's awaitable.hpp misses it under g++ 12
+#include "http/asio_coroutine.h"  // first: the Boost 1.74 + g++ 12 fixes
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
@@ -45,7 +44,7 @@ struct HttpResponse {
   int status{0};
   std::string body;
   std::string request_id;  // `Request-ID`, empty when absent
-  // Every `Wechatpay-*` header, names as received (the verifier looks them up case-insensitively).
+  // Every `Wechatpay-*` header and `Retry-After`, names as received (looked up case-insensitively).
   std::vector<std::pair<std::string, std::string>> wechatpay_headers;
   std::string host;              // the host that answered ("api.mch.weixin.qq.com" or the backup)
   bool used_backup{false};       // the primary could not be reached; the backup answered

@@ -1,14 +1,7 @@
 // The sandbox's only Beast translation unit. Decisions (what to answer) are taken by
 // Impl::decide() under one mutex from the pure parts (rate_window, faults, favor_request);
 // the coroutines around it only move bytes and carry out transport faults.
-#include <utility>  // before any Asio header (Boost 1.74 + g++ 12)
-
-// g++ 12 reports -Wmismatched-new-delete for some Asio 1.18 coroutine frames: Asio pairs its
-// own class-specific operator new/delete (a recycling allocator), which the warning's
-// heuristic does not follow. A false positive, silenced for this TU only.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
+#include "http/asio_coroutine.h"  // first: the Boost 1.74 + g++ 12 fixes
 
 #include "sandbox/sandbox_server.h"
 

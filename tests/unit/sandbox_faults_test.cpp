@@ -1,0 +1,81 @@
+// Fault selection: reproducible from the seed, exact per sub-merchant, proportional at random.
+#include <catch2/catch.hpp>
+
+#include "sandbox/faults.h"
+
+using namespace callbackd::sandbox;
+
+TEST_CASE("every error code of the seed table has its documented status", "[sandbox][faults]") {
+  const std::pair<const char*, int> table[] = {
+      {"PARAM_ERROR", 400},           {"MCH_NOT_EXISTS", 400},        {"INVALID_REQUEST", 400},
+      {"APPID_MCHID_NOT_MATCH", 400}, {"USER_ACCOUNT_ABNORMAL", 403}, {"NOT_ENOUGH", 403},
+      {"REQUEST_BLOCKED", 403},       {"RESOURCE_NOT_EXISTS", 404},   {"FREQUENCY_LIMIT_EXCEED", 429},
+      {"SIGN_ERROR", 401},            {"SYSTEM_ERROR", 500},
+  };
+  for (const auto& [code, status] : table) {
+    INFO(code);
+    auto info = error_code_info(code);
+    REQUIRE(info);
+    CHECK(info->status == status);
+    CHECK_FALSE(info->message.empty());
+  }
+  CHECK_FALSE(error_code_info("NO_SUCH_CODE"));
+}
+
+TEST_CASE("a sub-merchant fault applies to every request for it", "[sandbox][faults]") {
+  FaultPlan plan;
+  plan.by_sub_merchant["1900000101"] = FaultRule{FaultKind::error, 1.0, "NOT_ENOUGH", 0, {}, {}, 0};
+  plan.random.push_back(FaultRule{FaultKind::reset, 1.0, "", 0, {}, {}, 0});
+  for (std::uint64_t i = 0; i < 10; ++i) {
+    const auto a = choose_fault(plan, "1900000101", i);
+    CHECK(a.kind == FaultKind::error);
+    CHECK(a.code == "NOT_ENOUGH");
+    CHECK(a.status == 403);
+  }
+  CHECK(choose_fault(plan, "1900000102", 0).kind == FaultKind::reset);
+}
+
+TEST_CASE("random faults are reproducible from the seed and proportional", "[sandbox][faults]") {
+  FaultPlan plan;
+  plan.seed = 42;
+  plan.random.push_back(FaultRule{FaultKind::error, 0.10, "SYSTEM_ERROR", 0, {}, {}, 0});
+  plan.random.push_back(FaultRule{FaultKind::error, 0.05, "SYSTEM_ERROR", 503, {}, {}, 0});
+  plan.random.push_back(FaultRule{FaultKind::timeout, 0.05, "", 0, {}, {}, 0});
+  int s500 = 0, s503 = 0, timeouts = 0, none = 0;
+  for (std::uint64_t i = 0; i < 100'000; ++i) {
+    const auto a = choose_fault(plan, "x", i);
+    CHECK(a.kind == choose_fault(plan, "x", i).kind);  // same seed and index, same answer
+    if (a.kind == FaultKind::error && a.status == 500) ++s500;
+    else if (a.kind == FaultKind::error && a.status == 503) ++s503;
+    else if (a.kind == FaultKind::timeout) ++timeouts;
+    else ++none;
+  }
+  CHECK(s500 == Approx(10'000).epsilon(0.05));
+  CHECK(s503 == Approx(5'000).epsilon(0.08));
+  CHECK(timeouts == Approx(5'000).epsilon(0.08));
+  CHECK(none == Approx(80'000).epsilon(0.02));
+
+  FaultPlan other = plan;
+  other.seed = 43;
+  int differ = 0;
+  for (std::uint64_t i = 0; i < 1000; ++i) differ += choose_fault(plan, "x", i).kind != choose_fault(other, "x", i).kind;
+  CHECK(differ > 0);
+}
+
+TEST_CASE("unit_random stays in [0, 1)", "[sandbox][faults]") {
+  for (std::uint64_t i = 0; i < 10'000; ++i) {
+    const double u = unit_random(7, i);
+    CHECK(u >= 0.0);
+    CHECK(u < 1.0);
+  }
+}
+
+TEST_CASE("fault kinds round-trip through their names", "[sandbox][faults]") {
+  for (const char* name : {"none", "error", "delay", "timeout", "reset", "malformed_body", "bad_signature", "clock_skew", "stale_close",
+                           "oversized_body"}) {
+    auto k = fault_kind_from_string(name);
+    REQUIRE(k);
+    CHECK(to_string(*k) == name);
+  }
+  CHECK_FALSE(fault_kind_from_string("explode"));
+}
