@@ -211,3 +211,34 @@ TEST_CASE("make_nonce reports a failing or stuck generator", "[wechatpay][signin
   };
   CHECK(make_nonce(stuck).error().message == "the random number generator returned biased output");
 }
+
+TEST_CASE("authorization_header refuses values that would break the header", "[wechatpay][signing]") {
+  const PrivateKey key = test::go_test_private_key();
+  const char* bad[] = {"", "1900\"009191", "1900\r\nX-Injected: 1", "19\\00", "\xe4\xb8\xad"};
+  for (const char* value : bad) {
+    CAPTURE(value);
+    const MerchantCredentials bad_mchid{value, "1DDE55AD98ED71D6EDD4A4A16996DE7B47773A8C", key};
+    const MerchantCredentials bad_serial{"1900009191", value, key};
+    const std::string expected =
+        "mchid, serial_no and nonce must be non-empty printable ASCII without quotes or backslashes";
+    CHECK(authorization_header(bad_mchid, "POST", "/x", "", 1, "nonce").error().message == expected);
+    CHECK(authorization_header(bad_serial, "POST", "/x", "", 1, "nonce").error().message == expected);
+    const MerchantCredentials good{"1900009191", "1DDE55AD98ED71D6EDD4A4A16996DE7B47773A8C", key};
+    CHECK(authorization_header(good, "POST", "/x", "", 1, value).error().message == expected);
+  }
+}
+
+TEST_CASE("merchant_serial_no_problem names the classic serial mistakes", "[wechatpay][signing]") {
+  CHECK_FALSE(merchant_serial_no_problem("1DDE55AD98ED71D6EDD4A4A16996DE7B47773A8C").has_value());
+  CHECK_FALSE(merchant_serial_no_problem("0A0B").has_value());
+  CHECK(merchant_serial_no_problem("") == std::optional<std::string>("the merchant certificate serial is empty"));
+  CHECK(merchant_serial_no_problem("1dde55ad98ed71d6edd4a4a16996de7b47773a8c") ==
+        std::optional<std::string>("the merchant certificate serial must be uppercase hex"));
+  CHECK(merchant_serial_no_problem("170634221573479245236418233087476390349004618380") ==
+        std::optional<std::string>("the merchant certificate serial looks decimal; WeChat Pay expects it in uppercase "
+                                   "hex (openssl x509 -in apiclient_cert.pem -noout -serial)"));
+  CHECK(merchant_serial_no_problem("1DDE:55") ==
+        std::optional<std::string>("the merchant certificate serial must be hexadecimal (0-9, A-F)"));
+  CHECK(merchant_serial_no_problem(std::string(41, 'A')) ==
+        std::optional<std::string>("the merchant certificate serial is longer than 40 hex digits"));
+}

@@ -28,6 +28,8 @@ TEST_CASE("parse_rfc3339 accepts the forms WeChat Pay and RFC 3339 allow", "[wec
       {"1970-01-01T00:00:00Z", "1970-01-01T00:00:00.000Z"},
       {"2015-05-20T05:29:35+23:59", "2015-05-19T05:30:35.000Z"},
       {"2015-05-20T05:29:35-00:00", "2015-05-20T05:29:35.000Z"},
+      {"0000-01-01T08:00:00+08:00", "0000-01-01T00:00:00.000Z"},
+      {"9999-12-31T23:59:59.999Z", "9999-12-31T23:59:59.999Z"},
   };
   for (const auto& row : rows) {
     CAPTURE(row.text);
@@ -71,6 +73,8 @@ TEST_CASE("parse_rfc3339 rejects garbage", "[wechatpay][update_time]") {
       "+2015-05-20T13:29:35Z",
       "2015-05-20T13:29:35ZZ",
       "２０１５-05-20T13:29:35Z",
+      "0000-01-01T03:29:35+08:09",  // found by fuzz_update_time: UTC would be year -1
+      "9999-12-31T23:00:00-05:00",  // UTC would be year 10000
   };
   for (const char* text : rejected) {
     CAPTURE(text);

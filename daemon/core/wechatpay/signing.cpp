@@ -118,9 +118,41 @@ Result<std::string, CryptoError> make_nonce(const RandomBytes& random) {
   return nonce;
 }
 
+std::optional<std::string> merchant_serial_no_problem(std::string_view serial_no) {
+  if (serial_no.empty()) return "the merchant certificate serial is empty";
+  bool all_digits = true;
+  bool lower = false;
+  for (char c : serial_no) {
+    const bool digit = c >= '0' && c <= '9';
+    all_digits = all_digits && digit;
+    if (c >= 'a' && c <= 'f') {
+      lower = true;
+    } else if (!digit && !(c >= 'A' && c <= 'F')) {
+      return "the merchant certificate serial must be hexadecimal (0-9, A-F)";
+    }
+  }
+  if (serial_no.size() > 40)
+    return all_digits ? "the merchant certificate serial looks decimal; WeChat Pay expects it in uppercase hex "
+                        "(openssl x509 -in apiclient_cert.pem -noout -serial)"
+                      : "the merchant certificate serial is longer than 40 hex digits";
+  if (lower) return "the merchant certificate serial must be uppercase hex";
+  return std::nullopt;
+}
+
+namespace {
+// Printable ASCII without '"' and '\\': what parse_authorization accepts inside quotes.
+bool safe_in_header(std::string_view value) {
+  for (char c : value)
+    if (c < 0x20 || c >= 0x7F || c == '"' || c == '\\') return false;
+  return !value.empty();
+}
+}  // namespace
+
 Result<std::string, CryptoError> authorization_header(const MerchantCredentials& merchant, std::string_view method,
                                                        std::string_view request_uri, std::string_view body,
                                                        std::int64_t timestamp, std::string_view nonce) {
+  if (!safe_in_header(merchant.mchid) || !safe_in_header(merchant.serial_no) || !safe_in_header(nonce))
+    return CryptoError{"mchid, serial_no and nonce must be non-empty printable ASCII without quotes or backslashes"};
   auto signature = sign_sha256_rsa(merchant.private_key, request_message(method, request_uri, timestamp, nonce, body));
   if (!signature) return std::move(signature).error();
   std::string header;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -56,9 +57,17 @@ struct MerchantCredentials {
   PrivateKey private_key;
 };
 
+// nullopt when `serial_no` looks like a merchant API certificate serial as WeChat Pay expects
+// it: 1-40 uppercase hex digits. Otherwise why not, e.g. lower case, or a long all-digit value
+// (a certificate serial written in decimal: a classic cause of 401 SIGN_ERROR). For
+// check-config and tenant loading.
+std::optional<std::string> merchant_serial_no_problem(std::string_view serial_no);
+
 // The value of the Authorization header for one request:
 //   WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",timestamp="…",serial_no="…",signature="…"
 // `body` must be exactly the bytes that will be sent. Pure apart from the RSA operation.
+// Refused (CryptoError) when mchid, serial_no or nonce hold anything but printable ASCII
+// without '"' and '\\': such a value would break the header (or inject another one).
 Result<std::string, CryptoError> authorization_header(const MerchantCredentials& merchant,
                                                        std::string_view method,
                                                        std::string_view request_uri,

@@ -74,8 +74,13 @@ std::optional<UtcMillis> parse_rfc3339(std::string_view s) {
   }
   const sys_days date = year_month_day{std::chrono::year{year}, std::chrono::month{static_cast<unsigned>(month)},
                                        std::chrono::day{static_cast<unsigned>(day)}};
-  return UtcMillis{time_point_cast<milliseconds>(date) + hours{hour} + minutes{minute} + seconds{second} +
-                   milliseconds{millis} - minutes{offset_minutes}};
+  const UtcMillis instant{time_point_cast<milliseconds>(date) + hours{hour} + minutes{minute} + seconds{second} +
+                          milliseconds{millis} - minutes{offset_minutes}};
+  // An offset can carry 0000-01-01 or 9999-12-31 out of the four-digit years that RFC 3339
+  // (and format_rfc3339_utc) can write; such an instant has no canonical form, so refuse it.
+  const int utc_year = static_cast<int>(year_month_day{floor<days>(instant)}.year());
+  if (utc_year < 0 || utc_year > 9999) return std::nullopt;
+  return instant;
 }
 
 std::string format_rfc3339_utc(UtcMillis t) {

@@ -14,7 +14,7 @@ using UtcMillis = std::chrono::time_point<std::chrono::system_clock, std::chrono
 // Accepts YYYY-MM-DDTHH:MM:SS[.fraction](Z|z|+HH:MM|-HH:MM), 'T' also as 't' (RFC 3339 5.6),
 // 1-9 fraction digits (kept to the millisecond, truncated), a real calendar date
 // (leap years), hours 00-23, minutes 00-59, seconds 00-60 (a leap second is taken as :59.999),
-// offsets up to ±23:59. Returns the instant in UTC; nullopt for anything else (no
+// offsets up to ±23:59, a UTC instant within years 0000-9999. Returns the instant in UTC; nullopt for anything else (no
 // surrounding whitespace, no missing fields, no out-of-range values).
 std::optional<UtcMillis> parse_rfc3339(std::string_view text);
 
