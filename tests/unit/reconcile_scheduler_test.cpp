@@ -96,6 +96,14 @@ void simulate(FairScheduler& scheduler, std::map<std::string, SimTenant>& tenant
   }
 }
 
+// Every limit+1 consecutive sends span at least `span` (the pacer's guarantee, see pacer.h).
+bool spans_at_least(const std::vector<Instant>& times, std::size_t limit, Duration span) {
+  for (std::size_t i = 0; i + limit < times.size(); ++i) {
+    if (times[i + limit] - times[i] < span) return false;
+  }
+  return true;
+}
+
 std::size_t sent_between(const std::vector<Instant>& sent, Instant from, Instant to) {
   std::size_t n = 0;
   for (auto t : sent) n += (t >= from && t < to) ? 1 : 0;
@@ -124,6 +132,25 @@ TEST_CASE("a tenant with 10 rows goes at its own full rate while one with 100,00
   const auto& big = tenants["big"].sent;
   CHECK(sent_between(big, kStart, kStart + 600s) >= 9800);
   CHECK(sent_between(big, kStart, kStart + 600s) <= 10'000);
+  // Through the scheduler, the strict server's limits still hold.
+  CHECK(spans_at_least(big, 1000, 60s + PacerTuning{}.arrival_jitter));
+  CHECK(spans_at_least(big, 25, 1s + PacerTuning{}.arrival_jitter));
+}
+
+TEST_CASE("fifty small tenants all finish at their own rate beside a huge backlog", "[scheduler]") {
+  FairScheduler scheduler(config());
+  std::map<std::string, SimTenant> tenants;
+  tenants["huge"] = make_tenant({TenantMode::apply, 6000, 4}, 1'000'000, 20ms);
+  for (int i = 0; i < 50; ++i) tenants["small-" + std::to_string(i)] = make_tenant({TenantMode::apply, 1000, 4}, 10);
+  simulate(scheduler, tenants, kStart + 60s);
+  const Duration interval = scheduler.pacer("small-0")->emission_interval(kStart);
+  for (const auto& [id, t] : tenants) {
+    if (id == "huge") continue;
+    INFO(id);
+    REQUIRE(t.sent.size() == 10);
+    CHECK(t.sent.back() == kStart + interval * 9);
+  }
+  CHECK(tenants["huge"].sent.size() >= 5990);
 }
 
 TEST_CASE("paused, observing and broken tenants consume nothing of the others", "[scheduler]") {

@@ -3,7 +3,9 @@
 // (callbackd.pending_work, sub_merchant_state in migrations/0001_init.sql).
 //
 // The table (docs/product.md, "Behaviour that users will rely on"):
-//   applied       -> in_sync; the queue entry of the claimed revision is removed.
+//   applied       -> in_sync; the queue entry of the claimed revision is removed. The store
+//                    records applied_notify_url / applied_switch (what was sent) and
+//                    applied_revision = the claimed revision: what diff.h compares next time.
 //   rejected      -> failed; removed from the queue: parked until the desired row changes
 //                    (a new revision re-queues it through the database trigger).
 //   transient     -> retrying; stays queued, due at now + retry_backoff(failures), or after
