@@ -316,9 +316,8 @@ struct HttpsClient::Impl {
       const std::string_view name(field.name_string().data(), field.name_string().size());
       const std::string_view value(field.value().data(), field.value().size());
       if (iequals(name, "Request-ID")) out.request_id = std::string(value);
-      // Retry-After rides along: the classifier needs it for 429 and 503, and it is not secret.
-      if (istarts_with(name, "Wechatpay-") || iequals(name, "Retry-After"))
-        out.wechatpay_headers.emplace_back(std::string(name), std::string(value));
+      if (iequals(name, "Retry-After")) out.retry_after = std::string(value);
+      if (istarts_with(name, "Wechatpay-")) out.wechatpay_headers.emplace_back(std::string(name), std::string(value));
     }
     out.host = pool.endpoint.host;
     out.reused_connection = lease.reused();
@@ -408,6 +407,18 @@ std::optional<std::string> HttpResponse::header(std::string_view name) const {
   for (const auto& [n, v] : wechatpay_headers)
     if (iequals(n, name)) return v;
   return std::nullopt;
+}
+
+wechatpay::ResponseHeaders response_headers(const HttpResponse& response) {
+  wechatpay::ResponseHeaders h;
+  h.timestamp = response.header(wechatpay::kHeaderTimestamp);
+  h.nonce = response.header(wechatpay::kHeaderNonce);
+  h.signature = response.header(wechatpay::kHeaderSignature);
+  h.serial = response.header(wechatpay::kHeaderSerial);
+  h.signature_type = response.header(wechatpay::kHeaderSignatureType);
+  if (!response.request_id.empty()) h.request_id = response.request_id;
+  h.retry_after = response.retry_after;
+  return h;
 }
 
 std::optional<HttpsEndpoint> parse_https_url(std::string_view url) {

@@ -6,8 +6,10 @@
 //    bundle to the system store. There is deliberately no way to turn verification off.
 //  - Keep-alive connections are pooled per host, at most `max_connections_per_host` each
 //    (idle + busy); a request that finds the pool full waits for a slot within its deadline.
-//  - Every phase (resolve, connect, TLS handshake, write, read) has a deadline, and the whole
-//    request has one too; response bodies are bounded by `max_response_bytes`.
+//  - Every phase has a deadline: resolve, connect and TLS handshake `connect_timeout` each,
+//    write + read together `request_timeout`; the whole call (pool wait, failover, the stale
+//    retry included) at most 2 * connect_timeout + request_timeout. Response headers are
+//    bounded (16 KiB) and bodies by `max_response_bytes`.
 //  - Network failures, timeouts and hostile responses are TransportError VALUES; nothing here
 //    throws at runtime. Only the constructor throws (StartupError) for a bad URL or CA file.
 //
@@ -28,6 +30,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/wechatpay/verification.h"
 
 namespace callbackd::http {
 
@@ -44,7 +47,8 @@ struct HttpResponse {
   int status{0};
   std::string body;
   std::string request_id;  // `Request-ID`, empty when absent
-  // Every `Wechatpay-*` header and `Retry-After`, names as received (looked up case-insensitively).
+  std::optional<std::string> retry_after;  // `Retry-After` (429/503), as received
+  // Every `Wechatpay-*` header, names as received (the verifier looks them up case-insensitively).
   std::vector<std::pair<std::string, std::string>> wechatpay_headers;
   std::string host;              // the host that answered ("api.mch.weixin.qq.com" or the backup)
   bool used_backup{false};       // the primary could not be reached; the backup answered
@@ -55,6 +59,9 @@ struct HttpResponse {
   // Case-insensitive lookup among wechatpay_headers; nullopt when absent.
   std::optional<std::string> header(std::string_view name) const;
 };
+
+// The headers wechatpay::verify_response() needs, from a response.
+wechatpay::ResponseHeaders response_headers(const HttpResponse& response);
 
 enum class TransportErrorKind {
   config,     // the request itself is unusable (bad target); a bug of the caller

@@ -11,7 +11,7 @@ struct NamedKind {
   std::string_view name;
   FaultKind kind;
 };
-constexpr std::array<NamedKind, 10> kKinds{{
+constexpr std::array<NamedKind, 11> kKinds{{
     {"none", FaultKind::none},
     {"error", FaultKind::error},
     {"delay", FaultKind::delay},
@@ -22,6 +22,7 @@ constexpr std::array<NamedKind, 10> kKinds{{
     {"clock_skew", FaultKind::clock_skew},
     {"stale_close", FaultKind::stale_close},
     {"oversized_body", FaultKind::oversized_body},
+    {"malformed_http", FaultKind::malformed_http},
 }};
 
 struct CodeEntry {

@@ -25,6 +25,7 @@ enum class FaultKind {
   stale_close,     // on a REUSED keep-alive connection: close without answering, as a server
                    // whose idle timer fired just as the request arrived; fresh ones are served
   oversized_body,  // 200 with a body of `size_bytes` (to exercise the client's bound)
+  malformed_http,  // bytes that are not an HTTP/1.1 response, then close
 };
 
 std::string_view to_string(FaultKind kind);

@@ -13,6 +13,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -105,7 +106,7 @@ struct StoredSetting {
 
 // What the connection coroutine must do with one request.
 struct Decision {
-  enum class Action { respond, timeout, reset, close } action{Action::respond};
+  enum class Action { respond, timeout, reset, close, garbage } action{Action::respond};
   int status{200};
   std::string body;
   std::string content_type{"application/json"};
@@ -278,6 +279,13 @@ struct SandboxServer::Impl {
         case Decision::Action::close:
           keep_going = false;
           break;
+        case Decision::Action::garbage: {
+          // A status line no HTTP parser accepts, over the real TLS stream.
+          static constexpr std::string_view kGarbage = "HTTP/1.1 2OO OK\r\nContent-Length: banana\r\n\r\n{}";
+          co_await asio::async_write(stream, asio::buffer(kGarbage.data(), kGarbage.size()), asio::redirect_error(use_awaitable, ec));
+          keep_going = false;
+          break;
+        }
       }
       finish(d);
       if (!keep_going) break;
@@ -322,9 +330,12 @@ struct SandboxServer::Impl {
     if (auto it = in_flight.find(d.sub_merchant); it != in_flight.end() && --it->second <= 0) in_flight.erase(it);
   }
 
+  // Unique per process start (so that two runs' records never share an id) and per request.
+  const std::uint64_t request_id_prefix =
+      static_cast<std::uint64_t>(SystemClock::now().time_since_epoch().count()) * 0x9E3779B97F4A7C15ULL;
   std::string next_request_id(std::uint64_t seq) {
     char buf[48];
-    std::snprintf(buf, sizeof buf, "%016llX%016llX", static_cast<unsigned long long>(faults.seed * 0x9E3779B97F4A7C15ULL),
+    std::snprintf(buf, sizeof buf, "%016llX%016llX", static_cast<unsigned long long>(request_id_prefix),
                   static_cast<unsigned long long>(seq));
     return buf;
   }
@@ -423,6 +434,7 @@ struct SandboxServer::Impl {
         case FaultKind::error: return answer_error(fault.status, fault.code, fault.message);
         case FaultKind::timeout: d.action = Decision::Action::timeout; return;
         case FaultKind::reset: d.action = Decision::Action::reset; return;
+        case FaultKind::malformed_http: d.action = Decision::Action::garbage; return;
         case FaultKind::stale_close:
           if (reused_connection) {
             d.action = Decision::Action::close;
@@ -461,6 +473,7 @@ struct SandboxServer::Impl {
       case Decision::Action::timeout: outcome = "timeout"; break;
       case Decision::Action::reset: outcome = "reset"; break;
       case Decision::Action::close: outcome = "stale_close"; break;
+      case Decision::Action::garbage: outcome = "malformed_http"; break;
     }
     if (d.action == Decision::Action::respond && !fault_name.empty() && d.status < 400) outcome += " " + fault_name;
     auto& cs = callers[caller];

@@ -269,3 +269,13 @@ TEST_CASE("many concurrent requests on one thread share a bounded pool", "[net][
   CHECK(done == 40);
   CHECK(sb.stats().at("connections_accepted").get<int>() <= 3);
 }
+
+TEST_CASE("a response that is not HTTP is a malformed error, not a crash", "[net][client][limits]") {
+  auto cfg = sandbox_config();
+  cfg.faults.by_sub_merchant["1900000801"] = sandbox::FaultRule{sandbox::FaultKind::malformed_http, 1.0, "", 0, {}, {}, 0};
+  Sandbox sb(cfg);
+  auto res = send(sb.port(), signed_post(tenant(), "1900000801", "https://a"));
+  REQUIRE_FALSE(res);
+  CHECK(res.error().kind == TransportErrorKind::malformed);
+  CHECK(res.error().request_sent);
+}

@@ -115,14 +115,8 @@ wechatpay::KeySet platform_keys() {
 }
 
 Result<wechatpay::VerifiedResponse, wechatpay::VerifyError> verify(const http::HttpResponse& response) {
-  wechatpay::ResponseHeaders h;
-  h.timestamp = response.header(wechatpay::kHeaderTimestamp);
-  h.nonce = response.header(wechatpay::kHeaderNonce);
-  h.signature = response.header(wechatpay::kHeaderSignature);
-  h.serial = response.header(wechatpay::kHeaderSerial);
-  h.signature_type = response.header(wechatpay::kHeaderSignatureType);
-  if (!response.request_id.empty()) h.request_id = response.request_id;
-  return wechatpay::verify_response(platform_keys(), h, response.body, std::chrono::system_clock::now());
+  return wechatpay::verify_response(platform_keys(), http::response_headers(response), response.body,
+                                    std::chrono::system_clock::now());
 }
 
 void with_client(const WechatpayConfig& config, const std::function<asio::awaitable<void>(http::HttpsClient&)>& body) {

@@ -72,7 +72,7 @@ TEST_CASE("unit_random stays in [0, 1)", "[sandbox][faults]") {
 
 TEST_CASE("fault kinds round-trip through their names", "[sandbox][faults]") {
   for (const char* name : {"none", "error", "delay", "timeout", "reset", "malformed_body", "bad_signature", "clock_skew", "stale_close",
-                           "oversized_body"}) {
+                           "oversized_body", "malformed_http"}) {
     auto k = fault_kind_from_string(name);
     REQUIRE(k);
     CHECK(to_string(*k) == name);
