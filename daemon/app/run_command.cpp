@@ -1,0 +1,141 @@
+// `callbackd run [--exit-when-idle]`: the daemon. Start-up checks everything that would make
+// running pointless (config, database, schema version) and exits 78 naming the problem;
+// a tenant whose keys are bad is paused, not fatal. Then: one io_context thread for the
+// network and the run loop, one thread for the database, one for LISTEN.
+//
+// Signals: SIGTERM/SIGINT stop claiming, let requests in flight finish within
+// reconciler.shutdown_grace, record what is known and exit 0; a second one exits at once
+// (status 1). SIGHUP re-reads the config: a valid one is applied (log level, backoff,
+// intervals, credentials), an invalid one is logged and the old one kept.
+#include "http/asio_coroutine.h"  // first: the Boost 1.74 + g++ 12 fixes
+
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <iostream>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "app/commands.h"
+#include "app/logging.h"
+#include "core/config.h"
+#include "engine/db_worker.h"
+#include "engine/reconciler.h"
+#include "http/https_client.h"
+#include "pg/conninfo.h"
+#include "pg/migrator.h"
+#include "pg/reconcile_store.h"
+
+namespace callbackd::app {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::string instance_name() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+// Refuses to run against a schema this binary was not built for: `migrate` first.
+void check_schema(const Config& config) {
+  const pg::SchemaStatus schema = pg::schema_status(config.database, pg::embedded_migrations());
+  std::vector<Problem> problems = schema.problems;
+  if (!schema.pending.empty())
+    problems.push_back({"database " + pg::describe_conninfo(config.database.url),
+                        "schema version " + std::to_string(schema.database_version) + ", this binary needs " +
+                            std::to_string(schema.binary_version),
+                        "run `callbackd migrate`"});
+  if (!problems.empty()) throw StartupError(problems);
+}
+
+// The LISTEN connection lives on its own thread; notifications are posted to the run loop.
+void listen_loop(const DatabaseConfig& db, asio::io_context& io, engine::Reconciler& reconciler,
+                 const std::atomic<bool>& stopping) {
+  auto backoff = std::chrono::milliseconds{250};
+  while (!stopping) {
+    try {
+      pg::Listener listener(db);
+      backoff = std::chrono::milliseconds{250};
+      while (!stopping)
+        for (auto& n : listener.wait(std::chrono::milliseconds{250}))
+          asio::post(io, [&reconciler, n] { reconciler.on_notification(n); });
+    } catch (const std::exception& e) {
+      spdlog::warn("event=listen_failed error=\"{}\" retry_in_ms={}", e.what(), backoff.count());
+      // The poll interval covers the gap; sleep in small steps so that shutdown is prompt.
+      for (auto waited = std::chrono::milliseconds{0}; waited < backoff && !stopping; waited += std::chrono::milliseconds{50})
+        std::this_thread::sleep_for(std::chrono::milliseconds{50});
+      backoff = std::min(backoff * 2, std::chrono::milliseconds{10'000});
+    }
+  }
+}
+
+}  // namespace
+
+int run_run(const CliRequest& req) {
+  Config config = load_config(req.config_path);
+  init_logging(config.log);
+  check_schema(config);
+
+  asio::io_context io;
+  http::HttpsClient client(io, config.wechatpay);
+  const std::string instance = instance_name();
+  engine::DbWorker db(
+      [database = config.database, instance] { return std::make_unique<pg::ReconcileStore>(database, instance); },
+      [](const std::string& message) { spdlog::error("event=database_error error=\"{}\"", message); });
+  engine::Reconciler reconciler(io, config, client, db,
+                                engine::ReconcilerOptions{req.has_flag("--exit-when-idle"), instance});
+
+  std::atomic<bool> stopping{false};
+  std::thread listener([&] { listen_loop(config.database, io, reconciler, stopping); });
+
+  asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  int stop_signals = 0;
+  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec,
+                                                                             int signal) {
+    if (ec) return;
+    if (signal == SIGHUP) {
+      try {
+        Config fresh = load_config(req.config_path);
+        init_logging(fresh.log);
+        reconciler.reload(fresh);
+        spdlog::info("event=reloaded config={}", req.config_path);
+      } catch (const StartupError& e) {
+        spdlog::error("event=reload_refused config={} error=\"{}\" note=\"the previous config stays in force\"",
+                      req.config_path, e.what());
+      }
+    } else if (++stop_signals == 1) {
+      spdlog::info("event=signal signal={} action=drain", signal);
+      reconciler.stop();
+    } else {
+      spdlog::warn("event=signal signal={} action=exit_now", signal);
+      std::_Exit(kExitFailure);
+    }
+    signals.async_wait(on_signal);
+  };
+  signals.async_wait(on_signal);
+
+  spdlog::info("event=started instance={} version={} wechatpay={} database=\"{}\"", instance, CALLBACKD_VERSION,
+               config.wechatpay.base_url, pg::describe_conninfo(config.database.url));
+  std::exception_ptr failure;
+  asio::co_spawn(io, reconciler.run(), [&](std::exception_ptr e) {
+    failure = e;
+    stopping = true;
+    signals.cancel();
+    client.close_idle();
+    io.stop();
+  });
+  io.run();
+  stopping = true;
+  listener.join();
+  db.stop();
+  if (failure) std::rethrow_exception(failure);
+  return 0;
+}
+
+}  // namespace callbackd::app

@@ -1,0 +1,68 @@
+#include "engine/attempt.h"
+
+#include "core/wechatpay/favor_callbacks.h"
+#include "core/wechatpay/signing.h"
+#include "core/wechatpay/verification.h"
+
+namespace callbackd::engine {
+
+Result<http::HttpRequest, std::string> signed_favor_callbacks_request(const TenantCredentials& tenant,
+                                                                      const std::string& sub_merchant_mchid,
+                                                                      const std::string& notify_url,
+                                                                      std::optional<bool> push_switch,
+                                                                      std::int64_t unix_seconds) {
+  http::HttpRequest req;
+  req.method = "POST";
+  req.target = std::string(wechatpay::kFavorCallbacksPath);
+  req.body = wechatpay::favor_callbacks_request_body(sub_merchant_mchid, notify_url, push_switch);
+  auto nonce = wechatpay::make_nonce();
+  if (!nonce) return nonce.error().message;
+  auto auth = wechatpay::authorization_header(tenant.merchant, req.method, req.target, req.body, unix_seconds,
+                                              nonce.value());
+  if (!auth) return auth.error().message;
+  req.authorization = std::move(auth).value();
+  // Selects which key WeChat Pay signs the response with during a key migration.
+  req.wechatpay_serial = tenant.wechatpay_serial;
+  return req;
+}
+
+namespace {
+
+wechatpay::TransportFailure transport_failure(http::TransportErrorKind kind) {
+  using K = http::TransportErrorKind;
+  using F = wechatpay::TransportFailure;
+  switch (kind) {
+    case K::resolve: return F::resolve;
+    case K::connect: return F::connect;
+    case K::tls: return F::tls;
+    case K::timeout: return F::timeout;
+    case K::closed: return F::connection_closed;
+    case K::too_large: return F::response_too_large;
+    case K::malformed: return F::protocol;
+    case K::config:
+    case K::io: break;
+  }
+  return F::connection_closed;
+}
+
+}  // namespace
+
+wechatpay::Outcome classify_response(const TenantCredentials& tenant,
+                                     const Result<http::HttpResponse, http::TransportError>& response,
+                                     std::chrono::system_clock::time_point now) {
+  wechatpay::AttemptObservation obs;
+  if (!response) {
+    obs.transport_failure = transport_failure(response.error().kind);
+    obs.transport_message = response.error().message;
+    return wechatpay::classify_attempt(obs);
+  }
+  const http::HttpResponse& r = response.value();
+  obs.http_status = r.status;
+  obs.headers = http::response_headers(r);
+  obs.body = r.body;
+  if (r.status >= 200 && r.status < 300)
+    obs.verification = wechatpay::verify_response(tenant.response_keys, obs.headers, r.body, now);
+  return wechatpay::classify_attempt(obs);
+}
+
+}  // namespace callbackd::engine

@@ -1,0 +1,33 @@
+// One attempt at one sub-merchant, the glue between the HTTPS client and the protocol core:
+// build the signed request, then turn what came back into an Outcome. No scheduling, no
+// database: the reconciler does those.
+#pragma once
+
+#include "http/asio_coroutine.h"  // first: the Boost 1.74 + g++ 12 fixes
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/error.h"
+#include "core/tenant.h"
+#include "core/wechatpay/outcome.h"
+#include "http/https_client.h"
+
+namespace callbackd::engine {
+
+// The request for POST /v3/marketing/favor/callbacks, body serialised once and signed as sent.
+// Fails only when OpenSSL cannot sign (CryptoError message).
+Result<http::HttpRequest, std::string> signed_favor_callbacks_request(const TenantCredentials& tenant,
+                                                                      const std::string& sub_merchant_mchid,
+                                                                      const std::string& notify_url,
+                                                                      std::optional<bool> push_switch,
+                                                                      std::int64_t unix_seconds);
+
+// Verifies a 2xx against the tenant's response keys at `now`, then classifies.
+wechatpay::Outcome classify_response(const TenantCredentials& tenant,
+                                     const Result<http::HttpResponse, http::TransportError>& response,
+                                     std::chrono::system_clock::time_point now);
+
+}  // namespace callbackd::engine

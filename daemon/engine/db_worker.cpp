@@ -1,0 +1,81 @@
+#include "engine/db_worker.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "pg/migrator.h"
+
+namespace callbackd::engine {
+
+DbWorker::DbWorker(std::function<std::unique_ptr<pg::ReconcileStore>()> make_store,
+                   std::function<void(const std::string&)> log_error)
+    : make_store_(std::move(make_store)), log_error_(std::move(log_error)), thread_([this] { loop(); }) {}
+
+DbWorker::~DbWorker() { stop(); }
+
+void DbWorker::post(Job job) {
+  {
+    std::lock_guard lock(mutex_);
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+void DbWorker::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+std::size_t DbWorker::queued() const {
+  std::lock_guard lock(mutex_);
+  return jobs_.size();
+}
+
+void DbWorker::loop() {
+  std::unique_ptr<pg::ReconcileStore> store;
+  auto backoff = std::chrono::milliseconds{250};
+  const auto max_backoff = std::chrono::milliseconds{10'000};
+  // Sleeps for the backoff, waking early only to stop.
+  auto pause = [&] {
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, backoff, [&] { return stopping_; });
+    backoff = std::min(backoff * 2, max_backoff);
+  };
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, and everything queued has run
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    // (Re)connect before the job; a database that is down delays jobs, it loses none.
+    while (!store || !store->connected()) {
+      try {
+        if (store) store->reconnect();
+        else store = make_store_();
+        backoff = std::chrono::milliseconds{250};
+      } catch (const std::exception& e) {
+        log_error_(std::string("database unavailable, retrying: ") + e.what());
+        {
+          std::lock_guard lock(mutex_);
+          if (stopping_) return;
+        }
+        pause();
+      }
+    }
+    try {
+      job(*store);
+    } catch (const std::exception& e) {
+      // The job has already told its caller; here only the connection matters.
+      log_error_(std::string("database job failed: ") + e.what());
+    }
+  }
+}
+
+}  // namespace callbackd::engine

@@ -1,0 +1,680 @@
+#include "engine/reconciler.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "core/desired/validation.h"
+#include "core/reconcile/diff.h"
+#include "engine/attempt.h"
+#include "pg/migrator.h"
+
+namespace callbackd::engine {
+
+namespace asio = boost::asio;
+using reconcile::Clock;
+using reconcile::Instant;
+using std::chrono::milliseconds;
+
+namespace {
+
+// Records are written in batches: one round trip per batch keeps the database far from being
+// the bottleneck at thousands of requests a second, and the short age bound keeps sync_status
+// within a few tens of milliseconds of the truth.
+constexpr std::size_t kMaxBatch = 200;
+constexpr milliseconds kMaxBatchAge{25};
+// Above this many unwritten records (the database is down or slow), stop sending: nothing
+// is lost, and memory stays bounded.
+constexpr std::size_t kMaxUnwrittenRecords = 20'000;
+constexpr milliseconds kFlushRetry{1'000};
+constexpr milliseconds kIdleCheckInterval{250};
+
+reconcile::TenantSettings settings_of(const TenantRow& row) {
+  return reconcile::TenantSettings{row.mode, row.rate_per_minute, row.max_in_flight};
+}
+
+bool same_credentials(const TenantRow& a, const TenantRow& b) {
+  auto keys = [](const TenantRow& r) {
+    std::vector<std::pair<std::string, std::string>> k;
+    for (const auto& e : r.extra_keys) k.emplace_back(e.key_id, e.key_path);
+    return k;
+  };
+  return a.mchid == b.mchid && a.merchant_serial_no == b.merchant_serial_no && a.private_key_path == b.private_key_path &&
+         a.wechatpay_key_id == b.wechatpay_key_id && a.wechatpay_key_path == b.wechatpay_key_path && keys(a) == keys(b);
+}
+
+std::string join_problems(const std::vector<Problem>& problems) {
+  std::string s;
+  for (const auto& p : problems) s += (s.empty() ? "" : "; ") + p.to_string();
+  return s;
+}
+
+int to_ms(Clock::duration d) { return static_cast<int>(std::chrono::duration_cast<milliseconds>(d).count()); }
+
+}  // namespace
+
+struct Reconciler::TenantRuntime {
+  TenantRow row;
+  // Shared with the requests in flight, so that a re-key or a removed tenant never pulls the
+  // keys from under a request that is being verified.
+  std::shared_ptr<const TenantCredentials> credentials;
+  std::deque<pg::WorkItem> buffer;  // claimed, validated, waiting for a slot
+  std::set<std::string> in_flight;  // mchids being sent
+  bool claim_pending = false;
+  bool drained = false;  // the last claim found fewer due rows than asked for
+  std::optional<Instant> next_due_at;
+
+  int claim_batch() const {
+    // About two seconds of sending at the tenant's rate: enough that the buffer never runs
+    // dry between claims, small enough that a pause or a shutdown gives little back.
+    return std::clamp(row.rate_per_minute / 30, 1, 200);
+  }
+};
+
+Reconciler::Reconciler(asio::io_context& io, Config config, http::HttpsClient& client, DbWorker& db,
+                       ReconcilerOptions options)
+    : io_(io),
+      config_(std::move(config)),
+      client_(client),
+      db_(db),
+      options_(std::move(options)),
+      policy_(reconcile::RowPolicy::from_config(config_.reconciler)),
+      scheduler_(config_.reconciler),
+      wake_(io),
+      random_(std::random_device{}()),
+      alive_(std::make_shared<bool>(true)) {}
+
+Reconciler::~Reconciler() { *alive_ = false; }
+
+void Reconciler::kick() {
+  kicked_ = true;
+  wake_.cancel();
+}
+
+void Reconciler::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  spdlog::info("event=stopping in_flight={} unwritten_records={}", [&] {
+    std::size_t n = 0;
+    for (const auto& [id, t] : tenants_) n += t->in_flight.size();
+    return n;
+  }(), pending_records_.size());
+  kick();
+}
+
+void Reconciler::reload(Config config) {
+  config_ = std::move(config);
+  policy_ = reconcile::RowPolicy::from_config(config_.reconciler);
+  // Credentials may have moved (credentials_dir) or been replaced in place: re-read every
+  // tenant's keys.
+  reload_keys_ = true;
+  refresh_tenants();
+  kick();
+}
+
+void Reconciler::on_notification(const pg::Listener::Notification& n) {
+  if (n.channel == "callbackd_tenants") {
+    refresh_tenants();
+  } else if (auto it = tenants_.find(n.tenant_id); it != tenants_.end()) {
+    it->second->drained = false;
+  }
+  kick();
+}
+
+std::vector<reconcile::TenantSnapshot> Reconciler::snapshot() const { return scheduler_.snapshot(Clock::now()); }
+
+// ---------------------------------------------------------------------------------------
+// Tenants
+
+void Reconciler::refresh_tenants() {
+  if (tenants_refresh_pending_) return;
+  tenants_refresh_pending_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  db_.post([this, alive](pg::ReconcileStore& store) {
+    std::vector<TenantRow> rows;
+    std::map<std::string, pg::StoredTenantPause> pauses;
+    bool ok = true;
+    try {
+      rows = store.tenants();
+      pauses = store.tenant_pauses();
+    } catch (const std::exception& e) {
+      ok = false;
+      spdlog::error("event=tenants_read_failed error=\"{}\"", e.what());
+    }
+    asio::post(io_, [this, alive, ok, rows = std::move(rows), pauses = std::move(pauses)]() mutable {
+      if (alive.expired() || !*alive.lock()) return;
+      tenants_refresh_pending_ = false;
+      if (ok) {
+        apply_tenants(std::move(rows), std::move(pauses), reload_keys_);
+        reload_keys_ = false;
+      }
+      kick();
+    });
+  });
+}
+
+void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string, pg::StoredTenantPause> pauses,
+                               bool reload_keys) {
+  const Instant now = Clock::now();
+  std::set<std::string> seen;
+  for (auto& row : rows) {
+    seen.insert(row.tenant_id);
+    auto [it, inserted] = tenants_.try_emplace(row.tenant_id, nullptr);
+    const bool is_new = inserted;
+    if (is_new) it->second = std::make_unique<TenantRuntime>();
+    TenantRuntime& t = *it->second;
+    const bool keys_changed = is_new || reload_keys || !same_credentials(t.row, row);
+    const std::string id = row.tenant_id;
+    t.row = std::move(row);
+    scheduler_.upsert_tenant(id, settings_of(t.row));
+    if (is_new) {
+      if (auto p = pauses.find(id); p != pauses.end()) {
+        // A restart must not hammer a tenant that was paused for bad credentials.
+        scheduler_.restore_pause(id, reconcile::TenantPause{p->second.error_code, p->second.reason, now,
+                                                            now + p->second.probe_in});
+      }
+    }
+    if (t.row.mode != TenantMode::apply) release_buffer(t);
+    if (!keys_changed) continue;
+    auto loaded = load_tenant_credentials(t.row, config_.credentials_dir);
+    if (loaded) {
+      t.credentials = std::make_shared<const TenantCredentials>(std::move(loaded).value());
+      // Resume a tenant paused by the daemon when the operator changed its keys (or sent
+      // SIGHUP), or when the key files that failed before load now. A pause for SIGN_ERROR
+      // read back at start-up stays: keys that load can still be the wrong ones.
+      const auto stored = pauses.find(id);
+      const bool files_fixed = is_new && stored != pauses.end() && stored->second.error_code == "CREDENTIALS_INVALID";
+      if (!is_new || files_fixed) {
+        if (const auto* state = scheduler_.tenant_state(id); state && state->paused_by_error()) {
+          scheduler_.resume(id);
+          db_.post([id](pg::ReconcileStore& store) {
+            try {
+              store.resume_tenant(id);
+            } catch (const std::exception& e) {
+              spdlog::error("event=tenant_resume_failed tenant={} error=\"{}\"", id, e.what());
+            }
+          });
+          pending_events_.push_back({id, "tenant_resumed", "", "credentials changed"});
+          spdlog::info("event=tenant_resumed tenant={} reason=\"credentials changed\"", id);
+        }
+      }
+      spdlog::info("event=tenant_loaded tenant={} mode={} rate_per_minute={}", id, tenant_mode_name(t.row.mode),
+                   t.row.rate_per_minute);
+    } else {
+      t.credentials.reset();
+      const std::string reason = join_problems(loaded.error());
+      // Bad credentials pause the tenant, not the daemon: the others go on.
+      pause_tenant(id, "CREDENTIALS_INVALID", reason, true);
+    }
+  }
+  for (auto it = tenants_.begin(); it != tenants_.end();) {
+    if (seen.count(it->first)) {
+      ++it;
+      continue;
+    }
+    release_buffer(*it->second);
+    scheduler_.remove_tenant(it->first);
+    spdlog::info("event=tenant_removed tenant={}", it->first);
+    it = tenants_.erase(it);
+  }
+  tenants_loaded_ = true;
+}
+
+void Reconciler::pause_tenant(const std::string& tenant_id, const std::string& code, const std::string& reason,
+                              bool restore_in_scheduler) {
+  auto it = tenants_.find(tenant_id);
+  if (it == tenants_.end()) return;
+  const Instant now = Clock::now();
+  const auto probe_in = config_.reconciler.tenant_probe_interval;
+  if (restore_in_scheduler)
+    scheduler_.restore_pause(tenant_id, reconcile::TenantPause{code, reason, now, now + probe_in});
+  release_buffer(*it->second);
+  pending_events_.push_back({tenant_id, "tenant_error", code, reason});
+  db_.post([tenant_id, code, reason, probe_in](pg::ReconcileStore& store) {
+    try {
+      store.pause_tenant(tenant_id, code, reason, std::chrono::duration_cast<milliseconds>(probe_in));
+    } catch (const std::exception& e) {
+      spdlog::error("event=tenant_pause_failed tenant={} error=\"{}\"", tenant_id, e.what());
+    }
+  });
+  spdlog::warn("event=tenant_paused tenant={} code={} reason=\"{}\"", tenant_id, code, reason);
+}
+
+void Reconciler::release_buffer(TenantRuntime& t) {
+  if (t.buffer.empty()) return;
+  std::vector<std::int64_t> tokens;
+  for (const auto& item : t.buffer) tokens.push_back(item.claim_token);
+  t.buffer.clear();
+  update_due(t.row.tenant_id, t);
+  db_.post([tokens](pg::ReconcileStore& store) {
+    try {
+      store.release(tokens);
+    } catch (const std::exception& e) {
+      // The leases lapse on their own; the rows are only delayed.
+      spdlog::warn("event=release_failed claims={} error=\"{}\"", tokens.size(), e.what());
+    }
+  });
+}
+
+void Reconciler::update_due(const std::string& tenant_id, TenantRuntime& t) {
+  scheduler_.set_due_rows(tenant_id, t.buffer.size(), t.buffer.empty() ? t.next_due_at : std::nullopt);
+}
+
+// ---------------------------------------------------------------------------------------
+// Claims
+
+void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Instant now) {
+  if (stopping_ || t.claim_pending || t.row.mode != TenantMode::apply) return;
+  const auto* state = scheduler_.tenant_state(tenant_id);
+  int limit = t.claim_batch();
+  if (state && state->paused_by_error()) {
+    // Only the probe goes out: claim one row when it is due, none before.
+    const auto permission = state->permission(now);
+    if (!permission.allowed || !t.buffer.empty()) return;
+    limit = 1;
+  } else if (static_cast<int>(t.buffer.size()) > limit / 2) {
+    return;
+  }
+  const bool due_later_now_due = t.next_due_at && *t.next_due_at <= now;
+  if (t.drained && !due_later_now_due) return;
+
+  t.claim_pending = true;
+  // The lease outlives the buffer (about two seconds of sending, longer when throttled) and a
+  // request's deadline by a wide margin; a lapsed lease only means another instance (or this
+  // one after a restart) may send the row again.
+  const auto lease = std::max<milliseconds>(std::chrono::minutes{2}, config_.wechatpay.request_timeout * 4);
+  std::weak_ptr<bool> alive = alive_;
+  db_.post([this, alive, tenant_id, limit, lease](pg::ReconcileStore& store) {
+    pg::ClaimResult result;
+    bool ok = true;
+    try {
+      result = store.claim_due(tenant_id, limit, lease);
+    } catch (const std::exception& e) {
+      ok = false;
+      spdlog::error("event=claim_failed tenant={} error=\"{}\"", tenant_id, e.what());
+    }
+    asio::post(io_, [this, alive, tenant_id, ok, result = std::move(result)]() mutable {
+      if (alive.expired() || !*alive.lock()) return;
+      auto it = tenants_.find(tenant_id);
+      if (it == tenants_.end()) return;
+      it->second->claim_pending = false;
+      if (ok) on_claimed(tenant_id, std::move(result), Clock::now());
+      else it->second->drained = true;  // the poll tries again
+      kick();
+    });
+  });
+}
+
+void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result, Instant now) {
+  TenantRuntime& t = *tenants_.at(tenant_id);
+  const int asked = t.claim_batch();
+  t.drained = static_cast<int>(result.items.size()) < asked;
+  t.next_due_at = result.next_due_in ? std::optional<Instant>(now + *result.next_due_in) : std::nullopt;
+  std::vector<std::int64_t> give_back;
+  for (auto& item : result.items) {
+    if (stopping_ || t.row.mode != TenantMode::apply) {
+      give_back.push_back(item.claim_token);
+      continue;
+    }
+    // Input is never trusted: a row that fails validation is recorded `invalid` with the
+    // reason and never sent, without taking a pacer slot.
+    const std::string notify_url = item.notify_url.value_or("");
+    std::optional<desired::ValidationError> invalid =
+        item.notify_url ? desired::validate_desired(item.mchid, notify_url)
+                        : std::optional<desired::ValidationError>(
+                              desired::ValidationError{"notify_url", "notify_url is NULL; set it to an absolute https URL"});
+    if (invalid) {
+      pg::AttemptRecord rec;
+      rec.tenant_id = tenant_id;
+      rec.mchid = item.mchid;
+      rec.revision = item.desired.revision;
+      rec.claim_token = item.claim_token;
+      rec.notify_url = item.notify_url;
+      rec.push_switch = item.desired.push_switch;
+      rec.outcome = std::string(wechatpay::outcome_name(wechatpay::OutcomeKind::invalid));
+      rec.error_code = "INVALID_DESIRED_ROW";
+      rec.error_message = invalid->message;
+      rec.attempt = item.attempts + 1;
+      rec.decision = reconcile::decide_after_attempt({wechatpay::OutcomeKind::invalid, std::nullopt, item.attempts},
+                                                     policy_, now, 0.0);
+      ++stats_.invalid;
+      spdlog::warn("event=row_invalid tenant={} mchid={} error=\"{}\"", tenant_id, item.mchid.substr(0, 40),
+                   invalid->message);
+      add_record(std::move(rec));
+      continue;
+    }
+    if (t.in_flight.count(item.mchid)) {
+      // Our own earlier claim of this row is still in flight (its lease lapsed): the newer
+      // claim fences the older attempt out, and the row is sent again with current values.
+      spdlog::warn("event=reclaimed_in_flight tenant={} mchid={}", tenant_id, item.mchid);
+    }
+    t.buffer.push_back(std::move(item));
+  }
+  if (!give_back.empty())
+    db_.post([give_back](pg::ReconcileStore& store) {
+      try {
+        store.release(give_back);
+      } catch (const std::exception&) {
+        // The leases lapse on their own.
+      }
+    });
+  update_due(tenant_id, t);
+}
+
+// ---------------------------------------------------------------------------------------
+// Sending
+
+void Reconciler::dispatch(const reconcile::Dispatch& d, Instant now) {
+  TenantRuntime& t = *tenants_.at(d.tenant_id);
+  CALLBACKD_ASSERT(!t.buffer.empty());  // the scheduler only dispatches tenants with due rows
+  pg::WorkItem item = std::move(t.buffer.front());
+  t.buffer.pop_front();
+  update_due(d.tenant_id, t);
+  t.in_flight.insert(item.mchid);
+  asio::co_spawn(io_, attempt(d.tenant_id, std::move(item), d.probe, now), asio::detached);
+}
+
+asio::awaitable<void> Reconciler::attempt(std::string tenant_id, pg::WorkItem item, bool probe, Instant sent_at) {
+  std::weak_ptr<bool> alive = alive_;
+  TenantRuntime* t = tenants_.at(tenant_id).get();
+  if (!t->credentials) {
+    // A tenant whose key files failed to load is probed by loading them again, not by a request.
+    auto loaded = load_tenant_credentials(t->row, config_.credentials_dir);
+    if (loaded) t->credentials = std::make_shared<const TenantCredentials>(std::move(loaded).value());
+  }
+  wechatpay::Outcome outcome;
+  std::optional<int> latency_ms;
+  if (!t->credentials) {
+    outcome.kind = wechatpay::OutcomeKind::tenant_error;
+    outcome.error_code = "CREDENTIALS_INVALID";
+    outcome.error_message = "the tenant's key files still fail to load (see callbackd check-config)";
+  } else {
+    const auto unix_seconds =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto request = signed_favor_callbacks_request(*t->credentials, item.mchid, item.desired.notify_url,
+                                                  item.desired.push_switch, unix_seconds);
+    if (!request) {
+      outcome.kind = wechatpay::OutcomeKind::transient;
+      outcome.error_code = "SIGNING_FAILED";
+      outcome.error_message = request.error();
+    } else {
+      ++stats_.sent;
+      const auto started = Clock::now();
+      // `t` may be gone when the response arrives (tenant deleted); its keys are kept alive here.
+      const std::shared_ptr<const TenantCredentials> credentials = t->credentials;
+      auto response = co_await client_.send(std::move(request).value());
+      if (alive.expired() || !*alive.lock()) co_return;
+      latency_ms = to_ms(Clock::now() - started);
+      outcome = classify_response(*credentials, response, std::chrono::system_clock::now());
+    }
+  }
+  if (alive.expired() || !*alive.lock()) co_return;
+  finish(tenant_id, item, probe, sent_at, outcome, latency_ms);
+}
+
+void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, bool probe, Instant sent_at,
+                        const wechatpay::Outcome& outcome, std::optional<int> latency_ms) {
+  const Instant now = Clock::now();
+  auto it = tenants_.find(tenant_id);
+  if (it != tenants_.end()) it->second->in_flight.erase(item.mchid);
+
+  reconcile::FinishedAttempt finished{outcome.kind, probe, sent_at, outcome.retry_after, outcome.error_code,
+                                      outcome.error_message};
+  const auto transition = scheduler_.on_finished(tenant_id, finished, now);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  const auto decision = reconcile::decide_after_attempt({outcome.kind, outcome.retry_after, item.attempts}, policy_,
+                                                        now, uniform(random_));
+  const std::string outcome_name(wechatpay::outcome_name(outcome.kind));
+  ++stats_.outcomes[outcome_name];
+
+  pg::AttemptRecord rec;
+  rec.tenant_id = tenant_id;
+  rec.mchid = item.mchid;
+  rec.revision = item.desired.revision;
+  rec.claim_token = item.claim_token;
+  rec.notify_url = item.notify_url;
+  rec.push_switch = item.desired.push_switch;
+  rec.outcome = outcome_name;
+  rec.http_status = outcome.http_status;
+  rec.error_code = outcome.error_code;
+  rec.error_message = outcome.error_message;
+  rec.request_id = outcome.request_id;
+  rec.latency_ms = latency_ms;
+  rec.attempt = item.attempts + 1;
+  if (outcome.applied) rec.update_time = outcome.applied->update_time_text;
+  rec.decision = decision;
+
+  if (outcome.kind == wechatpay::OutcomeKind::applied) {
+    spdlog::debug("event=applied tenant={} mchid={} request_id={} latency_ms={}", tenant_id, item.mchid,
+                  outcome.request_id.value_or(""), latency_ms.value_or(0));
+  } else {
+    spdlog::info("event=attempt_failed tenant={} mchid={} outcome={} http_status={} code={} request_id={} error=\"{}\"",
+                 tenant_id, item.mchid, outcome_name, outcome.http_status.value_or(0), outcome.error_code,
+                 outcome.request_id.value_or(""), outcome.error_message);
+  }
+  add_record(std::move(rec));
+
+  if (it != tenants_.end()) {
+    if (transition == reconcile::TenantTransition::paused) {
+      pause_tenant(tenant_id, outcome.error_code, outcome.error_message, false);
+    } else if (transition == reconcile::TenantTransition::resumed) {
+      pending_events_.push_back({tenant_id, "tenant_resumed", "", "probe applied"});
+      db_.post([tenant_id](pg::ReconcileStore& store) {
+        try {
+          store.resume_tenant(tenant_id);
+        } catch (const std::exception& e) {
+          spdlog::error("event=tenant_resume_failed tenant={} error=\"{}\"", tenant_id, e.what());
+        }
+      });
+      it->second->drained = false;
+      spdlog::info("event=tenant_resumed tenant={} reason=\"probe applied\"", tenant_id);
+    }
+  }
+  kick();
+}
+
+// ---------------------------------------------------------------------------------------
+// Records
+
+void Reconciler::add_record(pg::AttemptRecord record) {
+  // One batch must not hold the same sub-merchant twice (its state row would be written twice
+  // in one statement): write what is pending first.
+  if (pending_record_mchids_.count(record.mchid)) maybe_flush(Clock::now(), true);
+  if (pending_records_.empty()) first_pending_record_at_ = Clock::now();
+  pending_record_mchids_.insert(record.mchid);
+  pending_records_.push_back(std::move(record));
+  ++stats_.recorded;
+}
+
+void Reconciler::maybe_flush(Instant now, bool force) {
+  if (flush_in_flight_ || (pending_records_.empty() && pending_events_.empty())) return;
+  if (flush_retry_at_ && *flush_retry_at_ > now) return;
+  const bool old_enough = first_pending_record_at_ && now - *first_pending_record_at_ >= kMaxBatchAge;
+  if (!force && !stopping_ && pending_records_.size() < kMaxBatch && !old_enough && pending_events_.empty()) return;
+
+  const std::size_t n = std::min(pending_records_.size(), kMaxBatch * 5);
+  auto batch = std::make_shared<std::vector<pg::AttemptRecord>>(std::make_move_iterator(pending_records_.begin()),
+                                                                std::make_move_iterator(pending_records_.begin() + n));
+  pending_records_.erase(pending_records_.begin(), pending_records_.begin() + n);
+  pending_record_mchids_.clear();
+  for (const auto& r : pending_records_) pending_record_mchids_.insert(r.mchid);
+  first_pending_record_at_ = pending_records_.empty() ? std::nullopt : std::optional<Instant>(now);
+  auto events = std::make_shared<std::vector<pg::TenantEvent>>(std::move(pending_events_));
+  pending_events_.clear();
+  flush_in_flight_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  db_.post([this, alive, batch, events](pg::ReconcileStore& store) {
+    bool ok = true;
+    try {
+      store.record(*batch, *events);
+    } catch (const std::exception& e) {
+      ok = false;
+      spdlog::error("event=record_failed records={} error=\"{}\" action=retry", batch->size(), e.what());
+    }
+    asio::post(io_, [this, alive, batch, events, ok] {
+      if (alive.expired() || !*alive.lock()) return;
+      flush_in_flight_ = false;
+      if (ok) {
+        ++stats_.record_batches;
+        flush_retry_at_.reset();
+      } else {
+        // Nothing is lost: the batch goes back in front, in order, and is retried.
+        pending_records_.insert(pending_records_.begin(), std::make_move_iterator(batch->begin()),
+                                std::make_move_iterator(batch->end()));
+        pending_record_mchids_.clear();
+        for (const auto& r : pending_records_) pending_record_mchids_.insert(r.mchid);
+        pending_events_.insert(pending_events_.begin(), events->begin(), events->end());
+        first_pending_record_at_ = Clock::now();
+        flush_retry_at_ = Clock::now() + kFlushRetry;
+      }
+      kick();
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// The loop
+
+bool Reconciler::locally_idle() const {
+  if (flush_in_flight_ || !pending_records_.empty() || !pending_events_.empty() || tenants_refresh_pending_)
+    return false;
+  for (const auto& [id, t] : tenants_)
+    if (t->claim_pending || !t->buffer.empty() || !t->in_flight.empty()) return false;
+  return true;
+}
+
+std::optional<Instant> Reconciler::next_wake(Instant now, const reconcile::SchedulerDecision& d) const {
+  std::optional<Instant> wake = d.wake_at;
+  auto earliest = [&](std::optional<Instant> x) {
+    if (x && (!wake || *x < *wake)) wake = x;
+  };
+  earliest(next_poll_);
+  if (config_.reconciler.resync_interval.count() > 0) earliest(next_resync_);
+  if (first_pending_record_at_) earliest(*first_pending_record_at_ + kMaxBatchAge);
+  earliest(flush_retry_at_);
+  earliest(next_idle_check_);
+  for (const auto& [id, t] : tenants_) {
+    if (t->buffer.empty() && t->next_due_at) earliest(t->next_due_at);
+    if (const auto* state = scheduler_.tenant_state(id); state && state->paused_by_error())
+      earliest(state->permission(now).not_before);
+  }
+  return wake;
+}
+
+asio::awaitable<void> Reconciler::run() {
+  const Instant start = Clock::now();
+  next_poll_ = start;
+  next_resync_ = start + config_.reconciler.resync_interval;
+  refresh_tenants();
+  while (true) {
+    const Instant now = Clock::now();
+    if (stopping_) break;
+
+    if (now >= next_poll_) {
+      // The safety net behind LISTEN/NOTIFY: every tenant looks for due rows again.
+      for (auto& [id, t] : tenants_) t->drained = false;
+      next_poll_ = now + config_.reconciler.poll_interval;
+    }
+    if (config_.reconciler.resync_interval.count() > 0 && now >= next_resync_) {
+      next_resync_ = now + config_.reconciler.resync_interval;
+      db_.post([](pg::ReconcileStore& store) {
+        try {
+          spdlog::info("event=resync queued={}", store.queue_resync());
+        } catch (const std::exception& e) {
+          spdlog::error("event=resync_failed error=\"{}\"", e.what());
+        }
+      });
+    }
+    if (tenants_loaded_)
+      for (auto& [id, t] : tenants_) maybe_claim(id, *t, now);
+    maybe_flush(now, false);
+
+    reconcile::SchedulerDecision decision;
+    if (pending_records_.size() < kMaxUnwrittenRecords) {
+      decision = scheduler_.next(now);
+      if (decision.dispatch) {
+        dispatch(*decision.dispatch, now);
+        continue;
+      }
+    }
+
+    if (options_.exit_when_idle && tenants_loaded_) {
+      if (idle_confirmed_ && locally_idle()) break;
+      if (!locally_idle()) {
+        idle_confirmed_ = false;
+        next_idle_check_.reset();
+      } else if (!idle_check_in_flight_ && (!next_idle_check_ || now >= *next_idle_check_)) {
+        // Locally nothing is left; ask the database whether any sending tenant still has
+        // rows queued (due later, claimed elsewhere, or changed meanwhile).
+        idle_check_in_flight_ = true;
+        next_idle_check_ = now + kIdleCheckInterval;
+        std::weak_ptr<bool> alive = alive_;
+        db_.post([this, alive](pg::ReconcileStore& store) {
+          std::size_t pending = 1;
+          try {
+            pending = store.pending_for_sending_tenants();
+          } catch (const std::exception& e) {
+            spdlog::error("event=idle_check_failed error=\"{}\"", e.what());
+          }
+          asio::post(io_, [this, alive, pending] {
+            if (alive.expired() || !*alive.lock()) return;
+            idle_check_in_flight_ = false;
+            idle_confirmed_ = pending == 0;
+            if (pending > 0)
+              for (auto& [id, t] : tenants_) t->drained = false;
+            kick();
+          });
+        });
+      }
+    }
+
+    if (kicked_) {
+      kicked_ = false;
+      continue;
+    }
+    const auto wake = next_wake(now, decision);
+    wake_.expires_at(wake ? *wake : Instant::max());
+    boost::system::error_code ec;
+    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    kicked_ = false;
+  }
+
+  // Draining: nothing new is claimed or sent; requests in flight get shutdown_grace.
+  for (auto& [id, t] : tenants_) release_buffer(*t);
+  const Instant deadline = Clock::now() + config_.reconciler.shutdown_grace;
+  auto in_flight = [&] {
+    std::size_t n = 0;
+    for (const auto& [id, t] : tenants_) n += t->in_flight.size();
+    return n;
+  };
+  while (in_flight() > 0 && Clock::now() < deadline) {
+    wake_.expires_at(deadline);
+    boost::system::error_code ec;
+    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (const auto abandoned = in_flight(); abandoned > 0)
+    spdlog::warn("event=abandoned_in_flight count={} note=\"their leases lapse and the rows are sent again\"",
+                 abandoned);
+  // Write what is known; the worker runs every queued job before it stops.
+  while (!pending_records_.empty() || !pending_events_.empty() || flush_in_flight_) {
+    if (!flush_in_flight_) maybe_flush(Clock::now(), true);
+    if (flush_retry_at_ && Clock::now() > deadline + std::chrono::seconds{5}) {
+      spdlog::error("event=unwritten_at_exit records={} note=\"the database is unavailable; these rows are sent "
+                    "again after restart\"",
+                    pending_records_.size());
+      break;
+    }
+    wake_.expires_after(milliseconds{20});
+    boost::system::error_code ec;
+    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  spdlog::info("event=stopped sent={} recorded={} invalid={} batches={}", stats_.sent, stats_.recorded, stats_.invalid,
+               stats_.record_batches);
+}
+
+}  // namespace callbackd::engine

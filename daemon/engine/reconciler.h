@@ -1,0 +1,132 @@
+// The daemon's run loop (`callbackd run`): claims due rows per tenant, paces and sends them,
+// classifies what came back and records every attempt. All decisions are the pure functions
+// of core/reconcile (scheduler, pacer, tenant state, row decision); this class only moves
+// data between them, the HTTPS client (on the io_context thread) and PostgreSQL (on the
+// DbWorker thread).
+//
+// Lifecycle of a row: claimed (pending_work entry stamped with a claim token and a lease) ->
+// validated (invalid rows are recorded at once and never sent) -> buffered per tenant ->
+// dispatched when FairScheduler gives its tenant a slot -> signed and sent -> verified and
+// classified -> its AttemptRecord batched -> written with its audit row in one transaction.
+// A crash anywhere loses only what was not yet written: the entry's lease lapses and the row
+// is sent again (the endpoint is idempotent), so every row still converges.
+#pragma once
+
+#include "http/asio_coroutine.h"  // first: the Boost 1.74 + g++ 12 fixes
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/reconcile/row_decision.h"
+#include "core/reconcile/scheduler.h"
+#include "core/tenant.h"
+#include "engine/db_worker.h"
+#include "http/https_client.h"
+#include "pg/reconcile_store.h"
+
+namespace callbackd::engine {
+
+struct ReconcilerOptions {
+  bool exit_when_idle = false;  // return once nothing is due or retrying for any sending tenant
+  std::string instance;         // "host:pid", recorded in claims and audit rows
+};
+
+// Counters for logs, metrics and tests.
+struct ReconcilerStats {
+  std::uint64_t sent = 0;
+  std::uint64_t recorded = 0;
+  std::uint64_t invalid = 0;
+  std::map<std::string, std::uint64_t> outcomes;  // by outcome name
+  std::uint64_t record_batches = 0;
+};
+
+class Reconciler {
+ public:
+  Reconciler(boost::asio::io_context& io, Config config, http::HttpsClient& client, DbWorker& db,
+             ReconcilerOptions options);
+  ~Reconciler();
+  Reconciler(const Reconciler&) = delete;
+  Reconciler& operator=(const Reconciler&) = delete;
+
+  // Runs until stop() (then drains within reconciler.shutdown_grace) or, with exit_when_idle,
+  // until idle. Must be co_spawned on the io_context given to the constructor.
+  boost::asio::awaitable<void> run();
+
+  // Stop claiming; let requests in flight finish within shutdown_grace; record what is known;
+  // give unsent claims back. Safe to call from the io_context thread (signal handlers).
+  void stop();
+  // SIGHUP: a new, already validated config (backoff, poll and resync intervals, credentials
+  // directory) and a re-read of the tenants.
+  void reload(Config config);
+  // A NOTIFY arrived (from the listener thread, posted to the io_context).
+  void on_notification(const pg::Listener::Notification& n);
+
+  const ReconcilerStats& stats() const { return stats_; }
+  std::vector<reconcile::TenantSnapshot> snapshot() const;
+
+ private:
+  struct TenantRuntime;
+
+  boost::asio::awaitable<void> attempt(std::string tenant_id, pg::WorkItem item, bool probe,
+                                       reconcile::Instant sent_at);
+  void dispatch(const reconcile::Dispatch& d, reconcile::Instant now);
+  void maybe_claim(const std::string& tenant_id, TenantRuntime& t, reconcile::Instant now);
+  void on_claimed(const std::string& tenant_id, pg::ClaimResult result, reconcile::Instant now);
+  void finish(const std::string& tenant_id, const pg::WorkItem& item, bool probe, reconcile::Instant sent_at,
+              const wechatpay::Outcome& outcome, std::optional<int> latency_ms);
+  void add_record(pg::AttemptRecord record);
+  void maybe_flush(reconcile::Instant now, bool force);
+  void refresh_tenants();
+  void apply_tenants(std::vector<TenantRow> rows, std::map<std::string, pg::StoredTenantPause> pauses,
+                     bool reload_keys);
+  void pause_tenant(const std::string& tenant_id, const std::string& code, const std::string& reason,
+                    bool persist_event);
+  void release_buffer(TenantRuntime& t);
+  bool locally_idle() const;
+  void kick();
+  void update_due(const std::string& tenant_id, TenantRuntime& t);
+  std::optional<reconcile::Instant> next_wake(reconcile::Instant now, const reconcile::SchedulerDecision& d) const;
+
+  boost::asio::io_context& io_;
+  Config config_;
+  http::HttpsClient& client_;
+  DbWorker& db_;
+  ReconcilerOptions options_;
+  reconcile::RowPolicy policy_;
+  reconcile::FairScheduler scheduler_;
+  std::map<std::string, std::unique_ptr<TenantRuntime>> tenants_;
+  bool tenants_loaded_ = false;
+  bool tenants_refresh_pending_ = false;
+  bool reload_keys_ = false;
+
+  std::vector<pg::AttemptRecord> pending_records_;
+  std::set<std::string> pending_record_mchids_;
+  std::vector<pg::TenantEvent> pending_events_;
+  std::optional<reconcile::Instant> first_pending_record_at_;
+  bool flush_in_flight_ = false;
+  std::optional<reconcile::Instant> flush_retry_at_;
+
+  reconcile::Instant next_poll_{};
+  reconcile::Instant next_resync_{};
+  std::optional<reconcile::Instant> next_idle_check_;
+  bool idle_check_in_flight_ = false;
+  bool idle_confirmed_ = false;
+
+  bool stopping_ = false;
+  bool kicked_ = false;
+  boost::asio::steady_timer wake_;
+  std::mt19937_64 random_;
+  ReconcilerStats stats_;
+  std::shared_ptr<bool> alive_;  // jobs posted back after destruction check this
+};
+
+}  // namespace callbackd::engine
