@@ -284,7 +284,7 @@ TEST_CASE("429 slows only the tenant that got it", "[scheduler]") {
   CHECK(scheduler.next(kStart + 100ms + 20s).dispatch.has_value());
 }
 
-TEST_CASE("wake-up: the earliest pacer slot, due row or probe; nothing when only events help", "[scheduler]") {
+TEST_CASE("wake-up: the earliest pacer slot, due row or probe, nothing when only events help", "[scheduler]") {
   FairScheduler scheduler(config(0, 1, Millis{60'000}));
   scheduler.upsert_tenant("t", {TenantMode::apply, 60, 1});
   // No rows: nothing to wait for.

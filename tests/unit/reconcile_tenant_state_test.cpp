@@ -45,7 +45,7 @@ TEST_CASE("modes: apply sends, observe plans only, paused does nothing", "[tenan
   CHECK_FALSE(t.permission(kStart + 24h).allowed);
 }
 
-TEST_CASE("tenant_error pauses; exactly one probe per interval; an applied probe resumes", "[tenant_state]") {
+TEST_CASE("tenant_error pauses, exactly one probe per interval, an applied probe resumes", "[tenant_state]") {
   TenantState t(TenantMode::apply, 4, 4, 300s);
   t.on_sent(kStart, false);
   t.on_sent(kStart, false);
@@ -113,7 +113,7 @@ TEST_CASE("an applied request sent before the pause does not resume the tenant",
   CHECK(t.paused_by_error());
 }
 
-TEST_CASE("pause survives observe mode; operator resume and restored pause", "[tenant_state]") {
+TEST_CASE("pause survives observe mode, operator resume and restored pause", "[tenant_state]") {
   TenantState t(TenantMode::apply, 4, 4, 60s);
   t.on_sent(kStart, false);
   t.on_finished(OutcomeKind::tenant_error, false, kStart, "SIGN_ERROR", "");
