@@ -2,6 +2,7 @@
 // says what to do; the happy paths accept PKCS#8 and PKCS#1, public keys and certificates.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/wechatpay/keys.h"
@@ -97,6 +98,13 @@ TEST_CASE("private key files: missing, a directory, too large, unreadable", "[we
   key = load_private_key_file(folder.string());
   CHECK(key.error().kind == KeyError::Kind::unreadable);
   CHECK_THAT(key.error().message, Equals(folder.string() + ": is not a regular file"));
+
+  // A FIFO planted at the path must not hang start-up.
+  const auto fifo = dir.path() / "fifo.pem";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  key = load_private_key_file(fifo.string());
+  CHECK(key.error().kind == KeyError::Kind::unreadable);
+  CHECK_THAT(key.error().message, Equals(fifo.string() + ": is not a regular file"));
 
   const std::string big = dir.write("big.pem", std::string(2 * 1024 * 1024, 'A'), 0600);
   key = load_private_key_file(big);

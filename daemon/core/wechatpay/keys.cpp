@@ -1,13 +1,13 @@
 #include "core/wechatpay/keys.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -49,15 +49,26 @@ bool contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
 }
 
-// Reads a whole file, refusing what cannot be a key. The permission check for private keys is
-// done by the caller on the same stat result.
+// Reads a whole file, refusing what cannot be a key. Opens first and inspects the opened file
+// (fstat), so the mode checked is the mode of the bytes read; O_NONBLOCK keeps a FIFO planted
+// at the path from hanging start-up. The permission check for private keys is done by the
+// caller on the same stat result.
 Result<std::string, KeyError> read_key_file(const std::string& path, struct stat& st) {
-  if (::stat(path.c_str(), &st) != 0) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
     const int err = errno;
     if (err == ENOENT || err == ENOTDIR)
       return error(KeyError::Kind::missing, path, "no such file", "check the path, or create the key file");
-    return error(KeyError::Kind::unreadable, path, std::string("cannot be read: ") + std::strerror(err),
-                 "check the permissions of the file and its directories");
+    return error(KeyError::Kind::unreadable, path, std::string("cannot be opened: ") + std::strerror(err),
+                 "make it readable by the user callbackd runs as");
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    return error(KeyError::Kind::unreadable, path, std::string("cannot be inspected: ") + std::strerror(err));
   }
   if (!S_ISREG(st.st_mode))
     return error(KeyError::Kind::unreadable, path, "is not a regular file", "point it at a PEM key file");
@@ -65,19 +76,19 @@ Result<std::string, KeyError> read_key_file(const std::string& path, struct stat
     return error(KeyError::Kind::unreadable, path,
                  "is " + std::to_string(st.st_size) + " bytes, too large for a PEM key (limit 1 MiB)",
                  "point it at a PEM key file");
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    const int err = errno;
-    return error(KeyError::Kind::unreadable, path, std::string("cannot be opened: ") + std::strerror(err),
-                 "make it readable by the user callbackd runs as");
+  std::string data(kMaxKeyFileBytes + 1, '\0');
+  std::size_t n = 0;
+  while (n < data.size()) {
+    const ssize_t got = ::read(fd, data.data() + n, data.size() - n);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) {
+      const int err = errno;
+      return error(KeyError::Kind::unreadable, path, std::string("read error: ") + std::strerror(err));
+    }
+    if (got == 0) break;
+    n += static_cast<std::size_t>(got);
   }
-  std::string data;
-  data.resize(kMaxKeyFileBytes + 1);
-  const std::size_t n = std::fread(data.data(), 1, data.size(), f);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) return error(KeyError::Kind::unreadable, path, "read error", "check the file system");
-  if (n > kMaxKeyFileBytes)
+  if (n > kMaxKeyFileBytes)  // grew after fstat
     return error(KeyError::Kind::unreadable, path, "too large for a PEM key (limit 1 MiB)", "point it at a PEM key file");
   data.resize(n);
   return data;
