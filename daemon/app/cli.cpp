@@ -8,6 +8,9 @@ const std::vector<CommandSpec>& commands() {
   static const std::vector<CommandSpec> specs = {
       {"migrate", "apply pending migrations/ to the database (idempotent, safe to run concurrently)", {}},
       {"check-config", "validate the YAML config and every tenant's key files; exit 0 or name every problem", {}},
+      {"plan", "what `run` would send now, per tenant and row, sending nothing (--detailed-exitcode: 2 if any)",
+       {"--detailed-exitcode"}},
+      {"status", "per-tenant row counts by state and error code, pauses, oldest pending change", {}},
   };
   return specs;
 }

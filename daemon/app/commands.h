@@ -18,4 +18,6 @@ namespace callbackd::app {
 // Each in its own file: app/migrate_command.cpp, app/check_config_command.cpp, ...
 int run_migrate(const CliRequest& req);
 int run_check_config(const CliRequest& req);
+int run_plan(const CliRequest& req);    // app/plan_command.cpp
+int run_status(const CliRequest& req);  // app/status_command.cpp
 }  // namespace callbackd::app

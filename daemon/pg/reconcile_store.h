@@ -47,8 +47,11 @@ struct WorkItem {
 
 struct ClaimResult {
   std::vector<WorkItem> items;
-  // The earliest due_at among this tenant's entries that were NOT claimable now (due later,
-  // or claimed by someone else with a lease), as a delay from now; nullopt when none.
+  // When the earliest of this tenant's entries that were NOT claimable now becomes claimable,
+  // as a delay from now (0 at the least); nullopt when none: an unclaimed entry due later (its
+  // due_at), or an entry claimed with a lease (its lease_until: a claimed entry is already
+  // due, so its due_at would say "now" and make the caller spin). Entries left unclaimed
+  // only because of `limit` are not counted: a full batch means "claim again".
   std::optional<std::chrono::milliseconds> next_due_in;
 };
 
@@ -88,14 +91,17 @@ struct StoredTenantPause {
 
 class ReconcileStore {
  public:
-  // Connects (throws DatabaseError) and prepares the named statements. `instance` is written
+  // Connects (throws DatabaseError) and declares the named statements (libpqxx prepares each on
+  // first use). `instance` is written
   // to pending_work.claimed_by and audit_log.instance ("host:pid").
   ReconcileStore(const DatabaseConfig& db, std::string instance);
   ~ReconcileStore();
   ReconcileStore(const ReconcileStore&) = delete;
   ReconcileStore& operator=(const ReconcileStore&) = delete;
 
-  // Throws DatabaseError on a lost connection; reconnect() then tries once.
+  // Throws DatabaseError on a lost connection; reconnect() then tries once. After a lost
+  // connection every call throws DatabaseError until reconnect() succeeds (libpqxx 6 would
+  // otherwise reconnect silently and hide that the old session's work is gone).
   void reconnect();
   bool connected() const;
 
@@ -110,7 +116,13 @@ class ReconcileStore {
   // Gives claims back without an attempt (shutdown): entries become claimable at once.
   void release(const std::vector<std::int64_t>& claim_tokens);
 
-  // All records in one transaction, one round trip. Empty input: no-op.
+  // All records in one transaction, one round trip (one statement, autocommit). Empty input:
+  // no-op. Throws DatabaseError; then nothing of the batch was written, or (connection lost
+  // while the statement ran) the outcome is unknown: calling record() again with the same
+  // batch is safe, since an audit row is unique per claim_token and a settled entry no longer
+  // carries the token (fencing). The same mchid twice in one batch is allowed: every record is
+  // audited and the LAST one decides the row's state and queue entry. A record with
+  // claim_token 0 is audited only.
   void record(const std::vector<AttemptRecord>& records, const std::vector<TenantEvent>& events = {});
 
   // Queues every desired row of sending tenants for a full resync (reconciler.resync_interval).
@@ -119,6 +131,15 @@ class ReconcileStore {
 
   // Counts for --exit-when-idle: entries of tenants in mode apply and not paused by error.
   std::size_t pending_for_sending_tenants();
+
+  // Settles claimed entries that need no attempt (reconcile::judge_work_item said drop, e.g.
+  // an in-sync row queued without resync): deletes each entry that still carries the item's
+  // claim_token and revision; no audit row, because nothing was attempted. Empty: no-op.
+  void drop(const std::vector<WorkItem>& items);
+
+  // Statements sent to the server by this store since construction (record() sends exactly
+  // one per batch); for tests and metrics.
+  std::uint64_t statements_executed() const;
 
  private:
   struct Impl;

@@ -4,49 +4,56 @@
 
 #include "pg/connection.h"
 #include "pg/migrator.h"
+#include "pg/tenants_query.h"
 
 namespace callbackd::pg {
 
-namespace {
-TenantMode parse_mode(const std::string& mode) {
+TenantMode parse_tenant_mode(const std::string& mode) {
   // The column's CHECK constraint admits exactly these three.
   if (mode == "observe") return TenantMode::observe;
   if (mode == "paused") return TenantMode::paused;
   return TenantMode::apply;
 }
-}  // namespace
+
+void prepare_tenant_statements(pqxx::connection_base& conn) {
+  conn.prepare("tenants_all",
+               "SELECT tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
+               "wechatpay_key_path, rate_per_minute, mode, max_in_flight "
+               "FROM callbackd.tenants ORDER BY tenant_id");
+  conn.prepare("tenant_extra_keys",
+               "SELECT tenant_id, key_id, key_path FROM callbackd.tenant_wechatpay_keys ORDER BY tenant_id, key_id");
+}
+
+std::vector<TenantRow> read_tenants(pqxx::transaction_base& tx) {
+  std::vector<TenantRow> tenants;
+  std::map<std::string, std::size_t> index;
+  for (const auto& r : tx.exec_prepared("tenants_all")) {
+    TenantRow t;
+    t.tenant_id = r[0].as<std::string>();
+    t.mchid = r[1].as<std::string>();
+    t.merchant_serial_no = r[2].as<std::string>();
+    t.private_key_path = r[3].as<std::string>();
+    t.wechatpay_key_id = r[4].as<std::string>();
+    t.wechatpay_key_path = r[5].as<std::string>();
+    t.rate_per_minute = r[6].as<int>();
+    t.mode = parse_tenant_mode(r[7].as<std::string>());
+    t.max_in_flight = r[8].as<int>();
+    index[t.tenant_id] = tenants.size();
+    tenants.push_back(std::move(t));
+  }
+  for (const auto& r : tx.exec_prepared("tenant_extra_keys")) {
+    auto it = index.find(r[0].as<std::string>());
+    if (it != index.end()) tenants[it->second].extra_keys.push_back({r[1].as<std::string>(), r[2].as<std::string>()});
+  }
+  return tenants;
+}
 
 std::vector<TenantRow> load_tenants(const DatabaseConfig& db) {
   auto conn = open_connection(db, "callbackd");
   try {
-    conn->prepare("tenants_all",
-                  "SELECT tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
-                  "wechatpay_key_path, rate_per_minute, mode, max_in_flight "
-                  "FROM callbackd.tenants ORDER BY tenant_id");
-    conn->prepare("tenant_extra_keys",
-                  "SELECT tenant_id, key_id, key_path FROM callbackd.tenant_wechatpay_keys ORDER BY tenant_id, key_id");
+    prepare_tenant_statements(*conn);
     pqxx::read_transaction tx(*conn);
-    std::vector<TenantRow> tenants;
-    std::map<std::string, std::size_t> index;
-    for (const auto& r : tx.exec_prepared("tenants_all")) {
-      TenantRow t;
-      t.tenant_id = r[0].as<std::string>();
-      t.mchid = r[1].as<std::string>();
-      t.merchant_serial_no = r[2].as<std::string>();
-      t.private_key_path = r[3].as<std::string>();
-      t.wechatpay_key_id = r[4].as<std::string>();
-      t.wechatpay_key_path = r[5].as<std::string>();
-      t.rate_per_minute = r[6].as<int>();
-      t.mode = parse_mode(r[7].as<std::string>());
-      t.max_in_flight = r[8].as<int>();
-      index[t.tenant_id] = tenants.size();
-      tenants.push_back(std::move(t));
-    }
-    for (const auto& r : tx.exec_prepared("tenant_extra_keys")) {
-      auto it = index.find(r[0].as<std::string>());
-      if (it != index.end()) tenants[it->second].extra_keys.push_back({r[1].as<std::string>(), r[2].as<std::string>()});
-    }
-    return tenants;
+    return read_tenants(tx);
   } catch (const pqxx::sql_error& e) {
     throw DatabaseError("cannot read callbackd.tenants: " + std::string(e.what()) +
                         " (has `callbackd migrate` been run?)");

@@ -1,0 +1,40 @@
+#include "app/report_text.h"
+
+#include <cstdio>
+
+namespace callbackd::app {
+
+std::string printable(std::string_view text) {
+  std::string out;
+  bool quote = text.empty();
+  for (unsigned char c : text) {
+    if (c < 0x20 || c >= 0x7f) {
+      char buf[5];
+      std::snprintf(buf, sizeof buf, "\\x%02X", c);
+      out += buf;
+      quote = true;
+    } else if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+      quote = true;
+    } else {
+      if (c == ' ') quote = true;
+      out += static_cast<char>(c);
+    }
+  }
+  return quote ? "\"" + out + "\"" : out;
+}
+
+std::string human_duration(std::chrono::milliseconds d) {
+  const long long ms = d.count() < 0 ? 0 : d.count();
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  const long long s = ms / 1000;
+  char buf[32];
+  if (s < 60) std::snprintf(buf, sizeof buf, "%llds", s);
+  else if (s < 3600) std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
+  else if (s < 86400) std::snprintf(buf, sizeof buf, "%lldh%02lldm", s / 3600, (s % 3600) / 60);
+  else std::snprintf(buf, sizeof buf, "%lldd%02lldh", s / 86400, (s % 86400) / 3600);
+  return buf;
+}
+
+}  // namespace callbackd::app

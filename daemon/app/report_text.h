@@ -1,0 +1,18 @@
+// Text helpers for the terminal reports of `plan` and `status`.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace callbackd::app {
+
+// `text` safe to print on one terminal line: desired rows are stored verbatim (an invalid row
+// may hold a newline or an escape sequence), so control and non-ASCII bytes become \xNN and a
+// value with spaces, quotes or backslashes is double-quoted. "" prints as "".
+std::string printable(std::string_view text);
+
+// "850ms", "42s", "4m12s", "3h05m", "2d04h": a delay or an age at a glance.
+std::string human_duration(std::chrono::milliseconds d);
+
+}  // namespace callbackd::app

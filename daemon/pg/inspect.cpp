@@ -1,0 +1,170 @@
+#include "pg/inspect.h"
+
+#include "pg/connection.h"
+#include "pg/conninfo.h"
+#include "pg/migrator.h"
+#include "pg/queue_rows.h"
+#include "pg/tenants_query.h"
+
+namespace callbackd::pg {
+
+namespace {
+
+// The same columns, by the same names, as claim_due (pg/queue_rows.h), without claiming.
+constexpr const char* kQueuedEntries = R"SQL(
+SELECT w.mchid, w.tenant_id, w.resync, d.notify_url, d.switch, d.revision AS desired_revision,
+       s.state, s.revision AS state_revision, s.applied_notify_url, s.applied_switch,
+       s.applied_revision, s.attempts,
+       GREATEST(0, ceil(extract(epoch FROM w.due_at - now()) * 1000))::bigint AS due_in_ms,
+       CASE WHEN w.claim_token IS NOT NULL AND w.lease_until >= now() THEN w.claimed_by END AS claimed_by
+FROM callbackd.pending_work w
+JOIN callbackd.desired_callbacks d ON d.mchid = w.mchid
+LEFT JOIN callbackd.sub_merchant_state s ON s.mchid = w.mchid
+WHERE w.tenant_id = $1
+ORDER BY w.due_at, w.mchid
+)SQL";
+
+constexpr const char* kPauses = R"SQL(
+SELECT tenant_id, COALESCE(error_code, '') AS error_code, paused_reason,
+       CASE WHEN next_probe_at IS NULL THEN 0
+            ELSE GREATEST(0, ceil(extract(epoch FROM next_probe_at - now()) * 1000))::bigint END AS probe_in_ms
+FROM callbackd.tenant_state WHERE paused_reason IS NOT NULL
+)SQL";
+
+constexpr const char* kStateCounts = R"SQL(
+SELECT tenant_id, state, count(*) AS n FROM callbackd.sync_status GROUP BY tenant_id, state
+)SQL";
+
+// Error codes only of rows whose state is about the current revision and is an error state:
+// an older revision's error says nothing about the row now.
+constexpr const char* kErrorCounts = R"SQL(
+SELECT tenant_id, state, last_error_code, count(*) AS n FROM callbackd.sync_status
+WHERE state IN ('retrying', 'failed', 'invalid') AND last_error_code IS NOT NULL
+GROUP BY tenant_id, state, last_error_code
+ORDER BY tenant_id, n DESC, last_error_code
+)SQL";
+
+constexpr const char* kQueueAges = R"SQL(
+SELECT w.tenant_id, count(*) AS queued,
+       floor(extract(epoch FROM now() - min(d.updated_at) FILTER (WHERE NOT w.resync)) * 1000)::bigint AS oldest_ms
+FROM callbackd.pending_work w
+JOIN callbackd.desired_callbacks d ON d.mchid = w.mchid
+GROUP BY w.tenant_id
+)SQL";
+
+using Snapshot = pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only>;
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+struct Inspector::Impl {
+  std::string where;
+  std::unique_ptr<pqxx::connection> conn;
+  std::unique_ptr<Snapshot> tx;
+
+  template <class F>
+  auto run(const char* what, F&& f) {
+    try {
+      return f(*tx);
+    } catch (const pqxx::failure& e) {
+      throw DatabaseError(std::string(what) + " failed on PostgreSQL at " + where + ": " + trimmed(e.what()) +
+                          " (has `callbackd migrate` been run?)");
+    }
+  }
+};
+
+Inspector::Inspector(const DatabaseConfig& db) : impl_(std::make_unique<Impl>()) {
+  impl_->where = describe_conninfo(db.url);
+  impl_->conn = open_connection(db, "callbackd-inspect");
+  try {
+    prepare_tenant_statements(*impl_->conn);
+    impl_->conn->prepare("inspect_queued_entries", kQueuedEntries);
+    impl_->conn->prepare("inspect_pauses", kPauses);
+    impl_->conn->prepare("inspect_state_counts", kStateCounts);
+    impl_->conn->prepare("inspect_error_counts", kErrorCounts);
+    impl_->conn->prepare("inspect_queue_ages", kQueueAges);
+    impl_->tx = std::make_unique<Snapshot>(*impl_->conn);
+  } catch (const pqxx::failure& e) {
+    throw DatabaseError("cannot open a read-only snapshot on PostgreSQL at " + impl_->where + ": " + trimmed(e.what()));
+  }
+}
+
+Inspector::~Inspector() = default;
+
+namespace {
+std::map<std::string, StoredTenantPause> read_pauses(pqxx::transaction_base& tx) {
+  std::map<std::string, StoredTenantPause> pauses;
+  for (const auto& r : tx.exec_prepared("inspect_pauses")) {
+    StoredTenantPause p;
+    p.error_code = r["error_code"].as<std::string>();
+    p.reason = r["paused_reason"].as<std::string>();
+    p.probe_in = std::chrono::milliseconds{r["probe_in_ms"].as<long long>()};
+    pauses.emplace(r["tenant_id"].as<std::string>(), std::move(p));
+  }
+  return pauses;
+}
+}  // namespace
+
+std::vector<TenantOverview> Inspector::tenants() {
+  return impl_->run("reading callbackd.tenants", [&](pqxx::transaction_base& tx) {
+    auto pauses = read_pauses(tx);
+    std::vector<TenantOverview> out;
+    for (auto& t : read_tenants(tx)) {
+      TenantOverview o;
+      if (auto it = pauses.find(t.tenant_id); it != pauses.end()) o.pause = it->second;
+      o.tenant = std::move(t);
+      out.push_back(std::move(o));
+    }
+    return out;
+  });
+}
+
+void Inspector::for_each_queued(const std::string& tenant_id, const std::function<void(const QueuedEntry&)>& visit) {
+  impl_->run("reading callbackd.pending_work", [&](pqxx::transaction_base& tx) {
+    for (const auto& r : tx.exec_prepared("inspect_queued_entries", tenant_id)) {
+      QueuedEntry e;
+      e.item = work_item_from(r);
+      e.due_in = std::chrono::milliseconds{r["due_in_ms"].as<long long>()};
+      e.claimed_by = optional_field<std::string>(r["claimed_by"]);
+      visit(e);
+    }
+  });
+}
+
+std::vector<TenantStatus> Inspector::status() {
+  return impl_->run("reading callbackd.sync_status", [&](pqxx::transaction_base& tx) {
+    std::vector<TenantStatus> out;
+    std::map<std::string, std::size_t> index;
+    auto pauses = read_pauses(tx);
+    for (const auto& t : read_tenants(tx)) {
+      TenantStatus s;
+      s.tenant_id = t.tenant_id;
+      s.mode = t.mode;
+      if (auto it = pauses.find(t.tenant_id); it != pauses.end()) s.pause = it->second;
+      index[s.tenant_id] = out.size();
+      out.push_back(std::move(s));
+    }
+    auto find = [&](const pqxx::row& r) -> TenantStatus* {
+      auto it = index.find(r["tenant_id"].as<std::string>());
+      return it == index.end() ? nullptr : &out[it->second];
+    };
+    for (const auto& r : tx.exec_prepared("inspect_state_counts"))
+      if (auto* s = find(r)) s->by_state[r["state"].as<std::string>()] = r["n"].as<long long>();
+    for (const auto& r : tx.exec_prepared("inspect_error_counts"))
+      if (auto* s = find(r))
+        s->by_error.push_back({r["state"].as<std::string>(), r["last_error_code"].as<std::string>(), r["n"].as<long long>()});
+    for (const auto& r : tx.exec_prepared("inspect_queue_ages")) {
+      if (auto* s = find(r)) {
+        s->queued = r["queued"].as<long long>();
+        if (!r["oldest_ms"].is_null()) s->oldest_pending_change = std::chrono::milliseconds{r["oldest_ms"].as<long long>()};
+      }
+    }
+    return out;
+  });
+}
+
+}  // namespace callbackd::pg

@@ -1,0 +1,71 @@
+// Read-only views of the reconciler's state for `callbackd plan` and `callbackd status`.
+// Everything is read in ONE read-only REPEATABLE READ transaction opened by the constructor, so
+// a report is one consistent snapshot, and nothing here can claim, lock or write (PostgreSQL
+// refuses writes in a READ ONLY transaction). Std types only; libpqxx stays in inspect.cpp.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/tenant.h"
+#include "pg/reconcile_store.h"
+
+namespace callbackd::pg {
+
+struct TenantOverview {
+  TenantRow tenant;
+  std::optional<StoredTenantPause> pause;  // tenant_state, when paused by the daemon
+};
+
+// One pending_work entry as `run` would see it when claiming (WorkItem, claim_token 0).
+struct QueuedEntry {
+  WorkItem item;
+  std::chrono::milliseconds due_in{0};  // 0 when due now
+  std::optional<std::string> claimed_by;  // an unexpired claim: in flight at that instance
+};
+
+struct TenantStatus {
+  std::string tenant_id;
+  TenantMode mode = TenantMode::apply;
+  std::optional<StoredTenantPause> pause;
+  std::map<std::string, long long> by_state;  // sync_status.state -> rows
+  struct ErrorCount {
+    std::string state;       // retrying, failed or invalid
+    std::string error_code;  // sync_status.last_error_code
+    long long rows = 0;
+  };
+  std::vector<ErrorCount> by_error;  // most frequent first
+  long long queued = 0;              // pending_work entries
+  // now() - the oldest desired_callbacks.updated_at among queued entries that are real
+  // changes (not resync); nullopt when there are none.
+  std::optional<std::chrono::milliseconds> oldest_pending_change;
+};
+
+class Inspector {
+ public:
+  // Connects and opens the read-only snapshot. Throws DatabaseError.
+  explicit Inspector(const DatabaseConfig& db);
+  ~Inspector();
+  Inspector(const Inspector&) = delete;
+  Inspector& operator=(const Inspector&) = delete;
+
+  // Every tenant with its daemon pause, by tenant_id.
+  std::vector<TenantOverview> tenants();
+  // Every queued entry of `tenant_id`, in the order `run` claims them (due_at, then mchid).
+  // A callback rather than a vector: a tenant may have a large backlog.
+  void for_each_queued(const std::string& tenant_id, const std::function<void(const QueuedEntry&)>& visit);
+  // Per-tenant counts from callbackd.sync_status, every tenant (also those without rows).
+  std::vector<TenantStatus> status();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace callbackd::pg

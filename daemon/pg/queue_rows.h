@@ -1,0 +1,57 @@
+// Turning a row of pending_work joined with desired_callbacks and sub_merchant_state into a
+// WorkItem, for the .cpp files of daemon/pg only (exposes libpqxx). claim_due() and `plan`
+// read the same columns by the same names, so that `plan` judges exactly what `run` would.
+//
+// Column names the query must provide: mchid, tenant_id, resync, notify_url, switch,
+// desired_revision, state, state_revision, applied_notify_url, applied_switch,
+// applied_revision, attempts (the last six NULL when sub_merchant_state has no row).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <pqxx/pqxx>
+
+#include "pg/reconcile_store.h"
+
+namespace callbackd::pg {
+
+inline reconcile::RowState parse_row_state(const std::string& state) {
+  // sub_merchant_state.state's CHECK constraint admits exactly these four.
+  if (state == "in_sync") return reconcile::RowState::in_sync;
+  if (state == "retrying") return reconcile::RowState::retrying;
+  if (state == "failed") return reconcile::RowState::failed;
+  if (state == "invalid") return reconcile::RowState::invalid;
+  return reconcile::RowState::pending;
+}
+
+template <class T>
+std::optional<T> optional_field(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return f.as<T>();
+}
+
+inline WorkItem work_item_from(const pqxx::row& r) {
+  WorkItem item;
+  item.mchid = r["mchid"].as<std::string>();
+  item.tenant_id = r["tenant_id"].as<std::string>();
+  item.resync = r["resync"].as<bool>();
+  item.notify_url = optional_field<std::string>(r["notify_url"]);
+  item.desired.notify_url = item.notify_url.value_or(std::string());
+  item.desired.push_switch = optional_field<bool>(r["switch"]);
+  item.desired.revision = r["desired_revision"].as<std::int64_t>();
+  if (!r["state"].is_null()) {
+    reconcile::RecordedState s;
+    s.state = parse_row_state(r["state"].as<std::string>());
+    s.revision = r["state_revision"].as<std::int64_t>();
+    s.applied_notify_url = optional_field<std::string>(r["applied_notify_url"]);
+    s.applied_switch = optional_field<bool>(r["applied_switch"]);
+    s.applied_revision = optional_field<std::int64_t>(r["applied_revision"]);
+    // Attempts count failures of one revision; a state about an older revision starts afresh.
+    if (s.revision == item.desired.revision) item.attempts = r["attempts"].as<int>();
+    item.recorded = std::move(s);
+  }
+  return item;
+}
+
+}  // namespace callbackd::pg

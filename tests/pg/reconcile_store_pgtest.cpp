@@ -1,0 +1,495 @@
+// The reconcile store against a real PostgreSQL: claims never overlap between instances, a
+// lapsed lease is re-claimable and fences the stale claimer, a change made while a row is in
+// flight is never lost, a batch is one statement and one transaction, the listener wakes up.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include <pqxx/pqxx>
+
+#include "core/reconcile/row_decision.h"
+#include "core/reconcile/work_verdict.h"
+#include "pg/migrator.h"
+#include "pg/reconcile_store.h"
+#include "pg/test_database.h"
+
+using namespace std::chrono_literals;
+using callbackd::test::TestDatabase;
+namespace pg = callbackd::pg;
+namespace reconcile = callbackd::reconcile;
+using callbackd::wechatpay::OutcomeKind;
+
+namespace {
+
+callbackd::DatabaseConfig config_for(const TestDatabase& db) {
+  callbackd::DatabaseConfig c;
+  c.url = db.conninfo();
+  return c;
+}
+
+void exec(const TestDatabase& db, const std::string& sql) {
+  pqxx::connection c(db.conninfo());
+  pqxx::work tx(c);
+  tx.exec(sql);
+  tx.commit();
+}
+
+pqxx::result query(const TestDatabase& db, const std::string& sql) {
+  pqxx::connection c(db.conninfo());
+  pqxx::read_transaction tx(c);
+  return tx.exec(sql);
+}
+
+long long scalar(const TestDatabase& db, const std::string& sql) { return query(db, sql)[0][0].as<long long>(); }
+
+std::string text(const TestDatabase& db, const std::string& sql) {
+  auto r = query(db, sql);
+  return r.empty() || r[0][0].is_null() ? "<null>" : r[0][0].as<std::string>();
+}
+
+void add_tenant(const TestDatabase& db, const std::string& tenant_id, const std::string& mode = "apply") {
+  pqxx::connection c(db.conninfo());
+  pqxx::work tx(c);
+  tx.exec_params0(
+      "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
+      "wechatpay_key_path, mode) VALUES ($1, '1900000001', '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', "
+      "'k.pem', 'PUB_KEY_ID_0112', 'p.pem', $2)",
+      tenant_id, mode);
+  tx.commit();
+}
+
+// `count` desired rows 1900000100, 1900000101, ... of `tenant_id`.
+void add_rows(const TestDatabase& db, const std::string& tenant_id, int count, int first = 100) {
+  pqxx::connection c(db.conninfo());
+  pqxx::work tx(c);
+  tx.exec_params0(
+      "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url, switch) "
+      "SELECT (1900000000 + g)::text, $1, 'https://example.com/cb/' || g, true FROM generate_series($2::int, $3::int) g",
+      tenant_id, first, first + count - 1);
+  tx.commit();
+}
+
+std::string state_of(const TestDatabase& db, const std::string& mchid) {
+  return text(db, "SELECT state FROM callbackd.sync_status WHERE mchid = '" + mchid + "'");
+}
+
+// What the engine records after an attempt with `outcome`, decided by the real pure function.
+pg::AttemptRecord record_for(const pg::WorkItem& item, OutcomeKind outcome, const std::string& error_code = "") {
+  reconcile::AttemptResult attempt;
+  attempt.outcome = outcome;
+  attempt.prior_failures = item.attempts;
+  reconcile::RowPolicy policy;
+  policy.retry.initial_backoff = 30s;
+  policy.retry.max_backoff = 60s;
+  pg::AttemptRecord r;
+  r.tenant_id = item.tenant_id;
+  r.mchid = item.mchid;
+  r.revision = item.desired.revision;
+  r.claim_token = item.claim_token;
+  r.notify_url = item.notify_url;
+  r.push_switch = item.desired.push_switch;
+  r.outcome = std::string(callbackd::wechatpay::outcome_name(outcome));
+  r.error_code = error_code;
+  if (!error_code.empty()) r.error_message = error_code + " from the test";
+  if (outcome == OutcomeKind::applied) {
+    r.http_status = 200;
+    r.update_time = "2015-05-20T13:29:35.120+08:00";
+  } else if (outcome == OutcomeKind::rejected) {
+    r.http_status = 400;
+  } else if (outcome == OutcomeKind::transient) {
+    r.http_status = 503;
+  } else if (outcome == OutcomeKind::rate_limited) {
+    r.http_status = 429;
+  }
+  if (outcome != OutcomeKind::invalid) r.latency_ms = 12;
+  r.attempt = item.attempts + 1;
+  r.decision = reconcile::decide_after_attempt(attempt, policy, reconcile::Instant{}, 0.5);
+  return r;
+}
+
+const pg::WorkItem& item_of(const std::vector<pg::WorkItem>& items, const std::string& mchid) {
+  auto it = std::find_if(items.begin(), items.end(), [&](const pg::WorkItem& i) { return i.mchid == mchid; });
+  REQUIRE(it != items.end());
+  return *it;
+}
+
+}  // namespace
+
+TEST_CASE("two instances claiming one tenant at once never get the same sub-merchant", "[pg][store]") {
+  TestDatabase db;
+  add_tenant(db, "acme");
+  add_rows(db, "acme", 300);
+  std::vector<std::string> claimed[2];
+  std::atomic<int> ready{0};
+  auto worker = [&](int n) {
+    pg::ReconcileStore store(config_for(db), "host-" + std::to_string(n) + ":1");
+    ready++;
+    while (ready < 2) std::this_thread::yield();
+    for (;;) {
+      auto r = store.claim_due("acme", 7, 60s);
+      if (r.items.empty()) break;
+      for (const auto& i : r.items) claimed[n].push_back(i.mchid);
+    }
+  };
+  std::thread a(worker, 0), b(worker, 1);
+  a.join();
+  b.join();
+  std::set<std::string> all(claimed[0].begin(), claimed[0].end());
+  for (const auto& m : claimed[1]) CHECK(all.insert(m).second);  // never claimed twice
+  CHECK(all.size() == 300);
+  CHECK(claimed[0].size() + claimed[1].size() == 300);
+  // Every entry carries its own token and the instance that claimed it.
+  CHECK(scalar(db, "SELECT count(DISTINCT claim_token) FROM callbackd.pending_work") == 300);
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.pending_work WHERE claimed_by IN ('host-0:1', 'host-1:1')") == 300);
+}
+
+TEST_CASE("claim_due returns what sending needs and when the next entry becomes claimable", "[pg][store]") {
+  TestDatabase db;
+  add_tenant(db, "acme");
+  add_tenant(db, "other");
+  add_rows(db, "acme", 3);
+  add_rows(db, "other", 1, 900);
+  exec(db, "UPDATE callbackd.desired_callbacks SET switch = NULL, notify_url = NULL WHERE mchid = '1900000102'");
+  exec(db, "UPDATE callbackd.pending_work SET due_at = now() + interval '30 seconds' WHERE mchid = '1900000101'");
+  pg::ReconcileStore store(config_for(db), "host-a:1");
+
+  auto r = store.claim_due("acme", 10, 60s);
+  REQUIRE(r.items.size() == 2);  // 101 is due later; "other" is another tenant
+  const auto& plain = item_of(r.items, "1900000100");
+  CHECK(plain.tenant_id == "acme");
+  CHECK(plain.claim_token > 0);
+  CHECK(plain.notify_url == std::optional<std::string>("https://example.com/cb/100"));
+  CHECK(plain.desired.push_switch == std::optional<bool>(true));
+  CHECK_FALSE(plain.recorded);
+  CHECK_FALSE(plain.resync);
+  const auto& nulls = item_of(r.items, "1900000102");
+  CHECK_FALSE(nulls.notify_url);
+  CHECK(nulls.desired.notify_url.empty());
+  CHECK_FALSE(nulls.desired.push_switch);
+  CHECK(plain.claim_token != nulls.claim_token);
+  REQUIRE(r.next_due_in);
+  CHECK(*r.next_due_in > 25s);
+  CHECK(*r.next_due_in <= 30s);
+
+  // Nothing claimable now; the earliest is the entry due later, or a lease held by another.
+  exec(db, "UPDATE callbackd.pending_work SET lease_until = now() + interval '5 seconds' WHERE mchid = '1900000100'");
+  auto again = store.claim_due("acme", 10, 60s);
+  CHECK(again.items.empty());
+  REQUIRE(again.next_due_in);
+  CHECK(*again.next_due_in <= 5s);
+  CHECK(*again.next_due_in > 1s);
+
+  // release(): claimable again at once.
+  store.release({plain.claim_token, nulls.claim_token});
+  auto released = store.claim_due("acme", 10, 60s);
+  CHECK(released.items.size() == 2);
+}
+
+TEST_CASE("a lapsed lease is re-claimable and the stale claimer's record is audited but fenced", "[pg][store]") {
+  TestDatabase db;
+  add_tenant(db, "acme");
+  add_rows(db, "acme", 1);
+  pg::ReconcileStore a(config_for(db), "host-a:1");
+  pg::ReconcileStore b(config_for(db), "host-b:2");
+
+  auto first = a.claim_due("acme", 10, 60s);
+  REQUIRE(first.items.size() == 1);
+  CHECK(b.claim_due("acme", 10, 60s).items.empty());  // leased by a
+
+  exec(db, "UPDATE callbackd.pending_work SET lease_until = now() - interval '1 second'");  // a's lease lapsed
+  auto second = b.claim_due("acme", 10, 60s);
+  REQUIRE(second.items.size() == 1);
+  CHECK(second.items[0].mchid == first.items[0].mchid);
+  CHECK(second.items[0].claim_token != first.items[0].claim_token);
+
+  // a finally hears back: its attempt happened (audit row), but b owns the row now.
+  a.record({record_for(first.items[0], OutcomeKind::rejected, "PARAM_ERROR")});
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE instance = 'host-a:1' AND outcome = 'rejected'") == 1);
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.sub_merchant_state") == 0);
+  CHECK(text(db, "SELECT claimed_by FROM callbackd.pending_work") == "host-b:2");
+
+  b.record({record_for(second.items[0], OutcomeKind::applied)});
+  CHECK(state_of(db, "1900000100") == "in_sync");
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.pending_work") == 0);
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log") == 2);
+}
+
+TEST_CASE("a desired change while a row is in flight is not lost", "[pg][store]") {
+  TestDatabase db;
+  add_tenant(db, "acme");
+  add_rows(db, "acme", 1);
+  pg::ReconcileStore store(config_for(db), "host-a:1");
+  auto claimed = store.claim_due("acme", 10, 60s);
+  REQUIRE(claimed.items.size() == 1);
+  const auto old_revision = claimed.items[0].desired.revision;
+
+  exec(db, "UPDATE callbackd.desired_callbacks SET notify_url = 'https://example.com/new'");  // while in flight
+  const long long new_revision = scalar(db, "SELECT revision FROM callbackd.desired_callbacks");
+  REQUIRE(new_revision > old_revision);
+
+  store.record({record_for(claimed.items[0], OutcomeKind::applied)});
+  // The old revision's success is audited; the entry stays queued, due, with the new revision.
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied' AND desired_revision = " +
+                       std::to_string(old_revision)) == 1);
+  auto entry = query(db, "SELECT revision, claim_token IS NULL, due_at <= now() FROM callbackd.pending_work");
+  REQUIRE(entry.size() == 1);
+  CHECK(entry[0][0].as<long long>() == new_revision);
+  CHECK(entry[0][1].as<bool>());
+  CHECK(entry[0][2].as<bool>());
+  CHECK(state_of(db, "1900000100") == "pending");
+
+  // The next claim sends the new values, and settles the row.
+  auto next = store.claim_due("acme", 10, 60s);
+  REQUIRE(next.items.size() == 1);
+  CHECK(next.items[0].notify_url == std::optional<std::string>("https://example.com/new"));
+  CHECK(next.items[0].desired.revision == new_revision);
+  store.record({record_for(next.items[0], OutcomeKind::applied)});
+  CHECK(state_of(db, "1900000100") == "in_sync");
+  CHECK(text(db, "SELECT applied_notify_url FROM callbackd.sync_status") == "https://example.com/new");
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.pending_work") == 0);
+}
+
+TEST_CASE("record() writes a mixed batch in one statement, each row in its state with one audit row",
+          "[pg][store]") {
+  TestDatabase db;
+  add_tenant(db, "acme");
+  add_rows(db, "acme", 5);
+  pg::ReconcileStore store(config_for(db), "host-a:1");
+  auto claimed = store.claim_due("acme", 10, 60s);
+  REQUIRE(claimed.items.size() == 5);
+
+  std::vector<pg::AttemptRecord> batch = {
+      record_for(item_of(claimed.items, "1900000100"), OutcomeKind::applied),
+      record_for(item_of(claimed.items, "1900000101"), OutcomeKind::rejected, "PARAM_ERROR"),
+      record_for(item_of(claimed.items, "1900000102"), OutcomeKind::transient, "HTTP_503"),
+      record_for(item_of(claimed.items, "1900000103"), OutcomeKind::invalid, "INVALID_DESIRED"),
+      record_for(item_of(claimed.items, "1900000104"), OutcomeKind::rate_limited, "FREQUENCY_LIMITED"),
+  };
+  const auto before = store.statements_executed();
+  store.record(batch, {{"acme", "tenant_error", "SIGN_ERROR", "signature rejected"}});
+  CHECK(store.statements_executed() - before == 1);
+
+  CHECK(state_of(db, "1900000100") == "in_sync");
+  CHECK(state_of(db, "1900000101") == "failed");
+  CHECK(state_of(db, "1900000102") == "retrying");
+  CHECK(state_of(db, "1900000103") == "invalid");
+  CHECK(state_of(db, "1900000104") == "pending");  // a 429 is not the row's failure
+
+  auto applied = query(db,
+                       "SELECT applied_notify_url, applied_switch, update_time, last_error_code, attempts, "
+                       "last_http_status FROM callbackd.sync_status WHERE mchid = '1900000100'")[0];
+  CHECK(applied[0].as<std::string>() == "https://example.com/cb/100");
+  CHECK(applied[1].as<bool>());
+  CHECK(applied[2].as<std::string>() == "2015-05-20T13:29:35.120+08:00");
+  CHECK(applied[3].is_null());
+  CHECK(applied[4].as<int>() == 1);
+  CHECK(applied[5].as<int>() == 200);
+  CHECK(text(db, "SELECT update_time_parsed = '2015-05-20T05:29:35.120Z'::timestamptz FROM "
+                 "callbackd.sub_merchant_state WHERE mchid = '1900000100'") == "t");
+  CHECK(text(db, "SELECT last_error_code || ' ' || last_http_status FROM callbackd.sync_status WHERE mchid = '1900000101'") ==
+        "PARAM_ERROR 400");
+  CHECK(text(db, "SELECT next_attempt_at > now() + interval '10 seconds' FROM callbackd.sync_status "
+                 "WHERE mchid = '1900000102'") == "t");
+  CHECK(text(db, "SELECT last_http_status IS NULL FROM callbackd.sync_status WHERE mchid = '1900000103'") == "t");
+
+  // One audit row per attempt, with the contract columns and what the auditor needs.
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE mchid IS NOT NULL") == 5);
+  CHECK(scalar(db, "SELECT count(DISTINCT mchid) FROM callbackd.audit_log") == 5);
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE mchid IS NULL AND outcome = 'tenant_error' "
+                   "AND error_code = 'SIGN_ERROR'") == 1);
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE instance = 'host-a:1' AND "
+                   "(mchid IS NULL OR desired_revision IS NOT NULL)") == 6);
+  CHECK(scalar(db, "SELECT count(DISTINCT transaction_id) FROM callbackd.audit_log") == 1);  // one transaction
+  CHECK(text(db, "SELECT latency_ms IS NULL AND http_status IS NULL FROM callbackd.audit_log "
+                 "WHERE mchid = '1900000103'") == "t");
+
+  // The queue: settled rows gone; the retrying and the rate-limited row due later, unclaimed.
+  auto queue = query(db, "SELECT mchid, claim_token IS NULL, due_at > now() FROM callbackd.pending_work ORDER BY mchid");
+  REQUIRE(queue.size() == 2);
+  CHECK(queue[0][0].as<std::string>() == "1900000102");
+  CHECK(queue[1][0].as<std::string>() == "1900000104");
+  for (const auto& row : queue) {
+    CHECK(row[1].as<bool>());
+    CHECK(row[2].as<bool>());
+  }
+
+  // A failed row is parked until its desired row changes: a touch re-queues it.
+  exec(db, "UPDATE callbackd.desired_callbacks SET notify_url = notify_url WHERE mchid = '1900000101'");
+  CHECK(state_of(db, "1900000101") == "pending");
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.pending_work WHERE mchid = '1900000101'") == 1);
+}
+
+TEST_CASE("record() is all or nothing: one bad record leaves no audit row and no state at all", "[pg][store]") {
+  TestDatabase db;
+  add_tenant(db, "acme");
+  add_rows(db, "acme", 3);
+  // Stands in for anything that can fail inside the batch (a constraint, a full disk).
+  exec(db, "ALTER TABLE callbackd.sub_merchant_state ADD CONSTRAINT test_refuse CHECK (mchid <> '1900000102')");
+  pg::ReconcileStore store(config_for(db), "host-a:1");
+  auto claimed = store.claim_due("acme", 10, 60s);
+  REQUIRE(claimed.items.size() == 3);
+  std::vector<pg::AttemptRecord> batch;
+  for (const auto& item : claimed.items) batch.push_back(record_for(item, OutcomeKind::applied));
+  CHECK_THROWS_AS(store.record(batch), pg::DatabaseError);
+  CHECK_THROWS_WITH(store.record(batch), Catch::Contains("recording attempts") && Catch::Contains("test_refuse"));
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log") == 0);
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.sub_merchant_state") == 0);
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.pending_work WHERE claim_token IS NOT NULL") == 3);
+  CHECK(store.connected());  // a failed statement is not a lost connection
+}
+
+TEST_CASE("record() repeated after an unknown outcome writes nothing twice, and a weird update_time is kept verbatim",
+          "[pg][store]") {
+  TestDatabase db;
+  add_tenant(db, "acme");
+  add_rows(db, "acme", 2);
+  pg::ReconcileStore store(config_for(db), "host-a:1");
+  auto claimed = store.claim_due("acme", 10, 60s);
+  REQUIRE(claimed.items.size() == 2);
+  auto odd = record_for(item_of(claimed.items, "1900000100"), OutcomeKind::applied);
+  odd.update_time = "2015-13-45T99:99:99+08:00 \xff'); DROP TABLE x; --";
+  auto fine = record_for(item_of(claimed.items, "1900000101"), OutcomeKind::applied);
+  store.record({odd, fine});
+  store.record({odd, fine});
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log") == 2);
+  CHECK(state_of(db, "1900000100") == "in_sync");
+  CHECK(text(db, "SELECT update_time_parsed IS NULL AND update_time LIKE '2015-13-45%' FROM "
+                 "callbackd.sub_merchant_state WHERE mchid = '1900000100'") == "t");
+
+  // The same sub-merchant twice in one batch: both audited, the last decides.
+  add_rows(db, "acme", 1, 200);
+  auto c = store.claim_due("acme", 10, 60s);
+  REQUIRE(c.items.size() == 1);
+  auto failed = record_for(c.items[0], OutcomeKind::transient, "TIMEOUT");
+  auto applied = record_for(c.items[0], OutcomeKind::applied);
+  failed.claim_token = 0;  // an attempt without a claim is audited but changes nothing
+  store.record({failed, applied});
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE mchid = '1900000200'") == 2);
+  CHECK(state_of(db, "1900000200") == "in_sync");
+}
+
+TEST_CASE("tenant pauses are stored with a probe time and resumed", "[pg][store]") {
+  TestDatabase db;
+  add_tenant(db, "acme");
+  add_tenant(db, "beta");
+  add_tenant(db, "watch", "observe");
+  add_rows(db, "acme", 2);
+  add_rows(db, "beta", 3, 300);
+  add_rows(db, "watch", 4, 400);
+  pg::ReconcileStore store(config_for(db), "host-a:1");
+  CHECK(store.tenants().size() == 3);
+  CHECK(store.tenants()[2].mode == callbackd::TenantMode::observe);
+  CHECK(store.pending_for_sending_tenants() == 5);
+
+  store.pause_tenant("acme", "SIGN_ERROR", "401 SIGN_ERROR: signature invalid", 60s);
+  store.pause_tenant("ghost", "SIGN_ERROR", "a deleted tenant", 60s);  // no row, no error
+  auto pauses = store.tenant_pauses();
+  REQUIRE(pauses.size() == 1);
+  CHECK(pauses["acme"].error_code == "SIGN_ERROR");
+  CHECK(pauses["acme"].reason == "401 SIGN_ERROR: signature invalid");
+  CHECK(pauses["acme"].probe_in > 55s);
+  CHECK(pauses["acme"].probe_in <= 60s);
+  CHECK(state_of(db, "1900000100") == "paused");
+  CHECK(store.pending_for_sending_tenants() == 3);
+
+  // A failed probe re-pauses: the pause keeps its start.
+  const std::string since = text(db, "SELECT paused_at FROM callbackd.tenant_state");
+  store.pause_tenant("acme", "SIGN_ERROR", "still broken", 0ms);
+  CHECK(text(db, "SELECT paused_at FROM callbackd.tenant_state") == since);
+  CHECK(store.tenant_pauses()["acme"].probe_in == 0ms);
+
+  store.resume_tenant("acme");
+  CHECK(store.tenant_pauses().empty());
+  CHECK(state_of(db, "1900000100") == "pending");
+  CHECK(store.pending_for_sending_tenants() == 5);
+}
+
+TEST_CASE("queue_resync queues in-sync rows of sending tenants, marked resync, never parked ones", "[pg][store]") {
+  TestDatabase db;
+  add_tenant(db, "acme");
+  add_tenant(db, "watch", "observe");
+  add_rows(db, "acme", 3);
+  add_rows(db, "watch", 1, 400);
+  pg::ReconcileStore store(config_for(db), "host-a:1");
+  auto claimed = store.claim_due("acme", 10, 60s);
+  REQUIRE(claimed.items.size() == 3);
+  store.record({record_for(item_of(claimed.items, "1900000100"), OutcomeKind::applied),
+                record_for(item_of(claimed.items, "1900000101"), OutcomeKind::applied),
+                record_for(item_of(claimed.items, "1900000102"), OutcomeKind::rejected, "PARAM_ERROR")});
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.pending_work WHERE tenant_id = 'acme'") == 0);
+
+  CHECK(store.queue_resync() == 2);  // the failed row stays parked; observe tenants are not sent to
+  auto resync = store.claim_due("acme", 10, 60s);
+  REQUIRE(resync.items.size() == 2);
+  for (const auto& item : resync.items) {
+    CHECK(item.resync);
+    REQUIRE(item.recorded);
+    CHECK(item.recorded->state == reconcile::RowState::in_sync);
+    // The diff alone holds it as in sync; the resync flag makes the engine send it.
+    auto v = reconcile::judge_work_item(item.mchid, item.notify_url, item.desired, item.recorded, item.resync);
+    CHECK(v.action == reconcile::WorkAction::send);
+    CHECK(v.reason_name() == "resync");
+  }
+  store.release({resync.items[0].claim_token, resync.items[1].claim_token});
+
+  // A real change clears the flag: the row is then sent for its change.
+  exec(db, "UPDATE callbackd.desired_callbacks SET notify_url = 'https://example.com/changed' WHERE mchid = '1900000100'");
+  CHECK(text(db, "SELECT resync FROM callbackd.pending_work WHERE mchid = '1900000100'") == "f");
+  CHECK(text(db, "SELECT resync FROM callbackd.pending_work WHERE mchid = '1900000101'") == "t");
+
+  // drop(): an entry that needs no attempt is settled without an audit row.
+  auto again = store.claim_due("acme", 10, 60s);
+  REQUIRE(again.items.size() == 2);
+  const long long audited = scalar(db, "SELECT count(*) FROM callbackd.audit_log");
+  store.drop({item_of(again.items, "1900000101")});
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.pending_work WHERE mchid = '1900000101'") == 0);
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log") == audited);
+}
+
+TEST_CASE("the listener hears a desired change within its wait and reports a lost connection", "[pg][store]") {
+  TestDatabase db;
+  add_tenant(db, "acme");
+  pg::Listener listener(config_for(db));
+  CHECK(listener.wait(50ms).empty());  // nothing yet: returns after the timeout
+
+  std::thread writer([&] {
+    std::this_thread::sleep_for(100ms);
+    add_rows(db, "acme", 2);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  auto got = listener.wait(5s);
+  writer.join();
+  CHECK(std::chrono::steady_clock::now() - start < 4s);  // woke on the NOTIFY, not the timeout
+  REQUIRE(got.size() == 1);  // one per tenant per transaction
+  CHECK(got[0].channel == "callbackd_desired");
+  CHECK(got[0].tenant_id == "acme");
+
+  exec(db, "UPDATE callbackd.tenants SET mode = 'observe'");
+  auto tenant_change = listener.wait(5s);
+  REQUIRE(tenant_change.size() == 1);
+  CHECK(tenant_change[0].channel == "callbackd_tenants");
+
+  exec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'callbackd-listen' "
+           "AND datname = current_database()");
+  CHECK_THROWS_AS(listener.wait(2s), pg::DatabaseError);
+  CHECK_THROWS_AS(listener.wait(10ms), pg::DatabaseError);  // stays lost: the caller makes a new one
+}
+
+TEST_CASE("a store whose connection is lost says so and reconnects", "[pg][store]") {
+  TestDatabase db;
+  add_tenant(db, "acme");
+  add_rows(db, "acme", 1);
+  pg::ReconcileStore store(config_for(db), "host-a:1");
+  CHECK(store.connected());
+  exec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'callbackd' "
+           "AND datname = current_database()");
+  CHECK_THROWS_WITH(store.claim_due("acme", 10, 60s), Catch::Contains("claiming due entries") && Catch::Contains("host="));
+  CHECK_FALSE(store.connected());
+  CHECK_THROWS_AS(store.pending_for_sending_tenants(), pg::DatabaseError);
+  store.reconnect();
+  CHECK(store.connected());
+  CHECK(store.claim_due("acme", 10, 60s).items.size() == 1);
+}
