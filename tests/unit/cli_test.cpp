@@ -33,6 +33,7 @@ TEST_CASE("usage errors name the argument and what is accepted", "[cli]") {
       {{"--config"}, "--config needs a file path"},
       {{"--config=", "migrate"}, "--config needs a non-empty file path"},
       {{"migrate", "--exit-when-idle"}, "'migrate' does not take '--exit-when-idle'"},
+      {{"run", "--detailed-exitcode"}, "'run' does not take '--detailed-exitcode'"},
       {{"--verbose", "migrate"}, "unknown option '--verbose'"},
   };
   for (const auto& row : rows) {

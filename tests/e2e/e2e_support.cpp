@@ -1,0 +1,181 @@
+#include "e2e/e2e_support.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <pqxx/pqxx>
+#include <sstream>
+#include <thread>
+
+#include "http/https_client.h"
+
+namespace fs = std::filesystem;
+using callbackd::test::read_file;
+
+namespace e2e {
+
+namespace {
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+}  // namespace
+
+std::string sub_merchant(int block, int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "2%02d%07d", block, i);
+  return buf;
+}
+
+Environment::Environment() : keys_(CALLBACKD_E2E_KEYS_DIR) {
+  char tmpl[] = "/tmp/callbackd-e2e.XXXXXX";
+  work_ = mkdtemp(tmpl);
+}
+
+Environment::~Environment() {
+  stop_sandbox();
+  fs::remove_all(work_);
+}
+
+void Environment::exec(const std::string& sql) {
+  pqxx::connection c(db_.conninfo());
+  pqxx::work tx(c);
+  tx.exec0(sql);
+  tx.commit();
+}
+
+long long Environment::count(const std::string& sql) {
+  pqxx::connection c(db_.conninfo());
+  pqxx::read_transaction tx(c);
+  return tx.exec1(sql)[0].as<long long>();
+}
+
+std::map<std::string, long long> Environment::states() {
+  pqxx::connection c(db_.conninfo());
+  pqxx::read_transaction tx(c);
+  std::map<std::string, long long> out;
+  for (const auto& r : tx.exec("SELECT state, count(*) FROM callbackd.sync_status GROUP BY state"))
+    out[r[0].as<std::string>()] = r[1].as<long long>();
+  return out;
+}
+
+void Environment::add_tenant(const TenantSpec& t) {
+  const std::string serial = trim(read_file(keys_ + "/merchant_" + t.mchid + ".serial"));
+  const std::string key_id = trim(read_file(keys_ + "/platform_key_id"));
+  pqxx::connection c(db_.conninfo());
+  pqxx::work tx(c);
+  tx.exec_params0(
+      "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
+      "wechatpay_key_path, rate_per_minute, mode, max_in_flight) VALUES ($1, $2, $3, $4, $5, 'platform_public.pem', "
+      "$6, $7, $8)",
+      t.tenant_id, t.mchid, serial, t.private_key_path.value_or("merchant_" + t.mchid + ".key"), key_id,
+      t.rate_per_minute, t.mode, t.max_in_flight);
+  tx.commit();
+}
+
+void Environment::add_rows(const std::string& tenant_id, int block, int count) {
+  pqxx::connection c(db_.conninfo());
+  pqxx::work tx(c);
+  tx.exec_params0(
+      "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url, switch) "
+      "SELECT '2' || lpad($2::text, 2, '0') || lpad(i::text, 7, '0'), $1, "
+      "'https://notify.example.com/' || $2 || '/' || i, true FROM generate_series(0, $3 - 1) AS i",
+      tenant_id, block, count);
+  tx.commit();
+}
+
+void Environment::start_sandbox(const std::string& limits_yaml, const std::string& faults_yaml) {
+  stop_sandbox();
+  std::ostringstream y;
+  y << "listen: \"127.0.0.1:0\"\n"
+    << "port_file: " << work_ << "/sandbox.port\n"
+    << "record_file: " << work_ << "/requests.jsonl\n"
+    << "tls:\n  certificate_file: " << keys_ << "/server.pem\n  private_key_file: " << keys_ << "/server.key\n"
+    << "platform:\n  key_id: \"" << trim(read_file(keys_ + "/platform_key_id")) << "\"\n"
+    << "  private_key_file: " << keys_ << "/platform_private.pem\n"
+    << "merchants:\n";
+  for (const char* m : {"1900000001", "1900000002", "1900000003", "1900000004"})
+    y << "  - mchid: \"" << m << "\"\n    serial_no: \"" << trim(read_file(keys_ + "/merchant_" + m + ".serial"))
+      << "\"\n    public_key_file: " << keys_ << "/merchant_" << m << ".pem\n";
+  y << "limits:\n" << (limits_yaml.empty() ? "  set_per_minute: 60000\n" : limits_yaml);
+  if (!faults_yaml.empty()) y << "faults:\n" << faults_yaml;
+  const std::string config = work_ + "/sandbox.yaml";
+  std::ofstream(config) << y.str();
+  fs::remove(work_ + "/sandbox.port");
+  sandbox_ = callbackd::test::spawn_process({CALLBACKD_SANDBOX_BINARY, "serve", config});
+  for (int i = 0; i < 100 && read_file(work_ + "/sandbox.port").empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  const std::string port = trim(read_file(work_ + "/sandbox.port"));
+  INFO(read_file(sandbox_->output_path));
+  REQUIRE(!port.empty());
+  sandbox_port_ = static_cast<std::uint16_t>(std::stoi(port));
+}
+
+void Environment::stop_sandbox() {
+  if (!sandbox_) return;
+  kill(sandbox_->pid, SIGTERM);
+  callbackd::test::wait_exit_status(*sandbox_);
+  unlink(sandbox_->output_path.c_str());
+  sandbox_.reset();
+}
+
+nlohmann::json Environment::sandbox_stats() {
+  callbackd::WechatpayConfig w;
+  w.base_url = "https://127.0.0.1:" + std::to_string(sandbox_port_);
+  w.backup_url = "";
+  w.ca_file = keys_ + "/ca.pem";
+  callbackd::http::HttpRequest req;
+  req.method = "GET";
+  req.target = "/sandbox/stats";
+  auto r = callbackd::http::send_blocking(w, req);
+  REQUIRE(r.ok());
+  return nlohmann::json::parse(r.value().body);
+}
+
+std::vector<nlohmann::json> Environment::sandbox_requests() {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(read_file(work_ + "/requests.jsonl"));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+std::string Environment::write_daemon_config(const std::string& extra_yaml) {
+  std::ostringstream y;
+  y << "database:\n  url: \"" << db_.conninfo() << "\"\n"
+    << "wechatpay:\n  base_url: https://127.0.0.1:" << sandbox_port_ << "\n  backup_url: \"\"\n"
+    << "  ca_file: " << keys_ << "/ca.pem\n  request_timeout: 5s\n"
+    << "credentials_dir: " << keys_ << "\n"
+    << "metrics:\n  listen: \"\"\n"
+    << extra_yaml;
+  const std::string path = work_ + "/callbackd.yaml";
+  std::ofstream(path) << y.str();
+  return path;
+}
+
+callbackd::test::Finished Environment::run_until_idle(std::chrono::seconds limit, const std::string& extra_yaml) {
+  const std::string config = write_daemon_config(extra_yaml);
+  callbackd::test::Child child = callbackd::test::spawn_process({CALLBACKD_BINARY, "--config", config, "run", "--exit-when-idle"});
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  pid_t done = 0;
+  while ((done = waitpid(child.pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  callbackd::test::Finished f;
+  if (done == 0) {
+    kill(child.pid, SIGKILL);
+    waitpid(child.pid, &status, 0);
+    f.exit_status = -1;  // timed out
+  } else {
+    f.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  f.output = read_file(child.output_path);
+  unlink(child.output_path.c_str());
+  return f;
+}
+
+}  // namespace e2e
