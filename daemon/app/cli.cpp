@@ -11,6 +11,7 @@ const std::vector<CommandSpec>& commands() {
       {"plan", "what `run` would send now, per tenant and row, sending nothing (--detailed-exitcode: 2 if any)",
        {"--detailed-exitcode"}},
       {"status", "per-tenant row counts by state and error code, pauses, oldest pending change", {}},
+      {"run", "the daemon: reconcile until stopped (SIGTERM drains, SIGHUP reloads)", {"--exit-when-idle"}},
   };
   return specs;
 }
