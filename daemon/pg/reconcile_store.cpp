@@ -267,8 +267,18 @@ struct ReconcileStore::Impl {
       c->prepare("tenant_pauses", kTenantPauses);
       c->prepare("queue_resync", kQueueResync);
       c->prepare("pending_for_sending_tenants", kPendingForSendingTenants);
+      // Registered with the server now rather than on first use: a database without the
+      // schema this binary needs fails here, at start-up, and record() is one round trip
+      // from its first call on.
+      for (const char* name : {"claim_due", "record_batch", "release_claims", "drop_entries", "pause_tenant",
+                               "resume_tenant", "tenant_pauses", "queue_resync", "pending_for_sending_tenants"})
+        c->prepare_now(name);
+    } catch (const pqxx::broken_connection& e) {
+      throw DatabaseError("lost the connection to PostgreSQL at " + where + " while preparing statements: " +
+                          trimmed(e.what()));
     } catch (const pqxx::failure& e) {
-      throw DatabaseError("cannot prepare statements on PostgreSQL at " + where + ": " + trimmed(e.what()));
+      throw DatabaseError("cannot prepare statements on PostgreSQL at " + where + ": " + trimmed(e.what()) +
+                          " (has `callbackd migrate` been run?)");
     }
     conn = std::move(c);
     broken = false;

@@ -493,3 +493,9 @@ TEST_CASE("a store whose connection is lost says so and reconnects", "[pg][store
   CHECK(store.connected());
   CHECK(store.claim_due("acme", 10, 60s).items.size() == 1);
 }
+
+TEST_CASE("a store on a database without the schema fails at construction, naming the fix", "[pg][store]") {
+  TestDatabase db(TestDatabase::Schema::empty);
+  CHECK_THROWS_WITH(pg::ReconcileStore(config_for(db), "host-a:1"),
+                    Catch::Contains("cannot prepare statements") && Catch::Contains("callbackd migrate"));
+}
