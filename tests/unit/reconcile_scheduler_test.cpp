@@ -2,7 +2,9 @@
 // completions after a latency, due counts) against FairScheduler. Nothing sleeps.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <map>
+#include <random>
 #include <queue>
 #include <vector>
 
@@ -327,4 +329,135 @@ TEST_CASE("wake-up: the earliest pacer slot, due row or probe, nothing when only
   d = scheduler.next(*d.wake_at);
   REQUIRE(d.dispatch);
   CHECK_FALSE(d.dispatch->probe);
+}
+
+TEST_CASE("a config reload changes the global cap, in-flight limit and probe interval in place", "[scheduler]") {
+  FairScheduler scheduler(config(0, 4, Millis{300'000}));
+  scheduler.upsert_tenant("t", {TenantMode::apply, 6000, 8});
+  CHECK(scheduler.tenant_state("t")->in_flight_limit() == 4);
+  scheduler.set_due_rows("t", 1000, std::nullopt);
+  REQUIRE(scheduler.next(kStart).dispatch);
+
+  scheduler.reconfigure(config(1, 2, Millis{10'000}));
+  CHECK(scheduler.tenant_state("t")->in_flight_limit() == 2);
+  CHECK(scheduler.tenant_state("t")->in_flight() == 1);  // kept
+  // Global cap 1/s now.
+  const auto d1 = scheduler.next(kStart + 1s);
+  REQUIRE(d1.dispatch);
+  const auto d2 = scheduler.next(kStart + 1s);
+  CHECK_FALSE(d2.dispatch);
+  // Both in flight (limit 2): only a completion helps.
+  CHECK_FALSE(d2.wake_at);
+  FinishedAttempt broken;
+  broken.outcome = OutcomeKind::tenant_error;
+  broken.sent_at = kStart;
+  CHECK(scheduler.on_finished("t", broken, kStart + 2s) == TenantTransition::paused);
+  CHECK(scheduler.tenant_state("t")->pause()->next_probe_at == kStart + 2s + 10s);
+}
+
+TEST_CASE("random mix of tenants, outcomes and mode changes keeps every promise", "[scheduler]") {
+  // Invariants checked at every step, over half an hour of simulated traffic with random
+  // latencies, 429s with and without Retry-After, tenant errors and operator mode changes:
+  // pacing windows per tenant, in-flight limits, only probes from error-paused tenants,
+  // nothing from tenants not in apply mode, nothing inside a Retry-After, the global cap.
+  for (std::uint64_t seed : {1u, 2u, 3u}) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> coin(0, 1);
+    const double global_rate = std::array<double, 3>{0, 20, 80}[seed % 3];
+    const Millis probe_interval{20'000};
+    FairScheduler scheduler(config(global_rate, 4, probe_interval));
+
+    struct Tenant {
+      TenantSettings settings;
+      std::vector<Instant> sent;
+      std::vector<Instant> probes;
+      Instant retry_until{};
+    };
+    std::map<std::string, Tenant> tenants;
+    const int rates[] = {60, 100, 1000, 3000, 6000};
+    for (int i = 0; i < 8; ++i) {
+      Tenant t;
+      t.settings = {TenantMode::apply, rates[rng() % 5], 1 + static_cast<int>(rng() % 6)};
+      const std::string id = "tenant-" + std::to_string(i);
+      scheduler.upsert_tenant(id, t.settings);
+      scheduler.set_due_rows(id, 1'000'000, std::nullopt);
+      tenants[id] = t;
+    }
+    std::priority_queue<Completion, std::vector<Completion>, std::greater<>> in_flight;
+    std::vector<Instant> all_sent;
+    Instant now = kStart;
+    Instant next_mode_change = kStart + 30s;
+    const Instant end = kStart + 1800s;
+    std::size_t violations = 0;
+    while (now < end) {
+      if (now >= next_mode_change) {
+        auto it = tenants.begin();
+        std::advance(it, static_cast<long>(rng() % tenants.size()));
+        const double pick = coin(rng);
+        it->second.settings.mode = pick < 0.6 ? TenantMode::apply : pick < 0.8 ? TenantMode::observe : TenantMode::paused;
+        scheduler.upsert_tenant(it->first, it->second.settings);
+        next_mode_change = now + 30s;
+      }
+      while (!in_flight.empty() && in_flight.top().at <= now) {
+        const Completion c = in_flight.top();
+        in_flight.pop();
+        FinishedAttempt attempt;
+        attempt.probe = c.probe;
+        attempt.sent_at = c.sent_at;
+        const double roll = coin(rng);
+        // Tenant 0 is broken for the first ten minutes.
+        if (c.tenant_id == "tenant-0" && c.at < kStart + 600s) attempt.outcome = OutcomeKind::tenant_error;
+        else if (roll < 0.04) attempt.outcome = OutcomeKind::transient;
+        else if (roll < 0.06) attempt.outcome = OutcomeKind::rejected;
+        else if (roll < 0.08) {
+          attempt.outcome = OutcomeKind::rate_limited;
+          if (coin(rng) < 0.5) attempt.retry_after = std::chrono::seconds{1 + rng() % 5};
+        } else attempt.outcome = OutcomeKind::applied;
+        if (attempt.retry_after) {
+          auto& t = tenants[c.tenant_id];
+          t.retry_until = std::max(t.retry_until, c.at + Duration{*attempt.retry_after});
+        }
+        scheduler.on_finished(c.tenant_id, attempt, c.at);
+        scheduler.set_due_rows(c.tenant_id, 1'000'000, std::nullopt);
+      }
+      const auto d = scheduler.next(now);
+      if (d.dispatch) {
+        Tenant& t = tenants[d.dispatch->tenant_id];
+        const TenantState& state = *scheduler.tenant_state(d.dispatch->tenant_id);
+        if (t.settings.mode != TenantMode::apply) ++violations;
+        if (state.in_flight() > state.in_flight_limit()) ++violations;
+        if (now < t.retry_until) ++violations;
+        if (d.dispatch->probe != state.paused_by_error()) ++violations;
+        t.sent.push_back(now);
+        if (d.dispatch->probe) t.probes.push_back(now);
+        all_sent.push_back(now);
+        const Duration latency = std::chrono::milliseconds{5 + rng() % 3000};
+        in_flight.push({now + latency, d.dispatch->tenant_id, d.dispatch->probe, now});
+        scheduler.set_due_rows(d.dispatch->tenant_id, 1'000'000, std::nullopt);
+        continue;
+      }
+      std::optional<Instant> wake = d.wake_at;
+      if (!in_flight.empty()) wake = wake ? std::min(*wake, in_flight.top().at) : in_flight.top().at;
+      wake = wake ? std::min(*wake, next_mode_change) : next_mode_change;
+      REQUIRE(*wake > now);
+      now = *wake;
+    }
+    INFO("seed " << seed << ", global rate " << global_rate);
+    CHECK(violations == 0);
+    CHECK(all_sent.size() > 1000);
+    for (const auto& [id, t] : tenants) {
+      INFO(id << " R = " << t.settings.rate_per_minute);
+      CHECK(spans_at_least(t.sent, static_cast<std::size_t>(t.settings.rate_per_minute),
+                           60s + PacerTuning{}.arrival_jitter));
+      CHECK(spans_at_least(t.sent, static_cast<std::size_t>(one_second_limit(t.settings.rate_per_minute)),
+                           1s + PacerTuning{}.arrival_jitter));
+      for (std::size_t i = 1; i < t.probes.size(); ++i) CHECK(t.probes[i] - t.probes[i - 1] >= probe_interval);
+    }
+    CHECK(tenants["tenant-0"].probes.size() >= 1);
+    if (global_rate > 0) {
+      // GCRA with half an interval of catch-up: at most rate * window + 1 in any window.
+      const auto per_10s = static_cast<std::size_t>(global_rate * 10) + 1;
+      CHECK(spans_at_least(all_sent, per_10s, 10s));
+    }
+  }
 }

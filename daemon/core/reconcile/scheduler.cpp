@@ -15,13 +15,23 @@ void FairScheduler::upsert_tenant(const std::string& tenant_id, const TenantSett
     tenants_.emplace(tenant_id,
                      Tenant{TenantState(settings.mode, settings.max_in_flight, config_.max_in_flight_per_tenant,
                                         config_.tenant_probe_interval),
-                            Pacer(settings.rate_per_minute, tuning_), 0, std::nullopt});
+                            Pacer(settings.rate_per_minute, tuning_), settings.max_in_flight, 0, std::nullopt});
     return;
   }
   Tenant& t = it->second;
+  t.tenant_max_in_flight = settings.max_in_flight;
   t.state.set_mode(settings.mode);
   t.state.set_max_in_flight(settings.max_in_flight, config_.max_in_flight_per_tenant);
   if (t.pacer.rate_per_minute() != settings.rate_per_minute) t.pacer.set_rate_per_minute(settings.rate_per_minute);
+}
+
+void FairScheduler::reconfigure(const ReconcilerConfig& config) {
+  if (config.global_rate_per_second != config_.global_rate_per_second) global_ = GlobalCap(config.global_rate_per_second);
+  config_ = config;
+  for (auto& [id, t] : tenants_) {
+    t.state.set_max_in_flight(t.tenant_max_in_flight, config_.max_in_flight_per_tenant);
+    t.state.set_probe_interval(config_.tenant_probe_interval);
+  }
 }
 
 void FairScheduler::remove_tenant(const std::string& tenant_id) { tenants_.erase(tenant_id); }

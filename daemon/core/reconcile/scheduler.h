@@ -82,6 +82,10 @@ class FairScheduler {
   // Uses reconciler.global_rate_per_second, max_in_flight_per_tenant, tenant_probe_interval.
   explicit FairScheduler(const ReconcilerConfig& config, PacerTuning tuning = {});
 
+  // A config reload (SIGHUP): the new global cap, max_in_flight_per_tenant and
+  // tenant_probe_interval apply from now on; pacers, pauses and in-flight counts are kept.
+  void reconfigure(const ReconcilerConfig& config);
+
   // Adds a tenant or applies changed settings (the pacer keeps its history, the state its
   // pause and in-flight count).
   void upsert_tenant(const std::string& tenant_id, const TenantSettings& settings);
@@ -110,6 +114,7 @@ class FairScheduler {
   struct Tenant {
     TenantState state;
     Pacer pacer;
+    int tenant_max_in_flight;  // tenants.max_in_flight, to recompute the limit on reload
     std::size_t due_rows = 0;
     std::optional<Instant> next_due_at;
   };

@@ -26,6 +26,11 @@ void TenantState::set_max_in_flight(int tenant_max_in_flight, int config_max_in_
   in_flight_limit_ = effective_limit(tenant_max_in_flight, config_max_in_flight_per_tenant);
 }
 
+void TenantState::set_probe_interval(Duration probe_interval) {
+  CALLBACKD_ASSERT(probe_interval > Duration::zero());
+  probe_interval_ = probe_interval;
+}
+
 SendPermission TenantState::permission(Instant now) const {
   if (!sends()) return {};
   if (pause_) {

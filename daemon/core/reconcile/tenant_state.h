@@ -58,6 +58,9 @@ class TenantState {
 
   void set_mode(TenantMode mode) { mode_ = mode; }
   void set_max_in_flight(int tenant_max_in_flight, int config_max_in_flight_per_tenant);
+  // A config reload: applies from the next pause or probe (a probe already scheduled keeps
+  // its time).
+  void set_probe_interval(Duration probe_interval);
 
   TenantMode mode() const noexcept { return mode_; }
   bool plans() const noexcept { return mode_ != TenantMode::paused; }
