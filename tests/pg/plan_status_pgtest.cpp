@@ -193,3 +193,37 @@ TEST_CASE("status shows per-tenant counts by state and error code, pauses and th
   CHECK(broken.exit_status == 1);
   CHECK(has(broken.output, "callbackd: status: "));
 }
+
+TEST_CASE("plan shows resync rows, rows in flight elsewhere and rows waiting on a retry", "[pg][plan]") {
+  TestDatabase db;
+  add_tenant(db, "acme", "apply");
+  for (const char* m : {"1900000101", "1900000102", "1900000103"}) add_row(db, "acme", m, "https://example.com/cb");
+  callbackd::DatabaseConfig cfg;
+  cfg.url = db.conninfo();
+  pg::ReconcileStore store(cfg, "host-a:1");
+  auto claimed = store.claim_due("acme", 10, 60s);
+  REQUIRE(claimed.items.size() == 3);
+  std::vector<pg::AttemptRecord> batch;
+  for (const auto& item : claimed.items) {
+    auto rec = record_for(item, OutcomeKind::applied);
+    if (item.mchid == "1900000103") {
+      rec = record_for(item, OutcomeKind::transient, "TIMEOUT");
+      rec.decision.delay = std::chrono::minutes{5};
+    }
+    batch.push_back(rec);
+  }
+  store.record(batch);
+  CHECK(store.queue_resync() == 2);  // 101 and 102 are in sync; 103 is queued already
+  auto in_flight = store.claim_due("acme", 1, 60s);
+  REQUIRE(in_flight.items.size() == 1);
+  const std::string config = callbackd::test::write_config_for(db.conninfo());
+  auto r = run_process({CALLBACKD_BINARY, "--config", config, "plan", "--detailed-exitcode"});
+  INFO(r.output);
+  CHECK(r.exit_status == 2);
+  CHECK(has(r.output, "mchid=" + in_flight.items[0].mchid + " reason=resync"));
+  CHECK(has(r.output, "(in flight at host-a:1)"));
+  CHECK(has(r.output, "mchid=1900000103 reason=never_applied"));
+  CHECK(has(r.output, "(due in 4m"));
+  CHECK(has(r.output, "(1 failed attempt(s))"));
+  CHECK(has(r.output, "  = 3 to send, 0 to mark invalid, 0 held, 0 to drop"));
+}
