@@ -8,22 +8,13 @@
 #include <vector>
 
 #include "core/reconcile/pacer.h"
+#include "reconcile_test_support.h"
 
 using namespace callbackd::reconcile;
+using namespace callbackd::reconcile::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-const Instant kStart = Instant{} + 1000h;  // far from the epoch, like a real steady clock
-
-// True when every limit+1 consecutive times span at least `span`: then no half-open window
-// of length `span` holds more than `limit` of them.
-bool spans_at_least(const std::vector<Instant>& times, std::size_t limit, Duration span) {
-  for (std::size_t i = 0; i + limit < times.size(); ++i) {
-    if (times[i + limit] - times[i] < span) return false;
-  }
-  return true;
-}
 
 // The most requests a strict server sees in any CLOSED window [x, x + window].
 std::size_t max_in_closed_window(const std::vector<Instant>& sorted, Duration window) {

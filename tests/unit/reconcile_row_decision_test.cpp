@@ -2,14 +2,16 @@
 #include <catch2/catch.hpp>
 
 #include "core/reconcile/row_decision.h"
+#include "reconcile_test_support.h"
 
 using namespace callbackd;
 using namespace callbackd::reconcile;
+using namespace callbackd::reconcile::testing;
 using wechatpay::OutcomeKind;
 using namespace std::chrono_literals;
 
 namespace {
-const Instant kNow = Instant{} + 1000h;
+const Instant kNow = kStart;
 
 RowPolicy policy() {
   RowPolicy p;

@@ -9,15 +9,15 @@
 #include <vector>
 
 #include "core/reconcile/scheduler.h"
+#include "reconcile_test_support.h"
 
 using namespace callbackd;
 using namespace callbackd::reconcile;
+using namespace callbackd::reconcile::testing;
 using wechatpay::OutcomeKind;
 using namespace std::chrono_literals;
 
 namespace {
-
-const Instant kStart = Instant{} + 1000h;
 
 struct SimTenant {
   TenantSettings settings;
@@ -69,10 +69,7 @@ void simulate(FairScheduler& scheduler, std::map<std::string, SimTenant>& tenant
       const Completion c = in_flight.top();
       in_flight.pop();
       SimTenant& t = tenants.at(c.tenant_id);
-      FinishedAttempt attempt;
-      attempt.outcome = t.outcome;
-      attempt.probe = c.probe;
-      attempt.sent_at = c.sent_at;
+      FinishedAttempt attempt = finished(t.outcome, c.sent_at, c.probe);
       attempt.error_code = t.outcome == OutcomeKind::tenant_error ? "SIGN_ERROR" : "";
       scheduler.on_finished(c.tenant_id, attempt, c.at);
       if (t.outcome != OutcomeKind::applied && t.outcome != OutcomeKind::rejected) {
@@ -96,14 +93,6 @@ void simulate(FairScheduler& scheduler, std::map<std::string, SimTenant>& tenant
     REQUIRE(*wake > now);  // progress: a wake-up in the past would spin
     now = *wake;
   }
-}
-
-// Every limit+1 consecutive sends span at least `span` (the pacer's guarantee, see pacer.h).
-bool spans_at_least(const std::vector<Instant>& times, std::size_t limit, Duration span) {
-  for (std::size_t i = 0; i + limit < times.size(); ++i) {
-    if (times[i + limit] - times[i] < span) return false;
-  }
-  return true;
 }
 
 std::size_t sent_between(const std::vector<Instant>& sent, Instant from, Instant to) {
@@ -247,17 +236,12 @@ TEST_CASE("429 slows only the tenant that got it", "[scheduler]") {
   auto d2 = scheduler.next(kStart);
   REQUIRE(d1.dispatch);
   REQUIRE(d2.dispatch);
-  FinishedAttempt rate_limited;
-  rate_limited.outcome = OutcomeKind::rate_limited;
-  rate_limited.sent_at = kStart;
+  FinishedAttempt rate_limited = finished(OutcomeKind::rate_limited, kStart);
   rate_limited.retry_after = std::chrono::seconds{20};
   const std::string limited = d1.dispatch->tenant_id;
   const std::string other = d2.dispatch->tenant_id;
   scheduler.on_finished(limited, rate_limited, kStart + 100ms);
-  FinishedAttempt ok;
-  ok.outcome = OutcomeKind::applied;
-  ok.sent_at = kStart;
-  scheduler.on_finished(other, ok, kStart + 100ms);
+  scheduler.on_finished(other, finished(OutcomeKind::applied, kStart), kStart + 100ms);
 
   const auto snapshot = scheduler.snapshot(kStart + 100ms);
   for (const auto& s : snapshot) {
@@ -273,9 +257,7 @@ TEST_CASE("429 slows only the tenant that got it", "[scheduler]") {
     if (d.dispatch) {
       CHECK(d.dispatch->tenant_id == other);
       ++other_sent;
-      FinishedAttempt done = ok;
-      done.sent_at = now;
-      scheduler.on_finished(other, done, now);
+      scheduler.on_finished(other, finished(OutcomeKind::applied, now), now);
       scheduler.set_due_rows(other, 100, std::nullopt);
       continue;
     }
@@ -306,10 +288,8 @@ TEST_CASE("wake-up: the earliest pacer slot, due row or probe, nothing when only
   CHECK_FALSE(d.dispatch);
   CHECK_FALSE(d.wake_at);
   // After the completion: the next pacer slot (R = 60: about a second later).
-  FinishedAttempt fail;
-  fail.outcome = OutcomeKind::tenant_error;
-  fail.sent_at = kStart;
-  CHECK(scheduler.on_finished("t", fail, kStart + 100ms) == TenantTransition::paused);
+  CHECK(scheduler.on_finished("t", finished(OutcomeKind::tenant_error, kStart), kStart + 100ms) ==
+        TenantTransition::paused);
   d = scheduler.next(kStart + 100ms);
   CHECK_FALSE(d.dispatch);
   REQUIRE(d.wake_at);
@@ -317,10 +297,8 @@ TEST_CASE("wake-up: the earliest pacer slot, due row or probe, nothing when only
   d = scheduler.next(*d.wake_at);
   REQUIRE(d.dispatch);
   CHECK(d.dispatch->probe);
-  FinishedAttempt applied;
-  applied.outcome = OutcomeKind::applied;
-  applied.probe = true;
-  CHECK(scheduler.on_finished("t", applied, kStart + 61s) == TenantTransition::resumed);
+  CHECK(scheduler.on_finished("t", finished(OutcomeKind::applied, kStart + 100ms + 60s, true), kStart + 61s) ==
+        TenantTransition::resumed);
   scheduler.set_due_rows("t", 1, std::nullopt);
   d = scheduler.next(kStart + 61s);
   REQUIRE_FALSE(d.dispatch);  // its pacer: one request per 1.02 s at R = 60
@@ -348,10 +326,8 @@ TEST_CASE("a config reload changes the global cap, in-flight limit and probe int
   CHECK_FALSE(d2.dispatch);
   // Both in flight (limit 2): only a completion helps.
   CHECK_FALSE(d2.wake_at);
-  FinishedAttempt broken;
-  broken.outcome = OutcomeKind::tenant_error;
-  broken.sent_at = kStart;
-  CHECK(scheduler.on_finished("t", broken, kStart + 2s) == TenantTransition::paused);
+  CHECK(scheduler.on_finished("t", finished(OutcomeKind::tenant_error, kStart), kStart + 2s) ==
+        TenantTransition::paused);
   CHECK(scheduler.tenant_state("t")->pause()->next_probe_at == kStart + 2s + 10s);
 }
 
@@ -401,9 +377,7 @@ TEST_CASE("random mix of tenants, outcomes and mode changes keeps every promise"
       while (!in_flight.empty() && in_flight.top().at <= now) {
         const Completion c = in_flight.top();
         in_flight.pop();
-        FinishedAttempt attempt;
-        attempt.probe = c.probe;
-        attempt.sent_at = c.sent_at;
+        FinishedAttempt attempt = finished(OutcomeKind::applied, c.sent_at, c.probe);
         const double roll = coin(rng);
         // Tenant 0 is broken for the first ten minutes.
         if (c.tenant_id == "tenant-0" && c.at < kStart + 600s) attempt.outcome = OutcomeKind::tenant_error;

@@ -2,15 +2,13 @@
 #include <catch2/catch.hpp>
 
 #include "core/reconcile/tenant_state.h"
+#include "reconcile_test_support.h"
 
 using namespace callbackd;
 using namespace callbackd::reconcile;
+using namespace callbackd::reconcile::testing;
 using wechatpay::OutcomeKind;
 using namespace std::chrono_literals;
-
-namespace {
-const Instant kStart = Instant{} + 1000h;
-}
 
 TEST_CASE("in-flight limit is the smaller of the tenant's and the config's, at least one", "[tenant_state]") {
   CHECK(TenantState(TenantMode::apply, 8, 4, 300s).in_flight_limit() == 4);

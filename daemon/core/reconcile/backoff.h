@@ -1,5 +1,6 @@
 // Retry backoff for transient failures of a row (5xx, network errors, timeouts, mangled
-// responses). Pure: the randomness is a parameter.
+// responses). Pure: the randomness is a parameter. Never throws; a broken precondition is a
+// bug and stops the process (CALLBACKD_ASSERT).
 #pragma once
 
 #include "core/config.h"

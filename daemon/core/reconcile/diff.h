@@ -1,4 +1,5 @@
-// Should this sub-merchant's desired row be sent? The diff behind `plan` and `run`. Pure.
+// Should this sub-merchant's desired row be sent? The diff behind `plan` and `run`. Pure;
+// never throws.
 //
 // A row is sent when it was never applied, when its desired values differ from the values
 // last recorded as applied, or when the desired row was touched after the last recorded

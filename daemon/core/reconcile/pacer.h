@@ -1,5 +1,6 @@
 // Pacing of requests per tenant (calling merchant) and across the whole daemon. Pure: `now`
-// is a parameter; nothing here sleeps or reads a clock.
+// is a parameter; nothing here sleeps or reads a clock. Nothing throws (beyond allocation); a
+// broken precondition (a rate below 1, a negative cap) is a bug and stops the process.
 //
 // What a tenant's Pacer promises (docs/product.md, "Pacing is smooth"): with R =
 // rate_per_minute, a strict server that counts requests in ANY sliding 1-second window and

@@ -1,5 +1,6 @@
 // Which tenant may send next, and when to wake up: fair scheduling across tenants. Pure: `now`
-// is a parameter; the caller (the daemon's run loop) does the I/O and the waiting.
+// is a parameter; the caller (the daemon's run loop) does the I/O and the waiting. Nothing
+// throws (beyond allocation); unknown tenant ids are ignored (a tenant deleted meanwhile).
 //
 // What it promises (docs/product.md: "Tenants proceed in parallel; one slow or broken tenant
 // never delays another"):

@@ -1,5 +1,6 @@
 // The state machine of one tenant (calling merchant), as far as sending is concerned. Pure:
-// `now` is a parameter.
+// `now` is a parameter. Nothing throws (beyond allocation); misuse (on_sent without permission,
+// on_finished without on_sent) is a bug and stops the process.
 //
 //   mode apply    active            sends, up to in_flight_limit() requests at a time
 //                 paused_by_error   a tenant_error paused it (bad credentials, wrong response
