@@ -36,7 +36,9 @@ Result<FavorCallbacksApplied, BodyError> parse_favor_callbacks_response(std::str
 // a proxy's HTML error page parses to an empty ApiError, not a failure.
 struct ApiError {
   std::string code;     // "" when absent or not a string; at most 64 bytes kept
-  std::string message;  // "" when absent; at most kMaxErrorMessageBytes kept, cut on a UTF-8 boundary
+  std::string message;  // "" when absent; an excerpt (encoding.h): at most kMaxErrorMessageBytes
+                        // of the text, cut on a UTF-8 boundary, control characters as '?',
+                        // "…(N bytes)" appended when cut
 };
 inline constexpr std::size_t kMaxErrorMessageBytes = 512;
 ApiError parse_error_body(std::string_view body);
