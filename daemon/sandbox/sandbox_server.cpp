@@ -124,8 +124,10 @@ struct SandboxServer::Impl {
   explicit Impl(SandboxConfig c) : config(std::move(c)), tls(ssl::context::tls_server), acceptor(io) {}
 
   SandboxConfig config;
-  asio::io_context io;
+  // Declared before `io`: destroying `io` destroys the pending session coroutines, whose TLS
+  // streams must go while their context still exists.
   ssl::context tls;
+  asio::io_context io;
   tcp::acceptor acceptor;
   std::thread thread;
   std::uint16_t bound_port{0};
@@ -490,6 +492,7 @@ struct SandboxServer::Impl {
                                   {"code", code},
                                   {"signature_verified", signature_verified},
                                   {"fault", fault_name},
+                                  {"user_agent", short_id(std::string_view(req[bhttp::field::user_agent].data(), req[bhttp::field::user_agent].size()))},
                                   {"reused_connection", reused_connection}};
       record << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
       record.flush();

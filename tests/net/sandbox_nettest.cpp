@@ -77,7 +77,11 @@ TEST_CASE("requests WeChat Pay would refuse get 401 SIGN_ERROR", "[net][sandbox]
   // The record says which requests verified.
   std::ifstream record(sb.record_path());
   int lines = 0, verified = 0;
-  for (std::string line; std::getline(record, line); ++lines) verified += nlohmann::json::parse(line).at("signature_verified").get<bool>();
+  for (std::string line; std::getline(record, line); ++lines) {
+    const auto j = nlohmann::json::parse(line);
+    verified += j.at("signature_verified").get<bool>();
+    CHECK(j.at("user_agent") == "callbackd/" CALLBACKD_VERSION);
+  }
   CHECK(lines == 7);
   CHECK(verified == 1);
 }
