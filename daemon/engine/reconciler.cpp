@@ -9,8 +9,7 @@
 
 #include <algorithm>
 
-#include "core/desired/validation.h"
-#include "core/reconcile/diff.h"
+#include "core/reconcile/work_verdict.h"
 #include "engine/attempt.h"
 #include "pg/migrator.h"
 
@@ -69,10 +68,12 @@ struct Reconciler::TenantRuntime {
   bool drained = false;  // the last claim found fewer due rows than asked for
   std::optional<Instant> next_due_at;
 
-  int claim_batch() const {
-    // About two seconds of sending at the tenant's rate: enough that the buffer never runs
-    // dry between claims, small enough that a pause or a shutdown gives little back.
-    return std::clamp(row.rate_per_minute / 30, 1, 200);
+  // About two seconds of sending at the rate the tenant's pacer allows now (lower after a
+  // 429): enough that the buffer never runs dry between claims, small enough that a pause, a
+  // shutdown or a crash holds back little, and that buffered rows go out well within their
+  // lease.
+  int claim_batch(double effective_rate_per_minute) const {
+    return std::clamp(static_cast<int>(effective_rate_per_minute / 30), 1, 200);
   }
 };
 
@@ -110,6 +111,7 @@ void Reconciler::stop() {
 void Reconciler::reload(Config config) {
   config_ = std::move(config);
   policy_ = reconcile::RowPolicy::from_config(config_.reconciler);
+  scheduler_.reconfigure(config_.reconciler);
   // Credentials may have moved (credentials_dir) or been replaced in place: re-read every
   // tenant's keys.
   reload_keys_ = true;
@@ -271,7 +273,8 @@ void Reconciler::update_due(const std::string& tenant_id, TenantRuntime& t) {
 void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Instant now) {
   if (stopping_ || t.claim_pending || t.row.mode != TenantMode::apply) return;
   const auto* state = scheduler_.tenant_state(tenant_id);
-  int limit = t.claim_batch();
+  const auto* pacer = scheduler_.pacer(tenant_id);
+  int limit = t.claim_batch(pacer ? pacer->effective_rate_per_minute(now) : t.row.rate_per_minute);
   if (state && state->paused_by_error()) {
     // Only the probe goes out: claim one row when it is due, none before.
     const auto permission = state->permission(now);
@@ -284,10 +287,11 @@ void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Ins
   if (t.drained && !due_later_now_due) return;
 
   t.claim_pending = true;
-  // The lease outlives the buffer (about two seconds of sending, longer when throttled) and a
-  // request's deadline by a wide margin; a lapsed lease only means another instance (or this
-  // one after a restart) may send the row again.
-  const auto lease = std::max<milliseconds>(std::chrono::minutes{2}, config_.wechatpay.request_timeout * 4);
+  // The lease outlives the buffer (about two seconds of sending) and a request's deadline by
+  // a wide margin, and is short enough that rows claimed by a crashed instance are taken over
+  // soon. A lapsed lease only means the row may be sent again: the endpoint is idempotent and
+  // the claim token fences the older attempt's record out.
+  const auto lease = std::max<milliseconds>(std::chrono::seconds{30}, config_.wechatpay.request_timeout * 3);
   std::weak_ptr<bool> alive = alive_;
   db_.post([this, alive, tenant_id, limit, lease](pg::ReconcileStore& store) {
     pg::ClaimResult result;
@@ -298,37 +302,40 @@ void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Ins
       ok = false;
       spdlog::error("event=claim_failed tenant={} error=\"{}\"", tenant_id, e.what());
     }
-    asio::post(io_, [this, alive, tenant_id, ok, result = std::move(result)]() mutable {
+    asio::post(io_, [this, alive, tenant_id, limit, ok, result = std::move(result)]() mutable {
       if (alive.expired() || !*alive.lock()) return;
       auto it = tenants_.find(tenant_id);
       if (it == tenants_.end()) return;
       it->second->claim_pending = false;
-      if (ok) on_claimed(tenant_id, std::move(result), Clock::now());
+      if (ok) on_claimed(tenant_id, std::move(result), limit, Clock::now());
       else it->second->drained = true;  // the poll tries again
       kick();
     });
   });
 }
 
-void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result, Instant now) {
+void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result, int asked, Instant now) {
   TenantRuntime& t = *tenants_.at(tenant_id);
-  const int asked = t.claim_batch();
-  t.drained = static_cast<int>(result.items.size()) < asked;
+  t.drained = static_cast<int>(result.items.size()) < asked;  // a full batch: claim again
   t.next_due_at = result.next_due_in ? std::optional<Instant>(now + *result.next_due_in) : std::nullopt;
   std::vector<std::int64_t> give_back;
+  std::vector<pg::WorkItem> nothing_to_send;
   for (auto& item : result.items) {
     if (stopping_ || t.row.mode != TenantMode::apply) {
       give_back.push_back(item.claim_token);
       continue;
     }
-    // Input is never trusted: a row that fails validation is recorded `invalid` with the
-    // reason and never sent, without taking a pacer slot.
-    const std::string notify_url = item.notify_url.value_or("");
-    std::optional<desired::ValidationError> invalid =
-        item.notify_url ? desired::validate_desired(item.mchid, notify_url)
-                        : std::optional<desired::ValidationError>(
-                              desired::ValidationError{"notify_url", "notify_url is NULL; set it to an absolute https URL"});
-    if (invalid) {
+    // The same verdict `plan` shows: input is never trusted (an invalid row is recorded with
+    // the reason and never sent, without taking a pacer slot), and an entry whose row needs
+    // nothing is settled without an attempt.
+    const auto verdict = reconcile::judge_work_item(item.mchid, item.notify_url, item.desired, item.recorded,
+                                                    item.resync);
+    if (verdict.action == reconcile::WorkAction::drop) {
+      spdlog::debug("event=row_dropped tenant={} mchid={} reason={}", tenant_id, item.mchid, verdict.reason_name());
+      nothing_to_send.push_back(std::move(item));
+      continue;
+    }
+    if (verdict.action == reconcile::WorkAction::mark_invalid) {
       pg::AttemptRecord rec;
       rec.tenant_id = tenant_id;
       rec.mchid = item.mchid;
@@ -338,13 +345,13 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
       rec.push_switch = item.desired.push_switch;
       rec.outcome = std::string(wechatpay::outcome_name(wechatpay::OutcomeKind::invalid));
       rec.error_code = "INVALID_DESIRED_ROW";
-      rec.error_message = invalid->message;
+      rec.error_message = verdict.invalid->message;
       rec.attempt = item.attempts + 1;
       rec.decision = reconcile::decide_after_attempt({wechatpay::OutcomeKind::invalid, std::nullopt, item.attempts},
                                                      policy_, now, 0.0);
       ++stats_.invalid;
       spdlog::warn("event=row_invalid tenant={} mchid={} error=\"{}\"", tenant_id, item.mchid.substr(0, 40),
-                   invalid->message);
+                   verdict.invalid->message);
       add_record(std::move(rec));
       continue;
     }
@@ -355,6 +362,14 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
     }
     t.buffer.push_back(std::move(item));
   }
+  if (!nothing_to_send.empty())
+    db_.post([items = std::move(nothing_to_send)](pg::ReconcileStore& store) {
+      try {
+        store.drop(items);
+      } catch (const std::exception&) {
+        // The leases lapse and the entries are judged again.
+      }
+    });
   if (!give_back.empty())
     db_.post([give_back](pg::ReconcileStore& store) {
       try {

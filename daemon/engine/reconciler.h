@@ -80,7 +80,7 @@ class Reconciler {
                                        reconcile::Instant sent_at);
   void dispatch(const reconcile::Dispatch& d, reconcile::Instant now);
   void maybe_claim(const std::string& tenant_id, TenantRuntime& t, reconcile::Instant now);
-  void on_claimed(const std::string& tenant_id, pg::ClaimResult result, reconcile::Instant now);
+  void on_claimed(const std::string& tenant_id, pg::ClaimResult result, int asked, reconcile::Instant now);
   void finish(const std::string& tenant_id, const pg::WorkItem& item, bool probe, reconcile::Instant sent_at,
               const wechatpay::Outcome& outcome, std::optional<int> latency_ms);
   void add_record(pg::AttemptRecord record);
