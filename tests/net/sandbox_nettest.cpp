@@ -7,6 +7,7 @@
 
 #include "core/wechatpay/authorization.h"
 #include "core/wechatpay/favor_callbacks.h"
+#include "core/wechatpay/keys.h"
 #include "net/net_support.h"
 
 using namespace nettest;
@@ -274,4 +275,28 @@ TEST_CASE("stats count overlapping requests for one sub-merchant", "[net][sandbo
   const auto stats = sb.stats();
   CHECK(stats.at("concurrent_same_sub_merchant") == 1);
   CHECK(stats.at("callers").at("1900000001").at("outcomes").at("200 delay") == 2);
+}
+
+TEST_CASE("certificate mode: responses carry the platform certificate's serial", "[net][sandbox][auth]") {
+  auto cfg = sandbox_config();
+  cfg.platform.key_id.clear();  // defaults to the certificate's serial
+  cfg.platform.certificate_file = keys_dir() + "/platform_cert.pem";
+  Sandbox sb(cfg);
+  auto res = send(sb.port(), signed_post(tenant(), "1900005001", "https://a"));
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  std::ifstream serial_file(keys_dir() + "/platform_cert_serial");
+  std::string serial;
+  std::getline(serial_file, serial);
+  CHECK(res->header("Wechatpay-Serial") == serial);
+
+  auto cert = wp::load_verification_key_file(keys_dir() + "/platform_cert.pem");
+  REQUIRE(cert);
+  wp::KeySet keys;
+  REQUIRE(keys.add_certificate(cert.value()));
+  CHECK(wp::verify_response(keys, http::response_headers(res.value()), res->body, std::chrono::system_clock::now()));
+  // A tenant that only knows the public-key id cannot verify it: unknown serial.
+  auto v = verify(res.value());
+  REQUIRE_FALSE(v);
+  CHECK(v.error().kind == wp::VerifyError::Kind::unknown_serial);
 }
