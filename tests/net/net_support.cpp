@@ -59,6 +59,12 @@ Sandbox::Sandbox(sandbox::SandboxConfig config)
       server_(std::make_unique<sandbox::SandboxServer>(std::move(config))),
       port_(server_->start()) {}
 
+Sandbox::~Sandbox() {
+  server_->stop();
+  std::error_code ignored;
+  if (!record_path_.empty()) std::filesystem::remove(record_path_, ignored);
+}
+
 WechatpayConfig client_config(std::uint16_t port, const std::string& host) {
   WechatpayConfig c;
   c.base_url = "https://" + host + ":" + std::to_string(port);

@@ -34,6 +34,9 @@ sandbox::SandboxConfig sandbox_config(const std::string& address = "127.0.0.1");
 class Sandbox {
  public:
   explicit Sandbox(sandbox::SandboxConfig config = sandbox_config());
+  ~Sandbox();  // stops the server and removes its record file
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
   std::uint16_t port() const { return port_; }
   nlohmann::json stats() const { return nlohmann::json::parse(server_->stats_json()); }
   std::string record_path() const { return record_path_; }
