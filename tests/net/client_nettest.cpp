@@ -35,7 +35,7 @@ TEST_CASE("a signed request is applied and its response verifies", "[net][client
   CHECK(nlohmann::json::parse(got->body).at("notify_url") == "https://example.com/notify");
 }
 
-TEST_CASE("parse_https_url accepts only https://host[:port]", "[net][client]") {
+TEST_CASE("parse_https_url accepts only https://host with an optional port", "[net][client]") {
   using callbackd::http::parse_https_url;
   CHECK(parse_https_url("https://api.mch.weixin.qq.com")->port == 443);
   CHECK(parse_https_url("https://127.0.0.1:8443/")->port == 8443);

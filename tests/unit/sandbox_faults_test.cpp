@@ -62,7 +62,7 @@ TEST_CASE("random faults are reproducible from the seed and proportional", "[san
   CHECK(differ > 0);
 }
 
-TEST_CASE("unit_random stays in [0, 1)", "[sandbox][faults]") {
+TEST_CASE("unit_random stays within 0 inclusive and 1 exclusive", "[sandbox][faults]") {
   for (std::uint64_t i = 0; i < 10'000; ++i) {
     const double u = unit_random(7, i);
     CHECK(u >= 0.0);

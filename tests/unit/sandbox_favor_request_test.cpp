@@ -54,7 +54,7 @@ TEST_CASE("the query's mchid", "[sandbox][validation]") {
   CHECK_FALSE(parse_favor_query("mchid=123456789012345678901"));
 }
 
-TEST_CASE("sandbox config: defaults derive the windows; problems are all reported", "[sandbox][config]") {
+TEST_CASE("sandbox config: defaults derive the windows, and every problem is reported", "[sandbox][config]") {
   const std::string good = R"(
 listen: "127.0.0.1:0"
 tls: {certificate_file: s.pem, private_key_file: s.key}

@@ -20,7 +20,7 @@ TEST_CASE("limits from a per-minute rate follow rate / 60 * 1.5, rounded down", 
   CHECK(limits_from_rate(2000).per_1s == 50);
 }
 
-TEST_CASE("the 1 s window is exact: (t - 1 s, t], not buckets", "[sandbox][rate]") {
+TEST_CASE("the 1 s window is exact and half-open over timestamps, not buckets", "[sandbox][rate]") {
   CallerRateLimiter limiter(3, 1000);
   // Three at 0.9 s; a bucketed counter would admit three more at 1.0 s (new bucket).
   for (int i = 0; i < 3; ++i) CHECK(limiter.try_admit(t0 + milliseconds(900)));
