@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <random>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -22,6 +24,7 @@
 
 #include "app/commands.h"
 #include "app/logging.h"
+#include "app/operations.h"
 #include "core/config.h"
 #include "engine/db_worker.h"
 #include "engine/reconciler.h"
@@ -39,7 +42,12 @@ namespace {
 std::string instance_name() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
-  return std::string(host) + ":" + std::to_string(getpid());
+  // The random part keeps two processes apart that share a host name and a pid (containers,
+  // pid reuse after a restart): claims and tenant leases are keyed by this name.
+  std::random_device random;
+  char suffix[8];
+  std::snprintf(suffix, sizeof suffix, "%04x", random() & 0xffffu);
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" + suffix;
 }
 
 // Refuses to run against a schema this binary was not built for: `migrate` first.
@@ -88,8 +96,16 @@ int run_run(const CliRequest& req) {
   engine::DbWorker db(
       [database = config.database, instance] { return std::make_unique<pg::ReconcileStore>(database, instance); },
       [](const std::string& message) { spdlog::error("event=database_error error=\"{}\"", message); });
-  engine::Reconciler reconciler(io, config, client, db,
-                                engine::ReconcilerOptions{req.has_flag("--exit-when-idle"), instance});
+  // systemd notify, metrics and health (app/operations.h): READY=1 once the tenants and their
+  // keys were loaded, the watchdog from this io_context, /metrics on metrics.listen.
+  Operations ops(io, config, client, db);
+  engine::ReconcilerOptions options;
+  options.exit_when_idle = req.has_flag("--exit-when-idle");
+  options.instance = instance;
+  options.on_tenants_loaded = [&ops] { ops.tenants_loaded(); };
+  options.on_attempt = [&ops](const engine::AttemptObserved& a) { ops.attempt_finished(a); };
+  engine::Reconciler reconciler(io, config, client, db, std::move(options));
+  ops.start(reconciler);
 
   std::atomic<bool> stopping{false};
   std::thread listener([&] { listen_loop(config.database, io, reconciler, stopping); });
@@ -100,17 +116,21 @@ int run_run(const CliRequest& req) {
                                                                              int signal) {
     if (ec) return;
     if (signal == SIGHUP) {
+      ops.reloading();
       try {
         Config fresh = load_config(req.config_path);
         init_logging(fresh.log);
         reconciler.reload(fresh);
+        ops.reloaded(fresh);
         spdlog::info("event=reloaded config={}", req.config_path);
       } catch (const StartupError& e) {
+        ops.reloaded(config);
         spdlog::error("event=reload_refused config={} error=\"{}\" note=\"the previous config stays in force\"",
                       req.config_path, e.what());
       }
     } else if (++stop_signals == 1) {
       spdlog::info("event=signal signal={} action=drain", signal);
+      ops.stopping();
       reconciler.stop();
     } else {
       spdlog::warn("event=signal signal={} action=exit_now", signal);
@@ -125,6 +145,8 @@ int run_run(const CliRequest& req) {
   std::exception_ptr failure;
   asio::co_spawn(io, reconciler.run(), [&](std::exception_ptr e) {
     failure = e;
+    ops.stopping();
+    ops.stop();
     stopping = true;
     signals.cancel();
     client.close_idle();

@@ -225,6 +225,7 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
     it = tenants_.erase(it);
   }
   tenants_loaded_ = true;
+  if (options_.on_tenants_loaded) options_.on_tenants_loaded();
 }
 
 void Reconciler::pause_tenant(const std::string& tenant_id, const std::string& code, const std::string& reason,
@@ -446,6 +447,7 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
                                                         now, uniform(random_));
   const std::string outcome_name(wechatpay::outcome_name(outcome.kind));
   ++stats_.outcomes[outcome_name];
+  if (options_.on_attempt) options_.on_attempt({tenant_id, outcome_name, outcome.error_code, latency_ms});
 
   pg::AttemptRecord rec;
   rec.tenant_id = tenant_id;

@@ -17,6 +17,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -35,9 +36,21 @@
 
 namespace callbackd::engine {
 
+// One finished attempt, as operations (metrics) see it: never a sub-merchant id.
+struct AttemptObserved {
+  std::string tenant_id;
+  std::string outcome;     // wechatpay::outcome_name
+  std::string error_code;  // "" when applied
+  std::optional<int> latency_ms;  // nullopt when nothing was sent
+};
+
 struct ReconcilerOptions {
   bool exit_when_idle = false;  // return once nothing is due or retrying for any sending tenant
   std::string instance;         // "host:pid", recorded in claims and audit rows
+  // Operations hooks (app/operations.cpp: sd_notify, metrics), called on the io_context
+  // thread; either may be empty.
+  std::function<void()> on_tenants_loaded;  // after each read of callbackd.tenants was applied (keys checked)
+  std::function<void(const AttemptObserved&)> on_attempt;
 };
 
 // Counters for logs, metrics and tests.

@@ -478,6 +478,32 @@ std::size_t ReconcileStore::pending_for_sending_tenants() {
   });
 }
 
+// Metrics (app/operations.cpp), every few seconds: one grouped scan of pending_work.
+namespace {
+constexpr const char* kQueueAges = R"SQL(
+SELECT w.tenant_id, count(*) AS queued,
+       floor(extract(epoch FROM now() - min(d.updated_at) FILTER (WHERE NOT w.resync)) * 1000)::bigint AS oldest_ms
+FROM callbackd.pending_work w
+JOIN callbackd.desired_callbacks d ON d.mchid = w.mchid
+GROUP BY w.tenant_id
+)SQL";
+}  // namespace
+
+std::vector<ReconcileStore::TenantQueue> ReconcileStore::queue_ages() {
+  return impl_->run("reading queue sizes from callbackd.pending_work", [&](pqxx::connection& c) {
+    c.prepare("queue_ages", kQueueAges);  // re-declaring the same text is a no-op in libpqxx 6
+    std::vector<TenantQueue> out;
+    for (const auto& r : impl_->exec1(c, "queue_ages")) {
+      TenantQueue q;
+      q.tenant_id = r["tenant_id"].as<std::string>();
+      q.queued = r["queued"].as<long long>();
+      if (!r["oldest_ms"].is_null()) q.oldest_pending_change = std::chrono::milliseconds{r["oldest_ms"].as<long long>()};
+      out.push_back(std::move(q));
+    }
+    return out;
+  });
+}
+
 // ---------------------------------------------------------------------------------------
 namespace {
 

@@ -137,6 +137,16 @@ class ReconcileStore {
   // claim_token and revision; no audit row, because nothing was attempted. Empty: no-op.
   void drop(const std::vector<WorkItem>& items);
 
+  // For metrics: per tenant, the pending_work entries and the age (database clock) of the
+  // oldest queued real change (resync entries excluded); tenants without entries are absent.
+  // One cheap statement, "queue_ages", declared on first use.
+  struct TenantQueue {
+    std::string tenant_id;
+    long long queued = 0;
+    std::optional<std::chrono::milliseconds> oldest_pending_change;
+  };
+  std::vector<TenantQueue> queue_ages();
+
   // Statements sent to the server by this store since construction (record() sends exactly
   // one per batch); for tests and metrics.
   std::uint64_t statements_executed() const;

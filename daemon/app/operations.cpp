@@ -1,0 +1,280 @@
+#include "app/operations.h"
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "app/logging.h"
+#include "app/sd_notify.h"
+#include "core/tenant.h"
+
+namespace callbackd::app {
+
+namespace asio = boost::asio;
+using SteadyClock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+namespace {
+constexpr auto kTick = seconds{1};
+constexpr auto kStatusEvery = seconds{10};
+// The queue query: one grouped scan of pending_work; cheap, but not on every scrape.
+constexpr auto kQueueQueryEvery = seconds{10};
+// /readyz: the database answered within this long.
+constexpr auto kDatabaseFresh = seconds{45};
+// /healthz: the loop's heartbeat (kTick) is older than this: the loop is stuck.
+constexpr auto kHeartbeatStale = seconds{10};
+
+const metrics::Labels kNone{};
+metrics::Labels tenant_label(const std::string& tenant) { return {{"tenant", tenant}}; }
+}  // namespace
+
+Operations::Operations(asio::io_context& io, const Config& config, http::HttpsClient& client, engine::DbWorker& db)
+    : io_(io),
+      config_(config),
+      client_(client),
+      db_(db),
+      tick_timer_(io),
+      watchdog_timer_(io),
+      heartbeat_(SteadyClock::now()),
+      alive_(std::make_shared<bool>(true)) {
+  using metrics::Type;
+  auto& r = registry_;
+  r.declare("callbackd_build_info", Type::gauge, "Always 1; the version label says which build runs.");
+  r.declare("callbackd_ready", Type::gauge, "1 when /readyz answers 200 (database reachable, tenants and keys loaded).");
+  r.declare("callbackd_database_up", Type::gauge, "1 when the last periodic query of the database succeeded.");
+  r.declare("callbackd_requests_total", Type::counter,
+            "Attempts to set a notify URL that reached a verdict, by tenant and outcome.");
+  r.declare("callbackd_request_errors_total", Type::counter,
+            "Attempts that did not apply, by tenant and error code (WeChat Pay's code or the daemon's).");
+  r.declare("callbackd_request_duration_seconds", Type::histogram,
+            "Time from sending a request to its complete response, by tenant.",
+            {0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+  r.declare("callbackd_pending_rows", Type::gauge, "Rows queued in callbackd.pending_work, by tenant.");
+  r.declare("callbackd_oldest_pending_change_seconds", Type::gauge,
+            "Age of the oldest queued change (desired_callbacks.updated_at), by tenant; 0 when none.");
+  r.declare("callbackd_tenants", Type::gauge, "Tenants known to this instance.");
+  r.declare("callbackd_paused_tenants", Type::gauge, "Tenants not sending: mode paused/observe or paused by an error.");
+  r.declare("callbackd_tenant_paused", Type::gauge,
+            "1 when the tenant does not send, with the reason (mode_paused, mode_observe, error).");
+  r.declare("callbackd_tenant_rate_per_minute", Type::gauge,
+            "The tenant's effective request rate (its rate_per_minute, lower after a 429).");
+  r.declare("callbackd_tenant_throttled", Type::gauge, "1 while the tenant's pacer runs below its configured rate.");
+  r.declare("callbackd_in_flight", Type::gauge, "Requests in flight, by tenant.");
+  r.declare("callbackd_buffered_rows", Type::gauge, "Rows claimed and waiting for a pacer slot, by tenant.");
+  r.declare("callbackd_records_written_total", Type::counter, "Attempt records handed to the database.");
+  r.declare("callbackd_invalid_rows_total", Type::counter, "Desired rows marked invalid (never sent).");
+  r.declare("callbackd_database_jobs_queued", Type::gauge, "Jobs waiting for the database thread.");
+  r.declare("callbackd_https_connections_opened_total", Type::counter, "TLS connections opened to WeChat Pay.");
+  r.declare("callbackd_https_connections_reused_total", Type::counter, "Requests sent on a pooled connection.");
+  r.declare("callbackd_https_failovers_total", Type::counter, "Requests sent to wechatpay.backup_url.");
+  r.set("callbackd_build_info", {{"version", CALLBACKD_VERSION}}, 1);
+}
+
+Operations::~Operations() {
+  *alive_ = false;
+  stop();
+}
+
+void Operations::start(const engine::Reconciler& reconciler) {
+  reconciler_ = &reconciler;
+  if (!config_.metrics.listen.empty()) {
+    server_ = std::make_unique<MetricsServer>(
+        io_, config_.metrics.listen,
+        MetricsHandlers{[this] { return render_metrics(); }, [this] { return health(); }, [this] { return ready(); }});
+    spdlog::info("event=metrics_listening address={}", server_->local_address());
+  }
+  watchdog_ = watchdog_interval();
+  if (watchdog_) {
+    spdlog::info("event=watchdog_enabled interval_ms={}",
+                 std::chrono::duration_cast<milliseconds>(*watchdog_).count());
+    watchdog_tick();
+  }
+  const auto now = SteadyClock::now();
+  next_status_ = now + kStatusEvery;
+  next_queue_query_ = now;
+  tick();
+}
+
+void Operations::stop() {
+  tick_timer_.cancel();
+  watchdog_timer_.cancel();
+  if (server_) server_->close();
+}
+
+// The watchdog ping comes from a timer on the event loop itself: if the loop hangs, the pings
+// stop and systemd restarts the daemon.
+void Operations::watchdog_tick() {
+  sd_notify("WATCHDOG=1");
+  watchdog_timer_.expires_after(*watchdog_ / 2);
+  std::weak_ptr<bool> alive = alive_;
+  watchdog_timer_.async_wait([this, alive](const boost::system::error_code& ec) {
+    if (ec || alive.expired() || !*alive.lock()) return;
+    watchdog_tick();
+  });
+}
+
+void Operations::tick() {
+  const auto now = SteadyClock::now();
+  heartbeat_ = now;
+  flush_log_repeats();
+  if (now >= next_queue_query_) {
+    next_queue_query_ = now + kQueueQueryEvery;
+    query_queues();
+  }
+  if (now >= next_status_ && ready_sent_ && !stopping_) {
+    next_status_ = now + kStatusEvery;
+    sd_notify("STATUS=" + status_line());
+  }
+  tick_timer_.expires_after(kTick);
+  std::weak_ptr<bool> alive = alive_;
+  tick_timer_.async_wait([this, alive](const boost::system::error_code& ec) {
+    if (ec || alive.expired() || !*alive.lock()) return;
+    tick();
+  });
+}
+
+void Operations::query_queues() {
+  if (queue_query_in_flight_) return;  // the database is slow: one query at a time
+  queue_query_in_flight_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  db_.post([this, alive](pg::ReconcileStore& store) {
+    std::vector<pg::ReconcileStore::TenantQueue> queues;
+    std::string error;
+    try {
+      queues = store.queue_ages();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    asio::post(io_, [this, alive, queues = std::move(queues), error] {
+      if (alive.expired() || !*alive.lock()) return;
+      queue_query_in_flight_ = false;
+      if (!error.empty()) {
+        database_error_ = error;
+        return;
+      }
+      database_error_.clear();
+      database_ok_at_ = SteadyClock::now();
+      queues_.clear();
+      for (const auto& q : queues) queues_[q.tenant_id] = Queue{q.queued, q.oldest_pending_change};
+    });
+  });
+}
+
+void Operations::tenants_loaded() {
+  tenants_loaded_ = true;
+  if (ready_sent_ || stopping_) return;
+  ready_sent_ = true;
+  // Config, database, schema version and every tenant's keys were checked (a tenant whose
+  // keys failed is paused, which STATUS and the metrics show).
+  sd_notify("READY=1\nSTATUS=" + status_line());
+  spdlog::info("event=ready status=\"{}\"", status_line());
+}
+
+void Operations::attempt_finished(const engine::AttemptObserved& a) {
+  registry_.add("callbackd_requests_total", {{"tenant", a.tenant_id}, {"outcome", a.outcome}});
+  if (!a.error_code.empty())
+    registry_.add("callbackd_request_errors_total", {{"tenant", a.tenant_id}, {"code", a.error_code}});
+  if (a.latency_ms)
+    registry_.observe("callbackd_request_duration_seconds", tenant_label(a.tenant_id), *a.latency_ms / 1000.0);
+}
+
+void Operations::reloading() { sd_notify(reloading_message()); }
+
+void Operations::reloaded(const Config& config) {
+  // metrics.listen is bound once, at start (a restart moves it).
+  if (config.metrics.listen != config_.metrics.listen)
+    spdlog::warn("event=reload_partial key=metrics.listen note=\"takes effect after a restart\"");
+  const std::string listen = config_.metrics.listen;
+  config_ = config;
+  config_.metrics.listen = listen;
+  sd_notify("READY=1\nSTATUS=" + status_line());
+}
+
+void Operations::stopping() {
+  if (stopping_) return;
+  stopping_ = true;
+  sd_notify("STOPPING=1\nSTATUS=stopping: draining requests in flight");
+}
+
+std::string Operations::metrics_address() const { return server_ ? server_->local_address() : ""; }
+
+std::string Operations::status_line() const {
+  std::size_t tenants = 0, paused = 0, in_flight = 0;
+  if (reconciler_) {
+    for (const auto& t : reconciler_->snapshot()) {
+      ++tenants;
+      paused += t.mode != TenantMode::apply || t.paused_by_error;
+      in_flight += static_cast<std::size_t>(t.in_flight);
+    }
+  }
+  long long pending = 0;
+  for (const auto& [id, q] : queues_) pending += q.queued;
+  std::string s = std::to_string(tenants) + " tenants, " + std::to_string(pending) + " pending, " +
+                  std::to_string(paused) + " paused, " + std::to_string(in_flight) + " in flight";
+  if (!database_error_.empty()) s += "; database unreachable";
+  return s;
+}
+
+Probe Operations::health() const {
+  const auto age = SteadyClock::now() - heartbeat_;
+  if (age > kHeartbeatStale)
+    return {false, "event loop heartbeat is " + std::to_string(std::chrono::duration_cast<seconds>(age).count()) +
+                       " s old"};
+  return {true, "event loop alive"};
+}
+
+Probe Operations::ready() const {
+  if (stopping_) return {false, "stopping"};
+  if (!tenants_loaded_) return {false, "tenants and keys not loaded yet"};
+  if (!database_ok_at_ || SteadyClock::now() - *database_ok_at_ > kDatabaseFresh)
+    return {false, "database unreachable" + (database_error_.empty() ? std::string() : ": " + database_error_)};
+  return {true, status_line()};
+}
+
+void Operations::refresh_gauges() {
+  auto& r = registry_;
+  for (const char* name : {"callbackd_pending_rows", "callbackd_oldest_pending_change_seconds", "callbackd_tenant_paused",
+                           "callbackd_tenant_rate_per_minute", "callbackd_tenant_throttled", "callbackd_in_flight",
+                           "callbackd_buffered_rows"})
+    r.clear(name);
+  std::size_t tenants = 0, paused = 0;
+  if (reconciler_) {
+    for (const auto& t : reconciler_->snapshot()) {
+      ++tenants;
+      const auto l = tenant_label(t.tenant_id);
+      const char* reason = t.paused_by_error            ? "error"
+                           : t.mode == TenantMode::paused  ? "mode_paused"
+                           : t.mode == TenantMode::observe ? "mode_observe"
+                                                           : nullptr;
+      paused += reason != nullptr;
+      r.set("callbackd_tenant_paused", {{"tenant", t.tenant_id}, {"reason", reason ? reason : "none"}}, reason ? 1 : 0);
+      r.set("callbackd_tenant_rate_per_minute", l, t.effective_rate_per_minute);
+      r.set("callbackd_tenant_throttled", l, t.throttled ? 1 : 0);
+      r.set("callbackd_in_flight", l, t.in_flight);
+      r.set("callbackd_buffered_rows", l, static_cast<double>(t.due_rows));
+      const auto q = queues_.find(t.tenant_id);
+      r.set("callbackd_pending_rows", l, q == queues_.end() ? 0 : static_cast<double>(q->second.queued));
+      r.set("callbackd_oldest_pending_change_seconds", l,
+            q == queues_.end() || !q->second.oldest ? 0 : static_cast<double>(q->second.oldest->count()) / 1000.0);
+    }
+    const auto& stats = reconciler_->stats();
+    r.set_total("callbackd_records_written_total", kNone, static_cast<double>(stats.recorded));
+    r.set_total("callbackd_invalid_rows_total", kNone, static_cast<double>(stats.invalid));
+  }
+  r.set("callbackd_tenants", kNone, static_cast<double>(tenants));
+  r.set("callbackd_paused_tenants", kNone, static_cast<double>(paused));
+  r.set("callbackd_ready", kNone, ready().ok ? 1 : 0);
+  r.set("callbackd_database_up", kNone, database_ok_at_ && database_error_.empty() ? 1 : 0);
+  r.set("callbackd_database_jobs_queued", kNone, static_cast<double>(db_.queued()));
+  const auto http = client_.stats();
+  r.set_total("callbackd_https_connections_opened_total", kNone, static_cast<double>(http.connections_opened));
+  r.set_total("callbackd_https_connections_reused_total", kNone, static_cast<double>(http.connections_reused));
+  r.set_total("callbackd_https_failovers_total", kNone, static_cast<double>(http.failovers));
+}
+
+std::string Operations::render_metrics() {
+  refresh_gauges();
+  return registry_.render();
+}
+
+}  // namespace callbackd::app

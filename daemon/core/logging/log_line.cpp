@@ -1,0 +1,273 @@
+#include "core/logging/log_line.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+namespace callbackd::logging {
+
+namespace {
+
+bool key_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '.' || c == '-';
+}
+
+// Length of `key=` at `pos` (key characters then '='), or 0.
+std::size_t key_at(std::string_view s, std::size_t pos) {
+  std::size_t i = pos;
+  while (i < s.size() && key_char(s[i])) ++i;
+  return (i > pos && i < s.size() && s[i] == '=') ? i - pos + 1 : 0;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Replaces, after every occurrence of `marker` (case-insensitive), the text up to the first of
+// `stops` (or the end) by `replacement`.
+void replace_after(std::string& s, std::string_view marker, std::string_view stops, std::string_view replacement) {
+  std::size_t from = 0;
+  for (int guard = 0; guard < 10'000; ++guard) {  // each pass moves `from` forward
+    const std::string l = lower(s);
+    const std::size_t at = l.find(marker, from);
+    if (at == std::string::npos) return;
+    const std::size_t start = at + marker.size();
+    std::size_t end = s.find_first_of(stops, start);
+    if (end == std::string::npos) end = s.size();
+    // An empty value (`signature="` already handled, or nothing there) is left alone.
+    if (end > start && s.compare(start, end - start, replacement) != 0) s.replace(start, end - start, replacement);
+    from = start + replacement.size();
+  }
+}
+
+bool secret_key(const std::string& key) {
+  const std::string k = lower(key);
+  for (const char* word : {"authorization", "signature", "private_key", "secret", "password", "api_v3_key"})
+    if (k.find(word) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+Fields parse_message(std::string_view m) {
+  Fields out;
+  std::size_t pos = 0;
+  auto rest_as_msg = [&](std::size_t from) {
+    std::string_view rest = m.substr(from);
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    if (!rest.empty()) out.push_back({"msg", std::string(rest)});
+  };
+  while (pos < m.size()) {
+    while (pos < m.size() && m[pos] == ' ') ++pos;
+    if (pos >= m.size()) break;
+    const std::size_t klen = key_at(m, pos);
+    if (klen == 0) {
+      rest_as_msg(pos);
+      return out;
+    }
+    std::string key(m.substr(pos, klen - 1));
+    std::size_t v = pos + klen;
+    if (v < m.size() && m[v] == '"') {
+      // The closing quote: the first '"' followed by the end or by " key=".
+      std::size_t close = std::string_view::npos;
+      for (std::size_t q = m.find('"', v + 1); q != std::string_view::npos; q = m.find('"', q + 1)) {
+        if (q + 1 == m.size() || (m[q + 1] == ' ' && key_at(m, q + 2) > 0)) {
+          close = q;
+          break;
+        }
+      }
+      if (close == std::string_view::npos) {  // unterminated: the rest is the value
+        out.push_back({std::move(key), std::string(m.substr(v + 1))});
+        return out;
+      }
+      out.push_back({std::move(key), std::string(m.substr(v + 1, close - v - 1))});
+      pos = close + 1;
+    } else {
+      std::size_t end = m.find(' ', v);
+      if (end == std::string_view::npos) end = m.size();
+      out.push_back({std::move(key), std::string(m.substr(v, end - v))});
+      pos = end;
+    }
+  }
+  return out;
+}
+
+std::string redact(std::string_view text) {
+  std::string s(text);
+  const std::string_view r = "[redacted]";
+  // Whole header lines and credentials: everything to the end of the line.
+  replace_after(s, "authorization:", "\r\n", " [redacted]");
+  replace_after(s, "wechatpay-signature:", "\r\n", " [redacted]");
+  replace_after(s, "wechatpay2-sha256-rsa2048", "\r\n", " [redacted]");
+  replace_after(s, "signature=\"", "\"", r);
+  replace_after(s, "signature=", " ,;\"\r\n", r);
+  replace_after(s, "password=", " ,;\"\r\n", r);
+  // PEM private keys, to their END line (or the end of the text). Certificates and public
+  // keys are no secret and stay.
+  std::size_t from = 0;
+  for (int guard = 0; guard < 1'000; ++guard) {
+    const std::string l = lower(s);
+    const std::size_t begin = l.find("-----begin", from);
+    if (begin == std::string::npos) break;
+    const std::size_t header_end = l.find("-----", begin + 10);
+    const std::size_t header_stop = header_end == std::string::npos ? l.size() : header_end;
+    if (l.substr(begin, header_stop - begin).find("private") == std::string::npos) {
+      from = begin + 10;
+      continue;
+    }
+    std::size_t end = l.find("-----end", header_stop);
+    if (end != std::string::npos) {
+      const std::size_t close = l.find("-----", end + 8);
+      end = close == std::string::npos ? s.size() : close + 5;
+    } else {
+      end = s.size();
+    }
+    s.replace(begin, end - begin, "[redacted private key]");
+    from = begin;
+  }
+  return s;
+}
+
+void redact(Fields& fields) {
+  for (auto& f : fields) f.value = secret_key(f.key) ? "[redacted]" : redact(f.value);
+}
+
+const char* level_name(Level level) {
+  switch (level) {
+    case Level::trace: return "trace";
+    case Level::debug: return "debug";
+    case Level::info: return "info";
+    case Level::warn: return "warn";
+    case Level::error: return "error";
+    case Level::critical: return "critical";
+  }
+  return "info";
+}
+
+int journal_priority(Level level) {
+  switch (level) {
+    case Level::trace:
+    case Level::debug: return 7;
+    case Level::info: return 6;
+    case Level::warn: return 4;
+    case Level::error: return 3;
+    case Level::critical: return 2;
+  }
+  return 6;
+}
+
+std::string logfmt_value(std::string_view v) {
+  bool quote = v.empty();
+  for (char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == ' ' || c == '"' || c == '=' || c == '\\' || u < 0x20 || u >= 0x7f) quote = true;
+  }
+  if (!quote) return std::string(v);
+  std::string out = "\"";
+  for (char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (u < 0x20 || u == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\x%02x", u);
+          out += buf;
+        } else {
+          out += c;  // UTF-8 passes through: readable in the journal
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string render_line(const LineStyle& style, Level level, const std::string& timestamp, const Fields& fields) {
+  std::string line;
+  if (style.journald) line = "<" + std::to_string(journal_priority(level)) + ">";
+  if (style.json) {
+    nlohmann::ordered_json j;
+    if (!style.journald) j["ts"] = timestamp;
+    j["level"] = level_name(level);
+    for (const auto& f : fields) {
+      // A repeated key keeps every value: the later one gets a suffix.
+      std::string key = f.key;
+      for (int n = 2; j.contains(key) && n < 100; ++n) key = f.key + "_" + std::to_string(n);
+      j[key] = f.value;
+    }
+    // Bytes from the network that are not UTF-8 must not make the line invalid JSON.
+    line += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return line;
+  }
+  if (!style.journald) line += "ts=" + timestamp + " ";
+  line += "level=";
+  line += level_name(level);
+  for (const auto& f : fields) line += " " + f.key + "=" + logfmt_value(f.value);
+  return line;
+}
+
+RepeatLimiter::RepeatLimiter(int burst, std::chrono::seconds window, std::size_t max_keys)
+    : burst_(burst), window_(window), max_keys_(max_keys) {}
+
+std::string RepeatLimiter::key_of(const Fields& fields) {
+  std::string event, tenant, code;
+  bool error = false;
+  for (const auto& f : fields) {
+    if (f.key == "event") event = f.value;
+    else if (f.key == "tenant") tenant = f.value;
+    else if (f.key == "code" || f.key == "error_code") code = f.value, error = true;
+    else if (f.key == "error") error = true;
+  }
+  if (!error) return "";
+  return event + "|" + tenant + "|" + code;
+}
+
+RepeatLimiter::Verdict RepeatLimiter::admit(const std::string& key, Clock::time_point now) {
+  if (key.empty()) return {};
+  auto it = windows_.find(key);
+  if (it == windows_.end()) {
+    if (windows_.size() >= max_keys_) {
+      // Bounded memory: forget windows that ended; if none did, do not limit the new key.
+      for (auto w = windows_.begin(); w != windows_.end();)
+        w = (now - w->second.started >= window_ && w->second.dropped == 0) ? windows_.erase(w) : std::next(w);
+      if (windows_.size() >= max_keys_) return {};
+    }
+    windows_[key] = Window{now, 1, 0};
+    return {};
+  }
+  Window& w = it->second;
+  Verdict v;
+  if (now - w.started >= window_) {
+    v.suppressed_before = w.dropped;
+    w = Window{now, 0, 0};
+  }
+  if (w.lines < burst_) {
+    ++w.lines;
+    v.emit = true;
+  } else {
+    ++w.dropped;
+    v.emit = false;
+  }
+  return v;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> RepeatLimiter::flush(Clock::time_point now) {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  for (auto it = windows_.begin(); it != windows_.end();) {
+    if (now - it->second.started < window_) {
+      ++it;
+      continue;
+    }
+    if (it->second.dropped > 0) out.emplace_back(it->first, it->second.dropped);
+    it = windows_.erase(it);
+  }
+  return out;
+}
+
+}  // namespace callbackd::logging
