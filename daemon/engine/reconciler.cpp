@@ -32,10 +32,13 @@ constexpr milliseconds kMaxBatchAge{25};
 constexpr std::size_t kMaxUnwrittenRecords = 20'000;
 constexpr milliseconds kFlushRetry{1'000};
 constexpr milliseconds kIdleCheckInterval{250};
+// Tenant leases: renewed every heartbeat; a lease lasts a request deadline plus 10 s, and an
+// instance stops sending a request deadline plus 2 s before its lease could lapse, so that
+// even its last request has reached WeChat Pay before another instance may take over.
+constexpr milliseconds kHeartbeatInterval{2'000};
+milliseconds tenant_lease(const Config& c) { return c.wechatpay.request_timeout + milliseconds{10'000}; }
+milliseconds send_margin(const Config& c) { return c.wechatpay.request_timeout + milliseconds{2'000}; }
 
-reconcile::TenantSettings settings_of(const TenantRow& row) {
-  return reconcile::TenantSettings{row.mode, row.rate_per_minute, row.max_in_flight};
-}
 
 bool same_credentials(const TenantRow& a, const TenantRow& b) {
   auto keys = [](const TenantRow& r) {
@@ -64,8 +67,17 @@ struct Reconciler::TenantRuntime {
   std::shared_ptr<const TenantCredentials> credentials;
   std::deque<pg::WorkItem> buffer;  // claimed, validated, waiting for a slot
   std::set<std::string> in_flight;  // mchids being sent
+  std::string credentials_problem;  // why the key files failed to load ("" when they loaded)
   bool claim_pending = false;
   bool drained = false;  // the last claim found fewer due rows than asked for
+  // Tenant ownership (several instances share one database; migrations/0003): this instance
+  // sends for the tenant only while it holds the lease AND its own clock says the last renewal
+  // is recent enough that the lease cannot have lapsed (send_until), and not while handing it
+  // over (releasing).
+  bool owned = false;
+  bool releasing = false;
+  Instant send_until{};
+  std::optional<TenantMode> scheduled_mode;  // what the scheduler was last told
   std::optional<Instant> next_due_at;
 
   // About two seconds of sending at the rate the tenant's pacer allows now (lower after a
@@ -173,26 +185,30 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
     const bool keys_changed = is_new || reload_keys || !same_credentials(t.row, row);
     const std::string id = row.tenant_id;
     t.row = std::move(row);
-    scheduler_.upsert_tenant(id, settings_of(t.row));
-    if (is_new) {
-      if (auto p = pauses.find(id); p != pauses.end()) {
-        // A restart must not hammer a tenant that was paused for bad credentials.
+    t.scheduled_mode.reset();  // settings may have changed: sync_scheduler() tells the scheduler
+    sync_scheduler(id, t, now);
+    // The database's pause state wins for tenants we do not send for (their owner keeps it)
+    // and at start-up (a restart must not hammer a tenant that was paused for bad credentials).
+    const auto* state = scheduler_.tenant_state(id);
+    if (auto p = pauses.find(id); p != pauses.end()) {
+      if (is_new || !t.owned || (state && !state->paused_by_error()))
         scheduler_.restore_pause(id, reconcile::TenantPause{p->second.error_code, p->second.reason, now,
                                                             now + p->second.probe_in});
-      }
+    } else if (state && state->paused_by_error() && !t.owned) {
+      scheduler_.resume(id);
     }
-    if (t.row.mode != TenantMode::apply) release_buffer(t);
     if (!keys_changed) continue;
     auto loaded = load_tenant_credentials(t.row, config_.credentials_dir);
     if (loaded) {
       t.credentials = std::make_shared<const TenantCredentials>(std::move(loaded).value());
+      t.credentials_problem.clear();
       // Resume a tenant paused by the daemon when the operator changed its keys (or sent
       // SIGHUP), or when the key files that failed before load now. A pause for SIGN_ERROR
       // read back at start-up stays: keys that load can still be the wrong ones.
       const auto stored = pauses.find(id);
       const bool files_fixed = is_new && stored != pauses.end() && stored->second.error_code == "CREDENTIALS_INVALID";
       if (!is_new || files_fixed) {
-        if (const auto* state = scheduler_.tenant_state(id); state && state->paused_by_error()) {
+        if (const auto* now_state = scheduler_.tenant_state(id); now_state && now_state->paused_by_error()) {
           scheduler_.resume(id);
           db_.post([id](pg::ReconcileStore& store) {
             try {
@@ -209,9 +225,10 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
                    t.row.rate_per_minute);
     } else {
       t.credentials.reset();
-      const std::string reason = join_problems(loaded.error());
-      // Bad credentials pause the tenant, not the daemon: the others go on.
-      pause_tenant(id, "CREDENTIALS_INVALID", reason, true);
+      t.credentials_problem = join_problems(loaded.error());
+      // Bad credentials pause the tenant, not the daemon: the others go on. The owner records
+      // it (see on_heartbeat); every instance holds it back.
+      if (t.owned) pause_tenant(id, "CREDENTIALS_INVALID", t.credentials_problem, true);
     }
   }
   for (auto it = tenants_.begin(); it != tenants_.end();) {
@@ -226,6 +243,22 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
   }
   tenants_loaded_ = true;
   if (options_.on_tenants_loaded) options_.on_tenants_loaded();
+}
+
+TenantMode Reconciler::scheduled_mode(const TenantRuntime& t, Instant now) const {
+  if (t.row.mode == TenantMode::paused) return TenantMode::paused;
+  // Not ours (or not surely ours any more): plan, never send. The scheduler keeps the tenant,
+  // so its pacer history survives a lapse and a regained lease.
+  if (!t.owned || t.releasing || now >= t.send_until) return TenantMode::observe;
+  return t.row.mode;
+}
+
+void Reconciler::sync_scheduler(const std::string& tenant_id, TenantRuntime& t, Instant now) {
+  const TenantMode mode = scheduled_mode(t, now);
+  if (t.scheduled_mode == mode) return;
+  t.scheduled_mode = mode;
+  scheduler_.upsert_tenant(tenant_id, reconcile::TenantSettings{mode, t.row.rate_per_minute, t.row.max_in_flight});
+  if (mode != TenantMode::apply) release_buffer(t);
 }
 
 void Reconciler::pause_tenant(const std::string& tenant_id, const std::string& code, const std::string& reason,
@@ -269,10 +302,95 @@ void Reconciler::update_due(const std::string& tenant_id, TenantRuntime& t) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Tenant ownership
+
+void Reconciler::heartbeat() {
+  heartbeat_in_flight_ = true;
+  std::vector<std::string> release;
+  for (auto& [id, t] : tenants_)
+    if (t->releasing && t->in_flight.empty()) release.push_back(id);
+  const auto lease = tenant_lease(config_);
+  const auto margin = send_margin(config_);
+  std::weak_ptr<bool> alive = alive_;
+  db_.post([this, alive, release, lease, margin](pg::ReconcileStore& store) {
+    // Before the statement: the database's now() (the lease's start) is no earlier than this.
+    const Instant started = Clock::now();
+    std::optional<pg::ReconcileStore::Ownership> ownership;
+    try {
+      ownership = store.heartbeat(lease, release);
+    } catch (const std::exception& e) {
+      spdlog::error("event=heartbeat_failed error=\"{}\" note=\"sending stops when the leases may lapse\"", e.what());
+    }
+    asio::post(io_, [this, alive, release, ownership = std::move(ownership), send_until = started + lease - margin]() mutable {
+      if (alive.expired() || !*alive.lock()) return;
+      heartbeat_in_flight_ = false;
+      if (ownership) on_heartbeat(*ownership, release, send_until);
+      kick();
+    });
+  });
+}
+
+void Reconciler::on_heartbeat(const pg::ReconcileStore::Ownership& ownership, const std::vector<std::string>& released,
+                              Instant send_until) {
+  const Instant now = Clock::now();
+  for (const auto& id : released)
+    if (auto it = tenants_.find(id); it != tenants_.end()) {
+      it->second->releasing = false;
+      it->second->owned = false;
+      spdlog::info("event=tenant_released tenant={}", id);
+    }
+  std::set<std::string> owned;
+  bool unknown_tenant = false;
+  int kept = 0;
+  for (const auto& o : ownership.owned) {
+    owned.insert(o.tenant_id);
+    auto it = tenants_.find(o.tenant_id);
+    if (it == tenants_.end()) {
+      unknown_tenant = true;  // created after our last read of callbackd.tenants
+      continue;
+    }
+    TenantRuntime& t = *it->second;
+    t.send_until = send_until;
+    if (o.acquired_now || !t.owned) {
+      t.owned = true;
+      t.releasing = false;
+      t.drained = false;
+      spdlog::info("event=tenant_acquired tenant={} fencing_token={} live_instances={}", o.tenant_id, o.fencing_token,
+                   ownership.live_instances);
+      if (!o.recent_sends.empty()) {
+        // Another instance sent for this merchant within the last minute: count its requests
+        // in our windows, plus as many again as it may have had in flight, unrecorded.
+        std::vector<Instant> sends;
+        for (auto age : o.recent_sends) sends.push_back(now - age);
+        for (int i = 0; i < t.row.max_in_flight; ++i) sends.push_back(now);
+        scheduler_.assume_sent(o.tenant_id, std::move(sends));
+      }
+      // The pause state is the database's (another owner may have paused or resumed it).
+      refresh_tenants();
+      if (!t.credentials_problem.empty()) pause_tenant(o.tenant_id, "CREDENTIALS_INVALID", t.credentials_problem, true);
+    }
+    if (!t.releasing && ++kept > ownership.fair_share) {
+      // More than our share while others have room: hand this one over once its requests in
+      // flight are done (the next heartbeat deletes the lease).
+      t.releasing = true;
+      spdlog::info("event=tenant_releasing tenant={} fair_share={}", o.tenant_id, ownership.fair_share);
+    }
+  }
+  for (auto& [id, t] : tenants_)
+    if (t->owned && !owned.count(id)) {
+      t->owned = false;
+      t->releasing = false;
+      spdlog::warn("event=tenant_lost tenant={} note=\"another instance holds it now\"", id);
+    }
+  if (unknown_tenant) refresh_tenants();
+  for (auto& [id, t] : tenants_) sync_scheduler(id, *t, now);
+}
+
+// ---------------------------------------------------------------------------------------
 // Claims
 
 void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Instant now) {
-  if (stopping_ || t.claim_pending || t.row.mode != TenantMode::apply) return;
+  if (stopping_ || t.claim_pending || scheduled_mode(t, now) != TenantMode::apply) return;
   const auto* state = scheduler_.tenant_state(tenant_id);
   const auto* pacer = scheduler_.pacer(tenant_id);
   int limit = t.claim_batch(pacer ? pacer->effective_rate_per_minute(now) : t.row.rate_per_minute);
@@ -322,7 +440,7 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
   std::vector<std::int64_t> give_back;
   std::vector<pg::WorkItem> nothing_to_send;
   for (auto& item : result.items) {
-    if (stopping_ || t.row.mode != TenantMode::apply) {
+    if (stopping_ || scheduled_mode(t, now) != TenantMode::apply) {
       give_back.push_back(item.claim_token);
       continue;
     }
@@ -575,6 +693,9 @@ std::optional<Instant> Reconciler::next_wake(Instant now, const reconcile::Sched
   if (first_pending_record_at_) earliest(*first_pending_record_at_ + kMaxBatchAge);
   earliest(flush_retry_at_);
   earliest(next_idle_check_);
+  earliest(next_heartbeat_);
+  for (const auto& [id, t] : tenants_)
+    if (t->owned && t->send_until > now) earliest(t->send_until);
   for (const auto& [id, t] : tenants_) {
     if (t->buffer.empty() && t->next_due_at) earliest(t->next_due_at);
     if (const auto* state = scheduler_.tenant_state(id); state && state->paused_by_error())
@@ -607,8 +728,15 @@ asio::awaitable<void> Reconciler::run() {
         }
       });
     }
+    if (tenants_loaded_ && !heartbeat_in_flight_ && now >= next_heartbeat_) {
+      next_heartbeat_ = now + kHeartbeatInterval;
+      heartbeat();
+    }
     if (tenants_loaded_)
-      for (auto& [id, t] : tenants_) maybe_claim(id, *t, now);
+      for (auto& [id, t] : tenants_) {
+        sync_scheduler(id, *t, now);  // a lease that may lapse stops sending here
+        maybe_claim(id, *t, now);
+      }
     maybe_flush(now, false);
 
     reconcile::SchedulerDecision decision;
@@ -690,6 +818,14 @@ asio::awaitable<void> Reconciler::run() {
     boost::system::error_code ec;
     co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
+  // Hand every tenant over at once rather than after the lease lapses.
+  db_.post([](pg::ReconcileStore& store) {
+    try {
+      store.release_all_tenants();
+    } catch (const std::exception& e) {
+      spdlog::warn("event=release_tenants_failed error=\"{}\" note=\"the leases lapse on their own\"", e.what());
+    }
+  });
   spdlog::info("event=stopped sent={} recorded={} invalid={} batches={}", stats_.sent, stats_.recorded, stats_.invalid,
                stats_.record_batches);
 }

@@ -104,6 +104,11 @@ class Reconciler {
   void pause_tenant(const std::string& tenant_id, const std::string& code, const std::string& reason,
                     bool persist_event);
   void release_buffer(TenantRuntime& t);
+  void heartbeat();
+  void on_heartbeat(const pg::ReconcileStore::Ownership& ownership, const std::vector<std::string>& released,
+                    reconcile::Instant send_until);
+  TenantMode scheduled_mode(const TenantRuntime& t, reconcile::Instant now) const;
+  void sync_scheduler(const std::string& tenant_id, TenantRuntime& t, reconcile::Instant now);
   bool locally_idle() const;
   void kick();
   void update_due(const std::string& tenant_id, TenantRuntime& t);
@@ -120,6 +125,8 @@ class Reconciler {
   bool tenants_loaded_ = false;
   bool tenants_refresh_pending_ = false;
   bool reload_keys_ = false;
+  reconcile::Instant next_heartbeat_{};
+  bool heartbeat_in_flight_ = false;
 
   std::vector<pg::AttemptRecord> pending_records_;
   std::set<std::string> pending_record_mchids_;

@@ -34,7 +34,12 @@ namespace {
 constexpr const char* kClaimDue = R"SQL(
 WITH due AS (
   SELECT mchid FROM callbackd.pending_work
-  WHERE tenant_id = $1 AND due_at <= now() AND (claim_token IS NULL OR lease_until < now())
+  WHERE tenant_id = $1 AND due_at <= now()
+    AND (claim_token IS NULL OR lease_until < now()
+         -- Holding the tenant's lease means no other instance sends for it any more (it stopped
+         -- before its tenant lease could lapse), so its row claims are taken over at once.
+         OR (claimed_by <> $3 AND EXISTS (SELECT 1 FROM callbackd.tenant_leases l
+                                          WHERE l.tenant_id = $1 AND l.instance_id = $3)))
   ORDER BY due_at
   LIMIT $2
   FOR UPDATE SKIP LOCKED
@@ -223,6 +228,59 @@ WHERE t.mode = 'apply'
                   WHERE ts.tenant_id = w.tenant_id AND ts.paused_reason IS NOT NULL)
 )SQL";
 
+constexpr const char* kHeartbeatInstance = R"SQL(
+INSERT INTO callbackd.instances (instance_id) VALUES ($1)
+ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = now()
+)SQL";
+
+constexpr const char* kReleaseTenant = R"SQL(
+DELETE FROM callbackd.tenant_leases WHERE instance_id = $1 AND tenant_id = $2
+)SQL";
+
+constexpr const char* kReleaseAllTenants = R"SQL(
+DELETE FROM callbackd.tenant_leases WHERE instance_id = $1
+)SQL";
+
+constexpr const char* kRenewTenants = R"SQL(
+UPDATE callbackd.tenant_leases SET lease_until = now() + $2::bigint * interval '1 millisecond'
+WHERE instance_id = $1
+RETURNING tenant_id, fencing_token
+)SQL";
+
+constexpr const char* kLiveInstances = R"SQL(
+SELECT (SELECT count(*) FROM callbackd.instances
+         WHERE heartbeat_at > now() - $1::bigint * interval '1 millisecond')::int,
+       (SELECT count(*) FROM callbackd.tenants)::int
+)SQL";
+
+// A free tenant has no lease or a lapsed one. ON CONFLICT ... WHERE lapsed makes two
+// instances racing for one tenant safe: the loser's upsert matches nothing.
+constexpr const char* kAcquireTenants = R"SQL(
+INSERT INTO callbackd.tenant_leases AS l (tenant_id, instance_id, lease_until)
+SELECT t.tenant_id, $1, now() + $2::bigint * interval '1 millisecond'
+FROM callbackd.tenants t
+LEFT JOIN callbackd.tenant_leases h ON h.tenant_id = t.tenant_id
+WHERE h.tenant_id IS NULL OR h.lease_until < now()
+ORDER BY t.tenant_id
+LIMIT $3
+ON CONFLICT (tenant_id) DO UPDATE
+  SET instance_id = EXCLUDED.instance_id, lease_until = EXCLUDED.lease_until,
+      fencing_token = nextval('callbackd.tenant_lease_seq'), acquired_at = now()
+  WHERE l.lease_until < now()
+RETURNING tenant_id, fencing_token
+)SQL";
+
+constexpr const char* kRecentSends = R"SQL(
+SELECT ceil(extract(epoch FROM now() - created_at) * 1000)::bigint
+FROM callbackd.audit_log
+WHERE tenant_id = $1 AND created_at > now() - interval '61 seconds' AND latency_ms IS NOT NULL
+ORDER BY created_at
+)SQL";
+
+constexpr const char* kForgetInstances = R"SQL(
+DELETE FROM callbackd.instances WHERE heartbeat_at < now() - interval '1 day'
+)SQL";
+
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
@@ -267,11 +325,21 @@ struct ReconcileStore::Impl {
       c->prepare("tenant_pauses", kTenantPauses);
       c->prepare("queue_resync", kQueueResync);
       c->prepare("pending_for_sending_tenants", kPendingForSendingTenants);
+      c->prepare("heartbeat_instance", kHeartbeatInstance);
+      c->prepare("release_tenant", kReleaseTenant);
+      c->prepare("release_all_tenants", kReleaseAllTenants);
+      c->prepare("renew_tenants", kRenewTenants);
+      c->prepare("live_instances", kLiveInstances);
+      c->prepare("acquire_tenants", kAcquireTenants);
+      c->prepare("recent_sends", kRecentSends);
+      c->prepare("forget_instances", kForgetInstances);
       // Registered with the server now rather than on first use: a database without the
       // schema this binary needs fails here, at start-up, and record() is one round trip
       // from its first call on.
       for (const char* name : {"claim_due", "record_batch", "release_claims", "drop_entries", "pause_tenant",
-                               "resume_tenant", "tenant_pauses", "queue_resync", "pending_for_sending_tenants"})
+                               "resume_tenant", "tenant_pauses", "queue_resync", "pending_for_sending_tenants",
+                               "heartbeat_instance", "release_tenant", "release_all_tenants", "renew_tenants",
+                               "live_instances", "acquire_tenants", "recent_sends", "forget_instances"})
         c->prepare_now(name);
     } catch (const pqxx::broken_connection& e) {
       throw DatabaseError("lost the connection to PostgreSQL at " + where + " while preparing statements: " +
@@ -476,6 +544,44 @@ std::size_t ReconcileStore::pending_for_sending_tenants() {
   return impl_->run("counting callbackd.pending_work", [&](pqxx::connection& c) {
     return static_cast<std::size_t>(impl_->exec1(c, "pending_for_sending_tenants")[0][0].as<long long>());
   });
+}
+
+ReconcileStore::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
+                                                    const std::vector<std::string>& release) {
+  return impl_->run("heartbeat (callbackd.tenant_leases)", [&](pqxx::connection& c) {
+    Ownership o;
+    pqxx::work tx(c);
+    impl_->statements += 4;
+    tx.exec_prepared0("heartbeat_instance", impl_->instance);
+    for (const auto& tenant_id : release) {
+      ++impl_->statements;
+      tx.exec_prepared0("release_tenant", impl_->instance, tenant_id);
+    }
+    for (const auto& r : tx.exec_prepared("renew_tenants", impl_->instance, millis(lease)))
+      o.owned.push_back({r[0].as<std::string>(), r[1].as<std::int64_t>(), false, {}});
+    const auto counts = tx.exec_prepared1("live_instances", millis(lease));
+    o.live_instances = std::max(1, counts[0].as<int>());
+    const int tenants = counts[1].as<int>();
+    o.fair_share = (tenants + o.live_instances - 1) / o.live_instances;
+    const int wanted = o.fair_share - static_cast<int>(o.owned.size());
+    if (wanted > 0) {
+      ++impl_->statements;
+      for (const auto& r : tx.exec_prepared("acquire_tenants", impl_->instance, millis(lease), wanted)) {
+        OwnedTenant t{r[0].as<std::string>(), r[1].as<std::int64_t>(), true, {}};
+        ++impl_->statements;
+        for (const auto& age : tx.exec_prepared("recent_sends", t.tenant_id))
+          t.recent_sends.emplace_back(age[0].as<long long>());
+        o.owned.push_back(std::move(t));
+      }
+    }
+    tx.exec_prepared0("forget_instances");
+    tx.commit();
+    return o;
+  });
+}
+
+void ReconcileStore::release_all_tenants() {
+  impl_->run("releasing tenant leases", [&](pqxx::connection& c) { impl_->exec1(c, "release_all_tenants", impl_->instance); });
 }
 
 // Metrics (app/operations.cpp), every few seconds: one grouped scan of pending_work.

@@ -129,6 +129,28 @@ class ReconcileStore {
   // Returns the number of rows queued.
   std::size_t queue_resync();
 
+  // --- Several instances: tenant leases (migrations/0003_tenant_leases.sql) ---------------
+  struct OwnedTenant {
+    std::string tenant_id;
+    std::int64_t fencing_token = 0;
+    bool acquired_now = false;  // not held before this heartbeat
+    // acquired_now only: how long ago (by the database clock) each attempt of the last 61 s
+    // that reached WeChat Pay was recorded, so the new owner's pacer counts the previous
+    // owner's requests in its 1 s and 60 s windows.
+    std::vector<std::chrono::milliseconds> recent_sends;
+  };
+  struct Ownership {
+    std::vector<OwnedTenant> owned;  // every tenant this instance holds after the heartbeat
+    int live_instances = 1;          // instances whose heartbeat is younger than the lease
+    int fair_share = 0;              // ceil(tenants / live_instances)
+  };
+  // One heartbeat, in one transaction: records this instance as alive, gives up the leases in
+  // `release`, renews its other leases to now() + lease, and acquires free or lapsed tenants up
+  // to its fair share. Never takes a lease another live instance holds.
+  Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release);
+  // Gives up every lease of this instance (clean shutdown), so another takes over at once.
+  void release_all_tenants();
+
   // Counts for --exit-when-idle: entries of tenants in mode apply and not paused by error.
   std::size_t pending_for_sending_tenants();
 

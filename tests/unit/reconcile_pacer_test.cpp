@@ -285,3 +285,21 @@ TEST_CASE("the global cap: unlimited at 0, smooth at its rate otherwise", "[pace
   CHECK(spans_at_least(sent, 1, 100ms));
   CHECK_FALSE(cap.try_acquire(now));
 }
+
+TEST_CASE("a new owner's pacer counts the previous owner's sends in its windows", "[reconcile][pacer]") {
+  using namespace callbackd::reconcile;
+  const Instant t0 = Instant{} + std::chrono::hours{1};
+  Pacer pacer(60);  // one a second, 60 a minute
+  // The previous instance sent 60 requests in the last 59 s: the minute is full.
+  std::vector<Instant> earlier;
+  for (int i = 0; i < 60; ++i) earlier.push_back(t0 - std::chrono::seconds{59} + std::chrono::seconds{i});
+  pacer.assume_sent(earlier);
+  CHECK(!pacer.try_acquire(t0));
+  // Not before the oldest of them leaves the 60 s window (plus the jitter margin).
+  const Instant next = pacer.next_slot(t0);
+  CHECK(next >= t0 + std::chrono::seconds{1});
+  CHECK(next <= t0 + std::chrono::seconds{2});
+  // Without history, the first request would go at once.
+  Pacer fresh(60);
+  CHECK(fresh.try_acquire(t0));
+}

@@ -96,6 +96,18 @@ bool Pacer::try_acquire(Instant now) {
   return true;
 }
 
+void Pacer::assume_sent(std::vector<Instant> sends) {
+  if (sends.empty()) return;
+  sends.insert(sends.end(), sent_.begin(), sent_.end());
+  std::sort(sends.begin(), sends.end());
+  const std::size_t keep = std::min(sends.size(), static_cast<std::size_t>(rate_per_minute_));
+  sent_.assign(sends.end() - static_cast<std::ptrdiff_t>(keep), sends.end());
+  // The smooth schedule continues one interval after the latest of them.
+  const Instant after_last = sent_.back() + interval_at_rate(decreased_ ? decreased_rate_ : rate_per_minute_);
+  tat_ = started_ ? std::max(tat_, after_last) : after_last;
+  started_ = true;
+}
+
 void Pacer::on_rate_limited(Instant now, Instant sent_at, std::optional<Duration> retry_after) {
   if (retry_after && *retry_after > Duration::zero()) retry_until_ = std::max(retry_until_, now + *retry_after);
 

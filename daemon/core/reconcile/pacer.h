@@ -40,6 +40,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <vector>
 #include <optional>
 
 #include "core/reconcile/time.h"
@@ -68,6 +69,11 @@ class Pacer {
   // The operator changed tenants.rate_per_minute: the new limit applies from the next slot;
   // the send history is kept so the guards still cover requests already sent.
   void set_rate_per_minute(int rate_per_minute);
+
+  // Requests somebody else sent for this calling merchant (the previous owner of the tenant,
+  // another instance), at the given instants (before now, any order): they count in the 1 s
+  // and 60 s guards exactly like our own, so a handover cannot overfill a window.
+  void assume_sent(std::vector<Instant> sends);
 
   // The earliest instant >= now at which try_acquire would succeed (assuming no other call).
   Instant next_slot(Instant now) const;

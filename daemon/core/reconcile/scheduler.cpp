@@ -43,6 +43,11 @@ void FairScheduler::set_due_rows(const std::string& tenant_id, std::size_t due_n
   it->second.next_due_at = next_due_at;
 }
 
+void FairScheduler::assume_sent(const std::string& tenant_id, std::vector<Instant> sends) {
+  auto it = tenants_.find(tenant_id);
+  if (it != tenants_.end()) it->second.pacer.assume_sent(std::move(sends));
+}
+
 void FairScheduler::restore_pause(const std::string& tenant_id, TenantPause pause) {
   auto it = tenants_.find(tenant_id);
   if (it != tenants_.end()) it->second.state.restore_pause(std::move(pause));

@@ -99,6 +99,8 @@ class FairScheduler {
   // the tenant.
   void restore_pause(const std::string& tenant_id, TenantPause pause);
   void resume(const std::string& tenant_id);
+  // Requests another instance sent for this tenant before this one took it over (Pacer::assume_sent).
+  void assume_sent(const std::string& tenant_id, std::vector<Instant> sends);
 
   // At most one dispatch per call; see SchedulerDecision.
   SchedulerDecision next(Instant now);

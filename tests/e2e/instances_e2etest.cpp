@@ -1,0 +1,122 @@
+// Several `callbackd run` instances on one database (migrations/0003_tenant_leases.sql):
+// no sub-merchant in flight from two instances at once, every tenant's rate held across all
+// of them, work spread over them, and a killed instance's tenants taken over.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <map>
+#include <pqxx/pqxx>
+#include <set>
+#include <thread>
+
+#include "e2e/e2e_support.h"
+
+using namespace e2e;
+
+namespace {
+
+// Starts an instance that exits once nothing is left to do.
+callbackd::test::Child start_instance(Environment& env) {
+  return callbackd::test::spawn_process(
+      {CALLBACKD_BINARY, "--config", env.write_daemon_config(), "run", "--exit-when-idle"});
+}
+
+// Waits for an instance, killing it after `limit`; returns its exit status (-1: timed out).
+int finish(callbackd::test::Child& child, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  pid_t done = 0;
+  while ((done = waitpid(child.pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{100});
+  if (done == 0) {
+    kill(child.pid, SIGKILL);
+    waitpid(child.pid, &status, 0);
+    return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void check_converged_within_limits(Environment& env, int tenants, int rows, int rate_per_minute) {
+  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", tenants * rows}});
+  const auto stats = env.sandbox_stats();
+  INFO(stats.dump());
+  CHECK(stats["concurrent_same_sub_merchant"] == 0);
+  for (int i = 1; i <= tenants; ++i) {
+    const auto& caller = stats["callers"]["190000000" + std::to_string(i)];
+    CHECK(caller["outcomes"].count("429") == 0);
+    CHECK(caller["max_in_1s"].get<int>() <= rate_per_minute * 3 / 120);
+    CHECK(caller["max_in_60s"].get<int>() <= rate_per_minute);
+  }
+  // Every applied row has its audit row, written by the instance that applied it.
+  CHECK(env.count("SELECT count(*) FROM callbackd.sub_merchant_state s WHERE NOT EXISTS (SELECT 1 FROM "
+                  "callbackd.audit_log a WHERE a.mchid = s.mchid AND a.outcome = 'applied' AND "
+                  "a.desired_revision = s.applied_revision)") == 0);
+}
+
+}  // namespace
+
+TEST_CASE("3 instances share 3 tenants: spread, no overlap, every window within its limit", "[e2e][instances]") {
+  Environment env;
+  const int rate = 1200;  // 20 a second per tenant; the 1 s window allows 30
+  for (int i = 1; i <= 3; ++i) {
+    TenantSpec t("tenant" + std::to_string(i), "190000000" + std::to_string(i));
+    t.rate_per_minute = rate;
+    env.add_tenant(t);
+    env.add_rows(t.tenant_id, i, 300);
+  }
+  env.start_sandbox("  set_per_minute: 1200\n");
+  std::vector<callbackd::test::Child> instances;
+  for (int i = 0; i < 3; ++i) instances.push_back(start_instance(env));
+  for (auto& child : instances) {
+    const int status = finish(child, std::chrono::seconds{150});
+    INFO(callbackd::test::read_file(child.output_path));
+    CHECK(status == 0);
+  }
+  check_converged_within_limits(env, 3, 300, rate);
+  // The work was spread: more than one instance applied rows.
+  CHECK(env.count("SELECT count(DISTINCT instance) FROM callbackd.audit_log WHERE outcome = 'applied'") >= 2);
+}
+
+TEST_CASE("an instance killed midway: its tenants are taken over, limits still hold", "[e2e][instances]") {
+  Environment env;
+  const int rate = 1200;
+  for (int i = 1; i <= 3; ++i) {
+    TenantSpec t("tenant" + std::to_string(i), "190000000" + std::to_string(i));
+    t.rate_per_minute = rate;
+    env.add_tenant(t);
+    env.add_rows(t.tenant_id, i, 400);
+  }
+  env.start_sandbox("  set_per_minute: 1200\n");
+  std::vector<callbackd::test::Child> instances;
+  for (int i = 0; i < 3; ++i) instances.push_back(start_instance(env));
+  // Kill the instance that holds a tenant lease, once sending is well under way.
+  std::string victim_instance;
+  for (int i = 0; i < 300 && victim_instance.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    if (env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") < 150) continue;
+    pqxx::connection c(env.db().conninfo());
+    pqxx::read_transaction tx(c);
+    auto r = tx.exec("SELECT instance_id FROM callbackd.tenant_leases ORDER BY tenant_id LIMIT 1");
+    if (!r.empty()) victim_instance = r[0][0].as<std::string>();
+  }
+  REQUIRE(!victim_instance.empty());
+  const pid_t victim_pid = std::stoi(victim_instance.substr(victim_instance.find(':') + 1));
+  bool killed = false;
+  for (auto& child : instances)
+    if (child.pid == victim_pid) {
+      kill(child.pid, SIGKILL);
+      CHECK(finish(child, std::chrono::seconds{10}) == 128 + SIGKILL);
+      killed = true;
+    }
+  REQUIRE(killed);
+  for (auto& child : instances) {
+    if (child.pid == victim_pid) continue;
+    const int status = finish(child, std::chrono::seconds{180});
+    INFO(callbackd::test::read_file(child.output_path));
+    CHECK(status == 0);
+  }
+  check_converged_within_limits(env, 3, 400, rate);
+  CHECK(env.count("SELECT count(*) FROM callbackd.tenant_leases WHERE instance_id = '" + victim_instance + "'") == 0);
+}
