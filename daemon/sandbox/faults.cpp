@@ -11,7 +11,7 @@ struct NamedKind {
   std::string_view name;
   FaultKind kind;
 };
-constexpr std::array<NamedKind, 11> kKinds{{
+constexpr std::array<NamedKind, 12> kKinds{{
     {"none", FaultKind::none},
     {"error", FaultKind::error},
     {"delay", FaultKind::delay},
@@ -20,6 +20,7 @@ constexpr std::array<NamedKind, 11> kKinds{{
     {"malformed_body", FaultKind::malformed_body},
     {"bad_signature", FaultKind::bad_signature},
     {"clock_skew", FaultKind::clock_skew},
+    {"update_time_skew", FaultKind::update_time_skew},
     {"stale_close", FaultKind::stale_close},
     {"oversized_body", FaultKind::oversized_body},
     {"malformed_http", FaultKind::malformed_http},

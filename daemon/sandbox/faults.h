@@ -22,6 +22,8 @@ enum class FaultKind {
   malformed_body,  // 200 with a correctly signed body that is not the documented JSON
   bad_signature,   // 200 with a valid body whose Wechatpay-Signature does not verify
   clock_skew,      // Wechatpay-Timestamp and update_time shifted by `skew`
+  update_time_skew,  // only update_time shifted by `skew`: WeChat Pay's records run on another
+                     // clock than PostgreSQL's, while signatures still verify
   stale_close,     // on a REUSED keep-alive connection: close without answering, as a server
                    // whose idle timer fired just as the request arrived; fresh ones are served
   oversized_body,  // 200 with a body of `size_bytes` (to exercise the client's bound)

@@ -112,7 +112,8 @@ struct Decision {
   std::string content_type{"application/json"};
   bool sign{true};                         // API responses are signed; /sandbox/* are not
   bool corrupt_signature{false};
-  std::chrono::seconds skew{0};
+  std::chrono::seconds skew{0};              // the response's clock (timestamp and update_time)
+  std::chrono::seconds update_time_skew{0};  // update_time only
   std::chrono::milliseconds delay{0};
   std::string sub_merchant;                // non-empty: counted in flight until answered
   std::string request_id;
@@ -446,6 +447,7 @@ struct SandboxServer::Impl {
           break;
         case FaultKind::delay: d.delay = fault.delay; break;
         case FaultKind::clock_skew: d.skew = fault.skew; break;
+        case FaultKind::update_time_skew: d.update_time_skew = fault.skew; break;
         case FaultKind::bad_signature: d.corrupt_signature = true; break;
         default: break;
       }
@@ -453,7 +455,7 @@ struct SandboxServer::Impl {
       auto& stored = settings[sub_merchant];
       stored.notify_url = body.value().notify_url;
       if (body.value().push_switch) stored.push_switch = *body.value().push_switch;
-      stored.update_time = beijing_rfc3339(now_sys + d.skew);
+      stored.update_time = beijing_rfc3339(now_sys + d.skew + d.update_time_skew);
       if (fault.kind == FaultKind::malformed_body) {
         // Cut mid-value: valid HTTP, signed correctly, not the documented JSON.
         d.body = R"({"update_time":")" + stored.update_time + R"(","notify_url":)";
