@@ -1,0 +1,335 @@
+// Least privilege (migrations/0004_roles.sql, docs/security.md): each group role can do its job
+// and nothing more, proven by connecting AS a login member of it, and by running the real
+// `callbackd` commands as the daemon's role. Audit retention: only old rows, in batches, only
+// through apply_audit_retention(), which only callbackd_retention may execute.
+//
+// Roles are cluster-wide and tests run in parallel on one cluster: every login role carries the
+// test database's (unique) name and is dropped when the test ends.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+#include "pg/test_database.h"
+#include "support/process.h"
+
+namespace fs = std::filesystem;
+using callbackd::test::run_process;
+using callbackd::test::TestDatabase;
+
+namespace {
+
+// A LOGIN role that is a member of `group`, for one test. The harness cluster trusts local
+// connections, so connecting as it needs no password.
+class LoginRole {
+ public:
+  LoginRole(const TestDatabase& db, const std::string& prefix, const std::string& group)
+      : admin_(db.conninfo()), name_(prefix + "_" + db.name()) {
+    pqxx::connection c(admin_);
+    pqxx::nontransaction tx(c);
+    tx.exec0("CREATE ROLE " + tx.quote_name(name_) + " LOGIN");
+    tx.exec0("GRANT " + tx.quote_name(group) + " TO " + tx.quote_name(name_));
+    conninfo_ = "host=" + db.host() + " user=" + name_ + " dbname=" + db.name();
+  }
+  ~LoginRole() {
+    try {
+      pqxx::connection c(admin_);
+      pqxx::nontransaction tx(c);
+      tx.exec0("DROP ROLE IF EXISTS " + tx.quote_name(name_));
+    } catch (...) {
+      // The harness removes the cluster afterwards; a leftover role is harmless there.
+    }
+  }
+  LoginRole(const LoginRole&) = delete;
+  LoginRole& operator=(const LoginRole&) = delete;
+
+  const std::string& name() const { return name_; }
+  const std::string& conninfo() const { return conninfo_; }
+
+ private:
+  std::string admin_;
+  std::string name_;
+  std::string conninfo_;
+};
+
+void exec(const std::string& conninfo, const std::string& sql) {
+  pqxx::connection c(conninfo);
+  pqxx::work tx(c);
+  tx.exec0(sql);
+  tx.commit();
+}
+
+long long count(const std::string& conninfo, const std::string& sql) {
+  pqxx::connection c(conninfo);
+  pqxx::read_transaction tx(c);
+  return tx.exec1(sql)[0].as<long long>();
+}
+
+const char* kTenant =
+    "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
+    "wechatpay_key_path) VALUES ('acme', '1900000001', '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', "
+    "'merchant.pem', 'PUB_KEY_ID_0114232134912410000000000000', 'wechatpay_pub.pem')";
+
+struct Collector : pqxx::notification_receiver {
+  Collector(pqxx::connection_base& c, const std::string& channel) : pqxx::notification_receiver(c, channel) {}
+  void operator()(const std::string& payload, int) override { payloads.push_back(payload); }
+  std::vector<std::string> payloads;
+};
+
+// Notices (RAISE NOTICE) of one connection, e.g. apply_audit_retention's batch count.
+struct Notices : pqxx::errorhandler {
+  explicit Notices(pqxx::connection_base& c) : pqxx::errorhandler(c) {}
+  bool operator()(const char msg[]) noexcept override {
+    messages.emplace_back(msg);
+    return true;
+  }
+  std::vector<std::string> messages;
+};
+
+const std::string kDenied = "permission denied for";
+
+// Statements the role must not be able to run; each is tried in its own transaction.
+void check_denied(const std::string& conninfo, const std::vector<std::string>& statements) {
+  for (const auto& sql : statements) {
+    INFO(sql);
+    CHECK_THROWS_WITH(exec(conninfo, sql), Catch::Contains(kDenied));
+  }
+}
+
+// A credentials directory with the test keys, private key 0600 (check-config refuses others).
+struct CredentialsDir {
+  fs::path dir;
+  CredentialsDir() {
+    char tmpl[] = "/tmp/callbackd-roles-creds.XXXXXX";
+    dir = mkdtemp(tmpl);
+    const fs::path keys = fs::path(CALLBACKD_TEST_DATA) / "keys";
+    fs::copy_file(keys / "go_test_private_key_pkcs1.pem", dir / "merchant.pem");
+    chmod((dir / "merchant.pem").c_str(), 0600);
+    fs::copy_file(keys / "second_public.pem", dir / "wechatpay_pub.pem");
+    chmod((dir / "wechatpay_pub.pem").c_str(), 0644);
+  }
+  ~CredentialsDir() { fs::remove_all(dir); }
+};
+
+}  // namespace
+
+TEST_CASE("roles: an operator writes desired state, which still queues work and notifies", "[pg][roles]") {
+  TestDatabase db;
+  LoginRole alice(db, "op", "callbackd_operator");
+
+  pqxx::connection listener(alice.conninfo());
+  Collector desired(listener, "callbackd_desired");
+
+  exec(alice.conninfo(), kTenant);
+  exec(alice.conninfo(), "UPDATE callbackd.tenants SET rate_per_minute = 600 WHERE tenant_id = 'acme'");
+  exec(alice.conninfo(),
+       "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url, switch) "
+       "VALUES ('1900000109', 'acme', 'https://example.com/cb', true)");
+  for (int i = 0; i < 50 && desired.payloads.empty(); ++i) listener.await_notification(0, 100'000);
+  REQUIRE(desired.payloads.size() == 1);
+  CHECK(desired.payloads[0] == "acme");
+
+  // The queue entry is written by the definer's-rights trigger, at the row's newest revision,
+  // and an operator's UPDATE moves it forward the same way.
+  const std::string queued_at_revision =
+      "SELECT count(*) FROM callbackd.pending_work w JOIN callbackd.desired_callbacks d USING (mchid) "
+      "WHERE w.revision = d.revision AND d.mchid = '1900000109'";
+  CHECK(count(alice.conninfo(), queued_at_revision) == 1);
+  const long long first = count(alice.conninfo(), "SELECT revision FROM callbackd.pending_work");
+  exec(alice.conninfo(), "UPDATE callbackd.desired_callbacks SET notify_url = 'https://example.com/new'");
+  CHECK(count(alice.conninfo(), "SELECT revision FROM callbackd.pending_work") > first);
+  CHECK(count(alice.conninfo(), queued_at_revision) == 1);
+
+  // Reads everything an operator looks at.
+  CHECK(count(alice.conninfo(), "SELECT count(*) FROM callbackd.sync_status WHERE state = 'pending'") == 1);
+  CHECK(count(alice.conninfo(), "SELECT count(*) FROM callbackd.audit_log") == 0);
+  CHECK(count(alice.conninfo(), "SELECT count(*) FROM callbackd.tenant_state") == 0);
+  CHECK(count(alice.conninfo(), "SELECT count(*) FROM callbackd.schema_migrations") >= 4);
+
+  // Writes nothing the daemon owns, and cannot forge or erase evidence.
+  check_denied(alice.conninfo(),
+               {"INSERT INTO callbackd.audit_log (tenant_id, outcome) VALUES ('acme', 'applied')",
+                "UPDATE callbackd.audit_log SET outcome = 'forged'", "DELETE FROM callbackd.audit_log",
+                "TRUNCATE callbackd.audit_log",
+                "INSERT INTO callbackd.sub_merchant_state (mchid, tenant_id, revision, state) "
+                "VALUES ('1900000109', 'acme', 999999, 'in_sync')",
+                "UPDATE callbackd.sub_merchant_state SET state = 'in_sync'",
+                "UPDATE callbackd.pending_work SET due_at = now() + interval '1 year'",
+                "DELETE FROM callbackd.pending_work",
+                "INSERT INTO callbackd.tenant_state (tenant_id, paused_reason) VALUES ('acme', 'x')",
+                "DELETE FROM callbackd.tenant_leases", "SELECT nextval('callbackd.desired_revision_seq')",
+                "SELECT callbackd.apply_audit_retention('30 days')"});
+
+  // Deleting the desired row removes its queue entry through the foreign key, which runs as the
+  // table owner: the operator needs no DELETE on pending_work for that.
+  exec(alice.conninfo(), "DELETE FROM callbackd.desired_callbacks WHERE mchid = '1900000109'");
+  CHECK(count(db.conninfo(), "SELECT count(*) FROM callbackd.pending_work") == 0);
+}
+
+TEST_CASE("roles: the daemon role runs check-config, plan, status and run --exit-when-idle", "[pg][roles]") {
+  TestDatabase db;
+  CredentialsDir creds;
+  LoginRole daemon(db, "daemon", "callbackd_daemon");
+  LoginRole alice(db, "op", "callbackd_operator");
+
+  exec(alice.conninfo(), kTenant);
+  // Invalid rows: the daemon must claim, judge, audit, record and settle them without any
+  // request, so this exercises every write of a run with no WeChat Pay endpoint at all.
+  exec(alice.conninfo(),
+       "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) VALUES "
+       "('not-digits', 'acme', 'https://example.com/cb'), ('1900000110', 'acme', 'http://plain.example.com/'), "
+       "('1900000111', 'acme', '')");
+
+  const std::string config = callbackd::test::write_config_for(
+      daemon.conninfo(), "credentials_dir: " + creds.dir.string() +
+                             "\nwechatpay:\n  base_url: https://127.0.0.1:9\n  backup_url: \"\"\n"
+                             "metrics:\n  listen: \"\"\n");
+
+  auto check = run_process({CALLBACKD_BINARY, "--config", config, "check-config"});
+  INFO(check.output);
+  CHECK(check.exit_status == 0);
+
+  auto plan = run_process({CALLBACKD_BINARY, "--config", config, "plan", "--detailed-exitcode"});
+  INFO(plan.output);
+  CHECK(plan.exit_status == 0);  // rows that would only be marked invalid are nothing to send
+  CHECK(plan.output.find("3 to mark invalid") != std::string::npos);
+
+  auto run = run_process({CALLBACKD_BINARY, "--config", config, "run", "--exit-when-idle"});
+  INFO(run.output);
+  REQUIRE(run.exit_status == 0);
+  CHECK(run.output.find("permission denied") == std::string::npos);
+
+  CHECK(count(db.conninfo(), "SELECT count(*) FROM callbackd.sync_status WHERE state = 'invalid'") == 3);
+  CHECK(count(db.conninfo(), "SELECT count(*) FROM callbackd.pending_work") == 0);
+  // The audit rows were written by the daemon's login role, and it heartbeated as an instance.
+  {
+    pqxx::connection c(db.conninfo());
+    pqxx::read_transaction tx(c);
+    CHECK(tx.exec_params1("SELECT count(*) FROM callbackd.audit_log WHERE db_user = $1", daemon.name())[0].as<int>() == 3);
+    CHECK(tx.exec1("SELECT count(*) FROM callbackd.instances")[0].as<int>() >= 1);
+  }
+
+  auto status = run_process({CALLBACKD_BINARY, "--config", config, "status"});
+  INFO(status.output);
+  CHECK(status.exit_status == 0);
+  CHECK(status.output.find("acme") != std::string::npos);
+
+  auto idle_plan = run_process({CALLBACKD_BINARY, "--config", config, "plan"});
+  INFO(idle_plan.output);
+  CHECK(idle_plan.exit_status == 0);
+  CHECK(idle_plan.output.find("0 to mark invalid") != std::string::npos);
+}
+
+TEST_CASE("roles: the daemon role cannot rewrite history or desired state", "[pg][roles]") {
+  TestDatabase db;
+  LoginRole daemon(db, "daemon", "callbackd_daemon");
+  exec(db.conninfo(), kTenant);
+
+  // What it needs it has: append and read the audit log.
+  exec(daemon.conninfo(), "INSERT INTO callbackd.audit_log (tenant_id, outcome) VALUES ('acme', 'applied')");
+  CHECK(count(daemon.conninfo(), "SELECT count(*) FROM callbackd.audit_log") == 1);
+
+  check_denied(daemon.conninfo(),
+               {"UPDATE callbackd.audit_log SET outcome = 'forged'", "DELETE FROM callbackd.audit_log",
+                "DELETE FROM callbackd.audit_log WHERE false", "TRUNCATE callbackd.audit_log",
+                "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) "
+                "VALUES ('1900000109', 'acme', 'https://evil.example.com/')",
+                "UPDATE callbackd.tenants SET private_key_path = '/etc/shadow'",
+                "INSERT INTO callbackd.tenant_wechatpay_keys (tenant_id, key_id, key_path) VALUES ('acme', 'k', 'k.pem')",
+                "DELETE FROM callbackd.schema_migrations",
+                "SELECT callbackd.apply_audit_retention('30 days')",
+                // Setting the retention flag by hand gets it nowhere: it lacks the privilege.
+                "SET callbackd.audit_retention = 'on'; DELETE FROM callbackd.audit_log"});
+  CHECK(count(db.conninfo(), "SELECT count(*) FROM callbackd.audit_log") == 1);
+}
+
+TEST_CASE("roles: audit retention deletes only rows older than keep, in batches, without blocking writers",
+          "[pg][roles][retention]") {
+  TestDatabase db;
+  LoginRole keeper(db, "ret", "callbackd_retention");
+  LoginRole daemon(db, "daemon", "callbackd_daemon");
+  LoginRole alice(db, "op", "callbackd_operator");
+
+  // As written by the schema owner: a young row first (ids do not strictly follow time), 25
+  // rows of 40 days ago, one "from the future", 5 young rows.
+  exec(db.conninfo(),
+       "INSERT INTO callbackd.audit_log (tenant_id, outcome) VALUES ('acme', 'young');"
+       "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) "
+       "  SELECT 'acme', 'old', now() - interval '40 days' FROM generate_series(1, 25);"
+       "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) VALUES ('acme', 'young', now() + interval '1 day');"
+       "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) "
+       "  SELECT 'acme', 'young', now() - interval '29 days' FROM generate_series(1, 5)");
+
+  SECTION("a keep shorter than the floor is refused and deletes nothing") {
+    for (std::string keep : {"6 days 23:59", "1 day", "0", "-1 year"}) {
+      INFO(keep);
+      CHECK_THROWS_WITH(exec(keeper.conninfo(), "SELECT callbackd.apply_audit_retention('" + keep + "')"),
+                        Catch::Contains("keep must be at least 7 days"));
+    }
+    CHECK_THROWS_WITH(exec(keeper.conninfo(), "SELECT callbackd.apply_audit_retention('30 days', 0)"),
+                      Catch::Contains("batch_size must be between 1 and 1000000"));
+    CHECK(count(db.conninfo(), "SELECT count(*) FROM callbackd.audit_log") == 32);
+  }
+
+  SECTION("only the retention role may run it; nobody may delete directly") {
+    for (const auto* role : {&daemon, &alice}) {
+      INFO(role->name());
+      CHECK_THROWS_WITH(exec(role->conninfo(), "SELECT callbackd.apply_audit_retention('30 days')"),
+                        Catch::Contains("permission denied for function apply_audit_retention"));
+    }
+    // The retention role's only way in is the function.
+    check_denied(keeper.conninfo(), {"DELETE FROM callbackd.audit_log", "SELECT count(*) FROM callbackd.audit_log",
+                                     "SELECT count(*) FROM callbackd.tenants"});
+    // Even the owner cannot delete outside the function: the trigger refuses.
+    CHECK_THROWS_WITH(exec(db.conninfo(), "DELETE FROM callbackd.audit_log WHERE outcome = 'old'"),
+                      Catch::Contains("append-only"));
+    CHECK(count(db.conninfo(), "SELECT count(*) FROM callbackd.audit_log") == 32);
+  }
+
+  SECTION("old rows go in batches, young ones stay, and the deletion is itself audited") {
+    pqxx::connection c(keeper.conninfo());
+    Notices notices(c);
+    pqxx::work tx(c);
+    const long long deleted = tx.exec1("SELECT callbackd.apply_audit_retention('30 days', 10)")[0].as<long long>();
+    CHECK(deleted == 25);
+
+    // The deleting transaction is still open: the daemon appends meanwhile without waiting
+    // (a lock wait would hit the timeout and throw).
+    {
+      pqxx::connection d(daemon.conninfo());
+      pqxx::work w(d);
+      w.exec0("SET LOCAL lock_timeout = '2s'");
+      w.exec0("INSERT INTO callbackd.audit_log (tenant_id, outcome) VALUES ('acme', 'during')");
+      w.commit();
+    }
+    tx.commit();
+
+    bool three_batches = false;
+    for (const auto& m : notices.messages)
+      if (m.find("deleted 25 rows") != std::string::npos && m.find("in 3 batches") != std::string::npos)
+        three_batches = true;
+    INFO((notices.messages.empty() ? std::string("no notice") : notices.messages.back()));
+    CHECK(three_batches);
+
+    pqxx::connection admin(db.conninfo());
+    pqxx::read_transaction r(admin);
+    CHECK(r.exec1("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'old'")[0].as<int>() == 0);
+    CHECK(r.exec1("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'young'")[0].as<int>() == 7);
+    CHECK(r.exec1("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'during'")[0].as<int>() == 1);
+    auto audited = r.exec_params1(
+        "SELECT count(*), min(error_message) FROM callbackd.audit_log WHERE outcome = 'retention' AND db_user = $1",
+        keeper.name());
+    CHECK(audited[0].as<int>() == 1);
+    CHECK(audited[1].as<std::string>().find("deleted 25 audit rows") != std::string::npos);
+    r.abort();
+
+    // Nothing is old any more: a second run deletes nothing.
+    pqxx::work again(c);
+    CHECK(again.exec1("SELECT callbackd.apply_audit_retention('30 days', 10)")[0].as<long long>() == 0);
+    again.commit();
+  }
+}
