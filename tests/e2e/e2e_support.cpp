@@ -144,13 +144,13 @@ std::vector<nlohmann::json> Environment::sandbox_requests() {
   return out;
 }
 
-std::string Environment::write_daemon_config(const std::string& extra_yaml) {
+std::string Environment::write_daemon_config(const std::string& extra_yaml, const DaemonConfigOptions& options) {
   std::ostringstream y;
   y << "database:\n  url: \"" << db_.conninfo() << "\"\n"
     << "wechatpay:\n  base_url: https://127.0.0.1:" << sandbox_port_ << "\n  backup_url: \"\"\n"
     << "  ca_file: " << keys_ << "/ca.pem\n  request_timeout: 5s\n"
-    << "credentials_dir: " << keys_ << "\n"
-    << "metrics:\n  listen: \"\"\n"
+    << (options.credentials_dir ? "credentials_dir: " + keys_ + "\n" : "")
+    << "metrics:\n  listen: \"" << options.metrics_listen << "\"\n"
     << extra_yaml;
   const std::string path = work_ + "/callbackd.yaml";
   std::ofstream(path) << y.str();

@@ -30,6 +30,12 @@ struct TenantSpec {
   std::optional<std::string> private_key_path;  // default: the fixture's key of `mchid`
 };
 
+// How write_daemon_config writes the parts tests vary.
+struct DaemonConfigOptions {
+  bool credentials_dir = true;  // false: leave it out, so that $CREDENTIALS_DIRECTORY is used
+  std::string metrics_listen;   // metrics.listen; "" = off
+};
+
 class Environment {
  public:
   Environment();
@@ -56,7 +62,8 @@ class Environment {
   std::vector<nlohmann::json> sandbox_requests();
 
   // The callbackd config for this environment (database, sandbox, credentials).
-  std::string write_daemon_config(const std::string& extra_yaml = "");
+  std::string write_daemon_config(const std::string& extra_yaml = "", const DaemonConfigOptions& options = {});
+  const std::string& work_dir() const { return work_; }
   // `callbackd --config CONFIG run --exit-when-idle`, killed (and the test failed) after `limit`.
   callbackd::test::Finished run_until_idle(std::chrono::seconds limit = std::chrono::seconds{90},
                                            const std::string& extra_yaml = "");
