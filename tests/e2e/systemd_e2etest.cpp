@@ -185,7 +185,8 @@ TEST_CASE("under systemd: notify in order, watchdog, credentials, metrics and he
   CHECK(metrics.second.find("callbackd_build_info{version=\"") != std::string::npos);
   const auto parsed = callbackd::test::run_process(
       {CALLBACKD_PYTHON3, CALLBACKD_SOURCE_DIR "/tests/e2e/check-metrics",
-       "http://127.0.0.1:" + std::to_string(port) + "/metrics",
+       "http://127.0.0.1:" + std::to_string(port) + "/metrics", "--dashboard",
+       CALLBACKD_SOURCE_DIR "/docs/grafana/callbackd.json",
        "callbackd_requests_total:tenant=acme,outcome=applied:50",
        "callbackd_request_duration_seconds_count:tenant=acme:50", "callbackd_tenants::1",
        "callbackd_ready::1", "callbackd_tenant_rate_per_minute:tenant=acme:1"});

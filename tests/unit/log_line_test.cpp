@@ -133,7 +133,7 @@ TEST_CASE("the logging path writes no secret from a logged request", "[logging]"
         std::string::npos);
 }
 
-TEST_CASE("the logging path drops repeats of one error and writes a summary", "[logging]") {
+TEST_CASE("the logging path drops repeats of one error beyond ten a minute", "[logging]") {
   std::vector<std::string> lines;
   callbackd::LogConfig config;
   auto logger = callbackd::app::make_line_logger(config, false, [&](const std::string& l) { lines.push_back(l); });

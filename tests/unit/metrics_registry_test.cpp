@@ -51,7 +51,7 @@ TEST_CASE("counters, gauges and histograms render with HELP, TYPE and labels", "
         "x_seconds_count{tenant=\"a\"} 3\n");
 }
 
-TEST_CASE("clear drops a gauge's series; set_total mirrors a counter kept elsewhere", "[metrics]") {
+TEST_CASE("clear drops a gauge series and set_total mirrors a counter kept elsewhere", "[metrics]") {
   Registry r;
   r.declare("g", Type::gauge, "G.");
   r.declare("c_total", Type::counter, "C.");
