@@ -86,8 +86,8 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
-// GET over plain HTTP/1.0: (status, body); status 0 when nothing answered.
-std::pair<int, std::string> http_get(int port, const std::string& target) {
+// One request over plain HTTP/1.0: (status, body); status 0 when nothing answered.
+std::pair<int, std::string> http_raw(int port, const std::string& req) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -99,7 +99,6 @@ std::pair<int, std::string> http_get(int port, const std::string& target) {
     close(fd);
     return {0, ""};
   }
-  const std::string req = "GET " + target + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
   if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
     close(fd);
     return {0, ""};
@@ -115,6 +114,10 @@ std::pair<int, std::string> http_get(int port, const std::string& target) {
   if (response.rfind("HTTP/1.", 0) != 0 || response.size() < 12) return {0, response};
   const auto body = response.find("\r\n\r\n");
   return {std::stoi(response.substr(9, 3)), body == std::string::npos ? "" : response.substr(body + 4)};
+}
+
+std::pair<int, std::string> http_get(int port, const std::string& target) {
+  return http_raw(port, "GET " + target + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
 }
 
 void copy_private(const std::string& from, const std::string& to) {
@@ -180,6 +183,9 @@ TEST_CASE("under systemd: notify in order, watchdog, credentials, metrics and he
     std::this_thread::sleep_for(std::chrono::milliseconds{100});
   CHECK(ready_status == 200);
   CHECK(http_get(port, "/nothing").first == 404);
+  // Bounded requests: oversized headers are refused, only GET is served.
+  CHECK(http_raw(port, "GET /metrics HTTP/1.0\r\nX-Big: " + std::string(20'000, 'a') + "\r\n\r\n").first == 413);
+  CHECK(http_raw(port, "POST /metrics HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi").first == 405);
   const auto metrics = http_get(port, "/metrics");
   CHECK(metrics.first == 200);
   CHECK(metrics.second.find("callbackd_build_info{version=\"") != std::string::npos);
