@@ -110,10 +110,13 @@ GRANT USAGE ON SEQUENCE callbackd.claim_token_seq, callbackd.tenant_lease_seq TO
 -- comes from inside the function, so a mistaken `DELETE FROM callbackd.audit_log` by the
 -- owner still fails loudly.
 --
--- The flag is a custom setting that the function sets with its own SET clause: PostgreSQL
--- sets it on entry and restores it on exit (also on error), so it is never left on for the
--- rest of the caller's transaction. Anyone can set a custom setting, hence the second
--- condition: the DELETE must run as the function's owner, i.e. inside the function.
+-- The flag is a transaction-local custom setting that the function turns on around its
+-- DELETEs and off again before it returns; on an error it is rolled back with the (sub)
+-- transaction, so it is never left on for the rest of the caller's transaction. (Not a SET
+-- clause on the function: since PostgreSQL 15 only a superuser may attach an unregistered
+-- custom setting to a function, and the schema owner is not one.) Anyone can set a custom
+-- setting, hence the second condition: the DELETE must run as the function's owner, which
+-- outside the function only the owner itself does.
 
 -- Below this the function refuses: a typo such as '7' (seconds) or '1 day' must not wipe the
 -- evidence an auditor asks for next week.
@@ -122,7 +125,6 @@ RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-SET callbackd.audit_retention = 'on'
 AS $$
 DECLARE
   -- now(): one cutoff for the whole call, however long it takes.
@@ -145,6 +147,7 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   cutoff := now() - keep;
+  PERFORM set_config('callbackd.audit_retention', 'on', true);
 
   -- Walk the primary key in id ranges of batch_size rows: each DELETE touches one short index
   -- range (never rescans rows deleted by an earlier batch of this call) and takes only
@@ -168,6 +171,7 @@ BEGIN
     EXIT WHEN deleted = 0;
     last_id := range_end;
   END LOOP;
+  PERFORM set_config('callbackd.audit_retention', 'off', true);
 
   -- Removing evidence is itself evidence: who (the login role), when, up to which time.
   INSERT INTO callbackd.audit_log (tenant_id, mchid, outcome, error_message, db_user)

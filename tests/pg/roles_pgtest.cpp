@@ -323,6 +323,9 @@ TEST_CASE("roles: audit retention deletes only rows older than keep, in batches,
     pqxx::work tx(c);
     const long long deleted = tx.exec1("SELECT callbackd.apply_audit_retention('30 days', 10)")[0].as<long long>();
     CHECK(deleted == 25);
+    // The flag that lets the function's DELETEs past the trigger is off again for the rest of
+    // the caller's transaction.
+    CHECK(tx.exec1("SELECT current_setting('callbackd.audit_retention', true)")[0].as<std::string>() == "off");
 
     // The deleting transaction is still open: the daemon appends meanwhile without waiting
     // (a lock wait would hit the timeout and throw).
@@ -359,4 +362,69 @@ TEST_CASE("roles: audit retention deletes only rows older than keep, in batches,
     CHECK(again.exec1("SELECT callbackd.apply_audit_retention('30 days', 10)")[0].as<long long>() == 0);
     again.commit();
   }
+}
+
+// Production runs `migrate` as a dedicated, non-superuser schema owner; everything above runs on
+// the harness's template, migrated by the superuser. Here the definer's-rights triggers and the
+// retention function belong to an ordinary role, which must still be enough for each group's job.
+TEST_CASE("roles: migrated by a non-superuser schema owner, every group role still works", "[pg][roles]") {
+  TestDatabase db{TestDatabase::Schema::empty};
+  const std::string owner = "owner_" + db.name();
+  {
+    pqxx::connection c(db.conninfo());
+    pqxx::nontransaction tx(c);
+    // No CREATEROLE: the group roles already exist in this cluster (the template made them),
+    // which is the case of a second database on a shared cluster.
+    tx.exec0("CREATE ROLE " + tx.quote_name(owner) + " LOGIN");
+    tx.exec0("ALTER DATABASE " + tx.quote_name(db.name()) + " OWNER TO " + tx.quote_name(owner));
+  }
+  // The owner role owns the database and every object in it: hand them back before dropping it.
+  struct DropOwner {
+    const TestDatabase& db;
+    std::string owner;
+    ~DropOwner() {
+      try {
+        pqxx::connection c(db.conninfo());
+        pqxx::nontransaction tx(c);
+        tx.exec0("REASSIGN OWNED BY " + tx.quote_name(owner) + " TO postgres");
+        tx.exec0("DROP OWNED BY " + tx.quote_name(owner));
+        tx.exec0("DROP ROLE " + tx.quote_name(owner));
+      } catch (...) {
+      }
+    }
+  } drop_owner{db, owner};
+  const std::string owner_conninfo = "host=" + db.host() + " user=" + owner + " dbname=" + db.name();
+
+  auto migrate = run_process(
+      {CALLBACKD_BINARY, "--config", callbackd::test::write_config_for(owner_conninfo), "migrate"});
+  INFO(migrate.output);
+  REQUIRE(migrate.exit_status == 0);
+  CHECK(count(db.conninfo(),
+              "SELECT count(*) FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner "
+              "WHERE p.proname IN ('desired_callbacks_enqueue', 'apply_audit_retention') AND NOT r.rolsuper") == 2);
+
+  LoginRole alice(db, "op", "callbackd_operator");
+  LoginRole daemon(db, "daemon", "callbackd_daemon");
+  LoginRole keeper(db, "ret", "callbackd_retention");
+
+  exec(alice.conninfo(), kTenant);
+  exec(alice.conninfo(),
+       "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) VALUES ('1900000109', 'acme', 'https://example.com/cb')");
+  CHECK(count(alice.conninfo(), "SELECT count(*) FROM callbackd.pending_work") == 1);
+
+  auto plan = run_process({CALLBACKD_BINARY, "--config", callbackd::test::write_config_for(daemon.conninfo()), "plan",
+                           "--detailed-exitcode"});
+  INFO(plan.output);
+  CHECK(plan.exit_status == 2);  // one row to send
+
+  exec(owner_conninfo,
+       "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) VALUES ('acme', 'old', now() - interval '1 year')");
+  CHECK_THROWS_WITH(exec(owner_conninfo, "DELETE FROM callbackd.audit_log"), Catch::Contains("append-only"));
+  {
+    pqxx::connection c(keeper.conninfo());
+    pqxx::work tx(c);
+    CHECK(tx.exec1("SELECT callbackd.apply_audit_retention('30 days')")[0].as<long long>() == 1);
+    tx.commit();
+  }
+  CHECK(count(db.conninfo(), "SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'old'") == 0);
 }
