@@ -1,5 +1,6 @@
 #include "app/operations.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
@@ -105,7 +106,9 @@ void Operations::stop() {
 // stop and systemd restarts the daemon.
 void Operations::watchdog_tick() {
   sd_notify("WATCHDOG=1");
-  watchdog_timer_.expires_after(*watchdog_ / 2);
+  // Half the interval, as sd_watchdog_enabled(3) advises; a floor keeps a nonsense value
+  // (WATCHDOG_USEC=1) from spinning the loop.
+  watchdog_timer_.expires_after(std::max<std::chrono::microseconds>(*watchdog_ / 2, milliseconds{20}));
   std::weak_ptr<bool> alive = alive_;
   watchdog_timer_.async_wait([this, alive](const boost::system::error_code& ec) {
     if (ec || alive.expired() || !*alive.lock()) return;
