@@ -17,10 +17,10 @@ using namespace e2e;
 
 namespace {
 
-// Starts an instance that exits once nothing is left to do.
-callbackd::test::Child start_instance(Environment& env) {
-  return callbackd::test::spawn_process(
-      {CALLBACKD_BINARY, "--config", env.write_daemon_config(), "run", "--exit-when-idle"});
+// Starts an instance that exits once nothing is left to do. The config is written once,
+// before any instance starts: rewriting it while another instance reads it would race.
+callbackd::test::Child start_instance(const std::string& config) {
+  return callbackd::test::spawn_process({CALLBACKD_BINARY, "--config", config, "run", "--exit-when-idle"});
 }
 
 // Waits for an instance, killing it after `limit`; returns its exit status (-1: timed out).
@@ -67,8 +67,9 @@ TEST_CASE("3 instances share 3 tenants: spread, no overlap, every window within 
     env.add_rows(t.tenant_id, i, 300);
   }
   env.start_sandbox("  set_per_minute: 1200\n");
+  const std::string config = env.write_daemon_config();
   std::vector<callbackd::test::Child> instances;
-  for (int i = 0; i < 3; ++i) instances.push_back(start_instance(env));
+  for (int i = 0; i < 3; ++i) instances.push_back(start_instance(config));
   for (auto& child : instances) {
     const int status = finish(child, std::chrono::seconds{150});
     INFO(callbackd::test::read_file(child.output_path));
@@ -89,8 +90,9 @@ TEST_CASE("an instance killed midway: its tenants are taken over, limits still h
     env.add_rows(t.tenant_id, i, 400);
   }
   env.start_sandbox("  set_per_minute: 1200\n");
+  const std::string config = env.write_daemon_config();
   std::vector<callbackd::test::Child> instances;
-  for (int i = 0; i < 3; ++i) instances.push_back(start_instance(env));
+  for (int i = 0; i < 3; ++i) instances.push_back(start_instance(config));
   // Kill the instance that holds a tenant lease, once sending is well under way.
   std::string victim_instance;
   for (int i = 0; i < 300 && victim_instance.empty(); ++i) {
