@@ -146,7 +146,7 @@ std::vector<nlohmann::json> Environment::sandbox_requests() {
 
 std::string Environment::write_daemon_config(const std::string& extra_yaml, const DaemonConfigOptions& options) {
   std::ostringstream y;
-  y << "database:\n  url: \"" << db_.conninfo() << "\"\n"
+  y << "database:\n  url: \"" << (options.database_url.empty() ? db_.conninfo() : options.database_url) << "\"\n"
     << "wechatpay:\n  base_url: https://127.0.0.1:" << sandbox_port_ << "\n  backup_url: \"\"\n"
     << "  ca_file: " << keys_ << "/ca.pem\n  request_timeout: 5s\n"
     << (options.credentials_dir ? "credentials_dir: " + keys_ + "\n" : "")
@@ -157,25 +157,10 @@ std::string Environment::write_daemon_config(const std::string& extra_yaml, cons
   return path;
 }
 
-callbackd::test::Finished Environment::run_until_idle(std::chrono::seconds limit, const std::string& extra_yaml) {
-  const std::string config = write_daemon_config(extra_yaml);
-  callbackd::test::Child child = callbackd::test::spawn_process({CALLBACKD_BINARY, "--config", config, "run", "--exit-when-idle"});
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  int status = 0;
-  pid_t done = 0;
-  while ((done = waitpid(child.pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds{50});
-  callbackd::test::Finished f;
-  if (done == 0) {
-    kill(child.pid, SIGKILL);
-    waitpid(child.pid, &status, 0);
-    f.exit_status = -1;  // timed out
-  } else {
-    f.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  f.output = read_file(child.output_path);
-  unlink(child.output_path.c_str());
-  return f;
+callbackd::test::Finished Environment::run_until_idle(std::chrono::seconds limit, const std::string& extra_yaml,
+                                                      const DaemonConfigOptions& options) {
+  const std::string config = write_daemon_config(extra_yaml, options);
+  return callbackd::test::run_process_for({CALLBACKD_BINARY, "--config", config, "run", "--exit-when-idle"}, limit);
 }
 
 }  // namespace e2e

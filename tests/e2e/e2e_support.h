@@ -34,6 +34,7 @@ struct TenantSpec {
 struct DaemonConfigOptions {
   bool credentials_dir = true;  // false: leave it out, so that $CREDENTIALS_DIRECTORY is used
   std::string metrics_listen;   // metrics.listen; "" = off
+  std::string database_url;     // "" = the test database as the superuser
 };
 
 class Environment {
@@ -66,7 +67,7 @@ class Environment {
   const std::string& work_dir() const { return work_; }
   // `callbackd --config CONFIG run --exit-when-idle`, killed (and the test failed) after `limit`.
   callbackd::test::Finished run_until_idle(std::chrono::seconds limit = std::chrono::seconds{90},
-                                           const std::string& extra_yaml = "");
+                                           const std::string& extra_yaml = "", const DaemonConfigOptions& options = {});
 
  private:
   callbackd::test::TestDatabase db_;

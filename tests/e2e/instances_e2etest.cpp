@@ -23,20 +23,6 @@ callbackd::test::Child start_instance(const std::string& config) {
   return callbackd::test::spawn_process({CALLBACKD_BINARY, "--config", config, "run", "--exit-when-idle"});
 }
 
-// Waits for an instance, killing it after `limit`; returns its exit status (-1: timed out).
-int finish(callbackd::test::Child& child, std::chrono::seconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  int status = 0;
-  pid_t done = 0;
-  while ((done = waitpid(child.pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds{100});
-  if (done == 0) {
-    kill(child.pid, SIGKILL);
-    waitpid(child.pid, &status, 0);
-    return -1;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 void check_converged_within_limits(Environment& env, int tenants, int rows, int rate_per_minute) {
   CHECK(env.states() == std::map<std::string, long long>{{"in_sync", tenants * rows}});
@@ -71,7 +57,7 @@ TEST_CASE("3 instances share 3 tenants: spread, no overlap, every window within 
   std::vector<callbackd::test::Child> instances;
   for (int i = 0; i < 3; ++i) instances.push_back(start_instance(config));
   for (auto& child : instances) {
-    const int status = finish(child, std::chrono::seconds{150});
+    const int status = callbackd::test::wait_exit_status_for(child, std::chrono::seconds{150});
     INFO(callbackd::test::read_file(child.output_path));
     CHECK(status == 0);
   }
@@ -109,13 +95,13 @@ TEST_CASE("an instance killed midway: its tenants are taken over, limits still h
   for (auto& child : instances)
     if (child.pid == victim_pid) {
       kill(child.pid, SIGKILL);
-      CHECK(finish(child, std::chrono::seconds{10}) == 128 + SIGKILL);
+      CHECK(callbackd::test::wait_exit_status_for(child, std::chrono::seconds{10}) == 128 + SIGKILL);
       killed = true;
     }
   REQUIRE(killed);
   for (auto& child : instances) {
     if (child.pid == victim_pid) continue;
-    const int status = finish(child, std::chrono::seconds{180});
+    const int status = callbackd::test::wait_exit_status_for(child, std::chrono::seconds{180});
     INFO(callbackd::test::read_file(child.output_path));
     CHECK(status == 0);
   }

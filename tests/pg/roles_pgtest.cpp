@@ -24,42 +24,10 @@
 
 namespace fs = std::filesystem;
 using callbackd::test::run_process;
+using callbackd::test::LoginRole;
 using callbackd::test::TestDatabase;
 
 namespace {
-
-// A LOGIN role that is a member of `group`, for one test. The harness cluster trusts local
-// connections, so connecting as it needs no password.
-class LoginRole {
- public:
-  LoginRole(const TestDatabase& db, const std::string& prefix, const std::string& group)
-      : admin_(db.conninfo()), name_(prefix + "_" + db.name()) {
-    pqxx::connection c(admin_);
-    pqxx::nontransaction tx(c);
-    tx.exec0("CREATE ROLE " + tx.quote_name(name_) + " LOGIN");
-    tx.exec0("GRANT " + tx.quote_name(group) + " TO " + tx.quote_name(name_));
-    conninfo_ = "host=" + db.host() + " user=" + name_ + " dbname=" + db.name();
-  }
-  ~LoginRole() {
-    try {
-      pqxx::connection c(admin_);
-      pqxx::nontransaction tx(c);
-      tx.exec0("DROP ROLE IF EXISTS " + tx.quote_name(name_));
-    } catch (...) {
-      // The harness removes the cluster afterwards; a leftover role is harmless there.
-    }
-  }
-  LoginRole(const LoginRole&) = delete;
-  LoginRole& operator=(const LoginRole&) = delete;
-
-  const std::string& name() const { return name_; }
-  const std::string& conninfo() const { return conninfo_; }
-
- private:
-  std::string admin_;
-  std::string name_;
-  std::string conninfo_;
-};
 
 void exec(const std::string& conninfo, const std::string& sql) {
   pqxx::connection c(conninfo);

@@ -55,6 +55,25 @@ TestDatabase::~TestDatabase() {
   }
 }
 
+LoginRole::LoginRole(const TestDatabase& db, const std::string& prefix, const std::string& group)
+    : admin_(db.conninfo()), name_(prefix + "_" + db.name()) {
+  pqxx::connection c(admin_);
+  pqxx::nontransaction tx(c);
+  tx.exec0("CREATE ROLE " + tx.quote_name(name_) + " LOGIN");
+  tx.exec0("GRANT " + tx.quote_name(group) + " TO " + tx.quote_name(name_));
+  conninfo_ = "host=" + db.host() + " user=" + name_ + " dbname=" + db.name();
+}
+
+LoginRole::~LoginRole() {
+  try {
+    pqxx::connection c(admin_);
+    pqxx::nontransaction tx(c);
+    tx.exec0("DROP ROLE IF EXISTS " + tx.quote_name(name_));
+  } catch (...) {
+    // The harness removes the cluster afterwards; a leftover role is harmless there.
+  }
+}
+
 std::string write_config_for(const std::string& conninfo, const std::string& extra_yaml) {
   char path[] = "/tmp/callbackd-test-config.XXXXXX";
   int fd = mkstemp(path);

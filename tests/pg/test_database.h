@@ -27,6 +27,27 @@ class TestDatabase {
   std::string conninfo_;
 };
 
+// A LOGIN role that is a member of `group` (a role of migrations/0004_roles.sql), for one
+// test. Roles are cluster-wide and tests run in parallel, so the name carries the test
+// database's unique name; it is dropped again at the end. The harness cluster trusts local
+// connections, so connecting as it needs no password.
+class LoginRole {
+ public:
+  LoginRole(const TestDatabase& db, const std::string& prefix, const std::string& group);
+  ~LoginRole();
+  LoginRole(const LoginRole&) = delete;
+  LoginRole& operator=(const LoginRole&) = delete;
+
+  const std::string& name() const { return name_; }
+  // libpq conninfo of the test's database, logged in as this role.
+  const std::string& conninfo() const { return conninfo_; }
+
+ private:
+  std::string admin_;
+  std::string name_;
+  std::string conninfo_;
+};
+
 // Writes a minimal YAML config pointing at `conninfo` into a temp file and returns its path.
 std::string write_config_for(const std::string& conninfo, const std::string& extra_yaml = "");
 

@@ -1,6 +1,7 @@
 #include "support/process.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 extern char** environ;
 
@@ -58,11 +60,35 @@ int wait_exit_status(const Child& child) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+int wait_exit_status_for(const Child& child, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  pid_t done = 0;
+  while ((done = waitpid(child.pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  if (done == 0) {
+    kill(child.pid, SIGKILL);
+    waitpid(child.pid, &status, 0);
+    return -1;
+  }
+  if (done != child.pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+Finished run_process_for(const std::vector<std::string>& args, std::chrono::milliseconds limit) {
+  Child child = spawn_process(args);
+  Finished f;
+  f.exit_status = wait_exit_status_for(child, limit);
+  f.output = read_file(child.output_path);
+  unlink(child.output_path.c_str());
+  return f;
 }
 
 Finished run_process(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {

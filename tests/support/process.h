@@ -1,6 +1,7 @@
 // Running the real binaries (callbackd, callbackd-sandbox) from tests, as an operator would.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <string>
 #include <sys/types.h>
@@ -24,8 +25,14 @@ struct Finished {
   std::string output;
 };
 
+// Waits at most `limit`; a child still running then is killed with SIGKILL and -1 returned
+// (the caller's test fails on it), so a hung daemon never hangs the suite.
+int wait_exit_status_for(const Child& child, std::chrono::milliseconds limit);
+
 // spawn_process + wait_exit_status + the output.
 Finished run_process(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {});
+// The same with a deadline (wait_exit_status_for).
+Finished run_process_for(const std::vector<std::string>& args, std::chrono::milliseconds limit);
 
 std::string read_file(const std::string& path);
 
