@@ -56,19 +56,6 @@ std::string join_problems(const std::vector<Problem>& problems) {
   return s;
 }
 
-// The audit row's common part: which row, which revision and values, under which claim.
-pg::AttemptRecord record_for(const pg::WorkItem& item, wechatpay::OutcomeKind outcome) {
-  pg::AttemptRecord rec;
-  rec.tenant_id = item.tenant_id;
-  rec.mchid = item.mchid;
-  rec.revision = item.desired.revision;
-  rec.claim_token = item.claim_token;
-  rec.notify_url = item.notify_url;
-  rec.push_switch = item.desired.push_switch;
-  rec.outcome = std::string(wechatpay::outcome_name(outcome));
-  rec.attempt = item.attempts + 1;
-  return rec;
-}
 
 int to_ms(Clock::duration d) { return static_cast<int>(std::chrono::duration_cast<milliseconds>(d).count()); }
 
@@ -469,7 +456,7 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
       continue;
     }
     if (verdict.action == reconcile::WorkAction::mark_invalid) {
-      pg::AttemptRecord rec = record_for(item, wechatpay::OutcomeKind::invalid);
+      pg::AttemptRecord rec = pg::attempt_record_for(item, wechatpay::outcome_name(wechatpay::OutcomeKind::invalid));
       rec.error_code = "INVALID_DESIRED_ROW";
       rec.error_message = verdict.invalid->message;
       rec.decision = reconcile::decide_after_attempt({wechatpay::OutcomeKind::invalid, std::nullopt, item.attempts},
@@ -573,7 +560,7 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
   ++stats_.outcomes[outcome_name];
   if (options_.on_attempt) options_.on_attempt({tenant_id, outcome_name, outcome.error_code, latency_ms});
 
-  pg::AttemptRecord rec = record_for(item, outcome.kind);
+  pg::AttemptRecord rec = pg::attempt_record_for(item, outcome_name);
   rec.http_status = outcome.http_status;
   rec.error_code = outcome.error_code;
   rec.error_message = outcome.error_message;

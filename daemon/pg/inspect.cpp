@@ -44,14 +44,6 @@ GROUP BY tenant_id, state, last_error_code
 ORDER BY tenant_id, n DESC, last_error_code
 )SQL";
 
-constexpr const char* kQueueAges = R"SQL(
-SELECT w.tenant_id, count(*) AS queued,
-       floor(extract(epoch FROM now() - min(d.updated_at) FILTER (WHERE NOT w.resync)) * 1000)::bigint AS oldest_ms
-FROM callbackd.pending_work w
-JOIN callbackd.desired_callbacks d ON d.mchid = w.mchid
-GROUP BY w.tenant_id
-)SQL";
-
 using Snapshot = pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only>;
 
 std::string trimmed(std::string s) {

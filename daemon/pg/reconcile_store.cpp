@@ -390,6 +390,19 @@ struct ReconcileStore::Impl {
   }
 };
 
+AttemptRecord attempt_record_for(const WorkItem& item, std::string_view outcome) {
+  AttemptRecord rec;
+  rec.tenant_id = item.tenant_id;
+  rec.mchid = item.mchid;
+  rec.revision = item.desired.revision;
+  rec.claim_token = item.claim_token;
+  rec.notify_url = item.notify_url;
+  rec.push_switch = item.desired.push_switch;
+  rec.outcome = std::string(outcome);
+  rec.attempt = item.attempts + 1;
+  return rec;
+}
+
 ReconcileStore::ReconcileStore(const DatabaseConfig& db, std::string instance) : impl_(std::make_unique<Impl>()) {
   impl_->db = db;
   impl_->instance = std::move(instance);
@@ -585,15 +598,6 @@ void ReconcileStore::release_all_tenants() {
 }
 
 // Metrics (app/operations.cpp), every few seconds: one grouped scan of pending_work.
-namespace {
-constexpr const char* kQueueAges = R"SQL(
-SELECT w.tenant_id, count(*) AS queued,
-       floor(extract(epoch FROM now() - min(d.updated_at) FILTER (WHERE NOT w.resync)) * 1000)::bigint AS oldest_ms
-FROM callbackd.pending_work w
-JOIN callbackd.desired_callbacks d ON d.mchid = w.mchid
-GROUP BY w.tenant_id
-)SQL";
-}  // namespace
 
 std::vector<ReconcileStore::TenantQueue> ReconcileStore::queue_ages() {
   return impl_->run("reading queue sizes from callbackd.pending_work", [&](pqxx::connection& c) {

@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config.h"
@@ -74,6 +75,10 @@ struct AttemptRecord {
   std::optional<std::string> update_time;  // verbatim, applied only
   reconcile::RowDecision decision;         // state, remove_from_queue, delay, attempts
 };
+
+// The part of an attempt's record that follows from the claimed item: which row, which
+// revision and values, under which claim, the attempt number, and the outcome's name.
+AttemptRecord attempt_record_for(const WorkItem& item, std::string_view outcome);
 
 // A tenant-wide event for the audit log (mchid NULL), e.g. a tenant paused for bad keys.
 struct TenantEvent {

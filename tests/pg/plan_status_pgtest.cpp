@@ -46,14 +46,7 @@ void add_row(const TestDatabase& db, const std::string& tenant_id, const std::st
 pg::AttemptRecord record_for(const pg::WorkItem& item, OutcomeKind outcome, const std::string& code = "") {
   reconcile::AttemptResult attempt;
   attempt.outcome = outcome;
-  pg::AttemptRecord r;
-  r.tenant_id = item.tenant_id;
-  r.mchid = item.mchid;
-  r.revision = item.desired.revision;
-  r.claim_token = item.claim_token;
-  r.notify_url = item.notify_url;
-  r.push_switch = item.desired.push_switch;
-  r.outcome = std::string(callbackd::wechatpay::outcome_name(outcome));
+  pg::AttemptRecord r = pg::attempt_record_for(item, callbackd::wechatpay::outcome_name(outcome));
   r.error_code = code;
   r.error_message = code.empty() ? "" : code + " from the test";
   r.http_status = outcome == OutcomeKind::applied ? 200 : 400;

@@ -84,14 +84,7 @@ pg::AttemptRecord record_for(const pg::WorkItem& item, OutcomeKind outcome, cons
   reconcile::RowPolicy policy;
   policy.retry.initial_backoff = 30s;
   policy.retry.max_backoff = 60s;
-  pg::AttemptRecord r;
-  r.tenant_id = item.tenant_id;
-  r.mchid = item.mchid;
-  r.revision = item.desired.revision;
-  r.claim_token = item.claim_token;
-  r.notify_url = item.notify_url;
-  r.push_switch = item.desired.push_switch;
-  r.outcome = std::string(callbackd::wechatpay::outcome_name(outcome));
+  pg::AttemptRecord r = pg::attempt_record_for(item, callbackd::wechatpay::outcome_name(outcome));
   r.error_code = error_code;
   if (!error_code.empty()) r.error_message = error_code + " from the test";
   if (outcome == OutcomeKind::applied) {
@@ -105,7 +98,6 @@ pg::AttemptRecord record_for(const pg::WorkItem& item, OutcomeKind outcome, cons
     r.http_status = 429;
   }
   if (outcome != OutcomeKind::invalid) r.latency_ms = 12;
-  r.attempt = item.attempts + 1;
   r.decision = reconcile::decide_after_attempt(attempt, policy, reconcile::Instant{}, 0.5);
   return r;
 }
