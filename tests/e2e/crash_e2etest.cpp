@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -67,4 +68,35 @@ TEST_CASE("SIGTERM drains: requests in flight are recorded and the exit status i
   CHECK(env.count("SELECT count(*) FROM callbackd.audit_log") == static_cast<long long>(env.sandbox_requests().size()));
   // Unsent claims were given back: nothing is left claimed.
   CHECK(env.count("SELECT count(*) FROM callbackd.pending_work WHERE claim_token IS NOT NULL") == 0);
+}
+
+TEST_CASE("SIGHUP with an invalid config logs the refusal and keeps running on the old one", "[e2e][crash]") {
+  Environment env;
+  env.add_tenant(TenantSpec("acme"));
+  env.add_rows("acme", 1, 10);
+  env.start_sandbox();
+  const std::string config = env.write_daemon_config();
+  const std::string good = callbackd::test::read_file(config);
+  auto child = callbackd::test::spawn_process({CALLBACKD_BINARY, "--config", config, "run"});
+  for (int i = 0; i < 200 && env.count("SELECT count(*) FROM callbackd.audit_log") < 10; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  REQUIRE(env.count("SELECT count(*) FROM callbackd.audit_log") == 10);
+
+  std::ofstream(config, std::ios::trunc) << good << "reconciler:\n  poll_interval: soon\n";
+  kill(child.pid, SIGHUP);
+  for (int i = 0; i < 100 && callbackd::test::read_file(child.output_path).find("reload_refused") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  // The daemon is still there and still works on the old config: a change is sent.
+  env.exec("UPDATE callbackd.desired_callbacks SET notify_url = notify_url || '/v2' WHERE mchid = '" +
+           sub_merchant(1, 0) + "'");
+  for (int i = 0; i < 200 && env.count("SELECT count(*) FROM callbackd.audit_log") < 11; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log") == 11);
+  kill(child.pid, SIGTERM);
+  const int status = callbackd::test::wait_exit_status_for(child, std::chrono::seconds{30});
+  const std::string output = callbackd::test::read_file(child.output_path);
+  INFO(output);
+  CHECK(status == 0);
+  CHECK(output.find("reload_refused") != std::string::npos);
+  CHECK(output.find("reconciler.poll_interval") != std::string::npos);
 }
