@@ -17,12 +17,29 @@ using namespace e2e;
 
 namespace {
 
-// Starts an instance that exits once nothing is left to do. The config is written once,
-// before any instance starts: rewriting it while another instance reads it would race.
+// Starts an instance that exits once nothing is left to do.
 callbackd::test::Child start_instance(const std::string& config) {
   return callbackd::test::spawn_process({CALLBACKD_BINARY, "--config", config, "run", "--exit-when-idle"});
 }
 
+
+constexpr int kRate = 1200;  // per tenant: 20 a second; the sandbox's 1 s window allows 30
+
+// Three tenants with `rows` rows each at kRate, a sandbox as strict as that, and three
+// instances started on one config (written once: rewriting it while one reads would race).
+std::vector<callbackd::test::Child> start_three_instances(Environment& env, int rows) {
+  for (int i = 1; i <= 3; ++i) {
+    TenantSpec t("tenant" + std::to_string(i), "190000000" + std::to_string(i));
+    t.rate_per_minute = kRate;
+    env.add_tenant(t);
+    env.add_rows(t.tenant_id, i, rows);
+  }
+  env.start_sandbox("  set_per_minute: " + std::to_string(kRate) + "\n");
+  const std::string config = env.write_daemon_config();
+  std::vector<callbackd::test::Child> instances;
+  for (int i = 0; i < 3; ++i) instances.push_back(start_instance(config));
+  return instances;
+}
 
 void check_converged_within_limits(Environment& env, int tenants, int rows, int rate_per_minute) {
   CHECK(env.states() == std::map<std::string, long long>{{"in_sync", tenants * rows}});
@@ -45,40 +62,20 @@ void check_converged_within_limits(Environment& env, int tenants, int rows, int 
 
 TEST_CASE("3 instances share 3 tenants: spread, no overlap, every window within its limit", "[e2e][instances]") {
   Environment env;
-  const int rate = 1200;  // 20 a second per tenant; the 1 s window allows 30
-  for (int i = 1; i <= 3; ++i) {
-    TenantSpec t("tenant" + std::to_string(i), "190000000" + std::to_string(i));
-    t.rate_per_minute = rate;
-    env.add_tenant(t);
-    env.add_rows(t.tenant_id, i, 300);
-  }
-  env.start_sandbox("  set_per_minute: 1200\n");
-  const std::string config = env.write_daemon_config();
-  std::vector<callbackd::test::Child> instances;
-  for (int i = 0; i < 3; ++i) instances.push_back(start_instance(config));
+  auto instances = start_three_instances(env, 300);
   for (auto& child : instances) {
     const int status = callbackd::test::wait_exit_status_for(child, std::chrono::seconds{150});
     INFO(callbackd::test::read_file(child.output_path));
     CHECK(status == 0);
   }
-  check_converged_within_limits(env, 3, 300, rate);
+  check_converged_within_limits(env, 3, 300, kRate);
   // The work was spread: more than one instance applied rows.
   CHECK(env.count("SELECT count(DISTINCT instance) FROM callbackd.audit_log WHERE outcome = 'applied'") >= 2);
 }
 
 TEST_CASE("an instance killed midway: its tenants are taken over, limits still hold", "[e2e][instances]") {
   Environment env;
-  const int rate = 1200;
-  for (int i = 1; i <= 3; ++i) {
-    TenantSpec t("tenant" + std::to_string(i), "190000000" + std::to_string(i));
-    t.rate_per_minute = rate;
-    env.add_tenant(t);
-    env.add_rows(t.tenant_id, i, 400);
-  }
-  env.start_sandbox("  set_per_minute: 1200\n");
-  const std::string config = env.write_daemon_config();
-  std::vector<callbackd::test::Child> instances;
-  for (int i = 0; i < 3; ++i) instances.push_back(start_instance(config));
+  auto instances = start_three_instances(env, 400);
   // Kill the instance that holds a tenant lease, once sending is well under way.
   std::string victim_instance;
   for (int i = 0; i < 300 && victim_instance.empty(); ++i) {
@@ -105,6 +102,6 @@ TEST_CASE("an instance killed midway: its tenants are taken over, limits still h
     INFO(callbackd::test::read_file(child.output_path));
     CHECK(status == 0);
   }
-  check_converged_within_limits(env, 3, 400, rate);
+  check_converged_within_limits(env, 3, 400, kRate);
   CHECK(env.count("SELECT count(*) FROM callbackd.tenant_leases WHERE instance_id = '" + victim_instance + "'") == 0);
 }
