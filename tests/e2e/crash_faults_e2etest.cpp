@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <pqxx/pqxx>
 #include <random>
 #include <set>
@@ -75,8 +76,9 @@ TEST_CASE("kill -9 at 20 random instants, each followed by a restart: every row 
     env.add_rows(t.tenant_id, static_cast<int>(i) + 1, 1000);
   }
   env.start_sandbox();
-  // A short request deadline makes the tenant leases of a killed instance lapse after 11 s
-  // (request_timeout + 10 s) rather than 15 s: each restart waits for that before it sends.
+  // A short request deadline shortens every wait for a killed instance's tenant leases: the
+  // restart proves it dead (same boot and PID namespace, pid gone; migrations/0005) and takes
+  // its tenants over after request_timeout + 2 s = 3 s, instead of the lease (11 s here).
   DaemonConfigOptions options;
   options.request_timeout = milliseconds{1'000};
   const auto command = env.daemon_command("", options);
@@ -94,10 +96,18 @@ TEST_CASE("kill -9 at 20 random instants, each followed by a restart: every row 
   std::ostringstream schedule;
   for (std::size_t k = 0; k < phases.size(); ++k) {
     const Phase phase = phases[k];
+    INFO("kills so far:\n" << schedule.str());
     ScopedChild daemon(callbackd::test::spawn_process(command));
+    const auto spawned = std::chrono::steady_clock::now();
     const long long before = audit_rows();
-    // Rows go out only once the instance holds a tenant lease (the killed one's must lapse).
-    auto acquired = [&] { return daemon.output().find("event=tenant_acquired") != std::string::npos; };
+    // Rows go out only once the instance holds a tenant lease (the killed one's must be taken
+    // over first); how long that took, from the exec.
+    std::optional<milliseconds> took;
+    auto acquired = [&] {
+      if (daemon.output().find("event=tenant_acquired") == std::string::npos) return false;
+      if (!took) took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - spawned);
+      return true;
+    };
     std::string instant;
     switch (phase) {
       case Phase::start_up: {
@@ -141,8 +151,20 @@ TEST_CASE("kill -9 at 20 random instants, each followed by a restart: every row 
     }
     REQUIRE(daemon.running());  // the kill lands on a live daemon, not on one that gave up
     CHECK(daemon.signal_and_wait(SIGKILL, seconds{10}) == 128 + SIGKILL);
+    // A predecessor that held leases was proven dead rather than waited for, whenever this one
+    // got as far as acquiring them.
+    const std::string output = daemon.output();
+    if (k > 0 && phases[k - 1] != Phase::start_up && phase != Phase::start_up) {
+      INFO(tail(output));
+      CHECK(output.find("event=instance_dead") != std::string::npos);
+      // 3 s margin + up to one 2 s heartbeat, against 9-11 s for a lease lapse.
+      REQUIRE(took);
+      CHECK(*took < seconds{8});
+    }
     schedule << "kill " << k + 1 << ": " << phase_name(phase) << ", " << instant << ", audit rows " << before
-             << " -> " << audit_rows() << "\n";
+             << " -> " << audit_rows();
+    if (took) schedule << ", tenants acquired " << took->count() << " ms after exec";
+    schedule << "\n";
   }
   INFO(schedule.str());
   // The kills happened mid-run: rows were sent between them, and most were still to go.
