@@ -198,9 +198,10 @@ TEST_CASE("PostgreSQL stopped for 20 s mid-run: the daemon stays up, reconnects 
   ScopedChild daemon(callbackd::test::spawn_process(env.daemon_command("", options)));
 
   REQUIRE(wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log") >= 300; }, seconds{60}));
-  cluster.stop_server();
+  // The outage starts with the stop (a fast shutdown ends every session at once).
   const auto outage_started = std::chrono::steady_clock::now();
   const std::size_t answered_at_stop = env.sandbox_requests().size();
+  cluster.stop_server();
   // A request sent before the stop may still be answered; after the lease's send margin
   // (the last renewal + 11 s - 3 s) plus the request deadline, nothing may go out.
   std::this_thread::sleep_until(outage_started + seconds{10});
@@ -244,17 +245,20 @@ TEST_CASE("PostgreSQL stopped for 20 s mid-run: the daemon stays up, reconnects 
   check_audit_matches_state_and_sandbox(env);
   // No attempt lost: every request the sandbox answered, before, during and after the outage,
   // has exactly one audit row, and no audit row names a request the sandbox never answered.
-  std::map<std::string, long long> answered;
+  std::map<std::string, long long> answered;  // request_id -> audit rows naming it
   for (const auto& r : env.sandbox_requests())
     if (r.value("status", 0) != 0) answered[r["request_id"].get<std::string>()] = 0;
-  pqxx::connection c(env.db().conninfo());
-  pqxx::read_transaction tx(c);
   long long unknown = 0;
-  for (const auto& row : tx.exec("SELECT request_id, count(*) FROM callbackd.audit_log WHERE request_id IS NOT NULL "
-                                 "GROUP BY request_id")) {
-    auto it = answered.find(row[0].as<std::string>());
-    if (it == answered.end()) ++unknown;
-    else it->second = row[1].as<long long>();
+  {
+    // Closed before the server is stopped again below.
+    pqxx::connection c(env.db().conninfo());
+    pqxx::read_transaction tx(c);
+    for (const auto& row : tx.exec("SELECT request_id, count(*) FROM callbackd.audit_log "
+                                   "WHERE request_id IS NOT NULL GROUP BY request_id")) {
+      auto it = answered.find(row[0].as<std::string>());
+      if (it == answered.end()) ++unknown;
+      else it->second = row[1].as<long long>();
+    }
   }
   long long missing = 0, duplicated = 0;
   for (const auto& [id, n] : answered) {
