@@ -74,6 +74,7 @@ void listen_loop(const DatabaseConfig& db, asio::io_context& io, engine::Reconci
       if (lost) {
         lost = false;
         spdlog::info("event=listen_reconnected");
+        asio::post(io, [&reconciler] { reconciler.on_notifications_missed(); });
       }
       while (!stopping)
         for (auto& n : listener.wait(std::chrono::milliseconds{250}))

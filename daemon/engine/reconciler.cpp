@@ -141,6 +141,12 @@ void Reconciler::on_notification(const pg::Listener::Notification& n) {
   kick();
 }
 
+void Reconciler::on_notifications_missed() {
+  refresh_tenants();
+  for (auto& [id, t] : tenants_) t->drained = false;
+  kick();
+}
+
 std::vector<reconcile::TenantSnapshot> Reconciler::snapshot() const { return scheduler_.snapshot(Clock::now()); }
 
 // ---------------------------------------------------------------------------------------

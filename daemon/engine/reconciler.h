@@ -82,6 +82,9 @@ class Reconciler {
   void reload(Config config);
   // A NOTIFY arrived (from the listener thread, posted to the io_context).
   void on_notification(const pg::Listener::Notification& n);
+  // The LISTEN connection was lost and is back: notifications sent meanwhile are gone, so every
+  // tenant looks for due rows (and the tenants are read) now rather than at the next poll.
+  void on_notifications_missed();
 
   const ReconcilerStats& stats() const { return stats_; }
   std::vector<reconcile::TenantSnapshot> snapshot() const;
