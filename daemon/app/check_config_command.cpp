@@ -1,7 +1,7 @@
 // `callbackd check-config`: everything that would stop `run` at start-up, checked without
 // starting: the YAML, the database and schema version, and every tenant's key files. Every
 // problem is named (not just the first), so that one run of the command is one round of fixes.
-// systemd runs it as ExecStartPre=.
+// Run it before a deploy; the systemd unit does not run it before each start (see the unit).
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
