@@ -19,6 +19,7 @@
 #include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <cerrno>
+#include <ctime>
 #include <deque>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -153,10 +154,31 @@ TransportErrorKind classify_exchange_error(const error_code& ec) {
   return TransportErrorKind::io;
 }
 
+// "2026-11-30 13:00:00 UTC" for an ASN1_TIME, "?" if it cannot be read.
+std::string asn1_time_text(const ASN1_TIME* t) {
+  struct tm tm {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return "?";
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
 std::string tls_failure_message(Connection& c, const error_code& ec) {
-  const long verify = SSL_get_verify_result(c.stream.native_handle());
-  if (verify != X509_V_OK) return std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
-  return "TLS handshake failed: " + ec.message();
+  SSL* ssl = c.stream.native_handle();
+  const long verify = SSL_get_verify_result(ssl);
+  if (verify == X509_V_OK) return "TLS handshake failed: " + ec.message();
+  std::string message = std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
+  // A date error is either a server that let its certificate lapse or this host's clock being
+  // wrong; the validity period next to our own time tells the operator which.
+  if (verify == X509_V_ERR_CERT_HAS_EXPIRED || verify == X509_V_ERR_CERT_NOT_YET_VALID) {
+    if (const X509* cert = SSL_get0_peer_certificate(ssl)) {
+      ASN1_TIME* now = X509_gmtime_adj(nullptr, 0);
+      message += " (valid " + asn1_time_text(X509_get0_notBefore(cert)) + " to " +
+                 asn1_time_text(X509_get0_notAfter(cert)) + ", this host's clock says " + asn1_time_text(now) + ")";
+      ASN1_TIME_free(now);
+    }
+  }
+  return message;
 }
 
 }  // namespace
