@@ -58,6 +58,9 @@ struct Connection {
   beast::ssl_stream<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
   Clock::time_point idle_since{};
+  // Filled by the verify callback when a certificate is outside its validity period: OpenSSL
+  // drops the peer certificate of a failed handshake, and the dates are what explain it.
+  std::string validity_detail;
 
   tcp::socket& socket() { return beast::get_lowest_layer(stream).socket(); }
   void close() {
@@ -163,21 +166,29 @@ std::string asn1_time_text(const ASN1_TIME* t) {
   return buf;
 }
 
-std::string tls_failure_message(Connection& c, const error_code& ec) {
-  SSL* ssl = c.stream.native_handle();
-  const long verify = SSL_get_verify_result(ssl);
-  if (verify == X509_V_OK) return "TLS handshake failed: " + ec.message();
-  std::string message = std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
-  // A date error is either a server that let its certificate lapse or this host's clock being
-  // wrong; the validity period next to our own time tells the operator which.
-  if (verify == X509_V_ERR_CERT_HAS_EXPIRED || verify == X509_V_ERR_CERT_NOT_YET_VALID) {
-    if (const X509* cert = SSL_get0_peer_certificate(ssl)) {
+// A date error is either a server that let its certificate lapse or this host's clock being
+// wrong; the validity period next to our own time tells the operator which. Never rejects
+// anything itself: it only takes note of OpenSSL's verdict.
+bool note_validity(Connection& c, bool preverified, ssl::verify_context& ctx) {
+  X509_STORE_CTX* store = ctx.native_handle();
+  const int error = X509_STORE_CTX_get_error(store);
+  if (!preverified && c.validity_detail.empty() &&
+      (error == X509_V_ERR_CERT_HAS_EXPIRED || error == X509_V_ERR_CERT_NOT_YET_VALID)) {
+    if (const X509* cert = X509_STORE_CTX_get_current_cert(store)) {
       ASN1_TIME* now = X509_gmtime_adj(nullptr, 0);
-      message += " (valid " + asn1_time_text(X509_get0_notBefore(cert)) + " to " +
-                 asn1_time_text(X509_get0_notAfter(cert)) + ", this host's clock says " + asn1_time_text(now) + ")";
+      c.validity_detail = "valid " + asn1_time_text(X509_get0_notBefore(cert)) + " to " +
+                          asn1_time_text(X509_get0_notAfter(cert)) + ", this host's clock says " + asn1_time_text(now);
       ASN1_TIME_free(now);
     }
   }
+  return preverified;
+}
+
+std::string tls_failure_message(Connection& c, const error_code& ec) {
+  const long verify = SSL_get_verify_result(c.stream.native_handle());
+  if (verify == X509_V_OK) return "TLS handshake failed: " + ec.message();
+  std::string message = std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
+  if (!c.validity_detail.empty()) message += " (" + c.validity_detail + ")";
   return message;
 }
 
@@ -280,6 +291,9 @@ struct HttpsClient::Impl {
           SSL_set1_host(handle, ep.host.c_str()) != 1)
         co_return make_error(TransportErrorKind::tls, "cannot set the expected host name " + ep.host, pool, false);
     }
+    Connection* raw = conn.get();  // the callback lives in conn's own stream
+    conn->stream.set_verify_callback(
+        [raw](bool preverified, ssl::verify_context& ctx) { return note_validity(*raw, preverified, ctx); });
     tcp_stream.expires_at(phase_deadline());
     co_await conn->stream.async_handshake(ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
     if (ec == beast::error::timeout)

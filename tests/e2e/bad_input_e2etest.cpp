@@ -206,7 +206,7 @@ TEST_CASE("what PostgreSQL itself refuses at INSERT: the whole statement, nothin
        "invalid byte sequence for encoding \"UTF8\""},
       {"a mchid too large for the primary key index (10 kB, incompressible)",
        "((SELECT string_agg(md5(i::text), '') FROM generate_series(1, 320) AS i), 'acme', 'https://a.example.com/')",
-       "54000", "desired_callbacks_pkey"},
+       "54000", "index row requires"},
       {"NULL mchid", "(NULL, 'acme', 'https://a.example.com/')", "23502", "null value in column \"mchid\""},
       {"an unknown tenant", "('3300000004', 'nobody', 'https://a.example.com/')", "23503",
        "desired_callbacks_tenant_id_fkey"},
@@ -227,6 +227,7 @@ TEST_CASE("what PostgreSQL itself refuses at INSERT: the whole statement, nothin
       sqlstate = e.sqlstate();
       message = e.what();
     }
+    INFO("PostgreSQL said: " << message);
     CHECK(sqlstate == row.sqlstate);
     CHECK(contains(message, row.says));
     CHECK(env.count("SELECT count(*) FROM callbackd.desired_callbacks") == 0);
@@ -437,12 +438,15 @@ TEST_CASE("broken daemon files stop start-up naming the file and the fix, with n
          return dir + "/corrupt.yaml";
        },
        {dir + "/corrupt.yaml"}},
-      {"config truncated (half a file)",
+      // Cut inside the database URL's quotes, as a copy interrupted mid-write leaves it. (A cut
+      // between two keys leaves valid YAML that falls back to defaults, e.g. the real WeChat
+      // Pay URL: never tried here, the test must only talk to loopback.)
+      {"config truncated mid-value",
        [&] {
-         write(dir + "/half.yaml", config_text.substr(0, config_text.find("wechatpay:")), 0644);
+         write(dir + "/half.yaml", config_text.substr(0, config_text.find("url: \"") + 10), 0644);
          return dir + "/half.yaml";
        },
-       {dir + "/half.yaml", "wechatpay"}},
+       {dir + "/half.yaml"}},
       {"CA file missing",
        [&] {
          write(dir + "/ca-missing.yaml", config_with_ca(dir + "/absent-ca.pem"), 0644);
