@@ -168,6 +168,19 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
   CHECK_FALSE(contains(run.output, "\u202E"));
   CHECK_FALSE(contains(run.output, "\nlevel=error event=forged"));
   CHECK_FALSE(contains(run.output, "\x01"));
+  std::size_t invalid_lines = 0, lines = 0;
+  for (std::size_t at = 0; at < run.output.size();) {
+    const std::size_t end = std::min(run.output.find('\n', at), run.output.size());
+    const std::string line = run.output.substr(at, end - at);
+    ++lines;
+    CHECK(line.rfind("ts=", 0) == 0);  // every line is a record of its own
+    if (contains(line, "event=row_invalid")) ++invalid_lines;
+    at = end + 1;
+  }
+  // At most one warning per invalid row (the repeat limiter may drop some), none split.
+  CHECK(invalid_lines >= 1);
+  CHECK(invalid_lines <= bad.size());
+  CHECK(lines < 100);
 
   // A second run finds nothing to do: invalid rows wait for their desired row to change.
   auto again = env.run_until_idle();
