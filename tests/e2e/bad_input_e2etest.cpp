@@ -3,6 +3,7 @@
 // sync_status and audit_log say, what reached the sandbox, and what the daemon printed.
 #include <catch2/catch.hpp>
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -270,12 +271,11 @@ struct RunAs {
 RunAs unprivileged() {
   RunAs r;
   if (!r.drop) return r;
-  const auto id = callbackd::test::run_process({"/usr/bin/id", "-u", "postgres"});
-  const auto gid = callbackd::test::run_process({"/usr/bin/id", "-g", "postgres"});
-  REQUIRE(id.exit_status == 0);
-  r.uid = static_cast<uid_t>(std::stoul(id.output));
-  r.gid = static_cast<gid_t>(std::stoul(gid.output));
-  REQUIRE(r.uid != 0);
+  const passwd* account = ::getpwnam("postgres");
+  REQUIRE(account != nullptr);
+  REQUIRE(account->pw_uid != 0);
+  r.uid = account->pw_uid;
+  r.gid = account->pw_gid;
   return r;
 }
 
