@@ -76,6 +76,9 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
       {" 1900000002", "https://ok.example.com/", "mchid", "1-20 ASCII digits"},
       {"1\nlevel=error event=forged", "https://ok.example.com/", "mchid", "1-20 ASCII digits"},
       {std::string(1000, 'a'), "https://ok.example.com/", "mchid", "found 1000 bytes"},
+      // 200 kB that compress well enough to fit the primary-key index (see the next test for
+      // one that does not).
+      {std::string(200'000, '7') + "x", "https://ok.example.com/", "mchid", "found 200001 bytes"},
   };
   // Look like attacks, are legal URLs: sent verbatim, as JSON, and applied.
   const std::vector<std::pair<std::string, std::string>> legal = {
@@ -98,6 +101,23 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
     tx.commit();
   }
   env.start_sandbox();
+  // The operator's views stay readable with the 10 MB row and the 200 kB mchid in them, both
+  // while the rows are queued (plan lists them) and after they were settled.
+  auto operator_views_stay_short = [&](const char* when) {
+    const std::string config = env.write_daemon_config();
+    for (const char* command : {"status", "plan"}) {
+      auto shown = callbackd::test::run_process_for({CALLBACKD_BINARY, "--config", config, command}, std::chrono::seconds{60});
+      INFO(when << ", " << command << ": " << shown.output.substr(0, 2000));
+      CHECK(shown.exit_status == 0);
+      CHECK(shown.output.size() < 64 * 1024);
+      // A value is quoted up to 1 KiB, then "…(N bytes)" (app/report_text.h).
+      CHECK(longest_run(shown.output, 'x') <= 1024);
+      CHECK(longest_run(shown.output, '7') <= 1024);
+      CHECK(contains(shown.output, "…(200001 bytes)") == (std::string(command) == "plan" && std::string(when) == "before the run"));
+      CHECK_FALSE(contains(shown.output, "\u202E"));
+    }
+  };
+  operator_views_stay_short("before the run");
   auto run = env.run_until_idle();
   INFO(run.output.substr(0, 4000));
   REQUIRE(run.exit_status == 0);
@@ -166,6 +186,7 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
   // The daemon's output: one record per line, no 10 MB copy, no raw bidi override or forged line.
   CHECK(run.output.size() < 256 * 1024);
   CHECK(longest_run(run.output, 'x') < 100);
+  CHECK(longest_run(run.output, '7') < 100);
   CHECK_FALSE(contains(run.output, "\u202E"));
   CHECK_FALSE(contains(run.output, "\nlevel=error event=forged"));
   CHECK_FALSE(contains(run.output, "\x01"));
@@ -188,16 +209,7 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
   CHECK(again.exit_status == 0);
   CHECK(env.count("SELECT count(*) FROM callbackd.audit_log") == static_cast<long long>(3 + legal.size() + bad.size()));
 
-  // The operator's views stay readable with the 10 MB row in them.
-  const std::string config = env.write_daemon_config();
-  for (const char* command : {"status", "plan"}) {
-    auto shown = callbackd::test::run_process_for({CALLBACKD_BINARY, "--config", config, command}, std::chrono::seconds{60});
-    INFO(command << ": " << shown.output.substr(0, 2000));
-    CHECK(shown.exit_status == 0);
-    CHECK(shown.output.size() < 64 * 1024);
-    CHECK(longest_run(shown.output, 'x') < 100);
-    CHECK_FALSE(contains(shown.output, "\u202E"));
-  }
+  operator_views_stay_short("after the run");
 }
 
 TEST_CASE("what PostgreSQL itself refuses at INSERT: the whole statement, nothing half-written", "[e2e][bad-input]") {
