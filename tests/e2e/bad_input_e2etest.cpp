@@ -456,7 +456,7 @@ TEST_CASE("broken daemon files stop start-up naming the file and the fix, with n
          fs::create_directory(dir + "/config.d");
          return dir + "/config.d";
        },
-       {dir + "/config.d"}},
+       {dir + "/config.d: is a directory, not a config file (fix: pass --config FILE"}},
       {"config corrupt (not YAML)",
        [&] {
          write(dir + "/corrupt.yaml", "database: {url: \"host=/tmp\"\nwechatpay: [\n", 0644);
