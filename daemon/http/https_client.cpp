@@ -175,8 +175,11 @@ bool note_validity(Connection& c, bool preverified, ssl::verify_context& ctx) {
   if (!preverified && c.validity_detail.empty() &&
       (error == X509_V_ERR_CERT_HAS_EXPIRED || error == X509_V_ERR_CERT_NOT_YET_VALID)) {
     if (const X509* cert = X509_STORE_CTX_get_current_cert(store)) {
+      // Which certificate of the chain: the server's own or a CA's. OpenSSL escapes the name.
+      char subject[256] = "?";
+      X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
       ASN1_TIME* now = X509_gmtime_adj(nullptr, 0);
-      c.validity_detail = "valid " + asn1_time_text(X509_get0_notBefore(cert)) + " to " +
+      c.validity_detail = std::string(subject) + " valid " + asn1_time_text(X509_get0_notBefore(cert)) + " to " +
                           asn1_time_text(X509_get0_notAfter(cert)) + ", this host's clock says " + asn1_time_text(now);
       ASN1_TIME_free(now);
     }
