@@ -19,6 +19,7 @@
 #include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <ctime>
 #include <deque>
 #include <openssl/ssl.h>
@@ -525,7 +526,14 @@ HttpsClient::HttpsClient(asio::io_context& io, const WechatpayConfig& config) : 
   tls.set_default_verify_paths(ec);
   if (ec) problems.push_back({"system CA store", ec.message(), "install ca-certificates"});
   if (config.ca_file) {
-    tls.load_verify_file(*config.ca_file, ec);
+    // OpenSSL reports a missing or unreadable file only as "asio.ssl error": open it first so
+    // that the operator reads the cause.
+    if (FILE* f = std::fopen(config.ca_file->c_str(), "r")) {
+      std::fclose(f);
+      tls.load_verify_file(*config.ca_file, ec);
+    } else {
+      ec = error_code(errno, boost::system::generic_category());
+    }
     if (ec)
       problems.push_back({"wechatpay.ca_file", "cannot load CA bundle '" + *config.ca_file + "': " + ec.message(),
                           "point it to a readable PEM file of CA certificates"});

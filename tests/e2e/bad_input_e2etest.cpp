@@ -477,7 +477,8 @@ TEST_CASE("broken daemon files stop start-up naming the file and the fix, with n
          write(dir + "/ca-missing.yaml", config_with_ca(dir + "/absent-ca.pem"), 0644);
          return dir + "/ca-missing.yaml";
        },
-       {"wechatpay.ca_file", dir + "/absent-ca.pem", "point it to a readable PEM file of CA certificates"}},
+       {"wechatpay.ca_file: cannot load CA bundle '" + dir + "/absent-ca.pem': No such file or directory",
+        "point it to a readable PEM file of CA certificates"}},
       {"CA file unreadable (root's, mode 0600)",
        [&] {
          fs::copy_file(ca, dir + "/root-ca.pem");
@@ -485,7 +486,8 @@ TEST_CASE("broken daemon files stop start-up naming the file and the fix, with n
          write(dir + "/ca-unreadable.yaml", config_with_ca(dir + "/root-ca.pem"), 0644);
          return dir + "/ca-unreadable.yaml";
        },
-       {"wechatpay.ca_file", dir + "/root-ca.pem", "point it to a readable PEM file of CA certificates"}},
+       {"wechatpay.ca_file: cannot load CA bundle '" + dir + "/root-ca.pem': Permission denied",
+        "point it to a readable PEM file of CA certificates"}},
       {"CA file corrupt",
        [&] {
          write(dir + "/corrupt-ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", 0644);
