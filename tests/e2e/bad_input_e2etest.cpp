@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <fstream>
 #include <pqxx/pqxx>
 #include <set>
@@ -46,7 +47,7 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
   const std::string ten_mb_url = "https://big.example.com/" + std::string(10 * 1024 * 1024, 'x');
   struct Bad {
     std::string mchid;
-    std::string notify_url;
+    std::optional<std::string> notify_url;  // nullopt: SQL NULL
     std::string field;  // the field the message must start with
     std::string says;   // a part of the message that says what to fix
   };
@@ -60,6 +61,9 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
       {"3100000003", "http://plain.example.com/cb", "notify_url", "absolute https URL"},
       {"3100000004", "javascript:alert(1)", "notify_url", "absolute https URL"},
       {"3100000005", "//evil.example.com/cb", "notify_url", "absolute https URL"},
+      // Nothing.
+      {"3100000012", "", "notify_url", "is empty; expected an absolute https URL"},
+      {"3100000013", std::nullopt, "notify_url", "is empty; expected an absolute https URL"},
       // 10 MB.
       {"3100000006", ten_mb_url, "notify_url", "is 10485784 bytes; expected at most 256"},
       // Control characters (NUL cannot be stored in PostgreSQL text: see the next test).
@@ -94,7 +98,7 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
     pqxx::work tx(c);
     for (const auto& row : bad)
       tx.exec_params0("INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url, switch) VALUES ($1, 'acme', $2, true)",
-                      row.mchid, row.notify_url);
+                      row.mchid, row.notify_url);  // pqxx binds nullopt as NULL
     for (const auto& [mchid, url] : legal)
       tx.exec_params0("INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url, switch) VALUES ($1, 'acme', $2, true)",
                       mchid, url);
@@ -127,11 +131,12 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
                                          {"invalid", static_cast<long long>(bad.size())}});
   pqxx::connection c(env.db().conninfo());
   for (const auto& row : bad) {
-    INFO("mchid " << row.mchid.substr(0, 40) << " notify_url " << row.notify_url.substr(0, 60));
+    const std::string url = row.notify_url.value_or("");
+    INFO("mchid " << row.mchid.substr(0, 40) << " notify_url " << (row.notify_url ? url.substr(0, 60) : "NULL"));
     pqxx::read_transaction tx(c);
     // Stored verbatim: the very bytes inserted, whatever they are.
     const auto desired = tx.exec_params1("SELECT notify_url FROM callbackd.desired_callbacks WHERE mchid = $1", row.mchid);
-    CHECK(desired[0].as<std::string>() == row.notify_url);
+    CHECK(desired[0].as<std::optional<std::string>>() == row.notify_url);
     const auto status = tx.exec_params1(
         "SELECT state, last_error_code, last_error_message, applied_notify_url IS NULL, attempts, "
         "octet_length(desired_notify_url) FROM callbackd.sync_status WHERE mchid = $1", row.mchid);
@@ -139,7 +144,7 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
     CHECK(status[1].as<std::string>() == "INVALID_DESIRED_ROW");
     const std::string message = status[2].as<std::string>();
     // The message is the validator's, names the field first and says what to do.
-    const auto expected = callbackd::desired::validate_desired(row.mchid, row.notify_url);
+    const auto expected = callbackd::desired::validate_desired(row.mchid, url);
     REQUIRE(expected.has_value());
     CHECK(message == expected->message);
     CHECK(message.rfind(row.field + " ", 0) == 0);
@@ -148,7 +153,7 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
     CHECK(message.find('\n') == std::string::npos);
     CHECK_FALSE(contains(message, "\u202E"));
     CHECK(status[3].as<bool>());
-    CHECK(status[5].as<std::size_t>() == row.notify_url.size());
+    CHECK(status[5].as<std::size_t>(0) == url.size());
     // One audit row, no HTTP status: nothing was sent.
     const auto audit = tx.exec_params1(
         "SELECT count(*), count(*) FILTER (WHERE outcome = 'invalid' AND http_status IS NULL AND "
