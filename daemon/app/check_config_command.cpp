@@ -9,6 +9,7 @@
 
 #include "app/commands.h"
 #include "core/config.h"
+#include "core/credentials.h"
 #include "core/tenant.h"
 #include "pg/conninfo.h"
 #include "pg/migrator.h"
@@ -26,6 +27,11 @@ int run_check_config(const CliRequest& req) {
       problems.push_back({config.source_path + ": wechatpay.ca_file",
                           "cannot read " + *config.wechatpay.ca_file + ": " + std::strerror(errno),
                           "point it at a readable PEM CA bundle, or remove the key to use the system store"});
+  }
+
+  if (auto problem = credentials_dir_problem(config.credentials_dir)) {
+    problem->where = config.source_path + ": " + problem->where;
+    problems.push_back(*problem);
   }
 
   const std::string where = pg::describe_conninfo(config.database.url);

@@ -26,6 +26,7 @@
 #include "app/logging.h"
 #include "app/operations.h"
 #include "core/config.h"
+#include "core/credentials.h"
 #include "engine/db_worker.h"
 #include "engine/reconciler.h"
 #include "http/https_client.h"
@@ -95,6 +96,10 @@ void listen_loop(const DatabaseConfig& db, asio::io_context& io, engine::Reconci
 int run_run(const CliRequest& req) {
   Config config = load_config(req.config_path);
   init_logging(config.log);
+  if (auto problem = credentials_dir_problem(config.credentials_dir)) {
+    problem->where = config.source_path + ": " + problem->where;
+    throw StartupError(*problem);
+  }
   check_schema(config);
 
   asio::io_context io;

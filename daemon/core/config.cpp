@@ -7,6 +7,7 @@
 #include <cstring>
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -336,6 +337,15 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
 }
 
 Config load_config(const std::string& path, EnvLookup env) {
+  // An ifstream opens a directory and reads it as empty, which would report "database.url is
+  // required" about the wrong thing; a FIFO would block start-up.
+  std::error_code ec;
+  const auto type = std::filesystem::status(path, ec).type();
+  if (!ec && type != std::filesystem::file_type::regular)
+    throw StartupError(Problem{path, type == std::filesystem::file_type::directory
+                                         ? "is a directory, not a config file"
+                                         : "is not a regular file",
+                               "pass --config FILE with the path of the YAML file"});
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int err = errno;

@@ -1,5 +1,9 @@
 #include "core/credentials.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <system_error>
 
 namespace callbackd {
@@ -41,6 +45,23 @@ Result<fs::path, std::string> resolve_credential_path(const std::string& credent
              ", outside the credentials directory " + real_dir.string() +
              " (symlinks out of it are refused); copy the key into the directory instead";
   return real_file;
+}
+
+std::optional<Problem> credentials_dir_problem(const std::string& credentials_dir) {
+  if (credentials_dir.empty()) return std::nullopt;
+  const std::string fix =
+      "create it (owned by the daemon's user, mode 0700) and put the tenants' key files in it, or point "
+      "credentials_dir at the directory that holds them";
+  std::error_code ec;
+  const auto status = fs::status(credentials_dir, ec);
+  if (ec || !fs::exists(status))
+    return Problem{"credentials_dir", credentials_dir + " cannot be opened: " +
+                                          (ec ? ec.message() : std::string("No such file or directory")), fix};
+  if (!fs::is_directory(status)) return Problem{"credentials_dir", credentials_dir + " is not a directory", fix};
+  // Search permission is what resolving a key path inside it needs.
+  if (::access(credentials_dir.c_str(), X_OK) != 0)
+    return Problem{"credentials_dir", credentials_dir + " cannot be searched: " + std::strerror(errno), fix};
+  return std::nullopt;
 }
 
 }  // namespace callbackd

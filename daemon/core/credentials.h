@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "core/error.h"
@@ -19,5 +20,11 @@ std::string lexical_credential_path_problem(const std::string& sql_path);
 // inside the real credentials directory. The error says what is wrong and how to fix it.
 Result<std::filesystem::path, std::string> resolve_credential_path(const std::string& credentials_dir,
                                                                    const std::string& sql_path);
+
+// The configured credentials directory itself, checked once at start-up: it is the daemon's
+// own setting, so a directory that is missing or cannot be searched stops `run` (naming it
+// and the fix) instead of pausing every tenant. Empty `credentials_dir` (none configured, no
+// $CREDENTIALS_DIRECTORY) is not a problem here: tenants then say so one by one.
+std::optional<Problem> credentials_dir_problem(const std::string& credentials_dir);
 
 }  // namespace callbackd

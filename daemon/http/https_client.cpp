@@ -19,6 +19,8 @@
 #include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
+#include <ctime>
 #include <deque>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -57,6 +59,9 @@ struct Connection {
   beast::ssl_stream<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
   Clock::time_point idle_since{};
+  // Filled by the verify callback when a certificate is outside its validity period: OpenSSL
+  // drops the peer certificate of a failed handshake, and the dates are what explain it.
+  std::string validity_detail;
 
   tcp::socket& socket() { return beast::get_lowest_layer(stream).socket(); }
   void close() {
@@ -153,10 +158,42 @@ TransportErrorKind classify_exchange_error(const error_code& ec) {
   return TransportErrorKind::io;
 }
 
+// "2026-11-30 13:00:00 UTC" for an ASN1_TIME, "?" if it cannot be read.
+std::string asn1_time_text(const ASN1_TIME* t) {
+  struct tm tm {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) return "?";
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+// A date error is either a server that let its certificate lapse or this host's clock being
+// wrong; the validity period next to our own time tells the operator which. Never rejects
+// anything itself: it only takes note of OpenSSL's verdict.
+bool note_validity(Connection& c, bool preverified, ssl::verify_context& ctx) {
+  X509_STORE_CTX* store = ctx.native_handle();
+  const int error = X509_STORE_CTX_get_error(store);
+  if (!preverified && c.validity_detail.empty() &&
+      (error == X509_V_ERR_CERT_HAS_EXPIRED || error == X509_V_ERR_CERT_NOT_YET_VALID)) {
+    if (const X509* cert = X509_STORE_CTX_get_current_cert(store)) {
+      // Which certificate of the chain: the server's own or a CA's. OpenSSL escapes the name.
+      char subject[256] = "?";
+      X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
+      ASN1_TIME* now = X509_gmtime_adj(nullptr, 0);
+      c.validity_detail = std::string(subject) + " valid " + asn1_time_text(X509_get0_notBefore(cert)) + " to " +
+                          asn1_time_text(X509_get0_notAfter(cert)) + ", this host's clock says " + asn1_time_text(now);
+      ASN1_TIME_free(now);
+    }
+  }
+  return preverified;
+}
+
 std::string tls_failure_message(Connection& c, const error_code& ec) {
   const long verify = SSL_get_verify_result(c.stream.native_handle());
-  if (verify != X509_V_OK) return std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
-  return "TLS handshake failed: " + ec.message();
+  if (verify == X509_V_OK) return "TLS handshake failed: " + ec.message();
+  std::string message = std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
+  if (!c.validity_detail.empty()) message += " (" + c.validity_detail + ")";
+  return message;
 }
 
 }  // namespace
@@ -258,6 +295,9 @@ struct HttpsClient::Impl {
           SSL_set1_host(handle, ep.host.c_str()) != 1)
         co_return make_error(TransportErrorKind::tls, "cannot set the expected host name " + ep.host, pool, false);
     }
+    Connection* raw = conn.get();  // the callback lives in conn's own stream
+    conn->stream.set_verify_callback(
+        [raw](bool preverified, ssl::verify_context& ctx) { return note_validity(*raw, preverified, ctx); });
     tcp_stream.expires_at(phase_deadline());
     co_await conn->stream.async_handshake(ssl::stream_base::client, asio::redirect_error(use_awaitable, ec));
     if (ec == beast::error::timeout)
@@ -486,7 +526,14 @@ HttpsClient::HttpsClient(asio::io_context& io, const WechatpayConfig& config) : 
   tls.set_default_verify_paths(ec);
   if (ec) problems.push_back({"system CA store", ec.message(), "install ca-certificates"});
   if (config.ca_file) {
-    tls.load_verify_file(*config.ca_file, ec);
+    // OpenSSL reports a missing or unreadable file only as "asio.ssl error": open it first so
+    // that the operator reads the cause.
+    if (FILE* f = std::fopen(config.ca_file->c_str(), "r")) {
+      std::fclose(f);
+      tls.load_verify_file(*config.ca_file, ec);
+    } else {
+      ec = error_code(errno, boost::system::generic_category());
+    }
     if (ec)
       problems.push_back({"wechatpay.ca_file", "cannot load CA bundle '" + *config.ca_file + "': " + ec.message(),
                           "point it to a readable PEM file of CA certificates"});

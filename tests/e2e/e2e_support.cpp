@@ -110,10 +110,10 @@ void Environment::add_tenant(const TenantSpec& t) {
   pqxx::work tx(c);
   tx.exec_params0(
       "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
-      "wechatpay_key_path, rate_per_minute, mode, max_in_flight) VALUES ($1, $2, $3, $4, $5, 'platform_public.pem', "
-      "$6, $7, $8)",
-      t.tenant_id, t.mchid, serial, t.private_key_path.value_or("merchant_" + t.mchid + ".key"), key_id,
-      t.rate_per_minute, t.mode, t.max_in_flight);
+      "wechatpay_key_path, rate_per_minute, mode, max_in_flight) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+      t.tenant_id, t.mchid, serial, t.private_key_path.value_or("merchant_" + t.mchid + ".key"),
+      t.wechatpay_key_id.value_or(key_id), t.wechatpay_key_path.value_or("platform_public.pem"), t.rate_per_minute,
+      t.mode, t.max_in_flight);
   tx.commit();
 }
 
@@ -189,7 +189,9 @@ std::string Environment::write_daemon_config(const std::string& extra_yaml, cons
   y << "database:\n  url: \"" << (options.database_url.empty() ? db_.conninfo() : options.database_url) << "\"\n"
     << "wechatpay:\n  base_url: https://127.0.0.1:" << sandbox_port_ << "\n  backup_url: \"\"\n"
     << "  ca_file: " << keys_ << "/ca.pem\n  request_timeout: " << options.request_timeout.count() << "ms\n"
-    << (options.credentials_dir ? "credentials_dir: " + keys_ + "\n" : "")
+    << (options.credentials_dir
+            ? "credentials_dir: " + (options.credentials_dir_path.empty() ? keys_ : options.credentials_dir_path) + "\n"
+            : "")
     << "metrics:\n  listen: \"" << options.metrics_listen << "\"\n"
     << extra_yaml;
   const std::string path = work_ + "/callbackd.yaml";

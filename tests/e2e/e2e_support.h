@@ -29,6 +29,8 @@ struct TenantSpec {
   std::string mode = "apply";
   int max_in_flight = 8;
   std::optional<std::string> private_key_path;  // default: the fixture's key of `mchid`
+  std::optional<std::string> wechatpay_key_id;    // default: the sandbox's platform public key id
+  std::optional<std::string> wechatpay_key_path;  // default: platform_public.pem
 };
 
 // How write_daemon_config writes the parts tests vary.
@@ -36,6 +38,7 @@ struct DaemonConfigOptions {
   bool credentials_dir = true;  // false: leave it out, so that $CREDENTIALS_DIRECTORY is used
   std::string metrics_listen;   // metrics.listen; "" = off
   std::string database_url;     // "" = the test database as the superuser
+  std::string credentials_dir_path;  // "" = the fixture's keys directory
   // wechatpay.request_timeout. Tenant leases last this + 10 s, so tests that kill instances
   // shorten it to make takeovers quicker.
   std::chrono::milliseconds request_timeout{5'000};

@@ -71,38 +71,8 @@ TEST_CASE("each permanent error code parks its row in failed, with its audit row
   CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE mchid = '" + sub_merchant(1, 0) + "'") == 2);
 }
 
-TEST_CASE("invalid desired rows are marked invalid, stored verbatim and never sent", "[e2e][outcomes]") {
-  Environment env;
-  env.add_tenant(TenantSpec("acme"));
-  env.add_rows("acme", 2, 5);
-  env.exec("INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) VALUES "
-           "('12ab', 'acme', 'https://ok.example.com/'), "
-           "('3000000001', 'acme', 'http://plain.example.com/'), "
-           "('3000000002', 'acme', ''), "
-           "('3000000003', 'acme', 'https://x.example.com/''; DROP TABLE callbackd.audit_log; --'), "
-           "('3000000004', 'acme', 'https://a.example.com/' || repeat('x', 300)), "
-           "('3000000005', 'acme', NULL)");
-  env.start_sandbox();
-  auto run = env.run_until_idle();
-  INFO(run.output);
-  REQUIRE(run.exit_status == 0);
-  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 5}, {"invalid", 6}});
-  // The injection string is data: stored verbatim, refused for its whitespace, never sent.
-  CHECK(one(env, "SELECT notify_url FROM callbackd.desired_callbacks WHERE mchid = '3000000003'") ==
-        "https://x.example.com/'; DROP TABLE callbackd.audit_log; --");
-  CHECK(one(env, "SELECT last_error_message FROM callbackd.sync_status WHERE mchid = '3000000003'")
-            .find("whitespace or a control character") != std::string::npos);
-  CHECK(env.sandbox_requests().size() == 5);
-  for (const auto& r : env.sandbox_requests()) {
-    const std::string m = r["sub_merchant"].get<std::string>();
-    CHECK(m != "12ab");
-    CHECK(m.rfind("300000000", 0) != 0);
-  }
-  CHECK(one(env, "SELECT last_error_message FROM callbackd.sync_status WHERE mchid = '12ab'").find("mchid") == 0);
-  CHECK(one(env, "SELECT last_error_message FROM callbackd.sync_status WHERE mchid = '3000000001'").find("https") !=
-        std::string::npos);
-  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'invalid' AND http_status IS NULL") == 6);
-}
+// Invalid desired rows (marked invalid, stored verbatim, never sent) are the table of
+// bad_input_e2etest.cpp, "hostile desired rows: ...".
 
 TEST_CASE("a tenant with a wrong key is paused while the others converge at full speed", "[e2e][outcomes]") {
   Environment env;

@@ -143,7 +143,7 @@ TEST_CASE("under systemd: notify in order, watchdog, credentials, metrics and he
   NotifySocket notify(env.work_dir());
   const int port = free_port();
   const std::string config =
-      env.write_daemon_config("log:\n  format: json\n", DaemonConfigOptions{false, "127.0.0.1:" + std::to_string(port), ""});
+      env.write_daemon_config("log:\n  format: json\n", DaemonConfigOptions{false, "127.0.0.1:" + std::to_string(port), "", ""});
   auto child = callbackd::test::spawn_process(
       {CALLBACKD_BINARY, "--config", config, "run"},
       {{"NOTIFY_SOCKET", notify.path}, {"WATCHDOG_USEC", "1000000"}, {"CREDENTIALS_DIRECTORY", credentials},

@@ -1,6 +1,7 @@
 // libFuzzer target: desired-row validation (operators' SQL is input too).
 // Input: mchid, newline, notify_url. Property: messages stay short; what passes is ASCII,
-// https and fits the seed's limits, and its request body is valid JSON of the same values.
+// https, free of characters RFC 3986 never allows unencoded, fits the seed's limits, and its
+// request body is valid JSON of the same values.
 #include <cstdint>
 
 #include <nlohmann/json.hpp>
@@ -19,6 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   fuzz::require(!f[0].empty() && f[0].size() <= 20 && !f[1].empty() && f[1].size() <= 256);
+  fuzz::require(std::string_view(f[1]).find_first_of("\"<>\\^`{|} ") == std::string_view::npos);
   const std::string body = wechatpay::favor_callbacks_request_body(f[0], f[1], std::nullopt);
   const auto json = nlohmann::json::parse(body, nullptr, false);
   fuzz::require(!json.is_discarded() && json.contains("mchid") && json.contains("notify_url") &&

@@ -86,15 +86,18 @@ TEST_CASE("check-config names every tenant problem with its column and fix", "[p
         std::string::npos);
 }
 
-TEST_CASE("check-config reports an unmigrated database and an unreadable CA file", "[pg][check-config]") {
+TEST_CASE("check-config reports an unmigrated database, an unreadable CA file and a missing credentials_dir",
+          "[pg][check-config]") {
   TestDatabase db{TestDatabase::Schema::empty};
-  const std::string config =
-      callbackd::test::write_config_for(db.conninfo(), "wechatpay:\n  ca_file: /nonexistent/ca.pem\n");
+  const std::string config = callbackd::test::write_config_for(
+      db.conninfo(), "wechatpay:\n  ca_file: /nonexistent/ca.pem\ncredentials_dir: /nonexistent/keys\n");
   auto r = run_process({CALLBACKD_BINARY, "--config", config, "check-config"});
   INFO(r.output);
   CHECK(r.exit_status == 78);
   CHECK(r.output.find("run `callbackd migrate`") != std::string::npos);
   CHECK(r.output.find("wechatpay.ca_file: cannot read /nonexistent/ca.pem") != std::string::npos);
+  CHECK(r.output.find("credentials_dir: /nonexistent/keys cannot be opened: No such file or directory (fix: create it") !=
+        std::string::npos);
 }
 
 TEST_CASE("check-config names an unreachable database without its password", "[pg][check-config]") {

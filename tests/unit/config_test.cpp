@@ -3,6 +3,8 @@
 // error must contain every one of them, and exactly that many problems must be reported.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -108,14 +110,30 @@ TEST_CASE("the environment overrides database.url and supplies credentials_dir",
   CHECK(parse_config("credentials_dir: /srv/keys\n", "inline", env).credentials_dir == "/srv/keys");
 }
 
-TEST_CASE("a missing config file is named with the fix", "[config]") {
-  try {
-    load_config("/nonexistent/callbackd.yaml", &no_env);
-    FAIL("expected a StartupError");
-  } catch (const StartupError& e) {
-    CHECK(std::string(e.what()).find("/nonexistent/callbackd.yaml: cannot read the config file") == 0);
-    CHECK(std::string(e.what()).find("callbackd.example.yaml") != std::string::npos);
+TEST_CASE("a missing or non-file config path is named with the fix", "[config]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("callbackd-config-dir-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const struct {
+    std::string path;
+    std::string starts;  // the message
+    std::string fix;
+  } rows[] = {
+      {"/nonexistent/callbackd.yaml", "/nonexistent/callbackd.yaml: cannot read the config file", "callbackd.example.yaml"},
+      // Read as an empty file it would be "database.url: is required": the wrong problem.
+      {dir.string(), dir.string() + ": is a directory, not a config file", "pass --config FILE"},
+      {"/dev/null", "/dev/null: is not a regular file", "pass --config FILE"},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.path);
+    try {
+      load_config(row.path, &no_env);
+      FAIL("expected a StartupError");
+    } catch (const StartupError& e) {
+      CHECK(std::string(e.what()).find(row.starts) == 0);
+      CHECK(std::string(e.what()).find(row.fix) != std::string::npos);
+    }
   }
+  std::filesystem::remove_all(dir);
 }
 
 // The example file is the documentation of every key: it must load, name every key the

@@ -69,3 +69,31 @@ TEST_CASE("no credentials directory is a clear error", "[credentials]") {
   REQUIRE(!r.ok());
   CHECK(r.error().find("set credentials_dir") != std::string::npos);
 }
+
+TEST_CASE("the credentials directory itself: missing, not a directory, fine, not configured", "[credentials]") {
+  TempTree tree;
+  const std::string file = (tree.root / "secret.pem").string();
+  const std::string absent = (tree.root / "absent").string();
+  struct Row {
+    std::string path;
+    std::string what;  // "" = no problem
+  };
+  const Row rows[] = {
+      {tree.dir(), ""},
+      {"", ""},  // none configured: each tenant reports "no credentials directory"
+      {absent, absent + " cannot be opened: No such file or directory"},
+      {file, file + " is not a directory"},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.path);
+    const auto problem = credentials_dir_problem(row.path);
+    if (row.what.empty()) {
+      CHECK_FALSE(problem.has_value());
+      continue;
+    }
+    REQUIRE(problem.has_value());
+    CHECK(problem->where == "credentials_dir");
+    CHECK(problem->what == row.what);
+    CHECK(problem->fix.rfind("create it", 0) == 0);
+  }
+}

@@ -19,6 +19,10 @@ TEST_CASE("valid desired rows pass", "[desired][validation]") {
       {"1900009191", "https://example.com./cb"},
       {"1900009191", "https://my_host.example.com"},
       {"1900009191", "https://example.com?x"},
+      // SQL in a URL is only data: quotes, ';' and '--' are legal URL characters (RFC 3986
+      // sub-delims), and the daemon passes every value as a bound parameter and as JSON.
+      {"1900009191", "https://x.example.com/';DROP%20TABLE%20callbackd.audit_log;--"},
+      {"1900009191", "https://x.example.com/?q=1'OR'1'='1&$$=$$"},
   };
   for (const auto& [mchid, url] : rows) {
     CAPTURE(mchid, url);
@@ -45,6 +49,15 @@ TEST_CASE("each invalid desired row gets one clear message", "[desired][validati
       {"-1", ok_url, "mchid", "mchid must be 1-20 ASCII digits, found \"-1\""},
       {"１２３", ok_url, "mchid", "mchid must be 1-20 ASCII digits, found \"１２３\""},  // full-width digits
       {"12\n3", ok_url, "mchid", "mchid must be 1-20 ASCII digits, found \"12?3\""},
+      {"1' OR '1'='1", ok_url, "mchid", "mchid must be 1-20 ASCII digits, found \"1' OR '1'='1\""},
+      {"1;DROP TABLE callbackd.tenants--", ok_url, "mchid",
+       "mchid must be 1-20 ASCII digits, found 32 bytes: \"1;DROP TABLE callbackd.tenants--\""},
+      {"19\x01" "00", ok_url, "mchid", "mchid must be 1-20 ASCII digits, found \"19?00\""},
+      {"\t1900", ok_url, "mchid", "mchid must be 1-20 ASCII digits, found \"?1900\""},
+      {"1900\x7f", ok_url, "mchid", "mchid must be 1-20 ASCII digits, found \"1900?\""},
+      // A right-to-left override would show "1900" as "0091" (and reorder the rest of the
+      // line): the message shows '?' in its place.
+      {"\u202E1900", ok_url, "mchid", "mchid must be 1-20 ASCII digits, found \"?1900\""},
       {"1", "", "notify_url", "notify_url is empty; expected an absolute https URL of at most 256 bytes"},
       {"1", "https://a.example/" + long_path, "notify_url",
        "notify_url is 318 bytes; expected at most 256, found \"https://a.example/" + std::string(46, 'a') +
@@ -71,6 +84,32 @@ TEST_CASE("each invalid desired row gets one clear message", "[desired][validati
        "notify_url contains whitespace or a control character at byte 20; percent-encode it (e.g. %20), found \"https://example.com/?cb\""},
       {"1", "https://example.com/\x7f", "notify_url",
        "notify_url contains whitespace or a control character at byte 20; percent-encode it (e.g. %20), found \"https://example.com/?\""},
+      {"1", "https://example.com/\x01" "cb", "notify_url",
+       "notify_url contains whitespace or a control character at byte 20; percent-encode it (e.g. %20), found \"https://example.com/?cb\""},
+      {"1", "https://x.example.com/'; DROP TABLE callbackd.audit_log; --", "notify_url",
+       "notify_url contains whitespace or a control character at byte 24; percent-encode it (e.g. %20), found "
+       "\"https://x.example.com/'; DROP TABLE callbackd.audit_log; --\""},
+      {"1", "https://example.com/\u202Egnp.exe", "notify_url",
+       "notify_url contains a non-ASCII byte at byte 20; use punycode for the host and percent-encoding elsewhere, "
+       "found \"https://example.com/?gnp.exe\""},
+      {"1", "https://example.com/\u2066x", "notify_url",
+       "notify_url contains a non-ASCII byte at byte 20; use punycode for the host and percent-encoding elsewhere, "
+       "found \"https://example.com/?x\""},
+      {"1", "https://example.com/a\"b", "notify_url",
+       "notify_url contains '\"' at byte 21, which a URL cannot hold unencoded; percent-encode it (%22), found "
+       "\"https://example.com/a\"b\""},
+      {"1", "https://example.com/<script>", "notify_url",
+       "notify_url contains '<' at byte 20, which a URL cannot hold unencoded; percent-encode it (%3C), found "
+       "\"https://example.com/<script>\""},
+      {"1", "https://example.com\\@evil.example/", "notify_url",
+       "notify_url contains '\\' at byte 19, which a URL cannot hold unencoded; percent-encode it (%5C), found "
+       "\"https://example.com\\@evil.example/\""},
+      {"1", "https://example.com/?a={x}", "notify_url",
+       "notify_url contains '{' at byte 23, which a URL cannot hold unencoded; percent-encode it (%7B), found "
+       "\"https://example.com/?a={x}\""},
+      {"1", "https://example.com/a|b^c`d", "notify_url",
+       "notify_url contains '|' at byte 21, which a URL cannot hold unencoded; percent-encode it (%7C), found "
+       "\"https://example.com/a|b^c`d\""},
       {"1", "https://例子.测试/cb", "notify_url",
        "notify_url contains a non-ASCII byte at byte 8; use punycode for the host and percent-encoding elsewhere, found \"https://例子.测试/cb\""},
       {"1", "https://user:pw@example.com/cb", "notify_url",

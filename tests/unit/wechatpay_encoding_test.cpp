@@ -42,4 +42,10 @@ TEST_CASE("excerpt bounds, cleans and marks cuts", "[wechatpay][encoding]") {
   CHECK(excerpt("中文", 4) == "中…(6 bytes)");
   CHECK(excerpt("中文", 2) == "…(6 bytes)");
   CHECK(excerpt("", 0).empty());
+  // C1 controls and bidi formatting characters would reorder or hide what an operator reads.
+  CHECK(excerpt("a\u202Egnp.exe\u202Cb", 40) == "a?gnp.exe?b");  // RIGHT-TO-LEFT OVERRIDE, POP
+  CHECK(excerpt("\u2066x\u2069\u200E\u200F\u061C", 40) == "?x????");
+  CHECK(excerpt("\u0085\u009F\u00A0é", 40) == "??\u00A0é");  // NEL, APC; NBSP and é are kept
+  CHECK(excerpt("\u202E", 2) == "…(3 bytes)");  // cut before the override: nothing of it shown
+  CHECK(excerpt("\xE2\x80", 10) == "\xE2\x80");  // a truncated sequence is not read past its end
 }

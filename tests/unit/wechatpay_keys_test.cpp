@@ -66,6 +66,14 @@ TEST_CASE("private key files: each failure has its own kind, message and fix", "
        "use apiclient_key.pem, not apiclient_cert.pem"},
       {"go_test_public_key.pem", 0600, KeyError::Kind::not_a_key, "contains a public key, not a private key",
        "use the merchant API private key (apiclient_key.pem)"},
+      // Public material at 0644 is the wrong file, not a leaked key: that is what is reported.
+      {"go_test_cert.pem", 0644, KeyError::Kind::not_a_key, "contains a certificate, not a private key",
+       "use apiclient_key.pem, not apiclient_cert.pem"},
+      {"go_test_public_key.pem", 0644, KeyError::Kind::not_a_key, "contains a public key, not a private key",
+       "use the merchant API private key (apiclient_key.pem)"},
+      // A damaged private key readable by others is still first of all exposed.
+      {"truncated_private.pem", 0644, KeyError::Kind::too_open,
+       "permissions 0644 are too open: a private key must not be accessible by group or others", "chmod 600 {}"},
       {"ec_p256.pem", 0600, KeyError::Kind::wrong_type, "the private key is of type EC, WeChat Pay v3 needs RSA",
        "use the RSA 2048 key from the WeChat Pay merchant platform"},
       {"rsa1024.pem", 0600, KeyError::Kind::wrong_type,
@@ -75,7 +83,7 @@ TEST_CASE("private key files: each failure has its own kind, message and fix", "
   for (const auto& row : rows) {
     CAPTURE(row.file, row.mode);
     const std::string content = std::string(row.file) == "vector" ? go_pem : read_file(key_path(row.file));
-    const std::string path = dir.write(std::string("k_") + row.file, content, row.mode);
+    const std::string path = dir.write(std::string("k_") + std::to_string(row.mode) + "_" + row.file, content, row.mode);
     const auto key = load_private_key_file(path);
     REQUIRE_FALSE(key.ok());
     CHECK(key.error().kind == row.kind);

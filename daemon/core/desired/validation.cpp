@@ -2,6 +2,8 @@
 
 #include "core/wechatpay/encoding.h"
 
+#include <cstdio>
+
 namespace callbackd::desired {
 namespace {
 
@@ -13,6 +15,11 @@ std::string shown(std::string_view value) { return "\"" + wechatpay::excerpt(val
 ValidationError notify_url_error(std::string what, std::string_view value) {
   return ValidationError{"notify_url", "notify_url " + std::move(what) + ", found " + shown(value)};
 }
+
+// Printable ASCII that RFC 3986 allows nowhere in a URI, not even in the path or query.
+// WeChat Pay would refuse such a URL (or a receiving server mis-read it), and '"' and '\'
+// are the characters that break out of quoting in whatever later reads the URL.
+bool is_never_unencoded(char c) { return std::string_view("\"<>\\^`{|}").find(c) != std::string_view::npos; }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -80,6 +87,13 @@ std::optional<ValidationError> validate_notify_url(std::string_view url) {
       return notify_url_error("contains a non-ASCII byte at byte " + std::to_string(i) +
                                   "; use punycode for the host and percent-encoding elsewhere",
                               url);
+    if (is_never_unencoded(static_cast<char>(c))) {
+      char encoded[4];
+      std::snprintf(encoded, sizeof encoded, "%%%02X", c);
+      return notify_url_error("contains '" + std::string(1, static_cast<char>(c)) + "' at byte " + std::to_string(i) +
+                                  ", which a URL cannot hold unencoded; percent-encode it (" + encoded + ")",
+                              url);
+    }
   }
   constexpr std::string_view kScheme = "https://";
   if (!equals_ignoring_case(url.substr(0, kScheme.size()), kScheme))

@@ -22,9 +22,11 @@ struct ValidationError {
 std::optional<ValidationError> validate_mchid(std::string_view mchid);
 
 // notify_url: 1-256 bytes; printable ASCII only (no whitespace, control characters or raw
-// non-ASCII; international names must be punycode / percent-encoded); scheme "https"
+// non-ASCII; international names must be punycode / percent-encoded), and none of the
+// characters RFC 3986 allows nowhere unencoded (" < > \ ^ ` { | }); scheme "https"
 // (case-insensitive) followed by "://"; a non-empty host (a DNS name, IPv4 or [IPv6]); an
-// optional port of 1-65535; no userinfo ("user@"); no fragment. Path and query are free.
+// optional port of 1-65535; no userinfo ("user@"); no fragment. Path and query are otherwise
+// free.
 std::optional<ValidationError> validate_notify_url(std::string_view notify_url);
 
 // Both checks; the first failure (mchid before notify_url). One message per failure keeps the

@@ -17,6 +17,22 @@ constexpr std::array<std::int8_t, 256> make_decode_table() {
 }
 constexpr auto kDecode = make_decode_table();
 
+// The length of the UTF-8 sequence at the start of `text` when it encodes a C1 control
+// (U+0080-U+009F) or a bidirectional formatting character (U+061C, U+200E, U+200F,
+// U+202A-U+202E, U+2066-U+2069), else 0. An excerpt lands in sync_status, `status` and log
+// lines, where a right-to-left override would make the operator read the quoted value (and
+// whatever follows it on the line) in a different order than its bytes ("Trojan Source").
+std::size_t invisible_control_bytes(std::string_view text) {
+  auto byte = [&](std::size_t i) { return i < text.size() ? static_cast<unsigned char>(text[i]) : 0u; };
+  if (byte(0) == 0xC2 && byte(1) >= 0x80 && byte(1) <= 0x9F) return 2;
+  if (byte(0) == 0xD8 && byte(1) == 0x9C) return 2;
+  if (byte(0) == 0xE2 && byte(1) == 0x80 &&
+      (byte(2) == 0x8E || byte(2) == 0x8F || (byte(2) >= 0xAA && byte(2) <= 0xAE)))
+    return 3;
+  if (byte(0) == 0xE2 && byte(1) == 0x81 && byte(2) >= 0xA6 && byte(2) <= 0xA9) return 3;
+  return 0;
+}
+
 }  // namespace
 
 std::string base64_encode(std::string_view bytes) {
@@ -88,6 +104,11 @@ std::string excerpt(std::string_view text, std::size_t max_bytes) {
   out.reserve(cut + 24);
   for (std::size_t i = 0; i < cut; ++i) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (const std::size_t n = invisible_control_bytes(text.substr(i, cut - i)); n > 0) {
+      out += '?';
+      i += n - 1;
+      continue;
+    }
     out += (c < 0x20 || c == 0x7F) ? '?' : static_cast<char>(c);
   }
   if (cut < text.size()) out += "…(" + std::to_string(text.size()) + " bytes)";

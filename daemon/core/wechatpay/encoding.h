@@ -16,8 +16,8 @@ std::string base64_encode(std::string_view bytes);
 std::optional<std::string> base64_decode(std::string_view text);
 
 // At most `max_bytes` of `text`, cut on a UTF-8 character boundary, with control characters
-// replaced by '?' and "…(N bytes)" appended when cut. Used wherever a
-// value from outside is echoed into a message.
+// (C0, DEL, C1) and bidirectional overrides/marks replaced by '?', and "…(N bytes)" appended
+// when cut. Used wherever a value from outside is echoed into a message.
 std::string excerpt(std::string_view text, std::size_t max_bytes);
 
 }  // namespace callbackd::wechatpay

@@ -181,6 +181,10 @@ Result<PrivateKey, KeyError> load_private_key_file(const std::string& path) {
   struct stat st {};
   auto data = read_key_file(path, st);
   if (!data) return std::move(data).error();
+  auto parsed = parse_private_key_pem(*data, path);
+  // A certificate or public key named where the private key belongs holds no secret: saying
+  // "chmod 600" about it would send the operator to fix the wrong thing first.
+  if (!parsed && parsed.error().kind == KeyError::Kind::not_a_key) return parsed;
   // As OpenSSH does: a private key that others can read is refused, since it may already be
   // compromised and the operator should know.
   if ((st.st_mode & 077) != 0) {
@@ -190,7 +194,7 @@ Result<PrivateKey, KeyError> load_private_key_file(const std::string& path) {
                  std::string("permissions ") + mode + " are too open: a private key must not be accessible by group or others",
                  "chmod 600 " + path);
   }
-  return parse_private_key_pem(*data, path);
+  return parsed;
 }
 
 Result<VerificationKey, KeyError> parse_verification_key_pem(std::string_view pem, std::string_view source) {
