@@ -133,7 +133,7 @@ struct FaultCase {
 
 }  // namespace
 
-TEST_CASE("response faults: never recorded as applied, each with its code; rows converge once it is gone",
+TEST_CASE("response faults: never recorded as applied, each with its code, and rows converge once it is gone",
           "[e2e][faults]") {
   // clang-format off
   const std::vector<FaultCase> cases = {
