@@ -400,12 +400,12 @@ void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Ins
   // claimed (and sent) twice; see hold_buffers().
   const bool endpoint_held = scheduler_.endpoint().held();
   if (endpoint_held && (!scheduler_.endpoint().permission(now).allowed || !t.buffer.empty())) return;
-  if (endpoint_held) {
-    limit = 1;
-  } else if (state && state->paused_by_error()) {
+  if (state && state->paused_by_error()) {
     // Only the probe goes out: claim one row when it is due, none before.
     const auto permission = state->permission(now);
     if (!permission.allowed || !t.buffer.empty()) return;
+    limit = 1;
+  } else if (endpoint_held) {
     limit = 1;
   } else if (static_cast<int>(t.buffer.size()) > limit / 2) {
     return;
@@ -726,8 +726,10 @@ std::optional<Instant> Reconciler::next_wake(Instant now, const reconcile::Sched
   earliest(next_heartbeat_);
   for (const auto& [id, t] : tenants_)
     if (t->owned && t->send_until > now) earliest(t->send_until);
-  // The endpoint's next probe: rows are claimed for it only then (maybe_claim).
-  if (const auto& hold = scheduler_.endpoint(); hold.held() && !hold.probe_in_flight()) earliest(hold.next_probe_at());
+  // The endpoint's next probe: rows are claimed for it only then (maybe_claim). Once it is
+  // past, claims, due times and completions wake the loop (a past instant would spin it).
+  if (const auto& hold = scheduler_.endpoint(); hold.held() && !hold.probe_in_flight() && hold.next_probe_at() > now)
+    earliest(hold.next_probe_at());
   for (const auto& [id, t] : tenants_) {
     if (t->buffer.empty() && t->next_due_at) earliest(t->next_due_at);
     if (const auto* state = scheduler_.tenant_state(id); state && state->paused_by_error())
