@@ -70,7 +70,9 @@ Operations::Operations(asio::io_context& io, const Config& config, http::HttpsCl
   r.declare("callbackd_https_failovers_total", Type::counter, "Requests sent to wechatpay.backup_url.");
   r.declare("callbackd_wechatpay_unreachable", Type::gauge,
             "1 while WeChat Pay cannot be reached and sending is held (one probe per backoff step).");
-  r.declare("callbackd_wechatpay_unreachable_total", Type::counter,
+  // Not "callbackd_wechatpay_unreachable_total": Prometheus parsers strip _total from a
+  // counter's name, which would then collide with the gauge above.
+  r.declare("callbackd_wechatpay_outages_total", Type::counter,
             "Times WeChat Pay was found unreachable (connect, DNS, TLS handshake) and sending was held.");
   r.declare("callbackd_wechatpay_probes_failed_total", Type::counter,
             "Probe requests during a hold that could not reach WeChat Pay either.");
@@ -270,7 +272,7 @@ void Operations::refresh_gauges() {
     r.set_total("callbackd_records_written_total", kNone, static_cast<double>(stats.recorded));
     r.set_total("callbackd_invalid_rows_total", kNone, static_cast<double>(stats.invalid));
     r.set("callbackd_wechatpay_unreachable", kNone, reconciler_->endpoint_held() ? 1 : 0);
-    r.set_total("callbackd_wechatpay_unreachable_total", kNone, static_cast<double>(stats.endpoint_holds));
+    r.set_total("callbackd_wechatpay_outages_total", kNone, static_cast<double>(stats.endpoint_holds));
     r.set_total("callbackd_wechatpay_probes_failed_total", kNone, static_cast<double>(stats.endpoint_probes_failed));
   }
   r.set("callbackd_tenants", kNone, static_cast<double>(tenants));

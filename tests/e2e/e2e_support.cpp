@@ -1,6 +1,9 @@
 #include "e2e/e2e_support.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -196,6 +199,26 @@ int Environment::stop_daemon(const callbackd::test::Child& daemon, std::chrono::
   REQUIRE(daemon.pid > 0);  // never kill(-1, ...) or the process group
   kill(daemon.pid, SIGTERM);
   return callbackd::test::wait_exit_status_for(daemon, limit);
+}
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+callbackd::test::Finished check_metrics(int port, const std::vector<std::string>& samples) {
+  std::vector<std::string> args{CALLBACKD_PYTHON3, CALLBACKD_SOURCE_DIR "/tests/e2e/check-metrics",
+                                "http://127.0.0.1:" + std::to_string(port) + "/metrics"};
+  args.insert(args.end(), samples.begin(), samples.end());
+  return callbackd::test::run_process(args);
 }
 
 bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {

@@ -93,6 +93,13 @@ class Environment {
   std::uint16_t sandbox_port_ = 0;
 };
 
+// A free loopback port: bound, read, released (the daemon binds it a moment later).
+int free_port();
+
+// `check-metrics` against the daemon's /metrics on `port` (the Prometheus client's parser):
+// every required family present, and each NAME:LABEL=VALUE,...:MIN sample at least MIN.
+callbackd::test::Finished check_metrics(int port, const std::vector<std::string>& samples);
+
 // Waits until `done()` holds, checking every 100 ms, for at most `limit`; false if it never did.
 bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit);
 

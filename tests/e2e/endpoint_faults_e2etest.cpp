@@ -3,6 +3,7 @@
 // looks like afterwards: audit rows and their codes, sync_status, tenant_state, and the
 // sandbox's own record of what it was asked.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <map>
@@ -21,6 +22,21 @@ std::size_t occurrences(const std::string& haystack, const std::string& needle) 
   std::size_t n = 0;
   for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + needle.size())) ++n;
   return n;
+}
+
+// User plus system CPU time of a running process, from /proc/PID/stat.
+double cpu_seconds(pid_t pid) {
+  REQUIRE(pid > 0);
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  // Fields after the command name (which may contain spaces) start after the last ')'.
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 std::string tail(const std::string& s, std::size_t n = 4000) { return s.substr(s.size() > n ? s.size() - n : 0); }
@@ -55,16 +71,31 @@ TEST_CASE("WeChat Pay unreachable for 30 s: one probe per backoff step, then eve
   env.add_rows("beta", 2, 150);
   env.start_sandbox();
   const std::uint16_t port = env.sandbox_port();
-  const auto daemon = env.start_daemon("reconciler:\n  retry_initial_backoff: 200ms\n  retry_max_backoff: 2s\n", {},
-                                       /*exit_when_idle=*/true);
+  DaemonConfigOptions options;
+  const int metrics_port = free_port();
+  options.metrics_listen = "127.0.0.1:" + std::to_string(metrics_port);
+  const auto daemon = env.start_daemon("reconciler:\n  retry_initial_backoff: 200ms\n  retry_max_backoff: 2s\n",
+                                       options, /*exit_when_idle=*/true);
 
   // Mid-run: some rows applied, most still to go.
   REQUIRE(wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") >= 40; },
                      30s));
   const std::string down_at = env.text("SELECT clock_timestamp()::text");
   env.stop_sandbox();
-  std::this_thread::sleep_for(30s);
+  const double cpu_before = cpu_seconds(daemon.pid);
+  std::this_thread::sleep_for(20s);
+  // Mid-outage, the daemon says so: held, and its probes (1, 3, 7, 15 s) failed.
+  const auto metrics = check_metrics(metrics_port, {"callbackd_wechatpay_unreachable::1",
+                                                    "callbackd_wechatpay_outages_total::1",
+                                                    "callbackd_wechatpay_probes_failed_total::2"});
+  INFO(metrics.output);
+  CHECK(metrics.exit_status == 0);
+  std::this_thread::sleep_for(10s);
   CHECK(still_running(daemon));
+  // No hot loop: the event loop slept through the outage (a spinning one burns ~30 s).
+  const double cpu_during = cpu_seconds(daemon.pid) - cpu_before;
+  INFO("CPU seconds during the 30 s outage: " << cpu_during);
+  CHECK(cpu_during < 3.0);
   const std::string up_at = env.text("SELECT clock_timestamp()::text");
   env.start_sandbox("", "", port);  // the same port: the daemon's base_url reaches it again
 
