@@ -172,6 +172,8 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
       {"malformed_body", "{kind: malformed_body}",                    "answers", "transient",    "MALFORMED_RESPONSE",                 "200",  "retrying", "NULL", "", true},
       {"oversized_body", "{kind: oversized_body, size_bytes: 200000}", "answers", "transient",   "NETWORK_ERROR",                      "NULL", "retrying", "NULL", "response_too_large", true},
       {"timeout",        "{kind: timeout}",                           "answers", "transient",    "TIMEOUT",                            "NULL", "retrying", "NULL", "timeout", false},
+      {"reset",          "{kind: reset}",                             "answers", "transient",    "NETWORK_ERROR",                      "NULL", "retrying", "NULL", "connection_closed", false},
+      {"malformed_http", "{kind: malformed_http}",                    "answers", "transient",    "NETWORK_ERROR",                      "NULL", "retrying", "NULL", "protocol", false},
       {"bad_signature",  "{kind: bad_signature}",                     "badsig",  "tenant_error", "RESPONSE_SIGNATURE_BAD_SIGNATURE",   "200",  "paused",   "RESPONSE_SIGNATURE_BAD_SIGNATURE", "", true},
       {"unknown_serial", "{kind: unknown_serial}",                    "unknown", "tenant_error", "RESPONSE_SIGNATURE_UNKNOWN_SERIAL",  "200",  "paused",   "RESPONSE_SIGNATURE_UNKNOWN_SERIAL", "", true},
   };
@@ -183,7 +185,7 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
   // probes then always meet the fault.
   env.add_tenant(TenantSpec("badsig", "1900000002"));
   env.add_tenant(TenantSpec("unknown", "1900000003"));
-  env.add_rows("answers", 1, 10);  // rows 0..3 faulty, 4..9 answered normally
+  env.add_rows("answers", 1, 10);  // rows 0..5 faulty, 6..9 answered normally
   env.add_rows("badsig", 2, 1);
   env.add_rows("unknown", 3, 1);
   std::map<std::string, std::string> mchid_of;
@@ -214,7 +216,7 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
         for (const auto& c : cases)
           if (attempts(mchid_of[c.kind]) < 2) return false;
         return env.count("SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'answers' AND state = 'in_sync'") ==
-               6;
+               4;
       },
       60s);
   INFO(tail(read_file(daemon.output_path)));
