@@ -66,14 +66,20 @@ void check_schema(const Config& config) {
 void listen_loop(const DatabaseConfig& db, asio::io_context& io, engine::Reconciler& reconciler,
                  const std::atomic<bool>& stopping) {
   auto backoff = std::chrono::milliseconds{250};
+  bool lost = false;
   while (!stopping) {
     try {
       pg::Listener listener(db);
       backoff = std::chrono::milliseconds{250};
+      if (lost) {
+        lost = false;
+        spdlog::info("event=listen_reconnected");
+      }
       while (!stopping)
         for (auto& n : listener.wait(std::chrono::milliseconds{250}))
           asio::post(io, [&reconciler, n] { reconciler.on_notification(n); });
     } catch (const std::exception& e) {
+      lost = true;
       spdlog::warn("event=listen_failed error=\"{}\" retry_in_ms={}", e.what(), backoff.count());
       // The poll interval covers the gap; sleep in small steps so that shutdown is prompt.
       for (auto waited = std::chrono::milliseconds{0}; waited < backoff && !stopping; waited += std::chrono::milliseconds{50})

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include <spdlog/spdlog.h>
+
 #include "pg/migrator.h"
 
 namespace callbackd::engine {
@@ -55,13 +57,23 @@ void DbWorker::loop() {
       jobs_.pop_front();
     }
     // (Re)connect before the job; a database that is down delays jobs, it loses none.
+    int failed_attempts = 0;
+    const auto down_since = std::chrono::steady_clock::now();
     while (!store || !store->connected()) {
       try {
         if (store) store->reconnect();
         else store = make_store_();
         backoff = std::chrono::milliseconds{250};
+        // Operators (and the fault tests) see when an outage ended and what it cost.
+        if (failed_attempts > 0)
+          spdlog::info("event=database_reconnected failed_attempts={} down_ms={}", failed_attempts,
+                       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                             down_since)
+                           .count());
       } catch (const std::exception& e) {
-        log_error_(std::string("database unavailable, retrying: ") + e.what());
+        ++failed_attempts;
+        log_error_(std::string("database unavailable, retrying in ") + std::to_string(backoff.count()) +
+                   " ms: " + e.what());
         {
           std::lock_guard lock(mutex_);
           if (stopping_) return;

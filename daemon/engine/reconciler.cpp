@@ -318,7 +318,12 @@ void Reconciler::heartbeat() {
     const Instant started = Clock::now();
     std::optional<pg::ReconcileStore::Ownership> ownership;
     try {
-      ownership = store.heartbeat(lease, release);
+      // A dead instance on this machine (migrations/0005) is held to the same margin as a live
+      // owner: its last request has reached WeChat Pay or timed out before its tenants move.
+      ownership = store.heartbeat(lease, release, margin);
+      for (const auto& d : ownership->dead_instances)
+        spdlog::info("event=instance_dead instance={} pid={} tenants={} takeover_in_ms={}", d.instance_id, d.pid,
+                     d.tenants, margin.count());
     } catch (const std::exception& e) {
       spdlog::error("event=heartbeat_failed error=\"{}\" note=\"sending stops when the leases may lapse\"", e.what());
     }

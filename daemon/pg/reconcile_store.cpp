@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/instance_liveness.h"
 #include "core/wechatpay/update_time.h"
 #include "pg/connection.h"
 #include "pg/conninfo.h"
@@ -229,8 +230,32 @@ WHERE t.mode = 'apply'
 )SQL";
 
 constexpr const char* kHeartbeatInstance = R"SQL(
-INSERT INTO callbackd.instances (instance_id) VALUES ($1)
+INSERT INTO callbackd.instances (instance_id, boot_id, pid_namespace, pid)
+VALUES ($1, NULLIF($2, ''), NULLIF($3, ''), NULLIF($4::integer, 0))
 ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = now()
+)SQL";
+
+// Other instances in our kernel boot and PID namespace whose leases may not have lapsed yet
+// (heartbeat younger than the lease): the candidates for a takeover (0005).
+constexpr const char* kSameMachineInstances = R"SQL(
+SELECT instance_id, pid FROM callbackd.instances
+WHERE instance_id <> $1 AND boot_id = $2 AND pid_namespace = $3 AND pid IS NOT NULL
+  AND heartbeat_at > now() - $4::bigint * interval '1 millisecond'
+ORDER BY instance_id
+)SQL";
+
+// A provably dead instance: its leases lapse after `margin` rather than the lease time, and it
+// is no longer counted as live. Returns how many tenant leases it held.
+constexpr const char* kTakeOverDeadInstance = R"SQL(
+WITH shortened AS (
+  UPDATE callbackd.tenant_leases
+  SET lease_until = LEAST(lease_until, now() + $2::bigint * interval '1 millisecond')
+  WHERE instance_id = $1
+  RETURNING tenant_id
+), forgotten AS (
+  DELETE FROM callbackd.instances WHERE instance_id = $1
+)
+SELECT count(*)::int FROM shortened
 )SQL";
 
 constexpr const char* kReleaseTenant = R"SQL(
@@ -304,6 +329,7 @@ nlohmann::json json_or_null(const std::optional<bool>& v) { return v ? nlohmann:
 struct ReconcileStore::Impl {
   DatabaseConfig db;
   std::string instance;
+  ProcessIdentity self = this_process();  // recorded with the heartbeat (0005)
   std::string where;  // describe_conninfo: never a password
   std::unique_ptr<pqxx::connection> conn;
   bool broken = true;
@@ -326,6 +352,8 @@ struct ReconcileStore::Impl {
       c->prepare("queue_resync", kQueueResync);
       c->prepare("pending_for_sending_tenants", kPendingForSendingTenants);
       c->prepare("heartbeat_instance", kHeartbeatInstance);
+      c->prepare("same_machine_instances", kSameMachineInstances);
+      c->prepare("take_over_dead_instance", kTakeOverDeadInstance);
       c->prepare("release_tenant", kReleaseTenant);
       c->prepare("release_all_tenants", kReleaseAllTenants);
       c->prepare("renew_tenants", kRenewTenants);
@@ -338,7 +366,8 @@ struct ReconcileStore::Impl {
       // from its first call on.
       for (const char* name : {"claim_due", "record_batch", "release_claims", "drop_entries", "pause_tenant",
                                "resume_tenant", "tenant_pauses", "queue_resync", "pending_for_sending_tenants",
-                               "heartbeat_instance", "release_tenant", "release_all_tenants", "renew_tenants",
+                               "heartbeat_instance", "same_machine_instances", "take_over_dead_instance",
+                               "release_tenant", "release_all_tenants", "renew_tenants",
                                "live_instances", "acquire_tenants", "recent_sends", "forget_instances"})
         c->prepare_now(name);
     } catch (const pqxx::broken_connection& e) {
@@ -560,12 +589,27 @@ std::size_t ReconcileStore::pending_for_sending_tenants() {
 }
 
 ReconcileStore::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
-                                                    const std::vector<std::string>& release) {
+                                                    const std::vector<std::string>& release,
+                                                    std::optional<std::chrono::milliseconds> dead_owner_margin) {
   return impl_->run("heartbeat (callbackd.tenant_leases)", [&](pqxx::connection& c) {
     Ownership o;
     pqxx::work tx(c);
     impl_->statements += 4;
-    tx.exec_prepared0("heartbeat_instance", impl_->instance);
+    const ProcessIdentity& self = impl_->self;
+    tx.exec_prepared0("heartbeat_instance", impl_->instance, self.boot_id, self.pid_namespace, self.pid);
+    if (dead_owner_margin && !self.boot_id.empty() && !self.pid_namespace.empty()) {
+      // Before counting live instances and acquiring: a dead one neither counts nor holds.
+      ++impl_->statements;
+      for (const auto& r : tx.exec_prepared("same_machine_instances", impl_->instance, self.boot_id,
+                                            self.pid_namespace, millis(lease))) {
+        const ProcessIdentity other{self.boot_id, self.pid_namespace, r[1].as<long>()};
+        if (!provably_dead(self, other, probe_pid(other.pid))) continue;
+        ++impl_->statements;
+        const auto held = tx.exec_prepared1("take_over_dead_instance", r[0].as<std::string>(),
+                                            millis(*dead_owner_margin));
+        o.dead_instances.push_back({r[0].as<std::string>(), other.pid, held[0].as<int>()});
+      }
+    }
     for (const auto& tenant_id : release) {
       ++impl_->statements;
       tx.exec_prepared0("release_tenant", impl_->instance, tenant_id);

@@ -148,11 +148,23 @@ class ReconcileStore {
     std::vector<OwnedTenant> owned;  // every tenant this instance holds after the heartbeat
     int live_instances = 1;          // instances whose heartbeat is younger than the lease
     int fair_share = 0;              // ceil(tenants / live_instances)
+    // Instances found dead on this machine (migrations/0005): their leases now lapse after
+    // dead_owner_margin instead of the lease time.
+    struct DeadInstance {
+      std::string instance_id;
+      long pid = 0;
+      int tenants = 0;  // leases it held
+    };
+    std::vector<DeadInstance> dead_instances;
   };
   // One heartbeat, in one transaction: records this instance as alive, gives up the leases in
   // `release`, renews its other leases to now() + lease, and acquires free or lapsed tenants up
-  // to its fair share. Never takes a lease another live instance holds.
-  Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release);
+  // to its fair share. Never takes a lease another live instance holds. With
+  // `dead_owner_margin`: first, an instance of the same kernel boot and PID namespace whose
+  // process is gone (core/instance_liveness.h) has its leases cut to now() + the margin and is
+  // forgotten, so its tenants are taken over on a heartbeat after that margin.
+  Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release,
+                      std::optional<std::chrono::milliseconds> dead_owner_margin = std::nullopt);
   // Gives up every lease of this instance (clean shutdown), so another takes over at once.
   void release_all_tenants();
 

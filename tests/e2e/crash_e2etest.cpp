@@ -35,10 +35,8 @@ TEST_CASE("kill -9 during a run, then a restart: everything converges with its a
   INFO(run.output.substr(run.output.size() > 3000 ? run.output.size() - 3000 : 0));
   REQUIRE(run.exit_status == 0);
   CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 1000}});
-  // Every in_sync row has an applied audit row for exactly the revision it is in sync at.
-  CHECK(env.count("SELECT count(*) FROM callbackd.sub_merchant_state s WHERE NOT EXISTS (SELECT 1 FROM "
-                  "callbackd.audit_log a WHERE a.mchid = s.mchid AND a.outcome = 'applied' AND a.desired_revision = "
-                  "s.applied_revision AND a.update_time = s.update_time)") == 0);
+  // Every in_sync row has its applied audit row, and every applied row a 200 from the sandbox.
+  check_audit_matches_state_and_sandbox(env);
   // Every request the sandbox answered 200 to is either recorded, or was in flight at the kill
   // (then sent again after the restart, which the idempotent endpoint allows).
   std::map<std::string, int> sent;

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <pqxx/pqxx>
 #include <sstream>
+#include <cstdlib>
+#include <map>
 #include <thread>
 
 #include "http/https_client.h"
@@ -32,6 +34,44 @@ std::string sub_merchant(int block, int i) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "2%02d%07d", block, i);
   return buf;
+}
+
+PrivateCluster::PrivateCluster() {
+  char tmpl[] = "/tmp/callbackd-pgprivate.XXXXXX";
+  state_dir_ = mkdtemp(tmpl);
+  if (const char* previous = std::getenv("CALLBACKD_PG_STATE_DIR")) previous_state_dir_ = previous;
+  auto started = callbackd::test::run_process_for(
+      {CALLBACKD_SOURCE_DIR "/tests/pg/pg-harness", "start", state_dir_, CALLBACKD_BINARY}, std::chrono::seconds{120});
+  if (started.exit_status != 0) {
+    callbackd::test::run_process_for({CALLBACKD_SOURCE_DIR "/tests/pg/pg-harness", "stop", state_dir_},
+                                     std::chrono::seconds{60});
+    fs::remove_all(state_dir_);
+    FAIL("pg-harness start " << state_dir_ << " failed:\n" << started.output);
+  }
+  setenv("CALLBACKD_PG_STATE_DIR", state_dir_.c_str(), 1);
+}
+
+PrivateCluster::~PrivateCluster() {
+  // Runs pg_ctl stop -m immediate and removes the cluster, whatever state the test left it in.
+  callbackd::test::run_process_for({CALLBACKD_SOURCE_DIR "/tests/pg/pg-harness", "stop", state_dir_},
+                                   std::chrono::seconds{60});
+  fs::remove_all(state_dir_);
+  if (previous_state_dir_) setenv("CALLBACKD_PG_STATE_DIR", previous_state_dir_->c_str(), 1);
+  else unsetenv("CALLBACKD_PG_STATE_DIR");
+}
+
+void PrivateCluster::stop_server() {
+  auto r = callbackd::test::run_process_for({CALLBACKD_SOURCE_DIR "/tests/pg/pg-harness", "stop-server", state_dir_},
+                                            std::chrono::seconds{60});
+  INFO(r.output);
+  REQUIRE(r.exit_status == 0);
+}
+
+void PrivateCluster::start_server() {
+  auto r = callbackd::test::run_process_for({CALLBACKD_SOURCE_DIR "/tests/pg/pg-harness", "start-server", state_dir_},
+                                            std::chrono::seconds{60});
+  INFO(r.output);
+  REQUIRE(r.exit_status == 0);
 }
 
 Environment::Environment() : keys_(CALLBACKD_E2E_KEYS_DIR) {
@@ -172,7 +212,7 @@ std::string Environment::write_daemon_config(const std::string& extra_yaml, cons
   std::ostringstream y;
   y << "database:\n  url: \"" << (options.database_url.empty() ? db_.conninfo() : options.database_url) << "\"\n"
     << "wechatpay:\n  base_url: https://127.0.0.1:" << sandbox_port_ << "\n  backup_url: \"\"\n"
-    << "  ca_file: " << keys_ << "/ca.pem\n  request_timeout: " << options.request_timeout << "\n"
+    << "  ca_file: " << keys_ << "/ca.pem\n  request_timeout: " << options.request_timeout.count() << "ms\n"
     << (options.credentials_dir ? "credentials_dir: " + keys_ + "\n" : "")
     << "metrics:\n  listen: \"" << options.metrics_listen << "\"\n"
     << extra_yaml;
@@ -181,18 +221,65 @@ std::string Environment::write_daemon_config(const std::string& extra_yaml, cons
   return path;
 }
 
+std::vector<std::string> Environment::daemon_command(const std::string& extra_yaml, const DaemonConfigOptions& options) {
+  return {CALLBACKD_BINARY, "--config", write_daemon_config(extra_yaml, options), "run"};
+}
+
 callbackd::test::Finished Environment::run_until_idle(std::chrono::seconds limit, const std::string& extra_yaml,
                                                       const DaemonConfigOptions& options) {
-  const std::string config = write_daemon_config(extra_yaml, options);
-  return callbackd::test::run_process_for({CALLBACKD_BINARY, "--config", config, "run", "--exit-when-idle"}, limit);
+  auto command = daemon_command(extra_yaml, options);
+  command.push_back("--exit-when-idle");
+  return callbackd::test::run_process_for(command, limit);
+}
+
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  }
+  return true;
+}
+
+void check_audit_matches_state_and_sandbox(Environment& env) {
+  CHECK(env.count("SELECT count(*) FROM callbackd.sub_merchant_state s WHERE s.state = 'in_sync' AND NOT EXISTS ("
+                  "SELECT 1 FROM callbackd.audit_log a WHERE a.mchid = s.mchid AND a.outcome = 'applied' "
+                  "AND a.desired_revision = s.applied_revision AND a.update_time = s.update_time)") == 0);
+
+  struct Answer {
+    std::string sub_merchant;
+    int status;
+  };
+  std::map<std::string, Answer> answers;  // by request_id
+  for (const auto& r : env.sandbox_requests())
+    if (r.contains("request_id") && r["request_id"].is_string() && !r["request_id"].get<std::string>().empty())
+      answers[r["request_id"].get<std::string>()] = {r.value("sub_merchant", ""), r.value("status", 0)};
+  pqxx::connection c(env.db().conninfo());
+  pqxx::read_transaction tx(c);
+  std::size_t applied = 0;
+  std::vector<std::string> unverified;
+  for (const auto& row : tx.exec("SELECT id, mchid, request_id FROM callbackd.audit_log WHERE outcome = 'applied'")) {
+    ++applied;
+    const std::string mchid = row[1].as<std::string>();
+    const std::string request_id = row[2].is_null() ? "" : row[2].as<std::string>();
+    const auto it = answers.find(request_id);
+    if (it == answers.end() || it->second.status != 200 || it->second.sub_merchant != mchid)
+      unverified.push_back("audit id " + row[0].as<std::string>() + " mchid " + mchid + " request_id '" + request_id +
+                           "'" + (it == answers.end() ? " unknown to the sandbox"
+                                                      : " answered " + std::to_string(it->second.status) + " for " +
+                                                            it->second.sub_merchant));
+  }
+  INFO(applied << " applied audit rows; not backed by a 200 for their sub-merchant: " << unverified.size()
+               << (unverified.empty() ? "" : ", first: " + unverified.front()));
+  CHECK(applied > 0);
+  CHECK(unverified.empty());
 }
 
 callbackd::test::Child Environment::start_daemon(const std::string& extra_yaml, const DaemonConfigOptions& options,
                                                  bool exit_when_idle) {
-  const std::string config = write_daemon_config(extra_yaml, options);
-  std::vector<std::string> args{CALLBACKD_BINARY, "--config", config, "run"};
-  if (exit_when_idle) args.push_back("--exit-when-idle");
-  return callbackd::test::spawn_process(args);
+  auto command = daemon_command(extra_yaml, options);
+  if (exit_when_idle) command.push_back("--exit-when-idle");
+  return callbackd::test::spawn_process(command);
 }
 
 int Environment::stop_daemon(const callbackd::test::Child& daemon, std::chrono::seconds limit) {
@@ -221,15 +308,6 @@ callbackd::test::Finished check_metrics(int port, const std::vector<std::string>
   return callbackd::test::run_process(args);
 }
 
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds{100});
-  }
-  return true;
-}
-
 LowerLimitRun check_adapts_to_lower_server_limit(Environment& env, int configured_per_minute, int server_per_minute,
                                                  int rows, std::chrono::seconds limit) {
   TenantSpec t("acme");
@@ -253,6 +331,7 @@ LowerLimitRun check_adapts_to_lower_server_limit(Environment& env, int configure
                   "WHERE a.mchid = s.mchid AND a.outcome = 'applied') <> 1") == 0);
   CHECK(env.count("SELECT count(*) FROM (SELECT DISTINCT ON (mchid) mchid, outcome FROM callbackd.audit_log "
                   "WHERE mchid IS NOT NULL ORDER BY mchid, id DESC) last WHERE outcome <> 'applied'") == 0);
+  check_audit_matches_state_and_sandbox(env);
   out.sandbox_stats = env.sandbox_stats();
   // The audit and the server agree: every 429 the sandbox sent is one rate_limited row.
   const auto& outcomes = out.sandbox_stats["callers"][t.mchid]["outcomes"];

@@ -36,7 +36,31 @@ struct DaemonConfigOptions {
   bool credentials_dir = true;  // false: leave it out, so that $CREDENTIALS_DIRECTORY is used
   std::string metrics_listen;   // metrics.listen; "" = off
   std::string database_url;     // "" = the test database as the superuser
-  std::string request_timeout = "5s";  // wechatpay.request_timeout (the `timeout` fault waits it out)
+  // wechatpay.request_timeout. Tenant leases last this + 10 s, so tests that kill instances
+  // shorten it to make takeovers quicker.
+  std::chrono::milliseconds request_timeout{5'000};
+};
+
+// A PostgreSQL cluster of the test's own (tests/pg/pg-harness start into a temp STATE_DIR),
+// for tests that stop the server: stopping the shared one would break tests running in
+// parallel. While it exists, CALLBACKD_PG_STATE_DIR points at it, so an Environment (or
+// TestDatabase) constructed after it uses it. Stopped and removed in the destructor, also
+// when the test fails.
+class PrivateCluster {
+ public:
+  PrivateCluster();
+  ~PrivateCluster();
+  PrivateCluster(const PrivateCluster&) = delete;
+  PrivateCluster& operator=(const PrivateCluster&) = delete;
+
+  // The server goes away (fast shutdown: sessions end, connections are refused) and comes
+  // back with the same data, socket and options.
+  void stop_server();
+  void start_server();
+
+ private:
+  std::string state_dir_;
+  std::optional<std::string> previous_state_dir_;  // the environment variable's old value
 };
 
 class Environment {
@@ -75,6 +99,8 @@ class Environment {
   // The callbackd config for this environment (database, sandbox, credentials).
   std::string write_daemon_config(const std::string& extra_yaml = "", const DaemonConfigOptions& options = {});
   const std::string& work_dir() const { return work_; }
+  // The callbackd command line with write_daemon_config's config, for spawn_process.
+  std::vector<std::string> daemon_command(const std::string& extra_yaml = "", const DaemonConfigOptions& options = {});
   // `callbackd --config CONFIG run --exit-when-idle`, killed (and the test failed) after `limit`.
   callbackd::test::Finished run_until_idle(std::chrono::seconds limit = std::chrono::seconds{90},
                                            const std::string& extra_yaml = "", const DaemonConfigOptions& options = {});
@@ -93,15 +119,23 @@ class Environment {
   std::uint16_t sandbox_port_ = 0;
 };
 
+// The audit invariants every run must keep, however it was interrupted (kill -9, database
+// outage), checked on the data afterwards:
+//  - every in_sync row has an `applied` audit row for exactly the revision and update_time it
+//    is in sync at (no state change without its audit row);
+//  - every `applied` audit row carries the Request-ID of a request the sandbox answered 200
+//    for that same sub-merchant (nothing recorded applied without a verified response).
+void check_audit_matches_state_and_sandbox(Environment& env);
+
+// Polls `done` every 50 ms until it holds or `limit` passes; whether it held.
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit);
+
 // A free loopback port: bound, read, released (the daemon binds it a moment later).
 int free_port();
 
 // `check-metrics` against the daemon's /metrics on `port` (the Prometheus client's parser):
 // every required family present, and each NAME:LABEL=VALUE,...:MIN sample at least MIN.
 callbackd::test::Finished check_metrics(int port, const std::vector<std::string>& samples);
-
-// Waits until `done()` holds, checking every 100 ms, for at most `limit`; false if it never did.
-bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit);
 
 // A tenant configured for `configured_per_minute` against a sandbox that only allows
 // `server_per_minute`: runs the daemon until idle and checks that it adapts rather than

@@ -108,6 +108,7 @@ TEST_CASE("WeChat Pay unreachable for 30 s: one probe per backoff step, then eve
   CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 300}});
   CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome NOT IN ('applied', 'transient')") == 0);
   check_each_row_applied_once_and_last(env);
+  check_audit_matches_state_and_sandbox(env);
 
   // Bounded during the outage: the requests in flight when it began, then one probe per
   // step (1, 2, 4, 8, 16 s: at most 5 in 30 s), not 20 rows a second for 30 s (600).
@@ -202,7 +203,7 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
   // The `timeout` fault holds the connection silent for 3 s; the daemon gives up after 1 s.
   env.start_sandbox("  set_per_minute: 60000\n  timeout_hold_ms: 3000\n", faults.str());
   DaemonConfigOptions options;
-  options.request_timeout = "1s";
+  options.request_timeout = 1s;
   const auto daemon = env.start_daemon(
       "reconciler:\n  retry_initial_backoff: 200ms\n  retry_max_backoff: 1s\n  tenant_probe_interval: 1s\n", options);
 
@@ -265,6 +266,7 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
   CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 12}});
   CHECK(env.count("SELECT count(*) FROM callbackd.tenant_state WHERE paused_reason IS NOT NULL") == 0);
   check_each_row_applied_once_and_last(env);
+  check_audit_matches_state_and_sandbox(env);
   // None of this is the endpoint being unreachable: the hold never engaged.
   CHECK(occurrences(output, " event=wechatpay_unreachable") == 0);
 }

@@ -100,4 +100,30 @@ Finished run_process(const std::vector<std::string>& args, const std::map<std::s
   return f;
 }
 
+ScopedChild::~ScopedChild() {
+  if (child_.pid > 0 && !reaped_) {  // pid > 0: kill(-1, ...) would hit every process we may signal
+    kill(child_.pid, SIGKILL);
+    int status = 0;
+    waitpid(child_.pid, &status, 0);
+  }
+  if (!child_.output_path.empty()) unlink(child_.output_path.c_str());
+}
+
+bool ScopedChild::running() {
+  if (reaped_ || child_.pid <= 0) return false;
+  int status = 0;
+  if (waitpid(child_.pid, &status, WNOHANG) != child_.pid) return true;
+  reaped_ = true;
+  exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return false;
+}
+
+int ScopedChild::signal_and_wait(int signal, std::chrono::milliseconds limit) {
+  if (!running()) return exit_status_;
+  kill(child_.pid, signal);
+  exit_status_ = wait_exit_status_for(child_, limit);  // SIGKILLs and reaps on the timeout
+  reaped_ = true;
+  return exit_status_;
+}
+
 }  // namespace callbackd::test

@@ -36,4 +36,27 @@ Finished run_process_for(const std::vector<std::string>& args, std::chrono::mill
 
 std::string read_file(const std::string& path);
 
+// A child owned by a test scope: a failed REQUIRE must not leave a daemon running. The
+// destructor SIGKILLs and reaps it if it has not been waited for, and removes its output.
+class ScopedChild {
+ public:
+  explicit ScopedChild(Child child) : child_(std::move(child)) {}
+  ~ScopedChild();
+  ScopedChild(const ScopedChild&) = delete;
+  ScopedChild& operator=(const ScopedChild&) = delete;
+
+  pid_t pid() const { return child_.pid; }
+  // Still running (the same process: a child that exited is reaped here and never comes back).
+  bool running();
+  // Sends `signal`, waits at most `limit` (then SIGKILL): the exit status or 128 + signal,
+  // -1 on the timeout.
+  int signal_and_wait(int signal, std::chrono::milliseconds limit);
+  std::string output() const { return read_file(child_.output_path); }
+
+ private:
+  Child child_;
+  bool reaped_ = false;
+  int exit_status_ = -1;
+};
+
 }  // namespace callbackd::test
