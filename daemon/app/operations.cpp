@@ -68,6 +68,14 @@ Operations::Operations(asio::io_context& io, const Config& config, http::HttpsCl
   r.declare("callbackd_https_connections_opened_total", Type::counter, "TLS connections opened to WeChat Pay.");
   r.declare("callbackd_https_connections_reused_total", Type::counter, "Requests sent on a pooled connection.");
   r.declare("callbackd_https_failovers_total", Type::counter, "Requests sent to wechatpay.backup_url.");
+  r.declare("callbackd_wechatpay_unreachable", Type::gauge,
+            "1 while WeChat Pay cannot be reached and sending is held (one probe per backoff step).");
+  // Not "callbackd_wechatpay_unreachable_total": Prometheus parsers strip _total from a
+  // counter's name, which would then collide with the gauge above.
+  r.declare("callbackd_wechatpay_outages_total", Type::counter,
+            "Times WeChat Pay was found unreachable (connect, DNS, TLS handshake) and sending was held.");
+  r.declare("callbackd_wechatpay_probes_failed_total", Type::counter,
+            "Probe requests during a hold that could not reach WeChat Pay either.");
   r.set("callbackd_build_info", {{"version", CALLBACKD_VERSION}}, 1);
 }
 
@@ -263,6 +271,9 @@ void Operations::refresh_gauges() {
     const auto& stats = reconciler_->stats();
     r.set_total("callbackd_records_written_total", kNone, static_cast<double>(stats.recorded));
     r.set_total("callbackd_invalid_rows_total", kNone, static_cast<double>(stats.invalid));
+    r.set("callbackd_wechatpay_unreachable", kNone, reconciler_->endpoint_held() ? 1 : 0);
+    r.set_total("callbackd_wechatpay_outages_total", kNone, static_cast<double>(stats.endpoint_holds));
+    r.set_total("callbackd_wechatpay_probes_failed_total", kNone, static_cast<double>(stats.endpoint_probes_failed));
   }
   r.set("callbackd_tenants", kNone, static_cast<double>(tenants));
   r.set("callbackd_paused_tenants", kNone, static_cast<double>(paused));

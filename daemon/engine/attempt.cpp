@@ -65,4 +65,9 @@ wechatpay::Outcome classify_response(const TenantCredentials& tenant,
   return wechatpay::classify_attempt(obs);
 }
 
+reconcile::EndpointReach reach_of(const Result<http::HttpResponse, http::TransportError>& response) {
+  if (!response && response.error().host_unreachable) return reconcile::EndpointReach::unreachable;
+  return reconcile::EndpointReach::reached;
+}
+
 }  // namespace callbackd::engine

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/reconcile/endpoint_hold.h"
 #include "core/tenant.h"
 #include "core/wechatpay/outcome.h"
 #include "http/https_client.h"
@@ -29,5 +30,9 @@ Result<http::HttpRequest, std::string> signed_favor_callbacks_request(const Tena
 wechatpay::Outcome classify_response(const TenantCredentials& tenant,
                                      const Result<http::HttpResponse, http::TransportError>& response,
                                      std::chrono::system_clock::time_point now);
+
+// Whether the attempt reached WeChat Pay (core/reconcile/endpoint_hold.h): unreachable exactly
+// when no connection could be made to any configured host.
+reconcile::EndpointReach reach_of(const Result<http::HttpResponse, http::TransportError>& response);
 
 }  // namespace callbackd::engine

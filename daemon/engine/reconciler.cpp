@@ -406,10 +406,17 @@ void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Ins
   const auto* state = scheduler_.tenant_state(tenant_id);
   const auto* pacer = scheduler_.pacer(tenant_id);
   int limit = t.claim_batch(pacer ? pacer->effective_rate_per_minute(now) : t.row.rate_per_minute);
+  // WeChat Pay unreachable: claim one row for the endpoint's probe when it may go, none
+  // before. A claimed row waiting out a backoff of up to 30 s could outlive its lease and be
+  // claimed (and sent) twice; see hold_buffers().
+  const bool endpoint_held = scheduler_.endpoint().held();
+  if (endpoint_held && (!scheduler_.endpoint().permission(now).allowed || !t.buffer.empty())) return;
   if (state && state->paused_by_error()) {
     // Only the probe goes out: claim one row when it is due, none before.
     const auto permission = state->permission(now);
     if (!permission.allowed || !t.buffer.empty()) return;
+    limit = 1;
+  } else if (endpoint_held) {
     limit = 1;
   } else if (static_cast<int>(t.buffer.size()) > limit / 2) {
     return;
@@ -452,7 +459,8 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
   std::vector<std::int64_t> give_back;
   std::vector<pg::WorkItem> nothing_to_send;
   for (auto& item : result.items) {
-    if (stopping_ || scheduled_mode(t, now) != TenantMode::apply) {
+    if (stopping_ || scheduled_mode(t, now) != TenantMode::apply ||
+        (scheduler_.endpoint().held() && !t.buffer.empty())) {  // claimed just before the hold
       give_back.push_back(item.claim_token);
       continue;
     }
@@ -514,10 +522,11 @@ void Reconciler::dispatch(const reconcile::Dispatch& d, Instant now) {
   t.buffer.pop_front();
   update_due(d.tenant_id, t);
   t.in_flight.insert(item.mchid);
-  asio::co_spawn(io_, attempt(d.tenant_id, std::move(item), d.probe, now), asio::detached);
+  asio::co_spawn(io_, attempt(d.tenant_id, std::move(item), d, now), asio::detached);
 }
 
-asio::awaitable<void> Reconciler::attempt(std::string tenant_id, pg::WorkItem item, bool probe, Instant sent_at) {
+asio::awaitable<void> Reconciler::attempt(std::string tenant_id, pg::WorkItem item, reconcile::Dispatch dispatch,
+                                          Instant sent_at) {
   std::weak_ptr<bool> alive = alive_;
   TenantRuntime* t = tenants_.at(tenant_id).get();
   if (!t->credentials) {
@@ -527,6 +536,7 @@ asio::awaitable<void> Reconciler::attempt(std::string tenant_id, pg::WorkItem it
   }
   wechatpay::Outcome outcome;
   std::optional<int> latency_ms;
+  reconcile::EndpointReach reach = reconcile::EndpointReach::not_sent;
   if (!t->credentials) {
     outcome.kind = wechatpay::OutcomeKind::tenant_error;
     outcome.error_code = "CREDENTIALS_INVALID";
@@ -549,22 +559,27 @@ asio::awaitable<void> Reconciler::attempt(std::string tenant_id, pg::WorkItem it
       if (alive.expired() || !*alive.lock()) co_return;
       latency_ms = to_ms(Clock::now() - started);
       outcome = classify_response(*credentials, response, std::chrono::system_clock::now());
+      reach = reach_of(response);
     }
   }
   if (alive.expired() || !*alive.lock()) co_return;
-  finish(tenant_id, item, probe, sent_at, outcome, latency_ms);
+  finish(tenant_id, item, dispatch, sent_at, outcome, latency_ms, reach);
 }
 
-void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, bool probe, Instant sent_at,
-                        const wechatpay::Outcome& outcome, std::optional<int> latency_ms) {
+void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, const reconcile::Dispatch& dispatch,
+                        Instant sent_at, const wechatpay::Outcome& outcome, std::optional<int> latency_ms,
+                        reconcile::EndpointReach reach) {
   const Instant now = Clock::now();
   auto it = tenants_.find(tenant_id);
   if (it != tenants_.end()) it->second->in_flight.erase(item.mchid);
 
-  reconcile::FinishedAttempt finished{outcome.kind, probe, sent_at, outcome.retry_after, outcome.error_code,
-                                      outcome.error_message};
-  const auto transition = scheduler_.on_finished(tenant_id, finished, now);
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  reconcile::FinishedAttempt finished{outcome.kind, dispatch.probe, dispatch.endpoint_probe, reach, uniform(random_),
+                                      sent_at, outcome.retry_after, outcome.error_code, outcome.error_message};
+  const bool was_held = scheduler_.endpoint().held();
+  const int failed_probes_before = scheduler_.endpoint().failed_probes();
+  const auto transition = scheduler_.on_finished(tenant_id, finished, now);
+  on_endpoint_change(was_held, failed_probes_before, outcome, now);
   const auto decision = reconcile::decide_after_attempt({outcome.kind, outcome.retry_after, item.attempts}, policy_,
                                                         now, uniform(random_));
   const std::string outcome_name(wechatpay::outcome_name(outcome.kind));
@@ -607,6 +622,36 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
     }
   }
   kick();
+}
+
+void Reconciler::on_endpoint_change(bool was_held, int failed_probes_before, const wechatpay::Outcome& outcome,
+                                     Instant now) {
+  const auto& hold = scheduler_.endpoint();
+  if (!was_held && hold.held()) {
+    ++stats_.endpoint_holds;
+    spdlog::warn("event=wechatpay_unreachable code={} error=\"{}\" next_probe_in_ms={} note=\"sending is held; one "
+                 "probe request per backoff step until one reaches WeChat Pay\"",
+                 outcome.error_code, outcome.error_message, to_ms(hold.next_probe_at() - now));
+  } else if (was_held && !hold.held()) {
+    spdlog::info("event=wechatpay_reachable held_ms={} failed_probes={}", to_ms(now - hold.held_since()),
+                 hold.failed_probes());
+  } else if (hold.held() && hold.failed_probes() > failed_probes_before) {
+    ++stats_.endpoint_probes_failed;
+    spdlog::debug("event=wechatpay_probe_failed failed_probes={} next_probe_in_ms={}", hold.failed_probes(),
+                  to_ms(hold.next_probe_at() - now));
+  } else {
+    return;
+  }
+  if (hold.held()) hold_buffers();
+}
+
+void Reconciler::hold_buffers() {
+  // Give every claimed, unsent row back: the wait until the next probe may be longer than a
+  // claim's lease. The rows stay due; maybe_claim takes one again for the probe.
+  for (auto& [id, t] : tenants_) {
+    release_buffer(*t);
+    t->drained = false;
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -692,6 +737,10 @@ std::optional<Instant> Reconciler::next_wake(Instant now, const reconcile::Sched
   earliest(next_heartbeat_);
   for (const auto& [id, t] : tenants_)
     if (t->owned && t->send_until > now) earliest(t->send_until);
+  // The endpoint's next probe: rows are claimed for it only then (maybe_claim). Once it is
+  // past, claims, due times and completions wake the loop (a past instant would spin it).
+  if (const auto& hold = scheduler_.endpoint(); hold.held() && !hold.probe_in_flight() && hold.next_probe_at() > now)
+    earliest(hold.next_probe_at());
   for (const auto& [id, t] : tenants_) {
     if (t->buffer.empty() && t->next_due_at) earliest(t->next_due_at);
     if (const auto* state = scheduler_.tenant_state(id); state && state->paused_by_error())

@@ -60,6 +60,8 @@ struct ReconcilerStats {
   std::uint64_t invalid = 0;
   std::map<std::string, std::uint64_t> outcomes;  // by outcome name
   std::uint64_t record_batches = 0;
+  std::uint64_t endpoint_holds = 0;          // times WeChat Pay was found unreachable (hold entered)
+  std::uint64_t endpoint_probes_failed = 0;  // probes during a hold that could not reach it either
 };
 
 class Reconciler {
@@ -88,17 +90,25 @@ class Reconciler {
 
   const ReconcilerStats& stats() const { return stats_; }
   std::vector<reconcile::TenantSnapshot> snapshot() const;
+  // True while WeChat Pay is held as unreachable (reconcile::EndpointHold).
+  bool endpoint_held() const { return scheduler_.endpoint().held(); }
 
  private:
   struct TenantRuntime;
 
-  boost::asio::awaitable<void> attempt(std::string tenant_id, pg::WorkItem item, bool probe,
+  boost::asio::awaitable<void> attempt(std::string tenant_id, pg::WorkItem item, reconcile::Dispatch dispatch,
                                        reconcile::Instant sent_at);
   void dispatch(const reconcile::Dispatch& d, reconcile::Instant now);
   void maybe_claim(const std::string& tenant_id, TenantRuntime& t, reconcile::Instant now);
   void on_claimed(const std::string& tenant_id, pg::ClaimResult result, int asked, reconcile::Instant now);
-  void finish(const std::string& tenant_id, const pg::WorkItem& item, bool probe, reconcile::Instant sent_at,
-              const wechatpay::Outcome& outcome, std::optional<int> latency_ms);
+  void finish(const std::string& tenant_id, const pg::WorkItem& item, const reconcile::Dispatch& dispatch,
+              reconcile::Instant sent_at, const wechatpay::Outcome& outcome, std::optional<int> latency_ms,
+              reconcile::EndpointReach reach);
+  // After a completion changed the endpoint hold: one log line per change (not per row), and
+  // while held, claimed rows are given back (hold_buffers).
+  void on_endpoint_change(bool was_held, int failed_probes_before, const wechatpay::Outcome& outcome,
+                          reconcile::Instant now);
+  void hold_buffers();
   void add_record(pg::AttemptRecord record);
   void maybe_flush(reconcile::Instant now, bool force);
   void refresh_tenants();

@@ -231,7 +231,11 @@ struct HttpsClient::Impl {
         ++pool.open;
         Lease lease(&pool, nullptr, false);
         auto made = co_await connect(pool, deadline);
-        if (!made) co_return CheckoutFailure{std::move(made).error(), true};
+        if (!made) {
+          TransportError error = std::move(made).error();
+          error.host_unreachable = true;
+          co_return CheckoutFailure{std::move(error), true};
+        }
         lease.attach(std::move(made).value());
         co_return std::move(lease);
       }

@@ -82,6 +82,10 @@ struct TransportError {
   std::string message;        // for logs and the audit row; never contains the Authorization header
   std::string host;           // the host it happened on
   bool request_sent{false};   // true once any request byte was written: WeChat Pay MAY have applied it
+  // No connection to any configured host could be made (resolve, connect, TLS handshake, or
+  // one of their deadlines): the endpoint is unreachable, whatever the request. Not set for a
+  // wait for a pool slot, nor for anything after a connection was made.
+  bool host_unreachable{false};
 };
 
 // Counters for metrics and tests.

@@ -11,7 +11,7 @@ struct NamedKind {
   std::string_view name;
   FaultKind kind;
 };
-constexpr std::array<NamedKind, 12> kKinds{{
+constexpr std::array<NamedKind, 13> kKinds{{
     {"none", FaultKind::none},
     {"error", FaultKind::error},
     {"delay", FaultKind::delay},
@@ -19,6 +19,7 @@ constexpr std::array<NamedKind, 12> kKinds{{
     {"reset", FaultKind::reset},
     {"malformed_body", FaultKind::malformed_body},
     {"bad_signature", FaultKind::bad_signature},
+    {"unknown_serial", FaultKind::unknown_serial},
     {"clock_skew", FaultKind::clock_skew},
     {"update_time_skew", FaultKind::update_time_skew},
     {"stale_close", FaultKind::stale_close},

@@ -21,6 +21,8 @@ enum class FaultKind {
   reset,           // read the request, then reset the TCP connection (RST, no response byte)
   malformed_body,  // 200 with a correctly signed body that is not the documented JSON
   bad_signature,   // 200 with a valid body whose Wechatpay-Signature does not verify
+  unknown_serial,  // 200, correctly signed, but Wechatpay-Serial names a key id the client
+                   // does not know (WeChat Pay rotated its key, the tenant was not told)
   clock_skew,      // Wechatpay-Timestamp and update_time shifted by `skew`
   update_time_skew,  // only update_time shifted by `skew`: WeChat Pay's records run on another
                      // clock than PostgreSQL's, while signatures still verify

@@ -82,7 +82,7 @@ FaultRule parse_rule(Reader& r, const YAML::Node& node, const std::string& path,
     if (key == "kind") {
       has_kind = true;
       auto k = fault_kind_from_string(r.str(v, p));
-      if (!k) r.fail(p, "unknown fault kind", "one of error, delay, timeout, reset, malformed_body, bad_signature, clock_skew, update_time_skew, stale_close, oversized_body, malformed_http");
+      if (!k) r.fail(p, "unknown fault kind", "one of error, delay, timeout, reset, malformed_body, bad_signature, unknown_serial, clock_skew, update_time_skew, stale_close, oversized_body, malformed_http");
       else rule.kind = *k;
     } else if (key == "code") {
       rule.code = r.str(v, p);

@@ -54,6 +54,8 @@ namespace {
 
 constexpr std::string_view kStatsPath = "/sandbox/stats";
 constexpr std::string_view kConfigPath = "/sandbox/config";
+// The `unknown_serial` fault's Wechatpay-Serial: the public-key id format, a key nobody has.
+constexpr const char* kUnknownPlatformKeyId = "PUB_KEY_ID_0199999999999999999999999999";
 
 // "2015-05-20T13:29:35.120+08:00": the seed's update_time format, Beijing time.
 std::string beijing_rfc3339(SystemClock::time_point t) {
@@ -112,6 +114,7 @@ struct Decision {
   std::string content_type{"application/json"};
   bool sign{true};                         // API responses are signed; /sandbox/* are not
   bool corrupt_signature{false};
+  bool unknown_serial{false};              // sign correctly, but name a key id nobody was given
   std::chrono::seconds skew{0};              // the response's clock (timestamp and update_time)
   std::chrono::seconds update_time_skew{0};  // update_time only
   std::chrono::milliseconds delay{0};
@@ -308,7 +311,9 @@ struct SandboxServer::Impl {
       const auto ts = std::chrono::duration_cast<std::chrono::seconds>((SystemClock::now() + d.skew).time_since_epoch()).count();
       // A bad signature is a real signature over other bytes: it decodes, it just does not verify.
       const std::string signed_body = d.corrupt_signature ? d.body + " " : d.body;
-      auto sig = nonce ? wp::sign_response(*platform_key, platform_key_id, signed_body, ts, nonce.value())
+      // An unknown serial: the same key signs, so only the serial's lookup can fail.
+      const std::string key_id = d.unknown_serial ? kUnknownPlatformKeyId : platform_key_id;
+      auto sig = nonce ? wp::sign_response(*platform_key, key_id, signed_body, ts, nonce.value())
                        : Result<wp::ResponseSignature, wp::CryptoError>(wp::CryptoError{"no nonce"});
       if (sig) {
         res.set(bsv(wp::kHeaderTimestamp), sig.value().timestamp);
@@ -449,6 +454,7 @@ struct SandboxServer::Impl {
         case FaultKind::clock_skew: d.skew = fault.skew; break;
         case FaultKind::update_time_skew: d.update_time_skew = fault.skew; break;
         case FaultKind::bad_signature: d.corrupt_signature = true; break;
+        case FaultKind::unknown_serial: d.unknown_serial = true; break;
         default: break;
       }
 

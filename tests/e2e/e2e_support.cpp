@@ -1,6 +1,9 @@
 #include "e2e/e2e_support.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,6 +97,13 @@ long long Environment::count(const std::string& sql) {
   return tx.exec1(sql)[0].as<long long>();
 }
 
+std::string Environment::text(const std::string& sql) {
+  pqxx::connection c(db_.conninfo());
+  pqxx::read_transaction tx(c);
+  auto r = tx.exec1(sql);
+  return r[0].is_null() ? "NULL" : r[0].as<std::string>();
+}
+
 std::map<std::string, long long> Environment::states() {
   pqxx::connection c(db_.conninfo());
   pqxx::read_transaction tx(c);
@@ -128,10 +138,10 @@ void Environment::add_rows(const std::string& tenant_id, int block, int count) {
   tx.commit();
 }
 
-void Environment::start_sandbox(const std::string& limits_yaml, const std::string& faults_yaml) {
+void Environment::start_sandbox(const std::string& limits_yaml, const std::string& faults_yaml, std::uint16_t port) {
   stop_sandbox();
   std::ostringstream y;
-  y << "listen: \"127.0.0.1:0\"\n"
+  y << "listen: \"127.0.0.1:" << port << "\"\n"
     << "port_file: " << work_ << "/sandbox.port\n"
     << "record_file: " << work_ << "/requests.jsonl\n"
     << "tls:\n  certificate_file: " << keys_ << "/server.pem\n  private_key_file: " << keys_ << "/server.key\n"
@@ -149,31 +159,45 @@ void Environment::start_sandbox(const std::string& limits_yaml, const std::strin
   sandbox_ = callbackd::test::spawn_process({CALLBACKD_SANDBOX_BINARY, "serve", config});
   for (int i = 0; i < 100 && read_file(work_ + "/sandbox.port").empty(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds{50});
-  const std::string port = trim(read_file(work_ + "/sandbox.port"));
+  const std::string bound = trim(read_file(work_ + "/sandbox.port"));
   INFO(read_file(sandbox_->output_path));
-  REQUIRE(!port.empty());
-  sandbox_port_ = static_cast<std::uint16_t>(std::stoi(port));
+  REQUIRE(!bound.empty());
+  sandbox_port_ = static_cast<std::uint16_t>(std::stoi(bound));
 }
 
 void Environment::stop_sandbox() {
   if (!sandbox_) return;
-  kill(sandbox_->pid, SIGTERM);
+  if (sandbox_->pid > 0) kill(sandbox_->pid, SIGTERM);  // never kill(-1, ...)
   callbackd::test::wait_exit_status(*sandbox_);
   unlink(sandbox_->output_path.c_str());
   sandbox_.reset();
 }
 
-nlohmann::json Environment::sandbox_stats() {
+namespace {
+callbackd::http::HttpResponse sandbox_call(const std::string& keys, std::uint16_t port, const std::string& method,
+                                           const std::string& target, const std::string& body = "") {
   callbackd::WechatpayConfig w;
-  w.base_url = "https://127.0.0.1:" + std::to_string(sandbox_port_);
+  w.base_url = "https://127.0.0.1:" + std::to_string(port);
   w.backup_url = "";
-  w.ca_file = keys_ + "/ca.pem";
+  w.ca_file = keys + "/ca.pem";
   callbackd::http::HttpRequest req;
-  req.method = "GET";
-  req.target = "/sandbox/stats";
+  req.method = method;
+  req.target = target;
+  req.body = body;
   auto r = callbackd::http::send_blocking(w, req);
   REQUIRE(r.ok());
-  return nlohmann::json::parse(r.value().body);
+  return std::move(r).value();
+}
+}  // namespace
+
+nlohmann::json Environment::sandbox_stats() {
+  return nlohmann::json::parse(sandbox_call(keys_, sandbox_port_, "GET", "/sandbox/stats").body);
+}
+
+void Environment::configure_sandbox(const std::string& yaml) {
+  const auto r = sandbox_call(keys_, sandbox_port_, "POST", "/sandbox/config", yaml);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
 }
 
 std::vector<nlohmann::json> Environment::sandbox_requests() {
@@ -251,6 +275,71 @@ void check_audit_matches_state_and_sandbox(Environment& env) {
                << (unverified.empty() ? "" : ", first: " + unverified.front()));
   CHECK(applied > 0);
   CHECK(unverified.empty());
+}
+
+callbackd::test::Child Environment::start_daemon(const std::string& extra_yaml, const DaemonConfigOptions& options,
+                                                 bool exit_when_idle) {
+  auto command = daemon_command(extra_yaml, options);
+  if (exit_when_idle) command.push_back("--exit-when-idle");
+  return callbackd::test::spawn_process(command);
+}
+
+int Environment::stop_daemon(const callbackd::test::Child& daemon, std::chrono::seconds limit) {
+  REQUIRE(daemon.pid > 0);  // never kill(-1, ...) or the process group
+  kill(daemon.pid, SIGTERM);
+  return callbackd::test::wait_exit_status_for(daemon, limit);
+}
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+callbackd::test::Finished check_metrics(int port, const std::vector<std::string>& samples) {
+  std::vector<std::string> args{CALLBACKD_PYTHON3, CALLBACKD_SOURCE_DIR "/tests/e2e/check-metrics",
+                                "http://127.0.0.1:" + std::to_string(port) + "/metrics"};
+  args.insert(args.end(), samples.begin(), samples.end());
+  return callbackd::test::run_process(args);
+}
+
+LowerLimitRun check_adapts_to_lower_server_limit(Environment& env, int configured_per_minute, int server_per_minute,
+                                                 int rows, std::chrono::seconds limit) {
+  TenantSpec t("acme");
+  t.rate_per_minute = configured_per_minute;
+  env.add_tenant(t);
+  env.add_rows("acme", 1, rows);
+  env.start_sandbox("  set_per_minute: " + std::to_string(server_per_minute) + "\n");
+  const auto started = std::chrono::steady_clock::now();
+  auto run = env.run_until_idle(limit);
+  LowerLimitRun out;
+  out.took = std::chrono::steady_clock::now() - started;
+  INFO(run.output.substr(run.output.size() > 3000 ? run.output.size() - 3000 : 0));
+  REQUIRE(run.exit_status == 0);
+  // No row failed: a 429 slows the tenant down, it is not the row's fault.
+  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", rows}});
+  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'rate_limited' AND http_status = 429") > 0);
+  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome NOT IN ('applied', 'rate_limited')") == 0);
+  CHECK(env.count("SELECT max(attempts) FROM callbackd.sync_status") <= 1);
+  // Each row: exactly one applied attempt, and it is the row's last audit row.
+  CHECK(env.count("SELECT count(*) FROM callbackd.sync_status s WHERE (SELECT count(*) FROM callbackd.audit_log a "
+                  "WHERE a.mchid = s.mchid AND a.outcome = 'applied') <> 1") == 0);
+  CHECK(env.count("SELECT count(*) FROM (SELECT DISTINCT ON (mchid) mchid, outcome FROM callbackd.audit_log "
+                  "WHERE mchid IS NOT NULL ORDER BY mchid, id DESC) last WHERE outcome <> 'applied'") == 0);
+  check_audit_matches_state_and_sandbox(env);
+  out.sandbox_stats = env.sandbox_stats();
+  // The audit and the server agree: every 429 the sandbox sent is one rate_limited row.
+  const auto& outcomes = out.sandbox_stats["callers"][t.mchid]["outcomes"];
+  const long long refused = outcomes.count("429 FREQUENCY_LIMIT_EXCEED") ? outcomes["429 FREQUENCY_LIMIT_EXCEED"].get<long long>() : 0;
+  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'rate_limited'") == refused);
+  return out;
 }
 
 }  // namespace e2e

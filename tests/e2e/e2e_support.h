@@ -80,12 +80,20 @@ class Environment {
   void add_rows(const std::string& tenant_id, int block, int count);
   void exec(const std::string& sql);
   long long count(const std::string& sql);
+  // The first column of the one row `sql` returns, as text ("NULL" for NULL).
+  std::string text(const std::string& sql);
   // state -> count, from callbackd.sync_status.
   std::map<std::string, long long> states();
 
-  // Starts callbackd-sandbox with `limits_yaml`/`faults_yaml` (YAML blocks, may be empty).
-  void start_sandbox(const std::string& limits_yaml = "", const std::string& faults_yaml = "");
+  // Starts callbackd-sandbox with `limits_yaml`/`faults_yaml` (YAML blocks, may be empty) on
+  // `port` (0: any free port; a restart after an outage passes sandbox_port(), so that the
+  // daemon's configured base_url reaches it again).
+  void start_sandbox(const std::string& limits_yaml = "", const std::string& faults_yaml = "",
+                     std::uint16_t port = 0);
   void stop_sandbox();
+  // POST /sandbox/config: replaces the running sandbox's limits and/or faults (YAML with
+  // `limits:` and/or `faults:` sections, docs/sandbox.md).
+  void configure_sandbox(const std::string& yaml);
   std::uint16_t sandbox_port() const { return sandbox_port_; }
   nlohmann::json sandbox_stats();
   // The sandbox's request record: one JSON object per API request.
@@ -99,6 +107,12 @@ class Environment {
   // `callbackd --config CONFIG run --exit-when-idle`, killed (and the test failed) after `limit`.
   callbackd::test::Finished run_until_idle(std::chrono::seconds limit = std::chrono::seconds{90},
                                            const std::string& extra_yaml = "", const DaemonConfigOptions& options = {});
+  // `callbackd --config CONFIG run` (with `--exit-when-idle` if asked) in the background; the
+  // caller waits for it (wait_exit_status_for) or stops it (stop_daemon).
+  callbackd::test::Child start_daemon(const std::string& extra_yaml = "", const DaemonConfigOptions& options = {},
+                                      bool exit_when_idle = false);
+  // SIGTERM, then its exit status within `limit` (-1 and SIGKILL after it).
+  int stop_daemon(const callbackd::test::Child& daemon, std::chrono::seconds limit = std::chrono::seconds{30});
 
  private:
   callbackd::test::TestDatabase db_;
@@ -118,5 +132,23 @@ void check_audit_matches_state_and_sandbox(Environment& env);
 
 // Polls `done` every 50 ms until it holds or `limit` passes; whether it held.
 bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit);
+
+// A free loopback port: bound, read, released (the daemon binds it a moment later).
+int free_port();
+
+// `check-metrics` against the daemon's /metrics on `port` (the Prometheus client's parser):
+// every required family present, and each NAME:LABEL=VALUE,...:MIN sample at least MIN.
+callbackd::test::Finished check_metrics(int port, const std::vector<std::string>& samples);
+
+// A tenant configured for `configured_per_minute` against a sandbox that only allows
+// `server_per_minute`: runs the daemon until idle and checks that it adapts rather than
+// failing rows (every row in_sync, none failed, 429s recorded as rate_limited and never
+// counted as a failure, one applied audit row per row). Shared by the pacing and fault tests.
+struct LowerLimitRun {
+  std::chrono::steady_clock::duration took{};
+  nlohmann::json sandbox_stats;
+};
+LowerLimitRun check_adapts_to_lower_server_limit(Environment& env, int configured_per_minute, int server_per_minute,
+                                                 int rows, std::chrono::seconds limit);
 
 }  // namespace e2e

@@ -73,19 +73,6 @@ struct NotifySocket {
   }
 };
 
-// A free loopback port: bound, read, released (the daemon binds it a moment later).
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 // One request over plain HTTP/1.0: (status, body); status 0 when nothing answered.
 std::pair<int, std::string> http_raw(int port, const std::string& req) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -225,6 +225,29 @@ TEST_CASE("response faults: malformed body, bad signature, clock skew", "[net][s
   CHECK(behind < std::chrono::seconds(130));
 }
 
+TEST_CASE("response fault unknown_serial: signed by the platform key, under a key id nobody has",
+          "[net][sandbox][faults]") {
+  auto cfg = sandbox_config();
+  cfg.faults.by_sub_merchant["1900002005"] = rule(sandbox::FaultKind::unknown_serial);
+  Sandbox sb(cfg);
+  auto res = send(sb.port(), signed_post(tenant(), "1900002005", "https://a"));
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  const auto serial = res->header("Wechatpay-Serial");
+  REQUIRE(serial);
+  CHECK(serial->rfind("PUB_KEY_ID_", 0) == 0);
+  CHECK(*serial != cfg.platform.key_id);
+  auto v = verify(res.value());
+  REQUIRE_FALSE(v);
+  CHECK(v.error().kind == wp::VerifyError::Kind::unknown_serial);
+  // The setting was stored (the server applied it; only the answer is unverifiable), and an
+  // ordinary sub-merchant still verifies.
+  CHECK(wp::parse_favor_callbacks_response(res->body));
+  auto fine = send(sb.port(), signed_post(tenant(), "1900002006", "https://a"));
+  REQUIRE(fine);
+  CHECK(verify(fine.value()));
+}
+
 TEST_CASE("random faults follow the seed and can be changed at runtime", "[net][sandbox][faults]") {
   auto cfg = sandbox_config();
   cfg.faults.seed = 5;

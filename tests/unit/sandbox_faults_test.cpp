@@ -71,7 +71,7 @@ TEST_CASE("unit_random stays within 0 inclusive and 1 exclusive", "[sandbox][fau
 }
 
 TEST_CASE("fault kinds round-trip through their names", "[sandbox][faults]") {
-  for (const char* name : {"none", "error", "delay", "timeout", "reset", "malformed_body", "bad_signature", "clock_skew", "stale_close",
+  for (const char* name : {"none", "error", "delay", "timeout", "reset", "malformed_body", "bad_signature", "unknown_serial", "clock_skew", "stale_close",
                            "oversized_body", "malformed_http"}) {
     auto k = fault_kind_from_string(name);
     REQUIRE(k);

@@ -6,8 +6,8 @@
 
 namespace callbackd::reconcile {
 
-FairScheduler::FairScheduler(const ReconcilerConfig& config, PacerTuning tuning)
-    : config_(config), tuning_(tuning), global_(config.global_rate_per_second) {}
+FairScheduler::FairScheduler(const ReconcilerConfig& config, PacerTuning tuning, EndpointHoldTuning endpoint_tuning)
+    : config_(config), tuning_(tuning), global_(config.global_rate_per_second), endpoint_(endpoint_tuning) {}
 
 void FairScheduler::upsert_tenant(const std::string& tenant_id, const TenantSettings& settings) {
   auto it = tenants_.find(tenant_id);
@@ -78,6 +78,9 @@ SchedulerDecision FairScheduler::next(Instant now) {
   SchedulerDecision decision;
   if (tenants_.empty()) return decision;
 
+  // While WeChat Pay is unreachable, the endpoint's probe is the only request: a tenant ready
+  // before it may go waits for it (or for the probe in flight to come back).
+  const EndpointPermission endpoint = endpoint_.permission(now);
   const Instant global_slot = global_.next_slot(now);
   std::optional<Instant> earliest;
   // Round robin: start after the tenant served last, wrap around once.
@@ -85,8 +88,12 @@ SchedulerDecision FairScheduler::next(Instant now) {
   for (std::size_t i = 0; i < tenants_.size(); ++i, ++it) {
     if (it == tenants_.end()) it = tenants_.begin();
     Tenant& tenant = it->second;
-    const std::optional<Instant> ready = ready_at(tenant, now);
+    std::optional<Instant> ready = ready_at(tenant, now);
     if (!ready) continue;
+    if (!endpoint.allowed) {
+      if (!endpoint.not_before) continue;  // the probe's completion wakes the loop
+      ready = std::max(*ready, *endpoint.not_before);
+    }
     if (*ready > now || global_slot > now) {
       earliest = earliest ? std::min(*earliest, *ready) : *ready;
       continue;
@@ -98,9 +105,10 @@ SchedulerDecision FairScheduler::next(Instant now) {
     const bool took_global = global_.try_acquire(now);
     CALLBACKD_ASSERT(took_slot && took_global);
     tenant.state.on_sent(now, probe);
+    endpoint_.on_sent(now, endpoint.probe);
     --tenant.due_rows;
     last_served_ = it->first;
-    decision.dispatch = Dispatch{it->first, probe};
+    decision.dispatch = Dispatch{it->first, probe, endpoint.probe};
     return decision;
   }
   if (earliest) decision.wake_at = std::max(*earliest, global_slot);
@@ -109,6 +117,8 @@ SchedulerDecision FairScheduler::next(Instant now) {
 
 TenantTransition FairScheduler::on_finished(const std::string& tenant_id, const FinishedAttempt& attempt,
                                             Instant now) {
+  // First, and also for a tenant deleted meanwhile: its probe must come back to the hold.
+  endpoint_.on_finished(attempt.reach, attempt.endpoint_probe, now, attempt.jitter01);
   auto it = tenants_.find(tenant_id);
   if (it == tenants_.end()) return TenantTransition::none;
   Tenant& tenant = it->second;

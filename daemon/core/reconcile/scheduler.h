@@ -13,6 +13,8 @@
 //  - The global cap (reconciler.global_rate_per_second) is shared round-robin among the
 //    tenants that are ready at the moment a global slot is free: with k ready tenants each
 //    gets 1/k of it, whatever their backlogs.
+//  - While WeChat Pay cannot be reached (EndpointHold, endpoint_hold.h), nobody sends but
+//    the one probe per backoff step, taken by the next ready tenant in round-robin order.
 // Cost: next() looks at every tenant once, O(number of tenants) per decision.
 //
 // The run loop:
@@ -29,6 +31,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/reconcile/endpoint_hold.h"
 #include "core/reconcile/pacer.h"
 #include "core/reconcile/tenant_state.h"
 #include "core/reconcile/time.h"
@@ -46,6 +49,7 @@ struct TenantSettings {
 struct Dispatch {
   std::string tenant_id;
   bool probe = false;  // the paused tenant's probe: pass it back to on_finished
+  bool endpoint_probe = false;  // the held endpoint's probe: pass it back to on_finished
 };
 
 struct SchedulerDecision {
@@ -61,6 +65,9 @@ struct SchedulerDecision {
 struct FinishedAttempt {
   wechatpay::OutcomeKind outcome = wechatpay::OutcomeKind::transient;
   bool probe = false;                                 // Dispatch::probe
+  bool endpoint_probe = false;                        // Dispatch::endpoint_probe
+  EndpointReach reach = EndpointReach::reached;       // whether WeChat Pay was reached
+  double jitter01 = 0.5;                              // uniform in [0, 1]: the endpoint hold's jitter
   Instant sent_at{};                                  // when its slot was taken
   std::optional<std::chrono::seconds> retry_after;    // Outcome::retry_after
   std::string error_code;                             // Outcome::error_code
@@ -81,7 +88,8 @@ struct TenantSnapshot {
 class FairScheduler {
  public:
   // Uses reconciler.global_rate_per_second, max_in_flight_per_tenant, tenant_probe_interval.
-  explicit FairScheduler(const ReconcilerConfig& config, PacerTuning tuning = {});
+  explicit FairScheduler(const ReconcilerConfig& config, PacerTuning tuning = {},
+                         EndpointHoldTuning endpoint_tuning = {});
 
   // A config reload (SIGHUP): the new global cap, max_in_flight_per_tenant and
   // tenant_probe_interval apply from now on; pacers, pauses and in-flight counts are kept.
@@ -106,8 +114,13 @@ class FairScheduler {
   SchedulerDecision next(Instant now);
 
   // A request handed out by next() came back. Feeds the tenant's state machine (pause,
-  // resume, in-flight) and its pacer (429). Returns the tenant's transition, to persist.
+  // resume, in-flight), its pacer (429) and the endpoint hold (attempt.reach; compare
+  // endpoint().held() before and after for its transition). Returns the tenant's
+  // transition, to persist.
   TenantTransition on_finished(const std::string& tenant_id, const FinishedAttempt& attempt, Instant now);
+
+  // Whether WeChat Pay is held as unreachable, for logs, metrics and `status`.
+  const EndpointHold& endpoint() const { return endpoint_; }
 
   const TenantState* tenant_state(const std::string& tenant_id) const;
   const Pacer* pacer(const std::string& tenant_id) const;
@@ -128,6 +141,7 @@ class FairScheduler {
   ReconcilerConfig config_;
   PacerTuning tuning_;
   GlobalCap global_;
+  EndpointHold endpoint_;
   std::map<std::string, Tenant> tenants_;
   std::string last_served_;  // round-robin cursor: the next search starts after it
 };

@@ -1,0 +1,272 @@
+// WeChat Pay's side going wrong, end to end (issue 9): the endpoint unreachable for 30 s, a
+// 429 storm, and responses that must never count as applied. Each test asserts what the data
+// looks like afterwards: audit rows and their codes, sync_status, tenant_state, and the
+// sandbox's own record of what it was asked.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "e2e/e2e_support.h"
+
+using namespace e2e;
+using namespace std::chrono_literals;
+using callbackd::test::read_file;
+
+namespace {
+
+std::size_t occurrences(const std::string& haystack, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + needle.size())) ++n;
+  return n;
+}
+
+// User plus system CPU time of a running process, from /proc/PID/stat.
+double cpu_seconds(pid_t pid) {
+  REQUIRE(pid > 0);
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  // Fields after the command name (which may contain spaces) start after the last ')'.
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+std::string tail(const std::string& s, std::size_t n = 4000) { return s.substr(s.size() > n ? s.size() - n : 0); }
+
+// True while the child has not exited. Reaps nothing (WNOWAIT): its exit status stays for
+// wait_exit_status_for.
+bool still_running(const callbackd::test::Child& child) {
+  REQUIRE(child.pid > 0);
+  siginfo_t info{};
+  if (waitid(P_PID, static_cast<id_t>(child.pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) return false;
+  return info.si_pid == 0;
+}
+
+// Every desired row: exactly one applied audit row, and it is the row's latest one.
+void check_each_row_applied_once_and_last(Environment& env) {
+  CHECK(env.count("SELECT count(*) FROM callbackd.sync_status s WHERE (SELECT count(*) FROM callbackd.audit_log a "
+                  "WHERE a.mchid = s.mchid AND a.outcome = 'applied') <> 1") == 0);
+  CHECK(env.count("SELECT count(*) FROM (SELECT DISTINCT ON (mchid) mchid, outcome FROM callbackd.audit_log "
+                  "WHERE mchid IS NOT NULL ORDER BY mchid, id DESC) last WHERE outcome <> 'applied'") == 0);
+}
+
+}  // namespace
+
+TEST_CASE("WeChat Pay unreachable for 30 s: one probe per backoff step, then everything converges", "[e2e][faults]") {
+  Environment env;
+  // Two calling merchants: the hold is endpoint-wide, not per tenant.
+  TenantSpec a("alpha", "1900000001"), b("beta", "1900000002");
+  a.rate_per_minute = b.rate_per_minute = 600;  // 10 a second each
+  env.add_tenant(a);
+  env.add_tenant(b);
+  env.add_rows("alpha", 1, 150);
+  env.add_rows("beta", 2, 150);
+  env.start_sandbox();
+  const std::uint16_t port = env.sandbox_port();
+  DaemonConfigOptions options;
+  const int metrics_port = free_port();
+  options.metrics_listen = "127.0.0.1:" + std::to_string(metrics_port);
+  const auto daemon = env.start_daemon("reconciler:\n  retry_initial_backoff: 200ms\n  retry_max_backoff: 2s\n",
+                                       options, /*exit_when_idle=*/true);
+
+  // Mid-run: some rows applied, most still to go.
+  REQUIRE(wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") >= 40; },
+                     30s));
+  const std::string down_at = env.text("SELECT clock_timestamp()::text");
+  env.stop_sandbox();
+  const double cpu_before = cpu_seconds(daemon.pid);
+  std::this_thread::sleep_for(20s);
+  // Mid-outage, the daemon says so: held, and its probes (1, 3, 7, 15 s) failed.
+  const auto metrics = check_metrics(metrics_port, {"callbackd_wechatpay_unreachable::1",
+                                                    "callbackd_wechatpay_outages_total::1",
+                                                    "callbackd_wechatpay_probes_failed_total::2"});
+  INFO(metrics.output);
+  CHECK(metrics.exit_status == 0);
+  std::this_thread::sleep_for(10s);
+  CHECK(still_running(daemon));
+  // No hot loop: the event loop slept through the outage (a spinning one burns ~30 s).
+  const double cpu_during = cpu_seconds(daemon.pid) - cpu_before;
+  INFO("CPU seconds during the 30 s outage: " << cpu_during);
+  CHECK(cpu_during < 3.0);
+  const std::string up_at = env.text("SELECT clock_timestamp()::text");
+  env.start_sandbox("", "", port);  // the same port: the daemon's base_url reaches it again
+
+  const int status = callbackd::test::wait_exit_status_for(daemon, 120s);
+  const std::string output = read_file(daemon.output_path);
+  INFO(tail(output));
+  REQUIRE(status == 0);
+
+  // Everything converged; nothing was blamed on the rows.
+  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 300}});
+  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome NOT IN ('applied', 'transient')") == 0);
+  check_each_row_applied_once_and_last(env);
+  check_audit_matches_state_and_sandbox(env);
+
+  // Bounded during the outage: the requests in flight when it began, then one probe per
+  // step (1, 2, 4, 8, 16 s: at most 5 in 30 s), not 20 rows a second for 30 s (600).
+  const std::string window = "created_at >= '" + down_at + "' AND created_at < '" + up_at + "'";
+  const long long unreachable = env.count(
+      "SELECT count(*) FROM callbackd.audit_log WHERE error_code = 'NETWORK_ERROR' AND http_status IS NULL AND " + window);
+  INFO("transport failures recorded during the outage: " << unreachable);
+  CHECK(unreachable >= 1);
+  CHECK(unreachable <= 10);
+  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome <> 'applied' AND " + window) <= 10);
+  // No row was tried more than a few times.
+  CHECK(env.count("SELECT max(n) FROM (SELECT count(*) AS n FROM callbackd.audit_log GROUP BY mchid) x") <= 4);
+  // One log event per change of the hold, not one per row.
+  CHECK(occurrences(output, " event=wechatpay_unreachable") == 1);
+  CHECK(occurrences(output, " event=wechatpay_reachable") == 1);
+
+  // The sandbox (both runs append to one record) answered 200 for every sub-merchant.
+  std::map<std::string, int> answered;
+  for (const auto& r : env.sandbox_requests())
+    if (r["status"].get<int>() == 200) ++answered[r["sub_merchant"].get<std::string>()];
+  CHECK(answered.size() == 300);
+}
+
+TEST_CASE("a 429 storm (the server allows a tenth of the configured rate): no row fails, all converge",
+          "[e2e][faults]") {
+  Environment env;
+  // Configured 20 a second; the sandbox allows 2 (1 s window 3). The pacer halves on each
+  // overload down to a sixteenth, below the server's tenth, so it settles under it.
+  const auto run = check_adapts_to_lower_server_limit(env, 1200, 120, 40, std::chrono::seconds{150});
+  INFO(run.sandbox_stats.dump());
+  // Adapted: most requests were admitted, far from one 429 per slot at the configured rate.
+  const auto& outcomes = run.sandbox_stats["callers"]["1900000001"]["outcomes"];
+  const long long refused =
+      outcomes.count("429 FREQUENCY_LIMIT_EXCEED") ? outcomes["429 FREQUENCY_LIMIT_EXCEED"].get<long long>() : 0;
+  CHECK(refused < 40);
+  CHECK(run.sandbox_stats["callers"]["1900000001"]["max_in_60s"].get<int>() <= 120 + refused);
+}
+
+namespace {
+
+// One response fault and what the daemon must make of it (core/wechatpay/outcome.h).
+struct FaultCase {
+  std::string kind;          // the sandbox's fault kind
+  std::string fault_yaml;    // its rule, for faults.sub_merchants
+  std::string tenant;        // tenant-wide faults get a tenant of their own
+  std::string outcome;       // every audit row of the row while the fault lasts
+  std::string error_code;
+  std::string http_status;   // "NULL" when no response was read
+  std::string row_state;     // sync_status.state meanwhile
+  std::string tenant_pause;  // tenant_state.error_code, "NULL" when the tenant keeps sending
+  std::string message_part;  // a piece of the audit's error_message
+  bool stored_by_server;     // the sandbox applied the setting (its record: status 200)
+};
+
+}  // namespace
+
+TEST_CASE("response faults: never recorded as applied, each with its code, and rows converge once it is gone",
+          "[e2e][faults]") {
+  // clang-format off
+  const std::vector<FaultCase> cases = {
+      {"clock_skew",     "{kind: clock_skew, skew_seconds: 600}",     "answers", "transient",    "RESPONSE_SIGNATURE_STALE_TIMESTAMP", "200",  "retrying", "NULL", "", true},
+      {"malformed_body", "{kind: malformed_body}",                    "answers", "transient",    "MALFORMED_RESPONSE",                 "200",  "retrying", "NULL", "", true},
+      {"oversized_body", "{kind: oversized_body, size_bytes: 200000}", "answers", "transient",   "NETWORK_ERROR",                      "NULL", "retrying", "NULL", "response_too_large", true},
+      {"timeout",        "{kind: timeout}",                           "answers", "transient",    "TIMEOUT",                            "NULL", "retrying", "NULL", "timeout", false},
+      {"reset",          "{kind: reset}",                             "answers", "transient",    "NETWORK_ERROR",                      "NULL", "retrying", "NULL", "connection_closed", false},
+      {"malformed_http", "{kind: malformed_http}",                    "answers", "transient",    "NETWORK_ERROR",                      "NULL", "retrying", "NULL", "protocol", false},
+      {"bad_signature",  "{kind: bad_signature}",                     "badsig",  "tenant_error", "RESPONSE_SIGNATURE_BAD_SIGNATURE",   "200",  "paused",   "RESPONSE_SIGNATURE_BAD_SIGNATURE", "", true},
+      {"unknown_serial", "{kind: unknown_serial}",                    "unknown", "tenant_error", "RESPONSE_SIGNATURE_UNKNOWN_SERIAL",  "200",  "paused",   "RESPONSE_SIGNATURE_UNKNOWN_SERIAL", "", true},
+  };
+  // clang-format on
+  Environment env;
+  env.add_tenant(TenantSpec("answers", "1900000001"));
+  // A response-verification failure pauses the whole tenant (its response keys look wrong
+  // for every row), so each of those faults gets a tenant with only the faulty row: its
+  // probes then always meet the fault.
+  env.add_tenant(TenantSpec("badsig", "1900000002"));
+  env.add_tenant(TenantSpec("unknown", "1900000003"));
+  env.add_rows("answers", 1, 10);  // rows 0..5 faulty, 6..9 answered normally
+  env.add_rows("badsig", 2, 1);
+  env.add_rows("unknown", 3, 1);
+  std::map<std::string, std::string> mchid_of;
+  std::ostringstream faults;
+  faults << "  seed: 3\n  sub_merchants:\n";
+  int answers_row = 0;
+  for (const auto& c : cases) {
+    const std::string m = c.tenant == "answers" ? sub_merchant(1, answers_row++)
+                          : c.tenant == "badsig" ? sub_merchant(2, 0)
+                                                 : sub_merchant(3, 0);
+    mchid_of[c.kind] = m;
+    faults << "    \"" << m << "\": " << c.fault_yaml << "\n";
+  }
+  // The `timeout` fault holds the connection silent for 3 s; the daemon gives up after 1 s.
+  env.start_sandbox("  set_per_minute: 60000\n  timeout_hold_ms: 3000\n", faults.str());
+  DaemonConfigOptions options;
+  options.request_timeout = 1s;
+  const auto daemon = env.start_daemon(
+      "reconciler:\n  retry_initial_backoff: 200ms\n  retry_max_backoff: 1s\n  tenant_probe_interval: 1s\n", options);
+
+  // Phase 1, faults on: every faulty row tried at least twice (a retry, or the paused
+  // tenant's probe), and the normal rows done.
+  auto attempts = [&](const std::string& m) {
+    return env.count("SELECT count(*) FROM callbackd.audit_log WHERE mchid = '" + m + "'");
+  };
+  const bool tried = wait_until(
+      [&] {
+        for (const auto& c : cases)
+          if (attempts(mchid_of[c.kind]) < 2) return false;
+        return env.count("SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'answers' AND state = 'in_sync'") ==
+               4;
+      },
+      60s);
+  INFO(tail(read_file(daemon.output_path)));
+  REQUIRE(tried);
+  REQUIRE(still_running(daemon));
+
+  for (const auto& c : cases) {
+    const std::string& m = mchid_of[c.kind];
+    INFO("fault " << c.kind << ", sub-merchant " << m);
+    const std::string where = " FROM callbackd.audit_log WHERE mchid = '" + m + "'";
+    // Nothing recorded as applied on its account; every attempt says exactly what went wrong.
+    CHECK(env.count("SELECT count(*)" + where + " AND outcome = 'applied'") == 0);
+    CHECK(env.count("SELECT count(*)" + where + " AND (outcome <> '" + c.outcome + "' OR error_code <> '" +
+                    c.error_code + "' OR coalesce(http_status::text, 'NULL') <> '" + c.http_status + "')") == 0);
+    if (!c.message_part.empty())
+      CHECK(env.count("SELECT count(*)" + where + " AND position('" + c.message_part + "' in error_message) = 0") == 0);
+    CHECK(env.text("SELECT state FROM callbackd.sync_status WHERE mchid = '" + m + "'") == c.row_state);
+    CHECK(env.text("SELECT applied_notify_url FROM callbackd.sync_status WHERE mchid = '" + m + "'") == "NULL");
+    CHECK(env.text("SELECT (SELECT error_code FROM callbackd.tenant_state WHERE tenant_id = '" + c.tenant + "')") ==
+          c.tenant_pause);
+    // The server's side: the fault was served, and for most kinds the setting was stored.
+    int served = 0, stored = 0;
+    for (const auto& r : env.sandbox_requests())
+      if (r["sub_merchant"] == m && r["fault"] == c.kind) {
+        ++served;
+        stored += r["status"].get<int>() == 200;
+      }
+    CHECK(served >= 2);
+    CHECK((stored == served) == c.stored_by_server);
+  }
+  // A tenant-wide pause is one event, not one per probe.
+  for (const char* tenant : {"badsig", "unknown"})
+    CHECK(env.count(std::string("SELECT count(*) FROM callbackd.audit_log WHERE mchid IS NULL AND outcome = "
+                                "'tenant_error' AND tenant_id = '") + tenant + "'") == 1);
+  CHECK(env.states()["failed"] == 0);
+
+  // Phase 2, the faults removed: the retries and the paused tenants' probes converge.
+  env.configure_sandbox("faults:\n  seed: 1\n");
+  const bool converged = wait_until(
+      [&] { return env.count("SELECT count(*) FROM callbackd.sync_status WHERE state <> 'in_sync'") == 0; }, 60s);
+  const int status = env.stop_daemon(daemon);
+  const std::string output = read_file(daemon.output_path);
+  INFO(tail(output));
+  CHECK(converged);
+  CHECK(status == 0);
+  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 12}});
+  CHECK(env.count("SELECT count(*) FROM callbackd.tenant_state WHERE paused_reason IS NOT NULL") == 0);
+  check_each_row_applied_once_and_last(env);
+  check_audit_matches_state_and_sandbox(env);
+  // None of this is the endpoint being unreachable: the hold never engaged.
+  CHECK(occurrences(output, " event=wechatpay_unreachable") == 0);
+}
