@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "core/logging/log_line.h"
 #include "core/reconcile/work_verdict.h"
 #include "engine/attempt.h"
 #include "pg/migrator.h"
@@ -221,14 +222,14 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
             try {
               store.resume_tenant(id);
             } catch (const std::exception& e) {
-              spdlog::error("event=tenant_resume_failed tenant={} error=\"{}\"", id, e.what());
+              spdlog::error("event=tenant_resume_failed tenant={} error=\"{}\"", logging::log_token(id), e.what());
             }
           });
           pending_events_.push_back({id, "tenant_resumed", "", "credentials changed"});
-          spdlog::info("event=tenant_resumed tenant={} reason=\"credentials changed\"", id);
+          spdlog::info("event=tenant_resumed tenant={} reason=\"credentials changed\"", logging::log_token(id));
         }
       }
-      spdlog::info("event=tenant_loaded tenant={} mode={} rate_per_minute={}", id, tenant_mode_name(t.row.mode),
+      spdlog::info("event=tenant_loaded tenant={} mode={} rate_per_minute={}", logging::log_token(id), tenant_mode_name(t.row.mode),
                    t.row.rate_per_minute);
     } else {
       t.credentials.reset();
@@ -245,7 +246,7 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
     }
     release_buffer(*it->second);
     scheduler_.remove_tenant(it->first);
-    spdlog::info("event=tenant_removed tenant={}", it->first);
+    spdlog::info("event=tenant_removed tenant={}", logging::log_token(it->first));
     it = tenants_.erase(it);
   }
   tenants_loaded_ = true;
@@ -282,10 +283,10 @@ void Reconciler::pause_tenant(const std::string& tenant_id, const std::string& c
     try {
       store.pause_tenant(tenant_id, code, reason, std::chrono::duration_cast<milliseconds>(probe_in));
     } catch (const std::exception& e) {
-      spdlog::error("event=tenant_pause_failed tenant={} error=\"{}\"", tenant_id, e.what());
+      spdlog::error("event=tenant_pause_failed tenant={} error=\"{}\"", logging::log_token(tenant_id), e.what());
     }
   });
-  spdlog::warn("event=tenant_paused tenant={} code={} reason=\"{}\"", tenant_id, code, reason);
+  spdlog::warn("event=tenant_paused tenant={} code={} reason=\"{}\"", logging::log_token(tenant_id), code, reason);
 }
 
 void Reconciler::release_buffer(TenantRuntime& t) {
@@ -349,7 +350,7 @@ void Reconciler::on_heartbeat(const pg::ReconcileStore::Ownership& ownership, co
     if (auto it = tenants_.find(id); it != tenants_.end()) {
       it->second->releasing = false;
       it->second->owned = false;
-      spdlog::info("event=tenant_released tenant={}", id);
+      spdlog::info("event=tenant_released tenant={}", logging::log_token(id));
     }
   std::set<std::string> owned;
   bool unknown_tenant = false;
@@ -367,7 +368,7 @@ void Reconciler::on_heartbeat(const pg::ReconcileStore::Ownership& ownership, co
       t.owned = true;
       t.releasing = false;
       t.drained = false;
-      spdlog::info("event=tenant_acquired tenant={} fencing_token={} live_instances={}", o.tenant_id, o.fencing_token,
+      spdlog::info("event=tenant_acquired tenant={} fencing_token={} live_instances={}", logging::log_token(o.tenant_id), o.fencing_token,
                    ownership.live_instances);
       if (!o.recent_sends.empty()) {
         // Another instance sent for this merchant within the last minute: count its requests
@@ -385,14 +386,14 @@ void Reconciler::on_heartbeat(const pg::ReconcileStore::Ownership& ownership, co
       // More than our share while others have room: hand this one over once its requests in
       // flight are done (the next heartbeat deletes the lease).
       t.releasing = true;
-      spdlog::info("event=tenant_releasing tenant={} fair_share={}", o.tenant_id, ownership.fair_share);
+      spdlog::info("event=tenant_releasing tenant={} fair_share={}", logging::log_token(o.tenant_id), ownership.fair_share);
     }
   }
   for (auto& [id, t] : tenants_)
     if (t->owned && !owned.count(id)) {
       t->owned = false;
       t->releasing = false;
-      spdlog::warn("event=tenant_lost tenant={} note=\"another instance holds it now\"", id);
+      spdlog::warn("event=tenant_lost tenant={} note=\"another instance holds it now\"", logging::log_token(id));
     }
   if (unknown_tenant) refresh_tenants();
   for (auto& [id, t] : tenants_) sync_scheduler(id, *t, now);
@@ -438,7 +439,7 @@ void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Ins
       result = store.claim_due(tenant_id, limit, lease);
     } catch (const std::exception& e) {
       ok = false;
-      spdlog::error("event=claim_failed tenant={} error=\"{}\"", tenant_id, e.what());
+      spdlog::error("event=claim_failed tenant={} error=\"{}\"", logging::log_token(tenant_id), e.what());
     }
     asio::post(io_, [this, alive, tenant_id, limit, ok, result = std::move(result)]() mutable {
       if (alive.expired() || !*alive.lock()) return;
@@ -470,7 +471,7 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
     const auto verdict = reconcile::judge_work_item(item.mchid, item.notify_url, item.desired, item.recorded,
                                                     item.resync);
     if (verdict.action == reconcile::WorkAction::drop) {
-      spdlog::debug("event=row_dropped tenant={} mchid={} reason={}", tenant_id, item.mchid, verdict.reason_name());
+      spdlog::debug("event=row_dropped tenant={} mchid={} reason={}", logging::log_token(tenant_id), logging::log_token(item.mchid), verdict.reason_name());
       nothing_to_send.push_back(std::move(item));
       continue;
     }
@@ -481,7 +482,7 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
       rec.decision = reconcile::decide_after_attempt({wechatpay::OutcomeKind::invalid, std::nullopt, item.attempts},
                                                      policy_, now, 0.0);
       ++stats_.invalid;
-      spdlog::warn("event=row_invalid tenant={} mchid={} error=\"{}\"", tenant_id, item.mchid.substr(0, 40),
+      spdlog::warn("event=row_invalid tenant={} mchid={} error=\"{}\"", logging::log_token(tenant_id), logging::log_token(item.mchid, 40),
                    verdict.invalid->message);
       add_record(std::move(rec));
       continue;
@@ -489,7 +490,7 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
     if (t.in_flight.count(item.mchid)) {
       // Our own earlier claim of this row is still in flight (its lease lapsed): the newer
       // claim fences the older attempt out, and the row is sent again with current values.
-      spdlog::warn("event=reclaimed_in_flight tenant={} mchid={}", tenant_id, item.mchid);
+      spdlog::warn("event=reclaimed_in_flight tenant={} mchid={}", logging::log_token(tenant_id), logging::log_token(item.mchid));
     }
     t.buffer.push_back(std::move(item));
   }
@@ -596,11 +597,11 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
   rec.decision = decision;
 
   if (outcome.kind == wechatpay::OutcomeKind::applied) {
-    spdlog::debug("event=applied tenant={} mchid={} request_id={} latency_ms={}", tenant_id, item.mchid,
+    spdlog::debug("event=applied tenant={} mchid={} request_id={} latency_ms={}", logging::log_token(tenant_id), logging::log_token(item.mchid),
                   outcome.request_id.value_or(""), latency_ms.value_or(0));
   } else {
     spdlog::info("event=attempt_failed tenant={} mchid={} outcome={} http_status={} code={} request_id={} error=\"{}\"",
-                 tenant_id, item.mchid, outcome_name, outcome.http_status.value_or(0), outcome.error_code,
+                 logging::log_token(tenant_id), logging::log_token(item.mchid), outcome_name, outcome.http_status.value_or(0), outcome.error_code,
                  outcome.request_id.value_or(""), outcome.error_message);
   }
   add_record(std::move(rec));
@@ -614,11 +615,11 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
         try {
           store.resume_tenant(tenant_id);
         } catch (const std::exception& e) {
-          spdlog::error("event=tenant_resume_failed tenant={} error=\"{}\"", tenant_id, e.what());
+          spdlog::error("event=tenant_resume_failed tenant={} error=\"{}\"", logging::log_token(tenant_id), e.what());
         }
       });
       it->second->drained = false;
-      spdlog::info("event=tenant_resumed tenant={} reason=\"probe applied\"", tenant_id);
+      spdlog::info("event=tenant_resumed tenant={} reason=\"probe applied\"", logging::log_token(tenant_id));
     }
   }
   kick();

@@ -194,6 +194,10 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
   CHECK(longest_run(run.output, '7') < 100);
   CHECK_FALSE(contains(run.output, "\u202E"));
   CHECK_FALSE(contains(run.output, "\nlevel=error event=forged"));
+  // Nor a forged field inside a line: ids from SQL are logged as one bare token (the stored
+  // value is quoted, escaped, only inside the error text).
+  CHECK(contains(run.output, "mchid=1?level?error?event?forged "));
+  CHECK_FALSE(contains(run.output, " event=forged "));
   CHECK_FALSE(contains(run.output, "\x01"));
   std::size_t invalid_lines = 0, lines = 0;
   for (std::size_t at = 0; at < run.output.size();) {

@@ -32,6 +32,21 @@ TEST_CASE("logfmt values are quoted and escaped only when needed", "[logging]") 
   CHECK(logfmt_value(std::string("nul\0x", 5)) == "\"nul\\x00x\"");
 }
 
+TEST_CASE("an id from SQL is one bare token that cannot forge a field", "[logging]") {
+  CHECK(log_token("2000000001") == "2000000001");
+  CHECK(log_token("acme-cn_1") == "acme-cn_1");
+  // A sub-merchant id written to forge a second event, with a quote, '=', a backslash, a
+  // control byte, a bidi override (U+202E, 3 bytes) and nothing at all:
+  CHECK(log_token("1\nlevel=error event=forged") == "1?level?error?event?forged");
+  CHECK(log_token("a\"b\\c\x01" "d\u202E") == "a?b?c?d???");
+  CHECK(log_token("") == "?");
+  CHECK(log_token(std::string(100, '7'), 10) == "7777777777...");
+  // In a message, the token keeps every other field where it was.
+  const std::string message = "event=row_invalid tenant=t1 mchid=" + log_token("1 event=forged\"x") + " error=\"e\"";
+  CHECK(parse_message(message) ==
+        Fields{{"event", "row_invalid"}, {"tenant", "t1"}, {"mchid", "1?event?forged?x"}, {"error", "e"}});
+}
+
 TEST_CASE("a JSON line is valid JSON whatever the message holds", "[logging]") {
   const Fields f{{"event", "attempt_failed"}, {"tenant", "t1"}, {"mchid", "2000000001"},
                  {"request_id", "08F7-1"}, {"error", "quote \" backslash \\ newline \n bad utf8 \xff\xfe end"}};

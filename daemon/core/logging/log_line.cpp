@@ -159,6 +159,21 @@ int journal_priority(Level level) {
   return 6;
 }
 
+std::string log_token(std::string_view value, std::size_t max_bytes) {
+  std::string out;
+  const bool cut = value.size() > max_bytes;
+  if (cut) value = value.substr(0, max_bytes);
+  out.reserve(value.size() + 3);
+  for (const char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    const bool safe = c > 0x20 && c < 0x7f && c != '"' && c != '=' && c != '\\';
+    out += safe ? ch : '?';
+  }
+  if (out.empty()) out = "?";
+  if (cut) out += "...";
+  return out;
+}
+
 std::string logfmt_value(std::string_view v) {
   bool quote = v.empty();
   for (char c : v) {

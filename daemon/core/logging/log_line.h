@@ -49,6 +49,13 @@ struct LineStyle {
 // One line, without the trailing newline. `timestamp` is ISO 8601 text (ignored for journald).
 std::string render_line(const LineStyle& style, Level level, const std::string& timestamp, const Fields& fields);
 
+// A value from SQL (a tenant id, a sub-merchant id) placed in a message as a bare `key={}`:
+// anything that could end the value or start a forged field (space, '"', '=', '\\', control and
+// non-ASCII bytes) becomes '?', and it is cut to `max_bytes` with a trailing "...". Such ids are
+// plain ASCII when valid; an invalid one stays recognisable without being able to reshape the
+// line. The stored value is always available verbatim in the database.
+std::string log_token(std::string_view value, std::size_t max_bytes = 64);
+
 // logfmt value: bare when it holds no space, quote, '=', control or non-ASCII byte; otherwise
 // quoted with \" \\ \n \r \t and \xHH escapes.
 std::string logfmt_value(std::string_view value);
