@@ -294,7 +294,12 @@ struct HttpsClient::Impl {
     bhttp::response_parser<bhttp::string_body> parser;
     parser.header_limit(kMaxResponseHeaderBytes);
     parser.body_limit(config.max_response_bytes);
-    co_await bhttp::async_read(c.stream, c.buffer, parser, asio::redirect_error(use_awaitable, ec));
+    // The header alone first: Beast 1.74 parsing eagerly (as async_read does) goes on after
+    // refusing a Content-Length over body_limit and reserves that length for the body — a
+    // response claiming exabytes threw std::bad_alloc out of io_context::run (found by the
+    // http_response fuzz target). Read on its own, the header stops at the refusal.
+    co_await bhttp::async_read_header(c.stream, c.buffer, parser, asio::redirect_error(use_awaitable, ec));
+    if (!ec) co_await bhttp::async_read(c.stream, c.buffer, parser, asio::redirect_error(use_awaitable, ec));
     if (ec) {
       const auto kind = classify_exchange_error(ec);
       const bool nothing_received = !parser.got_some() && c.buffer.size() == 0;

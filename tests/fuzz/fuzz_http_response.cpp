@@ -23,14 +23,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   bhttp::response_parser<bhttp::string_body> parser;
   parser.header_limit(http::kMaxResponseHeaderBytes);
   parser.body_limit(WechatpayConfig{}.max_response_bytes);
-  parser.eager(true);
   boost::beast::error_code ec;
   std::size_t used = 0;
-  while (used < size && !parser.is_done()) {
-    const std::size_t n = parser.put(boost::asio::buffer(data + used, size - used), ec);
-    if (ec || n == 0) break;
-    used += n;
-  }
+  auto feed_until = [&](auto done) {
+    while (used < size && !done()) {
+      const std::size_t n = parser.put(boost::asio::buffer(data + used, size - used), ec);
+      if (ec || n == 0) break;
+      used += n;
+    }
+  };
+  // As the transport reads (https_client.cpp, exchange()): the header on its own, then the
+  // rest eagerly. (One eager pass reserved a refused Content-Length: crash-content-length-7eb.)
+  parser.eager(false);
+  feed_until([&] { return parser.is_header_done(); });
+  if (ec || !parser.is_header_done()) return 0;
+  parser.eager(true);
+  feed_until([&] { return parser.is_done(); });
   // The server closing the connection ends a body that has no length (as async_read does on EOF).
   if (!ec && !parser.is_done() && parser.got_some()) parser.put_eof(ec);
   if (ec || !parser.is_done()) return 0;  // the transport reports "malformed"/"closed": no outcome
