@@ -9,6 +9,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <sys/socket.h>
+
 #include <thread>
 
 #include "core/wechatpay/favor_callbacks.h"
@@ -301,12 +303,16 @@ class RawTlsServer {
       asio::read_until(stream, asio::dynamic_buffer(request), "\r\n\r\n", ec);
       if (ec) return;
       asio::write(stream, asio::buffer(response), ec);
-      stream.shutdown(ec);
+      // Until the client closes: closing first, with its request body unread, could reset the
+      // connection before the client has read the response.
+      char sink[4096];
+      while (!ec) stream.read_some(asio::buffer(sink), ec);
     });
   }
   ~RawTlsServer() {
-    boost::system::error_code ignored;
-    acceptor_.close(ignored);  // a pending accept returns
+    // Wakes an accept still waiting (no client came) without touching the acceptor object
+    // from a second thread: shutdown(2) of the listening socket makes accept(2) fail.
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
     thread_.join();
   }
   std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
