@@ -60,6 +60,14 @@ struct HttpResponse {
   std::optional<std::string> header(std::string_view name) const;
 };
 
+// Response headers beyond this are hostile or broken; WeChat Pay's are well under 2 KiB.
+inline constexpr std::uint32_t kMaxResponseHeaderBytes = 16 * 1024;
+
+// Records one header field of a received response in `response` if the daemon uses it
+// (Request-ID, Retry-After, every Wechatpay-*); others are dropped. Split out of the reader so
+// that the http_response fuzz target runs the same code on parsed bytes.
+void keep_response_header(HttpResponse& response, std::string_view name, std::string_view value);
+
 // The headers wechatpay::verify_response() needs, from a response.
 wechatpay::ResponseHeaders response_headers(const HttpResponse& response);
 
