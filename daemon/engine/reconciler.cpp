@@ -20,6 +20,8 @@ namespace asio = boost::asio;
 using reconcile::Clock;
 using reconcile::Instant;
 using std::chrono::milliseconds;
+// Ids from SQL in log lines: one bare token each (a hostile id cannot forge a field).
+using logging::log_token;
 
 namespace {
 
@@ -222,15 +224,15 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
             try {
               store.resume_tenant(id);
             } catch (const std::exception& e) {
-              spdlog::error("event=tenant_resume_failed tenant={} error=\"{}\"", logging::log_token(id), e.what());
+              spdlog::error("event=tenant_resume_failed tenant={} error=\"{}\"", log_token(id), e.what());
             }
           });
           pending_events_.push_back({id, "tenant_resumed", "", "credentials changed"});
-          spdlog::info("event=tenant_resumed tenant={} reason=\"credentials changed\"", logging::log_token(id));
+          spdlog::info("event=tenant_resumed tenant={} reason=\"credentials changed\"", log_token(id));
         }
       }
-      spdlog::info("event=tenant_loaded tenant={} mode={} rate_per_minute={}", logging::log_token(id), tenant_mode_name(t.row.mode),
-                   t.row.rate_per_minute);
+      spdlog::info("event=tenant_loaded tenant={} mode={} rate_per_minute={}", log_token(id),
+                   tenant_mode_name(t.row.mode), t.row.rate_per_minute);
     } else {
       t.credentials.reset();
       t.credentials_problem = join_problems(loaded.error());
@@ -246,7 +248,7 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
     }
     release_buffer(*it->second);
     scheduler_.remove_tenant(it->first);
-    spdlog::info("event=tenant_removed tenant={}", logging::log_token(it->first));
+    spdlog::info("event=tenant_removed tenant={}", log_token(it->first));
     it = tenants_.erase(it);
   }
   tenants_loaded_ = true;
@@ -283,10 +285,10 @@ void Reconciler::pause_tenant(const std::string& tenant_id, const std::string& c
     try {
       store.pause_tenant(tenant_id, code, reason, std::chrono::duration_cast<milliseconds>(probe_in));
     } catch (const std::exception& e) {
-      spdlog::error("event=tenant_pause_failed tenant={} error=\"{}\"", logging::log_token(tenant_id), e.what());
+      spdlog::error("event=tenant_pause_failed tenant={} error=\"{}\"", log_token(tenant_id), e.what());
     }
   });
-  spdlog::warn("event=tenant_paused tenant={} code={} reason=\"{}\"", logging::log_token(tenant_id), code, reason);
+  spdlog::warn("event=tenant_paused tenant={} code={} reason=\"{}\"", log_token(tenant_id), code, reason);
 }
 
 void Reconciler::release_buffer(TenantRuntime& t) {
@@ -350,7 +352,7 @@ void Reconciler::on_heartbeat(const pg::ReconcileStore::Ownership& ownership, co
     if (auto it = tenants_.find(id); it != tenants_.end()) {
       it->second->releasing = false;
       it->second->owned = false;
-      spdlog::info("event=tenant_released tenant={}", logging::log_token(id));
+      spdlog::info("event=tenant_released tenant={}", log_token(id));
     }
   std::set<std::string> owned;
   bool unknown_tenant = false;
@@ -368,8 +370,8 @@ void Reconciler::on_heartbeat(const pg::ReconcileStore::Ownership& ownership, co
       t.owned = true;
       t.releasing = false;
       t.drained = false;
-      spdlog::info("event=tenant_acquired tenant={} fencing_token={} live_instances={}", logging::log_token(o.tenant_id), o.fencing_token,
-                   ownership.live_instances);
+      spdlog::info("event=tenant_acquired tenant={} fencing_token={} live_instances={}", log_token(o.tenant_id),
+                   o.fencing_token, ownership.live_instances);
       if (!o.recent_sends.empty()) {
         // Another instance sent for this merchant within the last minute: count its requests
         // in our windows, plus as many again as it may have had in flight, unrecorded.
@@ -386,14 +388,14 @@ void Reconciler::on_heartbeat(const pg::ReconcileStore::Ownership& ownership, co
       // More than our share while others have room: hand this one over once its requests in
       // flight are done (the next heartbeat deletes the lease).
       t.releasing = true;
-      spdlog::info("event=tenant_releasing tenant={} fair_share={}", logging::log_token(o.tenant_id), ownership.fair_share);
+      spdlog::info("event=tenant_releasing tenant={} fair_share={}", log_token(o.tenant_id), ownership.fair_share);
     }
   }
   for (auto& [id, t] : tenants_)
     if (t->owned && !owned.count(id)) {
       t->owned = false;
       t->releasing = false;
-      spdlog::warn("event=tenant_lost tenant={} note=\"another instance holds it now\"", logging::log_token(id));
+      spdlog::warn("event=tenant_lost tenant={} note=\"another instance holds it now\"", log_token(id));
     }
   if (unknown_tenant) refresh_tenants();
   for (auto& [id, t] : tenants_) sync_scheduler(id, *t, now);
@@ -439,7 +441,7 @@ void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Ins
       result = store.claim_due(tenant_id, limit, lease);
     } catch (const std::exception& e) {
       ok = false;
-      spdlog::error("event=claim_failed tenant={} error=\"{}\"", logging::log_token(tenant_id), e.what());
+      spdlog::error("event=claim_failed tenant={} error=\"{}\"", log_token(tenant_id), e.what());
     }
     asio::post(io_, [this, alive, tenant_id, limit, ok, result = std::move(result)]() mutable {
       if (alive.expired() || !*alive.lock()) return;
@@ -471,7 +473,8 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
     const auto verdict = reconcile::judge_work_item(item.mchid, item.notify_url, item.desired, item.recorded,
                                                     item.resync);
     if (verdict.action == reconcile::WorkAction::drop) {
-      spdlog::debug("event=row_dropped tenant={} mchid={} reason={}", logging::log_token(tenant_id), logging::log_token(item.mchid), verdict.reason_name());
+      spdlog::debug("event=row_dropped tenant={} mchid={} reason={}", log_token(tenant_id), log_token(item.mchid),
+                    verdict.reason_name());
       nothing_to_send.push_back(std::move(item));
       continue;
     }
@@ -482,7 +485,7 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
       rec.decision = reconcile::decide_after_attempt({wechatpay::OutcomeKind::invalid, std::nullopt, item.attempts},
                                                      policy_, now, 0.0);
       ++stats_.invalid;
-      spdlog::warn("event=row_invalid tenant={} mchid={} error=\"{}\"", logging::log_token(tenant_id), logging::log_token(item.mchid, 40),
+      spdlog::warn("event=row_invalid tenant={} mchid={} error=\"{}\"", log_token(tenant_id), log_token(item.mchid, 40),
                    verdict.invalid->message);
       add_record(std::move(rec));
       continue;
@@ -490,7 +493,7 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
     if (t.in_flight.count(item.mchid)) {
       // Our own earlier claim of this row is still in flight (its lease lapsed): the newer
       // claim fences the older attempt out, and the row is sent again with current values.
-      spdlog::warn("event=reclaimed_in_flight tenant={} mchid={}", logging::log_token(tenant_id), logging::log_token(item.mchid));
+      spdlog::warn("event=reclaimed_in_flight tenant={} mchid={}", log_token(tenant_id), log_token(item.mchid));
     }
     t.buffer.push_back(std::move(item));
   }
@@ -597,12 +600,12 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
   rec.decision = decision;
 
   if (outcome.kind == wechatpay::OutcomeKind::applied) {
-    spdlog::debug("event=applied tenant={} mchid={} request_id={} latency_ms={}", logging::log_token(tenant_id), logging::log_token(item.mchid),
-                  outcome.request_id.value_or(""), latency_ms.value_or(0));
+    spdlog::debug("event=applied tenant={} mchid={} request_id={} latency_ms={}", log_token(tenant_id),
+                  log_token(item.mchid), outcome.request_id.value_or(""), latency_ms.value_or(0));
   } else {
     spdlog::info("event=attempt_failed tenant={} mchid={} outcome={} http_status={} code={} request_id={} error=\"{}\"",
-                 logging::log_token(tenant_id), logging::log_token(item.mchid), outcome_name, outcome.http_status.value_or(0), outcome.error_code,
-                 outcome.request_id.value_or(""), outcome.error_message);
+                 log_token(tenant_id), log_token(item.mchid), outcome_name, outcome.http_status.value_or(0),
+                 outcome.error_code, outcome.request_id.value_or(""), outcome.error_message);
   }
   add_record(std::move(rec));
 
@@ -615,11 +618,11 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
         try {
           store.resume_tenant(tenant_id);
         } catch (const std::exception& e) {
-          spdlog::error("event=tenant_resume_failed tenant={} error=\"{}\"", logging::log_token(tenant_id), e.what());
+          spdlog::error("event=tenant_resume_failed tenant={} error=\"{}\"", log_token(tenant_id), e.what());
         }
       });
       it->second->drained = false;
-      spdlog::info("event=tenant_resumed tenant={} reason=\"probe applied\"", logging::log_token(tenant_id));
+      spdlog::info("event=tenant_resumed tenant={} reason=\"probe applied\"", log_token(tenant_id));
     }
   }
   kick();
