@@ -29,10 +29,7 @@ int run_check_config(const CliRequest& req) {
                           "point it at a readable PEM CA bundle, or remove the key to use the system store"});
   }
 
-  if (auto problem = credentials_dir_problem(config.credentials_dir)) {
-    problem->where = config.source_path + ": " + problem->where;
-    problems.push_back(*problem);
-  }
+  if (auto problem = credentials_dir_problem(config.credentials_dir, config.source_path)) problems.push_back(*problem);
 
   const std::string where = pg::describe_conninfo(config.database.url);
   std::vector<TenantRow> tenants;

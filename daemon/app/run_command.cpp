@@ -96,10 +96,7 @@ void listen_loop(const DatabaseConfig& db, asio::io_context& io, engine::Reconci
 int run_run(const CliRequest& req) {
   Config config = load_config(req.config_path);
   init_logging(config.log);
-  if (auto problem = credentials_dir_problem(config.credentials_dir)) {
-    problem->where = config.source_path + ": " + problem->where;
-    throw StartupError(*problem);
-  }
+  if (auto problem = credentials_dir_problem(config.credentials_dir, config.source_path)) throw StartupError(*problem);
   check_schema(config);
 
   asio::io_context io;

@@ -47,20 +47,21 @@ Result<fs::path, std::string> resolve_credential_path(const std::string& credent
   return real_file;
 }
 
-std::optional<Problem> credentials_dir_problem(const std::string& credentials_dir) {
+std::optional<Problem> credentials_dir_problem(const std::string& credentials_dir, const std::string& config_path) {
   if (credentials_dir.empty()) return std::nullopt;
+  const std::string where = config_path.empty() ? "credentials_dir" : config_path + ": credentials_dir";
   const std::string fix =
       "create it (owned by the daemon's user, mode 0700) and put the tenants' key files in it, or point "
       "credentials_dir at the directory that holds them";
   std::error_code ec;
   const auto status = fs::status(credentials_dir, ec);
   if (ec || !fs::exists(status))
-    return Problem{"credentials_dir", credentials_dir + " cannot be opened: " +
+    return Problem{where, credentials_dir + " cannot be opened: " +
                                           (ec ? ec.message() : std::string("No such file or directory")), fix};
-  if (!fs::is_directory(status)) return Problem{"credentials_dir", credentials_dir + " is not a directory", fix};
+  if (!fs::is_directory(status)) return Problem{where, credentials_dir + " is not a directory", fix};
   // Search permission is what resolving a key path inside it needs.
   if (::access(credentials_dir.c_str(), X_OK) != 0)
-    return Problem{"credentials_dir", credentials_dir + " cannot be searched: " + std::strerror(errno), fix};
+    return Problem{where, credentials_dir + " cannot be searched: " + std::strerror(errno), fix};
   return std::nullopt;
 }
 

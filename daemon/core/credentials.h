@@ -24,7 +24,8 @@ Result<std::filesystem::path, std::string> resolve_credential_path(const std::st
 // The configured credentials directory itself, checked once at start-up: it is the daemon's
 // own setting, so a directory that is missing or cannot be searched stops `run` (naming it
 // and the fix) instead of pausing every tenant. Empty `credentials_dir` (none configured, no
-// $CREDENTIALS_DIRECTORY) is not a problem here: tenants then say so one by one.
-std::optional<Problem> credentials_dir_problem(const std::string& credentials_dir);
+// $CREDENTIALS_DIRECTORY) is not a problem here: tenants then say so one by one. The problem's
+// `where` is "CONFIG_PATH: credentials_dir" (just "credentials_dir" without `config_path`).
+std::optional<Problem> credentials_dir_problem(const std::string& credentials_dir, const std::string& config_path = "");
 
 }  // namespace callbackd
