@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <spdlog/spdlog.h>
 
 #include "app/logging.h"
@@ -156,4 +157,76 @@ TEST_CASE("the logging path drops repeats of one error beyond ten a minute", "[l
     logger->info("event=attempt_failed tenant=t1 mchid={} code=SYSTEM_ERROR error=\"boom\"", 2000000000 + i);
   CHECK(lines.size() == 10);
   CHECK(lines[0].find("mchid=2000000000") != std::string::npos);
+}
+
+namespace {
+
+// Text from outside the daemon that tries to reshape a line: WeChat Pay's error message, an
+// exception text, a row's id.
+std::vector<std::string> hostile_values() {
+  return {
+      R"(x" event=forged tenant=evil)",
+      "a\nts=2026-01-01T00:00:00.000Z level=error event=forged tenant=evil",
+      "\x1b[31mred\x1b[0m event=forged",
+      std::string("nul\0 event=forged tenant=evil", 29),
+      "\xff\xfe not UTF-8\xc3 event=forged",
+      R"(\" event=forged tenant=evil \\)",
+      std::string(1 << 20, 'a') + R"(" event=forged tenant=evil)",
+  };
+}
+
+// One attempt_failed whose error text is `value`, through the real logging path.
+std::vector<std::string> log_hostile(callbackd::LogConfig::Format format, const std::string& value) {
+  std::vector<std::string> lines;
+  callbackd::LogConfig config;
+  config.format = format;
+  auto logger = callbackd::app::make_line_logger(config, false, [&](const std::string& l) { lines.push_back(l); });
+  logger->info("event=attempt_failed tenant={} code={} error=\"{}\"", "t1", "SYSTEM_ERROR", value);
+  return lines;
+}
+
+}  // namespace
+
+TEST_CASE("text from outside cannot add a field to a log line", "[logging]") {
+  const std::set<std::string> intended{"ts", "level", "event", "tenant", "code", "error"};
+  for (const auto& value : hostile_values()) {
+    INFO("value: " << value.substr(0, 60));
+    {
+      const auto lines = log_hostile(callbackd::LogConfig::Format::logfmt, value);
+      REQUIRE(lines.size() == 1);
+      const std::string& line = lines[0];
+      INFO("logfmt: " << line.substr(0, 300));
+      CHECK(line.size() < 4096);  // a 1 MB value is cut
+      CHECK(line.find('\n') == std::string::npos);
+      CHECK(line.find('\x1b') == std::string::npos);
+      CHECK(line.find('\0') == std::string::npos);
+      const auto fields = parse_logfmt(line);
+      REQUIRE(fields.has_value());
+      std::multiset<std::string> keys;
+      for (const auto& f : *fields) keys.insert(f.key);
+      CHECK(keys == std::multiset<std::string>(intended.begin(), intended.end()));
+      for (const auto& f : *fields) {
+        if (f.key == "event") CHECK(f.value == "attempt_failed");
+        if (f.key == "tenant") CHECK(f.value == "t1");
+        if (f.key == "code") CHECK(f.value == "SYSTEM_ERROR");
+        // The text itself is all there (escaped), or its first kilobyte.
+        if (f.key == "error" && value.size() < 1000) CHECK(f.value == value);
+        if (f.key == "error" && value.size() >= 1000) CHECK(f.value.rfind(value.substr(0, 1000), 0) == 0);
+      }
+    }
+    {
+      const auto lines = log_hostile(callbackd::LogConfig::Format::json, value);
+      REQUIRE(lines.size() == 1);
+      INFO("json: " << lines[0].substr(0, 300));
+      CHECK(lines[0].size() < 4096);
+      const auto j = nlohmann::json::parse(lines[0]);
+      std::set<std::string> keys;
+      for (const auto& [k, v] : j.items()) keys.insert(k);
+      CHECK(keys == intended);
+      CHECK(j["event"] == "attempt_failed");
+      CHECK(j["tenant"] == "t1");
+      CHECK(j["code"] == "SYSTEM_ERROR");
+      if (value.find('\xff') == std::string::npos && value.size() < 1000) CHECK(j["error"] == value);
+    }
+  }
 }

@@ -95,6 +95,64 @@ Fields parse_message(std::string_view m) {
   return out;
 }
 
+std::optional<Fields> parse_logfmt(std::string_view s) {
+  Fields out;
+  std::size_t pos = 0;
+  if (s.size() >= 3 && s[0] == '<' && s[2] == '>') pos = 3;  // journald priority
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  while (pos < s.size()) {
+    if (!out.empty()) {
+      if (s[pos] != ' ') return std::nullopt;
+      ++pos;
+    }
+    const std::size_t klen = key_at(s, pos);
+    if (klen == 0) return std::nullopt;
+    std::string key(s.substr(pos, klen - 1));
+    pos += klen;
+    std::string value;
+    if (pos < s.size() && s[pos] == '"') {
+      ++pos;
+      for (;;) {
+        if (pos >= s.size()) return std::nullopt;  // unterminated
+        const char c = s[pos++];
+        if (c == '"') break;
+        if (c != '\\') {
+          value += c;
+          continue;
+        }
+        if (pos >= s.size()) return std::nullopt;
+        const char e = s[pos++];
+        switch (e) {
+          case '"': value += '"'; break;
+          case '\\': value += '\\'; break;
+          case 'n': value += '\n'; break;
+          case 'r': value += '\r'; break;
+          case 't': value += '\t'; break;
+          case 'x': {
+            if (pos + 2 > s.size() || hex(s[pos]) < 0 || hex(s[pos + 1]) < 0) return std::nullopt;
+            value += static_cast<char>(hex(s[pos]) * 16 + hex(s[pos + 1]));
+            pos += 2;
+            break;
+          }
+          default: return std::nullopt;
+        }
+      }
+    } else {
+      const std::size_t end = std::min(s.find(' ', pos), s.size());
+      value = std::string(s.substr(pos, end - pos));
+      if (value.find_first_of("\"=\\") != std::string::npos) return std::nullopt;
+      pos = end;
+    }
+    out.push_back({std::move(key), std::move(value)});
+  }
+  return out;
+}
+
 std::string redact(std::string_view text) {
   std::string s(text);
   const std::string_view r = "[redacted]";

@@ -28,6 +28,12 @@ using Fields = std::vector<Field>;
 // that is not key=value is kept under "msg" too. Never throws on any input.
 Fields parse_message(std::string_view message);
 
+// A logfmt line as render_line writes it (an optional journald `<N>` prefix, then `key=value`
+// separated by single spaces; a quoted value unescaped) -> its fields; nullopt when the line
+// is not exactly that. The inverse of the logfmt writer, for tests and tools that read the
+// daemon's output: a forged field would show up here as a field.
+std::optional<Fields> parse_logfmt(std::string_view line);
+
 // Replaces secrets by "[redacted]": values of fields whose key names a secret (authorization,
 // signature, private_key, secret, password, api_v3_key), and inside any text an
 // `Authorization:`/`Wechatpay-Signature:` header, a `WECHATPAY2-SHA256-RSA2048 ...`
