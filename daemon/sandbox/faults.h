@@ -43,6 +43,7 @@ struct FaultRule {
   std::chrono::milliseconds delay{0};
   std::chrono::seconds skew{0};
   std::size_t size_bytes{0};
+  std::optional<std::string> message;  // error: the body's message; default: the code's documented one
 };
 
 struct FaultPlan {

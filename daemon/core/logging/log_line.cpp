@@ -1,7 +1,11 @@
 #include "core/logging/log_line.h"
 
+#include <fmt/format.h>
+#include <time.h>
+
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -50,50 +54,33 @@ bool secret_key(const std::string& key) {
   return false;
 }
 
+// A typed value as JSON: numbers and booleans as such (their text came from the code, never
+// from outside), text as a string.
+nlohmann::ordered_json json_value(const Field& f) {
+  switch (f.kind) {
+    case Field::Kind::integer: {
+      std::int64_t n = 0;
+      std::uint64_t u = 0;
+      const char* end = f.value.data() + f.value.size();
+      if (auto [p, ec] = std::from_chars(f.value.data(), end, n); ec == std::errc{} && p == end) return n;
+      if (auto [p, ec] = std::from_chars(f.value.data(), end, u); ec == std::errc{} && p == end) return u;
+      break;
+    }
+    case Field::Kind::real: {
+      double x = 0;
+      const char* end = f.value.data() + f.value.size();
+      if (auto [p, ec] = std::from_chars(f.value.data(), end, x); ec == std::errc{} && p == end) return x;
+      break;
+    }
+    case Field::Kind::boolean: return f.value == "true";
+    case Field::Kind::text: break;
+  }
+  return f.value;
+}
+
 }  // namespace
 
-Fields parse_message(std::string_view m) {
-  Fields out;
-  std::size_t pos = 0;
-  auto rest_as_msg = [&](std::size_t from) {
-    std::string_view rest = m.substr(from);
-    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-    if (!rest.empty()) out.push_back({"msg", std::string(rest)});
-  };
-  while (pos < m.size()) {
-    while (pos < m.size() && m[pos] == ' ') ++pos;
-    if (pos >= m.size()) break;
-    const std::size_t klen = key_at(m, pos);
-    if (klen == 0) {
-      rest_as_msg(pos);
-      return out;
-    }
-    std::string key(m.substr(pos, klen - 1));
-    std::size_t v = pos + klen;
-    if (v < m.size() && m[v] == '"') {
-      // The closing quote: the first '"' followed by the end or by " key=".
-      std::size_t close = std::string_view::npos;
-      for (std::size_t q = m.find('"', v + 1); q != std::string_view::npos; q = m.find('"', q + 1)) {
-        if (q + 1 == m.size() || (m[q + 1] == ' ' && key_at(m, q + 2) > 0)) {
-          close = q;
-          break;
-        }
-      }
-      if (close == std::string_view::npos) {  // unterminated: the rest is the value
-        out.push_back({std::move(key), std::string(m.substr(v + 1))});
-        return out;
-      }
-      out.push_back({std::move(key), std::string(m.substr(v + 1, close - v - 1))});
-      pos = close + 1;
-    } else {
-      std::size_t end = m.find(' ', v);
-      if (end == std::string_view::npos) end = m.size();
-      out.push_back({std::move(key), std::string(m.substr(v, end - v))});
-      pos = end;
-    }
-  }
-  return out;
-}
+std::string Field::real_text(double x) { return fmt::format("{}", x); }
 
 std::optional<Fields> parse_logfmt(std::string_view s) {
   Fields out;
@@ -190,7 +177,10 @@ std::string redact(std::string_view text) {
 }
 
 void redact(Fields& fields) {
-  for (auto& f : fields) f.value = secret_key(f.key) ? "[redacted]" : redact(f.value);
+  for (auto& f : fields) {
+    if (secret_key(f.key)) f = Field{std::move(f.key), "[redacted]"};
+    else if (f.kind == Field::Kind::text) f.value = redact(f.value);
+  }
 }
 
 const char* level_name(Level level) {
@@ -217,19 +207,28 @@ int journal_priority(Level level) {
   return 6;
 }
 
-std::string log_token(std::string_view value, std::size_t max_bytes) {
-  std::string out;
-  const bool cut = value.size() > max_bytes;
-  if (cut) value = value.substr(0, max_bytes);
-  out.reserve(value.size() + 3);
-  for (const char ch : value) {
-    const auto c = static_cast<unsigned char>(ch);
-    const bool safe = c > 0x20 && c < 0x7f && c != '"' && c != '=' && c != '\\';
-    out += safe ? ch : '?';
-  }
-  if (out.empty()) out = "?";
-  if (cut) out += "...";
-  return out;
+std::string clip(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  std::size_t cut = max_bytes;
+  // Back over UTF-8 continuation bytes (10xxxxxx) so that a character is not split.
+  for (int back = 0; back < 3 && cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80; ++back) --cut;
+  return std::string(text.substr(0, cut)) + "...(" + std::to_string(text.size()) + " bytes)";
+}
+
+void bound(Fields& fields, std::size_t max_bytes) {
+  for (auto& f : fields)
+    if (f.kind == Field::Kind::text && f.value.size() > max_bytes) f.value = clip(f.value, max_bytes);
+}
+
+std::string iso8601_utc(std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const time_t secs = static_cast<time_t>(ms / 1000);
+  tm parts{};
+  gmtime_r(&secs, &parts);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1,
+                parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
 }
 
 std::string logfmt_value(std::string_view v) {
@@ -272,7 +271,7 @@ std::string render_line(const LineStyle& style, Level level, const std::string& 
       // A repeated key keeps every value: the later one gets a suffix.
       std::string key = f.key;
       for (int n = 2; j.contains(key) && n < 100; ++n) key = f.key + "_" + std::to_string(n);
-      j[key] = f.value;
+      j[key] = json_value(f);
     }
     // Bytes from the network that are not UTF-8 must not make the line invalid JSON.
     line += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
