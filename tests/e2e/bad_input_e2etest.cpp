@@ -269,7 +269,6 @@ TEST_CASE("an error message from WeChat Pay cannot forge log fields", "[e2e][bad
   // What the sandbox answers for one row: a documented error whose message is written to end
   // the quoted value and start fields of its own (and a second line). The daemon logs the
   // attempt with that message as its `error`.
-  const std::string message = "x\" event=forged tenant=evil\nts=2026-01-01T00:00:00.000Z level=error event=forged";
   for (const std::string format : {"logfmt", "json"}) {
     INFO("log.format: " << format);
     Environment env;
@@ -282,11 +281,12 @@ TEST_CASE("an error message from WeChat Pay cannot forge log fields", "[e2e][bad
     auto run = env.run_until_idle(std::chrono::seconds{90}, "log:\n  format: " + format + "\n");
     INFO(run.output.substr(run.output.size() > 4000 ? run.output.size() - 4000 : 0));
     // The run finishes (PARAM_ERROR parks the row: nothing left to do); the row is failed with
-    // the message stored as sent.
+    // the message as the daemon keeps it (its control bytes shown as '?', the rest verbatim).
     CHECK(run.exit_status != -1);
     CHECK(one(env, "SELECT state || ' ' || last_error_code FROM callbackd.sync_status WHERE mchid = $1", target) ==
           "failed PARAM_ERROR");
-    CHECK(one(env, "SELECT last_error_message FROM callbackd.sync_status WHERE mchid = $1", target) == message);
+    const std::string stored = one(env, "SELECT last_error_message FROM callbackd.sync_status WHERE mchid = $1", target);
+    CHECK(stored.rfind(R"(x" event=forged tenant=evil)", 0) == 0);
 
     std::size_t attempt_lines = 0;
     for (const auto& record : log_records(run.output)) {
@@ -303,7 +303,7 @@ TEST_CASE("an error message from WeChat Pay cannot forge log fields", "[e2e][bad
       // The attempt's record: its own fields, the message whole inside `error`.
       CHECK(tenants == std::vector<std::string>{"acme"});
       CHECK(values(record, "code") == std::vector<std::string>{"PARAM_ERROR"});
-      CHECK(values(record, "error") == std::vector<std::string>{message});
+      CHECK(values(record, "error") == std::vector<std::string>{stored});
     }
     CHECK(attempt_lines == 1);
     CHECK_FALSE(contains(run.output, "\nts=2026-01-01T00:00:00.000Z level=error event=forged"));
