@@ -59,7 +59,8 @@ class LineSink final : public spdlog::sinks::base_sink<std::mutex>, public loggi
  protected:
   // Text handed to spdlog (by code that does not log events): one record, the text one value.
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    write_locked(level_of(msg.level), msg.time, Fields{{"msg", std::string_view(msg.payload.data(), msg.payload.size())}});
+    const std::string_view text(msg.payload.data(), msg.payload.size());
+    write_locked(level_of(msg.level), msg.time, Fields{{"msg", text}});
   }
   void flush_() override {}
 

@@ -285,7 +285,8 @@ TEST_CASE("an error message from WeChat Pay cannot forge log fields", "[e2e][bad
     CHECK(run.exit_status != -1);
     CHECK(one(env, "SELECT state || ' ' || last_error_code FROM callbackd.sync_status WHERE mchid = $1", target) ==
           "failed PARAM_ERROR");
-    const std::string stored = one(env, "SELECT last_error_message FROM callbackd.sync_status WHERE mchid = $1", target);
+    const std::string stored =
+        one(env, "SELECT last_error_message FROM callbackd.sync_status WHERE mchid = $1", target);
     CHECK(stored.rfind(R"(x" event=forged tenant=evil)", 0) == 0);
 
     std::size_t attempt_lines = 0;

@@ -40,7 +40,7 @@ callbackd::LogConfig config_of(callbackd::LogConfig::Format format, std::string 
 
 TEST_CASE("a logfmt line parses back into exactly the fields it was rendered from", "[logging]") {
   const Fields f{{"event", "x"}, {"tenant", "t1"}, {"n", 42}, {"ok", true}, {"error", "bad \"thing\" here, a=b\n\x01\\"},
-                 {"empty", ""}, {"utf8", "系统错误"}};
+                 {"empty", ""}, {"utf8", "系统错误"}, {"reshaping", "\u202Eexe \u2028 \xff"}};
   for (const bool journald : {false, true}) {
     const auto parsed = parse_logfmt(render_line({false, journald}, Level::info, "T", f));
     REQUIRE(parsed.has_value());
@@ -86,6 +86,15 @@ TEST_CASE("logfmt values are quoted and escaped only when needed", "[logging]") 
   CHECK(logfmt_value("q\"uote") == "\"q\\\"uote\"");
   CHECK(logfmt_value("line\nbreak") == "\"line\\nbreak\"");
   CHECK(logfmt_value(std::string("nul\0x", 5)) == "\"nul\\x00x\"");
+  // UTF-8 stays readable; bytes that are not UTF-8 and characters that reshape the text do not.
+  CHECK(logfmt_value("系统错误") == "\"系统错误\"");
+  CHECK(logfmt_value("bad \xff\xc3") == "\"bad \\xff\\xc3\"");
+  CHECK(logfmt_value("\u202Egnp.exe") == "\"\\u202egnp.exe\"");
+  CHECK(logfmt_value("a\u0085b") == "\"a\\u0085b\"");
+  CHECK(logfmt_value("\xe2\x80") == "\"\\xe2\\x80\"");  // a truncated sequence
+  CHECK(logfmt_value("\xc0\xaf") == "\"\\xc0\\xaf\"");  // an overlong '/'
+  CHECK(render_line({true, false}, Level::info, "T", {{"v", "\u202Ex"}}) ==
+        R"({"ts":"T","level":"info","v":"\u202ex"})");
 }
 
 TEST_CASE("long values are cut, never inside a character, and say how long they were", "[logging]") {
@@ -252,6 +261,11 @@ std::vector<std::string> hostile_values() {
       "\x1b[31mred\x1b[0m event=forged",
       std::string("nul\0 event=forged tenant=evil", 29),
       "\xff\xfe not UTF-8\xc3 event=forged",
+      // Valid UTF-8 that reshapes what a reader sees: a bidi override, NEL (U+0085, a line
+      // break to some tools), the line separator U+2028.
+      "\u202Egnp.exe event=forged",
+      "a\u0085ts=2026-01-01T00:00:00.000Z level=error event=forged",
+      "a\u2028event=forged",
       R"(\" event=forged tenant=evil \\)",
       std::string(1 << 20, 'a') + R"(" event=forged tenant=evil)",
   };
@@ -279,6 +293,10 @@ TEST_CASE("text from outside cannot add a field to a log line", "[logging]") {
       CHECK(line.find('\n') == std::string::npos);
       CHECK(line.find('\x1b') == std::string::npos);
       CHECK(line.find('\0') == std::string::npos);
+      CHECK(line.find("\u202E") == std::string::npos);
+      CHECK(line.find("\u0085") == std::string::npos);
+      CHECK(line.find("\u2028") == std::string::npos);
+      CHECK(line.find('\xff') == std::string::npos);  // not UTF-8: escaped as \xff
       const auto fields = parse_logfmt(line);
       REQUIRE(fields.has_value());
       std::multiset<std::string> keys;
@@ -298,6 +316,9 @@ TEST_CASE("text from outside cannot add a field to a log line", "[logging]") {
       REQUIRE(lines.size() == 1);
       INFO("json: " << lines[0].substr(0, 300));
       CHECK(lines[0].size() < 4096);
+      CHECK(lines[0].find("\u202E") == std::string::npos);
+      CHECK(lines[0].find("\u0085") == std::string::npos);
+      CHECK(lines[0].find("\u2028") == std::string::npos);
       const auto j = nlohmann::json::parse(lines[0]);
       std::set<std::string> keys;
       for (const auto& [k, v] : j.items()) keys.insert(k);

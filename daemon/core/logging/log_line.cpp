@@ -78,6 +78,76 @@ nlohmann::ordered_json json_value(const Field& f) {
   return f.value;
 }
 
+// The code point of the UTF-8 sequence at the start of `s` and its length; length 0 when it is
+// not a valid sequence (truncated, overlong, a surrogate, beyond U+10FFFF).
+std::pair<char32_t, std::size_t> decode_utf8(std::string_view s) {
+  const auto b0 = static_cast<unsigned char>(s[0]);
+  std::size_t len = 0;
+  char32_t cp = 0;
+  if (b0 >= 0xC2 && b0 <= 0xDF) len = 2, cp = b0 & 0x1F;
+  else if (b0 >= 0xE0 && b0 <= 0xEF) len = 3, cp = b0 & 0x0F;
+  else if (b0 >= 0xF0 && b0 <= 0xF4) len = 4, cp = b0 & 0x07;
+  else return {0, 0};
+  if (s.size() < len) return {0, 0};
+  for (std::size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(s[k]);
+    if ((b & 0xC0) != 0x80) return {0, 0};
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+    return {0, 0};
+  return {cp, len};
+}
+
+void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// Characters that are valid text but reshape what a reader sees: C1 controls (U+0085 is a line
+// break to some tools), bidi overrides and isolates (U+202E shows "exe.gnp" as "png.exe"),
+// zero-width and invisible characters, the line and paragraph separators, the BOM.
+bool display_unsafe(char32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9F) || cp == 0x061C || (cp >= 0x200B && cp <= 0x200F) ||
+         (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x2069) || cp == 0xFEFF;
+}
+
+std::string hex_escape(char kind, char32_t value, int digits) {
+  char buf[12];
+  std::snprintf(buf, sizeof buf, "\\%c%0*x", kind, digits, static_cast<unsigned>(value));
+  return buf;
+}
+
+// JSON as nlohmann writes it keeps non-ASCII text raw (readable); the display-unsafe
+// characters among it become \uXXXX escapes, as valid in a JSON string as the raw bytes.
+std::string escape_display_unsafe(const std::string& json) {
+  std::string out;
+  out.reserve(json.size());
+  for (std::size_t i = 0; i < json.size();) {
+    const auto u = static_cast<unsigned char>(json[i]);
+    if (u < 0x80) {
+      out += json[i++];
+      continue;
+    }
+    const auto [cp, len] = decode_utf8(std::string_view(json).substr(i));
+    if (len == 0) {  // not produced by the dump (invalid bytes became U+FFFD); kept as is
+      out += json[i++];
+      continue;
+    }
+    out += display_unsafe(cp) ? hex_escape('u', cp, 4) : json.substr(i, len);
+    i += len;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string Field::real_text(double x) { return fmt::format("{}", x); }
@@ -120,10 +190,18 @@ std::optional<Fields> parse_logfmt(std::string_view s) {
           case 'n': value += '\n'; break;
           case 'r': value += '\r'; break;
           case 't': value += '\t'; break;
-          case 'x': {
-            if (pos + 2 > s.size() || hex(s[pos]) < 0 || hex(s[pos + 1]) < 0) return std::nullopt;
-            value += static_cast<char>(hex(s[pos]) * 16 + hex(s[pos + 1]));
-            pos += 2;
+          case 'x':
+          case 'u': {
+            const std::size_t digits = e == 'x' ? 2 : 4;
+            if (pos + digits > s.size()) return std::nullopt;
+            char32_t n = 0;
+            for (std::size_t k = 0; k < digits; ++k) {
+              if (hex(s[pos + k]) < 0) return std::nullopt;
+              n = n * 16 + static_cast<char32_t>(hex(s[pos + k]));
+            }
+            pos += digits;
+            if (e == 'x') value += static_cast<char>(n);
+            else append_utf8(value, n);
             break;
           }
           default: return std::nullopt;
@@ -239,23 +317,31 @@ std::string logfmt_value(std::string_view v) {
   }
   if (!quote) return std::string(v);
   std::string out = "\"";
-  for (char c : v) {
+  for (std::size_t i = 0; i < v.size();) {
+    const char c = v[i];
     const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x80) {
+      // UTF-8 passes through, readable in the journal; a byte that is not part of a valid
+      // sequence becomes \xHH, a character that reorders or hides text becomes \uXXXX.
+      const auto [cp, len] = decode_utf8(v.substr(i));
+      if (len == 0) {
+        out += hex_escape('x', u, 2);
+        i += 1;
+      } else {
+        out += display_unsafe(cp) ? hex_escape('u', cp, 4) : std::string(v.substr(i, len));
+        i += len;
+      }
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
       case '\n': out += "\\n"; break;
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\x%02x", u);
-          out += buf;
-        } else {
-          out += c;  // UTF-8 passes through: readable in the journal
-        }
+      default: out += (u < 0x20 || u == 0x7f) ? hex_escape('x', u, 2) : std::string(1, c);
     }
+    ++i;
   }
   return out + "\"";
 }
@@ -274,7 +360,7 @@ std::string render_line(const LineStyle& style, Level level, const std::string& 
       j[key] = json_value(f);
     }
     // Bytes from the network that are not UTF-8 must not make the line invalid JSON.
-    line += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    line += escape_display_unsafe(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return line;
   }
   if (!style.journald) line += "ts=" + timestamp + " ";

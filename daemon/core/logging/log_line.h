@@ -12,7 +12,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <vector>
 
 namespace callbackd::logging {
@@ -99,7 +98,10 @@ std::string iso8601_utc(std::chrono::system_clock::time_point t);
 std::string render_line(const LineStyle& style, Level level, const std::string& timestamp, const Fields& fields);
 
 // logfmt value: bare when it holds no space, quote, '=', control or non-ASCII byte; otherwise
-// quoted with \" \\ \n \r \t and \xHH escapes.
+// quoted with \" \\ \n \r \t and \xHH escapes (other control bytes, bytes that are not valid
+// UTF-8) and \uXXXX for characters that reshape what a reader sees (C1 controls, bidi
+// overrides, zero-width characters, U+2028/2029); other UTF-8 text stays readable. JSON lines
+// escape the same characters as \uXXXX.
 std::string logfmt_value(std::string_view value);
 
 // At most `burst` lines per key (event + tenant + code) within `window`; then lines of that key
