@@ -222,7 +222,12 @@ TEST_CASE("callbackd.service under systemd 252 as PID 1: READY=1, LoadCredential
       "--bind=" + out + ":/out", "--bind=" + pg_socket + ":/run/postgresql/.s.PGSQL.5432",
       // The sandbox's keys, config and record at their host paths (Environment reads the record).
       "--bind-ro=" + env.keys_dir() + ":" + env.keys_dir(), "--bind=" + env.work_dir() + ":" + env.work_dir(),
-      "-b", "systemd.unit=callbackd-nspawn-test.service", "systemd.firstboot=off"});
+      // Plain console text in the test's output.
+      "--setenv=SYSTEMD_COLORS=0", "-b", "systemd.unit=callbackd-nspawn-test.service", "systemd.firstboot=off",
+      // The unit wants network-online.target; with loopback only, systemd-networkd-wait-online
+      // would hold it for its whole 2-minute timeout. A host's own network stack is not
+      // under test here.
+      "systemd.mask=systemd-networkd-wait-online.service"});
   const int status = container.wait_for(std::chrono::seconds{240});
 
   const auto steps = read_steps(out + "/steps");
@@ -249,6 +254,7 @@ TEST_CASE("callbackd.service under systemd 252 as PID 1: READY=1, LoadCredential
   CHECK(log.find("permissions") == std::string::npos);
 
   CHECK(steps.at("converged") == std::to_string(kRows));
+  CHECK(steps.at("metrics_applied") == std::to_string(kRows));
 
   // systemctl reload: ExecReload= sent SIGHUP, the new config is in force (JSON lines), the
   // same process is still running, never restarted, and it keeps applying changes.
@@ -262,8 +268,16 @@ TEST_CASE("callbackd.service under systemd 252 as PID 1: READY=1, LoadCredential
   // journald took the daemon's <N> priority prefix: no line shows it.
   CHECK(log.find("\n<") == std::string::npos);
 
+  // Watchdog pings from the event loop reached systemd (NotifyAccess=main) and kept the same
+  // process alive over at least two periods.
+  CHECK(steps.at("watchdog_pinged") == "yes");
+  CHECK(steps.at("watchdog_main_pid") == steps.at("started_main_pid") + " restarts=0");
+  CHECK(log.find("Watchdog timeout") == std::string::npos);
+
   // SIGTERM drained and the daemon exited 0 (ExecMainCode 1 = exited).
   CHECK(steps.at("stopped") == "success 1/0");
+  // A bad config exits 78 and is not restarted in a loop.
+  CHECK(steps.at("bad_config") == "exit-code 78 failed/failed");
 
   // What the database and the sandbox say afterwards: every row in sync, each with its applied
   // audit row written by the daemon's role and backed by a 200 the sandbox recorded.
