@@ -32,7 +32,6 @@
 #include "e2e/e2e_support.h"
 
 using namespace e2e;
-using callbackd::test::LoginRole;
 using callbackd::test::read_file;
 namespace fs = std::filesystem;
 
@@ -155,9 +154,12 @@ TEST_CASE("callbackd.service under systemd 252 as PID 1: READY=1, LoadCredential
     std::cout << "nspawn_test_skipped: " << *reason << std::endl;
     return;
   }
+  // A cluster of the test's own: the daemon's role is named after the unit's User=, and roles
+  // are cluster-wide (tests in parallel share the harness's cluster).
+  PrivateCluster cluster;
   Environment env;
-  // The daemon logs in as a member of callbackd_daemon, as in production.
-  LoginRole daemon_role(env.db(), "daemon", "callbackd_daemon");
+  // The role the docs tell operators to create: the dynamic user's name, in callbackd_daemon.
+  env.exec("CREATE ROLE callbackd LOGIN IN ROLE callbackd_daemon");
   const std::string pg_socket = env.db().host() + "/.s.PGSQL.5432";
   REQUIRE(fs::exists(pg_socket));
 
@@ -193,7 +195,9 @@ TEST_CASE("callbackd.service under systemd 252 as PID 1: READY=1, LoadCredential
 
   DaemonConfigOptions options;
   options.credentials_dir = false;  // $CREDENTIALS_DIRECTORY, set by systemd
-  options.database_url = "host=/run/postgresql user=" + daemon_role.name() + " dbname=" + env.db().name();
+  // No user=: libpq takes the name of the process's user, which only resolves through
+  // nss-systemd (the dynamic user exists only while the unit runs).
+  options.database_url = "host=/run/postgresql dbname=" + env.db().name();
   options.metrics_listen = "127.0.0.1:9464";
   options.base_url = "https://127.0.0.1:" + std::to_string(kSandboxPort);
   options.ca_file = "/etc/callbackd/ca.pem";
@@ -202,6 +206,10 @@ TEST_CASE("callbackd.service under systemd 252 as PID 1: READY=1, LoadCredential
   install_file(env.write_daemon_config("log:\n  format: json\n", options), stage + "/callbackd-reloaded.yaml",
                public_file);
   const std::string sandbox_config = env.write_sandbox_config("", "", kSandboxPort);
+  // /etc starts empty in the container: Debian 12's name service switch, as on a host, so that
+  // the dynamic user's name resolves (files, then nss-systemd).
+  std::ofstream(stage + "/nsswitch.conf") << "passwd: files systemd\ngroup: files systemd\nhosts: files dns\n";
+  fs::permissions(stage + "/nsswitch.conf", public_file, fs::perm_options::replace);
   std::ofstream(stage + "/test.env") << "DB=" << env.db().name() << "\nROWS=" << kRows << "\nTENANT=acme\n"
                                      << "EXTRA_MCHID=" << sub_merchant(2, 0) << "\n"
                                      << "CREDENTIAL=keys_acme_apiclient_key.pem\n"
@@ -219,6 +227,7 @@ TEST_CASE("callbackd.service under systemd 252 as PID 1: READY=1, LoadCredential
       "--bind-ro=" + units + "/callbackd-sandbox.service:" + system + "callbackd-sandbox.service",
       "--bind-ro=" + units + "/callbackd-nspawn-test.service:" + system + "callbackd-nspawn-test.service",
       "--bind-ro=" + stage + ":" + kStageInContainer, "--bind-ro=" + keys + ":/etc/callbackd/keys",
+      "--bind-ro=" + stage + "/nsswitch.conf:/etc/nsswitch.conf",
       "--bind=" + out + ":/out", "--bind=" + pg_socket + ":/run/postgresql/.s.PGSQL.5432",
       // The sandbox's keys, config and record at their host paths (Environment reads the record).
       "--bind-ro=" + env.keys_dir() + ":" + env.keys_dir(), "--bind=" + env.work_dir() + ":" + env.work_dir(),
@@ -250,6 +259,7 @@ TEST_CASE("callbackd.service under systemd 252 as PID 1: READY=1, LoadCredential
   // The dynamic user (not root) read its key from the copy systemd made for it: 0400, its own.
   const std::string uid = steps.at("main_uid");
   CHECK(uid != "0");
+  CHECK(steps.at("main_user") == "callbackd");
   CHECK(steps.at("credential") == uid + " 400");
   CHECK(log.find("permissions") == std::string::npos);
 
@@ -282,7 +292,8 @@ TEST_CASE("callbackd.service under systemd 252 as PID 1: READY=1, LoadCredential
   // What the database and the sandbox say afterwards: every row in sync, each with its applied
   // audit row written by the daemon's role and backed by a 200 the sandbox recorded.
   CHECK(env.states() == std::map<std::string, long long>{{"in_sync", kRows + 1}});
-  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied' AND db_user = '" +
-                  daemon_role.name() + "'") == kRows + 1);
+  // ... logged in as the role named after the unit's User=.
+  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied' AND db_user = 'callbackd'") ==
+        kRows + 1);
   check_audit_matches_state_and_sandbox(env);
 }
