@@ -44,8 +44,8 @@ struct DaemonConfigOptions {
   std::chrono::milliseconds request_timeout{5'000};
   // Where the daemon finds the sandbox, for a daemon that sees it at other paths (in a
   // container): "" = https://127.0.0.1:<sandbox_port()> and the fixture's ca.pem.
-  std::string base_url;
-  std::string ca_file;
+  std::string base_url{};
+  std::string ca_file{};
 };
 
 // A PostgreSQL cluster of the test's own (tests/pg/pg-harness start into a temp STATE_DIR),
