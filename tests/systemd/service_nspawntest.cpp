@@ -1,6 +1,6 @@
-// systemd/callbackd.service itself under a real systemd (252 on Debian 12) as PID 1: systemd-nspawn boots this
-// machine's own /usr in a throwaway container (docs/operations.md, "The unit under a real
-// systemd"). Unlike e2e/systemd_e2etest.cpp, which plays systemd's part itself, here systemd
+// systemd/callbackd.service itself under a real systemd (252 on Debian 12) as PID 1:
+// systemd-nspawn boots this machine's own /usr in a throwaway container (docs/operations.md,
+// "The unit under a real systemd"). Unlike e2e/systemd_e2etest.cpp, which plays systemd's part itself, here systemd
 // allocates the DynamicUser=, copies the keys with LoadCredential= (chowned to that user, mode
 // 0400, on 252), applies every sandboxing line of the unit, owns NOTIFY_SOCKET, the watchdog
 // and the journal stream, runs ExecReload= and applies RestartPreventExitStatus=. The unit is
