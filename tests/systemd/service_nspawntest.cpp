@@ -173,7 +173,8 @@ TEST_CASE("callbackd.service under a real systemd as PID 1: READY=1, LoadCredent
   const std::string out = cleanup.path + "/out";      // -> /out: the driver's record
   const auto world_readable = fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                               fs::perms::others_read | fs::perms::others_exec;
-  const auto public_file = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read;
+  const auto public_file =
+      fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read;
   const auto private_file = fs::perms::owner_read | fs::perms::owner_write;
   make_dir(stage, world_readable);
   make_dir(stage + "/bin", world_readable);
