@@ -211,7 +211,8 @@ std::vector<nlohmann::json> Environment::sandbox_requests() {
 std::string Environment::write_daemon_config(const std::string& extra_yaml, const DaemonConfigOptions& options) {
   std::ostringstream y;
   y << "database:\n  url: \"" << (options.database_url.empty() ? db_.conninfo() : options.database_url) << "\"\n"
-    << "wechatpay:\n  base_url: https://127.0.0.1:" << sandbox_port_ << "\n  backup_url: \"\"\n"
+    << "wechatpay:\n  base_url: https://127.0.0.1:" << sandbox_port_ << "\n"
+    << (options.backup_url ? "  backup_url: \"" + *options.backup_url + "\"\n" : "")
     << "  ca_file: " << keys_ << "/ca.pem\n  request_timeout: " << options.request_timeout.count() << "ms\n"
     << (options.credentials_dir
             ? "credentials_dir: " + (options.credentials_dir_path.empty() ? keys_ : options.credentials_dir_path) + "\n"

@@ -42,6 +42,8 @@ struct DaemonConfigOptions {
   // wechatpay.request_timeout. Tenant leases last this + 10 s, so tests that kill instances
   // shorten it to make takeovers quicker.
   std::chrono::milliseconds request_timeout{5'000};
+  // wechatpay.backup_url; nullopt leaves the line out, as a hand-written rehearsal config may.
+  std::optional<std::string> backup_url{""};
 };
 
 // A PostgreSQL cluster of the test's own (tests/pg/pg-harness start into a temp STATE_DIR),
