@@ -59,7 +59,7 @@ TEST_CASE("batch: an invalid desired row exits 2 and is named", "[e2e][batch]") 
   CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 20}, {"invalid", 1}});
 }
 
-TEST_CASE("batch: a tenant paused by an error exits 2 and is named; the others converge", "[e2e][batch]") {
+TEST_CASE("batch: a tenant paused by an error exits 2 and is named, the others converge", "[e2e][batch]") {
   Environment env;
   env.add_tenant(TenantSpec("good", "1900000001"));
   TenantSpec broken("broken", "1900000002");
