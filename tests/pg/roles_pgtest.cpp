@@ -195,7 +195,11 @@ TEST_CASE("roles: the daemon role runs check-config, plan, status and run --exit
 
   auto run = run_bounded({CALLBACKD_BINARY, "--config", config, "run", "--exit-when-idle"}, std::chrono::seconds{30});
   INFO(run.output.substr(run.output.size() > 4000 ? run.output.size() - 4000 : 0));
-  REQUIRE(run.exit_status == 0);
+  // 2: idle with work left, the three invalid rows (the summary reads sync_status as the
+  // daemon role too).
+  REQUIRE(run.exit_status == 2);
+  CHECK(run.output.find("callbackd: idle with work left: 3 rows invalid (acme: 3 INVALID_DESIRED_ROW)") !=
+        std::string::npos);
   CHECK(run.output.find("permission denied") == std::string::npos);
 
   CHECK(count(db.conninfo(), "SELECT count(*) FROM callbackd.sync_status WHERE state = 'invalid'") == 3);

@@ -127,7 +127,8 @@ TenantTransition FairScheduler::on_finished(const std::string& tenant_id, const 
     if (attempt.retry_after) retry_after = Duration{*attempt.retry_after};
     tenant.pacer.on_rate_limited(now, attempt.sent_at, retry_after);
   }
-  return tenant.state.on_finished(attempt.outcome, attempt.probe, now, attempt.error_code, attempt.error_message);
+  return tenant.state.on_finished(attempt.outcome, attempt.probe, now, attempt.error_code, attempt.error_message,
+                                  attempt.jitter01);
 }
 
 const TenantState* FairScheduler::tenant_state(const std::string& tenant_id) const {
