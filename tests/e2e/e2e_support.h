@@ -40,7 +40,7 @@ struct DaemonConfigOptions {
   std::string metrics_listen;   // metrics.listen; "" = off
   std::string database_url;     // "" = the test database as the superuser
   std::string credentials_dir_path;  // "" = the fixture's keys directory
-  std::string ca_file;               // wechatpay.ca_file; "" = the fixture's ca.pem
+  std::string ca_file{};             // wechatpay.ca_file; "" = the fixture's ca.pem
   // wechatpay.request_timeout. Tenant leases last this + 10 s, so tests that kill instances
   // shorten it to make takeovers quicker.
   std::chrono::milliseconds request_timeout{5'000};
