@@ -76,12 +76,7 @@ void PrivateCluster::start_server() {
   REQUIRE(r.exit_status == 0);
 }
 
-DaemonAccount::DaemonAccount() {
-  char tmpl[] = "/tmp/callbackd-account.XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
-  dir_ = tmpl;
-  binary_ = CALLBACKD_BINARY;
-  ca_file_ = CALLBACKD_E2E_KEYS_DIR "/ca.pem";
+DaemonAccount::DaemonAccount() : binary_(CALLBACKD_BINARY), ca_file_(CALLBACKD_E2E_KEYS_DIR "/ca.pem") {
   if (::geteuid() != 0) return;
   const passwd* account = ::getpwnam("postgres");
   REQUIRE(account != nullptr);
@@ -89,7 +84,11 @@ DaemonAccount::DaemonAccount() {
   drop = true;
   uid = account->pw_uid;
   gid = account->pw_gid;
-  // Root's copies, readable and executable by everyone: the account may use them, not change them.
+  char tmpl[] = "/tmp/callbackd-account.XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  dir_ = tmpl;
+  // Root's copies, readable (and the binary executable) by everyone: the account may use them,
+  // not change them.
   REQUIRE(::chmod(dir_.c_str(), 0755) == 0);
   auto give_copy = [&](const std::string& from, const std::string& name, fs::perms mode) {
     const std::string to = dir_ + "/" + name;
@@ -98,14 +97,14 @@ DaemonAccount::DaemonAccount() {
     return to;
   };
   using fs::perms;
-  binary_ = give_copy(binary_, "callbackd", perms::owner_all | perms::group_read | perms::group_exec |
-                                                perms::others_read | perms::others_exec);
-  ca_file_ = give_copy(ca_file_, "ca.pem", perms::owner_read | perms::owner_write | perms::group_read | perms::others_read);
+  const perms readable = perms::owner_read | perms::owner_write | perms::group_read | perms::others_read;
+  binary_ = give_copy(binary_, "callbackd", readable | perms::owner_exec | perms::group_exec | perms::others_exec);
+  ca_file_ = give_copy(ca_file_, "ca.pem", readable);
 }
 
 DaemonAccount::~DaemonAccount() {
   std::error_code ignored;
-  fs::remove_all(dir_, ignored);
+  if (!dir_.empty()) fs::remove_all(dir_, ignored);
 }
 
 std::vector<std::string> DaemonAccount::command(const std::vector<std::string>& args) const {
@@ -256,7 +255,8 @@ std::string Environment::write_daemon_config(const std::string& extra_yaml, cons
   std::ostringstream y;
   y << "database:\n  url: \"" << (options.database_url.empty() ? db_.conninfo() : options.database_url) << "\"\n"
     << "wechatpay:\n  base_url: https://127.0.0.1:" << sandbox_port_ << "\n  backup_url: \"\"\n"
-    << "  ca_file: " << (options.ca_file.empty() ? keys_ + "/ca.pem" : options.ca_file) << "\n  request_timeout: " << options.request_timeout.count() << "ms\n"
+    << "  ca_file: " << (options.ca_file.empty() ? keys_ + "/ca.pem" : options.ca_file) << "\n"
+    << "  request_timeout: " << options.request_timeout.count() << "ms\n"
     << (options.credentials_dir
             ? "credentials_dir: " + (options.credentials_dir_path.empty() ? keys_ : options.credentials_dir_path) + "\n"
             : "")

@@ -76,8 +76,8 @@ class PrivateCluster {
 // That account is given what it executes and reads in a directory made for it under /tmp (mode
 // 0755, removed with this object), never in the checkout: the checkout's parents may be 0700 (a
 // clone under /root or in `mktemp -d`), and it must not matter where the checkout lives. What the
-// test writes for it elsewhere (a config, a credentials directory) goes in the Environment's
-// work_dir(), also under /tmp, made 0755 by the test.
+// test writes for it (a config, a credentials directory) goes in the Environment's work_dir(),
+// also under /tmp, made 0755 by the test.
 class DaemonAccount {
  public:
   DaemonAccount();
@@ -89,16 +89,14 @@ class DaemonAccount {
   uid_t uid = 0;
   gid_t gid = 0;
 
-  // The directory made for the account (when dropping; the test's own temp directory otherwise).
-  const std::string& dir() const { return dir_; }
   // The fixture's CA bundle (wechatpay.ca_file), where the account can read it.
   const std::string& ca_file() const { return ca_file_; }
-  // `callbackd ARGS...` run as the account: a copy of the binary in dir() (the build tree is in
-  // the checkout), under setpriv when dropping.
+  // `callbackd ARGS...` run as the account: when dropping, under setpriv and from a copy of the
+  // binary in the account's directory (the build tree is in the checkout).
   std::vector<std::string> command(const std::vector<std::string>& args) const;
 
  private:
-  std::string dir_;
+  std::string dir_;  // made for the account, when dropping
   std::string binary_;
   std::string ca_file_;
 };
