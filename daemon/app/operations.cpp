@@ -275,8 +275,8 @@ void Operations::refresh_gauges() {
     r.set_total("callbackd_invalid_rows_total", kNone, static_cast<double>(stats.invalid));
     // One series per reason (connection failed; answered, but not by WeChat Pay), both always
     // served so that an alert or a rate() sees a 0 before the first hold.
-    for (const auto reason : {reconcile::HoldReason::unreachable, reconcile::HoldReason::not_wechatpay}) {
-      const std::string name(reconcile::hold_reason_name(reason));
+    for (const auto reason : {reconcile::EndpointHoldReason::unreachable, reconcile::EndpointHoldReason::not_wechatpay}) {
+      const std::string name(reconcile::endpoint_hold_reason_name(reason));
       const bool held = reconciler_->endpoint_held() && reconciler_->endpoint_hold_reason() == reason;
       r.set("callbackd_wechatpay_unreachable", {{"reason", name}}, held ? 1 : 0);
       const auto n = stats.endpoint_holds_by_reason.find(name);

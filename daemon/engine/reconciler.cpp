@@ -642,7 +642,7 @@ void Reconciler::on_endpoint_change(bool was_held, int failed_probes_before, con
   const auto& hold = scheduler_.endpoint();
   if (!was_held && hold.held()) {
     ++stats_.endpoint_holds;
-    const std::string_view reason = reconcile::hold_reason_name(hold.reason());
+    const std::string_view reason = reconcile::endpoint_hold_reason_name(hold.reason());
     ++stats_.endpoint_holds_by_reason[std::string(reason)];
     // reason=not_wechatpay: something on the path (a proxy, a WAF) answers instead of WeChat Pay.
     spdlog::warn("event=wechatpay_unreachable reason={} code={} http_status={} error=\"{}\" next_probe_in_ms={} "
@@ -651,11 +651,11 @@ void Reconciler::on_endpoint_change(bool was_held, int failed_probes_before, con
                  to_ms(hold.next_probe_at() - now));
   } else if (was_held && !hold.held()) {
     spdlog::info("event=wechatpay_reachable reason={} held_ms={} failed_probes={}",
-                 reconcile::hold_reason_name(hold.reason()), to_ms(now - hold.held_since()), hold.failed_probes());
+                 reconcile::endpoint_hold_reason_name(hold.reason()), to_ms(now - hold.held_since()), hold.failed_probes());
   } else if (hold.held() && hold.failed_probes() > failed_probes_before) {
     ++stats_.endpoint_probes_failed;
     spdlog::debug("event=wechatpay_probe_failed reason={} failed_probes={} next_probe_in_ms={}",
-                  reconcile::hold_reason_name(hold.reason()), hold.failed_probes(), to_ms(hold.next_probe_at() - now));
+                  reconcile::endpoint_hold_reason_name(hold.reason()), hold.failed_probes(), to_ms(hold.next_probe_at() - now));
   } else {
     return;
   }

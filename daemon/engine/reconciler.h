@@ -61,7 +61,7 @@ struct ReconcilerStats {
   std::map<std::string, std::uint64_t> outcomes;  // by outcome name
   std::uint64_t record_batches = 0;
   std::uint64_t endpoint_holds = 0;          // times WeChat Pay was found unreachable (hold entered)
-  std::map<std::string, std::uint64_t> endpoint_holds_by_reason;  // by reconcile::hold_reason_name
+  std::map<std::string, std::uint64_t> endpoint_holds_by_reason;  // by reconcile::endpoint_hold_reason_name
   std::uint64_t endpoint_probes_failed = 0;  // probes during a hold that could not reach it either
 };
 
@@ -94,7 +94,7 @@ class Reconciler {
   // True while WeChat Pay is held as unreachable (reconcile::EndpointHold), and why (or why it
   // was held last).
   bool endpoint_held() const { return scheduler_.endpoint().held(); }
-  reconcile::HoldReason endpoint_hold_reason() const { return scheduler_.endpoint().reason(); }
+  reconcile::EndpointHoldReason endpoint_hold_reason() const { return scheduler_.endpoint().reason(); }
 
  private:
   struct TenantRuntime;

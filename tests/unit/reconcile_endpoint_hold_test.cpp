@@ -93,8 +93,8 @@ TEST_CASE("endpoint hold: answers that are not WeChat Pay's, from three differen
   CHECK(hold.on_finished(EndpointReach::not_wechatpay, false, kStart + 10ms, 0.0, "1900000107") ==
         EndpointTransition::held);
   CHECK(hold.held());
-  CHECK(hold.reason() == HoldReason::not_wechatpay);
-  CHECK(hold_reason_name(hold.reason()) == "not_wechatpay");
+  CHECK(hold.reason() == EndpointHoldReason::not_wechatpay);
+  CHECK(endpoint_hold_reason_name(hold.reason()) == "not_wechatpay");
   CHECK(hold.next_probe_at() == kStart + 10ms + 1s);
 
   // Probed like an outage: a probe answered by the proxy again is a failed probe.
@@ -108,13 +108,13 @@ TEST_CASE("endpoint hold: answers that are not WeChat Pay's, from three differen
   const Instant second = hold.next_probe_at();
   hold.on_sent(second, true);
   CHECK(hold.on_finished(EndpointReach::unreachable, true, second, 0.0, "1900000102") == EndpointTransition::none);
-  CHECK(hold.reason() == HoldReason::unreachable);
+  CHECK(hold.reason() == EndpointHoldReason::unreachable);
   CHECK(hold.failed_probes() == 2);
   // And then answered by the proxy again.
   const Instant third = hold.next_probe_at();
   hold.on_sent(third, true);
   CHECK(hold.on_finished(EndpointReach::not_wechatpay, true, third, 0.0, "1900000103") == EndpointTransition::none);
-  CHECK(hold.reason() == HoldReason::not_wechatpay);
+  CHECK(hold.reason() == EndpointHoldReason::not_wechatpay);
   // WeChat Pay's own answer (its error body or a signed 2xx) releases.
   const Instant fourth = hold.next_probe_at();
   hold.on_sent(fourth, true);
@@ -130,12 +130,12 @@ TEST_CASE("endpoint hold: answers that are not WeChat Pay's, from three differen
   // An unreachable hold is not released by a proxy's answer to its probe either.
   EndpointHold outage;
   CHECK(outage.on_finished(EndpointReach::unreachable, false, kStart, 0.0, "1900000101") == EndpointTransition::held);
-  CHECK(outage.reason() == HoldReason::unreachable);
+  CHECK(outage.reason() == EndpointHoldReason::unreachable);
   outage.on_sent(outage.next_probe_at(), true);
   CHECK(outage.on_finished(EndpointReach::not_wechatpay, true, outage.next_probe_at(), 0.0, "1900000102") ==
         EndpointTransition::none);
   CHECK(outage.held());
-  CHECK(outage.reason() == HoldReason::not_wechatpay);
+  CHECK(outage.reason() == EndpointHoldReason::not_wechatpay);
 }
 
 TEST_CASE("endpoint hold: the step is capped and jitter never exceeds it", "[endpoint_hold]") {
@@ -307,24 +307,26 @@ TEST_CASE("the scheduler holds every tenant when a proxy answers for three diffe
   scheduler.upsert_tenant("b", TenantSettings{TenantMode::apply, 60'000, 4});
   scheduler.set_due_rows("a", 100, std::nullopt);
   scheduler.set_due_rows("b", 100, std::nullopt);
+  Instant now = kStart;
   for (const char* row : {"1900000101", "1900000102", "1900000103"}) {
-    auto d = scheduler.next(kStart);
+    auto d = scheduler.next(now);
     REQUIRE(d.dispatch);
-    FinishedAttempt f = finished(OutcomeKind::transient, kStart);
+    FinishedAttempt f = finished(OutcomeKind::transient, now);
     f.reach = EndpointReach::not_wechatpay;
     f.row = row;
     f.jitter01 = 0.0;
     // Not the tenant's fault either: it keeps its state, the path is held.
-    CHECK(scheduler.on_finished(d.dispatch->tenant_id, f, kStart + 5ms) == TenantTransition::none);
+    CHECK(scheduler.on_finished(d.dispatch->tenant_id, f, now + 5ms) == TenantTransition::none);
+    now += 100ms;
   }
   REQUIRE(scheduler.endpoint().held());
-  CHECK(scheduler.endpoint().reason() == HoldReason::not_wechatpay);
+  CHECK(scheduler.endpoint().reason() == EndpointHoldReason::not_wechatpay);
   CHECK_FALSE(scheduler.tenant_state("a")->paused_by_error());
   CHECK_FALSE(scheduler.tenant_state("b")->paused_by_error());
-  auto held = scheduler.next(kStart + 10ms);
+  auto held = scheduler.next(now);
   CHECK_FALSE(held.dispatch);
   REQUIRE(held.wake_at);
-  CHECK(*held.wake_at == kStart + 5ms + 1s);
+  CHECK(*held.wake_at == now - 100ms + 5ms + 1s);
   auto probe = scheduler.next(*held.wake_at);
   REQUIRE(probe.dispatch);
   CHECK(probe.dispatch->endpoint_probe);

@@ -94,7 +94,7 @@ TEST_CASE("parse_update_time also accepts the seed's prose form HH:mm:ss:sss", "
       {"2015-05-20T05:29:35Z", "2015-05-20T05:29:35.000Z"},
       // The seed's prose: "YYYY-MM-DDTHH:mm:ss:sss+TIMEZONE", a colon before the milliseconds.
       {"2015-05-20T13:29:35:120+08:00", "2015-05-20T05:29:35.120Z"},
-      {"2015-05-20T13:29:35:120Z", "2015-05-20T05:29:35.120Z"},
+      {"2015-05-20T05:29:35:120Z", "2015-05-20T05:29:35.120Z"},
       {"2015-05-20T00:10:00:007+08:00", "2015-05-19T16:10:00.007Z"},
       {"2016-12-31T23:59:60:000Z", "2016-12-31T23:59:59.999Z"},
       // Not that form: exactly three digits, then the offset.

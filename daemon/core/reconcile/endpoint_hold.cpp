@@ -30,15 +30,15 @@ void EndpointHold::on_sent(Instant now, bool probe) {
   if (probe) probe_in_flight_ = true;
 }
 
-std::string_view hold_reason_name(HoldReason reason) {
+std::string_view endpoint_hold_reason_name(EndpointHoldReason reason) {
   switch (reason) {
-    case HoldReason::unreachable: return "unreachable";
-    case HoldReason::not_wechatpay: return "not_wechatpay";
+    case EndpointHoldReason::unreachable: return "unreachable";
+    case EndpointHoldReason::not_wechatpay: return "not_wechatpay";
   }
   return "unreachable";
 }
 
-EndpointTransition EndpointHold::hold(HoldReason reason, Instant now, double uniform01) {
+EndpointTransition EndpointHold::hold(EndpointHoldReason reason, Instant now, double uniform01) {
   held_ = true;
   reason_ = reason;
   held_since_ = now;
@@ -60,7 +60,7 @@ EndpointTransition EndpointHold::on_finished(EndpointReach reach, bool probe, In
       case EndpointReach::unreachable:
       case EndpointReach::not_wechatpay:
         ++failed_probes_;
-        reason_ = reach == EndpointReach::unreachable ? HoldReason::unreachable : HoldReason::not_wechatpay;
+        reason_ = reach == EndpointReach::unreachable ? EndpointHoldReason::unreachable : EndpointHoldReason::not_wechatpay;
         step_ = std::min(tuning_.max_backoff, step_ * 2);
         next_probe_at_ = now + jittered(step_, uniform01);
         return EndpointTransition::none;
@@ -71,12 +71,12 @@ EndpointTransition EndpointHold::on_finished(EndpointReach reach, bool probe, In
   if (held_) return EndpointTransition::none;
   switch (reach) {
     case EndpointReach::unreachable:
-      return hold(HoldReason::unreachable, now, uniform01);
+      return hold(EndpointHoldReason::unreachable, now, uniform01);
     case EndpointReach::not_wechatpay:
       if (std::find(not_wechatpay_streak_.begin(), not_wechatpay_streak_.end(), row) == not_wechatpay_streak_.end())
         not_wechatpay_streak_.emplace_back(row);
       if (static_cast<int>(not_wechatpay_streak_.size()) >= tuning_.not_wechatpay_rows)
-        return hold(HoldReason::not_wechatpay, now, uniform01);
+        return hold(EndpointHoldReason::not_wechatpay, now, uniform01);
       return EndpointTransition::none;
     case EndpointReach::reached:
       not_wechatpay_streak_.clear();

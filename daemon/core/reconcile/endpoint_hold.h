@@ -57,8 +57,8 @@ enum class EndpointReach {
 };
 
 // Why the endpoint is held, for logs and metrics ("unreachable", "not_wechatpay").
-enum class HoldReason { unreachable, not_wechatpay };
-std::string_view hold_reason_name(HoldReason reason);
+enum class EndpointHoldReason { unreachable, not_wechatpay };
+std::string_view endpoint_hold_reason_name(EndpointHoldReason reason);
 
 struct EndpointHoldTuning {
   Duration initial_backoff = std::chrono::seconds{1};
@@ -86,7 +86,7 @@ class EndpointHold {
   explicit EndpointHold(EndpointHoldTuning tuning = {});
 
   bool held() const noexcept { return held_; }
-  HoldReason reason() const noexcept { return reason_; }  // of the current (or last) hold
+  EndpointHoldReason reason() const noexcept { return reason_; }  // of the current (or last) hold
   Instant held_since() const noexcept { return held_since_; }
   Instant next_probe_at() const noexcept { return next_probe_at_; }
   Duration step() const noexcept { return step_; }
@@ -115,7 +115,7 @@ class EndpointHold {
 
  private:
   Duration jittered(Duration step, double uniform01) const;
-  EndpointTransition hold(HoldReason reason, Instant now, double uniform01);
+  EndpointTransition hold(EndpointHoldReason reason, Instant now, double uniform01);
 
   EndpointHoldTuning tuning_;
   bool held_ = false;
@@ -124,7 +124,7 @@ class EndpointHold {
   Instant next_probe_at_{};
   Duration step_{};
   int failed_probes_ = 0;
-  HoldReason reason_ = HoldReason::unreachable;
+  EndpointHoldReason reason_ = EndpointHoldReason::unreachable;
   std::vector<std::string> not_wechatpay_streak_;  // different rows, since the last reached result
 };
 

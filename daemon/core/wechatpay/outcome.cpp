@@ -64,7 +64,7 @@ void classify_error_status(const AttemptObservation& obs, Outcome& out) {
     out.error_message = "HTTP " + std::to_string(status) + " without a WeChat Pay error body";
     if (!obs.body.empty()) out.error_message += ": \"" + excerpt(obs.body, kBodyExcerptBytes) + "\"";
   }
-  if (api.wechatpay_format || has_signature_headers(obs.headers)) out.answered_by = Answerer::wechatpay;
+  out.answered_by = api.wechatpay_format || has_signature_headers(obs.headers) ? Answerer::wechatpay : Answerer::other;
 
   if (status == 429 || (api.wechatpay_format && starts_with(api.code, "FREQUENCY_LIMIT"))) {
     out.kind = OutcomeKind::rate_limited;
@@ -157,6 +157,7 @@ Outcome classify_attempt(const AttemptObservation& obs) {
     out.kind = OutcomeKind::transient;
     out.error_code = "HTTP_" + std::to_string(status);
     out.error_message = "invalid HTTP status " + std::to_string(status);
+    out.answered_by = Answerer::other;
     return out;
   }
   out.http_status = status;
