@@ -138,8 +138,8 @@ void Environment::add_rows(const std::string& tenant_id, int block, int count) {
   tx.commit();
 }
 
-void Environment::start_sandbox(const std::string& limits_yaml, const std::string& faults_yaml, std::uint16_t port) {
-  stop_sandbox();
+std::string Environment::write_sandbox_config(const std::string& limits_yaml, const std::string& faults_yaml,
+                                              std::uint16_t port) {
   std::ostringstream y;
   y << "listen: \"127.0.0.1:" << port << "\"\n"
     << "port_file: " << work_ << "/sandbox.port\n"
@@ -156,6 +156,12 @@ void Environment::start_sandbox(const std::string& limits_yaml, const std::strin
   const std::string config = work_ + "/sandbox.yaml";
   std::ofstream(config) << y.str();
   fs::remove(work_ + "/sandbox.port");
+  return config;
+}
+
+void Environment::start_sandbox(const std::string& limits_yaml, const std::string& faults_yaml, std::uint16_t port) {
+  stop_sandbox();
+  const std::string config = write_sandbox_config(limits_yaml, faults_yaml, port);
   sandbox_ = callbackd::test::spawn_process({CALLBACKD_SANDBOX_BINARY, "serve", config});
   for (int i = 0; i < 100 && read_file(work_ + "/sandbox.port").empty(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds{50});
@@ -211,8 +217,10 @@ std::vector<nlohmann::json> Environment::sandbox_requests() {
 std::string Environment::write_daemon_config(const std::string& extra_yaml, const DaemonConfigOptions& options) {
   std::ostringstream y;
   y << "database:\n  url: \"" << (options.database_url.empty() ? db_.conninfo() : options.database_url) << "\"\n"
-    << "wechatpay:\n  base_url: https://127.0.0.1:" << sandbox_port_ << "\n  backup_url: \"\"\n"
-    << "  ca_file: " << keys_ << "/ca.pem\n  request_timeout: " << options.request_timeout.count() << "ms\n"
+    << "wechatpay:\n  base_url: "
+    << (options.base_url.empty() ? "https://127.0.0.1:" + std::to_string(sandbox_port_) : options.base_url)
+    << "\n  backup_url: \"\"\n"
+    << "  ca_file: " << (options.ca_file.empty() ? keys_ + "/ca.pem" : options.ca_file) << "\n  request_timeout: " << options.request_timeout.count() << "ms\n"
     << (options.credentials_dir
             ? "credentials_dir: " + (options.credentials_dir_path.empty() ? keys_ : options.credentials_dir_path) + "\n"
             : "")

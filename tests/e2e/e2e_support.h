@@ -42,6 +42,10 @@ struct DaemonConfigOptions {
   // wechatpay.request_timeout. Tenant leases last this + 10 s, so tests that kill instances
   // shorten it to make takeovers quicker.
   std::chrono::milliseconds request_timeout{5'000};
+  // Where the daemon finds the sandbox, for a daemon that sees it at other paths (in a
+  // container): "" = https://127.0.0.1:<sandbox_port()> and the fixture's ca.pem.
+  std::string base_url{};
+  std::string ca_file{};
 };
 
 // A PostgreSQL cluster of the test's own (tests/pg/pg-harness start into a temp STATE_DIR),
@@ -90,6 +94,12 @@ class Environment {
   // daemon's configured base_url reaches it again).
   void start_sandbox(const std::string& limits_yaml = "", const std::string& faults_yaml = "",
                      std::uint16_t port = 0);
+  // start_sandbox's config file, for a sandbox started elsewhere (in a container that sees
+  // keys_dir() and work_dir() at the same paths): it binds 127.0.0.1:`port` (0: any free
+  // port), writes the bound port to work_dir()/sandbox.port and its request record to
+  // work_dir()/requests.jsonl (read by sandbox_requests()). Returns the file's path.
+  std::string write_sandbox_config(const std::string& limits_yaml = "", const std::string& faults_yaml = "",
+                                   std::uint16_t port = 0);
   void stop_sandbox();
   // POST /sandbox/config: replaces the running sandbox's limits and/or faults (YAML with
   // `limits:` and/or `faults:` sections, docs/sandbox.md).
