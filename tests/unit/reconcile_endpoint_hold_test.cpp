@@ -257,14 +257,23 @@ TEST_CASE("a long outage costs a logarithmic-then-linear handful of probes, not 
   CHECK(short_run.sends_during_outage.size() - short_run.before_hold <= 6);
 }
 
+namespace {
+
+// Tenants "a" and "b", 100 due rows each, up to 60,000 requests a minute and 4 in flight.
+FairScheduler two_busy_tenants() {
+  FairScheduler scheduler{ReconcilerConfig{}};
+  for (const char* tenant : {"a", "b"}) {
+    scheduler.upsert_tenant(tenant, TenantSettings{TenantMode::apply, 60'000, 4});
+    scheduler.set_due_rows(tenant, 100, std::nullopt);
+  }
+  return scheduler;
+}
+
+}  // namespace
+
 TEST_CASE("while the endpoint is held no tenant sends, and the probe goes to the next ready tenant",
           "[endpoint_hold][scheduler]") {
-  ReconcilerConfig c;
-  FairScheduler scheduler(c);
-  scheduler.upsert_tenant("a", TenantSettings{TenantMode::apply, 60'000, 4});
-  scheduler.upsert_tenant("b", TenantSettings{TenantMode::apply, 60'000, 4});
-  scheduler.set_due_rows("a", 100, std::nullopt);
-  scheduler.set_due_rows("b", 100, std::nullopt);
+  FairScheduler scheduler = two_busy_tenants();
   auto d = scheduler.next(kStart);
   REQUIRE(d.dispatch);
   CHECK_FALSE(d.dispatch->endpoint_probe);
@@ -301,12 +310,7 @@ TEST_CASE("while the endpoint is held no tenant sends, and the probe goes to the
 
 TEST_CASE("the scheduler holds every tenant when a proxy answers for three different rows",
           "[endpoint_hold][scheduler]") {
-  ReconcilerConfig c;
-  FairScheduler scheduler(c);
-  scheduler.upsert_tenant("a", TenantSettings{TenantMode::apply, 60'000, 4});
-  scheduler.upsert_tenant("b", TenantSettings{TenantMode::apply, 60'000, 4});
-  scheduler.set_due_rows("a", 100, std::nullopt);
-  scheduler.set_due_rows("b", 100, std::nullopt);
+  FairScheduler scheduler = two_busy_tenants();
   Instant now = kStart;
   for (const char* row : {"1900000101", "1900000102", "1900000103"}) {
     auto d = scheduler.next(now);
