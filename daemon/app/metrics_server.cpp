@@ -10,8 +10,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <map>
 
 #include "core/error.h"
+#include "core/metrics/admission.h"
 
 namespace callbackd::app {
 
@@ -22,7 +24,10 @@ using asio::ip::tcp;
 using asio::use_awaitable;
 
 namespace {
+// Descriptors are bounded by kMaxConnections; a health check still gets in when they are all
+// held idle (core/metrics/admission.h: the longest-waiting connection makes room).
 constexpr std::size_t kMaxConnections = 32;
+constexpr std::size_t kMaxConnectionsPerAddress = 8;
 constexpr std::size_t kHeaderLimit = 8 * 1024;
 constexpr std::size_t kBodyLimit = 1024;
 constexpr auto kReadDeadline = std::chrono::seconds{10};
@@ -34,7 +39,9 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& io, MetricsHandlers h) : acceptor(io), handlers(std::move(h)) {}
   tcp::acceptor acceptor;
   MetricsHandlers handlers;
-  std::size_t connections = 0;
+  metrics::ConnectionAdmission admission{kMaxConnections, kMaxConnectionsPerAddress};
+  metrics::ConnectionAdmission::Id next_id = 0;
+  std::map<metrics::ConnectionAdmission::Id, beast::tcp_stream*> streams;  // to close one that makes room
 
   bhttp::response<bhttp::string_body> respond(const bhttp::request<bhttp::string_body>& req) {
     bhttp::response<bhttp::string_body> res;
@@ -66,21 +73,28 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
     return res;
   }
 
-  asio::awaitable<void> serve(tcp::socket socket) {
+  asio::awaitable<void> serve(tcp::socket socket, metrics::ConnectionAdmission::Id id) {
     auto self = shared_from_this();
-    struct Count {
-      std::size_t& n;
-      ~Count() { --n; }
-    } count{connections};
     beast::tcp_stream stream(std::move(socket));
+    streams[id] = &stream;
+    struct Forget {
+      Impl& impl;
+      metrics::ConnectionAdmission::Id id;
+      ~Forget() {
+        impl.streams.erase(id);
+        impl.admission.closed(id);
+      }
+    } forget{*this, id};
     beast::flat_buffer buffer(kHeaderLimit + kBodyLimit);
     boost::system::error_code ec;
     for (int i = 0; i < kMaxRequestsPerConnection; ++i) {
       bhttp::request_parser<bhttp::string_body> parser;
       parser.header_limit(kHeaderLimit);
       parser.body_limit(kBodyLimit);
+      admission.waiting(id);
       stream.expires_after(kReadDeadline);
       co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
+      admission.busy(id);
       if (ec) {
         if (ec == bhttp::error::header_limit || ec == bhttp::error::body_limit) {
           bhttp::response<bhttp::string_body> res{bhttp::status::payload_too_large, 11};
@@ -108,12 +122,19 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
       tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
       if (!acceptor.is_open() || ec == asio::error::operation_aborted) co_return;
       if (ec) continue;  // e.g. too many open files: try the next one
-      if (connections >= kMaxConnections) {
-        socket.close(ec);  // a scraper that leaks connections must not exhaust descriptors
+      const auto peer = socket.remote_endpoint(ec);
+      if (ec) continue;  // already gone
+      const auto id = next_id++;
+      const auto decision = admission.admit(id, peer.address().to_string());
+      if (decision.evict) {
+        // Closed now, so its descriptor is free at once; its coroutine ends on the aborted read.
+        if (auto it = streams.find(*decision.evict); it != streams.end()) it->second->socket().close(ec);
+      }
+      if (!decision.accept) {
+        socket.close(ec);  // every connection is busy answering: bounded, descriptors are not exhausted
         continue;
       }
-      ++connections;
-      asio::co_spawn(acceptor.get_executor(), serve(std::move(socket)), asio::detached);
+      asio::co_spawn(acceptor.get_executor(), serve(std::move(socket), id), asio::detached);
     }
   }
 };

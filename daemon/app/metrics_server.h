@@ -1,7 +1,10 @@
 // The operations HTTP endpoint (metrics.listen, loopback by default): GET /metrics (Prometheus
 // text format), /healthz, /readyz. Plain HTTP on the daemon's io_context, so a hung event loop
 // also stops answering. Bounded: requests over 8 KiB of headers or with a body over 1 KiB are
-// refused, every read and write has a deadline, at most 32 connections at once.
+// refused, every read and write has a deadline (10 s), at most 32 connections at once and 8
+// per client address. Idle connections cannot starve /healthz: when a limit is reached, the
+// connection that has waited longest for a request is closed to make room for the new one
+// (core/metrics/admission.h, docs/operations.md).
 #pragma once
 
 #include <boost/asio/io_context.hpp>

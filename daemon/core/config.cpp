@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/host_scope.h"
 
 namespace callbackd {
 
@@ -198,7 +199,7 @@ class Reader {
     const std::string scheme = "https://";
     const bool https = s.rfind(scheme, 0) == 0;
     const std::string rest = https ? s.substr(scheme.size()) : "";
-    if (!https || rest.empty() || rest.find_first_of("/?#@ \t") != std::string::npos) {
+    if (!https || rest.empty() || rest.find_first_of("/?#@ \t") != std::string::npos || !parse_https_url(s)) {
       problem(path, "expected an https URL with a host and optional port and nothing else, found '" + s + "'",
               "write it like https://api.mch.weixin.qq.com (TLS is always on)");
       return;
@@ -222,6 +223,32 @@ void check_listen_address(Reader& r, const std::string& path, const std::string&
     r.problem(path, "expected HOST:PORT such as 127.0.0.1:9464 or [::1]:9464, found '" + s + "'",
               "set an address and port, or \"\" to turn the metrics server off");
   }
+}
+
+// Failover sends the same signed request to wechatpay.backup_url whenever base_url cannot be
+// connected. A rehearsal (base_url on this host or a private network: a callbackd-sandbox)
+// whose backup is production would send real requests to WeChat Pay the moment its sandbox is
+// down; so the backup defaults to production's only when base_url is production's, and a
+// local base_url with a production backup is refused rather than guessed at.
+void settle_backup_url(Reader& r, WechatpayConfig& w, bool backup_given) {
+  const auto base = parse_https_url(w.base_url);
+  if (!base) return;  // reported as a bad base_url
+  if (!backup_given) {
+    // Production's own host (api2.wechatpay.cn as base_url would fail over to itself).
+    if (base->port == 443 && is_wechatpay_production_host(base->host) &&
+        !same_host(base->host, parse_https_url(kWechatpayBackupUrl)->host))
+      w.backup_url = kWechatpayBackupUrl;
+    return;
+  }
+  const auto backup = parse_https_url(w.backup_url);
+  const HostScope scope = host_scope(base->host);
+  if (!backup || scope == HostScope::anywhere || !is_wechatpay_production_host(backup->host)) return;
+  r.problem("wechatpay.backup_url",
+            "is WeChat Pay's production host (" + w.backup_url + ") while wechatpay.base_url (" + w.base_url + ") is a " +
+                std::string(to_string(scope)) +
+                " address: this rehearsal would send real signed requests to production whenever its sandbox is down",
+            "set wechatpay.backup_url: \"\" (or a second sandbox's URL) to rehearse, or set wechatpay.base_url: " +
+                std::string(kWechatpayBaseUrl) + " to run against production");
 }
 
 }  // namespace
@@ -256,6 +283,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   }
 
   bool have_url = false;
+  bool backup_given = false;
   if (root.IsNull()) {
     // An empty file: every key has its default, and the required ones are reported below.
   } else {
@@ -275,7 +303,10 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
         } else if (key == "wechatpay") {
           auto& w = c.wechatpay;
           if (k == "base_url") r.https_base_url(x, p, w.base_url, false);
-          else if (k == "backup_url") r.https_base_url(x, p, w.backup_url, true);
+          else if (k == "backup_url") {
+            backup_given = true;
+            r.https_base_url(x, p, w.backup_url, true);
+          }
           else if (k == "ca_file") {
             std::string s;
             if (r.string(x, p, s)) w.ca_file = s;
@@ -319,6 +350,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
     });
   }
 
+  settle_backup_url(r, c.wechatpay, backup_given);
   if (c.reconciler.retry_max_backoff < c.reconciler.retry_initial_backoff)
     r.problem("reconciler.retry_max_backoff", "must not be shorter than reconciler.retry_initial_backoff");
 

@@ -14,14 +14,20 @@ namespace callbackd {
 
 using Millis = std::chrono::milliseconds;
 
+// WeChat Pay's production API and the backup host its SDKs fail over to.
+inline constexpr const char* kWechatpayBaseUrl = "https://api.mch.weixin.qq.com";
+inline constexpr const char* kWechatpayBackupUrl = "https://api2.wechatpay.cn";
+
 struct DatabaseConfig {
   std::string url;                       // libpq conninfo or URI; CALLBACKD_DATABASE_URL overrides
   Millis connect_timeout{Millis{10'000}};
 };
 
 struct WechatpayConfig {
-  std::string base_url{"https://api.mch.weixin.qq.com"};
-  std::string backup_url{"https://api2.wechatpay.cn"};  // empty: no failover
+  std::string base_url{kWechatpayBaseUrl};
+  // Empty: no failover. When the file leaves it out, parse_config sets kWechatpayBackupUrl if
+  // (and only if) base_url is production's, so that a rehearsal never fails over to production.
+  std::string backup_url;
   std::optional<std::string> ca_file;   // extra CA bundle (the sandbox's); system store otherwise
   Millis connect_timeout{Millis{5'000}};  // resolve + TCP connect + TLS handshake, each
   Millis request_timeout{Millis{10'000}};  // whole request, from first byte written to body read

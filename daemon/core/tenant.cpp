@@ -1,5 +1,7 @@
 #include "core/tenant.h"
 
+#include <unistd.h>
+
 #include "core/credentials.h"
 #include "core/desired/validation.h"
 
@@ -48,28 +50,29 @@ Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const Te
             "must be a WeChat Pay public key id (PUB_KEY_ID_...) or a platform certificate serial in "
             "uppercase hex, found '" + tenant.wechatpay_key_id.substr(0, 80) + "'");
 
-  // Reads one key file named in SQL, reporting a confinement or key error against its column.
-  auto resolve = [&](const std::string& column, const std::string& sql_path) -> std::optional<std::string> {
-    auto path = resolve_credential_path(credentials_dir, sql_path);
-    if (!path) {
-      problem(column, path.error(), "put the file in the credentials directory and name it relative to it");
+  // Opens one key file named in SQL beneath the credentials directory, reporting a confinement
+  // problem against its column. The key is then read through that descriptor.
+  auto open_key = [&](const std::string& column, const std::string& sql_path) -> std::optional<CredentialFile> {
+    auto file = open_credential_file(credentials_dir, sql_path);
+    if (!file) {
+      problem(column, file.error().what, file.error().fix);
       return std::nullopt;
     }
-    return path.value().string();
+    return std::move(file).value();
   };
 
   std::optional<wechatpay::PrivateKey> private_key;
-  if (auto path = resolve("private_key_path", tenant.private_key_path)) {
-    auto key = wechatpay::load_private_key_file(*path);
+  if (auto file = open_key("private_key_path", tenant.private_key_path)) {
+    auto key = wechatpay::read_private_key(file->fd(), file->path(), ::geteuid());
     if (key) private_key = key.value();
     else problem("private_key_path", key.error().message, key.error().fix);
   }
 
   wechatpay::KeySet keys;
   auto add_key = [&](const std::string& column, const std::string& key_id, const std::string& sql_path) {
-    auto path = resolve(column, sql_path);
-    if (!path) return;
-    auto key = wechatpay::load_verification_key_file(*path);
+    auto file = open_key(column, sql_path);
+    if (!file) return;
+    auto key = wechatpay::read_verification_key(file->fd(), file->path());
     if (!key) {
       problem(column, key.error().message, key.error().fix);
       return;

@@ -38,8 +38,9 @@ struct TenantCredentials {
   std::string wechatpay_serial;  // sent as Wechatpay-Serial: the key we expect responses signed with
 };
 
-// Resolves every key path of `tenant` inside `credentials_dir`, loads and cross-checks the
-// keys, and checks the identifiers' shapes (mchid digits, serial uppercase hex). Returns every
+// Opens every key path of `tenant` beneath `credentials_dir` (open_credential_file), reads the
+// keys through those descriptors as the daemon's euid (whose ACL entry may grant a private
+// key), cross-checks them, and checks the identifiers' shapes (mchid digits, serial uppercase hex). Returns every
 // problem found, each naming the tenant, the column and the fix. Used by check-config (where
 // a problem is fatal) and by the daemon (where it pauses only that tenant).
 Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const TenantRow& tenant,

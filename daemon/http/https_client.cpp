@@ -469,41 +469,6 @@ wechatpay::ResponseHeaders response_headers(const HttpResponse& response) {
   return h;
 }
 
-std::optional<HttpsEndpoint> parse_https_url(std::string_view url) {
-  constexpr std::string_view scheme = "https://";
-  if (!istarts_with(url, scheme)) return std::nullopt;
-  std::string_view rest = url.substr(scheme.size());
-  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (rest.empty() || rest.find_first_of("/?#@ \t\r\n") != std::string_view::npos) return std::nullopt;
-  HttpsEndpoint ep;
-  std::string_view host = rest;
-  std::string_view port;
-  if (rest.front() == '[') {  // [::1]:8443
-    const auto close = rest.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    host = rest.substr(1, close - 1);
-    std::string_view after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return std::nullopt;
-      port = after.substr(1);
-    }
-  } else if (const auto colon = rest.rfind(':'); colon != std::string_view::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) return std::nullopt;
-  }
-  if (host.empty()) return std::nullopt;
-  if (!port.empty() || rest.back() == ':') {
-    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
-      return std::nullopt;
-    const int p = std::stoi(std::string(port));
-    if (p < 1 || p > 65535) return std::nullopt;
-    ep.port = static_cast<std::uint16_t>(p);
-  }
-  ep.host = std::string(host);
-  return ep;
-}
-
 HttpsClient::HttpsClient(asio::io_context& io, const WechatpayConfig& config) : impl_(std::make_shared<Impl>(io, config)) {
   std::vector<Problem> problems;
   auto add_pool = [&](const std::string& url, const char* key) {

@@ -30,6 +30,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/host_scope.h"
 #include "core/wechatpay/verification.h"
 
 namespace callbackd::http {
@@ -134,11 +135,8 @@ class HttpsClient {
 // Convenience for tools and tests: a private io_context, one request, blocking.
 Result<HttpResponse, TransportError> send_blocking(const WechatpayConfig& config, HttpRequest request);
 
-// `https://host[:port]` split into its parts; nullopt for anything else (no path, no userinfo).
-struct HttpsEndpoint {
-  std::string host;
-  std::uint16_t port{443};
-};
-std::optional<HttpsEndpoint> parse_https_url(std::string_view url);
+// `https://host[:port]` split into its parts (core/host_scope.h: the config reads URLs the same way).
+using callbackd::HttpsEndpoint;
+using callbackd::parse_https_url;
 
 }  // namespace callbackd::http

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/host_scope.h"
 #include "sandbox/rate_window.h"
 
 namespace callbackd::sandbox {
@@ -227,6 +228,16 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
   }
   if (!r.problems.empty()) throw StartupError(std::move(r.problems));
   return c;
+}
+
+std::optional<Problem> remote_listen_problem(const SandboxConfig& config) {
+  if (config.allow_remote || binds_loopback_only(config.listen_address)) return std::nullopt;
+  const bool v6 = config.listen_address.find(':') != std::string::npos;
+  const std::string address = (v6 ? "[" + config.listen_address + "]" : config.listen_address) + ":" + std::to_string(config.port);
+  return Problem{config.source + ": listen",
+                 address + " is not a loopback address: other hosts could reach the sandbox, whose /sandbox/config and "
+                           "/sandbox/stats endpoints are unauthenticated (anyone could change its faults and limits)",
+                 "listen on 127.0.0.1 or [::1], or pass --allow-remote to serve other hosts on purpose"};
 }
 
 SandboxConfig load_sandbox_config(const std::string& path) {

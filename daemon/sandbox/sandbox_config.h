@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "sandbox/faults.h"
 
 namespace callbackd::sandbox {
@@ -45,7 +46,15 @@ struct SandboxConfig {
   Limits limits;
   FaultPlan faults;
   std::optional<std::string> record_file;  // JSON line per request
+  // `--allow-remote` (the command line, never the file): listen beyond loopback on purpose.
+  bool allow_remote{false};
 };
+
+// The sandbox's /sandbox/* endpoints (faults, limits, stats) are unauthenticated, and its
+// throwaway CA is trusted by whoever rehearses with it: listening where other hosts can reach
+// it needs `--allow-remote`. The problem naming the address, the flag and why; nullopt when
+// the address is loopback-only or the flag was given.
+std::optional<Problem> remote_listen_problem(const SandboxConfig& config);
 
 // Relative file names resolve against `base_dir` (the config file's directory).
 // Throws StartupError naming every problem.

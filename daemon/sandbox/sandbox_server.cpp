@@ -142,6 +142,7 @@ struct SandboxServer::Impl {
 
   void load() {
     std::vector<Problem> problems;
+    if (auto remote = remote_listen_problem(config)) problems.push_back(std::move(*remote));
     error_code ec;
     tls.use_certificate_chain_file(config.tls_certificate_file, ec);
     if (ec) problems.push_back({config.source + ": tls.certificate_file", "cannot load '" + config.tls_certificate_file + "': " + ec.message(), ""});

@@ -16,6 +16,7 @@
 
 #include "core/desired/validation.h"
 #include "e2e/e2e_support.h"
+#include "support/acl.h"
 
 using namespace e2e;
 namespace fs = std::filesystem;
@@ -341,7 +342,7 @@ TEST_CASE("broken key files pause only their tenant, each with the file and the 
     while (!s.empty() && s.back() == '\n') s.pop_back();
     return s;
   }();
-  const std::vector<Case> cases = {
+  std::vector<Case> cases = {
       {"missing", [] {}, "absent.key", {}, {},
        {creds + "/absent.key cannot be opened: No such file or directory", "put the file in the credentials directory"}},
       {"unreadable",
@@ -373,10 +374,54 @@ TEST_CASE("broken key files pause only their tenant, each with the file and the 
        {creds + "/merchant_1900000002.key: contains a private key where a public key or certificate is expected"}},
       {"own_certificate_as_platform_key", [] {}, {}, "PUB_KEY_ID_0100000000000000000000000000", "merchant_1900000002.pem",
        {"this is the public half of the tenant's own private key, not WeChat Pay's key"}},
+      // Key paths open beneath the directory through no symlink, even one that stays inside.
+      {"symlink_inside", [&] { fs::create_symlink("merchant_1900000002.key", creds + "/link.key"); }, "link.key", {}, {},
+       {creds + "/link.key: 'link.key' is a symlink to merchant_1900000002.key",
+        "name the file it points to: 'merchant_1900000002.key'"}},
   };
+  // systemd >= 254's credentials: 0400, root's, the service's uid granted by an ACL (stat: 0440).
+  const uid_t daemon_uid = as.drop ? as.uid : ::geteuid();
+  const std::string acl_unavailable = callbackd::test::acl_unavailable_reason(creds);
+  std::set<std::string> acl_files;  // root's (when the suite runs as root): left out of the chown below
+  auto acl_copy = [&](const std::string& from, const std::string& name, const std::string& entries) {
+    copy_file_mode(from, creds + "/" + name, 0400);
+    const auto set = callbackd::test::setfacl("-m " + entries, creds + "/" + name);
+    INFO(set.output);
+    REQUIRE(set.status == 0);
+    acl_files.insert(name);
+  };
+  const std::string daemon_entry = "u:" + std::to_string(daemon_uid) + ":r";
+  if (acl_unavailable.empty()) {
+    cases.push_back({"acl_another_user",
+                     [&] { acl_copy(keys + "/merchant_1900000002.key", "acl_other.key", daemon_entry + ",u:4343:r"); },
+                     "acl_other.key",
+                     {},
+                     {},
+                     {creds + "/acl_other.key: permissions 0440 are too open: its ACL grants user:4343:r--",
+                      "(fix: setfacl -x u:4343 " + creds + "/acl_other.key)"}});
+    cases.push_back({"acl_named_group",
+                     [&] { acl_copy(keys + "/merchant_1900000002.key", "acl_group.key", daemon_entry + ",g:4343:r"); },
+                     "acl_group.key",
+                     {},
+                     {},
+                     {creds + "/acl_group.key: permissions 0440 are too open: its ACL grants group:4343:r--",
+                      "(fix: setfacl -x g:4343 " + creds + "/acl_group.key)"}});
+  } else {
+    WARN("ACL cases skipped, ACLs cannot be tested here: " << acl_unavailable);
+  }
 
   env.add_tenant(TenantSpec("good", "1900000001"));
   env.add_rows("good", 1, 10);
+  if (acl_unavailable.empty()) {
+    // Both key files in the ACL form, granting the daemon's own account: it converges.
+    acl_copy(keys + "/merchant_1900000001.key", "acl_granted.key", daemon_entry);
+    acl_copy(keys + "/platform_public.pem", "acl_platform_public.pem", daemon_entry);
+    TenantSpec granted("acl_granted", "1900000001");
+    granted.private_key_path = "acl_granted.key";
+    granted.wechatpay_key_path = "acl_platform_public.pem";
+    env.add_tenant(granted);
+    env.add_rows("acl_granted", 2, 3);
+  }
   int block = 10;
   for (const auto& c : cases) {
     c.make();
@@ -390,7 +435,8 @@ TEST_CASE("broken key files pause only their tenant, each with the file and the 
   // The daemon's account owns what it must read; root_only.key stays root's.
   if (as.drop) {
     for (const auto& entry : fs::directory_iterator(creds))
-      if (entry.path().filename() != "root_only.key") REQUIRE(::lchown(entry.path().c_str(), as.uid, as.gid) == 0);
+      if (entry.path().filename() != "root_only.key" && acl_files.count(entry.path().filename().string()) == 0)
+        REQUIRE(::lchown(entry.path().c_str(), as.uid, as.gid) == 0);
     REQUIRE(::chmod(env.work_dir().c_str(), 0755) == 0);
   }
   env.start_sandbox();
@@ -404,6 +450,8 @@ TEST_CASE("broken key files pause only their tenant, each with the file and the 
 
   // The others run: the good tenant converged, and nothing was sent for a broken one.
   CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'good' AND state = 'in_sync'") == 10);
+  if (acl_unavailable.empty())
+    CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'acl_granted' AND state = 'in_sync'") == 3);
   CHECK(env.sandbox_stats()["callers"].count("1900000002") == 0);
   for (const auto& c : cases) {
     INFO("tenant " << c.tenant);

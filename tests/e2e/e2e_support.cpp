@@ -218,8 +218,8 @@ std::string Environment::write_daemon_config(const std::string& extra_yaml, cons
   std::ostringstream y;
   y << "database:\n  url: \"" << (options.database_url.empty() ? db_.conninfo() : options.database_url) << "\"\n"
     << "wechatpay:\n  base_url: "
-    << (options.base_url.empty() ? "https://127.0.0.1:" + std::to_string(sandbox_port_) : options.base_url)
-    << "\n  backup_url: \"\"\n"
+    << (options.base_url.empty() ? "https://127.0.0.1:" + std::to_string(sandbox_port_) : options.base_url) << "\n"
+    << (options.backup_url ? "  backup_url: \"" + *options.backup_url + "\"\n" : "")
     << "  ca_file: " << (options.ca_file.empty() ? keys_ + "/ca.pem" : options.ca_file) << "\n  request_timeout: " << options.request_timeout.count() << "ms\n"
     << (options.credentials_dir
             ? "credentials_dir: " + (options.credentials_dir_path.empty() ? keys_ : options.credentials_dir_path) + "\n"

@@ -46,6 +46,8 @@ struct DaemonConfigOptions {
   // container): "" = https://127.0.0.1:<sandbox_port()> and the fixture's ca.pem.
   std::string base_url{};
   std::string ca_file{};
+  // wechatpay.backup_url; nullopt leaves the line out, as a hand-written rehearsal config may.
+  std::optional<std::string> backup_url{""};
 };
 
 // A PostgreSQL cluster of the test's own (tests/pg/pg-harness start into a temp STATE_DIR),

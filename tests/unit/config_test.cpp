@@ -95,6 +95,63 @@ TEST_CASE("values and defaults are read", "[config]") {
   CHECK(d.credentials_dir.empty());
 }
 
+// The backup defaults to production's only for production's base_url; a local or private
+// base_url with a production backup is refused (a rehearsal would fail over to production).
+TEST_CASE("wechatpay.backup_url: defaulted for production only, refused for a rehearsal", "[config]") {
+  const struct {
+    std::string wechatpay;      // the wechatpay section's lines
+    const char* backup;         // the backup_url that results; nullptr: refused
+  } rows[] = {
+      {"", "https://api2.wechatpay.cn"},
+      {"  base_url: https://api.mch.weixin.qq.com\n", "https://api2.wechatpay.cn"},
+      {"  base_url: https://API.mch.weixin.qq.com\n", "https://api2.wechatpay.cn"},
+      {"  base_url: https://api.mch.weixin.qq.com:443\n", "https://api2.wechatpay.cn"},
+      {"  base_url: https://api.mch.weixin.qq.com\n  backup_url: \"\"\n", ""},
+      {"  base_url: https://api2.wechatpay.cn\n", ""},  // would fail over to itself
+      // A sandbox that forgets the line: no failover at all (the defect: api2.wechatpay.cn).
+      {"  base_url: https://127.0.0.1:8443\n", ""},
+      {"  base_url: https://[::1]:8443\n", ""},
+      {"  base_url: https://localhost:8443\n", ""},
+      {"  base_url: https://10.0.0.7:8443\n", ""},
+      {"  base_url: https://sandbox.example.com\n", ""},
+      {"  base_url: https://api.mch.weixin.qq.com:8443\n", ""},
+      // A second sandbox as the backup: a failover rehearsal.
+      {"  base_url: https://127.0.0.1:8443\n  backup_url: https://127.0.0.1:8444\n", "https://127.0.0.1:8444"},
+      // A base_url DNS places anywhere: what it is cannot be told from its name; allowed.
+      {"  base_url: https://sandbox.example.com\n  backup_url: https://api2.wechatpay.cn\n", "https://api2.wechatpay.cn"},
+      // Refused: loopback or private base_url, production backup (any of its names).
+      {"  base_url: https://127.0.0.1:8443\n  backup_url: https://api2.wechatpay.cn\n", nullptr},
+      {"  base_url: https://127.0.0.1:8443\n  backup_url: https://api.mch.weixin.qq.com\n", nullptr},
+      {"  base_url: https://127.0.0.1:8443\n  backup_url: https://api2.mch.weixin.qq.com\n", nullptr},
+      {"  base_url: https://[::1]:8443\n  backup_url: https://api2.wechatpay.cn\n", nullptr},
+      {"  base_url: https://127.1:8443\n  backup_url: https://api2.wechatpay.cn\n", nullptr},
+      {"  base_url: https://sandbox.localhost\n  backup_url: https://api2.wechatpay.cn\n", nullptr},
+      {"  base_url: https://10.1.2.3\n  backup_url: https://api2.wechatpay.cn\n", nullptr},
+      {"  base_url: https://172.20.0.2:8443\n  backup_url: https://api2.wechatpay.cn\n", nullptr},
+      {"  base_url: https://[fd12::5]:8443\n  backup_url: https://api2.wechatpay.cn\n", nullptr},
+      {"  base_url: https://sandbox.local:8443\n  backup_url: https://api2.wechatpay.cn\n", nullptr},
+  };
+  for (const auto& row : rows) {
+    const std::string yaml = "database: {url: x}\n" + (row.wechatpay.empty() ? "" : "wechatpay:\n" + row.wechatpay);
+    CAPTURE(yaml);
+    if (row.backup) {
+      CHECK(parse_config(yaml, "inline", &no_env).wechatpay.backup_url == row.backup);
+      continue;
+    }
+    try {
+      parse_config(yaml, "inline", &no_env);
+      FAIL("expected a StartupError");
+    } catch (const StartupError& e) {
+      const std::string message = e.what();
+      CAPTURE(message);
+      REQUIRE(e.problems().size() == 1);
+      CHECK(message.find("inline: wechatpay.backup_url: is WeChat Pay's production host") == 0);
+      CHECK(message.find("wechatpay.base_url") != std::string::npos);
+      CHECK(message.find("set wechatpay.backup_url: \"\"") != std::string::npos);
+    }
+  }
+}
+
 TEST_CASE("the environment overrides database.url and supplies credentials_dir", "[config]") {
   auto env = [](const char* name) -> std::optional<std::string> {
     if (std::string(name) == "CALLBACKD_DATABASE_URL") return "host=/tmp dbname=override";

@@ -2,9 +2,14 @@
 // says what to do; the happy paths accept PKCS#8 and PKCS#1, public keys and certificates.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
+#include "../support/acl.h"
+#include "core/file_access.h"
 #include "core/wechatpay/keys.h"
 #include "core/wechatpay/signing.h"
 #include "wechatpay_test_support.h"
@@ -124,6 +129,112 @@ TEST_CASE("private key files: missing, a directory, too large, unreadable", "[we
     key = load_private_key_file(locked);
     CHECK(key.error().kind == KeyError::Kind::unreadable);
     CHECK_THAT(key.error().message, StartsWith(locked + ": cannot be opened: "));
+  }
+}
+
+namespace {
+// The descriptor a key is read through, closed at the end of the scope.
+struct OpenFile {
+  int fd;
+  explicit OpenFile(const std::string& path) : fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) { REQUIRE(fd >= 0); }
+  ~OpenFile() { ::close(fd); }
+};
+}  // namespace
+
+// systemd >= 254 hands a LoadCredential= file over as 0400, root's, with an ACL entry
+// `user:<service uid>:r--`; stat then shows 0440. Real files, ACLs set with setfacl.
+TEST_CASE("a private key as systemd >= 254 writes it loads: 0400, the daemon's uid in its ACL, shown as 0440",
+          "[wechatpay][keys][acl]") {
+  test::TempDir dir;
+  if (const std::string reason = test::acl_unavailable_reason(dir.path()); !reason.empty()) {
+    WARN("skipped, ACLs cannot be tested here: " << reason);
+    return;
+  }
+  const std::string path = dir.write("credential.pem", read_file(vector_path("go_test_private_key.pem")), 0400);
+  REQUIRE(test::setfacl("-m u:" + std::to_string(::geteuid()) + ":r", path).status == 0);
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  REQUIRE((st.st_mode & 07777) == 0440);  // the world as systemd >= 254 shapes it
+  const auto key = load_private_key_file(path);
+  INFO((key.ok() ? std::string("loaded") : key.error().message));
+  CHECK(key.ok());
+}
+
+TEST_CASE("private keys with a POSIX ACL: only the daemon's uid may be named (real files)", "[wechatpay][keys][acl]") {
+  test::TempDir dir;
+  if (const std::string reason = test::acl_unavailable_reason(dir.path()); !reason.empty()) {
+    WARN("skipped, ACLs cannot be tested here: " << reason);
+    return;
+  }
+  const std::string pem = read_file(vector_path("go_test_private_key.pem"));
+
+  {  // the kernel's own bytes parse into the entries getfacl shows
+    const std::string path = dir.write("parsed.pem", pem, 0400);
+    REQUIRE(test::setfacl("-m u:4242:r,g:4343:rw", path).status == 0);
+    const OpenFile file(path);
+    const auto acl = read_access_acl(file.fd);
+    REQUIRE(acl.ok());
+    const std::vector<AclEntry> expected = {{AclTag::user_obj, kAclRead, 0xffffffff},   {AclTag::user, kAclRead, 4242},
+                                            {AclTag::group_obj, 0, 0xffffffff},         {AclTag::group, kAclRead | kAclWrite, 4343},
+                                            {AclTag::mask, kAclRead | kAclWrite, 0xffffffff}, {AclTag::other, 0, 0xffffffff}};
+    CHECK(acl.value() == expected);
+    // A file without an ACL has none (ENODATA), not an error.
+    const OpenFile plain(dir.write("plain.pem", pem, 0600));
+    const auto none = read_access_acl(plain.fd);
+    REQUIRE(none.ok());
+    CHECK(none.value().empty());
+  }
+
+  // The daemon runs as uid 4242 here (read_private_key's `daemon_uid`); each row grants a
+  // second account, is refused with the fix, and the fix, run as given, makes it load.
+  struct Row {
+    const char* name;
+    const char* setfacl;  // on a 0400 file, besides u:4242:r
+    const char* what;     // after "PATH: "
+    const char* fix;      // "{}" stands for the path
+  };
+  const Row rows[] = {
+      {"another named user", "-m u:4242:r,u:4343:r",
+       "permissions 0440 are too open: its ACL grants user:4343:r--; a private key must not be accessible by anyone but "
+       "its owner and the daemon's user (uid 4242)",
+       "setfacl -x u:4343 {}"},
+      {"a named group", "-m u:4242:r,g:4343:r",
+       "permissions 0440 are too open: its ACL grants group:4343:r--; a private key must not be accessible by anyone but "
+       "its owner and the daemon's user (uid 4242)",
+       "setfacl -x g:4343 {}"},
+      {"the owning group", "-m u:4242:r,g::r",
+       "permissions 0440 are too open: its ACL grants group::r--; a private key must not be accessible by anyone but its "
+       "owner and the daemon's user (uid 4242)",
+       "setfacl -m g::- {}"},
+      {"others", "-m u:4242:r,o::r",
+       "permissions 0444 are too open: its ACL grants other::r--; a private key must not be accessible by anyone but its "
+       "owner and the daemon's user (uid 4242)",
+       "setfacl -m o::- {}"},
+  };
+  int n = 0;
+  for (const auto& row : rows) {
+    CAPTURE(row.name);
+    const std::string path = dir.write("k" + std::to_string(n++) + ".pem", pem, 0400);
+    const auto set = test::setfacl(row.setfacl, path);
+    INFO(set.output);
+    REQUIRE(set.status == 0);
+    {
+      const OpenFile file(path);
+      const auto key = read_private_key(file.fd, path, 4242);
+      REQUIRE_FALSE(key.ok());
+      CHECK(key.error().kind == KeyError::Kind::too_open);
+      CHECK_THAT(key.error().message, Equals(path + ": " + row.what));
+      std::string fix = row.fix;
+      fix.replace(fix.find("{}"), 2, path);
+      CHECK_THAT(key.error().fix, Equals(fix));
+      REQUIRE(std::system(fix.c_str()) == 0);
+    }
+    const OpenFile fixed(path);
+    const auto key = read_private_key(fixed.fd, path, 4242);
+    INFO((key.ok() ? std::string("loaded") : key.error().message));
+    CHECK(key.ok());
+    // The same ACL, read by an account it does not name, is still refused: only the daemon's uid counts.
+    CHECK(read_private_key(fixed.fd, path, 4343).error().message.find("user:4242:r--") != std::string::npos);
   }
 }
 

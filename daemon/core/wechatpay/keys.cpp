@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <ctime>
 
@@ -16,6 +15,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+
+#include "core/file_access.h"
 
 namespace callbackd::wechatpay {
 namespace {
@@ -49,23 +50,28 @@ bool contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
 }
 
-// Reads a whole file, refusing what cannot be a key. Opens first and inspects the opened file
-// (fstat), so the mode checked is the mode of the bytes read; O_NONBLOCK keeps a FIFO planted
-// at the path from hanging start-up. The permission check for private keys is done by the
-// caller on the same stat result.
-Result<std::string, KeyError> read_key_file(const std::string& path, struct stat& st) {
+// Opens a key file named by the operator's own configuration (the sandbox's keys; tenants'
+// keys come through open_credential_file instead). O_NONBLOCK keeps a FIFO planted at the path
+// from hanging start-up; read_key_file then refuses it.
+Result<int, KeyError> open_key_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT || err == ENOTDIR)
-      return error(KeyError::Kind::missing, path, "no such file", "check the path, or create the key file");
-    return error(KeyError::Kind::unreadable, path, std::string("cannot be opened: ") + std::strerror(err),
-                 "make it readable by the user callbackd runs as");
-  }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  if (fd >= 0) return fd;
+  const int err = errno;
+  if (err == ENOENT || err == ENOTDIR)
+    return error(KeyError::Kind::missing, path, "no such file", "check the path, or create the key file");
+  return error(KeyError::Kind::unreadable, path, std::string("cannot be opened: ") + std::strerror(err),
+               "make it readable by the user callbackd runs as");
+}
+
+struct FdCloser {
+  int fd;
+  ~FdCloser() { ::close(fd); }
+};
+
+// Reads a whole open file, refusing what cannot be a key. Everything is asked of the
+// descriptor (fstat, then read), so the file inspected is the file read; the permission check
+// for private keys is done by the caller on the same stat result and descriptor.
+Result<std::string, KeyError> read_key_file(int fd, const std::string& path, struct stat& st) {
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     return error(KeyError::Kind::unreadable, path, std::string("cannot be inspected: ") + std::strerror(err));
@@ -79,7 +85,8 @@ Result<std::string, KeyError> read_key_file(const std::string& path, struct stat
   std::string data(kMaxKeyFileBytes + 1, '\0');
   std::size_t n = 0;
   while (n < data.size()) {
-    const ssize_t got = ::read(fd, data.data() + n, data.size() - n);
+    // From the start, whatever was read through `fd` before: reading twice reads the same.
+    const ssize_t got = ::pread(fd, data.data() + n, data.size() - n, static_cast<off_t>(n));
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) {
       const int err = errno;
@@ -177,24 +184,30 @@ Result<PrivateKey, KeyError> parse_private_key_pem(std::string_view pem, std::st
   return PrivateKey(std::move(pkey));
 }
 
-Result<PrivateKey, KeyError> load_private_key_file(const std::string& path) {
+Result<PrivateKey, KeyError> read_private_key(int fd, const std::string& path, uid_t daemon_uid) {
   struct stat st {};
-  auto data = read_key_file(path, st);
+  auto data = read_key_file(fd, path, st);
   if (!data) return std::move(data).error();
   auto parsed = parse_private_key_pem(*data, path);
   // A certificate or public key named where the private key belongs holds no secret: saying
   // "chmod 600" about it would send the operator to fix the wrong thing first.
   if (!parsed && parsed.error().kind == KeyError::Kind::not_a_key) return parsed;
   // As OpenSSH does: a private key that others can read is refused, since it may already be
-  // compromised and the operator should know.
-  if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return error(KeyError::Kind::too_open, path,
-                 std::string("permissions ") + mode + " are too open: a private key must not be accessible by group or others",
-                 "chmod 600 " + path);
-  }
+  // compromised and the operator should know. The ACL counts too: systemd >= 254 grants the
+  // daemon's user with one (and the group bits then show its mask).
+  FileAccess access{st.st_mode, st.st_uid, {}};
+  if (auto acl = read_access_acl(fd); acl) access.acl = std::move(acl).value();
+  else return error(KeyError::Kind::unreadable, path, std::move(acl).error(), "inspect it with getfacl " + path);
+  if (auto exposed = private_file_exposure(access, daemon_uid, path))
+    return error(KeyError::Kind::too_open, path, std::move(exposed->what), std::move(exposed->fix));
   return parsed;
+}
+
+Result<PrivateKey, KeyError> load_private_key_file(const std::string& path) {
+  auto fd = open_key_file(path);
+  if (!fd) return std::move(fd).error();
+  const FdCloser closer{*fd};
+  return read_private_key(*fd, path, ::geteuid());
 }
 
 Result<VerificationKey, KeyError> parse_verification_key_pem(std::string_view pem, std::string_view source) {
@@ -241,11 +254,18 @@ Result<VerificationKey, KeyError> parse_verification_key_pem(std::string_view pe
   return VerificationKey(std::move(pkey), std::nullopt);
 }
 
-Result<VerificationKey, KeyError> load_verification_key_file(const std::string& path) {
+Result<VerificationKey, KeyError> read_verification_key(int fd, const std::string& path) {
   struct stat st {};
-  auto data = read_key_file(path, st);
+  auto data = read_key_file(fd, path, st);
   if (!data) return std::move(data).error();
   return parse_verification_key_pem(*data, path);
+}
+
+Result<VerificationKey, KeyError> load_verification_key_file(const std::string& path) {
+  auto fd = open_key_file(path);
+  if (!fd) return std::move(fd).error();
+  const FdCloser closer{*fd};
+  return read_verification_key(*fd, path);
 }
 
 bool keys_match(const PrivateKey& private_key, const VerificationKey& public_key) {

@@ -9,6 +9,8 @@
 // pauses one tenant.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -25,7 +27,7 @@ struct KeyError {
   enum class Kind {
     missing,          // no such file
     unreadable,       // exists but cannot be read (permissions, a directory, I/O error, too big)
-    too_open,         // private key readable by group or others
+    too_open,         // private key accessible by group, others or (ACL) another account
     encrypted,        // protected by a passphrase: the daemon has no way to ask for one
     corrupt,          // not parseable PEM / DER inside is broken
     not_a_key,        // PEM of the wrong kind (e.g. a certificate where a private key is expected)
@@ -79,11 +81,19 @@ class VerificationKey {
 };
 
 // Reads a private key file (PKCS#8 "PRIVATE KEY" or PKCS#1 "RSA PRIVATE KEY" PEM).
-// Refuses, like OpenSSH, a file whose mode grants any access to group or others:
-// "FILE: permissions 0644 are too open ..." with fix "chmod 600 FILE".
+// Refuses, like OpenSSH, a file that anybody but its owner and the daemon's user can access:
+// "FILE: permissions 0644 are too open ..." with fix "chmod 600 FILE"; with a POSIX ACL, a
+// named user other than the daemon's euid, a named group or the owning group is refused with
+// the `setfacl` that removes it (core/file_access.h); the daemon's own entry, as systemd >= 254
+// writes it (0400 root-owned, `user:UID:r--`, shown as 0440), is accepted.
 // Also: missing, unreadable, larger than 1 MiB, encrypted, corrupt, not a private key
 // (certificate / public key), not RSA, RSA < 2048 bits.
 Result<PrivateKey, KeyError> load_private_key_file(const std::string& path);
+
+// The same through `fd`, already open for reading (e.g. a CredentialFile; not closed here):
+// fstat, the ACL and the bytes all come from that descriptor. `path` names the file in
+// messages; `daemon_uid` is the account an ACL may name (load_private_key_file: the euid).
+Result<PrivateKey, KeyError> read_private_key(int fd, const std::string& path, uid_t daemon_uid);
 
 // The same checks minus the file ones, for PEM already in memory. `source` names it in messages.
 Result<PrivateKey, KeyError> parse_private_key_pem(std::string_view pem, std::string_view source);
@@ -92,6 +102,8 @@ Result<PrivateKey, KeyError> parse_private_key_pem(std::string_view pem, std::st
 // (PKCS#1) or "CERTIFICATE" (X.509) PEM. No permission check (public material).
 // Errors: missing, unreadable, corrupt, not_a_key (e.g. a private key or garbage), wrong_type.
 Result<VerificationKey, KeyError> load_verification_key_file(const std::string& path);
+// The same through `fd`, already open for reading (not closed here).
+Result<VerificationKey, KeyError> read_verification_key(int fd, const std::string& path);
 Result<VerificationKey, KeyError> parse_verification_key_pem(std::string_view pem, std::string_view source);
 
 // True when `private_key` is the private half of `public_key` (compares the RSA public
