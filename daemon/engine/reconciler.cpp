@@ -590,8 +590,8 @@ asio::awaitable<void> Reconciler::attempt(std::string tenant_id, pg::WorkItem it
       auto response = co_await client_.send(std::move(request).value());
       if (alive.expired() || !*alive.lock()) co_return;
       latency_ms = to_ms(Clock::now() - started);
-      outcome = classify_response(*credentials, response, std::chrono::system_clock::now());
-      reach = reach_of(response);
+      outcome = classify_response(*credentials, response, std::chrono::system_clock::now(), item.desired.notify_url);
+      reach = reach_of(response, outcome);
     }
   }
   if (alive.expired() || !*alive.lock()) co_return;
@@ -607,7 +607,8 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
 
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   reconcile::FinishedAttempt finished{outcome.kind, dispatch.probe, dispatch.endpoint_probe, reach, uniform(random_),
-                                      sent_at, outcome.retry_after, outcome.error_code, outcome.error_message};
+                                      sent_at, outcome.retry_after, outcome.error_code, outcome.error_message,
+                                      item.mchid};
   const bool was_held = scheduler_.endpoint().held();
   const int failed_probes_before = scheduler_.endpoint().failed_probes();
   const auto transition = scheduler_.on_finished(tenant_id, finished, now);
@@ -624,10 +625,18 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
   rec.error_message = outcome.error_message;
   rec.request_id = outcome.request_id;
   rec.latency_ms = latency_ms;
-  if (outcome.applied) rec.update_time = outcome.applied->update_time_text;
+  if (outcome.applied && !outcome.applied->update_time_text.empty())
+    rec.update_time = outcome.applied->update_time_text;
   rec.decision = decision;
 
-  if (outcome.kind == wechatpay::OutcomeKind::applied) {
+  if (!outcome.warning.empty()) {
+    // Applied (WeChat Pay signed its success), but the answer was not the documented one: the
+    // audit row carries the warning, and the operator hears of it once per attempt.
+    rec.error_message = outcome.warning;
+    spdlog::warn("event=applied_with_warning tenant={} mchid={} request_id={} update_time=\"{}\" warning=\"{}\"",
+                 log_token(tenant_id), log_token(item.mchid), outcome.request_id.value_or(""),
+                 outcome.applied ? outcome.applied->update_time_text : "", outcome.warning);
+  } else if (outcome.kind == wechatpay::OutcomeKind::applied) {
     spdlog::debug("event=applied tenant={} mchid={} request_id={} latency_ms={}", log_token(tenant_id),
                   log_token(item.mchid), outcome.request_id.value_or(""), latency_ms.value_or(0));
   } else {
@@ -661,16 +670,20 @@ void Reconciler::on_endpoint_change(bool was_held, int failed_probes_before, con
   const auto& hold = scheduler_.endpoint();
   if (!was_held && hold.held()) {
     ++stats_.endpoint_holds;
-    spdlog::warn("event=wechatpay_unreachable code={} error=\"{}\" next_probe_in_ms={} note=\"sending is held; one "
-                 "probe request per backoff step until one reaches WeChat Pay\"",
-                 outcome.error_code, outcome.error_message, to_ms(hold.next_probe_at() - now));
+    const std::string_view reason = reconcile::endpoint_hold_reason_name(hold.reason());
+    ++stats_.endpoint_holds_by_reason[std::string(reason)];
+    // reason=not_wechatpay: something on the path (a proxy, a WAF) answers instead of WeChat Pay.
+    spdlog::warn("event=wechatpay_unreachable reason={} code={} http_status={} error=\"{}\" next_probe_in_ms={} "
+                 "note=\"sending is held; one probe request per backoff step until one reaches WeChat Pay\"",
+                 reason, outcome.error_code, outcome.http_status.value_or(0), outcome.error_message,
+                 to_ms(hold.next_probe_at() - now));
   } else if (was_held && !hold.held()) {
-    spdlog::info("event=wechatpay_reachable held_ms={} failed_probes={}", to_ms(now - hold.held_since()),
-                 hold.failed_probes());
+    spdlog::info("event=wechatpay_reachable reason={} held_ms={} failed_probes={}",
+                 reconcile::endpoint_hold_reason_name(hold.reason()), to_ms(now - hold.held_since()), hold.failed_probes());
   } else if (hold.held() && hold.failed_probes() > failed_probes_before) {
     ++stats_.endpoint_probes_failed;
-    spdlog::debug("event=wechatpay_probe_failed failed_probes={} next_probe_in_ms={}", hold.failed_probes(),
-                  to_ms(hold.next_probe_at() - now));
+    spdlog::debug("event=wechatpay_probe_failed reason={} failed_probes={} next_probe_in_ms={}",
+                  reconcile::endpoint_hold_reason_name(hold.reason()), hold.failed_probes(), to_ms(hold.next_probe_at() - now));
   } else {
     return;
   }

@@ -63,6 +63,7 @@ struct ReconcilerStats {
   std::map<std::string, std::uint64_t> outcomes;  // by outcome name
   std::uint64_t record_batches = 0;
   std::uint64_t endpoint_holds = 0;          // times WeChat Pay was found unreachable (hold entered)
+  std::map<std::string, std::uint64_t> endpoint_holds_by_reason;  // by reconcile::endpoint_hold_reason_name
   std::uint64_t endpoint_probes_failed = 0;  // probes during a hold that could not reach it either
 };
 
@@ -96,8 +97,10 @@ class Reconciler {
   bool went_idle() const { return went_idle_; }
   const ReconcilerStats& stats() const { return stats_; }
   std::vector<reconcile::TenantSnapshot> snapshot() const;
-  // True while WeChat Pay is held as unreachable (reconcile::EndpointHold).
+  // True while WeChat Pay is held as unreachable (reconcile::EndpointHold), and why (or why it
+  // was held last).
   bool endpoint_held() const { return scheduler_.endpoint().held(); }
+  reconcile::EndpointHoldReason endpoint_hold_reason() const { return scheduler_.endpoint().reason(); }
 
  private:
   struct TenantRuntime;

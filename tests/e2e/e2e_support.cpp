@@ -297,7 +297,7 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds lim
 void check_audit_matches_state_and_sandbox(Environment& env) {
   CHECK(env.count("SELECT count(*) FROM callbackd.sub_merchant_state s WHERE s.state = 'in_sync' AND NOT EXISTS ("
                   "SELECT 1 FROM callbackd.audit_log a WHERE a.mchid = s.mchid AND a.outcome = 'applied' "
-                  "AND a.desired_revision = s.applied_revision AND a.update_time = s.update_time)") == 0);
+                  "AND a.desired_revision = s.applied_revision AND a.update_time IS NOT DISTINCT FROM s.update_time)") == 0);
 
   struct Answer {
     std::string sub_merchant;

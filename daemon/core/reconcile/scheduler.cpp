@@ -118,7 +118,7 @@ SchedulerDecision FairScheduler::next(Instant now) {
 TenantTransition FairScheduler::on_finished(const std::string& tenant_id, const FinishedAttempt& attempt,
                                             Instant now) {
   // First, and also for a tenant deleted meanwhile: its probe must come back to the hold.
-  endpoint_.on_finished(attempt.reach, attempt.endpoint_probe, now, attempt.jitter01);
+  endpoint_.on_finished(attempt.reach, attempt.endpoint_probe, now, attempt.jitter01, attempt.row);
   auto it = tenants_.find(tenant_id);
   if (it == tenants_.end()) return TenantTransition::none;
   Tenant& tenant = it->second;

@@ -72,6 +72,7 @@ struct FinishedAttempt {
   std::optional<std::chrono::seconds> retry_after;    // Outcome::retry_after
   std::string error_code;                             // Outcome::error_code
   std::string error_message;                          // Outcome::error_message
+  std::string row{};                                  // the sub-merchant: the endpoint hold counts rows
 };
 
 // For metrics and `status`.
