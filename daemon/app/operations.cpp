@@ -68,11 +68,13 @@ Operations::Operations(asio::io_context& io, const Config& config, http::HttpsCl
   r.declare("callbackd_https_connections_reused_total", Type::counter, "Requests sent on a pooled connection.");
   r.declare("callbackd_https_failovers_total", Type::counter, "Requests sent to wechatpay.backup_url.");
   r.declare("callbackd_wechatpay_unreachable", Type::gauge,
-            "1 while WeChat Pay cannot be reached and sending is held (one probe per backoff step).");
+            "1 while WeChat Pay cannot be reached and sending is held (one probe per backoff step); reason "
+            "unreachable (no connection) or not_wechatpay (something else on the path answers).");
   // Not "callbackd_wechatpay_unreachable_total": Prometheus parsers strip _total from a
   // counter's name, which would then collide with the gauge above.
   r.declare("callbackd_wechatpay_outages_total", Type::counter,
-            "Times WeChat Pay was found unreachable (connect, DNS, TLS handshake) and sending was held.");
+            "Times sending was held: WeChat Pay unreachable (connect, DNS, TLS handshake), or answers that were not "
+            "WeChat Pay's from several rows in a row (reason).");
   r.declare("callbackd_wechatpay_probes_failed_total", Type::counter,
             "Probe requests during a hold that could not reach WeChat Pay either.");
   r.set("callbackd_build_info", {{"version", CALLBACKD_VERSION}}, 1);
@@ -269,8 +271,16 @@ void Operations::refresh_gauges() {
     const auto& stats = reconciler_->stats();
     r.set_total("callbackd_records_written_total", kNone, static_cast<double>(stats.recorded));
     r.set_total("callbackd_invalid_rows_total", kNone, static_cast<double>(stats.invalid));
-    r.set("callbackd_wechatpay_unreachable", kNone, reconciler_->endpoint_held() ? 1 : 0);
-    r.set_total("callbackd_wechatpay_outages_total", kNone, static_cast<double>(stats.endpoint_holds));
+    // One series per reason (connection failed; answered, but not by WeChat Pay), both always
+    // served so that an alert or a rate() sees a 0 before the first hold.
+    for (const auto reason : {reconcile::EndpointHoldReason::unreachable, reconcile::EndpointHoldReason::not_wechatpay}) {
+      const std::string name(reconcile::endpoint_hold_reason_name(reason));
+      const bool held = reconciler_->endpoint_held() && reconciler_->endpoint_hold_reason() == reason;
+      r.set("callbackd_wechatpay_unreachable", {{"reason", name}}, held ? 1 : 0);
+      const auto n = stats.endpoint_holds_by_reason.find(name);
+      r.set_total("callbackd_wechatpay_outages_total", {{"reason", name}},
+                  n == stats.endpoint_holds_by_reason.end() ? 0.0 : static_cast<double>(n->second));
+    }
     r.set_total("callbackd_wechatpay_probes_failed_total", kNone, static_cast<double>(stats.endpoint_probes_failed));
   }
   r.set("callbackd_tenants", kNone, static_cast<double>(tenants));

@@ -1,4 +1,5 @@
-// `callbackd run [--exit-when-idle]`: the daemon. Start-up checks everything that would make
+// `callbackd run [--exit-when-idle]`: the daemon (with the flag: a batch job whose exit status
+// says whether every row of every tenant in mode apply is in sync, batch_result.h). Start-up checks everything that would make
 // running pointless (config, database, schema version) and exits 78 naming the problem;
 // a tenant whose keys are bad is paused, not fatal. Then: one io_context thread for the
 // network and the run loop, one thread for the database, one for LISTEN.
@@ -24,12 +25,15 @@
 #include "app/commands.h"
 #include "app/logging.h"
 #include "app/operations.h"
+#include "app/report_text.h"
 #include "core/config.h"
 #include "core/credentials.h"
+#include "core/reconcile/batch_result.h"
 #include "engine/db_worker.h"
 #include "engine/reconciler.h"
 #include "http/https_client.h"
 #include "pg/conninfo.h"
+#include "pg/inspect.h"
 #include "pg/migrator.h"
 #include "pg/reconcile_store.h"
 
@@ -88,6 +92,25 @@ void listen_loop(const DatabaseConfig& db, asio::io_context& io, engine::Reconci
       backoff = std::min(backoff * 2, std::chrono::milliseconds{10'000});
     }
   }
+}
+
+// `--exit-when-idle` went idle: is the job done (reconcile::judge_batch)? One summary line on
+// stdout, read from callbackd.sync_status after everything was recorded; the exit status.
+int batch_exit_status(const DatabaseConfig& database) {
+  pg::Inspector inspector(database);
+  std::vector<reconcile::TenantRowsAfterRun> tenants;
+  for (const auto& s : inspector.status()) {
+    reconcile::TenantRowsAfterRun t;
+    t.tenant_id = printable(s.tenant_id);
+    t.mode = s.mode;
+    if (s.pause) t.paused_by_error = printable(s.pause->error_code.empty() ? "-" : s.pause->error_code);
+    t.by_state = s.by_state;
+    for (const auto& e : s.by_error) t.by_error.push_back({e.state, printable(e.error_code), e.rows});
+    tenants.push_back(std::move(t));
+  }
+  const reconcile::BatchResult result = reconcile::judge_batch(tenants);
+  std::cout << result.summary << std::endl;
+  return result.exit_status;
 }
 
 }  // namespace
@@ -168,6 +191,7 @@ int run_run(const CliRequest& req) {
   listener.join();
   db.stop();
   if (failure) std::rethrow_exception(failure);
+  if (reconciler.went_idle()) return batch_exit_status(config.database);
   return 0;
 }
 

@@ -49,8 +49,9 @@ wechatpay::TransportFailure transport_failure(http::TransportErrorKind kind) {
 
 wechatpay::Outcome classify_response(const TenantCredentials& tenant,
                                      const Result<http::HttpResponse, http::TransportError>& response,
-                                     std::chrono::system_clock::time_point now) {
+                                     std::chrono::system_clock::time_point now, std::string_view sent_notify_url) {
   wechatpay::AttemptObservation obs;
+  obs.sent_notify_url = sent_notify_url;
   if (!response) {
     obs.transport_failure = transport_failure(response.error().kind);
     obs.transport_message = response.error().message;
@@ -65,8 +66,10 @@ wechatpay::Outcome classify_response(const TenantCredentials& tenant,
   return wechatpay::classify_attempt(obs);
 }
 
-reconcile::EndpointReach reach_of(const Result<http::HttpResponse, http::TransportError>& response) {
+reconcile::EndpointReach reach_of(const Result<http::HttpResponse, http::TransportError>& response,
+                                  const wechatpay::Outcome& outcome) {
   if (!response && response.error().host_unreachable) return reconcile::EndpointReach::unreachable;
+  if (response && outcome.answered_by == wechatpay::Answerer::other) return reconcile::EndpointReach::not_wechatpay;
   return reconcile::EndpointReach::reached;
 }
 

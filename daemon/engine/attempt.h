@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/reconcile/endpoint_hold.h"
@@ -27,12 +28,15 @@ Result<http::HttpRequest, std::string> signed_favor_callbacks_request(const Tena
                                                                       std::int64_t unix_seconds);
 
 // Verifies a 2xx against the tenant's response keys at `now`, then classifies.
+// `sent_notify_url` is compared with a verified 2xx's echo (a difference is a warning).
 wechatpay::Outcome classify_response(const TenantCredentials& tenant,
                                      const Result<http::HttpResponse, http::TransportError>& response,
-                                     std::chrono::system_clock::time_point now);
+                                     std::chrono::system_clock::time_point now, std::string_view sent_notify_url);
 
 // Whether the attempt reached WeChat Pay (core/reconcile/endpoint_hold.h): unreachable exactly
-// when no connection could be made to any configured host.
-reconcile::EndpointReach reach_of(const Result<http::HttpResponse, http::TransportError>& response);
+// when no connection could be made to any configured host; not_wechatpay when something
+// answered that was not WeChat Pay (`outcome`, from classify_response: Answerer::other).
+reconcile::EndpointReach reach_of(const Result<http::HttpResponse, http::TransportError>& response,
+                                  const wechatpay::Outcome& outcome);
 
 }  // namespace callbackd::engine

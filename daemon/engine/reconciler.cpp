@@ -9,6 +9,8 @@
 #include <algorithm>
 
 #include "core/logging/event.h"
+#include "core/reconcile/claim_gate.h"
+#include "core/reconcile/lease_timing.h"
 #include "core/reconcile/work_verdict.h"
 #include "engine/attempt.h"
 #include "pg/migrator.h"
@@ -34,12 +36,10 @@ constexpr milliseconds kMaxBatchAge{25};
 constexpr std::size_t kMaxUnwrittenRecords = 20'000;
 constexpr milliseconds kFlushRetry{1'000};
 constexpr milliseconds kIdleCheckInterval{250};
-// Tenant leases: renewed every heartbeat; a lease lasts a request deadline plus 10 s, and an
-// instance stops sending a request deadline plus 2 s before its lease could lapse, so that
-// even its last request has reached WeChat Pay before another instance may take over.
+// Tenant leases: renewed every heartbeat; an instance stops sending long enough before its
+// lease could lapse that even its last request has reached WeChat Pay (or given up) before
+// another instance may take over: reconcile::lease_timing, from every phase of a request.
 constexpr milliseconds kHeartbeatInterval{2'000};
-milliseconds tenant_lease(const Config& c) { return c.wechatpay.request_timeout + milliseconds{10'000}; }
-milliseconds send_margin(const Config& c) { return c.wechatpay.request_timeout + milliseconds{2'000}; }
 
 
 bool same_credentials(const TenantRow& a, const TenantRow& b) {
@@ -122,7 +122,14 @@ void Reconciler::stop() {
 }
 
 void Reconciler::reload(Config config) {
+  const Instant now = Clock::now();
+  // Requests dispatched before the reload keep their old deadline (lease_timing_since_reload).
+  timing_before_reload_ = lease_timing(now);
+  reloaded_at_ = now;
   config_ = std::move(config);
+  // The client's deadlines are the ones the send margin is derived from: they change together.
+  for (const auto& key : client_.reconfigure(config_.wechatpay))
+    logging::warn("reload_partial", {{"key", key}, {"note", "read at start only: restart callbackd to apply it"}});
   policy_ = reconcile::RowPolicy::from_config(config_.reconciler);
   scheduler_.reconfigure(config_.reconciler);
   // Credentials may have moved (credentials_dir) or been replaced in place: re-read every
@@ -252,6 +259,12 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
   if (options_.on_tenants_loaded) options_.on_tenants_loaded();
 }
 
+reconcile::LeaseTiming Reconciler::lease_timing(Instant now) const {
+  const auto timing = reconcile::lease_timing(config_.wechatpay);
+  if (!timing_before_reload_) return timing;
+  return reconcile::lease_timing_since_reload(*timing_before_reload_, reloaded_at_, timing, now);
+}
+
 TenantMode Reconciler::scheduled_mode(const TenantRuntime& t, Instant now) const {
   if (t.row.mode == TenantMode::paused) return TenantMode::paused;
   // Not ours (or not surely ours any more): plan, never send. The scheduler keeps the tenant,
@@ -273,14 +286,21 @@ void Reconciler::pause_tenant(const std::string& tenant_id, const std::string& c
   auto it = tenants_.find(tenant_id);
   if (it == tenants_.end()) return;
   const Instant now = Clock::now();
-  const auto probe_in = config_.reconciler.tenant_probe_interval;
-  if (restore_in_scheduler)
-    scheduler_.restore_pause(tenant_id, reconcile::TenantPause{code, reason, now, now + probe_in});
+  if (restore_in_scheduler) {
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    const auto wait = reconcile::first_probe_wait(config_.reconciler.tenant_probe_interval, uniform(random_));
+    scheduler_.restore_pause(tenant_id, reconcile::TenantPause{code, reason, now, now + wait});
+  }
+  // The first probe's time as the scheduler set it (backing off from seconds, tenant_state.h),
+  // so that a restart keeps it.
+  milliseconds probe_in = config_.reconciler.tenant_probe_interval;
+  if (const auto* state = scheduler_.tenant_state(tenant_id); state && state->pause())
+    probe_in = std::max(milliseconds{0}, std::chrono::ceil<milliseconds>(state->pause()->next_probe_at - now));
   release_buffer(*it->second);
   pending_events_.push_back({tenant_id, "tenant_error", code, reason});
   db_.post([tenant_id, code, reason, probe_in](pg::ReconcileStore& store) {
     try {
-      store.pause_tenant(tenant_id, code, reason, std::chrono::duration_cast<milliseconds>(probe_in));
+      store.pause_tenant(tenant_id, code, reason, probe_in);
     } catch (const std::exception& e) {
       logging::error("tenant_pause_failed", {{"tenant", log_id(tenant_id)}, {"error", e.what()}});
     }
@@ -316,20 +336,22 @@ void Reconciler::heartbeat() {
   std::vector<std::string> release;
   for (auto& [id, t] : tenants_)
     if (t->releasing && t->in_flight.empty()) release.push_back(id);
-  const auto lease = tenant_lease(config_);
-  const auto margin = send_margin(config_);
+  const auto timing = lease_timing(Clock::now());
+  const auto lease = std::chrono::ceil<milliseconds>(timing.lease);
+  const auto margin = std::chrono::ceil<milliseconds>(timing.send_margin);
+  const auto dead_owner_margin = std::chrono::ceil<milliseconds>(timing.dead_owner_margin);
   std::weak_ptr<bool> alive = alive_;
-  db_.post([this, alive, release, lease, margin](pg::ReconcileStore& store) {
+  db_.post([this, alive, release, lease, margin, dead_owner_margin](pg::ReconcileStore& store) {
     // Before the statement: the database's now() (the lease's start) is no earlier than this.
     const Instant started = Clock::now();
     std::optional<pg::ReconcileStore::Ownership> ownership;
     try {
-      // A dead instance on this machine (migrations/0005) is held to the same margin as a live
-      // owner: its last request has reached WeChat Pay or timed out before its tenants move.
-      ownership = store.heartbeat(lease, release, margin);
+      // A dead instance on this machine (migrations/0005) starts nothing more: only what it
+      // had already written may still reach WeChat Pay (LeaseTiming::dead_owner_margin).
+      ownership = store.heartbeat(lease, release, dead_owner_margin);
       for (const auto& d : ownership->dead_instances)
         logging::info("instance_dead", {{"instance", d.instance_id}, {"pid", d.pid}, {"tenants", d.tenants},
-                                        {"takeover_in_ms", margin.count()}});
+                                        {"takeover_in_ms", dead_owner_margin.count()}});
     } catch (const std::exception& e) {
       logging::error("heartbeat_failed", {{"error", e.what()}, {"note", "sending stops when the leases may lapse"}});
     }
@@ -401,35 +423,41 @@ void Reconciler::on_heartbeat(const pg::ReconcileStore::Ownership& ownership, co
 // ---------------------------------------------------------------------------------------
 // Claims
 
-void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Instant now) {
-  if (stopping_ || t.claim_pending || scheduled_mode(t, now) != TenantMode::apply) return;
-  const auto* state = scheduler_.tenant_state(tenant_id);
+reconcile::ClaimInputs Reconciler::claim_inputs(const std::string& tenant_id, const TenantRuntime& t,
+                                                Instant now) const {
+  reconcile::ClaimInputs in;
+  in.stopping = stopping_;
+  in.sends = scheduled_mode(t, now) == TenantMode::apply;
+  in.claim_pending = t.claim_pending;
+  in.buffered = t.buffer.size();
+  in.drained = t.drained;
+  in.next_due_at = t.next_due_at;
   const auto* pacer = scheduler_.pacer(tenant_id);
-  int limit = t.claim_batch(pacer ? pacer->effective_rate_per_minute(now) : t.row.rate_per_minute);
-  // WeChat Pay unreachable: claim one row for the endpoint's probe when it may go, none
-  // before. A claimed row waiting out a backoff of up to 30 s could outlive its lease and be
-  // claimed (and sent) twice; see hold_buffers().
-  const bool endpoint_held = scheduler_.endpoint().held();
-  if (endpoint_held && (!scheduler_.endpoint().permission(now).allowed || !t.buffer.empty())) return;
-  if (state && state->paused_by_error()) {
-    // Only the probe goes out: claim one row when it is due, none before.
-    const auto permission = state->permission(now);
-    if (!permission.allowed || !t.buffer.empty()) return;
-    limit = 1;
-  } else if (endpoint_held) {
-    limit = 1;
-  } else if (static_cast<int>(t.buffer.size()) > limit / 2) {
-    return;
+  in.batch = t.claim_batch(pacer ? pacer->effective_rate_per_minute(now) : t.row.rate_per_minute);
+  in.endpoint_held = scheduler_.endpoint().held();
+  in.endpoint = scheduler_.endpoint().permission(now);
+  if (const auto* state = scheduler_.tenant_state(tenant_id)) {
+    in.paused_by_error = state->paused_by_error();
+    in.tenant = state->permission(now);
   }
-  const bool due_later_now_due = t.next_due_at && *t.next_due_at <= now;
-  if (t.drained && !due_later_now_due) return;
+  return in;
+}
+
+void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Instant now) {
+  // See claim_gate.h: while WeChat Pay is held or the tenant paused, one row for the probe
+  // when it may go, none before.
+  const int limit = reconcile::decide_claim(claim_inputs(tenant_id, t, now), now).limit;
+  if (limit == 0) return;
 
   t.claim_pending = true;
   // The lease outlives the buffer (about two seconds of sending) and a request's deadline by
   // a wide margin, and is short enough that rows claimed by a crashed instance are taken over
   // soon. A lapsed lease only means the row may be sent again: the endpoint is idempotent and
   // the claim token fences the older attempt's record out.
-  const auto lease = std::max<milliseconds>(std::chrono::seconds{30}, config_.wechatpay.request_timeout * 3);
+  // (At least the tenant lease: a row dispatched at the end of it may still be in flight for
+  // the client's whole deadline, lease_timing.h.)
+  const auto lease = std::max({milliseconds{30'000}, config_.wechatpay.request_timeout * 3,
+                               std::chrono::ceil<milliseconds>(lease_timing(now).lease)});
   std::weak_ptr<bool> alive = alive_;
   db_.post([this, alive, tenant_id, limit, lease](pg::ReconcileStore& store) {
     pg::ClaimResult result;
@@ -559,8 +587,8 @@ asio::awaitable<void> Reconciler::attempt(std::string tenant_id, pg::WorkItem it
       auto response = co_await client_.send(std::move(request).value());
       if (alive.expired() || !*alive.lock()) co_return;
       latency_ms = to_ms(Clock::now() - started);
-      outcome = classify_response(*credentials, response, std::chrono::system_clock::now());
-      reach = reach_of(response);
+      outcome = classify_response(*credentials, response, std::chrono::system_clock::now(), item.desired.notify_url);
+      reach = reach_of(response, outcome);
     }
   }
   if (alive.expired() || !*alive.lock()) co_return;
@@ -576,7 +604,8 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
 
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   reconcile::FinishedAttempt finished{outcome.kind, dispatch.probe, dispatch.endpoint_probe, reach, uniform(random_),
-                                      sent_at, outcome.retry_after, outcome.error_code, outcome.error_message};
+                                      sent_at, outcome.retry_after, outcome.error_code, outcome.error_message,
+                                      item.mchid};
   const bool was_held = scheduler_.endpoint().held();
   const int failed_probes_before = scheduler_.endpoint().failed_probes();
   const auto transition = scheduler_.on_finished(tenant_id, finished, now);
@@ -593,10 +622,20 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
   rec.error_message = outcome.error_message;
   rec.request_id = outcome.request_id;
   rec.latency_ms = latency_ms;
-  if (outcome.applied) rec.update_time = outcome.applied->update_time_text;
+  if (outcome.applied && !outcome.applied->update_time_text.empty())
+    rec.update_time = outcome.applied->update_time_text;
   rec.decision = decision;
 
-  if (outcome.kind == wechatpay::OutcomeKind::applied) {
+  if (!outcome.warning.empty()) {
+    // Applied (WeChat Pay signed its success), but the answer was not the documented one: the
+    // audit row carries the warning, and the operator hears of it once per attempt.
+    rec.error_message = outcome.warning;
+    logging::warn("applied_with_warning",
+                  {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)},
+                   {"request_id", outcome.request_id.value_or("")},
+                   {"update_time", outcome.applied ? outcome.applied->update_time_text : std::string{}},
+                   {"warning", outcome.warning}});
+  } else if (outcome.kind == wechatpay::OutcomeKind::applied) {
     logging::debug("applied", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)},
                                {"request_id", outcome.request_id.value_or("")},
                                {"latency_ms", latency_ms.value_or(0)}});
@@ -632,16 +671,23 @@ void Reconciler::on_endpoint_change(bool was_held, int failed_probes_before, con
   const auto& hold = scheduler_.endpoint();
   if (!was_held && hold.held()) {
     ++stats_.endpoint_holds;
-    logging::warn("wechatpay_unreachable", {{"code", outcome.error_code}, {"error", outcome.error_message},
+    const std::string_view reason = reconcile::endpoint_hold_reason_name(hold.reason());
+    ++stats_.endpoint_holds_by_reason[std::string(reason)];
+    // reason=not_wechatpay: something on the path (a proxy, a WAF) answers instead of WeChat Pay.
+    logging::warn("wechatpay_unreachable", {{"reason", reason}, {"code", outcome.error_code},
+                                            {"http_status", outcome.http_status.value_or(0)},
+                                            {"error", outcome.error_message},
                                             {"next_probe_in_ms", to_ms(hold.next_probe_at() - now)},
                                             {"note", "sending is held; one probe request per backoff step until one "
                                                      "reaches WeChat Pay"}});
   } else if (was_held && !hold.held()) {
-    logging::info("wechatpay_reachable", {{"held_ms", to_ms(now - hold.held_since())},
+    logging::info("wechatpay_reachable", {{"reason", reconcile::endpoint_hold_reason_name(hold.reason())},
+                                          {"held_ms", to_ms(now - hold.held_since())},
                                           {"failed_probes", hold.failed_probes()}});
   } else if (hold.held() && hold.failed_probes() > failed_probes_before) {
     ++stats_.endpoint_probes_failed;
-    logging::debug("wechatpay_probe_failed", {{"failed_probes", hold.failed_probes()},
+    logging::debug("wechatpay_probe_failed", {{"reason", reconcile::endpoint_hold_reason_name(hold.reason())},
+                                              {"failed_probes", hold.failed_probes()},
                                               {"next_probe_in_ms", to_ms(hold.next_probe_at() - now)}});
   } else {
     return;
@@ -735,21 +781,18 @@ std::optional<Instant> Reconciler::next_wake(Instant now, const reconcile::Sched
   };
   earliest(next_poll_);
   if (config_.reconciler.resync_interval.count() > 0) earliest(next_resync_);
-  if (first_pending_record_at_) earliest(*first_pending_record_at_ + kMaxBatchAge);
-  earliest(flush_retry_at_);
-  earliest(next_idle_check_);
-  earliest(next_heartbeat_);
+  // Every instant here is ahead of `now`, or belongs to work in flight whose completion wakes
+  // the loop: an instant that has passed would fire at once and spin the loop (issue 13).
+  if (!flush_in_flight_) {  // (a retry keeps flush_retry_at_, now past, until it succeeds)
+    if (flush_retry_at_) earliest(flush_retry_at_);
+    else if (first_pending_record_at_) earliest(*first_pending_record_at_ + kMaxBatchAge);
+  }
+  if (!idle_check_in_flight_) earliest(next_idle_check_);
+  if (!heartbeat_in_flight_ && tenants_loaded_) earliest(next_heartbeat_);
   for (const auto& [id, t] : tenants_)
     if (t->owned && t->send_until > now) earliest(t->send_until);
-  // The endpoint's next probe: rows are claimed for it only then (maybe_claim). Once it is
-  // past, claims, due times and completions wake the loop (a past instant would spin it).
-  if (const auto& hold = scheduler_.endpoint(); hold.held() && !hold.probe_in_flight() && hold.next_probe_at() > now)
-    earliest(hold.next_probe_at());
-  for (const auto& [id, t] : tenants_) {
-    if (t->buffer.empty() && t->next_due_at) earliest(t->next_due_at);
-    if (const auto* state = scheduler_.tenant_state(id); state && state->paused_by_error())
-      earliest(state->permission(now).not_before);
-  }
+  // Due rows, the endpoint's next probe, a paused tenant's next probe: claim_gate.h.
+  for (const auto& [id, t] : tenants_) earliest(reconcile::decide_claim(claim_inputs(id, *t, now), now).wake_at);
   return wake;
 }
 
@@ -765,6 +808,7 @@ asio::awaitable<void> Reconciler::run() {
     if (now >= next_poll_) {
       // The safety net behind LISTEN/NOTIFY: every tenant looks for due rows again.
       for (auto& [id, t] : tenants_) t->drained = false;
+      if (!tenants_loaded_) refresh_tenants();  // the first read failed: nothing else retries it
       next_poll_ = now + config_.reconciler.poll_interval;
     }
     if (config_.reconciler.resync_interval.count() > 0 && now >= next_resync_) {
@@ -798,7 +842,10 @@ asio::awaitable<void> Reconciler::run() {
     }
 
     if (options_.exit_when_idle && tenants_loaded_) {
-      if (idle_confirmed_ && locally_idle()) break;
+      if (idle_confirmed_ && locally_idle()) {
+        went_idle_ = true;
+        break;
+      }
       if (!locally_idle()) {
         idle_confirmed_ = false;
         next_idle_check_.reset();

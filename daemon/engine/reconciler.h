@@ -27,6 +27,8 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/reconcile/claim_gate.h"
+#include "core/reconcile/lease_timing.h"
 #include "core/reconcile/row_decision.h"
 #include "core/reconcile/scheduler.h"
 #include "core/tenant.h"
@@ -61,6 +63,7 @@ struct ReconcilerStats {
   std::map<std::string, std::uint64_t> outcomes;  // by outcome name
   std::uint64_t record_batches = 0;
   std::uint64_t endpoint_holds = 0;          // times WeChat Pay was found unreachable (hold entered)
+  std::map<std::string, std::uint64_t> endpoint_holds_by_reason;  // by reconcile::endpoint_hold_reason_name
   std::uint64_t endpoint_probes_failed = 0;  // probes during a hold that could not reach it either
 };
 
@@ -80,7 +83,8 @@ class Reconciler {
   // give unsent claims back. Safe to call from the io_context thread (signal handlers).
   void stop();
   // SIGHUP: a new, already validated config (backoff, poll and resync intervals, credentials
-  // directory) and a re-read of the tenants.
+  // directory, the wechatpay timeouts: passed on to the HTTPS client, whose deadlines the
+  // tenant lease's send margin is derived from) and a re-read of the tenants.
   void reload(Config config);
   // A NOTIFY arrived (from the listener thread, posted to the io_context).
   void on_notification(const pg::Listener::Notification& n);
@@ -88,10 +92,15 @@ class Reconciler {
   // tenant looks for due rows (and the tenants are read) now rather than at the next poll.
   void on_notifications_missed();
 
+  // With exit_when_idle: run() returned because nothing was left to send (not because of
+  // stop()). The caller then judges whether the job is done (reconcile::judge_batch).
+  bool went_idle() const { return went_idle_; }
   const ReconcilerStats& stats() const { return stats_; }
   std::vector<reconcile::TenantSnapshot> snapshot() const;
-  // True while WeChat Pay is held as unreachable (reconcile::EndpointHold).
+  // True while WeChat Pay is held as unreachable (reconcile::EndpointHold), and why (or why it
+  // was held last).
   bool endpoint_held() const { return scheduler_.endpoint().held(); }
+  reconcile::EndpointHoldReason endpoint_hold_reason() const { return scheduler_.endpoint().reason(); }
 
  private:
   struct TenantRuntime;
@@ -99,6 +108,8 @@ class Reconciler {
   boost::asio::awaitable<void> attempt(std::string tenant_id, pg::WorkItem item, reconcile::Dispatch dispatch,
                                        reconcile::Instant sent_at);
   void dispatch(const reconcile::Dispatch& d, reconcile::Instant now);
+  reconcile::ClaimInputs claim_inputs(const std::string& tenant_id, const TenantRuntime& t,
+                                      reconcile::Instant now) const;
   void maybe_claim(const std::string& tenant_id, TenantRuntime& t, reconcile::Instant now);
   void on_claimed(const std::string& tenant_id, pg::ClaimResult result, int asked, reconcile::Instant now);
   void finish(const std::string& tenant_id, const pg::WorkItem& item, const reconcile::Dispatch& dispatch,
@@ -120,6 +131,9 @@ class Reconciler {
   void heartbeat();
   void on_heartbeat(const pg::ReconcileStore::Ownership& ownership, const std::vector<std::string>& released,
                     reconcile::Instant send_until);
+  // The tenant lease and its send margin now (the config's, or the one before a reload
+  // while requests dispatched under it may still be out).
+  reconcile::LeaseTiming lease_timing(reconcile::Instant now) const;
   TenantMode scheduled_mode(const TenantRuntime& t, reconcile::Instant now) const;
   void sync_scheduler(const std::string& tenant_id, TenantRuntime& t, reconcile::Instant now);
   bool locally_idle() const;
@@ -139,6 +153,8 @@ class Reconciler {
   bool tenants_refresh_pending_ = false;
   bool reload_keys_ = false;
   reconcile::Instant next_heartbeat_{};
+  std::optional<reconcile::LeaseTiming> timing_before_reload_;
+  reconcile::Instant reloaded_at_{};
   bool heartbeat_in_flight_ = false;
 
   std::vector<pg::AttemptRecord> pending_records_;
@@ -153,6 +169,7 @@ class Reconciler {
   std::optional<reconcile::Instant> next_idle_check_;
   bool idle_check_in_flight_ = false;
   bool idle_confirmed_ = false;
+  bool went_idle_ = false;
 
   bool stopping_ = false;
   bool kicked_ = false;

@@ -25,6 +25,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "core/reconcile/lease_timing.h"
+
 namespace callbackd::http {
 
 namespace asio = boost::asio;
@@ -374,7 +376,8 @@ struct HttpsClient::Impl {
     const auto started = Clock::now();
     // Overall deadline: room for one connection set-up on each host plus one exchange. Every
     // phase is clipped to it, so no request outlives it whatever the failure.
-    const auto deadline = started + 2 * config.connect_timeout + config.request_timeout;
+    // (reconcile::request_deadline: the tenant lease's send margin is derived from it.)
+    const auto deadline = started + reconcile::request_deadline(config);
 
     const bhttp::verb verb = bhttp::string_to_verb(request.method);
     if (verb == bhttp::verb::unknown || request.target.empty() || request.target.front() != '/' || has_crlf(request.target) ||
@@ -524,6 +527,22 @@ awaitable<Result<HttpResponse, TransportError>> HttpsClient::send(HttpRequest re
     // Not expected (allocation failure, a Beast invariant); still a value, never a crash.
     co_return TransportError{TransportErrorKind::io, std::string("internal error: ") + e.what(), impl->pools[0]->endpoint.host, true};
   }
+}
+
+std::vector<std::string> HttpsClient::reconfigure(const WechatpayConfig& config) {
+  WechatpayConfig& current = impl_->config;
+  std::vector<std::string> need_restart;
+  if (config.base_url != current.base_url) need_restart.push_back("wechatpay.base_url");
+  if (config.backup_url != current.backup_url) need_restart.push_back("wechatpay.backup_url");
+  if (config.ca_file != current.ca_file) need_restart.push_back("wechatpay.ca_file");
+  // Every phase reads these from `config` when it starts (send(), checkout(), connect(),
+  // exchange()); a phase of a request in flight is still clipped to that request's deadline.
+  current.connect_timeout = config.connect_timeout;
+  current.request_timeout = config.request_timeout;
+  current.idle_timeout = config.idle_timeout;
+  current.max_response_bytes = config.max_response_bytes;
+  current.max_connections_per_host = config.max_connections_per_host;
+  return need_restart;
 }
 
 void HttpsClient::close_idle() {

@@ -123,6 +123,12 @@ class HttpsClient {
   // layer (4xx/5xx are classified by the caller); only transport failures are errors.
   boost::asio::awaitable<Result<HttpResponse, TransportError>> send(HttpRequest request);
 
+  // A config reload (SIGHUP): the timeouts, idle_timeout, the pool size and the response
+  // bound apply to requests started from now on (one in flight keeps the overall deadline it
+  // started with). The hosts and the CA file are fixed at construction: returns the keys of
+  // `config` that differ there and need a restart (empty when none).
+  std::vector<std::string> reconfigure(const WechatpayConfig& config);
+
   // Drops all idle pooled connections (shutdown, tests).
   void close_idle();
   ClientStats stats() const;

@@ -530,7 +530,7 @@ void ReconcileStore::record(const std::vector<AttemptRecord>& records, const std
     // stored verbatim with a NULL parsed copy instead of failing the batch in a SQL cast.
     nlohmann::json update_time_ms;
     if (rec.update_time) {
-      if (auto t = wechatpay::parse_rfc3339(*rec.update_time)) update_time_ms = t->time_since_epoch().count();
+      if (auto t = wechatpay::parse_update_time(*rec.update_time)) update_time_ms = t->time_since_epoch().count();
     }
     const auto delay = std::chrono::ceil<std::chrono::milliseconds>(rec.decision.delay);
     batch.push_back({

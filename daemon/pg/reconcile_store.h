@@ -68,7 +68,7 @@ struct AttemptRecord {
   std::string outcome;                    // wechatpay::outcome_name
   std::optional<int> http_status;
   std::string error_code;     // "" when applied
-  std::string error_message;  // ""
+  std::string error_message;  // "" when applied, or what was odd about a verified answer (Outcome::warning)
   std::optional<std::string> request_id;
   std::optional<int> latency_ms;  // nullopt when nothing was sent (invalid)
   int attempt = 1;                // audit_log.attempt: counted attempts of this revision, this one included

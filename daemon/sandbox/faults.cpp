@@ -1,6 +1,8 @@
 #include "sandbox/faults.h"
 
 #include <array>
+#include <cstdio>
+#include <ctime>
 #include <utility>
 
 namespace callbackd::sandbox {
@@ -11,7 +13,7 @@ struct NamedKind {
   std::string_view name;
   FaultKind kind;
 };
-constexpr std::array<NamedKind, 13> kKinds{{
+constexpr std::array<NamedKind, 15> kKinds{{
     {"none", FaultKind::none},
     {"error", FaultKind::error},
     {"delay", FaultKind::delay},
@@ -25,6 +27,8 @@ constexpr std::array<NamedKind, 13> kKinds{{
     {"stale_close", FaultKind::stale_close},
     {"oversized_body", FaultKind::oversized_body},
     {"malformed_http", FaultKind::malformed_http},
+    {"proxy_answer", FaultKind::proxy_answer},
+    {"odd_update_time", FaultKind::odd_update_time},
 }};
 
 struct CodeEntry {
@@ -52,6 +56,9 @@ FaultAction resolve(const FaultRule& rule) {
   a.delay = rule.delay;
   a.skew = rule.skew;
   a.size_bytes = rule.size_bytes;
+  a.empty_body = rule.empty_body;
+  a.update_time = rule.update_time;
+  if (rule.kind == FaultKind::proxy_answer) a.status = rule.status != 0 ? rule.status : 403;
   if (rule.kind == FaultKind::error) {
     a.code = rule.code;
     auto info = error_code_info(rule.code);
@@ -81,6 +88,40 @@ std::optional<ErrorCodeInfo> error_code_info(std::string_view code) {
   for (const auto& c : kCodes)
     if (c.code == code) return c.info;
   return std::nullopt;
+}
+
+std::string proxy_page(int status, bool empty) {
+  if (empty) return "";
+  const auto reason = [&]() -> std::string_view {
+    switch (status) {
+      case 400: return "Bad Request";
+      case 401: return "Unauthorized";
+      case 403: return "Forbidden";
+      case 404: return "Not Found";
+      case 405: return "Not Allowed";
+      case 413: return "Request Entity Too Large";
+      case 429: return "Too Many Requests";
+      case 500: return "Internal Server Error";
+      case 502: return "Bad Gateway";
+      case 503: return "Service Temporarily Unavailable";
+      case 504: return "Gateway Time-out";
+      default: return "Error";
+    }
+  }();
+  const std::string title = std::to_string(status) + " " + std::string(reason);
+  return "<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title +
+         "</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+}
+
+std::string beijing_update_time(std::chrono::system_clock::time_point t, bool prose_form) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000 + 8 * 3600);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d%c%03d+08:00", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, prose_form ? ':' : '.', static_cast<int>(ms % 1000));
+  return buf;
 }
 
 double unit_random(std::uint64_t seed, std::uint64_t index) {

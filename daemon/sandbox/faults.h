@@ -30,6 +30,12 @@ enum class FaultKind {
                    // whose idle timer fired just as the request arrived; fresh ones are served
   oversized_body,  // 200 with a body of `size_bytes` (to exercise the client's bound)
   malformed_http,  // bytes that are not an HTTP/1.1 response, then close
+  proxy_answer,    // what a forward proxy or WAF in front of WeChat Pay answers instead of it:
+                   // `status` (default 403) with an HTML page (text/html) or an empty body,
+                   // no Wechatpay-* headers, no Request-ID; the setting is not stored
+  odd_update_time,  // 200, correctly signed, the setting stored, but update_time written as
+                    // `update_time` (verbatim) or, without it, in the seed's prose form
+                    // "YYYY-MM-DDTHH:mm:ss:sss+08:00" (a colon before the milliseconds)
 };
 
 std::string_view to_string(FaultKind kind);
@@ -43,7 +49,9 @@ struct FaultRule {
   std::chrono::milliseconds delay{0};
   std::chrono::seconds skew{0};
   std::size_t size_bytes{0};
-  std::optional<std::string> message;  // error: the body's message; default: the code's documented one
+  bool empty_body{false};                     // proxy_answer: no body instead of the HTML page
+  std::optional<std::string> update_time{};   // odd_update_time: the text to send
+  std::optional<std::string> message{};       // error: the body's message; default: the code's own
 };
 
 struct FaultPlan {
@@ -61,10 +69,20 @@ struct FaultAction {
   std::chrono::milliseconds delay{0};
   std::chrono::seconds skew{0};
   std::size_t size_bytes{0};
+  bool empty_body{false};
+  std::optional<std::string> update_time{};
 };
 
 // `request_index` is the sandbox's sequence number of the request (0, 1, 2, ...).
 FaultAction choose_fault(const FaultPlan& plan, std::string_view sub_merchant, std::uint64_t request_index);
+
+// A proxy's page for `status`, as nginx writes it ("<html>…<h1>403 Forbidden</h1>…"); "" when
+// `empty`.
+std::string proxy_page(int status, bool empty);
+
+// update_time as the sandbox writes it, Beijing time: the seed's example form
+// "2015-05-20T13:29:35.120+08:00", or with `prose_form` its prose's "…T13:29:35:120+08:00".
+std::string beijing_update_time(std::chrono::system_clock::time_point t, bool prose_form = false);
 
 // The documented status and message of an error code of this endpoint (seed table) plus the
 // common SIGN_ERROR (401) and SYSTEM_ERROR (500); nullopt for an unknown code.

@@ -76,14 +76,15 @@ std::string resolve_path(const std::string& base_dir, const std::string& p) {
 
 FaultRule parse_rule(Reader& r, const YAML::Node& node, const std::string& path, bool random) {
   FaultRule rule;
-  std::set<std::string> known{"kind", "code", "status", "message", "delay_ms", "skew_seconds", "size_bytes"};
+  std::set<std::string> known{"kind", "code", "status", "message", "delay_ms", "skew_seconds", "size_bytes", "body",
+                              "update_time"};
   if (random) known.insert("probability");
   bool has_kind = false;
   r.map(node, path, known, [&](const std::string& key, const YAML::Node& v, const std::string& p) {
     if (key == "kind") {
       has_kind = true;
       auto k = fault_kind_from_string(r.str(v, p));
-      if (!k) r.fail(p, "unknown fault kind", "one of error, delay, timeout, reset, malformed_body, bad_signature, unknown_serial, clock_skew, update_time_skew, stale_close, oversized_body, malformed_http");
+      if (!k) r.fail(p, "unknown fault kind", "one of error, delay, timeout, reset, malformed_body, bad_signature, unknown_serial, clock_skew, update_time_skew, stale_close, oversized_body, malformed_http, proxy_answer, odd_update_time");
       else rule.kind = *k;
     } else if (key == "code") {
       rule.code = r.str(v, p);
@@ -97,6 +98,12 @@ FaultRule parse_rule(Reader& r, const YAML::Node& node, const std::string& path,
       rule.skew = std::chrono::seconds(r.integer<long long>(v, p, -86'400, 86'400));
     } else if (key == "size_bytes") {
       rule.size_bytes = r.integer<std::size_t>(v, p, 0, 64LL * 1024 * 1024);
+    } else if (key == "body") {
+      const std::string body = r.str(v, p);
+      if (body == "empty") rule.empty_body = true;
+      else if (body != "html") r.fail(p, "unknown body '" + body + "'", "html (a proxy's error page) or empty");
+    } else if (key == "update_time") {
+      rule.update_time = r.str(v, p);
     } else if (key == "probability") {
       rule.probability = r.probability(v, p);
     }

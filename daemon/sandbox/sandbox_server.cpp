@@ -57,18 +57,6 @@ constexpr std::string_view kConfigPath = "/sandbox/config";
 // The `unknown_serial` fault's Wechatpay-Serial: the public-key id format, a key nobody has.
 constexpr const char* kUnknownPlatformKeyId = "PUB_KEY_ID_0199999999999999999999999999";
 
-// "2015-05-20T13:29:35.120+08:00": the seed's update_time format, Beijing time.
-std::string beijing_rfc3339(SystemClock::time_point t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000 + 8 * 3600);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[80];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03d+08:00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
-}
-
 std::string utc_rfc3339(SystemClock::time_point t) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   const std::time_t secs = static_cast<std::time_t>(ms / 1000);
@@ -444,6 +432,14 @@ struct SandboxServer::Impl {
         case FaultKind::timeout: d.action = Decision::Action::timeout; return;
         case FaultKind::reset: d.action = Decision::Action::reset; return;
         case FaultKind::malformed_http: d.action = Decision::Action::garbage; return;
+        case FaultKind::proxy_answer:
+          // Answered in front of WeChat Pay: nothing stored, nothing of WeChat Pay's in it.
+          d.status = fault.status;
+          d.body = proxy_page(fault.status, fault.empty_body);
+          d.content_type = "text/html";
+          d.sign = false;
+          d.request_id.clear();
+          return;
         case FaultKind::stale_close:
           if (reused_connection) {
             d.action = Decision::Action::close;
@@ -462,7 +458,9 @@ struct SandboxServer::Impl {
       auto& stored = settings[sub_merchant];
       stored.notify_url = body.value().notify_url;
       if (body.value().push_switch) stored.push_switch = *body.value().push_switch;
-      stored.update_time = beijing_rfc3339(now_sys + d.skew + d.update_time_skew);
+      stored.update_time = beijing_update_time(now_sys + d.skew + d.update_time_skew);
+      if (fault.kind == FaultKind::odd_update_time)
+        stored.update_time = fault.update_time ? *fault.update_time : beijing_update_time(now_sys, true);
       if (fault.kind == FaultKind::malformed_body) {
         // Cut mid-value: valid HTTP, signed correctly, not the documented JSON.
         d.body = R"({"update_time":")" + stored.update_time + R"(","notify_url":)";

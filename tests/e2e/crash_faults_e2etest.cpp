@@ -230,8 +230,11 @@ TEST_CASE("PostgreSQL stopped for 20 s mid-run: the daemon stays up, reconnects 
   const auto listen_failures = occurrences(log, "event=listen_failed");
   CHECK(listen_failures >= 1);
   CHECK(listen_failures <= 15);
-  // Results answered while the database was down were kept and written afterwards.
-  CHECK(occurrences(log, "event=record_failed") >= 1);
+  // Results answered while the database was down were kept and written afterwards: that is
+  // asserted below from the data (every answered request has its audit row). A log line
+  // `event=record_failed` is not required: whether a flush meets the dead connection first or
+  // the heartbeat does (the worker then waits for the reconnect before flushing) is a race,
+  // and the test failed on it about once in ten runs under load.
   CHECK(occurrences(log, "event=database_reconnected") >= 1);
   CHECK(occurrences(log, "event=listen_reconnected") >= 1);
 

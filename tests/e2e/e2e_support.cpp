@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,6 +74,47 @@ void PrivateCluster::start_server() {
                                             std::chrono::seconds{60});
   INFO(r.output);
   REQUIRE(r.exit_status == 0);
+}
+
+DaemonAccount::DaemonAccount() : binary_(CALLBACKD_BINARY), ca_file_(CALLBACKD_E2E_KEYS_DIR "/ca.pem") {
+  if (::geteuid() != 0) return;
+  const passwd* account = ::getpwnam("postgres");
+  REQUIRE(account != nullptr);
+  REQUIRE(account->pw_uid != 0);
+  drop = true;
+  uid = account->pw_uid;
+  gid = account->pw_gid;
+  char tmpl[] = "/tmp/callbackd-account.XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  dir_ = tmpl;
+  // Root's copies, readable (and the binary executable) by everyone: the account may use them,
+  // not change them.
+  REQUIRE(::chmod(dir_.c_str(), 0755) == 0);
+  auto give_copy = [&](const std::string& from, const std::string& name, fs::perms mode) {
+    const std::string to = dir_ + "/" + name;
+    fs::copy_file(from, to);
+    fs::permissions(to, mode);
+    return to;
+  };
+  using fs::perms;
+  const perms readable = perms::owner_read | perms::owner_write | perms::group_read | perms::others_read;
+  binary_ = give_copy(binary_, "callbackd", readable | perms::owner_exec | perms::group_exec | perms::others_exec);
+  ca_file_ = give_copy(ca_file_, "ca.pem", readable);
+}
+
+DaemonAccount::~DaemonAccount() {
+  std::error_code ignored;
+  if (!dir_.empty()) fs::remove_all(dir_, ignored);
+}
+
+std::vector<std::string> DaemonAccount::command(const std::vector<std::string>& args) const {
+  std::vector<std::string> command;
+  if (drop)
+    command = {"/usr/bin/setpriv", "--reuid=" + std::to_string(uid), "--regid=" + std::to_string(gid), "--clear-groups",
+               "--"};
+  command.push_back(binary_);
+  command.insert(command.end(), args.begin(), args.end());
+  return command;
 }
 
 Environment::Environment() : keys_(CALLBACKD_E2E_KEYS_DIR) {
@@ -254,7 +297,7 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds lim
 void check_audit_matches_state_and_sandbox(Environment& env) {
   CHECK(env.count("SELECT count(*) FROM callbackd.sub_merchant_state s WHERE s.state = 'in_sync' AND NOT EXISTS ("
                   "SELECT 1 FROM callbackd.audit_log a WHERE a.mchid = s.mchid AND a.outcome = 'applied' "
-                  "AND a.desired_revision = s.applied_revision AND a.update_time = s.update_time)") == 0);
+                  "AND a.desired_revision = s.applied_revision AND a.update_time IS NOT DISTINCT FROM s.update_time)") == 0);
 
   struct Answer {
     std::string sub_merchant;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 #include "pg/test_database.h"
@@ -70,6 +71,39 @@ class PrivateCluster {
  private:
   std::string state_dir_;
   std::optional<std::string> previous_state_dir_;  // the environment variable's old value
+};
+
+// The account a test runs `callbackd` as when a file must be unreadable to the daemon: root reads
+// any file whatever its mode, so when the suite runs as root (CI) the daemon runs as `postgres`,
+// the one unprivileged account that can reach the test cluster's socket directory (mode 0700,
+// owned by it); otherwise as the test's own account.
+//
+// That account is given what it executes and reads in a directory made for it under /tmp (mode
+// 0755, removed with this object), never in the checkout: the checkout's parents may be 0700 (a
+// clone under /root or in `mktemp -d`), and it must not matter where the checkout lives. What the
+// test writes for it (a config, a credentials directory) goes in the Environment's work_dir(),
+// also under /tmp, made 0755 by the test.
+class DaemonAccount {
+ public:
+  DaemonAccount();
+  ~DaemonAccount();
+  DaemonAccount(const DaemonAccount&) = delete;
+  DaemonAccount& operator=(const DaemonAccount&) = delete;
+
+  bool drop = false;  // the daemon runs as another account (uid, gid)
+  uid_t uid = 0;
+  gid_t gid = 0;
+
+  // The fixture's CA bundle (wechatpay.ca_file), where the account can read it.
+  const std::string& ca_file() const { return ca_file_; }
+  // `callbackd ARGS...` run as the account: when dropping, under setpriv and from a copy of the
+  // binary in the account's directory (the build tree is in the checkout).
+  std::vector<std::string> command(const std::vector<std::string>& args) const;
+
+ private:
+  std::string dir_;  // made for the account, when dropping
+  std::string binary_;
+  std::string ca_file_;
 };
 
 class Environment {
@@ -137,7 +171,8 @@ class Environment {
 // The audit invariants every run must keep, however it was interrupted (kill -9, database
 // outage), checked on the data afterwards:
 //  - every in_sync row has an `applied` audit row for exactly the revision and update_time it
-//    is in sync at (no state change without its audit row);
+//    is in sync at (no state change without its audit row; a NULL update_time too: a verified
+//    answer whose body was not JSON);
 //  - every `applied` audit row carries the Request-ID of a request the sandbox answered 200
 //    for that same sub-merchant (nothing recorded applied without a verified response).
 void check_audit_matches_state_and_sandbox(Environment& env);

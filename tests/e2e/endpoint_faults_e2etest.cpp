@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -58,7 +59,74 @@ void check_each_row_applied_once_and_last(Environment& env) {
                   "WHERE mchid IS NOT NULL ORDER BY mchid, id DESC) last WHERE outcome <> 'applied'") == 0);
 }
 
+// Issue 13 item 3: while sending is held, the daemon sleeps. Waits until the hold is entered
+// (its log line), lets the requests in flight settle, then measures user + system CPU over
+// 15 s: under 1% of a core. The hot loop this guards against (a wake-up in the past) took
+// 22-75%.
+void check_sleeps_while_held(Environment& env, const callbackd::test::Child& daemon) {
+  REQUIRE(wait_until([&] { return occurrences(read_file(daemon.output_path), " event=wechatpay_unreachable") == 1; },
+                     30s));
+  std::this_thread::sleep_for(2s);  // the requests in flight at the hold come back, are recorded
+  const double before = cpu_seconds(daemon.pid);
+  std::this_thread::sleep_for(15s);
+  const double used = cpu_seconds(daemon.pid) - before;
+  INFO("CPU seconds used over 15 s while WeChat Pay was held: " << used);
+  INFO(tail(read_file(daemon.output_path)));
+  CHECK(still_running(daemon));
+  CHECK(used < 0.15);
+  CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE state = 'in_sync'") < 3000);
+}
+
+// 3,000 rows due for one tenant at the default rate (1000/min): minutes of work, so the hold
+// below always falls in the middle of it.
+void add_default_rate_backlog(Environment& env) {
+  TenantSpec t("alpha", "1900000001");
+  t.rate_per_minute = 1000;
+  env.add_tenant(t);
+  env.add_rows("alpha", 1, 3000);
+}
+
+// After the sandbox is back on `port`: the hold is released and rows are applied again.
+void check_resumes(Environment& env, const callbackd::test::Child& daemon, std::uint16_t port) {
+  const long long applied_before = env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'");
+  env.start_sandbox("", "", port);
+  // The hold's next probe is at most its 30 s step away.
+  CHECK(wait_until([&] {
+    return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") >= applied_before + 20;
+  }, 60s));
+  CHECK(occurrences(read_file(daemon.output_path), " event=wechatpay_reachable") == 1);
+}
+
 }  // namespace
+
+TEST_CASE("WeChat Pay down before the daemon starts, 3,000 rows due: the loop sleeps while held",
+          "[e2e][faults][hold_cpu]") {
+  Environment env;
+  add_default_rate_backlog(env);
+  env.start_sandbox();
+  const std::uint16_t port = env.sandbox_port();
+  env.stop_sandbox();  // the port is closed before the daemon starts: connections are refused
+  const auto daemon = env.start_daemon();
+  callbackd::test::ScopedChild guard(daemon);
+  check_sleeps_while_held(env, daemon);
+  check_resumes(env, daemon, port);
+  CHECK(guard.signal_and_wait(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("WeChat Pay goes down mid-run, 3,000 rows due: the loop sleeps while held", "[e2e][faults][hold_cpu]") {
+  Environment env;
+  add_default_rate_backlog(env);
+  env.start_sandbox();
+  const std::uint16_t port = env.sandbox_port();
+  const auto daemon = env.start_daemon();
+  callbackd::test::ScopedChild guard(daemon);
+  REQUIRE(wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") >= 40; },
+                     30s));
+  env.stop_sandbox();
+  check_sleeps_while_held(env, daemon);
+  check_resumes(env, daemon, port);
+  CHECK(guard.signal_and_wait(SIGTERM, 30s) == 0);
+}
 
 TEST_CASE("WeChat Pay unreachable for 30 s: one probe per backoff step, then everything converges", "[e2e][faults]") {
   Environment env;
@@ -170,7 +238,6 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
   // clang-format off
   const std::vector<FaultCase> cases = {
       {"clock_skew",     "{kind: clock_skew, skew_seconds: 600}",     "answers", "transient",    "RESPONSE_SIGNATURE_STALE_TIMESTAMP", "200",  "retrying", "NULL", "", true},
-      {"malformed_body", "{kind: malformed_body}",                    "answers", "transient",    "MALFORMED_RESPONSE",                 "200",  "retrying", "NULL", "", true},
       {"oversized_body", "{kind: oversized_body, size_bytes: 200000}", "answers", "transient",   "NETWORK_ERROR",                      "NULL", "retrying", "NULL", "response_too_large", true},
       {"timeout",        "{kind: timeout}",                           "answers", "transient",    "TIMEOUT",                            "NULL", "retrying", "NULL", "timeout", false},
       {"reset",          "{kind: reset}",                             "answers", "transient",    "NETWORK_ERROR",                      "NULL", "retrying", "NULL", "connection_closed", false},
@@ -186,7 +253,7 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
   // probes then always meet the fault.
   env.add_tenant(TenantSpec("badsig", "1900000002"));
   env.add_tenant(TenantSpec("unknown", "1900000003"));
-  env.add_rows("answers", 1, 10);  // rows 0..5 faulty, 6..9 answered normally
+  env.add_rows("answers", 1, 10);  // rows 0..4 faulty, 5..9 answered normally
   env.add_rows("badsig", 2, 1);
   env.add_rows("unknown", 3, 1);
   std::map<std::string, std::string> mchid_of;
@@ -217,7 +284,7 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
         for (const auto& c : cases)
           if (attempts(mchid_of[c.kind]) < 2) return false;
         return env.count("SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'answers' AND state = 'in_sync'") ==
-               4;
+               5;
       },
       60s);
   INFO(tail(read_file(daemon.output_path)));
@@ -269,4 +336,125 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
   check_audit_matches_state_and_sandbox(env);
   // None of this is the endpoint being unreachable: the hold never engaged.
   CHECK(occurrences(output, " event=wechatpay_unreachable") == 0);
+}
+
+TEST_CASE("a proxy answering instead of WeChat Pay (HTML 403, empty 413): no row fails, the path holds, all converge",
+          "[e2e][faults]") {
+  Environment env;
+  TenantSpec a("alpha", "1900000001"), b("beta", "1900000002");
+  a.rate_per_minute = b.rate_per_minute = 600;  // 10 a second each
+  env.add_tenant(a);
+  env.add_tenant(b);
+  env.add_rows("alpha", 1, 60);
+  env.add_rows("beta", 2, 60);
+  // Every request is answered by "the proxy": an nginx 403 page or an empty 413, unsigned,
+  // never reaching WeChat Pay (the sandbox stores nothing).
+  env.start_sandbox("", "  seed: 5\n  random:\n"
+                        "    - {kind: proxy_answer, status: 403, probability: 0.5}\n"
+                        "    - {kind: proxy_answer, status: 413, body: empty, probability: 0.5}\n");
+  DaemonConfigOptions options;
+  const int metrics_port = free_port();
+  options.metrics_listen = "127.0.0.1:" + std::to_string(metrics_port);
+  const auto daemon = env.start_daemon("reconciler:\n  retry_initial_backoff: 200ms\n  retry_max_backoff: 2s\n", options);
+
+  // 15 s of the proxy answering.
+  REQUIRE(wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log") >= 3; }, 30s));
+  std::this_thread::sleep_for(15s);
+  const auto metrics = check_metrics(metrics_port, {"callbackd_wechatpay_unreachable:reason=not_wechatpay:1",
+                                                    "callbackd_wechatpay_outages_total:reason=not_wechatpay:1"});
+  INFO(metrics.output);
+  CHECK(metrics.exit_status == 0);
+  REQUIRE(still_running(daemon));
+  std::size_t answered_by_proxy = 0;
+  for (const auto& r : env.sandbox_requests()) answered_by_proxy += r["fault"] == "proxy_answer";
+  const long long attempts = env.count("SELECT count(*) FROM callbackd.audit_log WHERE mchid IS NOT NULL");
+  INFO("requests answered by the proxy: " << answered_by_proxy << ", attempts recorded: " << attempts);
+  // No row was blamed: every attempt transient with the proxy's status, none failed, no
+  // tenant paused (a bare 401/403 is not WeChat Pay's verdict on the tenant either).
+  CHECK(env.states()["failed"] == 0);
+  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome <> 'transient' OR http_status NOT IN (403, "
+                  "413) OR error_code NOT IN ('HTTP_403', 'HTTP_413')") == 0);
+  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE http_status = 403 AND position('403 Forbidden' in "
+                  "error_message) = 0") == 0);
+  CHECK(env.count("SELECT count(*) FROM callbackd.tenant_state WHERE paused_reason IS NOT NULL") == 0);
+  // The path held: the rows that made the streak and those in flight with them, then one
+  // probe per backoff step (1, 2, 4, 8 s: 4 in 15 s), not a retry of each of 120 rows every
+  // 0.2-2 s at 20 a second (about 300).
+  CHECK(answered_by_proxy >= 3);
+  CHECK(answered_by_proxy <= 30);
+  // Each answered request is one audit row (give or take a probe answered while counting).
+  CHECK(std::abs(attempts - static_cast<long long>(answered_by_proxy)) <= 1);
+
+  // The proxy goes away: the next probe gets WeChat Pay's answer, and every row converges.
+  env.configure_sandbox("faults:\n  seed: 1\n");
+  const bool converged = wait_until(
+      [&] { return env.count("SELECT count(*) FROM callbackd.sync_status WHERE state <> 'in_sync'") == 0; }, 90s);
+  const int status = env.stop_daemon(daemon);
+  const std::string output = read_file(daemon.output_path);
+  INFO(tail(output));
+  CHECK(converged);
+  CHECK(status == 0);
+  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 120}});
+  check_each_row_applied_once_and_last(env);
+  check_audit_matches_state_and_sandbox(env);
+  // One log event per change of the hold, naming its reason.
+  CHECK(occurrences(output, " event=wechatpay_unreachable reason=not_wechatpay") == 1);
+  CHECK(occurrences(output, " event=wechatpay_reachable reason=not_wechatpay") == 1);
+}
+
+TEST_CASE("a verified 200 with an odd body is applied after exactly one request, its update_time kept verbatim",
+          "[e2e][faults]") {
+  Environment env;
+  env.add_tenant(TenantSpec("odd", "1900000001"));
+  env.add_rows("odd", 1, 8);  // rows 0..2 answered oddly, 3..7 normally
+  const std::string prose = sub_merchant(1, 0), garbage = sub_merchant(1, 1), cut = sub_merchant(1, 2);
+  env.start_sandbox("", "  sub_merchants:\n"
+                        "    \"" + prose + "\": {kind: odd_update_time}\n"  // the seed's HH:mm:ss:sss
+                        "    \"" + garbage + "\": {kind: odd_update_time, update_time: \"20/05/2015 13:29\"}\n"
+                        "    \"" + cut + "\": {kind: malformed_body}\n");
+  const auto daemon = env.start_daemon("reconciler:\n  retry_initial_backoff: 200ms\n  retry_max_backoff: 1s\n");
+  const bool converged = wait_until(
+      [&] { return env.count("SELECT count(*) FROM callbackd.sync_status WHERE state <> 'in_sync'") == 0; }, 30s);
+  // Time for any retry to show (there must be none).
+  std::this_thread::sleep_for(3s);
+  const int status = env.stop_daemon(daemon);
+  const std::string output = read_file(daemon.output_path);
+  INFO(tail(output));
+  CHECK(converged);
+  CHECK(status == 0);
+  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 8}});
+
+  std::map<std::string, int> requests;
+  for (const auto& r : env.sandbox_requests()) ++requests[r["sub_merchant"].get<std::string>()];
+  for (const std::string& m : {prose, garbage, cut}) {
+    INFO("sub-merchant " << m);
+    // Sent exactly once (the sandbox's own record), one audit row: applied.
+    CHECK(requests[m] == 1);
+    CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE mchid = '" + m + "'") == 1);
+    CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE mchid = '" + m +
+                    "' AND outcome = 'applied' AND error_code IS NULL AND http_status = 200") == 1);
+  }
+  // The prose form is a form of update_time: kept verbatim and parsed, no warning.
+  CHECK(env.text("SELECT update_time ~ '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d:\\d{3}\\+08:00$' FROM "
+                 "callbackd.audit_log WHERE mchid = '" + prose + "'") == "t");
+  CHECK(env.text("SELECT update_time_parsed IS NOT NULL AND abs(extract(epoch FROM update_time_parsed - changed_at)) "
+                 "< 60 FROM callbackd.sub_merchant_state WHERE mchid = '" + prose + "'") == "t");
+  CHECK(env.text("SELECT error_message FROM callbackd.audit_log WHERE mchid = '" + prose + "'") == "NULL");
+  // An update_time in no known form: verbatim, parsed NULL, a warning in the audit and the log.
+  CHECK(env.text("SELECT update_time FROM callbackd.audit_log WHERE mchid = '" + garbage + "'") == "20/05/2015 13:29");
+  CHECK(env.text("SELECT update_time FROM callbackd.sync_status WHERE mchid = '" + garbage + "'") == "20/05/2015 13:29");
+  CHECK(env.text("SELECT update_time_parsed FROM callbackd.sub_merchant_state WHERE mchid = '" + garbage + "'") ==
+        "NULL");
+  CHECK(env.text("SELECT error_message FROM callbackd.audit_log WHERE mchid = '" + garbage + "'") ==
+        "update_time is not RFC 3339: \"20/05/2015 13:29\"");
+  // A body that is not JSON at all (cut off): applied with nothing to keep, and a warning.
+  CHECK(env.text("SELECT update_time FROM callbackd.audit_log WHERE mchid = '" + cut + "'") == "NULL");
+  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE mchid = '" + cut +
+                  "' AND error_message LIKE 'response body is not a JSON object: %'") == 1);
+  CHECK(occurrences(output, " event=applied_with_warning") == 2);
+  CHECK(occurrences(output, "mchid=" + garbage) >= 1);
+  CHECK(occurrences(output, "mchid=" + cut) >= 1);
+  CHECK(occurrences(output, " event=attempt_failed") == 0);
+  check_each_row_applied_once_and_last(env);
+  check_audit_matches_state_and_sandbox(env);
 }

@@ -1,5 +1,6 @@
-// libFuzzer target: the RFC 3339 update_time parser.
-// Property: anything accepted formats to UTC and parses back to the same instant.
+// libFuzzer target: the update_time parsers (RFC 3339, and the seed's prose form).
+// Property: anything accepted formats to UTC and parses back to the same instant; whatever
+// parse_rfc3339 accepts, parse_update_time accepts as the same instant.
 #include <cstdint>
 
 #include "core/wechatpay/update_time.h"
@@ -9,7 +10,9 @@ using namespace callbackd;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  const auto t = wechatpay::parse_rfc3339(text);
+  const auto strict = wechatpay::parse_rfc3339(text);
+  const auto t = wechatpay::parse_update_time(text);
+  if (strict) fuzz::require(t == strict);
   if (!t) return 0;
   fuzz::require(size >= 20 && size <= 35);
   const std::string utc = wechatpay::format_rfc3339_utc(*t);

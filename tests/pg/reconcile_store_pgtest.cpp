@@ -84,6 +84,9 @@ pg::AttemptRecord record_for(const pg::WorkItem& item, OutcomeKind outcome, cons
   reconcile::RowPolicy policy;
   policy.retry.initial_backoff = 30s;
   policy.retry.max_backoff = 60s;
+  // Long enough that a rate-limited row is still "due later" when the test looks, on a busy
+  // machine too (the default 1 s had passed by then under load).
+  policy.rate_limited_delay = 30s;
   pg::AttemptRecord r = pg::attempt_record_for(item, callbackd::wechatpay::outcome_name(outcome));
   r.error_code = error_code;
   if (!error_code.empty()) r.error_message = error_code + " from the test";

@@ -195,7 +195,11 @@ TEST_CASE("roles: the daemon role runs check-config, plan, status and run --exit
 
   auto run = run_bounded({CALLBACKD_BINARY, "--config", config, "run", "--exit-when-idle"}, std::chrono::seconds{30});
   INFO(run.output.substr(run.output.size() > 4000 ? run.output.size() - 4000 : 0));
-  REQUIRE(run.exit_status == 0);
+  // 2: idle with work left, the three invalid rows (the summary reads sync_status as the
+  // daemon role too).
+  REQUIRE(run.exit_status == 2);
+  CHECK(run.output.find("callbackd: idle with work left: 3 rows invalid (acme: 3 INVALID_DESIRED_ROW)") !=
+        std::string::npos);
   CHECK(run.output.find("permission denied") == std::string::npos);
 
   CHECK(count(db.conninfo(), "SELECT count(*) FROM callbackd.sync_status WHERE state = 'invalid'") == 3);
@@ -242,6 +246,70 @@ TEST_CASE("roles: the daemon role cannot rewrite history or desired state", "[pg
   CHECK(count(db.conninfo(), "SELECT count(*) FROM callbackd.audit_log") == 1);
 }
 
+// db_user, created_at, client_addr, application_name and transaction_id say who wrote an audit
+// row, when, from where and in which transaction (migrations/0006_audit_columns.sql): values an
+// INSERT names for them are replaced by the true ones, for the daemon's role and the owner alike.
+TEST_CASE("roles: nobody chooses the audit's own columns, the daemon role included", "[pg][roles]") {
+  TestDatabase db;
+  LoginRole daemon(db, "daemon", "callbackd_daemon");
+  const std::string forged_columns =
+      "(tenant_id, outcome, claim_token, db_user, created_at, client_addr, application_name, transaction_id)";
+  const std::string forged_values = "'2000-01-01', '203.0.113.7', 'forged-app', '1'";
+
+  struct Truth {
+    std::string xid, started;
+  };
+  // Inserts two forged rows as `conninfo` (a plain INSERT, and the daemon's own shape: ON
+  // CONFLICT on the claim token) and returns its transaction id and start time.
+  auto insert_forged = [&](const std::string& conninfo, const std::string& outcome, int claim_token) {
+    pqxx::connection c(conninfo + " application_name=roles-true-app");
+    pqxx::work tx(c);
+    Truth truth;
+    truth.xid = tx.exec1("SELECT pg_current_xact_id()::text")[0].as<std::string>();
+    truth.started = tx.exec1("SELECT now()::text")[0].as<std::string>();
+    tx.exec0("INSERT INTO callbackd.audit_log " + forged_columns + " VALUES ('acme', '" + outcome +
+             "', NULL, 'postgres', " + forged_values + ")");
+    tx.exec0("INSERT INTO callbackd.audit_log " + forged_columns + " SELECT 'acme', '" + outcome + "', " +
+             std::to_string(claim_token) + ", 'someone_else', " + forged_values +
+             " ON CONFLICT (claim_token) WHERE claim_token IS NOT NULL DO NOTHING");
+    tx.commit();
+    return truth;
+  };
+  auto check_true = [&](const std::string& outcome, const std::string& who, const Truth& truth) {
+    pqxx::connection c(db.conninfo());
+    pqxx::read_transaction tx(c);
+    const auto rows = tx.exec_params(
+        "SELECT db_user, created_at >= $2::timestamptz AND created_at <= now(), client_addr IS NULL, "
+        "application_name, transaction_id::text FROM callbackd.audit_log WHERE outcome = $1",
+        outcome, truth.started);
+    REQUIRE(rows.size() == 2);
+    for (const auto& r : rows) {
+      CHECK(r[0].as<std::string>() == who);
+      CHECK(r[1].as<bool>());  // written now, not in 2000
+      CHECK(r[2].as<bool>());  // a unix-socket session has no client address
+      CHECK(r[3].as<std::string>() == "roles-true-app");
+      CHECK(r[4].as<std::string>() == truth.xid);
+    }
+  };
+
+  // The daemon's login role (the one `callbackd run` uses): INSERT is all it needs.
+  const Truth daemon_truth = insert_forged(daemon.conninfo(), "by-daemon", 1);
+  check_true("by-daemon", daemon.name(), daemon_truth);
+  // The owner (here the superuser that migrated the template) is held to the same: grants would
+  // not bind it, and its SECURITY DEFINER functions write as it.
+  const Truth owner_truth = insert_forged(db.conninfo(), "by-owner", 2);
+  check_true("by-owner", "postgres", owner_truth);
+}
+
+namespace {
+// Audit rows with a created_at of the test's choosing, as an archive restore writes them: the
+// audit_log_stamp trigger (0006) sets the real time on every INSERT, so only a superuser with
+// ordinary triggers off gets past it (what pg_restore --disable-triggers does).
+void insert_backdated(const TestDatabase& db, const std::string& sql) {
+  exec(db.conninfo(), "SET LOCAL session_replication_role = replica; " + sql);
+}
+}  // namespace
+
 TEST_CASE("roles: audit retention deletes only rows older than keep, in batches, without blocking writers",
           "[pg][roles][retention]") {
   TestDatabase db;
@@ -249,15 +317,15 @@ TEST_CASE("roles: audit retention deletes only rows older than keep, in batches,
   LoginRole daemon(db, "daemon", "callbackd_daemon");
   LoginRole alice(db, "op", "callbackd_operator");
 
-  // As written by the schema owner: a young row first (ids do not strictly follow time), 25
-  // rows of 40 days ago, one "from the future", 5 young rows.
-  exec(db.conninfo(),
-       "INSERT INTO callbackd.audit_log (tenant_id, outcome) VALUES ('acme', 'young');"
-       "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) "
-       "  SELECT 'acme', 'old', now() - interval '40 days' FROM generate_series(1, 25);"
-       "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) VALUES ('acme', 'young', now() + interval '1 day');"
-       "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) "
-       "  SELECT 'acme', 'young', now() - interval '29 days' FROM generate_series(1, 5)");
+  // Restored from an archive: a young row first (ids do not strictly follow time), 25 rows of 40
+  // days ago, one "from the future", 5 young rows.
+  insert_backdated(db,
+                   "INSERT INTO callbackd.audit_log (tenant_id, outcome) VALUES ('acme', 'young');"
+                   "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) "
+                   "  SELECT 'acme', 'old', now() - interval '40 days' FROM generate_series(1, 25);"
+                   "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) VALUES ('acme', 'young', now() + interval '1 day');"
+                   "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) "
+                   "  SELECT 'acme', 'young', now() - interval '29 days' FROM generate_series(1, 5)");
 
   SECTION("a keep shorter than the floor is refused and deletes nothing") {
     for (std::string keep : {"6 days 23:59", "1 day", "0", "-1 year"}) {
@@ -385,8 +453,11 @@ TEST_CASE("roles: migrated by a non-superuser schema owner, every group role sti
   INFO(plan.output);
   CHECK(plan.exit_status == 2);  // one row to send
 
+  insert_backdated(
+      db, "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) VALUES ('acme', 'old', now() - interval '1 year')");
+  // The owner itself cannot backdate a row (0006): it is stamped now, so retention keeps it.
   exec(owner_conninfo,
-       "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) VALUES ('acme', 'old', now() - interval '1 year')");
+       "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) VALUES ('acme', 'owner-dated', now() - interval '1 year')");
   CHECK_THROWS_WITH(exec(owner_conninfo, "DELETE FROM callbackd.audit_log"), Catch::Contains("append-only"));
   {
     pqxx::connection c(keeper.conninfo());
@@ -395,4 +466,5 @@ TEST_CASE("roles: migrated by a non-superuser schema owner, every group role sti
     tx.commit();
   }
   CHECK(count(db.conninfo(), "SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'old'") == 0);
+  CHECK(count(db.conninfo(), "SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'owner-dated'") == 1);
 }

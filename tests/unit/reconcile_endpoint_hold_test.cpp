@@ -74,6 +74,70 @@ TEST_CASE("endpoint hold: the first unreachable result holds, one probe per step
   CHECK(hold.failed_probes() == 0);
 }
 
+TEST_CASE("endpoint hold: answers that are not WeChat Pay's, from three different rows in a row, hold the path",
+          "[endpoint_hold]") {
+  EndpointHold hold;  // not_wechatpay_rows = 3
+  // One row answered by a proxy again and again (a WAF refusing its content) never holds the
+  // path: it is that row's problem, retried with its own backoff.
+  for (int i = 0; i < 5; ++i)
+    CHECK(hold.on_finished(EndpointReach::not_wechatpay, false, kStart, 0.0, "1900000101") == EndpointTransition::none);
+  CHECK_FALSE(hold.held());
+  CHECK(hold.on_finished(EndpointReach::not_wechatpay, false, kStart, 0.0, "1900000102") == EndpointTransition::none);
+  // An answer of WeChat Pay's in between: the streak starts over.
+  CHECK(hold.on_finished(EndpointReach::reached, false, kStart, 0.0, "1900000103") == EndpointTransition::none);
+  CHECK(hold.on_finished(EndpointReach::not_wechatpay, false, kStart, 0.0, "1900000104") == EndpointTransition::none);
+  CHECK(hold.on_finished(EndpointReach::not_wechatpay, false, kStart, 0.0, "1900000105") == EndpointTransition::none);
+  // Results that say nothing (not sent) do not break it either.
+  CHECK(hold.on_finished(EndpointReach::not_sent, false, kStart, 0.0, "1900000106") == EndpointTransition::none);
+  CHECK_FALSE(hold.held());
+  CHECK(hold.on_finished(EndpointReach::not_wechatpay, false, kStart + 10ms, 0.0, "1900000107") ==
+        EndpointTransition::held);
+  CHECK(hold.held());
+  CHECK(hold.reason() == EndpointHoldReason::not_wechatpay);
+  CHECK(endpoint_hold_reason_name(hold.reason()) == "not_wechatpay");
+  CHECK(hold.next_probe_at() == kStart + 10ms + 1s);
+
+  // Probed like an outage: a probe answered by the proxy again is a failed probe.
+  const Instant probe_at = hold.next_probe_at();
+  hold.on_sent(probe_at, true);
+  CHECK(hold.on_finished(EndpointReach::not_wechatpay, true, probe_at + 5ms, 0.0, "1900000101") ==
+        EndpointTransition::none);
+  CHECK(hold.failed_probes() == 1);
+  CHECK(hold.step() == 2s);
+  // The path is now cut entirely: still held, now for that reason.
+  const Instant second = hold.next_probe_at();
+  hold.on_sent(second, true);
+  CHECK(hold.on_finished(EndpointReach::unreachable, true, second, 0.0, "1900000102") == EndpointTransition::none);
+  CHECK(hold.reason() == EndpointHoldReason::unreachable);
+  CHECK(hold.failed_probes() == 2);
+  // And then answered by the proxy again.
+  const Instant third = hold.next_probe_at();
+  hold.on_sent(third, true);
+  CHECK(hold.on_finished(EndpointReach::not_wechatpay, true, third, 0.0, "1900000103") == EndpointTransition::none);
+  CHECK(hold.reason() == EndpointHoldReason::not_wechatpay);
+  // WeChat Pay's own answer (its error body or a signed 2xx) releases.
+  const Instant fourth = hold.next_probe_at();
+  hold.on_sent(fourth, true);
+  CHECK(hold.on_finished(EndpointReach::reached, true, fourth, 0.0, "1900000104") == EndpointTransition::released);
+  CHECK_FALSE(hold.held());
+  CHECK(hold.failed_probes() == 3);
+
+  // After the release the streak starts from nothing: two more rows do not hold.
+  CHECK(hold.on_finished(EndpointReach::not_wechatpay, false, fourth, 0.0, "1900000105") == EndpointTransition::none);
+  CHECK(hold.on_finished(EndpointReach::not_wechatpay, false, fourth, 0.0, "1900000106") == EndpointTransition::none);
+  CHECK_FALSE(hold.held());
+
+  // An unreachable hold is not released by a proxy's answer to its probe either.
+  EndpointHold outage;
+  CHECK(outage.on_finished(EndpointReach::unreachable, false, kStart, 0.0, "1900000101") == EndpointTransition::held);
+  CHECK(outage.reason() == EndpointHoldReason::unreachable);
+  outage.on_sent(outage.next_probe_at(), true);
+  CHECK(outage.on_finished(EndpointReach::not_wechatpay, true, outage.next_probe_at(), 0.0, "1900000102") ==
+        EndpointTransition::none);
+  CHECK(outage.held());
+  CHECK(outage.reason() == EndpointHoldReason::not_wechatpay);
+}
+
 TEST_CASE("endpoint hold: the step is capped and jitter never exceeds it", "[endpoint_hold]") {
   EndpointHold hold;
   hold.on_sent(kStart, false);
@@ -193,14 +257,23 @@ TEST_CASE("a long outage costs a logarithmic-then-linear handful of probes, not 
   CHECK(short_run.sends_during_outage.size() - short_run.before_hold <= 6);
 }
 
+namespace {
+
+// Tenants "a" and "b", 100 due rows each, up to 60,000 requests a minute and 4 in flight.
+FairScheduler two_busy_tenants() {
+  FairScheduler scheduler{ReconcilerConfig{}};
+  for (const char* tenant : {"a", "b"}) {
+    scheduler.upsert_tenant(tenant, TenantSettings{TenantMode::apply, 60'000, 4});
+    scheduler.set_due_rows(tenant, 100, std::nullopt);
+  }
+  return scheduler;
+}
+
+}  // namespace
+
 TEST_CASE("while the endpoint is held no tenant sends, and the probe goes to the next ready tenant",
           "[endpoint_hold][scheduler]") {
-  ReconcilerConfig c;
-  FairScheduler scheduler(c);
-  scheduler.upsert_tenant("a", TenantSettings{TenantMode::apply, 60'000, 4});
-  scheduler.upsert_tenant("b", TenantSettings{TenantMode::apply, 60'000, 4});
-  scheduler.set_due_rows("a", 100, std::nullopt);
-  scheduler.set_due_rows("b", 100, std::nullopt);
+  FairScheduler scheduler = two_busy_tenants();
   auto d = scheduler.next(kStart);
   REQUIRE(d.dispatch);
   CHECK_FALSE(d.dispatch->endpoint_probe);
@@ -233,4 +306,32 @@ TEST_CASE("while the endpoint is held no tenant sends, and the probe goes to the
   REQUIRE(a.dispatch);
   REQUIRE(b.dispatch);
   CHECK(a.dispatch->tenant_id != b.dispatch->tenant_id);
+}
+
+TEST_CASE("the scheduler holds every tenant when a proxy answers for three different rows",
+          "[endpoint_hold][scheduler]") {
+  FairScheduler scheduler = two_busy_tenants();
+  Instant now = kStart;
+  for (const char* row : {"1900000101", "1900000102", "1900000103"}) {
+    auto d = scheduler.next(now);
+    REQUIRE(d.dispatch);
+    FinishedAttempt f = finished(OutcomeKind::transient, now);
+    f.reach = EndpointReach::not_wechatpay;
+    f.row = row;
+    f.jitter01 = 0.0;
+    // Not the tenant's fault either: it keeps its state, the path is held.
+    CHECK(scheduler.on_finished(d.dispatch->tenant_id, f, now + 5ms) == TenantTransition::none);
+    now += 100ms;
+  }
+  REQUIRE(scheduler.endpoint().held());
+  CHECK(scheduler.endpoint().reason() == EndpointHoldReason::not_wechatpay);
+  CHECK_FALSE(scheduler.tenant_state("a")->paused_by_error());
+  CHECK_FALSE(scheduler.tenant_state("b")->paused_by_error());
+  auto held = scheduler.next(now);
+  CHECK_FALSE(held.dispatch);
+  REQUIRE(held.wake_at);
+  CHECK(*held.wake_at == now - 100ms + 5ms + 1s);
+  auto probe = scheduler.next(*held.wake_at);
+  REQUIRE(probe.dispatch);
+  CHECK(probe.dispatch->endpoint_probe);
 }

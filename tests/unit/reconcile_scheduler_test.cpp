@@ -157,7 +157,8 @@ TEST_CASE("paused, observing and broken tenants consume nothing of the others", 
   CHECK(tenants["operator-paused"].sent.empty());
   CHECK(tenants["observing"].sent.empty());
   // The broken tenant: the requests before its first answer (in-flight limit 4, at most one
-  // global slot per 100 ms shared with the healthy one), then exactly one probe a minute.
+  // global slot per 100 ms shared with the healthy one), then one probe at a time backing off
+  // from 15 s (jittered down to 13.5 s here) to one a minute: 13.5 s, +27 s, then +60 s.
   const auto& broken = tenants["broken"];
   std::size_t before_pause = 0;
   for (bool probe : broken.probes) before_pause += probe ? 0 : 1;
@@ -166,9 +167,13 @@ TEST_CASE("paused, observing and broken tenants consume nothing of the others", 
   for (std::size_t i = 0; i < broken.sent.size(); ++i) {
     if (broken.probes[i]) probes.push_back(broken.sent[i]);
   }
-  CHECK(probes.size() >= 9);
-  CHECK(probes.size() <= 10);
-  for (std::size_t i = 1; i < probes.size(); ++i) CHECK(probes[i] - probes[i - 1] >= 60s);
+  REQUIRE(probes.size() >= 3);
+  CHECK(probes[0] - broken.sent[0] <= 15s);
+  CHECK(probes[1] - probes[0] >= 27s);
+  CHECK(probes[1] - probes[0] < 60s);
+  for (std::size_t i = 2; i < probes.size(); ++i) CHECK(probes[i] - probes[i - 1] >= 60s);
+  CHECK(probes.size() >= 10);
+  CHECK(probes.size() <= 11);
   REQUIRE(scheduler.tenant_state("broken")->paused_by_error());
 
   // The healthy tenant got every global slot the others did not use: 10/s for 600 s.
@@ -293,17 +298,18 @@ TEST_CASE("wake-up: the earliest pacer slot, due row or probe, nothing when only
   d = scheduler.next(kStart + 100ms);
   CHECK_FALSE(d.dispatch);
   REQUIRE(d.wake_at);
-  CHECK(*d.wake_at == kStart + 100ms + 60s);  // the probe
+  const Instant probe_at = kStart + 100ms + 13500ms;  // the first probe: 15 s, jittered (0.5) down
+  CHECK(*d.wake_at == probe_at);
   d = scheduler.next(*d.wake_at);
   REQUIRE(d.dispatch);
   CHECK(d.dispatch->probe);
-  CHECK(scheduler.on_finished("t", finished(OutcomeKind::applied, kStart + 100ms + 60s, true), kStart + 61s) ==
+  CHECK(scheduler.on_finished("t", finished(OutcomeKind::applied, probe_at, true), probe_at + 900ms) ==
         TenantTransition::resumed);
   scheduler.set_due_rows("t", 1, std::nullopt);
-  d = scheduler.next(kStart + 61s);
+  d = scheduler.next(probe_at + 900ms);
   REQUIRE_FALSE(d.dispatch);  // its pacer: one request per 1.02 s at R = 60
   REQUIRE(d.wake_at);
-  CHECK(*d.wake_at == kStart + 100ms + 60s + scheduler.pacer("t")->emission_interval(kStart));
+  CHECK(*d.wake_at == probe_at + scheduler.pacer("t")->emission_interval(kStart));
   d = scheduler.next(*d.wake_at);
   REQUIRE(d.dispatch);
   CHECK_FALSE(d.dispatch->probe);
@@ -425,7 +431,9 @@ TEST_CASE("random mix of tenants, outcomes and mode changes keeps every promise"
                            60s + PacerTuning{}.arrival_jitter));
       CHECK(spans_at_least(t.sent, static_cast<std::size_t>(one_second_limit(t.settings.rate_per_minute)),
                            1s + PacerTuning{}.arrival_jitter));
-      for (std::size_t i = 1; i < t.probes.size(); ++i) CHECK(t.probes[i] - t.probes[i - 1] >= probe_interval);
+      // One probe at a time, the first 15 s (jittered down by up to 20 %) after the pause,
+      // then waits doubling up to the interval: never two within 12 s.
+      for (std::size_t i = 1; i < t.probes.size(); ++i) CHECK(t.probes[i] - t.probes[i - 1] >= 12s);
     }
     CHECK(tenants["tenant-0"].probes.size() >= 1);
     if (global_rate > 0) {

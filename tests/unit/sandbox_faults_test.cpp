@@ -1,9 +1,21 @@
 // Fault selection: reproducible from the seed, exact per sub-merchant, proportional at random.
 #include <catch2/catch.hpp>
 
+#include "core/wechatpay/favor_callbacks.h"
+#include "core/wechatpay/update_time.h"
 #include "sandbox/faults.h"
 
 using namespace callbackd::sandbox;
+
+namespace {
+FaultRule error_rule(std::optional<std::string> message) {
+  FaultRule rule;
+  rule.kind = FaultKind::error;
+  rule.code = "PARAM_ERROR";
+  rule.message = std::move(message);
+  return rule;
+}
+}  // namespace
 
 TEST_CASE("every error code of the seed table has its documented status", "[sandbox][faults]") {
   const std::pair<const char*, int> table[] = {
@@ -72,7 +84,7 @@ TEST_CASE("unit_random stays within 0 inclusive and 1 exclusive", "[sandbox][fau
 
 TEST_CASE("fault kinds round-trip through their names", "[sandbox][faults]") {
   for (const char* name : {"none", "error", "delay", "timeout", "reset", "malformed_body", "bad_signature", "unknown_serial", "clock_skew", "stale_close",
-                           "oversized_body", "malformed_http"}) {
+                           "oversized_body", "malformed_http", "proxy_answer", "odd_update_time"}) {
     auto k = fault_kind_from_string(name);
     REQUIRE(k);
     CHECK(to_string(*k) == name);
@@ -83,11 +95,44 @@ TEST_CASE("fault kinds round-trip through their names", "[sandbox][faults]") {
 TEST_CASE("an error fault may answer any message, for tests of what the daemon does with it", "[sandbox][faults]") {
   FaultPlan plan;
   const std::string forged = R"(x" event=forged tenant=evil)";
-  plan.by_sub_merchant["1900000101"] = FaultRule{FaultKind::error, 1.0, "PARAM_ERROR", 0, {}, {}, 0, forged};
+  plan.by_sub_merchant["1900000101"] = error_rule(forged);
   const auto a = choose_fault(plan, "1900000101", 0);
   CHECK(a.status == 400);
   CHECK(a.message == forged);
   // Without one, the code's documented message.
-  plan.by_sub_merchant["1900000101"] = FaultRule{FaultKind::error, 1.0, "PARAM_ERROR", 0, {}, {}, 0, {}};
+  plan.by_sub_merchant["1900000101"] = error_rule(std::nullopt);
   CHECK(choose_fault(plan, "1900000101", 0).message == error_code_info("PARAM_ERROR")->message);
+}
+
+TEST_CASE("a proxy's answer: its status, an nginx page or nothing, never WeChat Pay's error body",
+          "[sandbox][faults]") {
+  FaultPlan plan;
+  FaultRule page_rule;
+  page_rule.kind = FaultKind::proxy_answer;
+  plan.by_sub_merchant["1"] = page_rule;
+  FaultRule empty;
+  empty.kind = FaultKind::proxy_answer;
+  empty.status = 413;
+  empty.empty_body = true;
+  plan.by_sub_merchant["2"] = empty;
+  const FaultAction html = choose_fault(plan, "1", 0);
+  CHECK(html.kind == FaultKind::proxy_answer);
+  CHECK(html.status == 403);  // the default
+  CHECK_FALSE(html.empty_body);
+  const std::string page = proxy_page(403, false);
+  CHECK(page.find("<title>403 Forbidden</title>") != std::string::npos);
+  CHECK_FALSE(callbackd::wechatpay::parse_error_body(page).wechatpay_format);
+  const FaultAction bare = choose_fault(plan, "2", 0);
+  CHECK(bare.status == 413);
+  CHECK(bare.empty_body);
+  CHECK(proxy_page(413, true).empty());
+}
+
+TEST_CASE("update_time as the sandbox writes it: the seed's example form, or its prose form", "[sandbox][faults]") {
+  const auto t = std::chrono::system_clock::time_point{} + std::chrono::milliseconds{1'432'099'775'120};
+  CHECK(beijing_update_time(t) == "2015-05-20T13:29:35.120+08:00");
+  CHECK(beijing_update_time(t, true) == "2015-05-20T13:29:35:120+08:00");
+  CHECK_FALSE(callbackd::wechatpay::parse_rfc3339(beijing_update_time(t, true)));
+  CHECK(callbackd::wechatpay::parse_update_time(beijing_update_time(t, true)) ==
+        callbackd::wechatpay::parse_rfc3339(beijing_update_time(t)));
 }

@@ -24,11 +24,10 @@ inline std::string read_file(const std::filesystem::path& path) {
   return s.str();
 }
 
-// The repository's copy of the shared vectors first, so the suite does not need ../shared.
+// The signing vectors: the repository's own copy of the project's shared vectors (../shared/vectors
+// beside the original checkout), so that the suite passes in a clone wherever it lives.
 inline std::filesystem::path vector_path(const std::string& name) {
-  const std::filesystem::path local = std::filesystem::path(CALLBACKD_TEST_DATA) / "vectors" / name;
-  if (std::filesystem::exists(local)) return local;
-  return std::filesystem::path(CALLBACKD_SHARED_DIR) / "vectors" / name;
+  return std::filesystem::path(CALLBACKD_TEST_DATA) / "vectors" / name;
 }
 
 inline std::filesystem::path key_path(const std::string& name) {

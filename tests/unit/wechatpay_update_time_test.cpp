@@ -82,3 +82,39 @@ TEST_CASE("parse_rfc3339 rejects garbage", "[wechatpay][update_time]") {
   }
   CHECK_FALSE(parse_rfc3339(std::string_view("2015-05-20T13:29:35Z\0", 21)).has_value());
 }
+
+TEST_CASE("parse_update_time also accepts the seed's prose form HH:mm:ss:sss", "[wechatpay][update_time]") {
+  struct Row {
+    const char* text;
+    const char* utc;  // nullptr: refused
+  };
+  const Row rows[] = {
+      // Everything parse_rfc3339 accepts.
+      {"2015-05-20T13:29:35.120+08:00", "2015-05-20T05:29:35.120Z"},
+      {"2015-05-20T05:29:35Z", "2015-05-20T05:29:35.000Z"},
+      // The seed's prose: "YYYY-MM-DDTHH:mm:ss:sss+TIMEZONE", a colon before the milliseconds.
+      {"2015-05-20T13:29:35:120+08:00", "2015-05-20T05:29:35.120Z"},
+      {"2015-05-20T05:29:35:120Z", "2015-05-20T05:29:35.120Z"},
+      {"2015-05-20T00:10:00:007+08:00", "2015-05-19T16:10:00.007Z"},
+      {"2016-12-31T23:59:60:000Z", "2016-12-31T23:59:59.999Z"},
+      // Not that form: exactly three digits, then the offset.
+      {"2015-05-20T13:29:35:12+08:00", nullptr},
+      {"2015-05-20T13:29:35:1200+08:00", nullptr},
+      {"2015-05-20T13:29:35:120", nullptr},
+      {"2015-05-20T13:29:35:+08:00", nullptr},
+      {"2015-05-20T13:29:35:12a+08:00", nullptr},
+      {"2015-05-20T13:29:35:120+08", nullptr},
+      {"2015-05-20T13:29:35:120.5+08:00", nullptr},
+      {"2015-05-20T13:29:35.120:000+08:00", nullptr},
+      {"2015-05-20T13:29:61:120+08:00", nullptr},
+      {"2015-02-29T13:29:35:120+08:00", nullptr},
+      {"yesterday", nullptr},
+      {"", nullptr},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.text);
+    const auto t = parse_update_time(row.text);
+    CHECK(t.has_value() == (row.utc != nullptr));
+    if (t && row.utc) CHECK(format_rfc3339_utc(*t) == row.utc);
+  }
+}

@@ -118,7 +118,7 @@ SchedulerDecision FairScheduler::next(Instant now) {
 TenantTransition FairScheduler::on_finished(const std::string& tenant_id, const FinishedAttempt& attempt,
                                             Instant now) {
   // First, and also for a tenant deleted meanwhile: its probe must come back to the hold.
-  endpoint_.on_finished(attempt.reach, attempt.endpoint_probe, now, attempt.jitter01);
+  endpoint_.on_finished(attempt.reach, attempt.endpoint_probe, now, attempt.jitter01, attempt.row);
   auto it = tenants_.find(tenant_id);
   if (it == tenants_.end()) return TenantTransition::none;
   Tenant& tenant = it->second;
@@ -127,7 +127,8 @@ TenantTransition FairScheduler::on_finished(const std::string& tenant_id, const 
     if (attempt.retry_after) retry_after = Duration{*attempt.retry_after};
     tenant.pacer.on_rate_limited(now, attempt.sent_at, retry_after);
   }
-  return tenant.state.on_finished(attempt.outcome, attempt.probe, now, attempt.error_code, attempt.error_message);
+  return tenant.state.on_finished(attempt.outcome, attempt.probe, now, attempt.error_code, attempt.error_message,
+                                  attempt.jitter01);
 }
 
 const TenantState* FairScheduler::tenant_state(const std::string& tenant_id) const {

@@ -14,12 +14,26 @@ int effective_limit(int tenant_max_in_flight, int config_max_in_flight_per_tenan
 }
 }  // namespace
 
+Duration probe_wait(Duration step, Duration probe_interval, double jitter01, const TenantProbeTuning& tuning) {
+  if (step >= probe_interval) return probe_interval;
+  const double u = std::clamp(jitter01, 0.0, 1.0);
+  return std::chrono::duration_cast<Duration>(step * (1.0 - tuning.jitter * u));
+}
+
 TenantState::TenantState(TenantMode mode, int tenant_max_in_flight, int config_max_in_flight_per_tenant,
-                         Duration probe_interval)
+                         Duration probe_interval, TenantProbeTuning probe_tuning)
     : mode_(mode),
       in_flight_limit_(effective_limit(tenant_max_in_flight, config_max_in_flight_per_tenant)),
-      probe_interval_(probe_interval) {
+      probe_interval_(probe_interval),
+      probe_tuning_(probe_tuning) {
   CALLBACKD_ASSERT(probe_interval_ > Duration::zero());
+  CALLBACKD_ASSERT(probe_tuning_.first_probe > Duration::zero());
+  CALLBACKD_ASSERT(probe_tuning_.jitter >= 0 && probe_tuning_.jitter < 1);
+}
+
+void TenantState::restore_pause(TenantPause pause) {
+  pause_ = std::move(pause);
+  if (pause_->probe_step <= Duration::zero()) pause_->probe_step = first_step();
 }
 
 void TenantState::set_max_in_flight(int tenant_max_in_flight, int config_max_in_flight_per_tenant) {
@@ -49,14 +63,12 @@ void TenantState::on_sent(Instant now, bool probe) {
   const SendPermission p = permission(now);
   CALLBACKD_ASSERT(p.allowed && p.probe == probe);
   ++in_flight_;
-  if (probe) {
-    probe_in_flight_ = true;
-    pause_->next_probe_at = now + probe_interval_;
-  }
+  if (probe) probe_in_flight_ = true;
 }
 
 TenantTransition TenantState::on_finished(wechatpay::OutcomeKind outcome, bool probe, Instant now,
-                                          std::string_view error_code, std::string_view reason) {
+                                          std::string_view error_code, std::string_view reason,
+                                          double jitter01) {
   CALLBACKD_ASSERT(in_flight_ > 0);
   --in_flight_;
   if (probe) {
@@ -64,19 +76,25 @@ TenantTransition TenantState::on_finished(wechatpay::OutcomeKind outcome, bool p
     probe_in_flight_ = false;
   }
 
-  if (outcome == wechatpay::OutcomeKind::tenant_error) {
-    if (!pause_) {
-      pause_ = TenantPause{std::string(error_code), std::string(reason), now, now + probe_interval_};
-      return TenantTransition::paused;
-    }
-    // Still broken: keep the latest words for the operator; the probe schedule stands.
-    pause_->error_code = std::string(error_code);
-    pause_->reason = std::string(reason);
-    return TenantTransition::none;
-  }
   if (outcome == wechatpay::OutcomeKind::applied && probe && pause_) {
     pause_.reset();
     return TenantTransition::resumed;
+  }
+  if (outcome == wechatpay::OutcomeKind::tenant_error && !pause_) {
+    pause_ = TenantPause{std::string(error_code), std::string(reason), now,
+                         now + first_probe_wait(probe_interval_, jitter01, probe_tuning_), first_step()};
+    return TenantTransition::paused;
+  }
+  if (!pause_) return TenantTransition::none;
+  if (outcome == wechatpay::OutcomeKind::tenant_error) {
+    // Still broken: keep the latest words for the operator.
+    pause_->error_code = std::string(error_code);
+    pause_->reason = std::string(reason);
+  }
+  if (probe) {
+    // The probe did not prove a fix: wait twice as long (up to the interval) for the next.
+    pause_->probe_step = std::min(probe_interval_, pause_->probe_step * 2);
+    pause_->next_probe_at = now + probe_wait(pause_->probe_step, probe_interval_, jitter01, probe_tuning_);
   }
   return TenantTransition::none;
 }

@@ -50,20 +50,36 @@ std::string favor_callbacks_request_body(std::string_view sub_merchant_mchid, st
   return body;
 }
 
-Result<FavorCallbacksApplied, BodyError> parse_favor_callbacks_response(std::string_view body) {
-  if (body.size() > kMaxBodyBytes)
-    return BodyError{"response body is " + std::to_string(body.size()) + " bytes, not a favor/callbacks answer"};
+FavorCallbacksReading read_favor_callbacks_response(std::string_view body) {
+  FavorCallbacksReading r;
+  if (body.size() > kMaxBodyBytes) {
+    r.problem = BodyError{"response body is " + std::to_string(body.size()) + " bytes, not a favor/callbacks answer"};
+    return r;
+  }
   const json doc = parse_json(body);
-  if (doc.is_discarded() || !doc.is_object())
-    return BodyError{"response body is not a JSON object: \"" + excerpt(body, kExcerptBytes) + "\""};
-  const std::string* update_time = string_member(doc, "update_time");
-  if (update_time == nullptr) return BodyError{"response body has no update_time string"};
-  const std::string* notify_url = string_member(doc, "notify_url");
-  if (notify_url == nullptr) return BodyError{"response body has no notify_url string"};
-  const auto parsed = parse_rfc3339(*update_time);
-  if (!parsed) return BodyError{"update_time is not RFC 3339: \"" + excerpt(*update_time, kExcerptBytes) + "\""};
+  if (doc.is_discarded() || !doc.is_object()) {
+    r.problem = BodyError{"response body is not a JSON object: \"" + excerpt(body, kExcerptBytes) + "\""};
+    return r;
+  }
   // Bounded: the values go to the database; the seed caps notify_url at 256 bytes.
-  return FavorCallbacksApplied{*parsed, bounded(*update_time, 64), bounded(*notify_url, 1024)};
+  const std::string* update_time = string_member(doc, "update_time");
+  const std::string* notify_url = string_member(doc, "notify_url");
+  if (update_time) {
+    r.applied.update_time_text = bounded(*update_time, 64);
+    r.applied.update_time = parse_update_time(*update_time);
+  }
+  if (notify_url) r.applied.notify_url = bounded(*notify_url, 1024);
+  if (update_time == nullptr) r.problem = BodyError{"response body has no update_time string"};
+  else if (notify_url == nullptr) r.problem = BodyError{"response body has no notify_url string"};
+  else if (!r.applied.update_time)
+    r.problem = BodyError{"update_time is not RFC 3339: \"" + excerpt(*update_time, kExcerptBytes) + "\""};
+  return r;
+}
+
+Result<FavorCallbacksApplied, BodyError> parse_favor_callbacks_response(std::string_view body) {
+  FavorCallbacksReading r = read_favor_callbacks_response(body);
+  if (r.problem) return std::move(*r.problem);
+  return std::move(r.applied);
 }
 
 ApiError parse_error_body(std::string_view body) {
@@ -71,8 +87,9 @@ ApiError parse_error_body(std::string_view body) {
   const json doc = parse_json(body);
   if (doc.is_discarded() || !doc.is_object()) return error;
   if (const std::string* code = string_member(doc, "code")) error.code = excerpt(bounded(*code, kMaxCodeBytes), kMaxCodeBytes);
-  if (const std::string* message = string_member(doc, "message"))
-    error.message = excerpt(*message, kMaxErrorMessageBytes);
+  const std::string* message = string_member(doc, "message");
+  if (message) error.message = excerpt(*message, kMaxErrorMessageBytes);
+  error.wechatpay_format = !error.code.empty() && message != nullptr;
   return error;
 }
 

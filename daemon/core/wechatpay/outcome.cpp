@@ -8,6 +8,9 @@ namespace {
 constexpr std::size_t kMaxTransportMessageBytes = 256;
 constexpr std::size_t kMaxRequestIdBytes = 128;
 constexpr std::chrono::seconds kMaxRetryAfter{3600};
+// Of a body that is not WeChat Pay's (an HTML page): enough to recognise whose it is.
+constexpr std::size_t kBodyExcerptBytes = 96;
+constexpr std::size_t kEchoExcerptBytes = 128;
 
 bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
 
@@ -34,45 +37,56 @@ OutcomeKind verification_failure_kind(VerifyError::Kind kind) {
   return OutcomeKind::transient;
 }
 
-// This endpoint's per-row codes (seed table) plus the common ones that name the request.
-bool is_row_code(std::string_view code) {
-  static constexpr std::string_view kRowCodes[] = {
-      "PARAM_ERROR",     "MCH_NOT_EXISTS",   "INVALID_REQUEST",    "APPID_MCHID_NOT_MATCH", "USER_ACCOUNT_ABNORMAL",
-      "NOT_ENOUGH",      "REQUEST_BLOCKED",  "RESOURCE_NOT_EXISTS",
-  };
-  for (std::string_view c : kRowCodes)
-    if (c == code) return true;
-  return false;
-}
-
 // Codes that say the calling merchant (tenant), not the row, is at fault.
 bool is_tenant_code(std::string_view code) { return code == "SIGN_ERROR" || code == "NO_AUTH"; }
+
+bool has_signature_headers(const ResponseHeaders& h) {
+  auto present = [](const std::optional<std::string>& v) { return v && !v->empty(); };
+  return present(h.timestamp) && present(h.nonce) && present(h.signature) && present(h.serial);
+}
+
+// Echoed as sent, or without the scheme (the seed's example: "api.weixin.qq.com").
+bool same_notify_url(std::string_view echoed, std::string_view sent) {
+  if (echoed == sent) return true;
+  for (std::string_view scheme : {"https://", "http://"})
+    if (starts_with(sent, scheme) && echoed == sent.substr(scheme.size())) return true;
+  return false;
+}
 
 void classify_error_status(const AttemptObservation& obs, Outcome& out) {
   const int status = obs.http_status;
   const ApiError api = parse_error_body(obs.body);
-  out.error_code = api.code.empty() ? "HTTP_" + std::to_string(status) : api.code;
-  out.error_message = api.message.empty()
-                          ? "HTTP " + std::to_string(status) + " without a WeChat Pay error body"
-                          : api.message;
+  if (api.wechatpay_format) {
+    out.error_code = api.code;
+    out.error_message = api.message;
+  } else {
+    out.error_code = "HTTP_" + std::to_string(status);
+    out.error_message = "HTTP " + std::to_string(status) + " without a WeChat Pay error body";
+    if (!obs.body.empty()) out.error_message += ": \"" + excerpt(obs.body, kBodyExcerptBytes) + "\"";
+  }
+  out.answered_by = api.wechatpay_format || has_signature_headers(obs.headers) ? Answerer::wechatpay : Answerer::other;
 
-  if (status == 429 || starts_with(api.code, "FREQUENCY_LIMIT")) {
+  if (status == 429 || (api.wechatpay_format && starts_with(api.code, "FREQUENCY_LIMIT"))) {
     out.kind = OutcomeKind::rate_limited;
   } else if (status >= 500) {
+    out.kind = OutcomeKind::transient;
+  } else if (status < 400) {
+    // 1xx / 3xx: nothing WeChat Pay sends for this endpoint; a proxy or redirect in the path.
+    out.kind = OutcomeKind::transient;
+    out.error_code = "HTTP_" + std::to_string(status);
+    out.error_message = "unexpected HTTP " + std::to_string(status) + " (redirects are not followed)";
+  } else if (!api.wechatpay_format) {
+    // Not WeChat Pay's verdict (see outcome.h): a proxy's or WAF's page, an empty 413, a bare
+    // 401. Nothing is known about the row or the tenant; try again.
     out.kind = OutcomeKind::transient;
   } else if (status == 401 || is_tenant_code(api.code)) {
     out.kind = OutcomeKind::tenant_error;
   } else if (status == 408 || api.code == "SYSTEM_ERROR") {
     out.kind = OutcomeKind::transient;  // the server gave up waiting, or says it failed: try again
-  } else if (is_row_code(api.code) || status >= 400) {
-    // The seed's codes, and by status class any other 4xx: this request, as built from this
-    // row, was refused; sending it again unchanged cannot succeed.
-    out.kind = OutcomeKind::rejected;
   } else {
-    // 1xx / 3xx: nothing WeChat Pay sends for this endpoint; a proxy or redirect in the path.
-    out.kind = OutcomeKind::transient;
-    out.error_code = "HTTP_" + std::to_string(status);
-    out.error_message = "unexpected HTTP " + std::to_string(status) + " (redirects are not followed)";
+    // WeChat Pay's error body at a 4xx, the seed's codes and any other: this request, as
+    // built from this row, was refused; sending it again unchanged cannot succeed.
+    out.kind = OutcomeKind::rejected;
   }
   if (obs.headers.retry_after && (out.kind == OutcomeKind::rate_limited || out.kind == OutcomeKind::transient))
     out.retry_after = parse_retry_after(*obs.headers.retry_after);
@@ -90,6 +104,15 @@ std::string_view outcome_name(OutcomeKind kind) {
     case OutcomeKind::invalid: return "invalid";
   }
   return "transient";
+}
+
+std::string_view answerer_name(Answerer answerer) {
+  switch (answerer) {
+    case Answerer::none: return "none";
+    case Answerer::wechatpay: return "wechatpay";
+    case Answerer::other: return "other";
+  }
+  return "none";
 }
 
 std::string_view transport_failure_name(TransportFailure failure) {
@@ -134,6 +157,7 @@ Outcome classify_attempt(const AttemptObservation& obs) {
     out.kind = OutcomeKind::transient;
     out.error_code = "HTTP_" + std::to_string(status);
     out.error_message = "invalid HTTP status " + std::to_string(status);
+    out.answered_by = Answerer::other;
     return out;
   }
   out.http_status = status;
@@ -143,6 +167,8 @@ Outcome classify_attempt(const AttemptObservation& obs) {
   }
 
   // 2xx: only a verified response can count as applied (docs/wechatpay-v3.md section 2).
+  if (has_signature_headers(obs.headers)) out.answered_by = Answerer::wechatpay;
+  else out.answered_by = Answerer::other;
   if (!obs.verification) {
     out.kind = OutcomeKind::transient;
     out.error_code = "RESPONSE_NOT_VERIFIED";
@@ -156,15 +182,18 @@ Outcome classify_attempt(const AttemptObservation& obs) {
     out.error_message = failure.message;
     return out;
   }
-  auto applied = parse_favor_callbacks_response(obs.body);
-  if (!applied) {
-    out.kind = OutcomeKind::transient;
-    out.error_code = "MALFORMED_RESPONSE";
-    out.error_message = std::move(applied).error().message;
-    return out;
-  }
+  // Verified: WeChat Pay applied the change, whatever the body says (outcome.h).
+  out.answered_by = Answerer::wechatpay;
+  FavorCallbacksReading reading = read_favor_callbacks_response(obs.body);
   out.kind = OutcomeKind::applied;
-  out.applied = std::move(applied).value();
+  if (reading.problem) out.warning = std::move(reading.problem->message);
+  const std::string& echoed = reading.applied.notify_url;
+  if (!obs.sent_notify_url.empty() && !echoed.empty() && !same_notify_url(echoed, obs.sent_notify_url)) {
+    if (!out.warning.empty()) out.warning += "; ";
+    out.warning += "notify_url echoed as \"" + excerpt(echoed, kEchoExcerptBytes) + "\", sent \"" +
+                   excerpt(obs.sent_notify_url, kEchoExcerptBytes) + "\"";
+  }
+  out.applied = std::move(reading.applied);
   return out;
 }
 

@@ -83,6 +83,19 @@ std::optional<UtcMillis> parse_rfc3339(std::string_view s) {
   return instant;
 }
 
+std::optional<UtcMillis> parse_update_time(std::string_view s) {
+  if (auto t = parse_rfc3339(s)) return t;
+  // 2015-05-20T13:29:35:120+08:00: the seed's "HH:mm:ss:sss". Only with three digits, so that
+  // a stray colon elsewhere is not taken for it; then it is RFC 3339 with a period there.
+  constexpr std::size_t kColon = 19;
+  if (s.size() <= kColon + 4 || s[kColon] != ':' || digits(s, kColon + 1, 3) < 0) return std::nullopt;
+  const char after = s[kColon + 4];
+  if (after >= '0' && after <= '9') return std::nullopt;
+  std::string rfc3339(s);
+  rfc3339[kColon] = '.';
+  return parse_rfc3339(rfc3339);
+}
+
 std::string format_rfc3339_utc(UtcMillis t) {
   using namespace std::chrono;
   const sys_days day = floor<days>(t);
