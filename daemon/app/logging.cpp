@@ -1,17 +1,17 @@
 #include "app/logging.h"
 
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 
-#include "core/logging/log_line.h"
+#include "core/logging/event.h"
 
 namespace callbackd::app {
 
@@ -31,24 +31,17 @@ Level level_of(spdlog::level::level_enum l) {
   }
 }
 
-std::string iso8601_utc(std::chrono::system_clock::time_point t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const time_t secs = static_cast<time_t>(ms / 1000);
-  tm parts{};
-  gmtime_r(&secs, &parts);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1,
-                parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
-}
+// log.level as a threshold on Level (the same order as spdlog's levels; "off" is above all).
+int threshold_of(const LogConfig& log) { return static_cast<int>(spdlog::level::from_str(log.level)); }
 
-class LineSink final : public spdlog::sinks::base_sink<std::mutex> {
+class LineSink final : public spdlog::sinks::base_sink<std::mutex>, public logging::EventWriter {
  public:
   explicit LineSink(std::function<void(const std::string&)> write) : write_(std::move(write)) {}
 
-  void set_style(logging::LineStyle style) {
+  void configure(logging::LineStyle style, int threshold) {
     std::lock_guard<std::mutex> lock(mutex_);
     style_ = style;
+    threshold_ = threshold;
   }
 
   void flush_repeats() {
@@ -56,21 +49,36 @@ class LineSink final : public spdlog::sinks::base_sink<std::mutex> {
     write_summaries(limiter_.flush(logging::RepeatLimiter::Clock::now()));
   }
 
+  bool enabled(Level level) const override { return static_cast<int>(level) >= threshold_.load(); }
+
+  void write(Level level, Fields fields) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    write_locked(level, std::chrono::system_clock::now(), std::move(fields));
+  }
+
  protected:
+  // Text handed to spdlog (by code that does not log events): one record, the text one value.
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    Fields fields = logging::parse_message(std::string_view(msg.payload.data(), msg.payload.size()));
-    logging::redact(fields);
-    const auto now = logging::RepeatLimiter::Clock::now();
-    write_summaries(limiter_.flush(now));
-    const auto verdict = limiter_.admit(logging::RepeatLimiter::key_of(fields), now);
-    if (verdict.suppressed_before > 0)
-      write_summaries({{logging::RepeatLimiter::key_of(fields), verdict.suppressed_before}});
-    if (!verdict.emit) return;
-    write_(logging::render_line(style_, level_of(msg.level), iso8601_utc(msg.time), fields));
+    const std::string_view text(msg.payload.data(), msg.payload.size());
+    write_locked(level_of(msg.level), msg.time, Fields{{"msg", text}});
   }
   void flush_() override {}
 
  private:
+  // mutex_ held.
+  void write_locked(Level level, std::chrono::system_clock::time_point time, Fields fields) {
+    // Bound first: the limiter keeps keys made of these values, and redaction scans them.
+    logging::bound(fields);
+    logging::redact(fields);
+    const auto now = logging::RepeatLimiter::Clock::now();
+    write_summaries(limiter_.flush(now));
+    const std::string key = logging::RepeatLimiter::key_of(fields);
+    const auto verdict = limiter_.admit(key, now);
+    if (verdict.suppressed_before > 0) write_summaries({{key, verdict.suppressed_before}});
+    if (!verdict.emit) return;
+    write_(logging::render_line(style_, level, logging::iso8601_utc(time), fields));
+  }
+
   void write_summaries(const std::vector<std::pair<std::string, std::uint64_t>>& dropped) {
     for (const auto& [key, n] : dropped) {
       // key is "event|tenant|code"
@@ -80,14 +88,15 @@ class LineSink final : public spdlog::sinks::base_sink<std::mutex> {
                {"repeated_event", key.substr(0, a)},
                {"tenant", key.substr(a + 1, b - a - 1)},
                {"code", key.substr(b + 1)},
-               {"dropped", std::to_string(n)},
+               {"dropped", n},
                {"note", "the same error was logged more than 10 times in a minute"}};
-      write_(logging::render_line(style_, Level::warn, iso8601_utc(std::chrono::system_clock::now()), f));
+      write_(logging::render_line(style_, Level::warn, logging::iso8601_utc(std::chrono::system_clock::now()), f));
     }
   }
 
   std::function<void(const std::string&)> write_;
   logging::LineStyle style_;
+  std::atomic<int> threshold_{static_cast<int>(Level::info)};
   logging::RepeatLimiter limiter_;
 };
 
@@ -112,13 +121,12 @@ bool stderr_is_journal() {
   return static_cast<unsigned long long>(st.st_dev) == dev && static_cast<unsigned long long>(st.st_ino) == ino;
 }
 
-std::shared_ptr<spdlog::logger> make_line_logger(const LogConfig& log, bool journald,
-                                                 std::function<void(const std::string&)> write) {
+LineLogger make_line_logger(const LogConfig& log, bool journald, std::function<void(const std::string&)> write) {
   auto sink = std::make_shared<LineSink>(std::move(write));
-  sink->set_style(style_of(log, journald));
+  sink->configure(style_of(log, journald), threshold_of(log));
   auto logger = std::make_shared<spdlog::logger>("callbackd-test", sink);
   logger->set_level(spdlog::level::from_str(log.level));
-  return logger;
+  return LineLogger{sink, logger};
 }
 
 void init_logging(const LogConfig& log) {
@@ -133,11 +141,12 @@ void init_logging(const LogConfig& log) {
         done += static_cast<std::size_t>(n);
       }
     });
+    logging::set_writer(process_sink().get());
     auto l = std::make_shared<spdlog::logger>("callbackd", process_sink());
     spdlog::set_default_logger(l);
     return l;
   }();
-  process_sink()->set_style(style_of(log, stderr_is_journal()));
+  process_sink()->configure(style_of(log, stderr_is_journal()), threshold_of(log));
   logger->set_level(spdlog::level::from_str(log.level));
 }
 

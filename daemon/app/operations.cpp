@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
-#include <spdlog/spdlog.h>
 
 #include "app/logging.h"
 #include "app/sd_notify.h"
@@ -92,12 +91,11 @@ void Operations::start(const engine::Reconciler& reconciler) {
     server_ = std::make_unique<MetricsServer>(
         io_, config_.metrics.listen,
         MetricsHandlers{[this] { return render_metrics(); }, [this] { return health(); }, [this] { return ready(); }});
-    spdlog::info("event=metrics_listening address={}", server_->local_address());
+    logging::info("metrics_listening", {{"address", server_->local_address()}});
   }
   watchdog_ = watchdog_interval();
   if (watchdog_) {
-    spdlog::info("event=watchdog_enabled interval_ms={}",
-                 std::chrono::duration_cast<milliseconds>(*watchdog_).count());
+    logging::info("watchdog_enabled", {{"interval_ms", *watchdog_}});
     watchdog_tick();
   }
   const auto now = SteadyClock::now();
@@ -180,7 +178,7 @@ void Operations::tenants_loaded() {
   // Config, database, schema version and every tenant's keys were checked (a tenant whose
   // keys failed is paused, which STATUS and the metrics show).
   sd_notify("READY=1\nSTATUS=" + status_line());
-  spdlog::info("event=ready status=\"{}\"", status_line());
+  logging::info("ready", {{"status", status_line()}});
 }
 
 void Operations::attempt_finished(const engine::AttemptObserved& a) {
@@ -196,7 +194,7 @@ void Operations::reloading() { sd_notify(reloading_message()); }
 void Operations::reloaded(const Config& config) {
   // metrics.listen is bound once, at start (a restart moves it).
   if (config.metrics.listen != config_.metrics.listen)
-    spdlog::warn("event=reload_partial key=metrics.listen note=\"takes effect after a restart\"");
+    logging::warn("reload_partial", {{"key", "metrics.listen"}, {"note", "takes effect after a restart"}});
   const std::string listen = config_.metrics.listen;
   config_ = config;
   config_.metrics.listen = listen;

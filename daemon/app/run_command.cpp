@@ -20,7 +20,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <iostream>
-#include <spdlog/spdlog.h>
 #include <thread>
 
 #include "app/commands.h"
@@ -78,7 +77,7 @@ void listen_loop(const DatabaseConfig& db, asio::io_context& io, engine::Reconci
       backoff = std::chrono::milliseconds{250};
       if (lost) {
         lost = false;
-        spdlog::info("event=listen_reconnected");
+        logging::info("listen_reconnected");
         asio::post(io, [&reconciler] { reconciler.on_notifications_missed(); });
       }
       while (!stopping)
@@ -86,7 +85,7 @@ void listen_loop(const DatabaseConfig& db, asio::io_context& io, engine::Reconci
           asio::post(io, [&reconciler, n] { reconciler.on_notification(n); });
     } catch (const std::exception& e) {
       lost = true;
-      spdlog::warn("event=listen_failed error=\"{}\" retry_in_ms={}", e.what(), backoff.count());
+      logging::warn("listen_failed", {{"error", e.what()}, {"retry_in_ms", backoff}});
       // The poll interval covers the gap; sleep in small steps so that shutdown is prompt.
       for (auto waited = std::chrono::milliseconds{0}; waited < backoff && !stopping; waited += std::chrono::milliseconds{50})
         std::this_thread::sleep_for(std::chrono::milliseconds{50});
@@ -127,7 +126,7 @@ int run_run(const CliRequest& req) {
   const std::string instance = instance_name();
   engine::DbWorker db(
       [database = config.database, instance] { return std::make_unique<pg::ReconcileStore>(database, instance); },
-      [](const std::string& message) { spdlog::error("event=database_error error=\"{}\"", message); });
+      [](const std::string& message) { logging::error("database_error", {{"error", message}}); });
   // systemd notify, metrics and health (app/operations.h): READY=1 once the tenants and their
   // keys were loaded, the watchdog from this io_context, /metrics on metrics.listen.
   Operations ops(io, config, client, db);
@@ -154,26 +153,29 @@ int run_run(const CliRequest& req) {
         init_logging(fresh.log);
         reconciler.reload(fresh);
         ops.reloaded(fresh);
-        spdlog::info("event=reloaded config={}", req.config_path);
+        logging::info("reloaded", {{"config", req.config_path}});
       } catch (const StartupError& e) {
         ops.reloaded(config);
-        spdlog::error("event=reload_refused config={} error=\"{}\" note=\"the previous config stays in force\"",
-                      req.config_path, e.what());
+        logging::error("reload_refused", {{"config", req.config_path},
+                                          {"error", e.what()},
+                                          {"note", "the previous config stays in force"}});
       }
     } else if (++stop_signals == 1) {
-      spdlog::info("event=signal signal={} action=drain", signal);
+      logging::info("signal", {{"signal", signal}, {"action", "drain"}});
       ops.stopping();
       reconciler.stop();
     } else {
-      spdlog::warn("event=signal signal={} action=exit_now", signal);
+      logging::warn("signal", {{"signal", signal}, {"action", "exit_now"}});
       std::_Exit(kExitFailure);
     }
     signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);
 
-  spdlog::info("event=started instance={} version={} wechatpay={} database=\"{}\"", instance, CALLBACKD_VERSION,
-               config.wechatpay.base_url, pg::describe_conninfo(config.database.url));
+  logging::info("started", {{"instance", instance},
+                            {"version", CALLBACKD_VERSION},
+                            {"wechatpay", config.wechatpay.base_url},
+                            {"database", pg::describe_conninfo(config.database.url)}});
   std::exception_ptr failure;
   asio::co_spawn(io, reconciler.run(), [&](std::exception_ptr e) {
     failure = e;

@@ -3,8 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include <spdlog/spdlog.h>
-
+#include "core/logging/event.h"
 #include "pg/migrator.h"
 
 namespace callbackd::engine {
@@ -66,10 +65,8 @@ void DbWorker::loop() {
         backoff = std::chrono::milliseconds{250};
         // Operators (and the fault tests) see when an outage ended and what it cost.
         if (failed_attempts > 0)
-          spdlog::info("event=database_reconnected failed_attempts={} down_ms={}", failed_attempts,
-                       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                             down_since)
-                           .count());
+          logging::info("database_reconnected", {{"failed_attempts", failed_attempts},
+                                                  {"down_ms", std::chrono::steady_clock::now() - down_since}});
       } catch (const std::exception& e) {
         ++failed_attempts;
         log_error_(std::string("database unavailable, retrying in ") + std::to_string(backoff.count()) +

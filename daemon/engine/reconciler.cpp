@@ -5,11 +5,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
-#include "core/logging/log_line.h"
+#include "core/logging/event.h"
 #include "core/reconcile/claim_gate.h"
 #include "core/reconcile/lease_timing.h"
 #include "core/reconcile/work_verdict.h"
@@ -23,7 +22,7 @@ using reconcile::Clock;
 using reconcile::Instant;
 using std::chrono::milliseconds;
 // Ids from SQL in log lines: one bare token each (a hostile id cannot forge a field).
-using logging::log_token;
+using logging::log_id;
 
 namespace {
 
@@ -116,11 +115,9 @@ void Reconciler::kick() {
 void Reconciler::stop() {
   if (stopping_) return;
   stopping_ = true;
-  spdlog::info("event=stopping in_flight={} unwritten_records={}", [&] {
-    std::size_t n = 0;
-    for (const auto& [id, t] : tenants_) n += t->in_flight.size();
-    return n;
-  }(), pending_records_.size());
+  std::size_t in_flight = 0;
+  for (const auto& [id, t] : tenants_) in_flight += t->in_flight.size();
+  logging::info("stopping", {{"in_flight", in_flight}, {"unwritten_records", pending_records_.size()}});
   kick();
 }
 
@@ -132,7 +129,7 @@ void Reconciler::reload(Config config) {
   config_ = std::move(config);
   // The client's deadlines are the ones the send margin is derived from: they change together.
   for (const auto& key : client_.reconfigure(config_.wechatpay))
-    spdlog::warn("event=reload_partial key={} note=\"read at start only: restart callbackd to apply it\"", key);
+    logging::warn("reload_partial", {{"key", key}, {"note", "read at start only: restart callbackd to apply it"}});
   policy_ = reconcile::RowPolicy::from_config(config_.reconciler);
   scheduler_.reconfigure(config_.reconciler);
   // Credentials may have moved (credentials_dir) or been replaced in place: re-read every
@@ -175,7 +172,7 @@ void Reconciler::refresh_tenants() {
       pauses = store.tenant_pauses();
     } catch (const std::exception& e) {
       ok = false;
-      spdlog::error("event=tenants_read_failed error=\"{}\"", e.what());
+      logging::error("tenants_read_failed", {{"error", e.what()}});
     }
     asio::post(io_, [this, alive, ok, rows = std::move(rows), pauses = std::move(pauses)]() mutable {
       if (alive.expired() || !*alive.lock()) return;
@@ -231,15 +228,15 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
             try {
               store.resume_tenant(id);
             } catch (const std::exception& e) {
-              spdlog::error("event=tenant_resume_failed tenant={} error=\"{}\"", log_token(id), e.what());
+              logging::error("tenant_resume_failed", {{"tenant", log_id(id)}, {"error", e.what()}});
             }
           });
           pending_events_.push_back({id, "tenant_resumed", "", "credentials changed"});
-          spdlog::info("event=tenant_resumed tenant={} reason=\"credentials changed\"", log_token(id));
+          logging::info("tenant_resumed", {{"tenant", log_id(id)}, {"reason", "credentials changed"}});
         }
       }
-      spdlog::info("event=tenant_loaded tenant={} mode={} rate_per_minute={}", log_token(id),
-                   tenant_mode_name(t.row.mode), t.row.rate_per_minute);
+      logging::info("tenant_loaded", {{"tenant", log_id(id)}, {"mode", tenant_mode_name(t.row.mode)},
+                                      {"rate_per_minute", t.row.rate_per_minute}});
     } else {
       t.credentials.reset();
       t.credentials_problem = join_problems(loaded.error());
@@ -255,7 +252,7 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
     }
     release_buffer(*it->second);
     scheduler_.remove_tenant(it->first);
-    spdlog::info("event=tenant_removed tenant={}", log_token(it->first));
+    logging::info("tenant_removed", {{"tenant", log_id(it->first)}});
     it = tenants_.erase(it);
   }
   tenants_loaded_ = true;
@@ -305,10 +302,10 @@ void Reconciler::pause_tenant(const std::string& tenant_id, const std::string& c
     try {
       store.pause_tenant(tenant_id, code, reason, probe_in);
     } catch (const std::exception& e) {
-      spdlog::error("event=tenant_pause_failed tenant={} error=\"{}\"", log_token(tenant_id), e.what());
+      logging::error("tenant_pause_failed", {{"tenant", log_id(tenant_id)}, {"error", e.what()}});
     }
   });
-  spdlog::warn("event=tenant_paused tenant={} code={} reason=\"{}\"", log_token(tenant_id), code, reason);
+  logging::warn("tenant_paused", {{"tenant", log_id(tenant_id)}, {"code", code}, {"reason", reason}});
 }
 
 void Reconciler::release_buffer(TenantRuntime& t) {
@@ -322,7 +319,7 @@ void Reconciler::release_buffer(TenantRuntime& t) {
       store.release(tokens);
     } catch (const std::exception& e) {
       // The leases lapse on their own; the rows are only delayed.
-      spdlog::warn("event=release_failed claims={} error=\"{}\"", tokens.size(), e.what());
+      logging::warn("release_failed", {{"claims", tokens.size()}, {"error", e.what()}});
     }
   });
 }
@@ -353,10 +350,10 @@ void Reconciler::heartbeat() {
       // had already written may still reach WeChat Pay (LeaseTiming::dead_owner_margin).
       ownership = store.heartbeat(lease, release, dead_owner_margin);
       for (const auto& d : ownership->dead_instances)
-        spdlog::info("event=instance_dead instance={} pid={} tenants={} takeover_in_ms={}", d.instance_id, d.pid,
-                     d.tenants, dead_owner_margin.count());
+        logging::info("instance_dead", {{"instance", d.instance_id}, {"pid", d.pid}, {"tenants", d.tenants},
+                                        {"takeover_in_ms", dead_owner_margin.count()}});
     } catch (const std::exception& e) {
-      spdlog::error("event=heartbeat_failed error=\"{}\" note=\"sending stops when the leases may lapse\"", e.what());
+      logging::error("heartbeat_failed", {{"error", e.what()}, {"note", "sending stops when the leases may lapse"}});
     }
     asio::post(io_, [this, alive, release, ownership = std::move(ownership), send_until = started + lease - margin]() mutable {
       if (alive.expired() || !*alive.lock()) return;
@@ -374,7 +371,7 @@ void Reconciler::on_heartbeat(const pg::ReconcileStore::Ownership& ownership, co
     if (auto it = tenants_.find(id); it != tenants_.end()) {
       it->second->releasing = false;
       it->second->owned = false;
-      spdlog::info("event=tenant_released tenant={}", log_token(id));
+      logging::info("tenant_released", {{"tenant", log_id(id)}});
     }
   std::set<std::string> owned;
   bool unknown_tenant = false;
@@ -392,8 +389,8 @@ void Reconciler::on_heartbeat(const pg::ReconcileStore::Ownership& ownership, co
       t.owned = true;
       t.releasing = false;
       t.drained = false;
-      spdlog::info("event=tenant_acquired tenant={} fencing_token={} live_instances={}", log_token(o.tenant_id),
-                   o.fencing_token, ownership.live_instances);
+      logging::info("tenant_acquired", {{"tenant", log_id(o.tenant_id)}, {"fencing_token", o.fencing_token},
+                                        {"live_instances", ownership.live_instances}});
       if (!o.recent_sends.empty()) {
         // Another instance sent for this merchant within the last minute: count its requests
         // in our windows, plus as many again as it may have had in flight, unrecorded.
@@ -410,14 +407,14 @@ void Reconciler::on_heartbeat(const pg::ReconcileStore::Ownership& ownership, co
       // More than our share while others have room: hand this one over once its requests in
       // flight are done (the next heartbeat deletes the lease).
       t.releasing = true;
-      spdlog::info("event=tenant_releasing tenant={} fair_share={}", log_token(o.tenant_id), ownership.fair_share);
+      logging::info("tenant_releasing", {{"tenant", log_id(o.tenant_id)}, {"fair_share", ownership.fair_share}});
     }
   }
   for (auto& [id, t] : tenants_)
     if (t->owned && !owned.count(id)) {
       t->owned = false;
       t->releasing = false;
-      spdlog::warn("event=tenant_lost tenant={} note=\"another instance holds it now\"", log_token(id));
+      logging::warn("tenant_lost", {{"tenant", log_id(id)}, {"note", "another instance holds it now"}});
     }
   if (unknown_tenant) refresh_tenants();
   for (auto& [id, t] : tenants_) sync_scheduler(id, *t, now);
@@ -469,7 +466,7 @@ void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Ins
       result = store.claim_due(tenant_id, limit, lease);
     } catch (const std::exception& e) {
       ok = false;
-      spdlog::error("event=claim_failed tenant={} error=\"{}\"", log_token(tenant_id), e.what());
+      logging::error("claim_failed", {{"tenant", log_id(tenant_id)}, {"error", e.what()}});
     }
     asio::post(io_, [this, alive, tenant_id, limit, ok, result = std::move(result)]() mutable {
       if (alive.expired() || !*alive.lock()) return;
@@ -501,8 +498,8 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
     const auto verdict = reconcile::judge_work_item(item.mchid, item.notify_url, item.desired, item.recorded,
                                                     item.resync);
     if (verdict.action == reconcile::WorkAction::drop) {
-      spdlog::debug("event=row_dropped tenant={} mchid={} reason={}", log_token(tenant_id), log_token(item.mchid),
-                    verdict.reason_name());
+      logging::debug("row_dropped", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)},
+                                     {"reason", verdict.reason_name()}});
       nothing_to_send.push_back(std::move(item));
       continue;
     }
@@ -513,15 +510,15 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
       rec.decision = reconcile::decide_after_attempt({wechatpay::OutcomeKind::invalid, std::nullopt, item.attempts},
                                                      policy_, now, 0.0);
       ++stats_.invalid;
-      spdlog::warn("event=row_invalid tenant={} mchid={} error=\"{}\"", log_token(tenant_id), log_token(item.mchid, 40),
-                   verdict.invalid->message);
+      logging::warn("row_invalid", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)},
+                                    {"error", verdict.invalid->message}});
       add_record(std::move(rec));
       continue;
     }
     if (t.in_flight.count(item.mchid)) {
       // Our own earlier claim of this row is still in flight (its lease lapsed): the newer
       // claim fences the older attempt out, and the row is sent again with current values.
-      spdlog::warn("event=reclaimed_in_flight tenant={} mchid={}", log_token(tenant_id), log_token(item.mchid));
+      logging::warn("reclaimed_in_flight", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)}});
     }
     t.buffer.push_back(std::move(item));
   }
@@ -633,16 +630,20 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
     // Applied (WeChat Pay signed its success), but the answer was not the documented one: the
     // audit row carries the warning, and the operator hears of it once per attempt.
     rec.error_message = outcome.warning;
-    spdlog::warn("event=applied_with_warning tenant={} mchid={} request_id={} update_time=\"{}\" warning=\"{}\"",
-                 log_token(tenant_id), log_token(item.mchid), outcome.request_id.value_or(""),
-                 outcome.applied ? outcome.applied->update_time_text : "", outcome.warning);
+    logging::warn("applied_with_warning",
+                  {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)},
+                   {"request_id", outcome.request_id.value_or("")},
+                   {"update_time", outcome.applied ? outcome.applied->update_time_text : std::string{}},
+                   {"warning", outcome.warning}});
   } else if (outcome.kind == wechatpay::OutcomeKind::applied) {
-    spdlog::debug("event=applied tenant={} mchid={} request_id={} latency_ms={}", log_token(tenant_id),
-                  log_token(item.mchid), outcome.request_id.value_or(""), latency_ms.value_or(0));
+    logging::debug("applied", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)},
+                               {"request_id", outcome.request_id.value_or("")},
+                               {"latency_ms", latency_ms.value_or(0)}});
   } else {
-    spdlog::info("event=attempt_failed tenant={} mchid={} outcome={} http_status={} code={} request_id={} error=\"{}\"",
-                 log_token(tenant_id), log_token(item.mchid), outcome_name, outcome.http_status.value_or(0),
-                 outcome.error_code, outcome.request_id.value_or(""), outcome.error_message);
+    logging::info("attempt_failed", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)},
+                                     {"outcome", outcome_name}, {"http_status", outcome.http_status.value_or(0)},
+                                     {"code", outcome.error_code}, {"request_id", outcome.request_id.value_or("")},
+                                     {"error", outcome.error_message}});
   }
   add_record(std::move(rec));
 
@@ -655,11 +656,11 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
         try {
           store.resume_tenant(tenant_id);
         } catch (const std::exception& e) {
-          spdlog::error("event=tenant_resume_failed tenant={} error=\"{}\"", log_token(tenant_id), e.what());
+          logging::error("tenant_resume_failed", {{"tenant", log_id(tenant_id)}, {"error", e.what()}});
         }
       });
       it->second->drained = false;
-      spdlog::info("event=tenant_resumed tenant={} reason=\"probe applied\"", log_token(tenant_id));
+      logging::info("tenant_resumed", {{"tenant", log_id(tenant_id)}, {"reason", "probe applied"}});
     }
   }
   kick();
@@ -673,17 +674,21 @@ void Reconciler::on_endpoint_change(bool was_held, int failed_probes_before, con
     const std::string_view reason = reconcile::endpoint_hold_reason_name(hold.reason());
     ++stats_.endpoint_holds_by_reason[std::string(reason)];
     // reason=not_wechatpay: something on the path (a proxy, a WAF) answers instead of WeChat Pay.
-    spdlog::warn("event=wechatpay_unreachable reason={} code={} http_status={} error=\"{}\" next_probe_in_ms={} "
-                 "note=\"sending is held; one probe request per backoff step until one reaches WeChat Pay\"",
-                 reason, outcome.error_code, outcome.http_status.value_or(0), outcome.error_message,
-                 to_ms(hold.next_probe_at() - now));
+    logging::warn("wechatpay_unreachable", {{"reason", reason}, {"code", outcome.error_code},
+                                            {"http_status", outcome.http_status.value_or(0)},
+                                            {"error", outcome.error_message},
+                                            {"next_probe_in_ms", to_ms(hold.next_probe_at() - now)},
+                                            {"note", "sending is held; one probe request per backoff step until one "
+                                                     "reaches WeChat Pay"}});
   } else if (was_held && !hold.held()) {
-    spdlog::info("event=wechatpay_reachable reason={} held_ms={} failed_probes={}",
-                 reconcile::endpoint_hold_reason_name(hold.reason()), to_ms(now - hold.held_since()), hold.failed_probes());
+    logging::info("wechatpay_reachable", {{"reason", reconcile::endpoint_hold_reason_name(hold.reason())},
+                                          {"held_ms", to_ms(now - hold.held_since())},
+                                          {"failed_probes", hold.failed_probes()}});
   } else if (hold.held() && hold.failed_probes() > failed_probes_before) {
     ++stats_.endpoint_probes_failed;
-    spdlog::debug("event=wechatpay_probe_failed reason={} failed_probes={} next_probe_in_ms={}",
-                  reconcile::endpoint_hold_reason_name(hold.reason()), hold.failed_probes(), to_ms(hold.next_probe_at() - now));
+    logging::debug("wechatpay_probe_failed", {{"reason", reconcile::endpoint_hold_reason_name(hold.reason())},
+                                              {"failed_probes", hold.failed_probes()},
+                                              {"next_probe_in_ms", to_ms(hold.next_probe_at() - now)}});
   } else {
     return;
   }
@@ -735,7 +740,7 @@ void Reconciler::maybe_flush(Instant now, bool force) {
       store.record(*batch, *events);
     } catch (const std::exception& e) {
       ok = false;
-      spdlog::error("event=record_failed records={} error=\"{}\" action=retry", batch->size(), e.what());
+      logging::error("record_failed", {{"records", batch->size()}, {"error", e.what()}, {"action", "retry"}});
     }
     asio::post(io_, [this, alive, batch, events, ok] {
       if (alive.expired() || !*alive.lock()) return;
@@ -810,9 +815,9 @@ asio::awaitable<void> Reconciler::run() {
       next_resync_ = now + config_.reconciler.resync_interval;
       db_.post([](pg::ReconcileStore& store) {
         try {
-          spdlog::info("event=resync queued={}", store.queue_resync());
+          logging::info("resync", {{"queued", store.queue_resync()}});
         } catch (const std::exception& e) {
-          spdlog::error("event=resync_failed error=\"{}\"", e.what());
+          logging::error("resync_failed", {{"error", e.what()}});
         }
       });
     }
@@ -855,7 +860,7 @@ asio::awaitable<void> Reconciler::run() {
           try {
             pending = store.pending_for_sending_tenants();
           } catch (const std::exception& e) {
-            spdlog::error("event=idle_check_failed error=\"{}\"", e.what());
+            logging::error("idle_check_failed", {{"error", e.what()}});
           }
           asio::post(io_, [this, alive, pending] {
             if (alive.expired() || !*alive.lock()) return;
@@ -894,15 +899,15 @@ asio::awaitable<void> Reconciler::run() {
     co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
   if (const auto abandoned = in_flight(); abandoned > 0)
-    spdlog::warn("event=abandoned_in_flight count={} note=\"their leases lapse and the rows are sent again\"",
-                 abandoned);
+    logging::warn("abandoned_in_flight", {{"count", abandoned},
+                                          {"note", "their leases lapse and the rows are sent again"}});
   // Write what is known; the worker runs every queued job before it stops.
   while (!pending_records_.empty() || !pending_events_.empty() || flush_in_flight_) {
     if (!flush_in_flight_) maybe_flush(Clock::now(), true);
     if (flush_retry_at_ && Clock::now() > deadline + std::chrono::seconds{5}) {
-      spdlog::error("event=unwritten_at_exit records={} note=\"the database is unavailable; these rows are sent "
-                    "again after restart\"",
-                    pending_records_.size());
+      logging::error("unwritten_at_exit", {{"records", pending_records_.size()},
+                                           {"note", "the database is unavailable; these rows are sent again "
+                                                    "after restart"}});
       break;
     }
     wake_.expires_after(milliseconds{20});
@@ -914,11 +919,11 @@ asio::awaitable<void> Reconciler::run() {
     try {
       store.release_all_tenants();
     } catch (const std::exception& e) {
-      spdlog::warn("event=release_tenants_failed error=\"{}\" note=\"the leases lapse on their own\"", e.what());
+      logging::warn("release_tenants_failed", {{"error", e.what()}, {"note", "the leases lapse on their own"}});
     }
   });
-  spdlog::info("event=stopped sent={} recorded={} invalid={} batches={}", stats_.sent, stats_.recorded, stats_.invalid,
-               stats_.record_batches);
+  logging::info("stopped", {{"sent", stats_.sent}, {"recorded", stats_.recorded}, {"invalid", stats_.invalid},
+                            {"batches", stats_.record_batches}});
 }
 
 }  // namespace callbackd::engine

@@ -65,6 +65,7 @@ FaultAction resolve(const FaultRule& rule) {
     a.status = rule.status != 0 ? rule.status : (info ? info->status : 500);
     a.message = info ? std::string(info->message) : "injected fault";
     if (a.status == 503 && !info) a.message = "服务不可用";
+    if (rule.message) a.message = *rule.message;
   }
   return a;
 }

@@ -49,8 +49,9 @@ struct FaultRule {
   std::chrono::milliseconds delay{0};
   std::chrono::seconds skew{0};
   std::size_t size_bytes{0};
-  bool empty_body{false};                 // proxy_answer: no body instead of the HTML page
-  std::optional<std::string> update_time{};  // odd_update_time: the text to send
+  bool empty_body{false};                     // proxy_answer: no body instead of the HTML page
+  std::optional<std::string> update_time{};   // odd_update_time: the text to send
+  std::optional<std::string> message{};       // error: the body's message; default: the code's own
 };
 
 struct FaultPlan {

@@ -76,7 +76,8 @@ std::string resolve_path(const std::string& base_dir, const std::string& p) {
 
 FaultRule parse_rule(Reader& r, const YAML::Node& node, const std::string& path, bool random) {
   FaultRule rule;
-  std::set<std::string> known{"kind", "code", "status", "delay_ms", "skew_seconds", "size_bytes", "body", "update_time"};
+  std::set<std::string> known{"kind", "code", "status", "message", "delay_ms", "skew_seconds", "size_bytes", "body",
+                              "update_time"};
   if (random) known.insert("probability");
   bool has_kind = false;
   r.map(node, path, known, [&](const std::string& key, const YAML::Node& v, const std::string& p) {
@@ -89,6 +90,8 @@ FaultRule parse_rule(Reader& r, const YAML::Node& node, const std::string& path,
       rule.code = r.str(v, p);
     } else if (key == "status") {
       rule.status = r.integer<int>(v, p, 400, 599);
+    } else if (key == "message") {
+      rule.message = r.str(v, p);
     } else if (key == "delay_ms") {
       rule.delay = std::chrono::milliseconds(r.integer<long long>(v, p, 0, 600'000));
     } else if (key == "skew_seconds") {

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "core/desired/validation.h"
+#include "core/logging/log_line.h"
 #include "e2e/e2e_support.h"
 #include "support/acl.h"
 
@@ -39,6 +40,42 @@ std::size_t longest_run(const std::string& text, char c) {
 
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
+}
+
+// The daemon's log records (logfmt lines, the one format the e2e configs use unless asked),
+// each parsed back into its fields exactly as written; a line that is not a record fails the
+// test. Lines that are not log records at all (none today) would be named here.
+std::vector<callbackd::logging::Fields> log_records(const std::string& output) {
+  std::vector<callbackd::logging::Fields> out;
+  for (std::size_t at = 0; at < output.size();) {
+    const std::size_t end = std::min(output.find('\n', at), output.size());
+    const std::string line = output.substr(at, end - at);
+    at = end + 1;
+    if (line.empty()) continue;
+    INFO("line: " << line.substr(0, 300));
+    if (line.front() == '{') {
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      CHECK_FALSE(j.is_discarded());
+      if (j.is_discarded() || !j.is_object()) continue;
+      callbackd::logging::Fields fields;
+      for (const auto& [k, v] : j.items()) fields.push_back({k, v.is_string() ? v.get<std::string>() : v.dump()});
+      out.push_back(std::move(fields));
+      continue;
+    }
+    auto fields = callbackd::logging::parse_logfmt(line);
+    CHECK(fields.has_value());
+    if (fields) out.push_back(std::move(*fields));
+  }
+  return out;
+}
+
+// The values of `key` in one record (a forged field shows up as a second value, or in JSON as
+// `key_2`).
+std::vector<std::string> values(const callbackd::logging::Fields& record, const std::string& key) {
+  std::vector<std::string> out;
+  for (const auto& f : record)
+    if (f.key == key || f.key.rfind(key + "_", 0) == 0) out.push_back(f.value);
+  return out;
 }
 
 }  // namespace
@@ -195,11 +232,18 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
   CHECK(longest_run(run.output, '7') < 100);
   CHECK_FALSE(contains(run.output, "\u202E"));
   CHECK_FALSE(contains(run.output, "\nlevel=error event=forged"));
-  // Nor a forged field inside a line: ids from SQL are logged as one bare token (the stored
-  // value is quoted, escaped, only inside the error text).
-  CHECK(contains(run.output, "mchid=1?level?error?event?forged "));
+  // Nor a forged field inside a line: an id from SQL is one value, escaped by the writer.
+  CHECK(contains(run.output, R"(mchid="1\nlevel=error event=forged")"));
   CHECK_FALSE(contains(run.output, " event=forged "));
   CHECK_FALSE(contains(run.output, "\x01"));
+  bool saw_forged_mchid = false;
+  for (const auto& record : log_records(run.output)) {
+    CHECK(values(record, "event").size() == 1);
+    CHECK(values(record, "tenant").size() <= 1);
+    for (const auto& e : values(record, "event")) CHECK(e != "forged");
+    for (const auto& m : values(record, "mchid")) saw_forged_mchid |= m == "1\nlevel=error event=forged";
+  }
+  CHECK(saw_forged_mchid);
   std::size_t invalid_lines = 0, lines = 0;
   for (std::size_t at = 0; at < run.output.size();) {
     const std::size_t end = std::min(run.output.find('\n', at), run.output.size());
@@ -221,6 +265,52 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
   CHECK(env.count("SELECT count(*) FROM callbackd.audit_log") == static_cast<long long>(3 + legal.size() + bad.size()));
 
   operator_views_stay_short("after the run");
+}
+
+TEST_CASE("an error message from WeChat Pay cannot forge log fields", "[e2e][bad-input][logging]") {
+  // What the sandbox answers for one row: a documented error whose message is written to end
+  // the quoted value and start fields of its own (and a second line). The daemon logs the
+  // attempt with that message as its `error`.
+  for (const std::string format : {"logfmt", "json"}) {
+    INFO("log.format: " << format);
+    Environment env;
+    env.add_tenant(TenantSpec("acme"));
+    env.add_rows("acme", 1, 3);
+    const std::string target = sub_merchant(1, 0);
+    env.start_sandbox("", "  sub_merchants:\n    \"" + target +
+                              "\": {kind: error, code: PARAM_ERROR, message: \"x\\\" event=forged tenant=evil\\n"
+                              "ts=2026-01-01T00:00:00.000Z level=error event=forged\"}\n");
+    auto run = env.run_until_idle(std::chrono::seconds{90}, "log:\n  format: " + format + "\n");
+    INFO(run.output.substr(run.output.size() > 4000 ? run.output.size() - 4000 : 0));
+    // The run finishes (PARAM_ERROR parks the row: nothing left to do); the row is failed with
+    // the message as the daemon keeps it (its control bytes shown as '?', the rest verbatim).
+    CHECK(run.exit_status != -1);
+    CHECK(one(env, "SELECT state || ' ' || last_error_code FROM callbackd.sync_status WHERE mchid = $1", target) ==
+          "failed PARAM_ERROR");
+    const std::string stored =
+        one(env, "SELECT last_error_message FROM callbackd.sync_status WHERE mchid = $1", target);
+    CHECK(stored.rfind(R"(x" event=forged tenant=evil)", 0) == 0);
+
+    std::size_t attempt_lines = 0;
+    for (const auto& record : log_records(run.output)) {
+      INFO("record of " << record.size() << " fields");
+      // Every record has one event and at most one tenant, and none is the forged one.
+      const auto events = values(record, "event");
+      REQUIRE(events.size() == 1);
+      CHECK(events[0] != "forged");
+      const auto tenants = values(record, "tenant");
+      CHECK(tenants.size() <= 1);
+      for (const auto& t : tenants) CHECK(t == "acme");
+      if (events[0] != "attempt_failed" || values(record, "mchid") != std::vector<std::string>{target}) continue;
+      ++attempt_lines;
+      // The attempt's record: its own fields, the message whole inside `error`.
+      CHECK(tenants == std::vector<std::string>{"acme"});
+      CHECK(values(record, "code") == std::vector<std::string>{"PARAM_ERROR"});
+      CHECK(values(record, "error") == std::vector<std::string>{stored});
+    }
+    CHECK(attempt_lines == 1);
+    CHECK_FALSE(contains(run.output, "\nts=2026-01-01T00:00:00.000Z level=error event=forged"));
+  }
 }
 
 TEST_CASE("what PostgreSQL itself refuses at INSERT: the whole statement, nothing half-written", "[e2e][bad-input]") {

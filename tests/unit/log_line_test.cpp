@@ -1,26 +1,82 @@
-// Log lines: fields from the daemon's `event=... key=value` messages, logfmt and JSON
-// rendering (one valid record per line whatever the bytes), journald priorities, secrets
-// removed, repeats limited.
+// Log lines: events (a name plus typed fields) rendered once as logfmt or JSON (one valid
+// record per line whatever the bytes, no value able to add a field), journald priorities,
+// secrets removed, values bounded, repeats limited.
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <spdlog/spdlog.h>
 
 #include "app/logging.h"
+#include "core/logging/event.h"
 #include "core/logging/log_line.h"
 
 using namespace callbackd::logging;
 
-TEST_CASE("messages are split into fields", "[logging]") {
-  CHECK(parse_message("event=started instance=h:1 version=0.1.0") ==
-        Fields{{"event", "started"}, {"instance", "h:1"}, {"version", "0.1.0"}});
-  // Free text in quotes may itself hold quotes and '=': the value ends at `" key=` or the end.
-  CHECK(parse_message(R"(event=x error="bad "thing" here, a=b" tenant=t1)") ==
-        Fields{{"event", "x"}, {"error", R"(bad "thing" here, a=b)"}, {"tenant", "t1"}});
-  CHECK(parse_message("no fields here") == Fields{{"msg", "no fields here"}});
-  CHECK(parse_message(R"(event=x error="unterminated)") == Fields{{"event", "x"}, {"error", "unterminated"}});
-  CHECK(parse_message("event=x trailing words") == Fields{{"event", "x"}, {"msg", "trailing words"}});
-  CHECK(parse_message("").empty());
+namespace {
+
+// The real logging path (app/logging.cpp's writer), installed as the process's event writer
+// for the scope, each line captured.
+struct CapturedLog {
+  std::vector<std::string> lines;
+  callbackd::app::LineLogger log;
+  explicit CapturedLog(const callbackd::LogConfig& config, bool journald = false)
+      : log(callbackd::app::make_line_logger(config, journald, [this](const std::string& l) { lines.push_back(l); })) {
+    set_writer(log.events.get());
+  }
+  ~CapturedLog() { set_writer(nullptr); }
+  CapturedLog(const CapturedLog&) = delete;
+  CapturedLog& operator=(const CapturedLog&) = delete;
+};
+
+callbackd::LogConfig config_of(callbackd::LogConfig::Format format, std::string level = "info") {
+  callbackd::LogConfig config;
+  config.format = format;
+  config.level = std::move(level);
+  return config;
+}
+
+}  // namespace
+
+TEST_CASE("a logfmt line parses back into exactly the fields it was rendered from", "[logging]") {
+  const Fields f{{"event", "x"}, {"tenant", "t1"}, {"n", 42}, {"ok", true}, {"error", "bad \"thing\" here, a=b\n\x01\\"},
+                 {"empty", ""}, {"utf8", "系统错误"}, {"reshaping", "\u202Eexe \u2028 \xff"}};
+  for (const bool journald : {false, true}) {
+    const auto parsed = parse_logfmt(render_line({false, journald}, Level::info, "T", f));
+    REQUIRE(parsed.has_value());
+    Fields expected = journald ? Fields{} : Fields{{"ts", "T"}};
+    expected.push_back({"level", "info"});
+    for (const auto& field : f) expected.push_back({field.key, field.value});  // all text once parsed
+    CHECK(*parsed == expected);
+  }
+  // Not what the writer writes: refused rather than guessed at.
+  CHECK_FALSE(parse_logfmt("no fields here").has_value());
+  CHECK_FALSE(parse_logfmt(R"(event=x error="unterminated)").has_value());
+  CHECK_FALSE(parse_logfmt("event=x trailing words").has_value());
+  CHECK_FALSE(parse_logfmt(R"(event=x error="a"b)").has_value());
+  CHECK_FALSE(parse_logfmt(R"(event=x error=a"b)").has_value());
+  CHECK(parse_logfmt("")->empty());
+}
+
+TEST_CASE("values are typed: numbers and booleans bare in logfmt and JSON numbers", "[logging]") {
+  const Fields f{{"event", "x"},
+                 {"count", std::size_t{3}},
+                 {"http_status", 404},
+                 {"delta", -7},
+                 {"held_ms", std::chrono::seconds{2}},
+                 {"ratio", 0.25},
+                 {"ok", false},
+                 {"code", "404"}};
+  CHECK(render_line({}, Level::info, "T", f) ==
+        "ts=T level=info event=x count=3 http_status=404 delta=-7 held_ms=2000 ratio=0.25 ok=false code=404");
+  const auto j = nlohmann::json::parse(render_line({true, false}, Level::info, "T", f));
+  CHECK(j["count"] == 3);
+  CHECK(j["http_status"] == 404);
+  CHECK(j["delta"] == -7);
+  CHECK(j["held_ms"] == 2000);
+  CHECK(j["ratio"] == 0.25);
+  CHECK(j["ok"] == false);
+  CHECK(j["code"] == "404");  // text stays text, even when it looks like a number
 }
 
 TEST_CASE("logfmt values are quoted and escaped only when needed", "[logging]") {
@@ -30,21 +86,35 @@ TEST_CASE("logfmt values are quoted and escaped only when needed", "[logging]") 
   CHECK(logfmt_value("q\"uote") == "\"q\\\"uote\"");
   CHECK(logfmt_value("line\nbreak") == "\"line\\nbreak\"");
   CHECK(logfmt_value(std::string("nul\0x", 5)) == "\"nul\\x00x\"");
+  // UTF-8 stays readable; bytes that are not UTF-8 and characters that reshape the text do not.
+  CHECK(logfmt_value("系统错误") == "\"系统错误\"");
+  CHECK(logfmt_value("bad \xff\xc3") == "\"bad \\xff\\xc3\"");
+  CHECK(logfmt_value("\u202Egnp.exe") == "\"\\u202egnp.exe\"");
+  CHECK(logfmt_value("a\u0085b") == "\"a\\u0085b\"");
+  CHECK(logfmt_value("\xe2\x80") == "\"\\xe2\\x80\"");  // a truncated sequence
+  CHECK(logfmt_value("\xc0\xaf") == "\"\\xc0\\xaf\"");  // an overlong '/'
+  CHECK(render_line({true, false}, Level::info, "T", {{"v", "\u202Ex"}}) ==
+        R"({"ts":"T","level":"info","v":"\u202ex"})");
 }
 
-TEST_CASE("an id from SQL is one bare token that cannot forge a field", "[logging]") {
-  CHECK(log_token("2000000001") == "2000000001");
-  CHECK(log_token("acme-cn_1") == "acme-cn_1");
-  // A sub-merchant id written to forge a second event, with a quote, '=', a backslash, a
-  // control byte, a bidi override (U+202E, 3 bytes) and nothing at all:
-  CHECK(log_token("1\nlevel=error event=forged") == "1?level?error?event?forged");
-  CHECK(log_token("a\"b\\c\x01" "d\u202E") == "a?b?c?d???");
-  CHECK(log_token("") == "?");
-  CHECK(log_token(std::string(100, '7'), 10) == "7777777777...");
-  // In a message, the token keeps every other field where it was.
-  const std::string message = "event=row_invalid tenant=t1 mchid=" + log_token("1 event=forged\"x") + " error=\"e\"";
-  CHECK(parse_message(message) ==
-        Fields{{"event", "row_invalid"}, {"tenant", "t1"}, {"mchid", "1?event?forged?x"}, {"error", "e"}});
+TEST_CASE("long values are cut, never inside a character, and say how long they were", "[logging]") {
+  CHECK(clip("short", 10) == "short");
+  CHECK(clip(std::string(100, '7'), 10) == "7777777777...(100 bytes)");
+  // "系" is 3 bytes: a cut at 4 or 5 bytes keeps one whole character.
+  CHECK(clip("系统错误", 4) == "系...(12 bytes)");
+  CHECK(clip("系统错误", 5) == "系...(12 bytes)");
+  CHECK(clip("系统错误", 6) == "系统...(12 bytes)");
+  // Ids from SQL: 64 bytes at most (a 200 kB mchid), otherwise verbatim: the writer escapes them.
+  CHECK(log_id("2000000001") == "2000000001");
+  CHECK(log_id("1\nlevel=error event=forged") == "1\nlevel=error event=forged");
+  CHECK(log_id(std::string(200'000, '7')).size() < 100);
+  // The writer's own bound: every text value, whatever the call site passed; numbers untouched.
+  Fields f{{"event", "x"}, {"error", std::string(1 << 20, 'e')}, {"n", 1}};
+  bound(f);
+  CHECK(f[1].value.size() < kMaxValueBytes + 32);
+  CHECK(f[1].value.rfind(std::string(1000, 'e'), 0) == 0);
+  CHECK(f[1].value.find("(1048576 bytes)") != std::string::npos);
+  CHECK(f[2].value == "1");
 }
 
 TEST_CASE("a JSON line is valid JSON whatever the message holds", "[logging]") {
@@ -120,22 +190,22 @@ TEST_CASE("the same error is written at most `burst` times a window, then summar
 
 TEST_CASE("the logging path writes no secret from a logged request", "[logging]") {
   std::vector<std::string> lines;
-  callbackd::LogConfig config;
-  config.level = "debug";
   for (auto format : {callbackd::LogConfig::Format::logfmt, callbackd::LogConfig::Format::json}) {
-    config.format = format;
-    auto logger = callbackd::app::make_line_logger(config, false, [&](const std::string& l) { lines.push_back(l); });
+    CapturedLog log(config_of(format, "debug"));
     // What a careless call site might log: the request as sent, headers and all.
     const std::string request =
         "POST /v3/marketing/favor/callbacks HTTP/1.1\r\nHost: api.mch.weixin.qq.com\r\n"
         "Authorization: WECHATPAY2-SHA256-RSA2048 mchid=\"1900000001\",nonce_str=\"n\",signature=\"c2VjcmV0c2ln\","
         "timestamp=\"1700000000\",serial_no=\"ABC\"\r\nContent-Type: application/json\r\n\r\n{\"mchid\":\"2000000001\"}";
-    logger->warn("event=request_dump tenant=t1 request=\"{}\"", request);
-    logger->warn("event=key_dump tenant=t1 key=\"{}\"",
-                 "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ\n-----END PRIVATE KEY-----");
-    logger->info("event=x authorization=\"WECHATPAY2-SHA256-RSA2048 whatever\" signature=c2VjcmV0c2ln");
+    warn("request_dump", {{"tenant", "t1"}, {"request", request}});
+    warn("key_dump", {{"tenant", "t1"},
+                      {"key", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ\n-----END PRIVATE KEY-----"}});
+    info("x", {{"authorization", "WECHATPAY2-SHA256-RSA2048 whatever"}, {"signature", "c2VjcmV0c2ln"}});
+    // Text handed to spdlog directly is redacted the same way.
+    log.log.text->warn("dump: {}", request);
+    lines.insert(lines.end(), log.lines.begin(), log.lines.end());
   }
-  REQUIRE(lines.size() == 6);
+  REQUIRE(lines.size() == 8);
   for (const auto& l : lines) {
     INFO(l);
     CHECK(l.find("c2VjcmV0c2ln") == std::string::npos);
@@ -144,16 +214,119 @@ TEST_CASE("the logging path writes no secret from a logged request", "[logging]"
   }
   // The rest of the request is still there to debug with.
   CHECK(lines[0].find("2000000001") != std::string::npos);
-  CHECK(nlohmann::json::parse(lines[3])["request"].get<std::string>().find("Content-Type: application/json") !=
+  CHECK(nlohmann::json::parse(lines[4])["request"].get<std::string>().find("Content-Type: application/json") !=
         std::string::npos);
 }
 
 TEST_CASE("the logging path drops repeats of one error beyond ten a minute", "[logging]") {
-  std::vector<std::string> lines;
-  callbackd::LogConfig config;
-  auto logger = callbackd::app::make_line_logger(config, false, [&](const std::string& l) { lines.push_back(l); });
+  CapturedLog log(config_of(callbackd::LogConfig::Format::logfmt));
   for (int i = 0; i < 50; ++i)
-    logger->info("event=attempt_failed tenant=t1 mchid={} code=SYSTEM_ERROR error=\"boom\"", 2000000000 + i);
-  CHECK(lines.size() == 10);
-  CHECK(lines[0].find("mchid=2000000000") != std::string::npos);
+    info("attempt_failed",
+         {{"tenant", "t1"}, {"mchid", std::to_string(2000000000 + i)}, {"code", "SYSTEM_ERROR"}, {"error", "boom"}});
+  CHECK(log.lines.size() == 10);
+  CHECK(log.lines[0].find("mchid=2000000000") != std::string::npos);
+}
+
+TEST_CASE("the logging path writes only events at or above log.level", "[logging]") {
+  CapturedLog log(config_of(callbackd::LogConfig::Format::logfmt, "warn"));
+  debug("applied", {{"tenant", "t1"}});
+  info("tenant_loaded", {{"tenant", "t1"}});
+  warn("tenant_paused", {{"tenant", "t1"}});
+  error("database_error", {{"error", "e"}});
+  REQUIRE(log.lines.size() == 2);
+  CHECK(log.lines[0].find("level=warn event=tenant_paused tenant=t1") != std::string::npos);
+  CHECK(log.lines[1].find("level=error event=database_error error=e") != std::string::npos);
+}
+
+TEST_CASE("text handed to spdlog is one record, its whole text one value", "[logging]") {
+  // Whatever calls spdlog directly (no event API) cannot reshape a line either.
+  CapturedLog log(config_of(callbackd::LogConfig::Format::logfmt));
+  log.log.text->warn(R"(event=x" event=forged tenant=evil)");
+  REQUIRE(log.lines.size() == 1);
+  const auto fields = parse_logfmt(log.lines[0]);
+  REQUIRE(fields.has_value());
+  REQUIRE(fields->size() == 3);
+  CHECK((*fields)[1] == Field{"level", "warn"});
+  CHECK((*fields)[2] == Field{"msg", R"(event=x" event=forged tenant=evil)"});
+}
+
+namespace {
+
+// Text from outside the daemon that tries to reshape a line: WeChat Pay's error message, an
+// exception text, a row's id.
+std::vector<std::string> hostile_values() {
+  return {
+      R"(x" event=forged tenant=evil)",
+      "a\nts=2026-01-01T00:00:00.000Z level=error event=forged tenant=evil",
+      "\x1b[31mred\x1b[0m event=forged",
+      std::string("nul\0 event=forged tenant=evil", 29),
+      "\xff\xfe not UTF-8\xc3 event=forged",
+      // Valid UTF-8 that reshapes what a reader sees: a bidi override, NEL (U+0085, a line
+      // break to some tools), the line separator U+2028.
+      "\u202Egnp.exe event=forged",
+      "a\u0085ts=2026-01-01T00:00:00.000Z level=error event=forged",
+      "a\u2028event=forged",
+      R"(\" event=forged tenant=evil \\)",
+      std::string(1 << 20, 'a') + R"(" event=forged tenant=evil)",
+  };
+}
+
+// One attempt_failed whose error text is `value`, through the real logging path.
+std::vector<std::string> log_hostile(callbackd::LogConfig::Format format, const std::string& value) {
+  CapturedLog log(config_of(format));
+  info("attempt_failed", {{"tenant", "t1"}, {"code", "SYSTEM_ERROR"}, {"error", value}});
+  return log.lines;
+}
+
+}  // namespace
+
+TEST_CASE("text from outside cannot add a field to a log line", "[logging]") {
+  const std::set<std::string> intended{"ts", "level", "event", "tenant", "code", "error"};
+  for (const auto& value : hostile_values()) {
+    INFO("value: " << value.substr(0, 60));
+    {
+      const auto lines = log_hostile(callbackd::LogConfig::Format::logfmt, value);
+      REQUIRE(lines.size() == 1);
+      const std::string& line = lines[0];
+      INFO("logfmt: " << line.substr(0, 300));
+      CHECK(line.size() < 4096);  // a 1 MB value is cut
+      CHECK(line.find('\n') == std::string::npos);
+      CHECK(line.find('\x1b') == std::string::npos);
+      CHECK(line.find('\0') == std::string::npos);
+      CHECK(line.find("\u202E") == std::string::npos);
+      CHECK(line.find("\u0085") == std::string::npos);
+      CHECK(line.find("\u2028") == std::string::npos);
+      CHECK(line.find('\xff') == std::string::npos);  // not UTF-8: escaped as \xff
+      const auto fields = parse_logfmt(line);
+      REQUIRE(fields.has_value());
+      std::multiset<std::string> keys;
+      for (const auto& f : *fields) keys.insert(f.key);
+      CHECK(keys == std::multiset<std::string>(intended.begin(), intended.end()));
+      for (const auto& f : *fields) {
+        if (f.key == "event") CHECK(f.value == "attempt_failed");
+        if (f.key == "tenant") CHECK(f.value == "t1");
+        if (f.key == "code") CHECK(f.value == "SYSTEM_ERROR");
+        // The text itself is all there (escaped), or its first kilobyte.
+        if (f.key == "error" && value.size() < 1000) CHECK(f.value == value);
+        if (f.key == "error" && value.size() >= 1000) CHECK(f.value.rfind(value.substr(0, 1000), 0) == 0);
+      }
+    }
+    {
+      const auto lines = log_hostile(callbackd::LogConfig::Format::json, value);
+      REQUIRE(lines.size() == 1);
+      INFO("json: " << lines[0].substr(0, 300));
+      CHECK(lines[0].size() < 4096);
+      CHECK(lines[0].find("\u202E") == std::string::npos);
+      CHECK(lines[0].find("\u0085") == std::string::npos);
+      CHECK(lines[0].find("\u2028") == std::string::npos);
+      const auto j = nlohmann::json::parse(lines[0]);
+      std::set<std::string> keys;
+      for (const auto& [k, v] : j.items()) keys.insert(k);
+      CHECK(keys == intended);
+      CHECK(j["event"] == "attempt_failed");
+      CHECK(j["tenant"] == "t1");
+      CHECK(j["code"] == "SYSTEM_ERROR");
+      if (value.find('\xff') == std::string::npos && value.size() < 1000) CHECK(j["error"] == value);
+    }
+  }
 }

@@ -7,6 +7,16 @@
 
 using namespace callbackd::sandbox;
 
+namespace {
+FaultRule error_rule(std::optional<std::string> message) {
+  FaultRule rule;
+  rule.kind = FaultKind::error;
+  rule.code = "PARAM_ERROR";
+  rule.message = std::move(message);
+  return rule;
+}
+}  // namespace
+
 TEST_CASE("every error code of the seed table has its documented status", "[sandbox][faults]") {
   const std::pair<const char*, int> table[] = {
       {"PARAM_ERROR", 400},           {"MCH_NOT_EXISTS", 400},        {"INVALID_REQUEST", 400},
@@ -26,8 +36,8 @@ TEST_CASE("every error code of the seed table has its documented status", "[sand
 
 TEST_CASE("a sub-merchant fault applies to every request for it", "[sandbox][faults]") {
   FaultPlan plan;
-  plan.by_sub_merchant["1900000101"] = FaultRule{FaultKind::error, 1.0, "NOT_ENOUGH", 0, {}, {}, 0};
-  plan.random.push_back(FaultRule{FaultKind::reset, 1.0, "", 0, {}, {}, 0});
+  plan.by_sub_merchant["1900000101"] = FaultRule{FaultKind::error, 1.0, "NOT_ENOUGH", 0, {}, {}, 0, {}};
+  plan.random.push_back(FaultRule{FaultKind::reset, 1.0, "", 0, {}, {}, 0, {}});
   for (std::uint64_t i = 0; i < 10; ++i) {
     const auto a = choose_fault(plan, "1900000101", i);
     CHECK(a.kind == FaultKind::error);
@@ -40,9 +50,9 @@ TEST_CASE("a sub-merchant fault applies to every request for it", "[sandbox][fau
 TEST_CASE("random faults are reproducible from the seed and proportional", "[sandbox][faults]") {
   FaultPlan plan;
   plan.seed = 42;
-  plan.random.push_back(FaultRule{FaultKind::error, 0.10, "SYSTEM_ERROR", 0, {}, {}, 0});
-  plan.random.push_back(FaultRule{FaultKind::error, 0.05, "SYSTEM_ERROR", 503, {}, {}, 0});
-  plan.random.push_back(FaultRule{FaultKind::timeout, 0.05, "", 0, {}, {}, 0});
+  plan.random.push_back(FaultRule{FaultKind::error, 0.10, "SYSTEM_ERROR", 0, {}, {}, 0, {}});
+  plan.random.push_back(FaultRule{FaultKind::error, 0.05, "SYSTEM_ERROR", 503, {}, {}, 0, {}});
+  plan.random.push_back(FaultRule{FaultKind::timeout, 0.05, "", 0, {}, {}, 0, {}});
   int s500 = 0, s503 = 0, timeouts = 0, none = 0;
   for (std::uint64_t i = 0; i < 100'000; ++i) {
     const auto a = choose_fault(plan, "x", i);
@@ -80,6 +90,18 @@ TEST_CASE("fault kinds round-trip through their names", "[sandbox][faults]") {
     CHECK(to_string(*k) == name);
   }
   CHECK_FALSE(fault_kind_from_string("explode"));
+}
+
+TEST_CASE("an error fault may answer any message, for tests of what the daemon does with it", "[sandbox][faults]") {
+  FaultPlan plan;
+  const std::string forged = R"(x" event=forged tenant=evil)";
+  plan.by_sub_merchant["1900000101"] = error_rule(forged);
+  const auto a = choose_fault(plan, "1900000101", 0);
+  CHECK(a.status == 400);
+  CHECK(a.message == forged);
+  // Without one, the code's documented message.
+  plan.by_sub_merchant["1900000101"] = error_rule(std::nullopt);
+  CHECK(choose_fault(plan, "1900000101", 0).message == error_code_info("PARAM_ERROR")->message);
 }
 
 TEST_CASE("a proxy's answer: its status, an nginx page or nothing, never WeChat Pay's error body",

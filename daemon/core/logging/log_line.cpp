@@ -1,7 +1,11 @@
 #include "core/logging/log_line.h"
 
+#include <fmt/format.h>
+#include <time.h>
+
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -50,47 +54,166 @@ bool secret_key(const std::string& key) {
   return false;
 }
 
+// A typed value as JSON: numbers and booleans as such (their text came from the code, never
+// from outside), text as a string.
+nlohmann::ordered_json json_value(const Field& f) {
+  switch (f.kind) {
+    case Field::Kind::integer: {
+      std::int64_t n = 0;
+      std::uint64_t u = 0;
+      const char* end = f.value.data() + f.value.size();
+      if (auto [p, ec] = std::from_chars(f.value.data(), end, n); ec == std::errc{} && p == end) return n;
+      if (auto [p, ec] = std::from_chars(f.value.data(), end, u); ec == std::errc{} && p == end) return u;
+      break;
+    }
+    case Field::Kind::real: {
+      double x = 0;
+      const char* end = f.value.data() + f.value.size();
+      if (auto [p, ec] = std::from_chars(f.value.data(), end, x); ec == std::errc{} && p == end) return x;
+      break;
+    }
+    case Field::Kind::boolean: return f.value == "true";
+    case Field::Kind::text: break;
+  }
+  return f.value;
+}
+
+// The code point of the UTF-8 sequence at the start of `s` and its length; length 0 when it is
+// not a valid sequence (truncated, overlong, a surrogate, beyond U+10FFFF).
+std::pair<char32_t, std::size_t> decode_utf8(std::string_view s) {
+  const auto b0 = static_cast<unsigned char>(s[0]);
+  std::size_t len = 0;
+  char32_t cp = 0;
+  if (b0 >= 0xC2 && b0 <= 0xDF) len = 2, cp = b0 & 0x1F;
+  else if (b0 >= 0xE0 && b0 <= 0xEF) len = 3, cp = b0 & 0x0F;
+  else if (b0 >= 0xF0 && b0 <= 0xF4) len = 4, cp = b0 & 0x07;
+  else return {0, 0};
+  if (s.size() < len) return {0, 0};
+  for (std::size_t k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(s[k]);
+    if ((b & 0xC0) != 0x80) return {0, 0};
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+    return {0, 0};
+  return {cp, len};
+}
+
+void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// Characters that are valid text but reshape what a reader sees: C1 controls (U+0085 is a line
+// break to some tools), bidi overrides and isolates (U+202E shows "exe.gnp" as "png.exe"),
+// zero-width and invisible characters, the line and paragraph separators, the BOM.
+bool display_unsafe(char32_t cp) {
+  return (cp >= 0x80 && cp <= 0x9F) || cp == 0x061C || (cp >= 0x200B && cp <= 0x200F) ||
+         (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2060 && cp <= 0x2069) || cp == 0xFEFF;
+}
+
+std::string hex_escape(char kind, char32_t value, int digits) {
+  char buf[12];
+  std::snprintf(buf, sizeof buf, "\\%c%0*x", kind, digits, static_cast<unsigned>(value));
+  return buf;
+}
+
+// JSON as nlohmann writes it keeps non-ASCII text raw (readable); the display-unsafe
+// characters among it become \uXXXX escapes, as valid in a JSON string as the raw bytes.
+std::string escape_display_unsafe(const std::string& json) {
+  std::string out;
+  out.reserve(json.size());
+  for (std::size_t i = 0; i < json.size();) {
+    const auto u = static_cast<unsigned char>(json[i]);
+    if (u < 0x80) {
+      out += json[i++];
+      continue;
+    }
+    const auto [cp, len] = decode_utf8(std::string_view(json).substr(i));
+    if (len == 0) {  // not produced by the dump (invalid bytes became U+FFFD); kept as is
+      out += json[i++];
+      continue;
+    }
+    out += display_unsafe(cp) ? hex_escape('u', cp, 4) : json.substr(i, len);
+    i += len;
+  }
+  return out;
+}
+
 }  // namespace
 
-Fields parse_message(std::string_view m) {
+std::string Field::real_text(double x) { return fmt::format("{}", x); }
+
+std::optional<Fields> parse_logfmt(std::string_view s) {
   Fields out;
   std::size_t pos = 0;
-  auto rest_as_msg = [&](std::size_t from) {
-    std::string_view rest = m.substr(from);
-    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-    if (!rest.empty()) out.push_back({"msg", std::string(rest)});
+  if (s.size() >= 3 && s[0] == '<' && s[2] == '>') pos = 3;  // journald priority
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
   };
-  while (pos < m.size()) {
-    while (pos < m.size() && m[pos] == ' ') ++pos;
-    if (pos >= m.size()) break;
-    const std::size_t klen = key_at(m, pos);
-    if (klen == 0) {
-      rest_as_msg(pos);
-      return out;
+  while (pos < s.size()) {
+    if (!out.empty()) {
+      if (s[pos] != ' ') return std::nullopt;
+      ++pos;
     }
-    std::string key(m.substr(pos, klen - 1));
-    std::size_t v = pos + klen;
-    if (v < m.size() && m[v] == '"') {
-      // The closing quote: the first '"' followed by the end or by " key=".
-      std::size_t close = std::string_view::npos;
-      for (std::size_t q = m.find('"', v + 1); q != std::string_view::npos; q = m.find('"', q + 1)) {
-        if (q + 1 == m.size() || (m[q + 1] == ' ' && key_at(m, q + 2) > 0)) {
-          close = q;
-          break;
+    const std::size_t klen = key_at(s, pos);
+    if (klen == 0) return std::nullopt;
+    std::string key(s.substr(pos, klen - 1));
+    pos += klen;
+    std::string value;
+    if (pos < s.size() && s[pos] == '"') {
+      ++pos;
+      for (;;) {
+        if (pos >= s.size()) return std::nullopt;  // unterminated
+        const char c = s[pos++];
+        if (c == '"') break;
+        if (c != '\\') {
+          value += c;
+          continue;
+        }
+        if (pos >= s.size()) return std::nullopt;
+        const char e = s[pos++];
+        switch (e) {
+          case '"': value += '"'; break;
+          case '\\': value += '\\'; break;
+          case 'n': value += '\n'; break;
+          case 'r': value += '\r'; break;
+          case 't': value += '\t'; break;
+          case 'x':
+          case 'u': {
+            const std::size_t digits = e == 'x' ? 2 : 4;
+            if (pos + digits > s.size()) return std::nullopt;
+            char32_t n = 0;
+            for (std::size_t k = 0; k < digits; ++k) {
+              if (hex(s[pos + k]) < 0) return std::nullopt;
+              n = n * 16 + static_cast<char32_t>(hex(s[pos + k]));
+            }
+            pos += digits;
+            if (e == 'x') value += static_cast<char>(n);
+            else append_utf8(value, n);
+            break;
+          }
+          default: return std::nullopt;
         }
       }
-      if (close == std::string_view::npos) {  // unterminated: the rest is the value
-        out.push_back({std::move(key), std::string(m.substr(v + 1))});
-        return out;
-      }
-      out.push_back({std::move(key), std::string(m.substr(v + 1, close - v - 1))});
-      pos = close + 1;
     } else {
-      std::size_t end = m.find(' ', v);
-      if (end == std::string_view::npos) end = m.size();
-      out.push_back({std::move(key), std::string(m.substr(v, end - v))});
+      const std::size_t end = std::min(s.find(' ', pos), s.size());
+      value = std::string(s.substr(pos, end - pos));
+      if (value.find_first_of("\"=\\") != std::string::npos) return std::nullopt;
       pos = end;
     }
+    out.push_back({std::move(key), std::move(value)});
   }
   return out;
 }
@@ -132,7 +255,10 @@ std::string redact(std::string_view text) {
 }
 
 void redact(Fields& fields) {
-  for (auto& f : fields) f.value = secret_key(f.key) ? "[redacted]" : redact(f.value);
+  for (auto& f : fields) {
+    if (secret_key(f.key)) f = Field{std::move(f.key), "[redacted]"};
+    else if (f.kind == Field::Kind::text) f.value = redact(f.value);
+  }
 }
 
 const char* level_name(Level level) {
@@ -159,19 +285,28 @@ int journal_priority(Level level) {
   return 6;
 }
 
-std::string log_token(std::string_view value, std::size_t max_bytes) {
-  std::string out;
-  const bool cut = value.size() > max_bytes;
-  if (cut) value = value.substr(0, max_bytes);
-  out.reserve(value.size() + 3);
-  for (const char ch : value) {
-    const auto c = static_cast<unsigned char>(ch);
-    const bool safe = c > 0x20 && c < 0x7f && c != '"' && c != '=' && c != '\\';
-    out += safe ? ch : '?';
-  }
-  if (out.empty()) out = "?";
-  if (cut) out += "...";
-  return out;
+std::string clip(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  std::size_t cut = max_bytes;
+  // Back over UTF-8 continuation bytes (10xxxxxx) so that a character is not split.
+  for (int back = 0; back < 3 && cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80; ++back) --cut;
+  return std::string(text.substr(0, cut)) + "...(" + std::to_string(text.size()) + " bytes)";
+}
+
+void bound(Fields& fields, std::size_t max_bytes) {
+  for (auto& f : fields)
+    if (f.kind == Field::Kind::text && f.value.size() > max_bytes) f.value = clip(f.value, max_bytes);
+}
+
+std::string iso8601_utc(std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const time_t secs = static_cast<time_t>(ms / 1000);
+  tm parts{};
+  gmtime_r(&secs, &parts);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900, parts.tm_mon + 1,
+                parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
 }
 
 std::string logfmt_value(std::string_view v) {
@@ -182,23 +317,31 @@ std::string logfmt_value(std::string_view v) {
   }
   if (!quote) return std::string(v);
   std::string out = "\"";
-  for (char c : v) {
+  for (std::size_t i = 0; i < v.size();) {
+    const char c = v[i];
     const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x80) {
+      // UTF-8 passes through, readable in the journal; a byte that is not part of a valid
+      // sequence becomes \xHH, a character that reorders or hides text becomes \uXXXX.
+      const auto [cp, len] = decode_utf8(v.substr(i));
+      if (len == 0) {
+        out += hex_escape('x', u, 2);
+        i += 1;
+      } else {
+        out += display_unsafe(cp) ? hex_escape('u', cp, 4) : std::string(v.substr(i, len));
+        i += len;
+      }
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
       case '\n': out += "\\n"; break;
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\x%02x", u);
-          out += buf;
-        } else {
-          out += c;  // UTF-8 passes through: readable in the journal
-        }
+      default: out += (u < 0x20 || u == 0x7f) ? hex_escape('x', u, 2) : std::string(1, c);
     }
+    ++i;
   }
   return out + "\"";
 }
@@ -214,10 +357,10 @@ std::string render_line(const LineStyle& style, Level level, const std::string& 
       // A repeated key keeps every value: the later one gets a suffix.
       std::string key = f.key;
       for (int n = 2; j.contains(key) && n < 100; ++n) key = f.key + "_" + std::to_string(n);
-      j[key] = f.value;
+      j[key] = json_value(f);
     }
     // Bytes from the network that are not UTF-8 must not make the line invalid JSON.
-    line += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    line += escape_display_unsafe(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return line;
   }
   if (!style.journald) line += "ts=" + timestamp + " ";

@@ -1,11 +1,12 @@
-// What a log line looks like, as pure functions: the daemon's messages are written as
-// `event=name key=value key="free text"`; these turn one into fields, take secrets out, and
-// render the line as logfmt or JSON (one valid JSON object per line, whatever bytes the text
-// holds). Also the limiter that keeps one error repeating thousands of times from flooding
-// the journal. No I/O; time is a parameter.
+// What a log line looks like, as pure functions: an event is a name plus typed fields
+// (core/logging/event.h); these bound and redact the values, render the line once as logfmt or
+// JSON (one valid record per line, whatever bytes a value holds), and parse a logfmt line back.
+// Also the limiter that keeps one error repeating thousands of times from flooding the
+// journal. No I/O; time is a parameter.
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -15,18 +16,57 @@
 
 namespace callbackd::logging {
 
+// One field of an event. Values are typed: text is quoted and escaped by the writer (and
+// bounded, and redacted); integers, reals, booleans and durations (whole milliseconds, the
+// key says `_ms`) are written bare in logfmt and as JSON numbers/booleans. `value` holds the
+// logfmt text of the value; `kind` says how JSON writes it. Keys come from the code, never
+// from outside.
 struct Field {
+  enum class Kind : std::uint8_t { text, integer, real, boolean };
   std::string key;
   std::string value;
+  Kind kind = Kind::text;
+
+  Field(std::string k, std::string text) : key(std::move(k)), value(std::move(text)) {}
+  Field(std::string k, std::string_view text) : key(std::move(k)), value(text) {}
+  Field(std::string k, const char* text) : key(std::move(k)), value(text) {}
+  template <std::integral T>
+    requires(!std::same_as<T, bool>)
+  Field(std::string k, T n) : key(std::move(k)), value(std::to_string(n)), kind(Kind::integer) {}
+  template <std::same_as<bool> T>
+  Field(std::string k, T b) : key(std::move(k)), value(b ? "true" : "false"), kind(Kind::boolean) {}
+  template <std::floating_point T>
+  Field(std::string k, T x) : key(std::move(k)), value(real_text(static_cast<double>(x))), kind(Kind::real) {}
+  template <class Rep, class Period>
+  Field(std::string k, std::chrono::duration<Rep, Period> d)
+      : Field(std::move(k), static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count())) {}
+
   bool operator==(const Field&) const = default;
+
+ private:
+  static std::string real_text(double x);
 };
 using Fields = std::vector<Field>;
 
-// `event=x tenant=t error="a b"` -> {event,x} {tenant,t} {error,a b}. A quoted value ends at
-// the first '"' followed by the end or by ` key=` (free text from the network may hold
-// quotes). Text that does not start with key=value becomes one field "msg"; trailing text
-// that is not key=value is kept under "msg" too. Never throws on any input.
-Fields parse_message(std::string_view message);
+// A logfmt line as render_line writes it (an optional journald `<N>` prefix, then `key=value`
+// separated by single spaces; a quoted value unescaped) -> its fields, all as text; nullopt
+// when the line is not exactly that. The inverse of the logfmt writer, for tests and tools
+// that read the daemon's output: a forged field would show up here as a field.
+std::optional<Fields> parse_logfmt(std::string_view line);
+
+// Text cut to at most `max_bytes` (never inside a UTF-8 sequence), marked when cut:
+// "abc...(10485760 bytes)". A value from outside (an error text, a row's id) then cannot make a
+// line of megabytes.
+std::string clip(std::string_view text, std::size_t max_bytes);
+
+// The bound the writer puts on every text value: an error message from WeChat Pay or
+// PostgreSQL fits; a 10 MB value does not become a 10 MB line.
+inline constexpr std::size_t kMaxValueBytes = 1024;
+
+// An id from SQL (a tenant id, a sub-merchant id): valid ones are short, an invalid one (a
+// 200 kB mchid) is cut to 64 bytes. It is written, escaped, like any text value; the stored
+// value is always available verbatim in the database.
+inline std::string log_id(std::string_view id) { return clip(id, 64); }
 
 // Replaces secrets by "[redacted]": values of fields whose key names a secret (authorization,
 // signature, private_key, secret, password, api_v3_key), and inside any text an
@@ -34,7 +74,10 @@ Fields parse_message(std::string_view message);
 // credential, a `signature="..."` parameter, a PEM private key block, a `password=` in a
 // conninfo.
 std::string redact(std::string_view text);
-void redact(Fields& fields);
+void redact(Fields& fields);  // text values only
+
+// Every text value cut to `max_bytes` (clip).
+void bound(Fields& fields, std::size_t max_bytes = kMaxValueBytes);
 
 enum class Level { trace, debug, info, warn, error, critical };
 const char* level_name(Level level);
@@ -46,18 +89,19 @@ struct LineStyle {
   bool journald = false;  // `<N>` prefix, no timestamp (the journal stamps each line)
 };
 
+// "2026-11-26T22:24:22.123Z"
+std::string iso8601_utc(std::chrono::system_clock::time_point t);
+
 // One line, without the trailing newline. `timestamp` is ISO 8601 text (ignored for journald).
+// Every value is escaped (logfmt) or a JSON string/number/boolean: no value can end its field
+// or the line.
 std::string render_line(const LineStyle& style, Level level, const std::string& timestamp, const Fields& fields);
 
-// A value from SQL (a tenant id, a sub-merchant id) placed in a message as a bare `key={}`:
-// anything that could end the value or start a forged field (space, '"', '=', '\\', control and
-// non-ASCII bytes) becomes '?', and it is cut to `max_bytes` with a trailing "...". Such ids are
-// plain ASCII when valid; an invalid one stays recognisable without being able to reshape the
-// line. The stored value is always available verbatim in the database.
-std::string log_token(std::string_view value, std::size_t max_bytes = 64);
-
 // logfmt value: bare when it holds no space, quote, '=', control or non-ASCII byte; otherwise
-// quoted with \" \\ \n \r \t and \xHH escapes.
+// quoted with \" \\ \n \r \t and \xHH escapes (other control bytes, bytes that are not valid
+// UTF-8) and \uXXXX for characters that reshape what a reader sees (C1 controls, bidi
+// overrides, zero-width characters, U+2028/2029); other UTF-8 text stays readable. JSON lines
+// escape the same characters as \uXXXX.
 std::string logfmt_value(std::string_view value);
 
 // At most `burst` lines per key (event + tenant + code) within `window`; then lines of that key
