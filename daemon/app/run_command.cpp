@@ -191,7 +191,9 @@ int run_run(const CliRequest& req) {
   listener.join();
   db.stop();
   if (failure) std::rethrow_exception(failure);
-  if (reconciler.went_idle()) return batch_exit_status(config.database);
+  // A batch judges what it leaves whether it went idle or was stopped by SIGTERM/SIGINT first:
+  // a batch cut short by `timeout` or `systemctl stop` with rows unsent is not a success.
+  if (options.exit_when_idle) return batch_exit_status(config.database);
   return 0;
 }
 

@@ -130,6 +130,11 @@ void Reconciler::reload(Config config) {
   // The client's deadlines are the ones the send margin is derived from: they change together.
   for (const auto& key : client_.reconfigure(config_.wechatpay))
     logging::warn("reload_partial", {{"key", key}, {"note", "read at start only: restart callbackd to apply it"}});
+  // Longer deadlines from now on: a request dispatched at the old send_until could outlive the
+  // lease granted before the reload, so each tenant stops dispatching that much earlier.
+  const reconcile::Duration longer_by = lease_timing(now).send_margin - timing_before_reload_->send_margin;
+  if (longer_by > reconcile::Duration::zero())
+    for (auto& [id, t] : tenants_) t->send_until -= longer_by;
   policy_ = reconcile::RowPolicy::from_config(config_.reconciler);
   scheduler_.reconfigure(config_.reconciler);
   // Credentials may have moved (credentials_dir) or been replaced in place: re-read every
@@ -355,10 +360,14 @@ void Reconciler::heartbeat() {
     } catch (const std::exception& e) {
       logging::error("heartbeat_failed", {{"error", e.what()}, {"note", "sending stops when the leases may lapse"}});
     }
-    asio::post(io_, [this, alive, release, ownership = std::move(ownership), send_until = started + lease - margin]() mutable {
+    asio::post(io_, [this, alive, release, ownership = std::move(ownership), lease_until = started + lease,
+                     margin]() mutable {
       if (alive.expired() || !*alive.lock()) return;
       heartbeat_in_flight_ = false;
-      if (ownership) on_heartbeat(*ownership, release, send_until);
+      // A SIGHUP between the statement and now may have lengthened the client's deadlines:
+      // the margin is the larger of the one the lease was asked with and today's.
+      const auto margin_now = std::chrono::ceil<milliseconds>(lease_timing(Clock::now()).send_margin);
+      if (ownership) on_heartbeat(*ownership, release, lease_until - std::max(margin, margin_now));
       kick();
     });
   });
@@ -842,10 +851,7 @@ asio::awaitable<void> Reconciler::run() {
     }
 
     if (options_.exit_when_idle && tenants_loaded_) {
-      if (idle_confirmed_ && locally_idle()) {
-        went_idle_ = true;
-        break;
-      }
+      if (idle_confirmed_ && locally_idle()) break;
       if (!locally_idle()) {
         idle_confirmed_ = false;
         next_idle_check_.reset();

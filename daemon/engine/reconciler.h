@@ -92,9 +92,6 @@ class Reconciler {
   // tenant looks for due rows (and the tenants are read) now rather than at the next poll.
   void on_notifications_missed();
 
-  // With exit_when_idle: run() returned because nothing was left to send (not because of
-  // stop()). The caller then judges whether the job is done (reconcile::judge_batch).
-  bool went_idle() const { return went_idle_; }
   const ReconcilerStats& stats() const { return stats_; }
   std::vector<reconcile::TenantSnapshot> snapshot() const;
   // True while WeChat Pay is held as unreachable (reconcile::EndpointHold), and why (or why it
@@ -169,7 +166,6 @@ class Reconciler {
   std::optional<reconcile::Instant> next_idle_check_;
   bool idle_check_in_flight_ = false;
   bool idle_confirmed_ = false;
-  bool went_idle_ = false;
 
   bool stopping_ = false;
   bool kicked_ = false;

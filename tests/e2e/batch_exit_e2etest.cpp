@@ -4,6 +4,7 @@
 // the operator holds back (mode paused/observe) are not part of the job.
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <sstream>
 
 #include "e2e/e2e_support.h"
@@ -86,4 +87,26 @@ TEST_CASE("batch: a tenant the operator paused is not part of the job (exit 0, n
             "callbackd: idle, every row of every tenant in mode apply is in sync; not sent, by the operator's "
             "choice: held (mode paused, 4 rows not in sync)");
   CHECK(env.sandbox_stats()["callers"].count("1900000002") == 0);
+}
+
+TEST_CASE("batch: stopped by SIGTERM before it went idle, rows unsent: exits 2 and says so", "[e2e][batch]") {
+  Environment env;
+  TenantSpec slow("acme");
+  slow.rate_per_minute = 60;  // one request a second: 100 rows take far longer than the test waits
+  env.add_tenant(slow);
+  env.add_rows("acme", 1, 100);
+  env.start_sandbox();
+  auto command = env.daemon_command();
+  command.push_back("--exit-when-idle");
+  callbackd::test::ScopedChild daemon(callbackd::test::spawn_process(command));
+  REQUIRE(wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log") >= 2; },
+                     std::chrono::seconds{30}));
+  const int status = daemon.signal_and_wait(SIGTERM, std::chrono::milliseconds{30'000});
+  const std::string output = daemon.output();
+  INFO(output.substr(output.size() > 4000 ? output.size() - 4000 : 0));
+  CHECK(status == 2);
+  const auto lines = summary_lines(output);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].rfind("callbackd: idle with work left: ", 0) == 0);
+  CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE state = 'in_sync'") < 100);
 }

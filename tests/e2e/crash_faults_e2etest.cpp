@@ -82,7 +82,7 @@ TEST_CASE("kill -9 at 20 random instants, each followed by a restart: every row 
   env.start_sandbox();
   // A short request deadline shortens every wait for a killed instance's tenant leases: the
   // restart proves it dead (same boot and PID namespace, pid gone; migrations/0005) and takes
-  // its tenants over after request_timeout + 2 s = 3 s, instead of the lease (11 s here).
+  // its tenants over after request_timeout + 2 s = 3 s, instead of the lease (21 s here).
   DaemonConfigOptions options;
   options.request_timeout = milliseconds{1'000};
   const auto command = env.daemon_command("", options);

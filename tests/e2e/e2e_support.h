@@ -40,7 +40,8 @@ struct DaemonConfigOptions {
   std::string metrics_listen;   // metrics.listen; "" = off
   std::string database_url;     // "" = the test database as the superuser
   std::string credentials_dir_path;  // "" = the fixture's keys directory
-  // wechatpay.request_timeout. Tenant leases last this + 10 s, so tests that kill instances
+  // wechatpay.request_timeout. Tenant leases last 2 x connect_timeout + this + 10 s
+  // (core/reconcile/lease_timing.h), so tests that kill instances
   // shorten it to make takeovers quicker.
   std::chrono::milliseconds request_timeout{5'000};
   // Where the daemon finds the sandbox, for a daemon that sees it at other paths (in a

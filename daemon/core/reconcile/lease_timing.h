@@ -23,7 +23,7 @@
 // after its last successful heartbeat (several heartbeats, so that one slow renewal does not
 // stop it). Both grow with the timeouts, so a config that is accepted is always safe: with
 // connect_timeout 10 s and request_timeout 5 s, the margin is 27 s (it was request_timeout +
-// 2 s = 7 s, while the client could still write 20 s after dispatch).
+// 2 s = 7 s, while the client could still write 25 s after dispatch).
 #pragma once
 
 #include "core/config.h"
