@@ -38,10 +38,6 @@ std::size_t longest_run(const std::string& text, char c) {
   return best;
 }
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 // The daemon's log records (logfmt lines, the one format the e2e configs use unless asked),
 // each parsed back into its fields exactly as written; a line that is not a record fails the
 // test. The one line that is not a log record is `run --exit-when-idle`'s summary on stdout

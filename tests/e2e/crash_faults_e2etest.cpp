@@ -32,10 +32,6 @@ std::size_t occurrences(const std::string& text, const std::string& what) {
   return n;
 }
 
-std::string tail(const std::string& text, std::size_t n = 4000) {
-  return text.substr(text.size() > n ? text.size() - n : 0);
-}
-
 // Where in a daemon's life a kill lands.
 enum class Phase { start_up, claiming, sending, recording };
 
@@ -132,7 +128,7 @@ TEST_CASE("kill -9 at 20 random instants, each followed by a restart: every row 
       }
       case Phase::sending: {
         const int more = uniform(20, 300);
-        INFO(tail(daemon.output()));
+        INFO(output_tail(daemon.output()));
         REQUIRE(wait_until([&] { return audit_rows() >= before + more; }, seconds{40}));
         instant = "after " + std::to_string(more) + " more audit rows";
         break;
@@ -140,7 +136,7 @@ TEST_CASE("kill -9 at 20 random instants, each followed by a restart: every row 
       case Phase::recording: {
         // A batch is written every 25 ms: just after one committed, the next is on its way.
         const int more = uniform(1, 100);
-        INFO(tail(daemon.output()));
+        INFO(output_tail(daemon.output()));
         REQUIRE(wait_until([&] { return audit_rows() >= before + more; }, seconds{40}));
         const long long seen = audit_rows();
         const auto deadline = std::chrono::steady_clock::now() + seconds{10};
@@ -158,7 +154,7 @@ TEST_CASE("kill -9 at 20 random instants, each followed by a restart: every row 
     // got as far as acquiring them.
     const std::string output = daemon.output();
     if (k > 0 && phases[k - 1] != Phase::start_up && phase != Phase::start_up) {
-      INFO(tail(output));
+      INFO(output_tail(output));
       CHECK(output.find("event=instance_dead") != std::string::npos);
       // 3 s margin + up to one 2 s heartbeat, against 9-11 s for a lease lapse.
       REQUIRE(took);
@@ -176,7 +172,7 @@ TEST_CASE("kill -9 at 20 random instants, each followed by a restart: every row 
   CHECK(before_final < 3000);
 
   auto run = env.run_until_idle(seconds{120}, "", options);
-  INFO(tail(run.output));
+  INFO(output_tail(run.output));
   REQUIRE(run.exit_status == 0);
   CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 3000}});
   CHECK(env.count("SELECT count(*) FROM callbackd.pending_work") == 0);
@@ -214,12 +210,12 @@ TEST_CASE("PostgreSQL stopped for 20 s mid-run: the daemon stays up, reconnects 
   const bool converged = wait_until(
       [&] { return env.states() == std::map<std::string, long long>{{"in_sync", 2000}}; }, seconds{120});
   const std::string during = daemon.output();
-  INFO(tail(during, 8000));
+  INFO(output_tail(during, 8000));
   CHECK(converged);
   REQUIRE(daemon.running());  // the same process all along
   CHECK(daemon.signal_and_wait(SIGTERM, seconds{30}) == 0);
   const std::string log = daemon.output();
-  INFO(tail(log, 8000));
+  INFO(output_tail(log, 8000));
 
   // The outage was felt, and survived without a hot loop: the worker's backoff (250 ms
   // doubling to 10 s) makes about 8 attempts in 20-30 s, the listener's the same.

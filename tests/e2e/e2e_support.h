@@ -181,6 +181,14 @@ void check_audit_matches_state_and_sandbox(Environment& env);
 // Polls `done` every 50 ms until it holds or `limit` passes; whether it held.
 bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit);
 
+// For failure messages: the last `n` bytes of a process's output.
+inline std::string output_tail(const std::string& text, std::size_t n = 4000) {
+  return text.substr(text.size() > n ? text.size() - n : 0);
+}
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
 // A free loopback port: bound, read, released (the daemon binds it a moment later).
 int free_port();
 

@@ -40,7 +40,6 @@ double cpu_seconds(pid_t pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-std::string tail(const std::string& s, std::size_t n = 4000) { return s.substr(s.size() > n ? s.size() - n : 0); }
 
 // True while the child has not exited. Reaps nothing (WNOWAIT): its exit status stays for
 // wait_exit_status_for.
@@ -71,7 +70,7 @@ void check_sleeps_while_held(Environment& env, const callbackd::test::Child& dae
   std::this_thread::sleep_for(15s);
   const double used = cpu_seconds(daemon.pid) - before;
   INFO("CPU seconds used over 15 s while WeChat Pay was held: " << used);
-  INFO(tail(read_file(daemon.output_path)));
+  INFO(output_tail(read_file(daemon.output_path)));
   CHECK(still_running(daemon));
   CHECK(used < 0.15);
   CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE state = 'in_sync'") < 3000);
@@ -169,7 +168,7 @@ TEST_CASE("WeChat Pay unreachable for 30 s: one probe per backoff step, then eve
 
   const int status = callbackd::test::wait_exit_status_for(daemon, 120s);
   const std::string output = read_file(daemon.output_path);
-  INFO(tail(output));
+  INFO(output_tail(output));
   REQUIRE(status == 0);
 
   // Everything converged; nothing was blamed on the rows.
@@ -287,7 +286,7 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
                5;
       },
       60s);
-  INFO(tail(read_file(daemon.output_path)));
+  INFO(output_tail(read_file(daemon.output_path)));
   REQUIRE(tried);
   REQUIRE(still_running(daemon));
 
@@ -327,7 +326,7 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
       [&] { return env.count("SELECT count(*) FROM callbackd.sync_status WHERE state <> 'in_sync'") == 0; }, 60s);
   const int status = env.stop_daemon(daemon);
   const std::string output = read_file(daemon.output_path);
-  INFO(tail(output));
+  INFO(output_tail(output));
   CHECK(converged);
   CHECK(status == 0);
   CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 12}});
@@ -391,7 +390,7 @@ TEST_CASE("a proxy answering instead of WeChat Pay (HTML 403, empty 413): no row
       [&] { return env.count("SELECT count(*) FROM callbackd.sync_status WHERE state <> 'in_sync'") == 0; }, 90s);
   const int status = env.stop_daemon(daemon);
   const std::string output = read_file(daemon.output_path);
-  INFO(tail(output));
+  INFO(output_tail(output));
   CHECK(converged);
   CHECK(status == 0);
   CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 120}});
@@ -419,7 +418,7 @@ TEST_CASE("a verified 200 with an odd body is applied after exactly one request,
   std::this_thread::sleep_for(3s);
   const int status = env.stop_daemon(daemon);
   const std::string output = read_file(daemon.output_path);
-  INFO(tail(output));
+  INFO(output_tail(output));
   CHECK(converged);
   CHECK(status == 0);
   CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 8}});

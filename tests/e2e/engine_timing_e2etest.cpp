@@ -13,10 +13,6 @@ using namespace std::chrono_literals;
 using callbackd::test::read_file;
 using callbackd::test::ScopedChild;
 
-namespace {
-std::string tail(const std::string& s, std::size_t n = 4000) { return s.substr(s.size() > n ? s.size() - n : 0); }
-}  // namespace
-
 TEST_CASE("one response whose signature does not verify pauses the tenant for seconds, not 5 minutes",
           "[e2e][engine_timing]") {
   Environment env;
@@ -37,7 +33,7 @@ TEST_CASE("one response whose signature does not verify pauses the tenant for se
   // The first probe comes 12-15 s after the pause (15 s jittered down), is applied and resumes.
   const bool resumed = wait_until([&] { return env.count(paused_sql) == 0; }, 25s);
   const auto paused_for = std::chrono::steady_clock::now() - paused_at;
-  INFO(tail(read_file(daemon.output_path)));
+  INFO(output_tail(read_file(daemon.output_path)));
   INFO("paused for " << std::chrono::duration_cast<std::chrono::milliseconds>(paused_for).count() << " ms");
   REQUIRE(resumed);
   CHECK(paused_for >= 8s);  // it really waited for a probe (not resumed by something else)
@@ -73,7 +69,7 @@ TEST_CASE("a SIGHUP that shortens request_timeout reaches the HTTPS client", "[e
   // it end at the new one, about 1 s, not 4 s.
   const std::string after = "SELECT count(*) FROM callbackd.audit_log WHERE id > " + std::to_string(before);
   REQUIRE(wait_until([&] { return env.count(after) >= 4; }, 30s));
-  INFO(tail(read_file(daemon.output_path)));
+  INFO(output_tail(read_file(daemon.output_path)));
   const std::string newest = after + " AND id > (SELECT min(id) FROM callbackd.audit_log WHERE id > " +
                              std::to_string(before) + ")";
   CHECK(env.count(newest + " AND latency_ms BETWEEN 900 AND 2500") >= 3);

@@ -14,11 +14,6 @@ using namespace e2e;
 using namespace std::chrono_literals;
 using callbackd::test::read_file;
 
-namespace {
-bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
-std::string tail(const std::string& s, std::size_t n = 4000) { return s.substr(s.size() > n ? s.size() - n : 0); }
-}  // namespace
-
 TEST_CASE("a rehearsal config without backup_url, its sandbox down: nothing but the sandbox is tried", "[e2e][rehearsal]") {
   Environment env;
   env.add_tenant(TenantSpec("acme"));
@@ -34,7 +29,7 @@ TEST_CASE("a rehearsal config without backup_url, its sandbox down: nothing but 
   const bool attempted = wait_until([&] { return env.count(failures) >= 2; }, 30s);
   const int status = env.stop_daemon(daemon);
   const std::string output = read_file(daemon.output_path);
-  INFO(tail(output));
+  INFO(output_tail(output));
   REQUIRE(attempted);
   CHECK(status == 0);
 
@@ -87,7 +82,7 @@ TEST_CASE("a rehearsal config with a production backup_url: refused at start-up 
   const bool applied = wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") == 6; }, 30s);
   const int status = env.stop_daemon(daemon);
   const std::string output = read_file(daemon.output_path);
-  INFO(tail(output));
+  INFO(output_tail(output));
   CHECK(refused);
   CHECK(applied);
   CHECK(status == 0);
