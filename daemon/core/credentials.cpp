@@ -23,20 +23,6 @@ constexpr const char* kPlaceFix = "put the file in the credentials directory and
 // opens at once (and is then refused by fstat) instead of hanging the daemon.
 constexpr int kKeyFileFlags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
 
-struct Fd {
-  int fd = -1;
-  Fd() = default;
-  explicit Fd(int f) : fd(f) {}
-  Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd, o.fd);
-    return *this;
-  }
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  int release() { return std::exchange(fd, -1); }
-};
 
 // The components of a lexically checked relative path, without "." and empty ones.
 std::vector<std::string> components(const fs::path& relative) {
@@ -65,13 +51,13 @@ int open_beneath_kernel(int dirfd, const std::string& relative) {
 // The same one component at a time: each directory opened with O_NOFOLLOW from the previous
 // one, the file last. Lexical checks have already refused ".." and absolute paths.
 int open_beneath_per_component(int dirfd, const std::vector<std::string>& parts) {
-  Fd current;
+  UniqueFd current;
   int at = dirfd;
   for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
-    Fd next(::openat(at, parts[i].c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (next.fd < 0) return -errno;
+    UniqueFd next(::openat(at, parts[i].c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (next.get() < 0) return -errno;
     current = std::move(next);
-    at = current.fd;
+    at = current.get();
   }
   const int fd = ::openat(at, parts.back().c_str(), kKeyFileFlags | O_NOFOLLOW);
   return fd >= 0 ? fd : -errno;
@@ -85,7 +71,7 @@ struct SymlinkOnPath {
   std::string target;     // as readlink says
 };
 std::optional<SymlinkOnPath> first_symlink(int dirfd, const std::vector<std::string>& parts) {
-  Fd current;
+  UniqueFd current;
   int at = dirfd;
   fs::path prefix;
   for (const auto& part : parts) {
@@ -99,10 +85,10 @@ std::optional<SymlinkOnPath> first_symlink(int dirfd, const std::vector<std::str
       return SymlinkOnPath{prefix.string(), target};
     }
     if (!S_ISDIR(st.st_mode)) return std::nullopt;
-    Fd next(::openat(at, part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (next.fd < 0) return std::nullopt;
+    UniqueFd next(::openat(at, part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (next.get() < 0) return std::nullopt;
     current = std::move(next);
-    at = current.fd;
+    at = current.get();
   }
   return std::nullopt;
 }
@@ -134,16 +120,6 @@ CredentialFileError symlink_refused(const std::string& credentials_dir, const st
 
 }  // namespace
 
-CredentialFile& CredentialFile::operator=(CredentialFile&& other) noexcept {
-  std::swap(fd_, other.fd_);
-  std::swap(path_, other.path_);
-  return *this;
-}
-
-CredentialFile::~CredentialFile() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 std::string lexical_credential_path_problem(const std::string& sql_path) {
   if (sql_path.empty()) return "the key path is empty";
   if (sql_path.find('\0') != std::string::npos) return "the key path contains a NUL byte";
@@ -173,17 +149,17 @@ Result<CredentialFile, CredentialFileError> open_credential_file(const std::stri
 
   // The directory's own path is the operator's setting and may go through symlinks
   // (/run/credentials/UNIT can be reached through one); only what lies beneath it is confined.
-  const Fd dir(::open(credentials_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (dir.fd < 0)
+  const UniqueFd dir(::open(credentials_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() < 0)
     return CredentialFileError{"the credentials directory " + credentials_dir + " cannot be opened: " + std::strerror(errno),
                                kPlaceFix};
 
-  int fd = resolver == BeneathResolver::kernel ? open_beneath_kernel(dir.fd, sql_path) : -ENOSYS;
-  if (fd == -ENOSYS || fd == -EPERM) fd = open_beneath_per_component(dir.fd, parts);
+  int fd = resolver == BeneathResolver::kernel ? open_beneath_kernel(dir.get(), sql_path) : -ENOSYS;
+  if (fd == -ENOSYS || fd == -EPERM) fd = open_beneath_per_component(dir.get(), parts);
   if (fd >= 0) return CredentialFile(fd, shown);
 
   const int err = -fd;
-  if (auto link = first_symlink(dir.fd, parts)) return symlink_refused(credentials_dir, shown, *link);
+  if (auto link = first_symlink(dir.get(), parts)) return symlink_refused(credentials_dir, shown, *link);
   if (err == ENOENT || err == ENOTDIR) return CredentialFileError{shown + " cannot be opened: " + std::strerror(err), kPlaceFix};
   return CredentialFileError{shown + ": cannot be opened: " + std::strerror(err), "make it readable by the user callbackd runs as"};
 }

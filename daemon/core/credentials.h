@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/unique_fd.h"
 
 namespace callbackd {
 
@@ -24,18 +25,13 @@ std::string lexical_credential_path_problem(const std::string& sql_path);
 class CredentialFile {
  public:
   CredentialFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  CredentialFile(CredentialFile&& other) noexcept : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
-  CredentialFile& operator=(CredentialFile&& other) noexcept;
-  CredentialFile(const CredentialFile&) = delete;
-  CredentialFile& operator=(const CredentialFile&) = delete;
-  ~CredentialFile();
 
-  int fd() const noexcept { return fd_; }
+  int fd() const noexcept { return fd_.get(); }
   // CREDENTIALS_DIR/SQL_PATH, as messages name the file.
   const std::string& path() const noexcept { return path_; }
 
  private:
-  int fd_;
+  UniqueFd fd_;
   std::string path_;
 };
 

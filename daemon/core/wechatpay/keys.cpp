@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "core/file_access.h"
+#include "core/unique_fd.h"
 
 namespace callbackd::wechatpay {
 namespace {
@@ -62,11 +63,6 @@ Result<int, KeyError> open_key_file(const std::string& path) {
   return error(KeyError::Kind::unreadable, path, std::string("cannot be opened: ") + std::strerror(err),
                "make it readable by the user callbackd runs as");
 }
-
-struct FdCloser {
-  int fd;
-  ~FdCloser() { ::close(fd); }
-};
 
 // Reads a whole open file, refusing what cannot be a key. Everything is asked of the
 // descriptor (fstat, then read), so the file inspected is the file read; the permission check
@@ -206,7 +202,7 @@ Result<PrivateKey, KeyError> read_private_key(int fd, const std::string& path, u
 Result<PrivateKey, KeyError> load_private_key_file(const std::string& path) {
   auto fd = open_key_file(path);
   if (!fd) return std::move(fd).error();
-  const FdCloser closer{*fd};
+  const UniqueFd closer{*fd};
   return read_private_key(*fd, path, ::geteuid());
 }
 
@@ -264,7 +260,7 @@ Result<VerificationKey, KeyError> read_verification_key(int fd, const std::strin
 Result<VerificationKey, KeyError> load_verification_key_file(const std::string& path) {
   auto fd = open_key_file(path);
   if (!fd) return std::move(fd).error();
-  const FdCloser closer{*fd};
+  const UniqueFd closer{*fd};
   return read_verification_key(*fd, path);
 }
 
