@@ -42,7 +42,7 @@ int run_check_config(const CliRequest& req) {
                               std::to_string(schema.binary_version),
                           "run `callbackd migrate`"});
     if (schema.database_version > 0) tenants = pg::load_tenants(config.database);
-  } catch (const pg::DatabaseError& e) {
+  } catch (const DatabaseError& e) {
     problems.push_back({"database " + where, e.what(), "check database.url and that PostgreSQL is running"});
   }
 

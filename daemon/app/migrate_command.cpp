@@ -25,7 +25,7 @@ int run_migrate(const CliRequest& req) {
                 << result.applied.size() << " applied now, " << result.already_applied << " earlier)\n";
     }
     return 0;
-  } catch (const pg::DatabaseError& e) {
+  } catch (const DatabaseError& e) {
     std::cerr << "callbackd: migrate: " << e.what() << "\n";
     return kExitFailure;
   }

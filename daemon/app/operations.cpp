@@ -148,8 +148,8 @@ void Operations::query_queues() {
   if (queue_query_in_flight_) return;  // the database is slow: one query at a time
   queue_query_in_flight_ = true;
   std::weak_ptr<bool> alive = alive_;
-  db_.post([this, alive](pg::ReconcileStore& store) {
-    std::vector<pg::ReconcileStore::TenantQueue> queues;
+  db_.post([this, alive](engine::Store& store) {
+    std::vector<reconcile::TenantQueue> queues;
     std::string error;
     try {
       queues = store.queue_ages();

@@ -121,7 +121,7 @@ int run_plan(const CliRequest& req) {
               << " held (tenant observe, paused or paused by error), " << all.drop << " to drop.\n";
     if (req.has_flag("--detailed-exitcode") && all.send > 0) return 2;
     return 0;
-  } catch (const pg::DatabaseError& e) {
+  } catch (const DatabaseError& e) {
     std::cerr << "callbackd: plan: " << e.what() << "\n";
     return kExitFailure;
   }

@@ -82,7 +82,7 @@ void listen_loop(const DatabaseConfig& db, asio::io_context& io, engine::Reconci
       }
       while (!stopping)
         for (auto& n : listener.wait(std::chrono::milliseconds{250}))
-          asio::post(io, [&reconciler, n] { reconciler.on_notification(n); });
+          asio::post(io, [&reconciler, n] { reconciler.on_notification(n.channel, n.tenant_id); });
     } catch (const std::exception& e) {
       lost = true;
       logging::warn("listen_failed", {{"error", e.what()}, {"retry_in_ms", backoff}});
@@ -125,7 +125,9 @@ int run_run(const CliRequest& req) {
   http::HttpsClient client(io, config.wechatpay);
   const std::string instance = instance_name();
   engine::DbWorker db(
-      [database = config.database, instance] { return std::make_unique<pg::ReconcileStore>(database, instance); },
+      [database = config.database, instance]() -> std::unique_ptr<engine::Store> {
+        return std::make_unique<pg::ReconcileStore>(database, instance);
+      },
       [](const std::string& message) { logging::error("database_error", {{"error", message}}); });
   // systemd notify, metrics and health (app/operations.h): READY=1 once the tenants and their
   // keys were loaded, the watchdog from this io_context, /metrics on metrics.listen.
@@ -135,7 +137,8 @@ int run_run(const CliRequest& req) {
   options.instance = instance;
   options.on_tenants_loaded = [&ops] { ops.tenants_loaded(); };
   options.on_attempt = [&ops](const engine::AttemptObserved& a) { ops.attempt_finished(a); };
-  engine::Reconciler reconciler(io, config, client, db, std::move(options));
+  engine::SystemClock clock;
+  engine::Reconciler reconciler(io, config, clock, client, db, std::move(options));
   ops.start(reconciler);
 
   std::atomic<bool> stopping{false};

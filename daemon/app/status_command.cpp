@@ -57,7 +57,7 @@ int run_status(const CliRequest& req) {
       std::cout << "\n";
     }
     return 0;
-  } catch (const pg::DatabaseError& e) {
+  } catch (const DatabaseError& e) {
     std::cerr << "callbackd: status: " << e.what() << "\n";
     return kExitFailure;
   }

@@ -55,6 +55,14 @@ class StartupError : public std::runtime_error {
 
 // A value or an error, for runtime failures that are part of normal operation.
 // (std::expected needs C++23 and clang 14 cannot use libstdc++'s; the fuzzers build with clang.)
+// The database could not be reached, or a statement failed. The message names the server
+// by describe_conninfo() (host, port, dbname, user; never a password) and, for a failed
+// migration, the file. A runtime error: the caller reports it and exits or retries.
+class DatabaseError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 template <class T, class E>
 class Result {
  public:

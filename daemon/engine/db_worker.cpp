@@ -1,20 +1,32 @@
 #include "engine/db_worker.h"
 
+#include <boost/asio/post.hpp>
+
 #include <algorithm>
 #include <chrono>
 
 #include "core/logging/event.h"
-#include "pg/migrator.h"
 
 namespace callbackd::engine {
 
-DbWorker::DbWorker(std::function<std::unique_ptr<pg::ReconcileStore>()> make_store,
-                   std::function<void(const std::string&)> log_error)
+DbWorker::DbWorker(std::function<std::unique_ptr<Store>()> make_store, std::function<void(const std::string&)> log_error)
     : make_store_(std::move(make_store)), log_error_(std::move(log_error)), thread_([this] { loop(); }) {}
+
+DbWorker::DbWorker(boost::asio::io_context& io, Store& store) : inline_io_(&io), inline_store_(&store) {}
 
 DbWorker::~DbWorker() { stop(); }
 
 void DbWorker::post(Job job) {
+  if (inline_io_) {
+    boost::asio::post(*inline_io_, [store = inline_store_, job = std::move(job)] {
+      try {
+        job(*store);
+      } catch (const std::exception& e) {
+        logging::error("database_job_failed", {{"error", e.what()}});
+      }
+    });
+    return;
+  }
   {
     std::lock_guard lock(mutex_);
     jobs_.push_back(std::move(job));
@@ -37,7 +49,7 @@ std::size_t DbWorker::queued() const {
 }
 
 void DbWorker::loop() {
-  std::unique_ptr<pg::ReconcileStore> store;
+  std::unique_ptr<Store> store;
   auto backoff = std::chrono::milliseconds{250};
   const auto max_backoff = std::chrono::milliseconds{10'000};
   // Sleeps for the backoff, waking early only to stop.

@@ -3,8 +3,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 
@@ -13,12 +11,10 @@
 #include "core/reconcile/lease_timing.h"
 #include "core/reconcile/work_verdict.h"
 #include "engine/attempt.h"
-#include "pg/migrator.h"
 
 namespace callbackd::engine {
 
 namespace asio = boost::asio;
-using reconcile::Clock;
 using reconcile::Instant;
 using std::chrono::milliseconds;
 // Ids from SQL in log lines: one bare token each (a hostile id cannot forge a field).
@@ -59,7 +55,7 @@ std::string join_problems(const std::vector<Problem>& problems) {
 }
 
 
-int to_ms(Clock::duration d) { return static_cast<int>(std::chrono::duration_cast<milliseconds>(d).count()); }
+int to_ms(reconcile::Duration d) { return static_cast<int>(std::chrono::duration_cast<milliseconds>(d).count()); }
 
 }  // namespace
 
@@ -68,7 +64,7 @@ struct Reconciler::TenantRuntime {
   // Shared with the requests in flight, so that a re-key or a removed tenant never pulls the
   // keys from under a request that is being verified.
   std::shared_ptr<const TenantCredentials> credentials;
-  std::deque<pg::WorkItem> buffer;  // claimed, validated, waiting for a slot
+  std::deque<reconcile::WorkItem> buffer;  // claimed, validated, waiting for a slot
   std::set<std::string> in_flight;  // mchids being sent
   std::string credentials_problem;  // why the key files failed to load ("" when they loaded)
   bool claim_pending = false;
@@ -92,25 +88,23 @@ struct Reconciler::TenantRuntime {
   }
 };
 
-Reconciler::Reconciler(asio::io_context& io, Config config, http::HttpsClient& client, DbWorker& db,
+Reconciler::Reconciler(asio::io_context& io, Config config, Clock& clock, http::Sender& client, DbWorker& db,
                        ReconcilerOptions options)
     : io_(io),
       config_(std::move(config)),
+      clock_(clock),
       client_(client),
       db_(db),
       options_(std::move(options)),
       policy_(reconcile::RowPolicy::from_config(config_.reconciler)),
       scheduler_(config_.reconciler),
-      wake_(io),
+      wake_(clock.make_timer(io)),
       random_(std::random_device{}()),
       alive_(std::make_shared<bool>(true)) {}
 
 Reconciler::~Reconciler() { *alive_ = false; }
 
-void Reconciler::kick() {
-  kicked_ = true;
-  wake_.cancel();
-}
+void Reconciler::kick() { wake_->wake(); }
 
 void Reconciler::stop() {
   if (stopping_) return;
@@ -122,7 +116,7 @@ void Reconciler::stop() {
 }
 
 void Reconciler::reload(Config config) {
-  const Instant now = Clock::now();
+  const Instant now = clock_.now();
   // Requests dispatched before the reload keep their old deadline (lease_timing_since_reload).
   timing_before_reload_ = lease_timing(now);
   reloaded_at_ = now;
@@ -144,10 +138,10 @@ void Reconciler::reload(Config config) {
   kick();
 }
 
-void Reconciler::on_notification(const pg::Listener::Notification& n) {
-  if (n.channel == "callbackd_tenants") {
+void Reconciler::on_notification(const std::string& channel, const std::string& tenant_id) {
+  if (channel == "callbackd_tenants") {
     refresh_tenants();
-  } else if (auto it = tenants_.find(n.tenant_id); it != tenants_.end()) {
+  } else if (auto it = tenants_.find(tenant_id); it != tenants_.end()) {
     it->second->drained = false;
   }
   kick();
@@ -159,7 +153,7 @@ void Reconciler::on_notifications_missed() {
   kick();
 }
 
-std::vector<reconcile::TenantSnapshot> Reconciler::snapshot() const { return scheduler_.snapshot(Clock::now()); }
+std::vector<reconcile::TenantSnapshot> Reconciler::snapshot() const { return scheduler_.snapshot(clock_.now()); }
 
 // ---------------------------------------------------------------------------------------
 // Tenants
@@ -168,9 +162,9 @@ void Reconciler::refresh_tenants() {
   if (tenants_refresh_pending_) return;
   tenants_refresh_pending_ = true;
   std::weak_ptr<bool> alive = alive_;
-  db_.post([this, alive](pg::ReconcileStore& store) {
+  db_.post([this, alive](Store& store) {
     std::vector<TenantRow> rows;
-    std::map<std::string, pg::StoredTenantPause> pauses;
+    std::map<std::string, reconcile::StoredTenantPause> pauses;
     bool ok = true;
     try {
       rows = store.tenants();
@@ -191,9 +185,9 @@ void Reconciler::refresh_tenants() {
   });
 }
 
-void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string, pg::StoredTenantPause> pauses,
+void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string, reconcile::StoredTenantPause> pauses,
                                bool reload_keys) {
-  const Instant now = Clock::now();
+  const Instant now = clock_.now();
   std::set<std::string> seen;
   for (auto& row : rows) {
     seen.insert(row.tenant_id);
@@ -229,7 +223,7 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
       if (!is_new || files_fixed) {
         if (const auto* now_state = scheduler_.tenant_state(id); now_state && now_state->paused_by_error()) {
           scheduler_.resume(id);
-          db_.post([id](pg::ReconcileStore& store) {
+          db_.post([id](Store& store) {
             try {
               store.resume_tenant(id);
             } catch (const std::exception& e) {
@@ -290,7 +284,7 @@ void Reconciler::pause_tenant(const std::string& tenant_id, const std::string& c
                               bool restore_in_scheduler) {
   auto it = tenants_.find(tenant_id);
   if (it == tenants_.end()) return;
-  const Instant now = Clock::now();
+  const Instant now = clock_.now();
   if (restore_in_scheduler) {
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
     const auto wait = reconcile::first_probe_wait(config_.reconciler.tenant_probe_interval, uniform(random_));
@@ -303,7 +297,7 @@ void Reconciler::pause_tenant(const std::string& tenant_id, const std::string& c
     probe_in = std::max(milliseconds{0}, std::chrono::ceil<milliseconds>(state->pause()->next_probe_at - now));
   release_buffer(*it->second);
   pending_events_.push_back({tenant_id, "tenant_error", code, reason});
-  db_.post([tenant_id, code, reason, probe_in](pg::ReconcileStore& store) {
+  db_.post([tenant_id, code, reason, probe_in](Store& store) {
     try {
       store.pause_tenant(tenant_id, code, reason, probe_in);
     } catch (const std::exception& e) {
@@ -319,7 +313,7 @@ void Reconciler::release_buffer(TenantRuntime& t) {
   for (const auto& item : t.buffer) tokens.push_back(item.claim_token);
   t.buffer.clear();
   update_due(t.row.tenant_id, t);
-  db_.post([tokens](pg::ReconcileStore& store) {
+  db_.post([tokens](Store& store) {
     try {
       store.release(tokens);
     } catch (const std::exception& e) {
@@ -341,15 +335,15 @@ void Reconciler::heartbeat() {
   std::vector<std::string> release;
   for (auto& [id, t] : tenants_)
     if (t->releasing && t->in_flight.empty()) release.push_back(id);
-  const auto timing = lease_timing(Clock::now());
+  const auto timing = lease_timing(clock_.now());
   const auto lease = std::chrono::ceil<milliseconds>(timing.lease);
   const auto margin = std::chrono::ceil<milliseconds>(timing.send_margin);
   const auto dead_owner_margin = std::chrono::ceil<milliseconds>(timing.dead_owner_margin);
   std::weak_ptr<bool> alive = alive_;
-  db_.post([this, alive, release, lease, margin, dead_owner_margin](pg::ReconcileStore& store) {
+  db_.post([this, alive, release, lease, margin, dead_owner_margin](Store& store) {
     // Before the statement: the database's now() (the lease's start) is no earlier than this.
-    const Instant started = Clock::now();
-    std::optional<pg::ReconcileStore::Ownership> ownership;
+    const Instant started = clock_.now();
+    std::optional<reconcile::Ownership> ownership;
     try {
       // A dead instance on this machine (migrations/0005) starts nothing more: only what it
       // had already written may still reach WeChat Pay (LeaseTiming::dead_owner_margin).
@@ -366,16 +360,16 @@ void Reconciler::heartbeat() {
       heartbeat_in_flight_ = false;
       // A SIGHUP between the statement and now may have lengthened the client's deadlines:
       // the margin is the larger of the one the lease was asked with and today's.
-      const auto margin_now = std::chrono::ceil<milliseconds>(lease_timing(Clock::now()).send_margin);
+      const auto margin_now = std::chrono::ceil<milliseconds>(lease_timing(clock_.now()).send_margin);
       if (ownership) on_heartbeat(*ownership, release, lease_until - std::max(margin, margin_now));
       kick();
     });
   });
 }
 
-void Reconciler::on_heartbeat(const pg::ReconcileStore::Ownership& ownership, const std::vector<std::string>& released,
+void Reconciler::on_heartbeat(const reconcile::Ownership& ownership, const std::vector<std::string>& released,
                               Instant send_until) {
-  const Instant now = Clock::now();
+  const Instant now = clock_.now();
   for (const auto& id : released)
     if (auto it = tenants_.find(id); it != tenants_.end()) {
       it->second->releasing = false;
@@ -468,11 +462,11 @@ void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Ins
   const auto lease = std::max({milliseconds{30'000}, config_.wechatpay.request_timeout * 3,
                                std::chrono::ceil<milliseconds>(lease_timing(now).lease)});
   std::weak_ptr<bool> alive = alive_;
-  db_.post([this, alive, tenant_id, limit, lease](pg::ReconcileStore& store) {
-    pg::ClaimResult result;
+  db_.post([this, alive, tenant_id, limit, lease](Store& store) {
+    reconcile::ClaimResult result;
     bool ok = true;
     try {
-      result = store.claim_due(tenant_id, limit, lease);
+      result = std::move(store.claim_due({{tenant_id, limit}}, lease).at(0));
     } catch (const std::exception& e) {
       ok = false;
       logging::error("claim_failed", {{"tenant", log_id(tenant_id)}, {"error", e.what()}});
@@ -482,19 +476,19 @@ void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Ins
       auto it = tenants_.find(tenant_id);
       if (it == tenants_.end()) return;
       it->second->claim_pending = false;
-      if (ok) on_claimed(tenant_id, std::move(result), limit, Clock::now());
+      if (ok) on_claimed(tenant_id, std::move(result), limit, clock_.now());
       else it->second->drained = true;  // the poll tries again
       kick();
     });
   });
 }
 
-void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result, int asked, Instant now) {
+void Reconciler::on_claimed(const std::string& tenant_id, reconcile::ClaimResult result, int asked, Instant now) {
   TenantRuntime& t = *tenants_.at(tenant_id);
   t.drained = static_cast<int>(result.items.size()) < asked;  // a full batch: claim again
   t.next_due_at = result.next_due_in ? std::optional<Instant>(now + *result.next_due_in) : std::nullopt;
   std::vector<std::int64_t> give_back;
-  std::vector<pg::WorkItem> nothing_to_send;
+  std::vector<reconcile::WorkItem> nothing_to_send;
   for (auto& item : result.items) {
     if (stopping_ || scheduled_mode(t, now) != TenantMode::apply ||
         (scheduler_.endpoint().held() && !t.buffer.empty())) {  // claimed just before the hold
@@ -513,7 +507,7 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
       continue;
     }
     if (verdict.action == reconcile::WorkAction::mark_invalid) {
-      pg::AttemptRecord rec = pg::attempt_record_for(item, wechatpay::outcome_name(wechatpay::OutcomeKind::invalid));
+      reconcile::AttemptRecord rec = reconcile::attempt_record_for(item, wechatpay::outcome_name(wechatpay::OutcomeKind::invalid));
       rec.error_code = "INVALID_DESIRED_ROW";
       rec.error_message = verdict.invalid->message;
       rec.decision = reconcile::decide_after_attempt({wechatpay::OutcomeKind::invalid, std::nullopt, item.attempts},
@@ -532,7 +526,7 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
     t.buffer.push_back(std::move(item));
   }
   if (!nothing_to_send.empty())
-    db_.post([items = std::move(nothing_to_send)](pg::ReconcileStore& store) {
+    db_.post([items = std::move(nothing_to_send)](Store& store) {
       try {
         store.drop(items);
       } catch (const std::exception&) {
@@ -540,7 +534,7 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
       }
     });
   if (!give_back.empty())
-    db_.post([give_back](pg::ReconcileStore& store) {
+    db_.post([give_back](Store& store) {
       try {
         store.release(give_back);
       } catch (const std::exception&) {
@@ -556,14 +550,14 @@ void Reconciler::on_claimed(const std::string& tenant_id, pg::ClaimResult result
 void Reconciler::dispatch(const reconcile::Dispatch& d, Instant now) {
   TenantRuntime& t = *tenants_.at(d.tenant_id);
   CALLBACKD_ASSERT(!t.buffer.empty());  // the scheduler only dispatches tenants with due rows
-  pg::WorkItem item = std::move(t.buffer.front());
+  reconcile::WorkItem item = std::move(t.buffer.front());
   t.buffer.pop_front();
   update_due(d.tenant_id, t);
   t.in_flight.insert(item.mchid);
   asio::co_spawn(io_, attempt(d.tenant_id, std::move(item), d, now), asio::detached);
 }
 
-asio::awaitable<void> Reconciler::attempt(std::string tenant_id, pg::WorkItem item, reconcile::Dispatch dispatch,
+asio::awaitable<void> Reconciler::attempt(std::string tenant_id, reconcile::WorkItem item, reconcile::Dispatch dispatch,
                                           Instant sent_at) {
   std::weak_ptr<bool> alive = alive_;
   TenantRuntime* t = tenants_.at(tenant_id).get();
@@ -581,7 +575,7 @@ asio::awaitable<void> Reconciler::attempt(std::string tenant_id, pg::WorkItem it
     outcome.error_message = "the tenant's key files still fail to load (see callbackd check-config)";
   } else {
     const auto unix_seconds =
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+        std::chrono::duration_cast<std::chrono::seconds>(clock_.wall_now().time_since_epoch()).count();
     auto request = signed_favor_callbacks_request(*t->credentials, item.mchid, item.desired.notify_url,
                                                   item.desired.push_switch, unix_seconds);
     if (!request) {
@@ -590,13 +584,13 @@ asio::awaitable<void> Reconciler::attempt(std::string tenant_id, pg::WorkItem it
       outcome.error_message = request.error();
     } else {
       ++stats_.sent;
-      const auto started = Clock::now();
+      const auto started = clock_.now();
       // `t` may be gone when the response arrives (tenant deleted); its keys are kept alive here.
       const std::shared_ptr<const TenantCredentials> credentials = t->credentials;
       auto response = co_await client_.send(std::move(request).value());
       if (alive.expired() || !*alive.lock()) co_return;
-      latency_ms = to_ms(Clock::now() - started);
-      outcome = classify_response(*credentials, response, std::chrono::system_clock::now(), item.desired.notify_url);
+      latency_ms = to_ms(clock_.now() - started);
+      outcome = classify_response(*credentials, response, clock_.wall_now(), item.desired.notify_url);
       reach = reach_of(response, outcome);
     }
   }
@@ -604,10 +598,10 @@ asio::awaitable<void> Reconciler::attempt(std::string tenant_id, pg::WorkItem it
   finish(tenant_id, item, dispatch, sent_at, outcome, latency_ms, reach);
 }
 
-void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, const reconcile::Dispatch& dispatch,
+void Reconciler::finish(const std::string& tenant_id, const reconcile::WorkItem& item, const reconcile::Dispatch& dispatch,
                         Instant sent_at, const wechatpay::Outcome& outcome, std::optional<int> latency_ms,
                         reconcile::EndpointReach reach) {
-  const Instant now = Clock::now();
+  const Instant now = clock_.now();
   auto it = tenants_.find(tenant_id);
   if (it != tenants_.end()) it->second->in_flight.erase(item.mchid);
 
@@ -625,7 +619,7 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
   ++stats_.outcomes[outcome_name];
   if (options_.on_attempt) options_.on_attempt({tenant_id, outcome_name, outcome.error_code, latency_ms});
 
-  pg::AttemptRecord rec = pg::attempt_record_for(item, outcome_name);
+  reconcile::AttemptRecord rec = reconcile::attempt_record_for(item, outcome_name);
   rec.http_status = outcome.http_status;
   rec.error_code = outcome.error_code;
   rec.error_message = outcome.error_message;
@@ -661,7 +655,7 @@ void Reconciler::finish(const std::string& tenant_id, const pg::WorkItem& item, 
       pause_tenant(tenant_id, outcome.error_code, outcome.error_message, false);
     } else if (transition == reconcile::TenantTransition::resumed) {
       pending_events_.push_back({tenant_id, "tenant_resumed", "", "probe applied"});
-      db_.post([tenant_id](pg::ReconcileStore& store) {
+      db_.post([tenant_id](Store& store) {
         try {
           store.resume_tenant(tenant_id);
         } catch (const std::exception& e) {
@@ -716,11 +710,11 @@ void Reconciler::hold_buffers() {
 // ---------------------------------------------------------------------------------------
 // Records
 
-void Reconciler::add_record(pg::AttemptRecord record) {
+void Reconciler::add_record(reconcile::AttemptRecord record) {
   // One batch must not hold the same sub-merchant twice (its state row would be written twice
   // in one statement): write what is pending first.
-  if (pending_record_mchids_.count(record.mchid)) maybe_flush(Clock::now(), true);
-  if (pending_records_.empty()) first_pending_record_at_ = Clock::now();
+  if (pending_record_mchids_.count(record.mchid)) maybe_flush(clock_.now(), true);
+  if (pending_records_.empty()) first_pending_record_at_ = clock_.now();
   pending_record_mchids_.insert(record.mchid);
   pending_records_.push_back(std::move(record));
   ++stats_.recorded;
@@ -733,17 +727,17 @@ void Reconciler::maybe_flush(Instant now, bool force) {
   if (!force && !stopping_ && pending_records_.size() < kMaxBatch && !old_enough && pending_events_.empty()) return;
 
   const std::size_t n = std::min(pending_records_.size(), kMaxBatch * 5);
-  auto batch = std::make_shared<std::vector<pg::AttemptRecord>>(std::make_move_iterator(pending_records_.begin()),
+  auto batch = std::make_shared<std::vector<reconcile::AttemptRecord>>(std::make_move_iterator(pending_records_.begin()),
                                                                 std::make_move_iterator(pending_records_.begin() + n));
   pending_records_.erase(pending_records_.begin(), pending_records_.begin() + n);
   pending_record_mchids_.clear();
   for (const auto& r : pending_records_) pending_record_mchids_.insert(r.mchid);
   first_pending_record_at_ = pending_records_.empty() ? std::nullopt : std::optional<Instant>(now);
-  auto events = std::make_shared<std::vector<pg::TenantEvent>>(std::move(pending_events_));
+  auto events = std::make_shared<std::vector<reconcile::TenantEvent>>(std::move(pending_events_));
   pending_events_.clear();
   flush_in_flight_ = true;
   std::weak_ptr<bool> alive = alive_;
-  db_.post([this, alive, batch, events](pg::ReconcileStore& store) {
+  db_.post([this, alive, batch, events](Store& store) {
     bool ok = true;
     try {
       store.record(*batch, *events);
@@ -764,8 +758,8 @@ void Reconciler::maybe_flush(Instant now, bool force) {
         pending_record_mchids_.clear();
         for (const auto& r : pending_records_) pending_record_mchids_.insert(r.mchid);
         pending_events_.insert(pending_events_.begin(), events->begin(), events->end());
-        first_pending_record_at_ = Clock::now();
-        flush_retry_at_ = Clock::now() + kFlushRetry;
+        first_pending_record_at_ = clock_.now();
+        flush_retry_at_ = clock_.now() + kFlushRetry;
       }
       kick();
     });
@@ -806,13 +800,14 @@ std::optional<Instant> Reconciler::next_wake(Instant now, const reconcile::Sched
 }
 
 asio::awaitable<void> Reconciler::run() {
-  const Instant start = Clock::now();
+  const Instant start = clock_.now();
   next_poll_ = start;
   next_resync_ = start + config_.reconciler.resync_interval;
   refresh_tenants();
   while (true) {
-    const Instant now = Clock::now();
+    const Instant now = clock_.now();
     if (stopping_) break;
+    ++stats_.loop_turns;
 
     if (now >= next_poll_) {
       // The safety net behind LISTEN/NOTIFY: every tenant looks for due rows again.
@@ -822,7 +817,7 @@ asio::awaitable<void> Reconciler::run() {
     }
     if (config_.reconciler.resync_interval.count() > 0 && now >= next_resync_) {
       next_resync_ = now + config_.reconciler.resync_interval;
-      db_.post([](pg::ReconcileStore& store) {
+      db_.post([](Store& store) {
         try {
           logging::info("resync", {{"queued", store.queue_resync()}});
         } catch (const std::exception& e) {
@@ -861,7 +856,7 @@ asio::awaitable<void> Reconciler::run() {
         idle_check_in_flight_ = true;
         next_idle_check_ = now + kIdleCheckInterval;
         std::weak_ptr<bool> alive = alive_;
-        db_.post([this, alive](pg::ReconcileStore& store) {
+        db_.post([this, alive](Store& store) {
           std::size_t pending = 1;
           try {
             pending = store.pending_for_sending_tenants();
@@ -880,48 +875,38 @@ asio::awaitable<void> Reconciler::run() {
       }
     }
 
-    if (kicked_) {
-      kicked_ = false;
-      continue;
-    }
+    // A kick during this turn (a completion, a notification) makes this wait return at once.
     const auto wake = next_wake(now, decision);
-    wake_.expires_at(wake ? *wake : Instant::max());
-    boost::system::error_code ec;
-    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    kicked_ = false;
+    co_await wake_->wait_until(wake ? *wake : Instant::max());
   }
 
   // Draining: nothing new is claimed or sent; requests in flight get shutdown_grace.
   for (auto& [id, t] : tenants_) release_buffer(*t);
-  const Instant deadline = Clock::now() + config_.reconciler.shutdown_grace;
+  const Instant deadline = clock_.now() + config_.reconciler.shutdown_grace;
   auto in_flight = [&] {
     std::size_t n = 0;
     for (const auto& [id, t] : tenants_) n += t->in_flight.size();
     return n;
   };
-  while (in_flight() > 0 && Clock::now() < deadline) {
-    wake_.expires_at(deadline);
-    boost::system::error_code ec;
-    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  while (in_flight() > 0 && clock_.now() < deadline) {
+    co_await wake_->wait_until(deadline);
   }
   if (const auto abandoned = in_flight(); abandoned > 0)
     logging::warn("abandoned_in_flight", {{"count", abandoned},
                                           {"note", "their leases lapse and the rows are sent again"}});
   // Write what is known; the worker runs every queued job before it stops.
   while (!pending_records_.empty() || !pending_events_.empty() || flush_in_flight_) {
-    if (!flush_in_flight_) maybe_flush(Clock::now(), true);
-    if (flush_retry_at_ && Clock::now() > deadline + std::chrono::seconds{5}) {
+    if (!flush_in_flight_) maybe_flush(clock_.now(), true);
+    if (flush_retry_at_ && clock_.now() > deadline + std::chrono::seconds{5}) {
       logging::error("unwritten_at_exit", {{"records", pending_records_.size()},
                                            {"note", "the database is unavailable; these rows are sent again "
                                                     "after restart"}});
       break;
     }
-    wake_.expires_after(milliseconds{20});
-    boost::system::error_code ec;
-    co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await wake_->wait_until(clock_.now() + milliseconds{20});
   }
   // Hand every tenant over at once rather than after the lease lapses.
-  db_.post([](pg::ReconcileStore& store) {
+  db_.post([](Store& store) {
     try {
       store.release_all_tenants();
     } catch (const std::exception& e) {

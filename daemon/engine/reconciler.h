@@ -15,7 +15,6 @@
 #include "http/asio_coroutine.h"  // first: the Boost 1.74 + g++ 12 fixes
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <deque>
 #include <functional>
 #include <map>
@@ -32,9 +31,10 @@
 #include "core/reconcile/row_decision.h"
 #include "core/reconcile/scheduler.h"
 #include "core/tenant.h"
+#include "core/reconcile/work.h"
+#include "engine/clock.h"
 #include "engine/db_worker.h"
 #include "http/https_client.h"
-#include "pg/reconcile_store.h"
 
 namespace callbackd::engine {
 
@@ -65,11 +65,14 @@ struct ReconcilerStats {
   std::uint64_t endpoint_holds = 0;          // times WeChat Pay was found unreachable (hold entered)
   std::map<std::string, std::uint64_t> endpoint_holds_by_reason;  // by reconcile::endpoint_hold_reason_name
   std::uint64_t endpoint_probes_failed = 0;  // probes during a hold that could not reach it either
+  std::uint64_t loop_turns = 0;  // times the run loop woke and looked at its work (tests/engine count them)
 };
 
 class Reconciler {
  public:
-  Reconciler(boost::asio::io_context& io, Config config, http::HttpsClient& client, DbWorker& db,
+  // `clock` times everything (engine/clock.h); `client` sends to WeChat Pay; `db` runs the
+  // store's calls. All three outlive the reconciler.
+  Reconciler(boost::asio::io_context& io, Config config, Clock& clock, http::Sender& client, DbWorker& db,
              ReconcilerOptions options);
   ~Reconciler();
   Reconciler(const Reconciler&) = delete;
@@ -86,8 +89,9 @@ class Reconciler {
   // directory, the wechatpay timeouts: passed on to the HTTPS client, whose deadlines the
   // tenant lease's send margin is derived from) and a re-read of the tenants.
   void reload(Config config);
-  // A NOTIFY arrived (from the listener thread, posted to the io_context).
-  void on_notification(const pg::Listener::Notification& n);
+  // A NOTIFY arrived (from the listener thread, posted to the io_context): `channel`
+  // callbackd_desired with the tenant_id as payload, or callbackd_tenants.
+  void on_notification(const std::string& channel, const std::string& tenant_id);
   // The LISTEN connection was lost and is back: notifications sent meanwhile are gone, so every
   // tenant looks for due rows (and the tenants are read) now rather than at the next poll.
   void on_notifications_missed();
@@ -102,14 +106,14 @@ class Reconciler {
  private:
   struct TenantRuntime;
 
-  boost::asio::awaitable<void> attempt(std::string tenant_id, pg::WorkItem item, reconcile::Dispatch dispatch,
+  boost::asio::awaitable<void> attempt(std::string tenant_id, reconcile::WorkItem item, reconcile::Dispatch dispatch,
                                        reconcile::Instant sent_at);
   void dispatch(const reconcile::Dispatch& d, reconcile::Instant now);
   reconcile::ClaimInputs claim_inputs(const std::string& tenant_id, const TenantRuntime& t,
                                       reconcile::Instant now) const;
   void maybe_claim(const std::string& tenant_id, TenantRuntime& t, reconcile::Instant now);
-  void on_claimed(const std::string& tenant_id, pg::ClaimResult result, int asked, reconcile::Instant now);
-  void finish(const std::string& tenant_id, const pg::WorkItem& item, const reconcile::Dispatch& dispatch,
+  void on_claimed(const std::string& tenant_id, reconcile::ClaimResult result, int asked, reconcile::Instant now);
+  void finish(const std::string& tenant_id, const reconcile::WorkItem& item, const reconcile::Dispatch& dispatch,
               reconcile::Instant sent_at, const wechatpay::Outcome& outcome, std::optional<int> latency_ms,
               reconcile::EndpointReach reach);
   // After a completion changed the endpoint hold: one log line per change (not per row), and
@@ -117,16 +121,16 @@ class Reconciler {
   void on_endpoint_change(bool was_held, int failed_probes_before, const wechatpay::Outcome& outcome,
                           reconcile::Instant now);
   void hold_buffers();
-  void add_record(pg::AttemptRecord record);
+  void add_record(reconcile::AttemptRecord record);
   void maybe_flush(reconcile::Instant now, bool force);
   void refresh_tenants();
-  void apply_tenants(std::vector<TenantRow> rows, std::map<std::string, pg::StoredTenantPause> pauses,
+  void apply_tenants(std::vector<TenantRow> rows, std::map<std::string, reconcile::StoredTenantPause> pauses,
                      bool reload_keys);
   void pause_tenant(const std::string& tenant_id, const std::string& code, const std::string& reason,
                     bool persist_event);
   void release_buffer(TenantRuntime& t);
   void heartbeat();
-  void on_heartbeat(const pg::ReconcileStore::Ownership& ownership, const std::vector<std::string>& released,
+  void on_heartbeat(const reconcile::Ownership& ownership, const std::vector<std::string>& released,
                     reconcile::Instant send_until);
   // The tenant lease and its send margin now (the config's, or the one before a reload
   // while requests dispatched under it may still be out).
@@ -140,7 +144,8 @@ class Reconciler {
 
   boost::asio::io_context& io_;
   Config config_;
-  http::HttpsClient& client_;
+  Clock& clock_;
+  http::Sender& client_;
   DbWorker& db_;
   ReconcilerOptions options_;
   reconcile::RowPolicy policy_;
@@ -154,9 +159,9 @@ class Reconciler {
   reconcile::Instant reloaded_at_{};
   bool heartbeat_in_flight_ = false;
 
-  std::vector<pg::AttemptRecord> pending_records_;
+  std::vector<reconcile::AttemptRecord> pending_records_;
   std::set<std::string> pending_record_mchids_;
-  std::vector<pg::TenantEvent> pending_events_;
+  std::vector<reconcile::TenantEvent> pending_events_;
   std::optional<reconcile::Instant> first_pending_record_at_;
   bool flush_in_flight_ = false;
   std::optional<reconcile::Instant> flush_retry_at_;
@@ -168,8 +173,7 @@ class Reconciler {
   bool idle_confirmed_ = false;
 
   bool stopping_ = false;
-  bool kicked_ = false;
-  boost::asio::steady_timer wake_;
+  std::unique_ptr<Timer> wake_;
   std::mt19937_64 random_;
   ReconcilerStats stats_;
   std::shared_ptr<bool> alive_;  // jobs posted back after destruction check this

@@ -106,28 +106,36 @@ struct ClientStats {
   std::uint64_t failovers{0};         // requests that went to the backup host
 };
 
+// What the run loop needs of a client (engine tests put a scripted WeChat Pay behind it).
+class Sender {
+ public:
+  virtual ~Sender() = default;
+  // Sends one request and reads the whole response. Any HTTP status is a success at this
+  // layer (4xx/5xx are classified by the caller); only transport failures are errors.
+  virtual boost::asio::awaitable<Result<HttpResponse, TransportError>> send(HttpRequest request) = 0;
+  // A config reload (SIGHUP): returns the keys of `config` that need a restart (empty: none).
+  virtual std::vector<std::string> reconfigure(const WechatpayConfig& config) = 0;
+};
+
 // Async client. All calls must run on ONE thread of the io_context given to the constructor
 // (the reconciler runs many requests concurrently as coroutines on that thread); the pool is
 // not locked. Destroying the client closes idle connections; requests still running keep the
 // shared state alive until they finish.
-class HttpsClient {
+class HttpsClient final : public Sender {
  public:
   // Throws StartupError when base_url/backup_url are not `https://host[:port]` or ca_file
   // cannot be loaded.
   HttpsClient(boost::asio::io_context& io, const WechatpayConfig& config);
-  ~HttpsClient();
+  ~HttpsClient() override;
   HttpsClient(const HttpsClient&) = delete;
   HttpsClient& operator=(const HttpsClient&) = delete;
 
-  // Sends one request and reads the whole response. Any HTTP status is a success at this
-  // layer (4xx/5xx are classified by the caller); only transport failures are errors.
-  boost::asio::awaitable<Result<HttpResponse, TransportError>> send(HttpRequest request);
+  boost::asio::awaitable<Result<HttpResponse, TransportError>> send(HttpRequest request) override;
 
-  // A config reload (SIGHUP): the timeouts, idle_timeout, the pool size and the response
-  // bound apply to requests started from now on (one in flight keeps the overall deadline it
-  // started with). The hosts and the CA file are fixed at construction: returns the keys of
-  // `config` that differ there and need a restart (empty when none).
-  std::vector<std::string> reconfigure(const WechatpayConfig& config);
+  // The timeouts, idle_timeout, the pool size and the response bound apply to requests
+  // started from now on (one in flight keeps the overall deadline it started with). The
+  // hosts and the CA file are fixed at construction: those keys are returned when they differ.
+  std::vector<std::string> reconfigure(const WechatpayConfig& config) override;
 
   // Drops all idle pooled connections (shutdown, tests).
   void close_idle();

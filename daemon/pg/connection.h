@@ -12,7 +12,7 @@
 namespace callbackd::pg {
 
 // Connects with the configured deadline and an application_name that tells DBAs which
-// callbackd command a session belongs to. Throws DatabaseError (pg/migrator.h) naming the
+// callbackd command a session belongs to. Throws DatabaseError (core/error.h) naming the
 // server by describe_conninfo(), never with a password.
 std::unique_ptr<pqxx::connection> open_connection(const DatabaseConfig& db, const std::string& application_name);
 

@@ -88,10 +88,10 @@ Inspector::Inspector(const DatabaseConfig& db) : impl_(std::make_unique<Impl>())
 Inspector::~Inspector() = default;
 
 namespace {
-std::map<std::string, StoredTenantPause> read_pauses(pqxx::transaction_base& tx) {
-  std::map<std::string, StoredTenantPause> pauses;
+std::map<std::string, reconcile::StoredTenantPause> read_pauses(pqxx::transaction_base& tx) {
+  std::map<std::string, reconcile::StoredTenantPause> pauses;
   for (const auto& r : tx.exec_prepared("inspect_pauses")) {
-    StoredTenantPause p;
+    reconcile::StoredTenantPause p;
     p.error_code = r["error_code"].as<std::string>();
     p.reason = r["paused_reason"].as<std::string>();
     p.probe_in = std::chrono::milliseconds{r["probe_in_ms"].as<long long>()};

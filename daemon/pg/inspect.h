@@ -20,12 +20,12 @@ namespace callbackd::pg {
 
 struct TenantOverview {
   TenantRow tenant;
-  std::optional<StoredTenantPause> pause;  // tenant_state, when paused by the daemon
+  std::optional<reconcile::StoredTenantPause> pause;  // tenant_state, when paused by the daemon
 };
 
 // One pending_work entry as `run` would see it when claiming (WorkItem, claim_token 0).
 struct QueuedEntry {
-  WorkItem item;
+  reconcile::WorkItem item;
   std::chrono::milliseconds due_in{0};  // 0 when due now
   std::optional<std::string> claimed_by;  // an unexpired claim: in flight at that instance
 };
@@ -33,7 +33,7 @@ struct QueuedEntry {
 struct TenantStatus {
   std::string tenant_id;
   TenantMode mode = TenantMode::apply;
-  std::optional<StoredTenantPause> pause;
+  std::optional<reconcile::StoredTenantPause> pause;
   std::map<std::string, long long> by_state;  // sync_status.state -> rows
   struct ErrorCount {
     std::string state;       // retrying, failed or invalid

@@ -34,14 +34,6 @@ struct Migration {
 // migrations/*.sql as built into this binary, in version order.
 const std::vector<Migration>& embedded_migrations();
 
-// The database could not be reached, or a statement failed. The message names the server
-// by describe_conninfo() (host, port, dbname, user; never a password) and, for a failed
-// migration, the file. A runtime error: the caller reports it and exits or retries.
-class DatabaseError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 struct AppliedMigration {
   int version = 0;
   std::string name;

@@ -16,6 +16,8 @@
 
 namespace callbackd::pg {
 
+using reconcile::WorkItem;
+
 // Per tenant: queued entries and the age of the oldest change among them (resync entries are
 // not changes). Read by `status` (inspect.cpp) and by the daemon's metrics (queue_ages()).
 inline constexpr const char* kQueueAges = R"SQL(

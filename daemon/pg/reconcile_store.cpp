@@ -20,6 +20,10 @@
 
 namespace callbackd::pg {
 
+using reconcile::AttemptRecord;
+using reconcile::ClaimResult;
+using reconcile::TenantEvent;
+
 namespace {
 
 // One entry per claimed row; nextval() runs once per updated row, so every entry carries its
@@ -419,19 +423,6 @@ struct ReconcileStore::Impl {
   }
 };
 
-AttemptRecord attempt_record_for(const WorkItem& item, std::string_view outcome) {
-  AttemptRecord rec;
-  rec.tenant_id = item.tenant_id;
-  rec.mchid = item.mchid;
-  rec.revision = item.desired.revision;
-  rec.claim_token = item.claim_token;
-  rec.notify_url = item.notify_url;
-  rec.push_switch = item.desired.push_switch;
-  rec.outcome = std::string(outcome);
-  rec.attempt = item.attempts + 1;
-  return rec;
-}
-
 ReconcileStore::ReconcileStore(const DatabaseConfig& db, std::string instance) : impl_(std::make_unique<Impl>()) {
   impl_->db = db;
   impl_->instance = std::move(instance);
@@ -455,11 +446,11 @@ std::vector<TenantRow> ReconcileStore::tenants() {
   });
 }
 
-std::map<std::string, StoredTenantPause> ReconcileStore::tenant_pauses() {
+std::map<std::string, reconcile::StoredTenantPause> ReconcileStore::tenant_pauses() {
   return impl_->run("reading callbackd.tenant_state", [&](pqxx::connection& c) {
-    std::map<std::string, StoredTenantPause> pauses;
+    std::map<std::string, reconcile::StoredTenantPause> pauses;
     for (const auto& r : impl_->exec1(c, "tenant_pauses")) {
-      StoredTenantPause p;
+      reconcile::StoredTenantPause p;
       p.error_code = r["error_code"].as<std::string>();
       p.reason = r["paused_reason"].as<std::string>();
       p.probe_in = std::chrono::milliseconds{r["probe_in_ms"].as<long long>()};
@@ -481,11 +472,20 @@ void ReconcileStore::resume_tenant(const std::string& tenant_id) {
              [&](pqxx::connection& c) { impl_->exec1(c, "resume_tenant", tenant_id); });
 }
 
+std::vector<ClaimResult> ReconcileStore::claim_due(const std::vector<reconcile::ClaimRequest>& requests,
+                                                  std::chrono::milliseconds lease) {
+  std::vector<ClaimResult> results;
+  results.reserve(requests.size());
+  for (const auto& r : requests) results.push_back(claim_due(r.tenant_id, r.limit, lease));
+  return results;
+}
+
 ClaimResult ReconcileStore::claim_due(const std::string& tenant_id, int limit, std::chrono::milliseconds lease) {
   CALLBACKD_ASSERT(limit >= 0);
   CALLBACKD_ASSERT(lease.count() > 0);
   return impl_->run("claiming due entries of callbackd.pending_work", [&](pqxx::connection& c) {
     ClaimResult result;
+    result.tenant_id = tenant_id;
     const pqxx::result rows = impl_->exec1(c, "claim_due", tenant_id, limit, impl_->instance, millis(lease));
     for (const auto& r : rows) {
       if (!r["next_due_in_ms"].is_null() && !result.next_due_in)
@@ -588,11 +588,11 @@ std::size_t ReconcileStore::pending_for_sending_tenants() {
   });
 }
 
-ReconcileStore::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
+reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
                                                     const std::vector<std::string>& release,
                                                     std::optional<std::chrono::milliseconds> dead_owner_margin) {
   return impl_->run("heartbeat (callbackd.tenant_leases)", [&](pqxx::connection& c) {
-    Ownership o;
+    reconcile::Ownership o;
     pqxx::work tx(c);
     impl_->statements += 4;
     const ProcessIdentity& self = impl_->self;
@@ -624,7 +624,7 @@ ReconcileStore::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds le
     if (wanted > 0) {
       ++impl_->statements;
       for (const auto& r : tx.exec_prepared("acquire_tenants", impl_->instance, millis(lease), wanted)) {
-        OwnedTenant t{r[0].as<std::string>(), r[1].as<std::int64_t>(), true, {}};
+        reconcile::OwnedTenant t{r[0].as<std::string>(), r[1].as<std::int64_t>(), true, {}};
         ++impl_->statements;
         for (const auto& age : tx.exec_prepared("recent_sends", t.tenant_id))
           t.recent_sends.emplace_back(age[0].as<long long>());
@@ -643,12 +643,12 @@ void ReconcileStore::release_all_tenants() {
 
 // Metrics (app/operations.cpp), every few seconds: one grouped scan of pending_work.
 
-std::vector<ReconcileStore::TenantQueue> ReconcileStore::queue_ages() {
+std::vector<reconcile::TenantQueue> ReconcileStore::queue_ages() {
   return impl_->run("reading queue sizes from callbackd.pending_work", [&](pqxx::connection& c) {
     c.prepare("queue_ages", kQueueAges);  // re-declaring the same text is a no-op in libpqxx 6
-    std::vector<TenantQueue> out;
+    std::vector<reconcile::TenantQueue> out;
     for (const auto& r : impl_->exec1(c, "queue_ages")) {
-      TenantQueue q;
+      reconcile::TenantQueue q;
       q.tenant_id = r["tenant_id"].as<std::string>();
       q.queued = r["queued"].as<long long>();
       if (!r["oldest_ms"].is_null()) q.oldest_pending_change = std::chrono::milliseconds{r["oldest_ms"].as<long long>()};

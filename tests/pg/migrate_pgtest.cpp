@@ -14,7 +14,7 @@
 
 using callbackd::DatabaseConfig;
 using callbackd::StartupError;
-using callbackd::pg::DatabaseError;
+using callbackd::DatabaseError;
 using callbackd::pg::Migration;
 using callbackd::test::Child;
 using callbackd::test::TestDatabase;

@@ -43,10 +43,10 @@ void add_row(const TestDatabase& db, const std::string& tenant_id, const std::st
                tenant_id + "', '" + url + "', true)");
 }
 
-pg::AttemptRecord record_for(const pg::WorkItem& item, OutcomeKind outcome, const std::string& code = "") {
+callbackd::reconcile::AttemptRecord record_for(const callbackd::reconcile::WorkItem& item, OutcomeKind outcome, const std::string& code = "") {
   reconcile::AttemptResult attempt;
   attempt.outcome = outcome;
-  pg::AttemptRecord r = pg::attempt_record_for(item, callbackd::wechatpay::outcome_name(outcome));
+  callbackd::reconcile::AttemptRecord r = callbackd::reconcile::attempt_record_for(item, callbackd::wechatpay::outcome_name(outcome));
   r.error_code = code;
   r.error_message = code.empty() ? "" : code + " from the test";
   r.http_status = outcome == OutcomeKind::applied ? 200 : 400;
@@ -71,7 +71,7 @@ struct Fixture {
     pg::ReconcileStore store(cfg, "test:1");
     auto claimed = store.claim_due("acme", 10, 60s);
     REQUIRE(claimed.items.size() == 3);
-    std::vector<pg::AttemptRecord> batch;
+    std::vector<callbackd::reconcile::AttemptRecord> batch;
     for (const auto& item : claimed.items)
       batch.push_back(item.mchid == "1900000102" ? record_for(item, OutcomeKind::rejected, "PARAM_ERROR")
                                                  : record_for(item, OutcomeKind::applied));
@@ -196,7 +196,7 @@ TEST_CASE("plan shows resync rows, rows in flight elsewhere and rows waiting on 
   pg::ReconcileStore store(cfg, "host-a:1");
   auto claimed = store.claim_due("acme", 10, 60s);
   REQUIRE(claimed.items.size() == 3);
-  std::vector<pg::AttemptRecord> batch;
+  std::vector<callbackd::reconcile::AttemptRecord> batch;
   for (const auto& item : claimed.items) {
     auto rec = record_for(item, OutcomeKind::applied);
     if (item.mchid == "1900000103") {

@@ -77,7 +77,7 @@ std::string state_of(const TestDatabase& db, const std::string& mchid) {
 }
 
 // What the engine records after an attempt with `outcome`, decided by the real pure function.
-pg::AttemptRecord record_for(const pg::WorkItem& item, OutcomeKind outcome, const std::string& error_code = "") {
+callbackd::reconcile::AttemptRecord record_for(const callbackd::reconcile::WorkItem& item, OutcomeKind outcome, const std::string& error_code = "") {
   reconcile::AttemptResult attempt;
   attempt.outcome = outcome;
   attempt.prior_failures = item.attempts;
@@ -87,7 +87,7 @@ pg::AttemptRecord record_for(const pg::WorkItem& item, OutcomeKind outcome, cons
   // Long enough that a rate-limited row is still "due later" when the test looks, on a busy
   // machine too (the default 1 s had passed by then under load).
   policy.rate_limited_delay = 30s;
-  pg::AttemptRecord r = pg::attempt_record_for(item, callbackd::wechatpay::outcome_name(outcome));
+  callbackd::reconcile::AttemptRecord r = callbackd::reconcile::attempt_record_for(item, callbackd::wechatpay::outcome_name(outcome));
   r.error_code = error_code;
   if (!error_code.empty()) r.error_message = error_code + " from the test";
   if (outcome == OutcomeKind::applied) {
@@ -105,8 +105,8 @@ pg::AttemptRecord record_for(const pg::WorkItem& item, OutcomeKind outcome, cons
   return r;
 }
 
-const pg::WorkItem& item_of(const std::vector<pg::WorkItem>& items, const std::string& mchid) {
-  auto it = std::find_if(items.begin(), items.end(), [&](const pg::WorkItem& i) { return i.mchid == mchid; });
+const callbackd::reconcile::WorkItem& item_of(const std::vector<callbackd::reconcile::WorkItem>& items, const std::string& mchid) {
+  auto it = std::find_if(items.begin(), items.end(), [&](const callbackd::reconcile::WorkItem& i) { return i.mchid == mchid; });
   REQUIRE(it != items.end());
   return *it;
 }
@@ -256,7 +256,7 @@ TEST_CASE("record() writes a mixed batch in one statement, each row in its state
   auto claimed = store.claim_due("acme", 10, 60s);
   REQUIRE(claimed.items.size() == 5);
 
-  std::vector<pg::AttemptRecord> batch = {
+  std::vector<callbackd::reconcile::AttemptRecord> batch = {
       record_for(item_of(claimed.items, "1900000100"), OutcomeKind::applied),
       record_for(item_of(claimed.items, "1900000101"), OutcomeKind::rejected, "PARAM_ERROR"),
       record_for(item_of(claimed.items, "1900000102"), OutcomeKind::transient, "HTTP_503"),
@@ -326,9 +326,9 @@ TEST_CASE("record() is all or nothing: one bad record leaves no audit row and no
   pg::ReconcileStore store(config_for(db), "host-a:1");
   auto claimed = store.claim_due("acme", 10, 60s);
   REQUIRE(claimed.items.size() == 3);
-  std::vector<pg::AttemptRecord> batch;
+  std::vector<callbackd::reconcile::AttemptRecord> batch;
   for (const auto& item : claimed.items) batch.push_back(record_for(item, OutcomeKind::applied));
-  CHECK_THROWS_AS(store.record(batch), pg::DatabaseError);
+  CHECK_THROWS_AS(store.record(batch), callbackd::DatabaseError);
   CHECK_THROWS_WITH(store.record(batch), Catch::Contains("recording attempts") && Catch::Contains("test_refuse"));
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log") == 0);
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.sub_merchant_state") == 0);
@@ -469,8 +469,8 @@ TEST_CASE("the listener hears a desired change within its wait and reports a los
 
   exec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'callbackd-listen' "
            "AND datname = current_database()");
-  CHECK_THROWS_AS(listener.wait(2s), pg::DatabaseError);
-  CHECK_THROWS_AS(listener.wait(10ms), pg::DatabaseError);  // stays lost: the caller makes a new one
+  CHECK_THROWS_AS(listener.wait(2s), callbackd::DatabaseError);
+  CHECK_THROWS_AS(listener.wait(10ms), callbackd::DatabaseError);  // stays lost: the caller makes a new one
 }
 
 TEST_CASE("a store whose connection is lost says so and reconnects", "[pg][store]") {
@@ -483,7 +483,7 @@ TEST_CASE("a store whose connection is lost says so and reconnects", "[pg][store
            "AND datname = current_database()");
   CHECK_THROWS_WITH(store.claim_due("acme", 10, 60s), Catch::Contains("claiming due entries") && Catch::Contains("host="));
   CHECK_FALSE(store.connected());
-  CHECK_THROWS_AS(store.pending_for_sending_tenants(), pg::DatabaseError);
+  CHECK_THROWS_AS(store.pending_for_sending_tenants(), callbackd::DatabaseError);
   store.reconnect();
   CHECK(store.connected());
   CHECK(store.claim_due("acme", 10, 60s).items.size() == 1);

@@ -1,0 +1,101 @@
+// The units of work the run loop moves between the store and WeChat Pay: a claimed queue
+// entry (WorkItem), the outcome of one attempt as it is recorded (AttemptRecord), and the
+// tenant-wide events and pauses kept next to them. Plain data, no I/O: the store
+// (engine/store.h, implemented by daemon/pg) reads and writes them, core/reconcile decides
+// over them.
+//
+// Names: `tenant_id` is the operator's name for a calling merchant; `mchid` here is always the
+// SUB-merchant a row is about (desired_callbacks.mchid), never the caller.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/reconcile/diff.h"
+#include "core/reconcile/row_decision.h"
+
+namespace callbackd::reconcile {
+
+// One claimed pending_work entry with what sending it needs.
+struct WorkItem {
+  std::string mchid;  // the sub-merchant
+  std::string tenant_id;
+  std::int64_t claim_token = 0;
+  bool resync = false;  // queued by a full resync: send even when the diff says in sync
+  // desired_callbacks as of the claim (revision == pending_work.revision or newer; the
+  // claimed revision is desired.revision).
+  std::optional<std::string> notify_url;  // NULL notify_url is stored verbatim: invalid
+  DesiredCallback desired;                // notify_url "" when NULL; revision
+  std::optional<RecordedState> recorded;  // sub_merchant_state, nullopt if never touched
+  int attempts = 0;  // sub_merchant_state.attempts when its revision == desired.revision, else 0
+};
+
+// Up to `limit` due entries of one tenant.
+struct ClaimRequest {
+  std::string tenant_id;
+  int limit = 0;
+};
+
+struct ClaimResult {
+  std::string tenant_id;
+  std::vector<WorkItem> items;
+  // When the earliest of this tenant's entries that were NOT claimable now becomes claimable,
+  // as a delay from now (0 at the least); nullopt when none: an unclaimed entry due later (its
+  // due_at), or an entry claimed with a lease (its lease_until: a claimed entry is already
+  // due, so its due_at would say "now" and make the caller spin). Entries left unclaimed
+  // only because of `limit` are not counted: a full batch means "claim again".
+  std::optional<std::chrono::milliseconds> next_due_in;
+};
+
+// One attempt (or a validation verdict) and the row's new state, as decided by
+// decide_after_attempt.
+struct AttemptRecord {
+  std::string tenant_id;
+  std::string mchid;
+  std::int64_t revision = 0;     // the desired revision that was sent
+  std::int64_t claim_token = 0;  // fencing: engine/store.h
+  std::optional<std::string> notify_url;  // as sent (audit)
+  std::optional<bool> push_switch;        // as sent (audit); nullopt: omitted
+  std::string outcome;                    // wechatpay::outcome_name
+  std::optional<int> http_status;
+  std::string error_code;     // "" when applied
+  std::string error_message;  // "" when applied, or what was odd about a verified answer (Outcome::warning)
+  std::optional<std::string> request_id;
+  std::optional<int> latency_ms;  // nullopt when nothing was sent (invalid)
+  int attempt = 1;                // audit_log.attempt: counted attempts of this revision, this one included
+  std::optional<std::string> update_time;  // verbatim, applied only
+  RowDecision decision;                    // state, remove_from_queue, delay, attempts
+};
+
+// The part of an attempt's record that follows from the claimed item: which row, which
+// revision and values, under which claim, the attempt number, and the outcome's name.
+AttemptRecord attempt_record_for(const WorkItem& item, std::string_view outcome);
+
+// A tenant-wide event for the audit log (mchid NULL), e.g. a tenant paused for bad keys.
+struct TenantEvent {
+  std::string tenant_id;
+  std::string outcome;  // "tenant_error" or "tenant_resumed"
+  std::string error_code;
+  std::string error_message;
+};
+
+// A tenant paused by an error, as tenant_state holds it.
+struct StoredTenantPause {
+  std::string error_code;
+  std::string reason;
+  std::chrono::milliseconds probe_in{0};  // next_probe_at - now(), clamped at 0
+};
+
+// Per tenant, for metrics: pending_work entries and the age (database clock) of the oldest
+// queued real change (resync entries excluded).
+struct TenantQueue {
+  std::string tenant_id;
+  long long queued = 0;
+  std::optional<std::chrono::milliseconds> oldest_pending_change;
+};
+
+}  // namespace callbackd::reconcile

@@ -1,0 +1,46 @@
+// The run loop's time, injected: the daemon passes SystemClock, the engine tests a simulated
+// clock that jumps from one timer's deadline to the next (tests/engine). Nothing in the
+// engine reads std::chrono clocks directly.
+#pragma once
+
+#include "http/asio_coroutine.h"  // first: the Boost 1.74 + g++ 12 fixes
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <memory>
+
+#include "core/reconcile/time.h"
+
+namespace callbackd::engine {
+
+// One waiter at a time: wait_until() returns at `deadline` or as soon as wake() is called
+// (whichever comes first); wake() with nobody waiting is remembered, so a wake-up between
+// two waits is never lost.
+class Timer {
+ public:
+  virtual ~Timer() = default;
+  virtual boost::asio::awaitable<void> wait_until(reconcile::Instant deadline) = 0;
+  virtual void wake() = 0;
+};
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Monotonic: every decision and deadline (core/reconcile/time.h).
+  virtual reconcile::Instant now() const = 0;
+  // Wall clock: only for what WeChat Pay sees or says (a request's timestamp, a response's
+  // signature time).
+  virtual std::chrono::system_clock::time_point wall_now() const = 0;
+  // A timer on `io` that runs on this clock.
+  virtual std::unique_ptr<Timer> make_timer(boost::asio::io_context& io) = 0;
+};
+
+// The real clocks, and a timer on Asio's steady_timer.
+class SystemClock final : public Clock {
+ public:
+  reconcile::Instant now() const override;
+  std::chrono::system_clock::time_point wall_now() const override;
+  std::unique_ptr<Timer> make_timer(boost::asio::io_context& io) override;
+};
+
+}  // namespace callbackd::engine
