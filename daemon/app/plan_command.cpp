@@ -60,7 +60,7 @@ std::string row_line(const pg::QueuedEntry& e, const reconcile::WorkVerdict& v, 
   const char* action = "drop";
   if (v.action == reconcile::WorkAction::send) action = held ? "held" : "send";
   else if (v.action == reconcile::WorkAction::mark_invalid) action = held ? "held" : "invalid";
-  line << "  " << action << std::string(8 - std::string_view(action).size(), ' ') << "mchid=" << printable(item.mchid);
+  line << "  " << action << std::string(8 - std::string_view(action).size(), ' ') << "mchid=" << printable(item.sub_mchid);
   if (v.action == reconcile::WorkAction::mark_invalid) {
     line << " reason=invalid message=" << printable(v.invalid->message);
   } else {
@@ -99,7 +99,7 @@ int run_plan(const CliRequest& req) {
       Totals mine;
       std::size_t shown = 0;
       inspector.for_each_queued(t.tenant.tenant_id, [&](const pg::QueuedEntry& e) {
-        const auto v = reconcile::judge_work_item(e.item.mchid, e.item.notify_url, e.item.desired, e.item.recorded,
+        const auto v = reconcile::judge_work_item(e.item.sub_mchid, e.item.notify_url, e.item.desired, e.item.recorded,
                                                   e.item.resync);
         if (v.action == reconcile::WorkAction::drop) ++mine.drop;
         else if (held) ++mine.held;

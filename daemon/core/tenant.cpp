@@ -37,7 +37,7 @@ Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const Te
     problems.push_back({who + ": " + column, std::move(what), std::move(fix)});
   };
 
-  if (auto bad = desired::validate_mchid(tenant.mchid))
+  if (auto bad = desired::validate_mchid(tenant.caller_mchid))
     problem("mchid", bad->message, "set callbackd.tenants.mchid to the calling merchant's id (digits)");
   if (!is_upper_hex(tenant.merchant_serial_no))
     problem("merchant_serial_no",
@@ -89,7 +89,7 @@ Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const Te
     add_key("tenant_wechatpay_keys[" + extra.key_id + "].key_path", extra.key_id, extra.key_path);
 
   if (!problems.empty()) return problems;
-  return TenantCredentials{wechatpay::MerchantCredentials{tenant.mchid, tenant.merchant_serial_no, *private_key},
+  return TenantCredentials{wechatpay::MerchantCredentials{tenant.caller_mchid, tenant.merchant_serial_no, *private_key},
                            std::move(keys), tenant.wechatpay_key_id};
 }
 

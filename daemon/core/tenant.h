@@ -20,7 +20,7 @@ struct TenantRow {
     std::string key_path;
   };
   std::string tenant_id;
-  std::string mchid;
+  std::string caller_mchid;
   std::string merchant_serial_no;
   std::string private_key_path;    // relative to the credentials directory
   std::string wechatpay_key_id;    // PUB_KEY_ID_... or a platform certificate serial

@@ -7,14 +7,14 @@
 namespace callbackd::engine {
 
 Result<http::HttpRequest, std::string> signed_favor_callbacks_request(const TenantCredentials& tenant,
-                                                                      const std::string& sub_merchant_mchid,
+                                                                      const std::string& sub_mchid,
                                                                       const std::string& notify_url,
                                                                       std::optional<bool> push_switch,
                                                                       std::int64_t unix_seconds) {
   http::HttpRequest req;
   req.method = "POST";
   req.target = std::string(wechatpay::kFavorCallbacksPath);
-  req.body = wechatpay::favor_callbacks_request_body(sub_merchant_mchid, notify_url, push_switch);
+  req.body = wechatpay::favor_callbacks_request_body(sub_mchid, notify_url, push_switch);
   auto nonce = wechatpay::make_nonce();
   if (!nonce) return nonce.error().message;
   auto auth = wechatpay::authorization_header(tenant.merchant, req.method, req.target, req.body, unix_seconds,

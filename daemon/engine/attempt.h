@@ -22,7 +22,7 @@ namespace callbackd::engine {
 // The request for POST /v3/marketing/favor/callbacks, body serialised once and signed as sent.
 // Fails only when OpenSSL cannot sign (CryptoError message).
 Result<http::HttpRequest, std::string> signed_favor_callbacks_request(const TenantCredentials& tenant,
-                                                                      const std::string& sub_merchant_mchid,
+                                                                      const std::string& sub_mchid,
                                                                       const std::string& notify_url,
                                                                       std::optional<bool> push_switch,
                                                                       std::int64_t unix_seconds);

@@ -44,7 +44,7 @@ bool same_credentials(const TenantRow& a, const TenantRow& b) {
     for (const auto& e : r.extra_keys) k.emplace_back(e.key_id, e.key_path);
     return k;
   };
-  return a.mchid == b.mchid && a.merchant_serial_no == b.merchant_serial_no && a.private_key_path == b.private_key_path &&
+  return a.caller_mchid == b.caller_mchid && a.merchant_serial_no == b.merchant_serial_no && a.private_key_path == b.private_key_path &&
          a.wechatpay_key_id == b.wechatpay_key_id && a.wechatpay_key_path == b.wechatpay_key_path && keys(a) == keys(b);
 }
 
@@ -498,10 +498,10 @@ void Reconciler::on_claimed(const std::string& tenant_id, reconcile::ClaimResult
     // The same verdict `plan` shows: input is never trusted (an invalid row is recorded with
     // the reason and never sent, without taking a pacer slot), and an entry whose row needs
     // nothing is settled without an attempt.
-    const auto verdict = reconcile::judge_work_item(item.mchid, item.notify_url, item.desired, item.recorded,
+    const auto verdict = reconcile::judge_work_item(item.sub_mchid, item.notify_url, item.desired, item.recorded,
                                                     item.resync);
     if (verdict.action == reconcile::WorkAction::drop) {
-      logging::debug("row_dropped", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)},
+      logging::debug("row_dropped", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.sub_mchid)},
                                      {"reason", verdict.reason_name()}});
       nothing_to_send.push_back(std::move(item));
       continue;
@@ -513,15 +513,15 @@ void Reconciler::on_claimed(const std::string& tenant_id, reconcile::ClaimResult
       rec.decision = reconcile::decide_after_attempt({wechatpay::OutcomeKind::invalid, std::nullopt, item.attempts},
                                                      policy_, now, 0.0);
       ++stats_.invalid;
-      logging::warn("row_invalid", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)},
+      logging::warn("row_invalid", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.sub_mchid)},
                                     {"error", verdict.invalid->message}});
       add_record(std::move(rec));
       continue;
     }
-    if (t.in_flight.count(item.mchid)) {
+    if (t.in_flight.count(item.sub_mchid)) {
       // Our own earlier claim of this row is still in flight (its lease lapsed): the newer
       // claim fences the older attempt out, and the row is sent again with current values.
-      logging::warn("reclaimed_in_flight", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)}});
+      logging::warn("reclaimed_in_flight", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.sub_mchid)}});
     }
     t.buffer.push_back(std::move(item));
   }
@@ -553,7 +553,7 @@ void Reconciler::dispatch(const reconcile::Dispatch& d, Instant now) {
   reconcile::WorkItem item = std::move(t.buffer.front());
   t.buffer.pop_front();
   update_due(d.tenant_id, t);
-  t.in_flight.insert(item.mchid);
+  t.in_flight.insert(item.sub_mchid);
   asio::co_spawn(io_, attempt(d.tenant_id, std::move(item), d, now), asio::detached);
 }
 
@@ -576,7 +576,7 @@ asio::awaitable<void> Reconciler::attempt(std::string tenant_id, reconcile::Work
   } else {
     const auto unix_seconds =
         std::chrono::duration_cast<std::chrono::seconds>(clock_.wall_now().time_since_epoch()).count();
-    auto request = signed_favor_callbacks_request(*t->credentials, item.mchid, item.desired.notify_url,
+    auto request = signed_favor_callbacks_request(*t->credentials, item.sub_mchid, item.desired.notify_url,
                                                   item.desired.push_switch, unix_seconds);
     if (!request) {
       outcome.kind = wechatpay::OutcomeKind::transient;
@@ -603,12 +603,12 @@ void Reconciler::finish(const std::string& tenant_id, const reconcile::WorkItem&
                         reconcile::EndpointReach reach) {
   const Instant now = clock_.now();
   auto it = tenants_.find(tenant_id);
-  if (it != tenants_.end()) it->second->in_flight.erase(item.mchid);
+  if (it != tenants_.end()) it->second->in_flight.erase(item.sub_mchid);
 
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   reconcile::FinishedAttempt finished{outcome.kind, dispatch.probe, dispatch.endpoint_probe, reach, uniform(random_),
                                       sent_at, outcome.retry_after, outcome.error_code, outcome.error_message,
-                                      item.mchid};
+                                      item.sub_mchid};
   const bool was_held = scheduler_.endpoint().held();
   const int failed_probes_before = scheduler_.endpoint().failed_probes();
   const auto transition = scheduler_.on_finished(tenant_id, finished, now);
@@ -634,16 +634,16 @@ void Reconciler::finish(const std::string& tenant_id, const reconcile::WorkItem&
     // audit row carries the warning, and the operator hears of it once per attempt.
     rec.error_message = outcome.warning;
     logging::warn("applied_with_warning",
-                  {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)},
+                  {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.sub_mchid)},
                    {"request_id", outcome.request_id.value_or("")},
                    {"update_time", outcome.applied ? outcome.applied->update_time_text : std::string{}},
                    {"warning", outcome.warning}});
   } else if (outcome.kind == wechatpay::OutcomeKind::applied) {
-    logging::debug("applied", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)},
+    logging::debug("applied", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.sub_mchid)},
                                {"request_id", outcome.request_id.value_or("")},
                                {"latency_ms", latency_ms.value_or(0)}});
   } else {
-    logging::info("attempt_failed", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.mchid)},
+    logging::info("attempt_failed", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.sub_mchid)},
                                      {"outcome", outcome_name}, {"http_status", outcome.http_status.value_or(0)},
                                      {"code", outcome.error_code}, {"request_id", outcome.request_id.value_or("")},
                                      {"error", outcome.error_message}});
@@ -713,9 +713,9 @@ void Reconciler::hold_buffers() {
 void Reconciler::add_record(reconcile::AttemptRecord record) {
   // One batch must not hold the same sub-merchant twice (its state row would be written twice
   // in one statement): write what is pending first.
-  if (pending_record_mchids_.count(record.mchid)) maybe_flush(clock_.now(), true);
+  if (pending_record_sub_mchids_.count(record.sub_mchid)) maybe_flush(clock_.now(), true);
   if (pending_records_.empty()) first_pending_record_at_ = clock_.now();
-  pending_record_mchids_.insert(record.mchid);
+  pending_record_sub_mchids_.insert(record.sub_mchid);
   pending_records_.push_back(std::move(record));
   ++stats_.recorded;
 }
@@ -730,8 +730,8 @@ void Reconciler::maybe_flush(Instant now, bool force) {
   auto batch = std::make_shared<std::vector<reconcile::AttemptRecord>>(std::make_move_iterator(pending_records_.begin()),
                                                                 std::make_move_iterator(pending_records_.begin() + n));
   pending_records_.erase(pending_records_.begin(), pending_records_.begin() + n);
-  pending_record_mchids_.clear();
-  for (const auto& r : pending_records_) pending_record_mchids_.insert(r.mchid);
+  pending_record_sub_mchids_.clear();
+  for (const auto& r : pending_records_) pending_record_sub_mchids_.insert(r.sub_mchid);
   first_pending_record_at_ = pending_records_.empty() ? std::nullopt : std::optional<Instant>(now);
   auto events = std::make_shared<std::vector<reconcile::TenantEvent>>(std::move(pending_events_));
   pending_events_.clear();
@@ -755,8 +755,8 @@ void Reconciler::maybe_flush(Instant now, bool force) {
         // Nothing is lost: the batch goes back in front, in order, and is retried.
         pending_records_.insert(pending_records_.begin(), std::make_move_iterator(batch->begin()),
                                 std::make_move_iterator(batch->end()));
-        pending_record_mchids_.clear();
-        for (const auto& r : pending_records_) pending_record_mchids_.insert(r.mchid);
+        pending_record_sub_mchids_.clear();
+        for (const auto& r : pending_records_) pending_record_sub_mchids_.insert(r.sub_mchid);
         pending_events_.insert(pending_events_.begin(), events->begin(), events->end());
         first_pending_record_at_ = clock_.now();
         flush_retry_at_ = clock_.now() + kFlushRetry;

@@ -160,7 +160,7 @@ class Reconciler {
   bool heartbeat_in_flight_ = false;
 
   std::vector<reconcile::AttemptRecord> pending_records_;
-  std::set<std::string> pending_record_mchids_;
+  std::set<std::string> pending_record_sub_mchids_;
   std::vector<reconcile::TenantEvent> pending_events_;
   std::optional<reconcile::Instant> first_pending_record_at_;
   bool flush_in_flight_ = false;

@@ -45,7 +45,7 @@ std::optional<T> optional_field(const pqxx::field& f) {
 
 inline WorkItem work_item_from(const pqxx::row& r) {
   WorkItem item;
-  item.mchid = r["mchid"].as<std::string>();
+  item.sub_mchid = r["mchid"].as<std::string>();
   item.tenant_id = r["tenant_id"].as<std::string>();
   item.resync = r["resync"].as<bool>();
   item.notify_url = optional_field<std::string>(r["notify_url"]);

@@ -516,7 +516,7 @@ void ReconcileStore::drop(const std::vector<WorkItem>& items) {
   if (items.empty()) return;
   nlohmann::json batch = nlohmann::json::array();
   for (const auto& item : items)
-    batch.push_back({{"mchid", item.mchid}, {"claim_token", item.claim_token}, {"revision", item.desired.revision}});
+    batch.push_back({{"mchid", item.sub_mchid}, {"claim_token", item.claim_token}, {"revision", item.desired.revision}});
   impl_->run("dropping settled entries of callbackd.pending_work",
              [&](pqxx::connection& c) { impl_->exec1(c, "drop_entries", batch.dump()); });
 }
@@ -536,7 +536,7 @@ void ReconcileStore::record(const std::vector<AttemptRecord>& records, const std
     batch.push_back({
         {"seq", seq++},
         {"tenant_id", rec.tenant_id},
-        {"mchid", rec.mchid},
+        {"mchid", rec.sub_mchid},
         {"revision", rec.revision},
         {"claim_token", rec.claim_token},
         {"notify_url", json_or_null(rec.notify_url)},

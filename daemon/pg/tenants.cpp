@@ -30,7 +30,7 @@ std::vector<TenantRow> read_tenants(pqxx::transaction_base& tx) {
   for (const auto& r : tx.exec_prepared("tenants_all")) {
     TenantRow t;
     t.tenant_id = r[0].as<std::string>();
-    t.mchid = r[1].as<std::string>();
+    t.caller_mchid = r[1].as<std::string>();
     t.merchant_serial_no = r[2].as<std::string>();
     t.private_key_path = r[3].as<std::string>();
     t.wechatpay_key_id = r[4].as<std::string>();

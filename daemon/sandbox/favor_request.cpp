@@ -44,7 +44,7 @@ Result<FavorSetRequest, ParamError> parse_favor_set_request(std::string_view bod
   if (doc.is_discarded()) return ParamError{"body: 输入源“/body”映射到值字段失败 (malformed JSON)"};
   if (!doc.is_object()) return ParamError{"body: expected a JSON object"};
   FavorSetRequest req;
-  if (auto e = check_string(doc, "mchid", 20, "商户号必填", req.mchid)) return *e;
+  if (auto e = check_string(doc, "mchid", 20, "商户号必填", req.sub_mchid)) return *e;
   if (auto e = check_string(doc, "notify_url", 256, "回调 url 不能为空", req.notify_url)) return *e;
   if (auto it = doc.find("switch"); it != doc.end() && !it->is_null()) {
     if (!it->is_boolean()) return ParamError{"switch: 类型错误, expected true or false"};

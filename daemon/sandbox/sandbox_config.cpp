@@ -207,11 +207,11 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
               RegisteredMerchant m;
               const std::string mp = p + "[" + std::to_string(i) + "]";
               r.map(v[i], mp, {"mchid", "serial_no", "public_key_file"}, [&](const std::string& k, const YAML::Node& vv, const std::string& pp) {
-                if (k == "mchid") m.mchid = r.str(vv, pp);
+                if (k == "mchid") m.caller_mchid = r.str(vv, pp);
                 else if (k == "serial_no") m.serial_no = r.str(vv, pp);
                 else m.public_key_file = resolve_path(base_dir, r.str(vv, pp));
               });
-              if (m.mchid.empty() || m.serial_no.empty() || m.public_key_file.empty())
+              if (m.caller_mchid.empty() || m.serial_no.empty() || m.public_key_file.empty())
                 r.fail(mp, "a merchant needs mchid, serial_no and public_key_file");
               c.merchants.push_back(std::move(m));
             }

@@ -14,7 +14,7 @@
 namespace callbackd::sandbox {
 
 struct RegisteredMerchant {
-  std::string mchid;            // the calling merchant (Authorization mchid)
+  std::string caller_mchid;     // the calling merchant (Authorization mchid)
   std::string serial_no;        // its API certificate serial, uppercase hex
   std::string public_key_file;  // PEM public key or its API certificate
 };

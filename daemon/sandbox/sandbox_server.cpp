@@ -171,7 +171,7 @@ struct SandboxServer::Impl {
         problems.push_back(pub.error().to_problem());
         continue;
       }
-      merchants.insert_or_assign(m.mchid, MerchantKey{m.serial_no, pub.value()});
+      merchants.insert_or_assign(m.caller_mchid, MerchantKey{m.serial_no, pub.value()});
     }
     if (config.record_file) {
       record.open(*config.record_file, std::ios::app);
@@ -389,11 +389,11 @@ struct SandboxServer::Impl {
       if (auth_it == req.end()) return answer_error(401, "SIGN_ERROR", "缺少Authorization请求头");
       auto fields = wp::parse_authorization(std::string_view(auth_it->value().data(), auth_it->value().size()));
       if (!fields) return answer_error(401, "SIGN_ERROR", "Http头Authorization值格式错误: " + fields.error().message);
-      caller = short_id(fields.value().mchid);
+      caller = short_id(fields.value().caller_mchid);
       // Every request naming a caller counts for its pacing statistics, refused or not.
       auto& cs = callers[caller];
       cs.peaks.record(now);
-      const auto merchant = merchants.find(fields.value().mchid);
+      const auto merchant = merchants.find(fields.value().caller_mchid);
       if (merchant == merchants.end()) return answer_error(401, "SIGN_ERROR", "商户号不存在或未开通API v3");
       if (merchant->second.serial_no != fields.value().serial_no) return answer_error(401, "SIGN_ERROR", "商户证书序列号有误。");
       switch (wp::verify_request(fields.value(), merchant->second.key, std::string_view(req.method_string().data(), req.method_string().size()),
@@ -421,7 +421,7 @@ struct SandboxServer::Impl {
 
       auto body = parse_favor_set_request(req.body());
       if (!body) return answer_error(400, "PARAM_ERROR", body.error().message);
-      sub_merchant = body.value().mchid;
+      sub_merchant = body.value().sub_mchid;
       if (in_flight[sub_merchant]++ > 0) ++overlapping;
       d.sub_merchant = sub_merchant;
 

@@ -157,14 +157,14 @@ std::map<std::string, long long> Environment::states() {
 }
 
 void Environment::add_tenant(const TenantSpec& t) {
-  const std::string serial = trim(read_file(keys_ + "/merchant_" + t.mchid + ".serial"));
+  const std::string serial = trim(read_file(keys_ + "/merchant_" + t.caller_mchid + ".serial"));
   const std::string key_id = trim(read_file(keys_ + "/platform_key_id"));
   pqxx::connection c(db_.conninfo());
   pqxx::work tx(c);
   tx.exec_params0(
       "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
       "wechatpay_key_path, rate_per_minute, mode, max_in_flight) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-      t.tenant_id, t.mchid, serial, t.private_key_path.value_or("merchant_" + t.mchid + ".key"),
+      t.tenant_id, t.caller_mchid, serial, t.private_key_path.value_or("merchant_" + t.caller_mchid + ".key"),
       t.wechatpay_key_id.value_or(key_id), t.wechatpay_key_path.value_or("platform_public.pem"), t.rate_per_minute,
       t.mode, t.max_in_flight);
   tx.commit();
@@ -387,7 +387,7 @@ LowerLimitRun check_adapts_to_lower_server_limit(Environment& env, int configure
   check_audit_matches_state_and_sandbox(env);
   out.sandbox_stats = env.sandbox_stats();
   // The audit and the server agree: every 429 the sandbox sent is one rate_limited row.
-  const auto& outcomes = out.sandbox_stats["callers"][t.mchid]["outcomes"];
+  const auto& outcomes = out.sandbox_stats["callers"][t.caller_mchid]["outcomes"];
   const long long refused = outcomes.count("429 FREQUENCY_LIMIT_EXCEED") ? outcomes["429 FREQUENCY_LIMIT_EXCEED"].get<long long>() : 0;
   CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'rate_limited'") == refused);
   return out;

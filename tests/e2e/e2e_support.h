@@ -22,14 +22,14 @@ namespace e2e {
 std::string sub_merchant(int block, int i);
 
 struct TenantSpec {
-  TenantSpec(std::string id, std::string caller_mchid = "1900000001")
-      : tenant_id(std::move(id)), mchid(std::move(caller_mchid)) {}
+  TenantSpec(std::string id, std::string caller = "1900000001")
+      : tenant_id(std::move(id)), caller_mchid(std::move(caller)) {}
   std::string tenant_id;
-  std::string mchid;  // the calling merchant; its keys come from the fixture
+  std::string caller_mchid;  // its keys come from the fixture
   int rate_per_minute = 60'000;
   std::string mode = "apply";
   int max_in_flight = 8;
-  std::optional<std::string> private_key_path;  // default: the fixture's key of `mchid`
+  std::optional<std::string> private_key_path;  // default: the fixture's key of `caller_mchid`
   std::optional<std::string> wechatpay_key_id;    // default: the sandbox's platform public key id
   std::optional<std::string> wechatpay_key_path;  // default: platform_public.pem
 };

@@ -16,13 +16,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   const auto& f = parsed.value();
-  fuzz::require(!f.mchid.empty() && !f.nonce_str.empty() && !f.serial_no.empty() && !f.signature.empty());
-  const std::string again = "WECHATPAY2-SHA256-RSA2048 mchid=\"" + f.mchid + "\",nonce_str=\"" + f.nonce_str +
+  fuzz::require(!f.caller_mchid.empty() && !f.nonce_str.empty() && !f.serial_no.empty() && !f.signature.empty());
+  const std::string again = "WECHATPAY2-SHA256-RSA2048 mchid=\"" + f.caller_mchid + "\",nonce_str=\"" + f.nonce_str +
                             "\",timestamp=\"" + std::to_string(f.timestamp) + "\",serial_no=\"" + f.serial_no +
                             "\",signature=\"" + f.signature + "\"";
   const auto reparsed = wechatpay::parse_authorization(again);
   fuzz::require(reparsed.ok());
-  fuzz::require(reparsed->mchid == f.mchid && reparsed->nonce_str == f.nonce_str &&
+  fuzz::require(reparsed->caller_mchid == f.caller_mchid && reparsed->nonce_str == f.nonce_str &&
                 reparsed->timestamp == f.timestamp && reparsed->serial_no == f.serial_no &&
                 reparsed->signature == f.signature);
   return 0;

@@ -43,7 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const SandboxConfig c = parse_sandbox_config(text, "fuzz.yaml", "/base");
     fuzz::require(c.source == "fuzz.yaml" && !c.tls_certificate_file.empty() && !c.tls_private_key_file.empty());
     fuzz::require(c.tls_certificate_file.front() == '/' && c.platform.private_key_file.front() == '/');
-    for (const auto& m : c.merchants) fuzz::require(!m.mchid.empty() && !m.serial_no.empty() && m.public_key_file.front() == '/');
+    for (const auto& m : c.merchants) fuzz::require(!m.caller_mchid.empty() && !m.serial_no.empty() && m.public_key_file.front() == '/');
     check_limits(c.limits);
     check_plan(c.faults);
   } catch (const StartupError& e) {

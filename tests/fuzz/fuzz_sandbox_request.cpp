@@ -54,7 +54,7 @@ void check_requests_of(const bhttp::request<bhttp::string_body>& req) {
     fuzz::require(body.error().message.size() < 256);  // names the field, never echoes the body
     return;
   }
-  const auto mchid_chars = sandbox::utf8_length(body->mchid);
+  const auto mchid_chars = sandbox::utf8_length(body->sub_mchid);
   const auto url_chars = sandbox::utf8_length(body->notify_url);
   fuzz::require(mchid_chars && *mchid_chars >= 1 && *mchid_chars <= 20);
   fuzz::require(url_chars && *url_chars >= 1 && *url_chars <= 256);

@@ -78,11 +78,11 @@ WechatpayConfig client_config(std::uint16_t port, const std::string& host) {
   return c;
 }
 
-wechatpay::MerchantCredentials tenant(const std::string& mchid) {
+wechatpay::MerchantCredentials tenant(const std::string& caller_mchid) {
   const std::string dir = keys_dir();
-  auto key = wechatpay::load_private_key_file(dir + "/merchant_" + mchid + ".key");
+  auto key = wechatpay::load_private_key_file(dir + "/merchant_" + caller_mchid + ".key");
   if (!key) throw std::runtime_error(key.error().message);
-  return wechatpay::MerchantCredentials{mchid, read_line(dir + "/merchant_" + mchid + ".serial"), key.value()};
+  return wechatpay::MerchantCredentials{caller_mchid, read_line(dir + "/merchant_" + caller_mchid + ".serial"), key.value()};
 }
 
 namespace {

@@ -46,7 +46,7 @@ TEST_CASE("requests WeChat Pay would refuse get 401 SIGN_ERROR", "[net][sandbox]
   CHECK(r2->body.find("序列号") != std::string::npos);
 
   auto unknown = t;
-  unknown.mchid = "1900009999";
+  unknown.caller_mchid = "1900009999";
   auto r3 = send(sb.port(), signed_post(unknown, "1900000101", "https://a"));
   REQUIRE(r3);
   CHECK(r3->status == 401);

@@ -73,7 +73,7 @@ struct Fixture {
     REQUIRE(claimed.items.size() == 3);
     std::vector<callbackd::reconcile::AttemptRecord> batch;
     for (const auto& item : claimed.items)
-      batch.push_back(item.mchid == "1900000102" ? record_for(item, OutcomeKind::rejected, "PARAM_ERROR")
+      batch.push_back(item.sub_mchid == "1900000102" ? record_for(item, OutcomeKind::rejected, "PARAM_ERROR")
                                                  : record_for(item, OutcomeKind::applied));
     store.record(batch);
     exec(db, "UPDATE callbackd.desired_callbacks SET notify_url = 'https://new.example.com/cb' WHERE mchid = '1900000101'");
@@ -199,7 +199,7 @@ TEST_CASE("plan shows resync rows, rows in flight elsewhere and rows waiting on 
   std::vector<callbackd::reconcile::AttemptRecord> batch;
   for (const auto& item : claimed.items) {
     auto rec = record_for(item, OutcomeKind::applied);
-    if (item.mchid == "1900000103") {
+    if (item.sub_mchid == "1900000103") {
       rec = record_for(item, OutcomeKind::transient, "TIMEOUT");
       rec.decision.delay = std::chrono::minutes{5};
     }
@@ -213,7 +213,7 @@ TEST_CASE("plan shows resync rows, rows in flight elsewhere and rows waiting on 
   auto r = run_process({CALLBACKD_BINARY, "--config", config, "plan", "--detailed-exitcode"});
   INFO(r.output);
   CHECK(r.exit_status == 2);
-  CHECK(has(r.output, "mchid=" + in_flight.items[0].mchid + " reason=resync"));
+  CHECK(has(r.output, "mchid=" + in_flight.items[0].sub_mchid + " reason=resync"));
   CHECK(has(r.output, "(in flight at host-a:1)"));
   CHECK(has(r.output, "mchid=1900000103 reason=never_applied"));
   CHECK(has(r.output, "(due in 4m"));

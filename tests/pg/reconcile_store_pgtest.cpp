@@ -106,7 +106,7 @@ callbackd::reconcile::AttemptRecord record_for(const callbackd::reconcile::WorkI
 }
 
 const callbackd::reconcile::WorkItem& item_of(const std::vector<callbackd::reconcile::WorkItem>& items, const std::string& mchid) {
-  auto it = std::find_if(items.begin(), items.end(), [&](const callbackd::reconcile::WorkItem& i) { return i.mchid == mchid; });
+  auto it = std::find_if(items.begin(), items.end(), [&](const callbackd::reconcile::WorkItem& i) { return i.sub_mchid == mchid; });
   REQUIRE(it != items.end());
   return *it;
 }
@@ -126,7 +126,7 @@ TEST_CASE("two instances claiming one tenant at once never get the same sub-merc
     for (;;) {
       auto r = store.claim_due("acme", 7, 60s);
       if (r.items.empty()) break;
-      for (const auto& i : r.items) claimed[n].push_back(i.mchid);
+      for (const auto& i : r.items) claimed[n].push_back(i.sub_mchid);
     }
   };
   std::thread a(worker, 0), b(worker, 1);
@@ -197,7 +197,7 @@ TEST_CASE("a lapsed lease is re-claimable and the stale claimer's record is audi
   exec(db, "UPDATE callbackd.pending_work SET lease_until = now() - interval '1 second'");  // a's lease lapsed
   auto second = b.claim_due("acme", 10, 60s);
   REQUIRE(second.items.size() == 1);
-  CHECK(second.items[0].mchid == first.items[0].mchid);
+  CHECK(second.items[0].sub_mchid == first.items[0].sub_mchid);
   CHECK(second.items[0].claim_token != first.items[0].claim_token);
 
   // a finally hears back: its attempt happened (audit row), but b owns the row now.
@@ -424,7 +424,7 @@ TEST_CASE("queue_resync queues in-sync rows of sending tenants, marked resync, n
     REQUIRE(item.recorded);
     CHECK(item.recorded->state == reconcile::RowState::in_sync);
     // The diff alone holds it as in sync; the resync flag makes the engine send it.
-    auto v = reconcile::judge_work_item(item.mchid, item.notify_url, item.desired, item.recorded, item.resync);
+    auto v = reconcile::judge_work_item(item.sub_mchid, item.notify_url, item.desired, item.recorded, item.resync);
     CHECK(v.action == reconcile::WorkAction::send);
     CHECK(v.reason_name() == "resync");
   }

@@ -10,7 +10,7 @@ using namespace callbackd::sandbox;
 TEST_CASE("valid bodies are accepted", "[sandbox][validation]") {
   auto r = parse_favor_set_request(R"({"mchid":"9856888","notify_url":"https://pay.weixin.qq.com"})");
   REQUIRE(r);
-  CHECK(r->mchid == "9856888");
+  CHECK(r->sub_mchid == "9856888");
   CHECK(r->notify_url == "https://pay.weixin.qq.com");
   CHECK_FALSE(r->push_switch);
   auto s = parse_favor_set_request(R"({"mchid":"1","notify_url":"u","switch":false,"extra":1})");

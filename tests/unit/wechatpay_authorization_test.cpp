@@ -16,7 +16,7 @@ const std::string kGood =
 TEST_CASE("parse_authorization accepts the SDKs' forms", "[wechatpay][authorization]") {
   const auto parsed = parse_authorization(kGood);
   REQUIRE(parsed.ok());
-  CHECK(parsed->mchid == "1900009191");
+  CHECK(parsed->caller_mchid == "1900009191");
   CHECK(parsed->nonce_str == "593BEC0C930BF1AFEB40B4A08C8FB242");
   CHECK(parsed->timestamp == 1554208460);
   CHECK(parsed->serial_no == "1DDE55AD98ED71D6EDD4A4A16996DE7B47773A8C");

@@ -5,7 +5,7 @@ namespace callbackd::reconcile {
 AttemptRecord attempt_record_for(const WorkItem& item, std::string_view outcome) {
   AttemptRecord rec;
   rec.tenant_id = item.tenant_id;
-  rec.mchid = item.mchid;
+  rec.sub_mchid = item.sub_mchid;
   rec.revision = item.desired.revision;
   rec.claim_token = item.claim_token;
   rec.notify_url = item.notify_url;

@@ -4,8 +4,9 @@
 // (engine/store.h, implemented by daemon/pg) reads and writes them, core/reconcile decides
 // over them.
 //
-// Names: `tenant_id` is the operator's name for a calling merchant; `mchid` here is always the
-// SUB-merchant a row is about (desired_callbacks.mchid), never the caller.
+// Names: `tenant_id` is the operator's name for a calling merchant (whose id is
+// `caller_mchid`, core/tenant.h); `sub_mchid` is the sub-merchant a row is about (the column
+// `mchid` of desired_callbacks, audit_log and sync_status).
 #pragma once
 
 #include <chrono>
@@ -22,7 +23,7 @@ namespace callbackd::reconcile {
 
 // One claimed pending_work entry with what sending it needs.
 struct WorkItem {
-  std::string mchid;  // the sub-merchant
+  std::string sub_mchid;
   std::string tenant_id;
   std::int64_t claim_token = 0;
   bool resync = false;  // queued by a full resync: send even when the diff says in sync
@@ -55,7 +56,7 @@ struct ClaimResult {
 // decide_after_attempt.
 struct AttemptRecord {
   std::string tenant_id;
-  std::string mchid;
+  std::string sub_mchid;
   std::int64_t revision = 0;     // the desired revision that was sent
   std::int64_t claim_token = 0;  // fencing: engine/store.h
   std::optional<std::string> notify_url;  // as sent (audit)

@@ -11,11 +11,11 @@ std::string_view WorkVerdict::reason_name() const {
   return {};
 }
 
-WorkVerdict judge_work_item(std::string_view sub_merchant_mchid, const std::optional<std::string>& notify_url,
+WorkVerdict judge_work_item(std::string_view sub_mchid, const std::optional<std::string>& notify_url,
                             const DesiredCallback& desired, const std::optional<RecordedState>& recorded,
                             bool resync) {
   WorkVerdict v;
-  if (auto error = desired::validate_desired(sub_merchant_mchid, notify_url.value_or(std::string()))) {
+  if (auto error = desired::validate_desired(sub_mchid, notify_url.value_or(std::string()))) {
     v.action = WorkAction::mark_invalid;
     v.invalid = std::move(error);
     return v;

@@ -35,7 +35,7 @@ struct WorkVerdict {
 // Validation comes first: an invalid row is never sent, not even by a resync. A resync sends a
 // row the diff holds as in sync (re-asserting what WeChat Pay should hold), never a row parked
 // as failed or invalid: those wait for their desired row to change.
-WorkVerdict judge_work_item(std::string_view sub_merchant_mchid, const std::optional<std::string>& notify_url,
+WorkVerdict judge_work_item(std::string_view sub_mchid, const std::optional<std::string>& notify_url,
                             const DesiredCallback& desired, const std::optional<RecordedState>& recorded,
                             bool resync);
 

@@ -73,7 +73,7 @@ Result<AuthorizationFields, AuthorizationError> parse_authorization(std::string_
     ++pos;  // closing quote
     if (value.empty()) return fail("Authorization: field " + std::string(name) + " is empty");
     switch (index) {
-      case kMchid: fields.mchid = value; break;
+      case kMchid: fields.caller_mchid = value; break;
       case kNonce: fields.nonce_str = value; break;
       case kTimestamp:
         if (!parse_timestamp(value, fields.timestamp))

@@ -16,7 +16,7 @@
 namespace callbackd::wechatpay {
 
 struct AuthorizationFields {
-  std::string mchid;
+  std::string caller_mchid;
   std::string nonce_str;
   std::int64_t timestamp = 0;  // Unix seconds
   std::string serial_no;

@@ -151,15 +151,15 @@ bool safe_in_header(std::string_view value) {
 Result<std::string, CryptoError> authorization_header(const MerchantCredentials& merchant, std::string_view method,
                                                        std::string_view request_uri, std::string_view body,
                                                        std::int64_t timestamp, std::string_view nonce) {
-  if (!safe_in_header(merchant.mchid) || !safe_in_header(merchant.serial_no) || !safe_in_header(nonce))
+  if (!safe_in_header(merchant.caller_mchid) || !safe_in_header(merchant.serial_no) || !safe_in_header(nonce))
     return CryptoError{"mchid, serial_no and nonce must be non-empty printable ASCII without quotes or backslashes"};
   auto signature = sign_sha256_rsa(merchant.private_key, request_message(method, request_uri, timestamp, nonce, body));
   if (!signature) return std::move(signature).error();
   std::string header;
-  header.reserve(kSignatureScheme.size() + merchant.mchid.size() + merchant.serial_no.size() + nonce.size() +
+  header.reserve(kSignatureScheme.size() + merchant.caller_mchid.size() + merchant.serial_no.size() + nonce.size() +
                  signature->size() + 96);
   header.append(kSignatureScheme);
-  header.append(" mchid=\"").append(merchant.mchid);
+  header.append(" mchid=\"").append(merchant.caller_mchid);
   header.append("\",nonce_str=\"").append(nonce);
   header.append("\",timestamp=\"").append(std::to_string(timestamp));
   header.append("\",serial_no=\"").append(merchant.serial_no);

@@ -52,7 +52,7 @@ Result<std::string, CryptoError> make_nonce(const RandomBytes& random = openssl_
 
 // Who signs a request: the TENANT (calling merchant), not the sub-merchant in the body.
 struct MerchantCredentials {
-  std::string mchid;      // the tenant's merchant id
+  std::string caller_mchid;  // the tenant's merchant id
   std::string serial_no;  // its API certificate serial, uppercase hex
   PrivateKey private_key;
 };
