@@ -57,6 +57,11 @@ std::string join_problems(const std::vector<Problem>& problems) {
 
 int to_ms(reconcile::Duration d) { return static_cast<int>(std::chrono::duration_cast<milliseconds>(d).count()); }
 
+struct TenantsRead {
+  std::vector<TenantRow> rows;
+  std::map<std::string, reconcile::StoredTenantPause> pauses;
+};
+
 }  // namespace
 
 struct Reconciler::TenantRuntime {
@@ -161,28 +166,18 @@ std::vector<reconcile::TenantSnapshot> Reconciler::snapshot() const { return sch
 void Reconciler::refresh_tenants() {
   if (tenants_refresh_pending_) return;
   tenants_refresh_pending_ = true;
-  std::weak_ptr<bool> alive = alive_;
-  db_.post([this, alive](Store& store) {
-    std::vector<TenantRow> rows;
-    std::map<std::string, reconcile::StoredTenantPause> pauses;
-    bool ok = true;
-    try {
-      rows = store.tenants();
-      pauses = store.tenant_pauses();
-    } catch (const std::exception& e) {
-      ok = false;
-      logging::error("tenants_read_failed", {{"error", e.what()}});
-    }
-    asio::post(io_, [this, alive, ok, rows = std::move(rows), pauses = std::move(pauses)]() mutable {
-      if (alive.expired() || !*alive.lock()) return;
-      tenants_refresh_pending_ = false;
-      if (ok) {
-        apply_tenants(std::move(rows), std::move(pauses), reload_keys_);
-        reload_keys_ = false;
-      }
-      kick();
-    });
-  });
+  db_.call_then(
+      io_, alive_, [](Store& store) { return TenantsRead{store.tenants(), store.tenant_pauses()}; },
+      [this](Result<TenantsRead, DatabaseError> read) {
+        tenants_refresh_pending_ = false;
+        if (read) {
+          apply_tenants(std::move(read.value().rows), std::move(read.value().pauses), reload_keys_);
+          reload_keys_ = false;
+        } else {
+          logging::error("tenants_read_failed", {{"error", read.error().what()}});
+        }
+        kick();
+      });
 }
 
 void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string, reconcile::StoredTenantPause> pauses,
@@ -223,13 +218,7 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
       if (!is_new || files_fixed) {
         if (const auto* now_state = scheduler_.tenant_state(id); now_state && now_state->paused_by_error()) {
           scheduler_.resume(id);
-          db_.post([id](Store& store) {
-            try {
-              store.resume_tenant(id);
-            } catch (const std::exception& e) {
-              logging::error("tenant_resume_failed", {{"tenant", log_id(id)}, {"error", e.what()}});
-            }
-          });
+          persist_resume(id);
           pending_events_.push_back({id, "tenant_resumed", "", "credentials changed"});
           logging::info("tenant_resumed", {{"tenant", log_id(id)}, {"reason", "credentials changed"}});
         }
@@ -297,30 +286,32 @@ void Reconciler::pause_tenant(const std::string& tenant_id, const std::string& c
     probe_in = std::max(milliseconds{0}, std::chrono::ceil<milliseconds>(state->pause()->next_probe_at - now));
   release_buffer(*it->second);
   pending_events_.push_back({tenant_id, "tenant_error", code, reason});
-  db_.post([tenant_id, code, reason, probe_in](Store& store) {
-    try {
-      store.pause_tenant(tenant_id, code, reason, probe_in);
-    } catch (const std::exception& e) {
-      logging::error("tenant_pause_failed", {{"tenant", log_id(tenant_id)}, {"error", e.what()}});
-    }
-  });
+  db_.call_then(
+      io_, alive_, [=](Store& store) { store.pause_tenant(tenant_id, code, reason, probe_in); },
+      log_if_failed(logging::Level::error, "tenant_pause_failed", {{"tenant", log_id(tenant_id)}}));
   logging::warn("tenant_paused", {{"tenant", log_id(tenant_id)}, {"code", code}, {"reason", reason}});
+}
+
+void Reconciler::persist_resume(const std::string& tenant_id) {
+  db_.call_then(io_, alive_, [tenant_id](Store& store) { store.resume_tenant(tenant_id); },
+                log_if_failed(logging::Level::error, "tenant_resume_failed", {{"tenant", log_id(tenant_id)}}));
+}
+
+void Reconciler::release_claims(std::vector<std::int64_t> tokens) {
+  if (tokens.empty()) return;
+  const std::size_t claims = tokens.size();
+  db_.call_then(io_, alive_, [tokens = std::move(tokens)](Store& store) { store.release(tokens); },
+                log_if_failed(logging::Level::warn, "release_failed", {{"claims", claims}, {"note", "the leases lapse on their own"}}));
 }
 
 void Reconciler::release_buffer(TenantRuntime& t) {
   if (t.buffer.empty()) return;
   std::vector<std::int64_t> tokens;
+  tokens.reserve(t.buffer.size());
   for (const auto& item : t.buffer) tokens.push_back(item.claim_token);
   t.buffer.clear();
   update_due(t.row.tenant_id, t);
-  db_.post([tokens](Store& store) {
-    try {
-      store.release(tokens);
-    } catch (const std::exception& e) {
-      // The leases lapse on their own; the rows are only delayed.
-      logging::warn("release_failed", {{"claims", tokens.size()}, {"error", e.what()}});
-    }
-  });
+  release_claims(std::move(tokens));
 }
 
 void Reconciler::update_due(const std::string& tenant_id, TenantRuntime& t) {
@@ -339,32 +330,35 @@ void Reconciler::heartbeat() {
   const auto lease = std::chrono::ceil<milliseconds>(timing.lease);
   const auto margin = std::chrono::ceil<milliseconds>(timing.send_margin);
   const auto dead_owner_margin = std::chrono::ceil<milliseconds>(timing.dead_owner_margin);
-  std::weak_ptr<bool> alive = alive_;
-  db_.post([this, alive, release, lease, margin, dead_owner_margin](Store& store) {
-    // Before the statement: the database's now() (the lease's start) is no earlier than this.
-    const Instant started = clock_.now();
-    std::optional<reconcile::Ownership> ownership;
-    try {
-      // A dead instance on this machine (migrations/0005) starts nothing more: only what it
-      // had already written may still reach WeChat Pay (LeaseTiming::dead_owner_margin).
-      ownership = store.heartbeat(lease, release, dead_owner_margin);
-      for (const auto& d : ownership->dead_instances)
-        logging::info("instance_dead", {{"instance", d.instance_id}, {"pid", d.pid}, {"tenants", d.tenants},
-                                        {"takeover_in_ms", dead_owner_margin.count()}});
-    } catch (const std::exception& e) {
-      logging::error("heartbeat_failed", {{"error", e.what()}, {"note", "sending stops when the leases may lapse"}});
-    }
-    asio::post(io_, [this, alive, release, ownership = std::move(ownership), lease_until = started + lease,
-                     margin]() mutable {
-      if (alive.expired() || !*alive.lock()) return;
-      heartbeat_in_flight_ = false;
-      // A SIGHUP between the statement and now may have lengthened the client's deadlines:
-      // the margin is the larger of the one the lease was asked with and today's.
-      const auto margin_now = std::chrono::ceil<milliseconds>(lease_timing(clock_.now()).send_margin);
-      if (ownership) on_heartbeat(*ownership, release, lease_until - std::max(margin, margin_now));
-      kick();
-    });
-  });
+  struct Renewed {
+    reconcile::Ownership ownership;
+    Instant lease_until;
+  };
+  db_.call_then(
+      io_, alive_,
+      [this, release, lease, dead_owner_margin](Store& store) {
+        // Before the statement: the database's now() (the lease's start) is no earlier than this.
+        const Instant started = clock_.now();
+        // A dead instance on this machine (migrations/0005) starts nothing more: only what it
+        // had already written may still reach WeChat Pay (LeaseTiming::dead_owner_margin).
+        return Renewed{store.heartbeat(lease, release, dead_owner_margin), started + lease};
+      },
+      [this, release, margin, dead_owner_margin](Result<Renewed, DatabaseError> renewed) {
+        heartbeat_in_flight_ = false;
+        if (!renewed) {
+          logging::error("heartbeat_failed",
+                         {{"error", renewed.error().what()}, {"note", "sending stops when the leases may lapse"}});
+        } else {
+          for (const auto& d : renewed->ownership.dead_instances)
+            logging::info("instance_dead", {{"instance", d.instance_id}, {"pid", d.pid}, {"tenants", d.tenants},
+                                            {"takeover_in_ms", dead_owner_margin.count()}});
+          // A SIGHUP between the statement and now may have lengthened the client's deadlines:
+          // the margin is the larger of the one the lease was asked with and today's.
+          const auto margin_now = std::chrono::ceil<milliseconds>(lease_timing(clock_.now()).send_margin);
+          on_heartbeat(renewed->ownership, release, renewed->lease_until - std::max(margin, margin_now));
+        }
+        kick();
+      });
 }
 
 void Reconciler::on_heartbeat(const reconcile::Ownership& ownership, const std::vector<std::string>& released,
@@ -461,26 +455,18 @@ void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Ins
   // the client's whole deadline, lease_timing.h.)
   const auto lease = std::max({milliseconds{30'000}, config_.wechatpay.request_timeout * 3,
                                std::chrono::ceil<milliseconds>(lease_timing(now).lease)});
-  std::weak_ptr<bool> alive = alive_;
-  db_.post([this, alive, tenant_id, limit, lease](Store& store) {
-    reconcile::ClaimResult result;
-    bool ok = true;
-    try {
-      result = std::move(store.claim_due({{tenant_id, limit}}, lease).at(0));
-    } catch (const std::exception& e) {
-      ok = false;
-      logging::error("claim_failed", {{"tenant", log_id(tenant_id)}, {"error", e.what()}});
-    }
-    asio::post(io_, [this, alive, tenant_id, limit, ok, result = std::move(result)]() mutable {
-      if (alive.expired() || !*alive.lock()) return;
-      auto it = tenants_.find(tenant_id);
-      if (it == tenants_.end()) return;
-      it->second->claim_pending = false;
-      if (ok) on_claimed(tenant_id, std::move(result), limit, clock_.now());
-      else it->second->drained = true;  // the poll tries again
-      kick();
-    });
-  });
+  db_.call_then(
+      io_, alive_,
+      [tenant_id, limit, lease](Store& store) { return std::move(store.claim_due({{tenant_id, limit}}, lease).at(0)); },
+      [this, tenant_id, limit](Result<reconcile::ClaimResult, DatabaseError> claimed) {
+        if (!claimed) logging::error("claim_failed", {{"tenant", log_id(tenant_id)}, {"error", claimed.error().what()}});
+        auto it = tenants_.find(tenant_id);
+        if (it == tenants_.end()) return;
+        it->second->claim_pending = false;
+        if (claimed) on_claimed(tenant_id, std::move(claimed).value(), limit, clock_.now());
+        else it->second->drained = true;  // the poll tries again
+        kick();
+      });
 }
 
 void Reconciler::on_claimed(const std::string& tenant_id, reconcile::ClaimResult result, int asked, Instant now) {
@@ -525,22 +511,13 @@ void Reconciler::on_claimed(const std::string& tenant_id, reconcile::ClaimResult
     }
     t.buffer.push_back(std::move(item));
   }
-  if (!nothing_to_send.empty())
-    db_.post([items = std::move(nothing_to_send)](Store& store) {
-      try {
-        store.drop(items);
-      } catch (const std::exception&) {
-        // The leases lapse and the entries are judged again.
-      }
-    });
-  if (!give_back.empty())
-    db_.post([give_back](Store& store) {
-      try {
-        store.release(give_back);
-      } catch (const std::exception&) {
-        // The leases lapse on their own.
-      }
-    });
+  if (!nothing_to_send.empty()) {
+    const std::size_t entries = nothing_to_send.size();
+    db_.call_then(io_, alive_, [items = std::move(nothing_to_send)](Store& store) { store.drop(items); },
+                  log_if_failed(logging::Level::warn, "drop_failed", {{"entries", entries},
+                                                {"note", "the leases lapse and the entries are judged again"}}));
+  }
+  release_claims(std::move(give_back));
   update_due(tenant_id, t);
 }
 
@@ -655,13 +632,7 @@ void Reconciler::finish(const std::string& tenant_id, const reconcile::WorkItem&
       pause_tenant(tenant_id, outcome.error_code, outcome.error_message, false);
     } else if (transition == reconcile::TenantTransition::resumed) {
       pending_events_.push_back({tenant_id, "tenant_resumed", "", "probe applied"});
-      db_.post([tenant_id](Store& store) {
-        try {
-          store.resume_tenant(tenant_id);
-        } catch (const std::exception& e) {
-          logging::error("tenant_resume_failed", {{"tenant", log_id(tenant_id)}, {"error", e.what()}});
-        }
-      });
+      persist_resume(tenant_id);
       it->second->drained = false;
       logging::info("tenant_resumed", {{"tenant", log_id(tenant_id)}, {"reason", "probe applied"}});
     }
@@ -726,44 +697,43 @@ void Reconciler::maybe_flush(Instant now, bool force) {
   const bool old_enough = first_pending_record_at_ && now - *first_pending_record_at_ >= kMaxBatchAge;
   if (!force && !stopping_ && pending_records_.size() < kMaxBatch && !old_enough && pending_events_.empty()) return;
 
+  // Shared by the database thread (writing it) and this side (retrying it if the write failed).
+  struct Batch {
+    std::vector<reconcile::AttemptRecord> records;
+    std::vector<reconcile::TenantEvent> events;
+  };
   const std::size_t n = std::min(pending_records_.size(), kMaxBatch * 5);
-  auto batch = std::make_shared<std::vector<reconcile::AttemptRecord>>(std::make_move_iterator(pending_records_.begin()),
-                                                                std::make_move_iterator(pending_records_.begin() + n));
+  auto batch = std::make_shared<Batch>(
+      Batch{{std::make_move_iterator(pending_records_.begin()), std::make_move_iterator(pending_records_.begin() + n)},
+            std::move(pending_events_)});
   pending_records_.erase(pending_records_.begin(), pending_records_.begin() + n);
   pending_record_sub_mchids_.clear();
   for (const auto& r : pending_records_) pending_record_sub_mchids_.insert(r.sub_mchid);
   first_pending_record_at_ = pending_records_.empty() ? std::nullopt : std::optional<Instant>(now);
-  auto events = std::make_shared<std::vector<reconcile::TenantEvent>>(std::move(pending_events_));
   pending_events_.clear();
   flush_in_flight_ = true;
-  std::weak_ptr<bool> alive = alive_;
-  db_.post([this, alive, batch, events](Store& store) {
-    bool ok = true;
-    try {
-      store.record(*batch, *events);
-    } catch (const std::exception& e) {
-      ok = false;
-      logging::error("record_failed", {{"records", batch->size()}, {"error", e.what()}, {"action", "retry"}});
-    }
-    asio::post(io_, [this, alive, batch, events, ok] {
-      if (alive.expired() || !*alive.lock()) return;
-      flush_in_flight_ = false;
-      if (ok) {
-        ++stats_.record_batches;
-        flush_retry_at_.reset();
-      } else {
-        // Nothing is lost: the batch goes back in front, in order, and is retried.
-        pending_records_.insert(pending_records_.begin(), std::make_move_iterator(batch->begin()),
-                                std::make_move_iterator(batch->end()));
-        pending_record_sub_mchids_.clear();
-        for (const auto& r : pending_records_) pending_record_sub_mchids_.insert(r.sub_mchid);
-        pending_events_.insert(pending_events_.begin(), events->begin(), events->end());
-        first_pending_record_at_ = clock_.now();
-        flush_retry_at_ = clock_.now() + kFlushRetry;
-      }
-      kick();
-    });
-  });
+  db_.call_then(
+      io_, alive_, [batch](Store& store) { store.record(batch->records, batch->events); },
+      [this, batch](const Result<Done, DatabaseError>& written) {
+        flush_in_flight_ = false;
+        if (written) {
+          ++stats_.record_batches;
+          flush_retry_at_.reset();
+        } else {
+          logging::error("record_failed",
+                         {{"records", batch->records.size()}, {"error", written.error().what()}, {"action", "retry"}});
+          // Nothing is lost: the batch goes back in front, in order, and is retried.
+          pending_records_.insert(pending_records_.begin(), std::make_move_iterator(batch->records.begin()),
+                                  std::make_move_iterator(batch->records.end()));
+          pending_record_sub_mchids_.clear();
+          for (const auto& r : pending_records_) pending_record_sub_mchids_.insert(r.sub_mchid);
+          pending_events_.insert(pending_events_.begin(), std::make_move_iterator(batch->events.begin()),
+                                 std::make_move_iterator(batch->events.end()));
+          first_pending_record_at_ = clock_.now();
+          flush_retry_at_ = clock_.now() + kFlushRetry;
+        }
+        kick();
+      });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -817,13 +787,11 @@ asio::awaitable<void> Reconciler::run() {
     }
     if (config_.reconciler.resync_interval.count() > 0 && now >= next_resync_) {
       next_resync_ = now + config_.reconciler.resync_interval;
-      db_.post([](Store& store) {
-        try {
-          logging::info("resync", {{"queued", store.queue_resync()}});
-        } catch (const std::exception& e) {
-          logging::error("resync_failed", {{"error", e.what()}});
-        }
-      });
+      db_.call_then(io_, alive_, [](Store& store) { return store.queue_resync(); },
+                    [](const Result<std::size_t, DatabaseError>& queued) {
+                      if (queued) logging::info("resync", {{"queued", *queued}});
+                      else logging::error("resync_failed", {{"error", queued.error().what()}});
+                    });
     }
     if (tenants_loaded_ && !heartbeat_in_flight_ && now >= next_heartbeat_) {
       next_heartbeat_ = now + kHeartbeatInterval;
@@ -855,23 +823,15 @@ asio::awaitable<void> Reconciler::run() {
         // rows queued (due later, claimed elsewhere, or changed meanwhile).
         idle_check_in_flight_ = true;
         next_idle_check_ = now + kIdleCheckInterval;
-        std::weak_ptr<bool> alive = alive_;
-        db_.post([this, alive](Store& store) {
-          std::size_t pending = 1;
-          try {
-            pending = store.pending_for_sending_tenants();
-          } catch (const std::exception& e) {
-            logging::error("idle_check_failed", {{"error", e.what()}});
-          }
-          asio::post(io_, [this, alive, pending] {
-            if (alive.expired() || !*alive.lock()) return;
-            idle_check_in_flight_ = false;
-            idle_confirmed_ = pending == 0;
-            if (pending > 0)
-              for (auto& [id, t] : tenants_) t->drained = false;
-            kick();
-          });
-        });
+        db_.call_then(io_, alive_, [](Store& store) { return store.pending_for_sending_tenants(); },
+                      [this](const Result<std::size_t, DatabaseError>& pending) {
+                        if (!pending) logging::error("idle_check_failed", {{"error", pending.error().what()}});
+                        idle_check_in_flight_ = false;
+                        idle_confirmed_ = pending && *pending == 0;
+                        if (!idle_confirmed_)
+                          for (auto& [id, t] : tenants_) t->drained = false;
+                        kick();
+                      });
       }
     }
 
@@ -906,10 +866,13 @@ asio::awaitable<void> Reconciler::run() {
     co_await wake_->wait_until(clock_.now() + milliseconds{20});
   }
   // Hand every tenant over at once rather than after the lease lapses.
+  // Not awaited: the daemon's io_context stops when run() returns, and the worker runs every
+  // queued job before it stops (after a retry, if the database is back by then). So its
+  // failure is said from the database thread.
   db_.post([](Store& store) {
     try {
       store.release_all_tenants();
-    } catch (const std::exception& e) {
+    } catch (const DatabaseError& e) {
       logging::warn("release_tenants_failed", {{"error", e.what()}, {"note", "the leases lapse on their own"}});
     }
   });

@@ -129,6 +129,9 @@ class Reconciler {
   void pause_tenant(const std::string& tenant_id, const std::string& code, const std::string& reason,
                     bool persist_event);
   void release_buffer(TenantRuntime& t);
+  void release_claims(std::vector<std::int64_t> tokens);
+  // The database's copy of a tenant's pause is cleared (the scheduler's already is).
+  void persist_resume(const std::string& tenant_id);
   void heartbeat();
   void on_heartbeat(const reconcile::Ownership& ownership, const std::vector<std::string>& released,
                     reconcile::Instant send_until);
