@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 #include <set>
 
+#include "core/text.h"
 #include "pg/connection.h"
 #include "pg/conninfo.h"
 
@@ -127,12 +128,6 @@ std::vector<Recorded> read_history(pqxx::transaction_base& tx) {
   for (const auto& row : tx.exec_prepared("migrations_history"))
     out.push_back({row[0].as<int>(), row[1].as<std::string>(), row[2].as<std::string>()});
   return out;
-}
-
-std::string trimmed(const char* what) {
-  std::string s = what;
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
 }
 
 }  // namespace

@@ -90,3 +90,28 @@ TEST_CASE("a heartbeat takes over the leases of a dead instance on this machine,
   CHECK(later.owned[0].tenant_id == "a");
   CHECK(later.owned[0].acquired_now);
 }
+
+TEST_CASE("the heartbeat asks the injected probe, not kill(2), whether an instance died", "[pg][store]") {
+  TestDatabase db;
+  const callbackd::ProcessIdentity me = callbackd::this_process();
+  REQUIRE(!me.boot_id.empty());
+  REQUIRE(!me.pid_namespace.empty());
+  // Pids that need no process: the probe alone decides.
+  other_instance(db, "host:gone", me.boot_id, me.pid_namespace, 424242, "a");
+  other_instance(db, "host:running", me.boot_id, me.pid_namespace, 424243, "b");
+  callbackd::DatabaseConfig config;
+  config.url = db.conninfo();
+  std::vector<long> asked;
+  pg::ReconcileStore store(config, "host:me", [&](long pid) {
+    asked.push_back(pid);
+    return pid == 424242 ? callbackd::PidProbe::gone : callbackd::PidProbe::alive;
+  });
+
+  auto o = store.heartbeat(20s, {}, 1s);
+  CHECK(asked == std::vector<long>{424242, 424243});  // instance_id order
+  REQUIRE(o.dead_instances.size() == 1);
+  CHECK(o.dead_instances[0].instance_id == "host:gone");
+  CHECK(o.dead_instances[0].tenants == 1);
+  CHECK(holds(db, "SELECT lease_until <= now() + interval '1 second' FROM callbackd.tenant_leases WHERE tenant_id = 'a'"));
+  CHECK(holds(db, "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.tenant_leases WHERE tenant_id = 'b'"));
+}
