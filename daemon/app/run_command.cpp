@@ -115,7 +115,7 @@ int batch_exit_status(const DatabaseConfig& database) {
 
 }  // namespace
 
-int run_run(const CliRequest& req) {
+int run_daemon(const CliRequest& req) {
   Config config = load_config(req.config_path);
   init_logging(config.log);
   if (auto problem = credentials_dir_problem(config.credentials_dir, config.source_path)) throw StartupError(*problem);
