@@ -50,7 +50,7 @@ Result<CliRequest, UsageError> parse_cli(const std::vector<std::string>& args) {
       req.kind = CliRequest::Kind::version;
       return req;
     }
-    if (arg == "--config" || arg.rfind("--config=", 0) == 0) {
+    if (arg == "--config" || arg.starts_with("--config=")) {
       std::string value;
       if (arg == "--config") {
         if (i + 1 >= args.size()) return UsageError{"--config needs a file path, e.g. --config /etc/callbackd/callbackd.yaml"};

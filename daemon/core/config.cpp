@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/host_scope.h"
+#include "core/yaml_reader.h"
 
 namespace callbackd {
 
@@ -93,7 +94,7 @@ class Reader {
                   "' followed by indented 'key: value' lines");
       return;
     }
-    std::set<std::string> seen;
+    yaml_reader::MapKeys keys;
     for (const auto& kv : node) {
       if (!kv.first.IsScalar()) {
         problem(section_name, "a key must be a plain name, found " + describe(kv.first));
@@ -101,8 +102,8 @@ class Reader {
       }
       const std::string key = kv.first.Scalar();
       const std::string path = section_name.empty() ? key : section_name + "." + key;
-      if (!seen.insert(key).second) {
-        problem(path, "the key appears more than once", "keep one of them");
+      if (auto repeated = keys.repeated(key, kv.first)) {
+        problem(path, std::move(*repeated), "keep one of them");
         continue;
       }
       if (std::find(sec.keys.begin(), sec.keys.end(), key) == sec.keys.end()) {
@@ -197,7 +198,7 @@ class Reader {
       return;
     }
     const std::string scheme = "https://";
-    const bool https = s.rfind(scheme, 0) == 0;
+    const bool https = s.starts_with(scheme);
     const std::string rest = https ? s.substr(scheme.size()) : "";
     if (!https || rest.empty() || rest.find_first_of("/?#@ \t") != std::string::npos || !parse_https_url(s)) {
       problem(path, "expected an https URL with a host and optional port and nothing else, found '" + s + "'",
@@ -273,14 +274,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   Config c;
   c.source_path = source_name;
   Reader r(source_name);
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    // yaml-cpp's mark is 0-based.
-    throw StartupError(Problem{source_name + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1),
-                               "not valid YAML: " + e.msg, "fix the syntax at that line"});
-  }
+  const YAML::Node root = yaml_reader::load(yaml_text, source_name);
 
   bool have_url = false;
   bool backup_given = false;

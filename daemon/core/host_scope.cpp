@@ -17,13 +17,9 @@ std::string normalized_name(std::string_view host) {
   return h;
 }
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 // `name` is `zone` or a name under it.
 bool in_zone(std::string_view name, std::string_view zone) {
-  return name == zone || (name.size() > zone.size() && ends_with(name, zone) && name[name.size() - zone.size() - 1] == '.');
+  return name == zone || (name.size() > zone.size() && name.ends_with(zone) && name[name.size() - zone.size() - 1] == '.');
 }
 
 HostScope ipv4_scope(std::uint32_t a) {  // host byte order

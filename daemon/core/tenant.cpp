@@ -44,7 +44,7 @@ Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const Te
             "must be the API certificate serial in uppercase hex (at most 40 digits), found '" + tenant.merchant_serial_no.substr(0, 80) +
                 "' (a decimal or lowercase serial is a classic cause of 401 SIGN_ERROR)",
             "copy it from `openssl x509 -in apiclient_cert.pem -noout -serial`");
-  const bool public_key_mode = tenant.wechatpay_key_id.rfind(wechatpay::kPublicKeyIdPrefix, 0) == 0;
+  const bool public_key_mode = tenant.wechatpay_key_id.starts_with(wechatpay::kPublicKeyIdPrefix);
   if (!public_key_mode && !is_upper_hex(tenant.wechatpay_key_id))
     problem("wechatpay_key_id",
             "must be a WeChat Pay public key id (PUB_KEY_ID_...) or a platform certificate serial in "

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/host_scope.h"
+#include "core/yaml_reader.h"
 #include "sandbox/rate_window.h"
 
 namespace callbackd::sandbox {
@@ -31,9 +32,14 @@ struct Reader {
       fail(path, "expected a map");
       return;
     }
+    yaml_reader::MapKeys keys;
     for (const auto& kv : node) {
       const std::string key = kv.first.as<std::string>("");
       const std::string sub = path.empty() ? key : path + "." + key;
+      if (auto repeated = keys.repeated(key, kv.first)) {
+        fail(sub, *repeated, "keep one of them");
+        continue;
+      }
       if (!known.count(key)) {
         std::string list;
         for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
@@ -160,21 +166,13 @@ FaultPlan parse_faults(Reader& r, const YAML::Node& node, const std::string& pat
   return plan;
 }
 
-YAML::Node load_yaml(const std::string& text, const std::string& source) {
-  try {
-    return YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    throw StartupError(Problem{source, std::string("not valid YAML: ") + e.what(), ""});
-  }
-}
-
 }  // namespace
 
 SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::string& source, const std::string& base_dir) {
   Reader r{source, {}};
   SandboxConfig c;
   c.source = source;
-  const YAML::Node root = load_yaml(yaml_text, source);
+  const YAML::Node root = yaml_reader::load(yaml_text, source);
   bool has_tls = false, has_platform = false;
   r.map(root, "", {"listen", "port_file", "tls", "platform", "merchants", "limits", "faults", "record_file"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
@@ -254,7 +252,7 @@ SandboxConfig load_sandbox_config(const std::string& path) {
 RuntimeUpdate parse_runtime_update(const std::string& yaml_text, const std::string& source) {
   Reader r{source, {}};
   RuntimeUpdate u;
-  const YAML::Node root = load_yaml(yaml_text, source);
+  const YAML::Node root = yaml_reader::load(yaml_text, source);
   r.map(root, "", {"limits", "faults"}, [&](const std::string& key, const YAML::Node& v, const std::string& p) {
     if (key == "limits") u.limits = parse_limits(r, v, p);
     else u.faults = parse_faults(r, v, p);

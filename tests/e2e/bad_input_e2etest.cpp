@@ -48,7 +48,7 @@ std::vector<callbackd::logging::Fields> log_records(const std::string& output) {
     const std::size_t end = std::min(output.find('\n', at), output.size());
     const std::string line = output.substr(at, end - at);
     at = end + 1;
-    if (line.empty() || line.rfind("callbackd: ", 0) == 0) continue;
+    if (line.empty() || line.starts_with("callbackd: ")) continue;
     INFO("line: " << line.substr(0, 300));
     if (line.front() == '{') {
       const auto j = nlohmann::json::parse(line, nullptr, false);
@@ -71,7 +71,7 @@ std::vector<callbackd::logging::Fields> log_records(const std::string& output) {
 std::vector<std::string> values(const callbackd::logging::Fields& record, const std::string& key) {
   std::vector<std::string> out;
   for (const auto& f : record)
-    if (f.key == key || f.key.rfind(key + "_", 0) == 0) out.push_back(f.value);
+    if (f.key == key || f.key.starts_with(key + "_")) out.push_back(f.value);
   return out;
 }
 
@@ -182,7 +182,7 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
     const auto expected = callbackd::desired::validate_desired(row.mchid, url);
     REQUIRE(expected.has_value());
     CHECK(message == expected->message);
-    CHECK(message.rfind(row.field + " ", 0) == 0);
+    CHECK(message.starts_with(row.field + " "));
     CHECK(contains(message, row.says));
     CHECK(message.size() < 300);
     CHECK(message.find('\n') == std::string::npos);
@@ -247,7 +247,7 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
     const std::string line = run.output.substr(at, end - at);
     ++lines;
     // Every line is a record of its own (or the batch's one summary line on stdout, cli.md).
-    CHECK((line.rfind("ts=", 0) == 0 || line.rfind("callbackd: idle with work left: ", 0) == 0));
+    CHECK((line.starts_with("ts=") || line.starts_with("callbackd: idle with work left: ")));
     if (contains(line, "event=row_invalid")) ++invalid_lines;
     at = end + 1;
   }
@@ -286,7 +286,7 @@ TEST_CASE("an error message from WeChat Pay cannot forge log fields", "[e2e][bad
           "failed PARAM_ERROR");
     const std::string stored =
         one(env, "SELECT last_error_message FROM callbackd.sync_status WHERE mchid = $1", target);
-    CHECK(stored.rfind(R"(x" event=forged tenant=evil)", 0) == 0);
+    CHECK(stored.starts_with(R"(x" event=forged tenant=evil)"));
 
     std::size_t attempt_lines = 0;
     for (const auto& record : log_records(run.output)) {

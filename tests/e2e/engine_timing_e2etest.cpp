@@ -27,7 +27,7 @@ TEST_CASE("one response whose signature does not verify pauses the tenant for se
   const std::string paused_sql = "SELECT count(*) FROM callbackd.tenant_state WHERE paused_reason IS NOT NULL";
   REQUIRE(wait_until([&] { return env.count(paused_sql) == 1; }, 30s));
   const auto paused_at = std::chrono::steady_clock::now();
-  CHECK(env.text("SELECT error_code FROM callbackd.tenant_state WHERE tenant_id = 'acme'").rfind("RESPONSE_SIGNATURE", 0) == 0);
+  CHECK(env.text("SELECT error_code FROM callbackd.tenant_state WHERE tenant_id = 'acme'").starts_with("RESPONSE_SIGNATURE"));
   env.configure_sandbox("faults:\n  seed: 1\n");  // a one-off: every answer from now on verifies
 
   // The first probe comes 12-15 s after the pause (15 s jittered down), is applied and resumes.

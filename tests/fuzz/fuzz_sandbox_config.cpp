@@ -18,7 +18,7 @@ namespace {
 
 void check_problems(const StartupError& e, std::string_view source) {
   fuzz::require(!e.problems().empty());
-  for (const auto& p : e.problems()) fuzz::require(p.where.rfind(source, 0) == 0);
+  for (const auto& p : e.problems()) fuzz::require(p.where.starts_with(source));
 }
 
 void check_limits(const Limits& l) { fuzz::require(l.set_per_minute >= 1 && l.window_1s >= 1 && l.window_60s >= 1 && l.max_body_bytes >= 64); }

@@ -125,10 +125,10 @@ TEST_CASE("/healthz answers while more idle connections are held than the endpoi
   const auto asked = Clock::now();
   const std::string health = get(endpoint.port, "/healthz", 3s);
   INFO(health);
-  CHECK(health.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(health.starts_with("HTTP/1.1 200 OK\r\n"));
   CHECK(health.find("ok: loop alive") != std::string::npos);
   CHECK(Clock::now() - asked < 2s);
-  CHECK(get(endpoint.port, "/readyz", 3s).rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(get(endpoint.port, "/readyz", 3s).starts_with("HTTP/1.1 200 OK\r\n"));
 
   // Bounded per address: at most 8 of loopback's idle connections are still held; the other
   // address kept all of its own.

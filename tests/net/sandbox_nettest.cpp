@@ -107,7 +107,7 @@ TEST_CASE("invalid bodies get 400 PARAM_ERROR naming the field", "[net][sandbox]
     REQUIRE(res);
     CHECK(res->status == 400);
     CHECK(code_of(res.value()) == "PARAM_ERROR");
-    CHECK(wp::parse_error_body(res->body).message.rfind(field + ":", 0) == 0);
+    CHECK(wp::parse_error_body(res->body).message.starts_with(field + ":"));
   }
 }
 

@@ -34,7 +34,7 @@ std::vector<SqlBlock> sql_blocks(const std::string& path) {
   SqlBlock current;
   while (std::getline(in, line)) {
     ++n;
-    if (line.rfind("```", 0) == 0) {
+    if (line.starts_with("```")) {
       if (!inside) {
         inside = true;
         is_sql = line == "```sql";

@@ -53,7 +53,7 @@ TEST_CASE("every invalid config file names each of its problems", "[config]") {
     std::vector<std::string> expected;
     std::istringstream lines(slurp(f));
     for (std::string line; std::getline(lines, line);)
-      if (line.rfind("# expect: ", 0) == 0) expected.push_back(line.substr(10));
+      if (line.starts_with("# expect: ")) expected.push_back(line.substr(10));
     REQUIRE(!expected.empty());
     try {
       load_config(f.string(), &no_env);

@@ -191,6 +191,6 @@ TEST_CASE("the credentials directory itself: missing, not a directory, fine, not
     REQUIRE(problem.has_value());
     CHECK(problem->where == "credentials_dir");
     CHECK(problem->what == row.what);
-    CHECK(problem->fix.rfind("create it", 0) == 0);
+    CHECK(problem->fix.starts_with("create it"));
   }
 }

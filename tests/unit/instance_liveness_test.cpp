@@ -25,7 +25,7 @@ TEST_CASE("this process is identified from /proc, and probing pids never signals
   const ProcessIdentity me = this_process();
   CHECK(me.pid == static_cast<long>(getpid()));
   CHECK(me.boot_id.size() == 36);  // a UUID
-  CHECK(me.pid_namespace.rfind("pid:[", 0) == 0);
+  CHECK(me.pid_namespace.starts_with("pid:["));
   CHECK(probe_pid(me.pid) == PidProbe::alive);
   CHECK(probe_pid(0) == PidProbe::unknown);
   CHECK(probe_pid(-1) == PidProbe::unknown);

@@ -112,7 +112,7 @@ TEST_CASE("long values are cut, never inside a character, and say how long they 
   Fields f{{"event", "x"}, {"error", std::string(1 << 20, 'e')}, {"n", 1}};
   bound(f);
   CHECK(f[1].value.size() < kMaxValueBytes + 32);
-  CHECK(f[1].value.rfind(std::string(1000, 'e'), 0) == 0);
+  CHECK(f[1].value.starts_with(std::string(1000, 'e')));
   CHECK(f[1].value.find("(1048576 bytes)") != std::string::npos);
   CHECK(f[2].value == "1");
 }
@@ -308,7 +308,7 @@ TEST_CASE("text from outside cannot add a field to a log line", "[logging]") {
         if (f.key == "code") CHECK(f.value == "SYSTEM_ERROR");
         // The text itself is all there (escaped), or its first kilobyte.
         if (f.key == "error" && value.size() < 1000) CHECK(f.value == value);
-        if (f.key == "error" && value.size() >= 1000) CHECK(f.value.rfind(value.substr(0, 1000), 0) == 0);
+        if (f.key == "error" && value.size() >= 1000) CHECK(f.value.starts_with(value.substr(0, 1000)));
       }
     }
     {

@@ -42,7 +42,7 @@ TEST_CASE("invalid bodies name the field", "[sandbox][validation]") {
     INFO(body);
     auto r = parse_favor_set_request(body);
     REQUIRE_FALSE(r);
-    CHECK(r.error().message.rfind(field + ":", 0) == 0);
+    CHECK(r.error().message.starts_with(field + ":"));
   }
 }
 

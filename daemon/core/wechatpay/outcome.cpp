@@ -12,8 +12,6 @@ constexpr std::chrono::seconds kMaxRetryAfter{3600};
 constexpr std::size_t kBodyExcerptBytes = 96;
 constexpr std::size_t kEchoExcerptBytes = 128;
 
-bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
-
 std::string upper(std::string_view s) {
   std::string out(s);
   for (char& c : out)
@@ -49,7 +47,7 @@ bool has_signature_headers(const ResponseHeaders& h) {
 bool same_notify_url(std::string_view echoed, std::string_view sent) {
   if (echoed == sent) return true;
   for (std::string_view scheme : {"https://", "http://"})
-    if (starts_with(sent, scheme) && echoed == sent.substr(scheme.size())) return true;
+    if (sent.starts_with(scheme) && echoed == sent.substr(scheme.size())) return true;
   return false;
 }
 
@@ -66,7 +64,7 @@ void classify_error_status(const AttemptObservation& obs, Outcome& out) {
   }
   out.answered_by = api.wechatpay_format || has_signature_headers(obs.headers) ? Answerer::wechatpay : Answerer::other;
 
-  if (status == 429 || (api.wechatpay_format && starts_with(api.code, "FREQUENCY_LIMIT"))) {
+  if (status == 429 || (api.wechatpay_format && api.code.starts_with("FREQUENCY_LIMIT"))) {
     out.kind = OutcomeKind::rate_limited;
   } else if (status >= 500) {
     out.kind = OutcomeKind::transient;

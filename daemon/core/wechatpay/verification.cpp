@@ -8,8 +8,6 @@ namespace {
 
 constexpr std::size_t kExcerptBytes = 64;
 
-bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
-
 // Certificate serials are hex numbers: compare them as numbers written in hex, so that
 // "0A1B" and "a1b" name the same certificate, whatever case or padding a source used.
 std::string normalise_serial(std::string_view serial) {
@@ -34,7 +32,7 @@ std::string quoted(std::string_view value) { return "\"" + excerpt(value, kExcer
 }  // namespace
 
 Result<std::monostate, KeyError> KeySet::add(std::string key_id, VerificationKey key) {
-  if (key.certificate() && !starts_with(key_id, kPublicKeyIdPrefix) &&
+  if (key.certificate() && !key_id.starts_with(kPublicKeyIdPrefix) &&
       normalise_serial(key_id) != normalise_serial(key.certificate()->serial_hex)) {
     return KeyError{KeyError::Kind::serial_mismatch,
                     "key id " + quoted(key_id) + " is not the serial of its certificate (" +
@@ -55,10 +53,10 @@ Result<std::monostate, KeyError> KeySet::add_certificate(VerificationKey certifi
 
 const VerificationKey* KeySet::find(std::string_view key_id) const {
   if (auto it = keys_.find(key_id); it != keys_.end()) return &it->second;
-  if (starts_with(key_id, kPublicKeyIdPrefix) || !is_hex(key_id)) return nullptr;
+  if (key_id.starts_with(kPublicKeyIdPrefix) || !is_hex(key_id)) return nullptr;
   const std::string wanted = normalise_serial(key_id);
   for (const auto& [id, key] : keys_)
-    if (!starts_with(id, kPublicKeyIdPrefix) && is_hex(id) && normalise_serial(id) == wanted) return &key;
+    if (!id.starts_with(kPublicKeyIdPrefix) && is_hex(id) && normalise_serial(id) == wanted) return &key;
   return nullptr;
 }
 
