@@ -1,8 +1,8 @@
 // `callbackd run [--exit-when-idle]`: the daemon (with the flag: a batch job whose exit status
-// says whether every row of every tenant in mode apply is in sync, batch_result.h). Start-up checks everything that would make
-// running pointless (config, database, schema version) and exits 78 naming the problem;
-// a tenant whose keys are bad is paused, not fatal. Then: one io_context thread for the
-// network and the run loop, one thread for the database, one for LISTEN.
+// says whether every row of every tenant in mode apply is in sync, batch_result.h). Start-up checks everything that
+// would make running pointless (config, database, schema version) and exits 78 naming the problem; a tenant whose keys
+// are bad is paused, not fatal. Then: one io_context thread for the network and the run loop, one thread for the
+// database, one for LISTEN.
 //
 // Signals: SIGTERM/SIGINT stop claiming, let requests in flight finish within
 // reconciler.shutdown_grace, record what is known and exit 0; a second one exits at once
@@ -98,9 +98,9 @@ void listen_loop(const DatabaseConfig& db, asio::io_context& io, engine::Reconci
     } catch (const std::exception& e) {
       ++failures;
       const reconcile::Duration retry_in = reconcile::retry_backoff(reconnect, failures, uniform01(random));
-      logging::warn("listen_failed",
-                    {{"error", e.what()},
-                     {"retry_in_ms", std::chrono::duration_cast<std::chrono::milliseconds>(retry_in)}});
+      logging::warn(
+          "listen_failed",
+          {{"error", e.what()}, {"retry_in_ms", std::chrono::duration_cast<std::chrono::milliseconds>(retry_in)}});
       // The poll interval covers the gap until the listener is back.
       wait_unless_stopping(reconcile::Clock::now() + retry_in, stopping);
     }
@@ -141,7 +141,9 @@ int run_daemon(const CliRequest& req) {
       [database = config.database, instance]() -> std::unique_ptr<engine::Store> {
         return std::make_unique<pg::ReconcileStore>(database, instance);
       },
-      [](const std::string& message) { logging::error("database_error", {{"error", message}}); });
+      [](const std::string& message) {
+        logging::error("database_error", {{"error", message}});
+      });
   // systemd notify, metrics and health (app/operations.h): READY=1 once the tenants and their
   // keys were loaded, the watchdog from this io_context, /metrics on metrics.listen.
   Operations ops(io, config, client, db);
@@ -172,9 +174,9 @@ int run_daemon(const CliRequest& req) {
         logging::info("reloaded", {{"config", req.config_path}});
       } catch (const StartupError& e) {
         ops.reloaded(config);
-        logging::error("reload_refused", {{"config", req.config_path},
-                                          {"error", e.what()},
-                                          {"note", "the previous config stays in force"}});
+        logging::error(
+            "reload_refused",
+            {{"config", req.config_path}, {"error", e.what()}, {"note", "the previous config stays in force"}});
       }
     } else if (++stop_signals == 1) {
       logging::info("signal", {{"signal", signal}, {"action", "drain"}});

@@ -28,7 +28,8 @@ std::function<void(const Result<Done, DatabaseError>&)> log_if_failed(logging::L
   };
 }
 
-DbWorker::DbWorker(std::function<std::unique_ptr<Store>()> make_store, std::function<void(const std::string&)> log_error)
+DbWorker::DbWorker(std::function<std::unique_ptr<Store>()> make_store,
+                   std::function<void(const std::string&)> log_error)
     : make_store_(std::move(make_store)), log_error_(std::move(log_error)), thread_([this] { loop(); }) {}
 
 DbWorker::DbWorker(boost::asio::io_context& io, Store& store) : inline_io_(&io), inline_store_(&store) {}
@@ -36,8 +37,10 @@ DbWorker::DbWorker(boost::asio::io_context& io, Store& store) : inline_io_(&io),
 DbWorker::~DbWorker() { stop(); }
 
 DatabaseError DbWorker::unexpected(const char* what) {
-  logging::error("database_call_bug", {{"error", what}, {"note", "a store call threw something other than "
-                                                                 "DatabaseError; answered as a database error"}});
+  logging::error("database_call_bug", {{"error", what},
+                                       {"note",
+                                        "a store call threw something other than "
+                                        "DatabaseError; answered as a database error"}});
   return DatabaseError(std::string("unexpected error in a database call: ") + what);
 }
 
@@ -80,12 +83,14 @@ bool DbWorker::connect(std::unique_ptr<Store>& store) {
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   while (!store || !store->connected()) {
     try {
-      if (store) store->reconnect();
-      else store = make_store_();
+      if (store)
+        store->reconnect();
+      else
+        store = make_store_();
       // Operators (and the fault tests) see when an outage ended and what it cost.
       if (failed_attempts > 0)
         logging::info("database_reconnected", {{"failed_attempts", failed_attempts},
-                                                {"down_ms", std::chrono::steady_clock::now() - down_since}});
+                                               {"down_ms", std::chrono::steady_clock::now() - down_since}});
       return true;
     } catch (const std::exception& e) {  // DatabaseError, or whatever else connecting threw: logged, retried
       ++failed_attempts;

@@ -31,9 +31,9 @@ namespace callbackd::engine {
 struct Done {};
 
 template <class Fn>
-using DbAnswer = Result<std::conditional_t<std::is_void_v<std::invoke_result_t<Fn&, Store&>>, Done,
-                                           std::invoke_result_t<Fn&, Store&>>,
-                        DatabaseError>;
+using DbAnswer = Result<
+    std::conditional_t<std::is_void_v<std::invoke_result_t<Fn&, Store&>>, Done, std::invoke_result_t<Fn&, Store&>>,
+    DatabaseError>;
 
 class DbWorker {
  public:

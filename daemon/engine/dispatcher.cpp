@@ -12,9 +12,9 @@
 namespace callbackd::engine {
 
 namespace asio = boost::asio;
+using logging::log_id;
 using reconcile::Instant;
 using std::chrono::milliseconds;
-using logging::log_id;
 
 namespace {
 
@@ -105,10 +105,9 @@ void Dispatcher::finish(const std::string& tenant_id, const reconcile::WorkItem&
   if (t) t->in_flight.erase(item.sub_mchid);
 
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
-  reconcile::FinishedAttempt finished{outcome.kind,  dispatch.probe,     dispatch.endpoint_probe,
-                                      reach,         uniform(random_),   sent_at,
-                                      outcome.retry_after, outcome.error_code, outcome.error_message,
-                                      item.sub_mchid};
+  reconcile::FinishedAttempt finished{
+      outcome.kind,        dispatch.probe,     dispatch.endpoint_probe, reach,         uniform(random_), sent_at,
+      outcome.retry_after, outcome.error_code, outcome.error_message,   item.sub_mchid};
   const bool was_held = scheduler_.endpoint().held();
   const int failed_probes_before = scheduler_.endpoint().failed_probes();
   const auto transition = scheduler_.on_finished(tenant_id, finished, now);
@@ -134,18 +133,23 @@ void Dispatcher::finish(const std::string& tenant_id, const reconcile::WorkItem&
     // audit row carries the warning, and the operator hears of it once per attempt.
     rec.error_message = outcome.warning;
     logging::warn("applied_with_warning",
-                  {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.sub_mchid)},
+                  {{"tenant", log_id(tenant_id)},
+                   {"mchid", log_id(item.sub_mchid)},
                    {"request_id", outcome.request_id.value_or("")},
                    {"update_time", outcome.applied ? outcome.applied->update_time_text : std::string{}},
                    {"warning", outcome.warning}});
   } else if (outcome.kind == wechatpay::OutcomeKind::applied) {
-    logging::debug("applied", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.sub_mchid)},
+    logging::debug("applied", {{"tenant", log_id(tenant_id)},
+                               {"mchid", log_id(item.sub_mchid)},
                                {"request_id", outcome.request_id.value_or("")},
                                {"latency_ms", latency_ms.value_or(0)}});
   } else {
-    logging::info("attempt_failed", {{"tenant", log_id(tenant_id)}, {"mchid", log_id(item.sub_mchid)},
-                                     {"outcome", outcome_name}, {"http_status", outcome.http_status.value_or(0)},
-                                     {"code", outcome.error_code}, {"request_id", outcome.request_id.value_or("")},
+    logging::info("attempt_failed", {{"tenant", log_id(tenant_id)},
+                                     {"mchid", log_id(item.sub_mchid)},
+                                     {"outcome", outcome_name},
+                                     {"http_status", outcome.http_status.value_or(0)},
+                                     {"code", outcome.error_code},
+                                     {"request_id", outcome.request_id.value_or("")},
                                      {"error", outcome.error_message}});
   }
   records_.add(std::move(rec));
@@ -169,12 +173,14 @@ void Dispatcher::on_endpoint_change(bool was_held, int failed_probes_before, con
     const std::string_view reason = reconcile::endpoint_hold_reason_name(hold.reason());
     ++stats_.endpoint_holds_by_reason[std::string(reason)];
     // reason=not_wechatpay: something on the path (a proxy, a WAF) answers instead of WeChat Pay.
-    logging::warn("wechatpay_unreachable", {{"reason", reason}, {"code", outcome.error_code},
+    logging::warn("wechatpay_unreachable", {{"reason", reason},
+                                            {"code", outcome.error_code},
                                             {"http_status", outcome.http_status.value_or(0)},
                                             {"error", outcome.error_message},
                                             {"next_probe_in_ms", to_ms(hold.next_probe_at() - now)},
-                                            {"note", "sending is held; one probe request per backoff step until one "
-                                                     "reaches WeChat Pay"}});
+                                            {"note",
+                                             "sending is held; one probe request per backoff step until one "
+                                             "reaches WeChat Pay"}});
   } else if (was_held && !hold.held()) {
     logging::info("wechatpay_reachable", {{"reason", reconcile::endpoint_hold_reason_name(hold.reason())},
                                           {"held_ms", to_ms(now - hold.held_since())},

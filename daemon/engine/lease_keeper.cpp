@@ -8,9 +8,9 @@
 
 namespace callbackd::engine {
 
+using logging::log_id;
 using reconcile::Instant;
 using std::chrono::milliseconds;
-using logging::log_id;
 
 namespace {
 
@@ -110,7 +110,9 @@ void LeaseKeeper::heartbeat(Instant now) {
                          {{"error", renewed.error().what()}, {"note", "sending stops when the leases may lapse"}});
         } else {
           for (const auto& d : renewed->ownership.dead_instances)
-            logging::info("instance_dead", {{"instance", d.instance_id}, {"pid", d.pid}, {"tenants", d.tenants},
+            logging::info("instance_dead", {{"instance", d.instance_id},
+                                            {"pid", d.pid},
+                                            {"tenants", d.tenants},
                                             {"takeover_in_ms", dead_owner_margin.count()}});
           // A SIGHUP between the statement and now may have lengthened the client's deadlines:
           // the margin is the larger of the one the lease was asked with and today's.
@@ -145,7 +147,8 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership, const std:
       t->owned = true;
       t->releasing = false;
       t->drained = false;
-      logging::info("tenant_acquired", {{"tenant", log_id(o.tenant_id)}, {"fencing_token", o.fencing_token},
+      logging::info("tenant_acquired", {{"tenant", log_id(o.tenant_id)},
+                                        {"fencing_token", o.fencing_token},
                                         {"live_instances", ownership.live_instances}});
       if (!o.recent_sends.empty()) {
         // Another instance sent for this merchant within the last minute: count its requests

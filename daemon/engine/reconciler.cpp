@@ -41,8 +41,9 @@ Reconciler::Reconciler(asio::io_context& io, Config config, Clock& clock, http::
       lifetime_(std::make_shared<const bool>(true)),
       wake_(clock.make_timer(io)),
       records_(io, clock, db, lifetime_, stats_, [this] { kick(); }),
-      tenants_(io, clock, db, lifetime_, config_, scheduler_, records_, random_, [this] { kick(); },
-               options_.on_tenants_loaded),
+      tenants_(
+          io, clock, db, lifetime_, config_, scheduler_, records_, random_, [this] { kick(); },
+          options_.on_tenants_loaded),
       leases_(io, clock, db, lifetime_, config_, tenants_, scheduler_, [this] { kick(); }),
       dispatcher_(io, clock, client, lifetime_, config_, policy_, options_, tenants_, scheduler_, records_, stats_,
                   random_, [this] { kick(); }) {}
@@ -77,8 +78,10 @@ void Reconciler::reload(Config config) {
 }
 
 void Reconciler::on_notification(const std::string& channel, const std::string& tenant_id) {
-  if (channel == "callbackd_tenants") tenants_.refresh();
-  else if (TenantRuntime* t = tenants_.find(tenant_id)) t->drained = false;
+  if (channel == "callbackd_tenants")
+    tenants_.refresh();
+  else if (TenantRuntime* t = tenants_.find(tenant_id))
+    t->drained = false;
   kick();
 }
 
@@ -124,12 +127,15 @@ void Reconciler::maybe_claim(TenantRuntime& t, Instant now) {
         return std::move(store.claim_due({request}, lease).at(0));
       },
       [this, tenant_id = t.id(), limit](Result<reconcile::ClaimResult, DatabaseError> claimed) {
-        if (!claimed) logging::error("claim_failed", {{"tenant", log_id(tenant_id)}, {"error", claimed.error().what()}});
+        if (!claimed)
+          logging::error("claim_failed", {{"tenant", log_id(tenant_id)}, {"error", claimed.error().what()}});
         TenantRuntime* tenant = tenants_.find(tenant_id);
         if (!tenant) return;  // removed meanwhile: its claims lapse
         tenant->claim_pending = false;
-        if (claimed) on_claimed(*tenant, std::move(claimed).value(), limit, clock_.now());
-        else tenant->drained = true;  // the poll tries again
+        if (claimed)
+          on_claimed(*tenant, std::move(claimed).value(), limit, clock_.now());
+        else
+          tenant->drained = true;  // the poll tries again
         kick();
       });
 }
@@ -151,8 +157,9 @@ void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int
     const auto verdict =
         reconcile::judge_work_item(item.sub_mchid, item.notify_url, item.desired, item.recorded, item.resync);
     if (verdict.action == reconcile::WorkAction::drop) {
-      logging::debug("row_dropped", {{"tenant", log_id(t.id())}, {"mchid", log_id(item.sub_mchid)},
-                                     {"reason", verdict.reason_name()}});
+      logging::debug(
+          "row_dropped",
+          {{"tenant", log_id(t.id())}, {"mchid", log_id(item.sub_mchid)}, {"reason", verdict.reason_name()}});
       nothing_to_send.push_back(std::move(item));
       continue;
     }
@@ -164,8 +171,9 @@ void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int
       rec.decision = reconcile::decide_after_attempt({wechatpay::OutcomeKind::invalid, std::nullopt, item.attempts},
                                                      policy_, now, 0.0);
       ++stats_.invalid;
-      logging::warn("row_invalid", {{"tenant", log_id(t.id())}, {"mchid", log_id(item.sub_mchid)},
-                                    {"error", verdict.invalid->message}});
+      logging::warn(
+          "row_invalid",
+          {{"tenant", log_id(t.id())}, {"mchid", log_id(item.sub_mchid)}, {"error", verdict.invalid->message}});
       records_.add(std::move(rec));
       continue;
     }
@@ -178,9 +186,10 @@ void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int
   }
   if (!nothing_to_send.empty()) {
     const std::size_t entries = nothing_to_send.size();
-    db_.call_then(io_, lifetime_, [items = std::move(nothing_to_send)](Store& store) { store.drop(items); },
-                  log_if_failed(logging::Level::warn, "drop_failed",
-                                {{"entries", entries}, {"note", "the leases lapse and the entries are judged again"}}));
+    db_.call_then(
+        io_, lifetime_, [items = std::move(nothing_to_send)](Store& store) { store.drop(items); },
+        log_if_failed(logging::Level::warn, "drop_failed",
+                      {{"entries", entries}, {"note", "the leases lapse and the entries are judged again"}}));
   }
   tenants_.release_claims(std::move(give_back));
   tenants_.update_due(t);
@@ -198,11 +207,14 @@ void Reconciler::poll_and_resync(Instant now) {
   }
   if (config_.reconciler.resync_interval.count() > 0 && now >= next_resync_) {
     next_resync_ = now + config_.reconciler.resync_interval;
-    db_.call_then(io_, lifetime_, [](Store& store) { return store.queue_resync(); },
-                  [](const Result<std::size_t, DatabaseError>& queued) {
-                    if (queued) logging::info("resync", {{"queued", *queued}});
-                    else logging::error("resync_failed", {{"error", queued.error().what()}});
-                  });
+    db_.call_then(
+        io_, lifetime_, [](Store& store) { return store.queue_resync(); },
+        [](const Result<std::size_t, DatabaseError>& queued) {
+          if (queued)
+            logging::info("resync", {{"queued", *queued}});
+          else
+            logging::error("resync_failed", {{"error", queued.error().what()}});
+        });
   }
 }
 
@@ -223,15 +235,16 @@ bool Reconciler::idle_confirmed(Instant now) {
     // queued (due later, claimed elsewhere, or changed meanwhile).
     idle_check_in_flight_ = true;
     next_idle_check_ = now + kIdleCheckInterval;
-    db_.call_then(io_, lifetime_, [](Store& store) { return store.pending_for_sending_tenants(); },
-                  [this](const Result<std::size_t, DatabaseError>& pending) {
-                    if (!pending) logging::error("idle_check_failed", {{"error", pending.error().what()}});
-                    idle_check_in_flight_ = false;
-                    idle_confirmed_ = pending && *pending == 0;
-                    if (!idle_confirmed_)
-                      for (auto& [id, t] : tenants_.all()) t->drained = false;
-                    kick();
-                  });
+    db_.call_then(
+        io_, lifetime_, [](Store& store) { return store.pending_for_sending_tenants(); },
+        [this](const Result<std::size_t, DatabaseError>& pending) {
+          if (!pending) logging::error("idle_check_failed", {{"error", pending.error().what()}});
+          idle_check_in_flight_ = false;
+          idle_confirmed_ = pending && *pending == 0;
+          if (!idle_confirmed_)
+            for (auto& [id, t] : tenants_.all()) t->drained = false;
+          kick();
+        });
   }
   return false;
 }
@@ -284,7 +297,9 @@ asio::awaitable<void> Reconciler::run() {
     co_await wake_->wait_until(wake ? *wake : Instant::max());
   }
   co_await drain();
-  logging::info("stopped", {{"sent", stats_.sent}, {"recorded", stats_.recorded}, {"invalid", stats_.invalid},
+  logging::info("stopped", {{"sent", stats_.sent},
+                            {"recorded", stats_.recorded},
+                            {"invalid", stats_.invalid},
                             {"batches", stats_.record_batches}});
 }
 
@@ -301,8 +316,9 @@ asio::awaitable<void> Reconciler::drain() {
     records_.maybe_flush(clock_.now(), true);
     if (records_.failing() && clock_.now() > deadline + std::chrono::seconds{5}) {
       logging::error("unwritten_at_exit", {{"records", records_.unwritten()},
-                                           {"note", "the database is unavailable; these rows are sent again "
-                                                    "after restart"}});
+                                           {"note",
+                                            "the database is unavailable; these rows are sent again "
+                                            "after restart"}});
       break;
     }
     co_await wake_->wait_until(clock_.now() + milliseconds{20});

@@ -47,8 +47,8 @@ namespace callbackd::engine {
 // One finished attempt, as operations (metrics) see it: never a sub-merchant id.
 struct AttemptObserved {
   std::string tenant_id;
-  std::string outcome;     // wechatpay::outcome_name
-  std::string error_code;  // "" when applied
+  std::string outcome;            // wechatpay::outcome_name
+  std::string error_code;         // "" when applied
   std::optional<int> latency_ms;  // nullopt when nothing was sent
 };
 
@@ -68,9 +68,9 @@ struct ReconcilerStats {
   std::uint64_t invalid = 0;
   std::map<std::string, std::uint64_t> outcomes;  // by outcome name
   std::uint64_t record_batches = 0;
-  std::uint64_t endpoint_holds = 0;          // times WeChat Pay was found unreachable (hold entered)
+  std::uint64_t endpoint_holds = 0;  // times WeChat Pay was found unreachable (hold entered)
   std::map<std::string, std::uint64_t> endpoint_holds_by_reason;  // by reconcile::endpoint_hold_reason_name
-  std::uint64_t endpoint_probes_failed = 0;  // probes during a hold that could not reach it either
+  std::uint64_t endpoint_probes_failed = 0;                       // probes during a hold that could not reach it either
   std::uint64_t loop_turns = 0;  // times the run loop woke and looked at its work (tests/engine count them)
 };
 

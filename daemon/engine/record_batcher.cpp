@@ -24,8 +24,8 @@ constexpr milliseconds kRetry{1'000};
 
 }  // namespace
 
-RecordBatcher::RecordBatcher(boost::asio::io_context& io, Clock& clock, DbWorker& db, std::weak_ptr<const void> lifetime,
-                             ReconcilerStats& stats, std::function<void()> wake)
+RecordBatcher::RecordBatcher(boost::asio::io_context& io, Clock& clock, DbWorker& db,
+                             std::weak_ptr<const void> lifetime, ReconcilerStats& stats, std::function<void()> wake)
     : io_(io), clock_(clock), db_(db), lifetime_(std::move(lifetime)), stats_(stats), wake_(std::move(wake)) {
   records_.reserve(kMaxBatch);
 }

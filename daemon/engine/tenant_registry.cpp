@@ -8,9 +8,9 @@
 
 namespace callbackd::engine {
 
+using logging::log_id;
 using reconcile::Instant;
 using std::chrono::milliseconds;
-using logging::log_id;
 
 namespace {
 
@@ -62,7 +62,10 @@ void TenantRegistry::refresh() {
   if (refresh_pending_) return;
   refresh_pending_ = true;
   db_.call_then(
-      io_, lifetime_, [](Store& store) { return TenantsRead{store.tenants(), store.tenant_pauses()}; },
+      io_, lifetime_,
+      [](Store& store) {
+        return TenantsRead{store.tenants(), store.tenant_pauses()};
+      },
       [this](Result<TenantsRead, DatabaseError> read) {
         refresh_pending_ = false;
         if (read) {
@@ -145,8 +148,9 @@ void TenantRegistry::load_credentials(TenantRuntime& t, bool is_new,
       resumed(id, "credentials changed");
     }
   }
-  logging::info("tenant_loaded", {{"tenant", log_id(id)}, {"mode", tenant_mode_name(t.row.mode)},
-                                  {"rate_per_minute", t.row.rate_per_minute}});
+  logging::info(
+      "tenant_loaded",
+      {{"tenant", log_id(id)}, {"mode", tenant_mode_name(t.row.mode)}, {"rate_per_minute", t.row.rate_per_minute}});
 }
 
 TenantMode TenantRegistry::scheduled_mode(const TenantRuntime& t, Instant now) const {
@@ -182,9 +186,10 @@ void TenantRegistry::release_buffer(TenantRuntime& t) {
 void TenantRegistry::release_claims(std::vector<std::int64_t> claim_tokens) {
   if (claim_tokens.empty()) return;
   const std::size_t claims = claim_tokens.size();
-  db_.call_then(io_, lifetime_, [tokens = std::move(claim_tokens)](Store& store) { store.release(tokens); },
-                log_if_failed(logging::Level::warn, "release_failed",
-                              {{"claims", claims}, {"note", "the leases lapse on their own; the rows are only delayed"}}));
+  db_.call_then(
+      io_, lifetime_, [tokens = std::move(claim_tokens)](Store& store) { store.release(tokens); },
+      log_if_failed(logging::Level::warn, "release_failed",
+                    {{"claims", claims}, {"note", "the leases lapse on their own; the rows are only delayed"}}));
 }
 
 void TenantRegistry::pause(const std::string& tenant_id, const std::string& code, const std::string& reason,
@@ -204,16 +209,18 @@ void TenantRegistry::pause(const std::string& tenant_id, const std::string& code
     probe_in = std::max(milliseconds{0}, std::chrono::ceil<milliseconds>(state->pause()->next_probe_at - now));
   release_buffer(*t);
   records_.add_event({tenant_id, "tenant_error", code, reason});
-  db_.call_then(io_, lifetime_,
-                [tenant_id, code, reason, probe_in](Store& store) { store.pause_tenant(tenant_id, code, reason, probe_in); },
-                log_if_failed(logging::Level::error, "tenant_pause_failed", {{"tenant", log_id(tenant_id)}}));
+  db_.call_then(
+      io_, lifetime_,
+      [tenant_id, code, reason, probe_in](Store& store) { store.pause_tenant(tenant_id, code, reason, probe_in); },
+      log_if_failed(logging::Level::error, "tenant_pause_failed", {{"tenant", log_id(tenant_id)}}));
   logging::warn("tenant_paused", {{"tenant", log_id(tenant_id)}, {"code", code}, {"reason", reason}});
 }
 
 void TenantRegistry::resumed(const std::string& tenant_id, std::string_view reason) {
   records_.add_event({tenant_id, "tenant_resumed", "", std::string(reason)});
-  db_.call_then(io_, lifetime_, [tenant_id](Store& store) { store.resume_tenant(tenant_id); },
-                log_if_failed(logging::Level::error, "tenant_resume_failed", {{"tenant", log_id(tenant_id)}}));
+  db_.call_then(
+      io_, lifetime_, [tenant_id](Store& store) { store.resume_tenant(tenant_id); },
+      log_if_failed(logging::Level::error, "tenant_resume_failed", {{"tenant", log_id(tenant_id)}}));
   logging::info("tenant_resumed", {{"tenant", log_id(tenant_id)}, {"reason", reason}});
 }
 

@@ -13,7 +13,7 @@ namespace callbackd::pg {
 using reconcile::ClaimResult;
 
 std::vector<ClaimResult> ReconcileStore::claim_due(const std::vector<reconcile::ClaimRequest>& requests,
-                                                  std::chrono::milliseconds lease) {
+                                                   std::chrono::milliseconds lease) {
   CALLBACKD_ASSERT(lease.count() > 0);
   std::vector<ClaimResult> results(requests.size());
   if (requests.empty()) return results;
@@ -65,7 +65,8 @@ void ReconcileStore::drop(const std::vector<WorkItem>& items) {
   if (items.empty()) return;
   nlohmann::json batch = nlohmann::json::array();
   for (const auto& item : items)
-    batch.push_back({{"mchid", item.sub_mchid}, {"claim_token", item.claim_token}, {"revision", item.desired.revision}});
+    batch.push_back(
+        {{"mchid", item.sub_mchid}, {"claim_token", item.claim_token}, {"revision", item.desired.revision}});
   impl_->run("dropping settled entries of callbackd.pending_work",
              [&](pqxx::connection& c) { impl_->exec1(c, "drop_entries", batch.dump()); });
 }
@@ -93,7 +94,8 @@ std::vector<reconcile::TenantQueue> ReconcileStore::queue_ages() {
       reconcile::TenantQueue q;
       q.tenant_id = r["tenant_id"].as<std::string>();
       q.queued = r["queued"].as<long long>();
-      if (!r["oldest_ms"].is_null()) q.oldest_pending_change = std::chrono::milliseconds{r["oldest_ms"].as<long long>()};
+      if (!r["oldest_ms"].is_null())
+        q.oldest_pending_change = std::chrono::milliseconds{r["oldest_ms"].as<long long>()};
       out.push_back(std::move(q));
     }
     return out;

@@ -145,11 +145,13 @@ std::vector<TenantStatus> Inspector::status() {
       if (auto* s = find(r)) s->by_state[r["state"].as<std::string>()] = r["n"].as<long long>();
     for (const auto& r : tx.exec_prepared("inspect_error_counts"))
       if (auto* s = find(r))
-        s->by_error.push_back({r["state"].as<std::string>(), r["last_error_code"].as<std::string>(), r["n"].as<long long>()});
+        s->by_error.push_back(
+            {r["state"].as<std::string>(), r["last_error_code"].as<std::string>(), r["n"].as<long long>()});
     for (const auto& r : tx.exec_prepared("queue_ages")) {
       if (auto* s = find(r)) {
         s->queued = r["queued"].as<long long>();
-        if (!r["oldest_ms"].is_null()) s->oldest_pending_change = std::chrono::milliseconds{r["oldest_ms"].as<long long>()};
+        if (!r["oldest_ms"].is_null())
+          s->oldest_pending_change = std::chrono::milliseconds{r["oldest_ms"].as<long long>()};
       }
     }
     return out;

@@ -17,9 +17,7 @@ class ChannelReceiver final : public pqxx::notification_receiver {
  public:
   ChannelReceiver(pqxx::connection_base& c, const std::string& channel, std::vector<Listener::Notification>& sink)
       : pqxx::notification_receiver(c, channel), sink_(sink) {}
-  void operator()(const std::string& payload, int /*backend_pid*/) override {
-    sink_.push_back({channel(), payload});
-  }
+  void operator()(const std::string& payload, int /*backend_pid*/) override { sink_.push_back({channel(), payload}); }
 
  private:
   std::vector<Listener::Notification>& sink_;
@@ -51,8 +49,7 @@ Listener::~Listener() {
   // that may fail, which must not escape a destructor.
   try {
     impl_->receivers.clear();
-  } catch (...) {
-  }
+  } catch (...) {}
 }
 
 std::vector<Listener::Notification> Listener::wait(std::chrono::milliseconds timeout) {
@@ -61,7 +58,8 @@ std::vector<Listener::Notification> Listener::wait(std::chrono::milliseconds tim
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   try {
     for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::steady_clock::now());
       const long long us = std::max<long long>(0, left.count());
       impl_->conn->await_notification(static_cast<long>(us / 1'000'000), static_cast<long>(us % 1'000'000));
       // A closed socket wakes await_notification at once without notifications; libpq

@@ -24,7 +24,7 @@ struct ReconcileStore::Impl {
   std::string instance;
   ProcessIdentity self = this_process();  // recorded with the heartbeat (0005)
   PidProber probe;                        // about other instances of this machine
-  std::string where;  // describe_conninfo: never a password
+  std::string where;                      // describe_conninfo: never a password
   std::unique_ptr<pqxx::connection> conn;
   bool broken = true;
   std::uint64_t statements = 0;

@@ -40,9 +40,8 @@ void ReconcileStore::resume_tenant(const std::string& tenant_id) {
              [&](pqxx::connection& c) { impl_->exec1(c, "resume_tenant", tenant_id); });
 }
 
-reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
-                                                    const std::vector<std::string>& release,
-                                                    std::optional<std::chrono::milliseconds> dead_owner_margin) {
+reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release,
+                                               std::optional<std::chrono::milliseconds> dead_owner_margin) {
   return impl_->run("heartbeat (callbackd.tenant_leases)", [&](pqxx::connection& c) {
     reconcile::Ownership o;
     pqxx::work tx(c);
@@ -52,13 +51,13 @@ reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
     if (dead_owner_margin && !self.boot_id.empty() && !self.pid_namespace.empty()) {
       // Before counting live instances and acquiring: a dead one neither counts nor holds.
       ++impl_->statements;
-      for (const auto& r : tx.exec_prepared("same_machine_instances", impl_->instance, self.boot_id,
-                                            self.pid_namespace, millis(lease))) {
+      for (const auto& r : tx.exec_prepared("same_machine_instances", impl_->instance, self.boot_id, self.pid_namespace,
+                                            millis(lease))) {
         const ProcessIdentity other{self.boot_id, self.pid_namespace, r[1].as<long>()};
         if (!provably_dead(self, other, impl_->probe(other.pid))) continue;
         ++impl_->statements;
-        const auto held = tx.exec_prepared1("take_over_dead_instance", r[0].as<std::string>(),
-                                            millis(*dead_owner_margin));
+        const auto held =
+            tx.exec_prepared1("take_over_dead_instance", r[0].as<std::string>(), millis(*dead_owner_margin));
         o.dead_instances.push_back({r[0].as<std::string>(), other.pid, held[0].as<int>()});
       }
     }
@@ -90,7 +89,8 @@ reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
 }
 
 void ReconcileStore::release_all_tenants() {
-  impl_->run("releasing tenant leases", [&](pqxx::connection& c) { impl_->exec1(c, "release_all_tenants", impl_->instance); });
+  impl_->run("releasing tenant leases",
+             [&](pqxx::connection& c) { impl_->exec1(c, "release_all_tenants", impl_->instance); });
 }
 
 }  // namespace callbackd::pg

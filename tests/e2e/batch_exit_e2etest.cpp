@@ -99,8 +99,8 @@ TEST_CASE("batch: stopped by SIGTERM before it went idle, rows unsent: exits 2 a
   auto command = env.daemon_command();
   command.push_back("--exit-when-idle");
   callbackd::test::ScopedChild daemon(callbackd::test::spawn_process(command));
-  REQUIRE(wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log") >= 2; },
-                     std::chrono::seconds{30}));
+  REQUIRE(
+      wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log") >= 2; }, std::chrono::seconds{30}));
   const int status = daemon.signal_and_wait(SIGTERM, std::chrono::milliseconds{30'000});
   const std::string output = daemon.output();
   INFO(output.substr(output.size() > 4000 ? output.size() - 4000 : 0));

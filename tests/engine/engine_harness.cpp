@@ -130,10 +130,10 @@ std::string Engine::figures() const {
   std::ostringstream s;
   s << "simulated " << std::chrono::duration_cast<std::chrono::seconds>(elapsed()).count() << " s: loop_turns "
     << turns() << ", requests " << e.requests << ", store calls " << e.store_calls << ", statements "
-    << store.statements_executed() << ", polls " << e.polls << ", heartbeats " << e.heartbeats
-    << ", notifications " << e.notifications << "; timer deadlines fired " << clock.counts.deadlines_fired
-    << ", passed deadlines fired " << clock.counts.passed_deadlines_fired << ", wake-ups "
-    << clock.counts.wakes << (driver.gave_up ? " (GAVE UP: spinning)" : "");
+    << store.statements_executed() << ", polls " << e.polls << ", heartbeats " << e.heartbeats << ", notifications "
+    << e.notifications << "; timer deadlines fired " << clock.counts.deadlines_fired << ", passed deadlines fired "
+    << clock.counts.passed_deadlines_fired << ", wake-ups " << clock.counts.wakes
+    << (driver.gave_up ? " (GAVE UP: spinning)" : "");
   return s.str();
 }
 

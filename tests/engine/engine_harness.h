@@ -44,10 +44,10 @@ class Engine {
   void add_rows(int tenant, int rows, bool notify = true);
   void notify(const std::string& tenant_id);
 
-  void start();                 // co_spawns Reconciler::run()
-  bool run_for(Duration d);     // false: the driver gave up (a spinning loop)
+  void start();              // co_spawns Reconciler::run()
+  bool run_for(Duration d);  // false: the driver gave up (a spinning loop)
   bool run_until(const std::function<bool()>& done, Duration limit);
-  void stop();                  // Reconciler::stop() and the drain, in simulated time
+  void stop();  // Reconciler::stop() and the drain, in simulated time
 
   Events events() const;
   std::uint64_t turns() const { return reconciler->stats().loop_turns; }

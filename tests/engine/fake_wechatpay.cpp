@@ -75,7 +75,8 @@ http::HttpResponse FakeWechatpay::signed_applied(const std::string& notify_url) 
   return r;
 }
 
-boost::asio::awaitable<Result<http::HttpResponse, http::TransportError>> FakeWechatpay::send(http::HttpRequest request) {
+boost::asio::awaitable<Result<http::HttpResponse, http::TransportError>> FakeWechatpay::send(
+    http::HttpRequest request) {
   ReceivedRequest got;
   got.at = clock_.now();
   got.caller_mchid = field(request.authorization, "mchid=\"");
@@ -91,14 +92,23 @@ boost::asio::awaitable<Result<http::HttpResponse, http::TransportError>> FakeWec
 
   http::HttpResponse r;
   switch (got.answer) {
-    case Answer::applied: r = signed_applied(got.notify_url); break;
-    case Answer::rate_limited: r = error_answer(429, "FREQUENCY_LIMITED", "frequency limited"); break;
-    case Answer::server_error: r = error_answer(500, "SYSTEM_ERROR", "system error"); break;
-    case Answer::sign_error: r = error_answer(401, "SIGN_ERROR", "signature verification failed"); break;
+    case Answer::applied:
+      r = signed_applied(got.notify_url);
+      break;
+    case Answer::rate_limited:
+      r = error_answer(429, "FREQUENCY_LIMITED", "frequency limited");
+      break;
+    case Answer::server_error:
+      r = error_answer(500, "SYSTEM_ERROR", "system error");
+      break;
+    case Answer::sign_error:
+      r = error_answer(401, "SIGN_ERROR", "signature verification failed");
+      break;
     case Answer::proxy_403:
       r.status = 403;
-      r.body = "<html><head><title>403 Forbidden</title></head><body><center><h1>403 Forbidden</h1></center>"
-               "<hr><center>nginx</center></body></html>";
+      r.body =
+          "<html><head><title>403 Forbidden</title></head><body><center><h1>403 Forbidden</h1></center>"
+          "<hr><center>nginx</center></body></html>";
       r.host = "api.mch.weixin.qq.com";
       break;
     case Answer::host_down: {

@@ -139,7 +139,8 @@ void MemoryStore::release(const std::vector<std::int64_t>& claim_tokens) {
   if (claim_tokens.empty()) return;
   ++statements_;
   for (auto& [mchid, w] : queue_)
-    if (w.claim_token != 0 && std::find(claim_tokens.begin(), claim_tokens.end(), w.claim_token) != claim_tokens.end()) {
+    if (w.claim_token != 0 &&
+        std::find(claim_tokens.begin(), claim_tokens.end(), w.claim_token) != claim_tokens.end()) {
       w.claimed_by.reset();
       w.claim_token = 0;
       w.lease_until = {};
@@ -152,7 +153,8 @@ void MemoryStore::drop(const std::vector<reconcile::WorkItem>& items) {
   ++statements_;
   for (const auto& item : items) {
     auto it = queue_.find(item.sub_mchid);
-    if (it != queue_.end() && it->second.claim_token == item.claim_token && it->second.revision == item.desired.revision)
+    if (it != queue_.end() && it->second.claim_token == item.claim_token &&
+        it->second.revision == item.desired.revision)
       queue_.erase(it);
   }
 }
@@ -213,7 +215,8 @@ std::size_t MemoryStore::queue_resync() {
   ++statements_;
   std::size_t queued = 0;
   for (const auto& [mchid, d] : desired_) {
-    auto tenant = std::find_if(tenants_.begin(), tenants_.end(), [&](const TenantRow& t) { return t.tenant_id == d.tenant_id; });
+    auto tenant =
+        std::find_if(tenants_.begin(), tenants_.end(), [&](const TenantRow& t) { return t.tenant_id == d.tenant_id; });
     if (tenant == tenants_.end() || tenant->mode != TenantMode::apply || pauses_.count(d.tenant_id)) continue;
     if (auto s = states_.find(mchid); s != states_.end() &&
                                       (s->second.recorded.state == reconcile::RowState::failed ||
@@ -233,8 +236,9 @@ reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vecto
   const Instant t = now();
   if (heartbeats_fail_from_ && t >= *heartbeats_fail_from_) {
     ++statements_;
-    throw DatabaseError("heartbeat (callbackd.tenant_leases) failed on the in-memory store: canceling statement "
-                        "due to lock timeout (a test's fault)");
+    throw DatabaseError(
+        "heartbeat (callbackd.tenant_leases) failed on the in-memory store: canceling statement "
+        "due to lock timeout (a test's fault)");
   }
   statements_ += 4;  // instance heartbeat, renew, live instances, forget old instances
   reconcile::Ownership o;
@@ -282,7 +286,8 @@ std::size_t MemoryStore::pending_for_sending_tenants() {
   ++statements_;
   std::size_t n = 0;
   for (const auto& [mchid, w] : queue_) {
-    auto tenant = std::find_if(tenants_.begin(), tenants_.end(), [&](const TenantRow& t) { return t.tenant_id == w.tenant_id; });
+    auto tenant =
+        std::find_if(tenants_.begin(), tenants_.end(), [&](const TenantRow& t) { return t.tenant_id == w.tenant_id; });
     if (tenant != tenants_.end() && tenant->mode == TenantMode::apply && !pauses_.count(w.tenant_id)) ++n;
   }
   return n;

@@ -113,7 +113,9 @@ class MemoryStore final : public engine::Store {
   const std::map<std::string, Pause>& pauses() const { return pauses_; }
   // Every lease this instance was granted or renewed to, per tenant, in order: (granted at,
   // lease_until). The lease-margin test checks each request against them.
-  const std::map<std::string, std::vector<std::pair<Instant, Instant>>>& lease_history() const { return lease_history_; }
+  const std::map<std::string, std::vector<std::pair<Instant, Instant>>>& lease_history() const {
+    return lease_history_;
+  }
   std::uint64_t calls() const { return calls_; }  // Store calls of any kind
   std::size_t in_sync(const std::string& tenant_id = "") const;
 

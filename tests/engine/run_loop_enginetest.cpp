@@ -130,8 +130,7 @@ TEST_CASE("endpoint held: WeChat Pay goes down mid-run with 3000 rows due for 10
   CHECK(e.clock.counts.passed_deadlines_fired == 0);
 }
 
-TEST_CASE("tenant paused by SIGN_ERROR: nothing is sent for it until its probe and the other converges",
-          "[engine]") {
+TEST_CASE("tenant paused by SIGN_ERROR: nothing is sent for it until its probe and the other converges", "[engine]") {
   Engine e(2);
   const std::string broken = "1900000000";  // t0000's caller mchid
   e.wechatpay.script = [&](const ReceivedRequest& r) {
@@ -201,8 +200,8 @@ TEST_CASE("100 tenants with 3 rows each: all converge in O(events) turns", "[eng
   REQUIRE(e.run_until([&] { return e.store.in_sync() == kTenants * kRows; }, 5min));
   const Duration converged_in = e.elapsed();
   REQUIRE(e.run_for(1min));  // and then idle
-  INFO(e.figures() << "; converged after " << std::chrono::duration_cast<std::chrono::milliseconds>(converged_in).count()
-                   << " ms");
+  INFO(e.figures() << "; converged after "
+                   << std::chrono::duration_cast<std::chrono::milliseconds>(converged_in).count() << " ms");
   CHECK(e.store.in_sync() == kTenants * kRows);
   CHECK(e.wechatpay.received().size() == kTenants * kRows);  // exactly one request per row
   CHECK(e.store.queue().empty());

@@ -34,10 +34,13 @@ class SimTimer final : public engine::Timer {
     waiting_ = true;
     const bool passed = deadline <= clock_.now();
     if (deadline != Instant::max())
-      pending_ = clock_.schedule(deadline, [this] {
-        pending_ = 0;
-        timer_.cancel();
-      }, passed);
+      pending_ = clock_.schedule(
+          deadline,
+          [this] {
+            pending_ = 0;
+            timer_.cancel();
+          },
+          passed);
     co_await park(timer_);
     if (pending_) {
       clock_.cancel(pending_);
@@ -49,8 +52,10 @@ class SimTimer final : public engine::Timer {
 
   void wake() override {
     ++clock_.counts.wakes;
-    if (waiting_) timer_.cancel();
-    else woken_ = true;
+    if (waiting_)
+      timer_.cancel();
+    else
+      woken_ = true;
   }
 
  private:
@@ -76,10 +81,13 @@ std::unique_ptr<engine::Timer> SimClock::make_timer(asio::io_context& io) {
 
 asio::awaitable<void> SimClock::sleep_until(asio::io_context& io, Instant deadline) {
   asio::steady_timer timer(io);
-  std::uint64_t id = schedule(deadline, [&timer, &id] {
-    id = 0;
-    timer.cancel();
-  }, deadline <= now_);
+  std::uint64_t id = schedule(
+      deadline,
+      [&timer, &id] {
+        id = 0;
+        timer.cancel();
+      },
+      deadline <= now_);
   co_await park(timer);
   if (id) cancel(id);
 }
@@ -110,8 +118,10 @@ bool SimClock::fire_next(Instant limit) {
   auto node = pending_.extract(pending_.begin());
   deadline_of_.erase(node.key().second);
   advance_to(node.key().first);
-  if (node.mapped().armed_in_past) ++counts.passed_deadlines_fired;
-  else ++counts.deadlines_fired;
+  if (node.mapped().armed_in_past)
+    ++counts.passed_deadlines_fired;
+  else
+    ++counts.deadlines_fired;
   node.mapped().fire();
   return true;
 }

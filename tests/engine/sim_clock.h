@@ -30,9 +30,9 @@ using reconcile::Instant;
 
 // What the driver did, for the assertions and the report.
 struct SimCounts {
-  std::uint64_t deadlines_fired = 0;  // waits that ended at their (future) deadline
+  std::uint64_t deadlines_fired = 0;         // waits that ended at their (future) deadline
   std::uint64_t passed_deadlines_fired = 0;  // waits armed at or before now (each a wasted turn)
-  std::uint64_t wakes = 0;            // Timer::wake() calls (kicks of the run loop)
+  std::uint64_t wakes = 0;                   // Timer::wake() calls (kicks of the run loop)
 };
 
 class SimClock final : public engine::Clock {

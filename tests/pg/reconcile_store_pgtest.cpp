@@ -78,7 +78,8 @@ std::string state_of(const TestDatabase& db, const std::string& mchid) {
 }
 
 // What the engine records after an attempt with `outcome`, decided by the real pure function.
-callbackd::reconcile::AttemptRecord record_for(const callbackd::reconcile::WorkItem& item, OutcomeKind outcome, const std::string& error_code = "") {
+callbackd::reconcile::AttemptRecord record_for(const callbackd::reconcile::WorkItem& item, OutcomeKind outcome,
+                                               const std::string& error_code = "") {
   reconcile::AttemptResult attempt;
   attempt.outcome = outcome;
   attempt.prior_failures = item.attempts;
@@ -88,7 +89,8 @@ callbackd::reconcile::AttemptRecord record_for(const callbackd::reconcile::WorkI
   // Long enough that a rate-limited row is still "due later" when the test looks, on a busy
   // machine too (the default 1 s had passed by then under load).
   policy.rate_limited_delay = 30s;
-  callbackd::reconcile::AttemptRecord r = callbackd::reconcile::attempt_record_for(item, callbackd::wechatpay::outcome_name(outcome));
+  callbackd::reconcile::AttemptRecord r =
+      callbackd::reconcile::attempt_record_for(item, callbackd::wechatpay::outcome_name(outcome));
   r.error_code = error_code;
   if (!error_code.empty()) r.error_message = error_code + " from the test";
   if (outcome == OutcomeKind::applied) {
@@ -106,8 +108,10 @@ callbackd::reconcile::AttemptRecord record_for(const callbackd::reconcile::WorkI
   return r;
 }
 
-const callbackd::reconcile::WorkItem& item_of(const std::vector<callbackd::reconcile::WorkItem>& items, const std::string& mchid) {
-  auto it = std::find_if(items.begin(), items.end(), [&](const callbackd::reconcile::WorkItem& i) { return i.sub_mchid == mchid; });
+const callbackd::reconcile::WorkItem& item_of(const std::vector<callbackd::reconcile::WorkItem>& items,
+                                              const std::string& mchid) {
+  auto it = std::find_if(items.begin(), items.end(),
+                         [&](const callbackd::reconcile::WorkItem& i) { return i.sub_mchid == mchid; });
   REQUIRE(it != items.end());
   return *it;
 }
@@ -142,20 +146,24 @@ TEST_CASE("two instances claiming one tenant at once never get the same sub-merc
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.pending_work WHERE claimed_by IN ('host-0:1', 'host-1:1')") == 300);
 }
 
-TEST_CASE("one claim for several tenants honours each tenant's limit, lapsed leases and the requests' order", "[pg][store]") {
+TEST_CASE("one claim for several tenants honours each tenant's limit, lapsed leases and the requests' order",
+          "[pg][store]") {
   TestDatabase db;
   for (const char* t : {"acme", "beta", "gamma", "idle"}) add_tenant(db, t);
   add_rows(db, "acme", 5, 100);   // 100..104
   add_rows(db, "beta", 3, 200);   // 200..202
   add_rows(db, "gamma", 2, 300);  // 300..301
   // beta: 200 leased by another instance (not claimable), 201 leased but lapsed (claimable).
-  exec(db, "UPDATE callbackd.pending_work SET claimed_by = 'host-x:9', claim_token = nextval('callbackd.claim_token_seq'), "
-           "lease_until = now() + interval '20 seconds' WHERE mchid = '1900000200'");
-  exec(db, "UPDATE callbackd.pending_work SET claimed_by = 'host-x:9', claim_token = nextval('callbackd.claim_token_seq'), "
-           "lease_until = now() - interval '1 second' WHERE mchid = '1900000201'");
+  exec(db,
+       "UPDATE callbackd.pending_work SET claimed_by = 'host-x:9', claim_token = nextval('callbackd.claim_token_seq'), "
+       "lease_until = now() + interval '20 seconds' WHERE mchid = '1900000200'");
+  exec(db,
+       "UPDATE callbackd.pending_work SET claimed_by = 'host-x:9', claim_token = nextval('callbackd.claim_token_seq'), "
+       "lease_until = now() - interval '1 second' WHERE mchid = '1900000201'");
   // acme: due in order 104, 103, ... so that the limit keeps the earliest due.
-  exec(db, "UPDATE callbackd.pending_work SET due_at = now() - (mchid::bigint - 1900000090) * interval '1 minute' "
-           "WHERE tenant_id = 'acme'");
+  exec(db,
+       "UPDATE callbackd.pending_work SET due_at = now() - (mchid::bigint - 1900000090) * interval '1 minute' "
+       "WHERE tenant_id = 'acme'");
   // gamma: 301 due later.
   exec(db, "UPDATE callbackd.pending_work SET due_at = now() + interval '30 seconds' WHERE mchid = '1900000301'");
   pg::ReconcileStore store(config_for(db), "host-a:1");
@@ -193,8 +201,9 @@ TEST_CASE("one claim for several tenants honours each tenant's limit, lapsed lea
   CHECK(*r[3].next_due_in > 15s);
 
   // Every claimed entry is stamped with its own token, this instance and the lease.
-  CHECK(scalar(db, "SELECT count(DISTINCT claim_token) FROM callbackd.pending_work WHERE claimed_by = 'host-a:1' "
-                   "AND lease_until > now() + interval '50 seconds'") == 5);
+  CHECK(scalar(db,
+               "SELECT count(DISTINCT claim_token) FROM callbackd.pending_work WHERE claimed_by = 'host-a:1' "
+               "AND lease_until > now() + interval '50 seconds'") == 5);
   for (const auto& result : r)
     for (const auto& i : result.items)
       CHECK(text(db, "SELECT claim_token::text FROM callbackd.pending_work WHERE mchid = '" + i.sub_mchid + "'") ==
@@ -306,7 +315,8 @@ TEST_CASE("a lapsed lease is re-claimable and the stale claimer's record is audi
 
   // a finally hears back: its attempt happened (audit row), but b owns the row now.
   a.record({record_for(first.items[0], OutcomeKind::rejected, "PARAM_ERROR")});
-  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE instance = 'host-a:1' AND outcome = 'rejected'") == 1);
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE instance = 'host-a:1' AND outcome = 'rejected'") ==
+        1);
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.sub_merchant_state") == 0);
   CHECK(text(db, "SELECT claimed_by FROM callbackd.pending_work") == "host-b:2");
 
@@ -351,8 +361,7 @@ TEST_CASE("a desired change while a row is in flight is not lost", "[pg][store]"
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.pending_work") == 0);
 }
 
-TEST_CASE("record() writes a mixed batch in one statement, each row in its state with one audit row",
-          "[pg][store]") {
+TEST_CASE("record() writes a mixed batch in one statement, each row in its state with one audit row", "[pg][store]") {
   TestDatabase db;
   add_tenant(db, "acme");
   add_rows(db, "acme", 5);
@@ -386,27 +395,35 @@ TEST_CASE("record() writes a mixed batch in one statement, each row in its state
   CHECK(applied[3].is_null());
   CHECK(applied[4].as<int>() == 1);
   CHECK(applied[5].as<int>() == 200);
-  CHECK(text(db, "SELECT update_time_parsed = '2015-05-20T05:29:35.120Z'::timestamptz FROM "
-                 "callbackd.sub_merchant_state WHERE mchid = '1900000100'") == "t");
-  CHECK(text(db, "SELECT last_error_code || ' ' || last_http_status FROM callbackd.sync_status WHERE mchid = '1900000101'") ==
-        "PARAM_ERROR 400");
-  CHECK(text(db, "SELECT next_attempt_at > now() + interval '10 seconds' FROM callbackd.sync_status "
-                 "WHERE mchid = '1900000102'") == "t");
+  CHECK(text(db,
+             "SELECT update_time_parsed = '2015-05-20T05:29:35.120Z'::timestamptz FROM "
+             "callbackd.sub_merchant_state WHERE mchid = '1900000100'") == "t");
+  CHECK(
+      text(db,
+           "SELECT last_error_code || ' ' || last_http_status FROM callbackd.sync_status WHERE mchid = '1900000101'") ==
+      "PARAM_ERROR 400");
+  CHECK(text(db,
+             "SELECT next_attempt_at > now() + interval '10 seconds' FROM callbackd.sync_status "
+             "WHERE mchid = '1900000102'") == "t");
   CHECK(text(db, "SELECT last_http_status IS NULL FROM callbackd.sync_status WHERE mchid = '1900000103'") == "t");
 
   // One audit row per attempt, with the contract columns and what the auditor needs.
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE mchid IS NOT NULL") == 5);
   CHECK(scalar(db, "SELECT count(DISTINCT mchid) FROM callbackd.audit_log") == 5);
-  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE mchid IS NULL AND outcome = 'tenant_error' "
-                   "AND error_code = 'SIGN_ERROR'") == 1);
-  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE instance = 'host-a:1' AND "
-                   "(mchid IS NULL OR desired_revision IS NOT NULL)") == 6);
+  CHECK(scalar(db,
+               "SELECT count(*) FROM callbackd.audit_log WHERE mchid IS NULL AND outcome = 'tenant_error' "
+               "AND error_code = 'SIGN_ERROR'") == 1);
+  CHECK(scalar(db,
+               "SELECT count(*) FROM callbackd.audit_log WHERE instance = 'host-a:1' AND "
+               "(mchid IS NULL OR desired_revision IS NOT NULL)") == 6);
   CHECK(scalar(db, "SELECT count(DISTINCT transaction_id) FROM callbackd.audit_log") == 1);  // one transaction
-  CHECK(text(db, "SELECT latency_ms IS NULL AND http_status IS NULL FROM callbackd.audit_log "
-                 "WHERE mchid = '1900000103'") == "t");
+  CHECK(text(db,
+             "SELECT latency_ms IS NULL AND http_status IS NULL FROM callbackd.audit_log "
+             "WHERE mchid = '1900000103'") == "t");
 
   // The queue: settled rows gone; the retrying and the rate-limited row due later, unclaimed.
-  auto queue = query(db, "SELECT mchid, claim_token IS NULL, due_at > now() FROM callbackd.pending_work ORDER BY mchid");
+  auto queue =
+      query(db, "SELECT mchid, claim_token IS NULL, due_at > now() FROM callbackd.pending_work ORDER BY mchid");
   REQUIRE(queue.size() == 2);
   CHECK(queue[0][0].as<std::string>() == "1900000102");
   CHECK(queue[1][0].as<std::string>() == "1900000104");
@@ -455,8 +472,9 @@ TEST_CASE("record() repeated after an unknown outcome writes nothing twice, and 
   store.record({odd, fine});
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log") == 2);
   CHECK(state_of(db, "1900000100") == "in_sync");
-  CHECK(text(db, "SELECT update_time_parsed IS NULL AND update_time LIKE '2015-13-45%' FROM "
-                 "callbackd.sub_merchant_state WHERE mchid = '1900000100'") == "t");
+  CHECK(text(db,
+             "SELECT update_time_parsed IS NULL AND update_time LIKE '2015-13-45%' FROM "
+             "callbackd.sub_merchant_state WHERE mchid = '1900000100'") == "t");
 
   // The same sub-merchant twice in one batch: both audited, the last decides.
   add_rows(db, "acme", 1, 200);
@@ -535,7 +553,8 @@ TEST_CASE("queue_resync queues in-sync rows of sending tenants, marked resync, n
   store.release({resync.items[0].claim_token, resync.items[1].claim_token});
 
   // A real change clears the flag: the row is then sent for its change.
-  exec(db, "UPDATE callbackd.desired_callbacks SET notify_url = 'https://example.com/changed' WHERE mchid = '1900000100'");
+  exec(db,
+       "UPDATE callbackd.desired_callbacks SET notify_url = 'https://example.com/changed' WHERE mchid = '1900000100'");
   CHECK(text(db, "SELECT resync FROM callbackd.pending_work WHERE mchid = '1900000100'") == "f");
   CHECK(text(db, "SELECT resync FROM callbackd.pending_work WHERE mchid = '1900000101'") == "t");
 
@@ -562,7 +581,7 @@ TEST_CASE("the listener hears a desired change within its wait and reports a los
   auto got = listener.wait(5s);
   writer.join();
   CHECK(std::chrono::steady_clock::now() - start < 4s);  // woke on the NOTIFY, not the timeout
-  REQUIRE(got.size() == 1);  // one per tenant per transaction
+  REQUIRE(got.size() == 1);                              // one per tenant per transaction
   CHECK(got[0].channel == "callbackd_desired");
   CHECK(got[0].tenant_id == "acme");
 
@@ -571,8 +590,9 @@ TEST_CASE("the listener hears a desired change within its wait and reports a los
   REQUIRE(tenant_change.size() == 1);
   CHECK(tenant_change[0].channel == "callbackd_tenants");
 
-  exec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'callbackd-listen' "
-           "AND datname = current_database()");
+  exec(db,
+       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'callbackd-listen' "
+       "AND datname = current_database()");
   CHECK_THROWS_AS(listener.wait(2s), callbackd::DatabaseError);
   CHECK_THROWS_AS(listener.wait(10ms), callbackd::DatabaseError);  // stays lost: the caller makes a new one
 }
@@ -583,9 +603,11 @@ TEST_CASE("a store whose connection is lost says so and reconnects", "[pg][store
   add_rows(db, "acme", 1);
   pg::ReconcileStore store(config_for(db), "host-a:1");
   CHECK(store.connected());
-  exec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'callbackd' "
-           "AND datname = current_database()");
-  CHECK_THROWS_WITH(store.claim_due("acme", 10, 60s), Catch::Contains("claiming due entries") && Catch::Contains("host="));
+  exec(db,
+       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'callbackd' "
+       "AND datname = current_database()");
+  CHECK_THROWS_WITH(store.claim_due("acme", 10, 60s),
+                    Catch::Contains("claiming due entries") && Catch::Contains("host="));
   CHECK_FALSE(store.connected());
   CHECK_THROWS_AS(store.pending_for_sending_tenants(), callbackd::DatabaseError);
   store.reconnect();

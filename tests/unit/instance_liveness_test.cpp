@@ -12,9 +12,9 @@ TEST_CASE("an instance is provably dead only in our boot and PID namespace with 
   const ProcessIdentity self{"boot-1", "pid:[4026531836]", 100};
   const ProcessIdentity other{"boot-1", "pid:[4026531836]", 200};
   CHECK(provably_dead(self, other, PidProbe::gone));
-  CHECK_FALSE(provably_dead(self, other, PidProbe::alive));    // running, or its pid was reused
+  CHECK_FALSE(provably_dead(self, other, PidProbe::alive));  // running, or its pid was reused
   CHECK_FALSE(provably_dead(self, other, PidProbe::unknown));
-  CHECK_FALSE(provably_dead(self, {"boot-2", other.pid_namespace, 200}, PidProbe::gone));  // rebooted or other host
+  CHECK_FALSE(provably_dead(self, {"boot-2", other.pid_namespace, 200}, PidProbe::gone));      // rebooted or other host
   CHECK_FALSE(provably_dead(self, {other.boot_id, "pid:[4026532000]", 200}, PidProbe::gone));  // another container
   CHECK_FALSE(provably_dead(self, {other.boot_id, other.pid_namespace, 100}, PidProbe::gone));  // our own pid
   CHECK_FALSE(provably_dead(self, {other.boot_id, other.pid_namespace, 0}, PidProbe::gone));
