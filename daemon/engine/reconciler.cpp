@@ -8,7 +8,10 @@
 
 #include "core/logging/event.h"
 #include "core/reconcile/claim_gate.h"
+#include "core/reconcile/claim_policy.h"
 #include "core/reconcile/lease_timing.h"
+#include "core/reconcile/ownership_policy.h"
+#include "core/reconcile/pause_merge.h"
 #include "core/reconcile/work_verdict.h"
 #include "engine/attempt.h"
 
@@ -78,14 +81,6 @@ struct Reconciler::TenantRuntime {
   Instant send_until{};
   std::optional<TenantMode> scheduled_mode;  // what the scheduler was last told
   std::optional<Instant> next_due_at;
-
-  // About two seconds of sending at the rate the tenant's pacer allows now (lower after a
-  // 429): enough that the buffer never runs dry between claims, small enough that a pause, a
-  // shutdown or a crash holds back little, and that buffered rows go out well within their
-  // lease.
-  int claim_batch(double effective_rate_per_minute) const {
-    return std::clamp(static_cast<int>(effective_rate_per_minute / 30), 1, 200);
-  }
 };
 
 Reconciler::Reconciler(asio::io_context& io, Config config, Clock& clock, http::Sender& client, DbWorker& db,
@@ -126,7 +121,8 @@ void Reconciler::reload(Config config) {
     logging::warn("reload_partial", {{"key", key}, {"note", "read at start only: restart callbackd to apply it"}});
   // Longer deadlines from now on: a request dispatched at the old send_until could outlive the
   // lease granted before the reload, so each tenant stops dispatching that much earlier.
-  const reconcile::Duration longer_by = lease_timing(now).send_margin - timing_before_reload_->send_margin;
+  const reconcile::Duration longer_by =
+      reconcile::send_until_shift_after_reload(*timing_before_reload_, lease_timing(now));
   if (longer_by > reconcile::Duration::zero())
     for (auto& [id, t] : tenants_) t->send_until -= longer_by;
   policy_ = reconcile::RowPolicy::from_config(config_.reconciler);
@@ -202,25 +198,30 @@ void Reconciler::apply_tenants(std::vector<TenantRow> rows, std::map<std::string
     sync_scheduler(id, t, now);
     // The database's pause state wins for tenants we do not send for (their owner keeps it)
     // and at start-up (a restart must not hammer a tenant that was paused for bad credentials).
+    // (reconcile::merge_stored_pause, pause_merge.h).
     const auto* state = scheduler_.tenant_state(id);
-    if (auto p = pauses.find(id); p != pauses.end()) {
-      if (is_new || !t.owned || (state && !state->paused_by_error()))
+    const auto p = pauses.find(id);
+    switch (reconcile::merge_stored_pause({p != pauses.end(), is_new, t.owned, state != nullptr,
+                                           state && state->paused_by_error()})) {
+      case reconcile::PauseMerge::restore:
         scheduler_.restore_pause(id, reconcile::TenantPause{p->second.error_code, p->second.reason, now,
                                                             now + p->second.probe_in});
-    } else if (state && state->paused_by_error() && !t.owned) {
-      scheduler_.resume(id);
+        break;
+      case reconcile::PauseMerge::resume:
+        scheduler_.resume(id);
+        break;
+      case reconcile::PauseMerge::keep:
+        break;
     }
     if (!keys_changed) continue;
     auto loaded = load_tenant_credentials(t.row, config_.credentials_dir);
     if (loaded) {
       t.credentials = std::make_shared<const TenantCredentials>(std::move(loaded).value());
       t.credentials_problem.clear();
-      // Resume a tenant paused by the daemon when the operator changed its keys (or sent
-      // SIGHUP), or when the key files that failed before load now. A pause for SIGN_ERROR
-      // read back at start-up stays: keys that load can still be the wrong ones.
+      // Resume a tenant paused by the daemon when its keys changed or its key files load now
+      // (reconcile::resume_when_keys_load, pause_merge.h).
       const auto stored = pauses.find(id);
-      const bool files_fixed = is_new && stored != pauses.end() && stored->second.error_code == "CREDENTIALS_INVALID";
-      if (!is_new || files_fixed) {
+      if (reconcile::resume_when_keys_load(is_new, stored != pauses.end() ? &stored->second.error_code : nullptr)) {
         if (const auto* now_state = scheduler_.tenant_state(id); now_state && now_state->paused_by_error()) {
           scheduler_.resume(id);
           db_.post([id](Store& store) {
@@ -361,7 +362,7 @@ void Reconciler::heartbeat() {
       // A SIGHUP between the statement and now may have lengthened the client's deadlines:
       // the margin is the larger of the one the lease was asked with and today's.
       const auto margin_now = std::chrono::ceil<milliseconds>(lease_timing(clock_.now()).send_margin);
-      if (ownership) on_heartbeat(*ownership, release, lease_until - std::max(margin, margin_now));
+      if (ownership) on_heartbeat(*ownership, release, reconcile::send_until(lease_until, margin, margin_now));
       kick();
     });
   });
@@ -378,7 +379,7 @@ void Reconciler::on_heartbeat(const reconcile::Ownership& ownership, const std::
     }
   std::set<std::string> owned;
   bool unknown_tenant = false;
-  int kept = 0;
+  std::vector<reconcile::HeldTenant> held;
   for (const auto& o : ownership.owned) {
     owned.insert(o.tenant_id);
     auto it = tenants_.find(o.tenant_id);
@@ -394,24 +395,21 @@ void Reconciler::on_heartbeat(const reconcile::Ownership& ownership, const std::
       t.drained = false;
       logging::info("tenant_acquired", {{"tenant", log_id(o.tenant_id)}, {"fencing_token", o.fencing_token},
                                         {"live_instances", ownership.live_instances}});
-      if (!o.recent_sends.empty()) {
-        // Another instance sent for this merchant within the last minute: count its requests
-        // in our windows, plus as many again as it may have had in flight, unrecorded.
-        std::vector<Instant> sends;
-        for (auto age : o.recent_sends) sends.push_back(now - age);
-        for (int i = 0; i < t.row.max_in_flight; ++i) sends.push_back(now);
-        scheduler_.assume_sent(o.tenant_id, std::move(sends));
-      }
+      // Another instance sent for this merchant within the last minute: count its requests
+      // in our windows (ownership_policy.h).
+      auto sends = reconcile::assumed_sends_after_takeover(o.recent_sends, t.row.max_in_flight, now);
+      if (!sends.empty()) scheduler_.assume_sent(o.tenant_id, std::move(sends));
       // The pause state is the database's (another owner may have paused or resumed it).
       refresh_tenants();
       if (!t.credentials_problem.empty()) pause_tenant(o.tenant_id, "CREDENTIALS_INVALID", t.credentials_problem, true);
     }
-    if (!t.releasing && ++kept > ownership.fair_share) {
-      // More than our share while others have room: hand this one over once its requests in
-      // flight are done (the next heartbeat deletes the lease).
-      t.releasing = true;
-      logging::info("tenant_releasing", {{"tenant", log_id(o.tenant_id)}, {"fair_share", ownership.fair_share}});
-    }
+    held.push_back({o.tenant_id, t.releasing});
+  }
+  // More than our share while others have room: hand these over once their requests in
+  // flight are done (the next heartbeat deletes the lease).
+  for (const auto& id : reconcile::tenants_to_hand_over(held, ownership.fair_share)) {
+    tenants_.at(id)->releasing = true;
+    logging::info("tenant_releasing", {{"tenant", log_id(id)}, {"fair_share", ownership.fair_share}});
   }
   for (auto& [id, t] : tenants_)
     if (t->owned && !owned.count(id)) {
@@ -436,7 +434,7 @@ reconcile::ClaimInputs Reconciler::claim_inputs(const std::string& tenant_id, co
   in.drained = t.drained;
   in.next_due_at = t.next_due_at;
   const auto* pacer = scheduler_.pacer(tenant_id);
-  in.batch = t.claim_batch(pacer ? pacer->effective_rate_per_minute(now) : t.row.rate_per_minute);
+  in.batch = reconcile::claim_batch(pacer ? pacer->effective_rate_per_minute(now) : t.row.rate_per_minute);
   in.endpoint_held = scheduler_.endpoint().held();
   in.endpoint = scheduler_.endpoint().permission(now);
   if (const auto* state = scheduler_.tenant_state(tenant_id)) {
@@ -453,14 +451,8 @@ void Reconciler::maybe_claim(const std::string& tenant_id, TenantRuntime& t, Ins
   if (limit == 0) return;
 
   t.claim_pending = true;
-  // The lease outlives the buffer (about two seconds of sending) and a request's deadline by
-  // a wide margin, and is short enough that rows claimed by a crashed instance are taken over
-  // soon. A lapsed lease only means the row may be sent again: the endpoint is idempotent and
-  // the claim token fences the older attempt's record out.
-  // (At least the tenant lease: a row dispatched at the end of it may still be in flight for
-  // the client's whole deadline, lease_timing.h.)
-  const auto lease = std::max({milliseconds{30'000}, config_.wechatpay.request_timeout * 3,
-                               std::chrono::ceil<milliseconds>(lease_timing(now).lease)});
+  // The rows' lease (claim_policy.h): longer than the buffer and any request's deadline.
+  const auto lease = reconcile::claim_lease(config_.wechatpay.request_timeout, lease_timing(now).lease);
   std::weak_ptr<bool> alive = alive_;
   db_.post([this, alive, tenant_id, limit, lease](Store& store) {
     reconcile::ClaimResult result;
