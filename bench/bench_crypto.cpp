@@ -108,10 +108,12 @@ int main(int argc, char** argv) {
   // Client: nonce, body (serialised once), Authorization header (message + SHA-256 + RSA sign +
   // base64). Then verify WeChat Pay's response: headers, key lookup, message, base64, RSA verify.
   const std::string body = favor_callbacks_request_body("9856888", "https://pay.weixin.qq.com/notify/marketing", true);
-  const std::string response_body = R"({"update_time":"2015-05-20T13:29:35.120+08:00","notify_url":"https://pay.weixin.qq.com/notify/marketing"})";
+  const std::string response_body =
+      R"({"update_time":"2015-05-20T13:29:35.120+08:00","notify_url":"https://pay.weixin.qq.com/notify/marketing"})";
   const std::int64_t ts = 1700000000;
   const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(ts));
-  const auto response_sig = sign_response(key.value(), key_id, response_body, ts, "N0nce0123456789abcdefABCDEF01234").value();
+  const auto response_sig =
+      sign_response(key.value(), key_id, response_body, ts, "N0nce0123456789abcdefABCDEF01234").value();
   ResponseHeaders headers;
   headers.timestamp = response_sig.timestamp;
   headers.nonce = response_sig.nonce;
@@ -132,7 +134,8 @@ int main(int argc, char** argv) {
   };
   auto our_sign_op = [&] {
     const std::string nonce = make_nonce().value();
-    const std::string request_body = favor_callbacks_request_body("9856888", "https://pay.weixin.qq.com/notify/marketing", true);
+    const std::string request_body =
+        favor_callbacks_request_body("9856888", "https://pay.weixin.qq.com/notify/marketing", true);
     g_sink = authorization_header(merchant, "POST", kFavorCallbacksPath, request_body, ts, nonce).value().size();
   };
   auto our_verify_op = [&] { g_sink = verify_response(keys, headers, response_body, now).ok() ? 1 : 0; };
@@ -177,7 +180,8 @@ int main(int argc, char** argv) {
   std::printf("overhead above raw RSA (same process): %+.1f%% (%.1f us)\n", 100.0 * (our - raw) / raw, our - raw);
   if (have_speed) {
     const double speed = speed_sign + speed_verify;
-    std::printf("overhead above openssl speed:          %+.1f%% (%.1f us)\n", 100.0 * (our - speed) / speed, our - speed);
+    std::printf("overhead above openssl speed:          %+.1f%% (%.1f us)\n", 100.0 * (our - speed) / speed,
+                our - speed);
   }
   std::printf("target: under +10%%\n");
   return 0;

@@ -22,7 +22,8 @@ int run_check_config(const CliRequest& req) {
   std::vector<Problem> problems;
 
   if (config.wechatpay.ca_file) {
-    if (FILE* f = std::fopen(config.wechatpay.ca_file->c_str(), "r")) std::fclose(f);
+    if (FILE* f = std::fopen(config.wechatpay.ca_file->c_str(), "r"))
+      std::fclose(f);
     else
       problems.push_back({config.source_path + ": wechatpay.ca_file",
                           "cannot read " + *config.wechatpay.ca_file + ": " + std::strerror(errno),
@@ -49,8 +50,10 @@ int run_check_config(const CliRequest& req) {
   std::size_t tenants_ok = 0;
   for (const auto& tenant : tenants) {
     auto loaded = load_tenant_credentials(tenant, config.credentials_dir);
-    if (loaded) ++tenants_ok;
-    else problems.insert(problems.end(), loaded.error().begin(), loaded.error().end());
+    if (loaded)
+      ++tenants_ok;
+    else
+      problems.insert(problems.end(), loaded.error().begin(), loaded.error().end());
   }
   if (!problems.empty()) throw StartupError(problems);
   std::cout << config.source_path << ": valid; database " << where << " up to date; " << tenants_ok

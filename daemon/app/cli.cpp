@@ -8,7 +8,8 @@ const std::vector<CommandSpec>& commands() {
   static const std::vector<CommandSpec> specs = {
       {"migrate", "apply pending migrations/ to the database (idempotent, safe to run concurrently)", {}},
       {"check-config", "validate the YAML config and every tenant's key files; exit 0 or name every problem", {}},
-      {"plan", "what `run` would send now, per tenant and row, sending nothing (--detailed-exitcode: 2 if any)",
+      {"plan",
+       "what `run` would send now, per tenant and row, sending nothing (--detailed-exitcode: 2 if any)",
        {"--detailed-exitcode"}},
       {"status", "per-tenant row counts by state and error code, pauses, oldest pending change", {}},
       {"run", "the daemon: reconcile until stopped (SIGTERM drains, SIGHUP reloads)", {"--exit-when-idle"}},
@@ -50,10 +51,11 @@ Result<CliRequest, UsageError> parse_cli(const std::vector<std::string>& args) {
       req.kind = CliRequest::Kind::version;
       return req;
     }
-    if (arg == "--config" || arg.rfind("--config=", 0) == 0) {
+    if (arg == "--config" || arg.starts_with("--config=")) {
       std::string value;
       if (arg == "--config") {
-        if (i + 1 >= args.size()) return UsageError{"--config needs a file path, e.g. --config /etc/callbackd/callbackd.yaml"};
+        if (i + 1 >= args.size())
+          return UsageError{"--config needs a file path, e.g. --config /etc/callbackd/callbackd.yaml"};
         value = args[++i];
       } else {
         value = arg.substr(std::string_view("--config=").size());
@@ -104,13 +106,12 @@ std::string help_text() {
     s += line + std::string(spec.summary) + "\n";
     for (auto flag : spec.flags) s += "      " + std::string(flag) + "\n";
   }
-  s +=
-      "\n"
-      "Environment:\n"
-      "  CALLBACKD_DATABASE_URL   overrides database.url from the config\n"
-      "  CREDENTIALS_DIRECTORY    default credentials_dir (set by systemd LoadCredential=)\n"
-      "\n"
-      "Exit status: 0 success, 1 runtime failure, 64 usage error, 78 configuration error.\n";
+  s += "\n"
+       "Environment:\n"
+       "  CALLBACKD_DATABASE_URL   overrides database.url from the config\n"
+       "  CREDENTIALS_DIRECTORY    default credentials_dir (set by systemd LoadCredential=)\n"
+       "\n"
+       "Exit status: 0 success, 1 runtime failure, 64 usage error, 78 configuration error.\n";
   return s;
 }
 

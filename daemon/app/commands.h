@@ -20,5 +20,5 @@ int run_migrate(const CliRequest& req);
 int run_check_config(const CliRequest& req);
 int run_plan(const CliRequest& req);    // app/plan_command.cpp
 int run_status(const CliRequest& req);  // app/status_command.cpp
-int run_run(const CliRequest& req);
+int run_daemon(const CliRequest& req);  // `callbackd run`: app/run_command.cpp
 }  // namespace callbackd::app

@@ -22,12 +22,18 @@ using logging::Level;
 
 Level level_of(spdlog::level::level_enum l) {
   switch (l) {
-    case spdlog::level::trace: return Level::trace;
-    case spdlog::level::debug: return Level::debug;
-    case spdlog::level::info: return Level::info;
-    case spdlog::level::warn: return Level::warn;
-    case spdlog::level::err: return Level::error;
-    default: return Level::critical;
+    case spdlog::level::trace:
+      return Level::trace;
+    case spdlog::level::debug:
+      return Level::debug;
+    case spdlog::level::info:
+      return Level::info;
+    case spdlog::level::warn:
+      return Level::warn;
+    case spdlog::level::err:
+      return Level::error;
+    default:
+      return Level::critical;
   }
 }
 

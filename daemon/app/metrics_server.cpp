@@ -20,8 +20,8 @@ namespace callbackd::app {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
-using asio::ip::tcp;
 using asio::use_awaitable;
+using asio::ip::tcp;
 
 namespace {
 // Descriptors are bounded by kMaxConnections; a health check still gets in when they are all
@@ -65,7 +65,8 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
       res.body() = handlers.metrics();
     } else if (path == "/healthz" || path == "/readyz") {
       const Probe p = path == "/healthz" ? handlers.health() : handlers.ready();
-      text(p.ok ? bhttp::status::ok : bhttp::status::service_unavailable, (p.ok ? "ok: " : "not ok: ") + p.detail + "\n");
+      text(p.ok ? bhttp::status::ok : bhttp::status::service_unavailable,
+           (p.ok ? "ok: " : "not ok: ") + p.detail + "\n");
     } else {
       text(bhttp::status::not_found, "not found: try /metrics, /healthz or /readyz\n");
     }

@@ -18,8 +18,8 @@ int run_migrate(const CliRequest& req) {
       std::cout << "migrate: applied " << m.name << " (" << m.took.count() << " ms)" << std::endl;
     });
     if (result.applied.empty()) {
-      std::cout << "migrate: " << where << " is up to date at schema version " << result.schema_version
-                << " (" << result.already_applied << " migrations applied earlier, none pending)\n";
+      std::cout << "migrate: " << where << " is up to date at schema version " << result.schema_version << " ("
+                << result.already_applied << " migrations applied earlier, none pending)\n";
     } else {
       std::cout << "migrate: " << where << " is now at schema version " << result.schema_version << " ("
                 << result.applied.size() << " applied now, " << result.already_applied << " earlier)\n";

@@ -40,7 +40,8 @@ Operations::Operations(asio::io_context& io, const Config& config, http::HttpsCl
   using metrics::Type;
   auto& r = registry_;
   r.declare("callbackd_build_info", Type::gauge, "Always 1; the version label says which build runs.");
-  r.declare("callbackd_ready", Type::gauge, "1 when /readyz answers 200 (database reachable, tenants and keys loaded).");
+  r.declare("callbackd_ready", Type::gauge,
+            "1 when /readyz answers 200 (database reachable, tenants and keys loaded).");
   r.declare("callbackd_database_up", Type::gauge, "1 when the last periodic query of the database succeeded.");
   r.declare("callbackd_requests_total", Type::counter,
             "Attempts to set a notify URL that reached a verdict, by tenant and outcome.");
@@ -229,8 +230,8 @@ std::string Operations::status_line() const {
 Probe Operations::health() const {
   const auto age = SteadyClock::now() - heartbeat_;
   if (age > kHeartbeatStale)
-    return {false, "event loop heartbeat is " + std::to_string(std::chrono::duration_cast<seconds>(age).count()) +
-                       " s old"};
+    return {false,
+            "event loop heartbeat is " + std::to_string(std::chrono::duration_cast<seconds>(age).count()) + " s old"};
   return {true, "event loop alive"};
 }
 
@@ -244,16 +245,16 @@ Probe Operations::ready() const {
 
 void Operations::refresh_gauges() {
   auto& r = registry_;
-  for (const char* name : {"callbackd_pending_rows", "callbackd_oldest_pending_change_seconds", "callbackd_tenant_paused",
-                           "callbackd_tenant_rate_per_minute", "callbackd_tenant_throttled", "callbackd_in_flight",
-                           "callbackd_buffered_rows"})
+  for (const char* name : {"callbackd_pending_rows", "callbackd_oldest_pending_change_seconds",
+                           "callbackd_tenant_paused", "callbackd_tenant_rate_per_minute", "callbackd_tenant_throttled",
+                           "callbackd_in_flight", "callbackd_buffered_rows"})
     r.clear(name);
   std::size_t tenants = 0, paused = 0;
   if (reconciler_) {
     for (const auto& t : reconciler_->snapshot()) {
       ++tenants;
       const auto l = tenant_label(t.tenant_id);
-      const char* reason = t.paused_by_error            ? "error"
+      const char* reason = t.paused_by_error               ? "error"
                            : t.mode == TenantMode::paused  ? "mode_paused"
                            : t.mode == TenantMode::observe ? "mode_observe"
                                                            : nullptr;
@@ -273,7 +274,8 @@ void Operations::refresh_gauges() {
     r.set_total("callbackd_invalid_rows_total", kNone, static_cast<double>(stats.invalid));
     // One series per reason (connection failed; answered, but not by WeChat Pay), both always
     // served so that an alert or a rate() sees a 0 before the first hold.
-    for (const auto reason : {reconcile::EndpointHoldReason::unreachable, reconcile::EndpointHoldReason::not_wechatpay}) {
+    for (const auto reason :
+         {reconcile::EndpointHoldReason::unreachable, reconcile::EndpointHoldReason::not_wechatpay}) {
       const std::string name(reconcile::endpoint_hold_reason_name(reason));
       const bool held = reconciler_->endpoint_held() && reconciler_->endpoint_hold_reason() == reason;
       r.set("callbackd_wechatpay_unreachable", {{"reason", name}}, held ? 1 : 0);

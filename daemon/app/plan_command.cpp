@@ -58,9 +58,12 @@ std::string row_line(const pg::QueuedEntry& e, const reconcile::WorkVerdict& v, 
   const auto& item = e.item;
   std::ostringstream line;
   const char* action = "drop";
-  if (v.action == reconcile::WorkAction::send) action = held ? "held" : "send";
-  else if (v.action == reconcile::WorkAction::mark_invalid) action = held ? "held" : "invalid";
-  line << "  " << action << std::string(8 - std::string_view(action).size(), ' ') << "mchid=" << printable(item.sub_mchid);
+  if (v.action == reconcile::WorkAction::send)
+    action = held ? "held" : "send";
+  else if (v.action == reconcile::WorkAction::mark_invalid)
+    action = held ? "held" : "invalid";
+  line << "  " << action << std::string(8 - std::string_view(action).size(), ' ')
+       << "mchid=" << printable(item.sub_mchid);
   if (v.action == reconcile::WorkAction::mark_invalid) {
     line << " reason=invalid message=" << printable(v.invalid->message);
   } else {
@@ -73,8 +76,10 @@ std::string row_line(const pg::QueuedEntry& e, const reconcile::WorkVerdict& v, 
       line << " applied=none";
   }
   if (v.action == reconcile::WorkAction::drop) line << " (nothing to send; run settles the entry)";
-  if (e.claimed_by) line << " (in flight at " << printable(*e.claimed_by) << ")";
-  else if (e.due_in.count() > 0) line << " (due in " << human_duration(e.due_in) << ")";
+  if (e.claimed_by)
+    line << " (in flight at " << printable(*e.claimed_by) << ")";
+  else if (e.due_in.count() > 0)
+    line << " (due in " << human_duration(e.due_in) << ")";
   if (item.attempts > 0) line << " (" << item.attempts << " failed attempt(s))";
   return line.str();
 }
@@ -92,8 +97,7 @@ int run_plan(const CliRequest& req) {
     for (const auto& t : tenants) {
       const std::string gate = gate_reason(t);
       const bool held = !gate.empty();
-      std::cout << "\ntenant " << printable(t.tenant.tenant_id) << " (mode " << tenant_mode_name(t.tenant.mode)
-                << ")";
+      std::cout << "\ntenant " << printable(t.tenant.tenant_id) << " (mode " << tenant_mode_name(t.tenant.mode) << ")";
       if (held) std::cout << ": not sent: " << gate;
       std::cout << "\n";
       Totals mine;
@@ -101,14 +105,19 @@ int run_plan(const CliRequest& req) {
       inspector.for_each_queued(t.tenant.tenant_id, [&](const pg::QueuedEntry& e) {
         const auto v = reconcile::judge_work_item(e.item.sub_mchid, e.item.notify_url, e.item.desired, e.item.recorded,
                                                   e.item.resync);
-        if (v.action == reconcile::WorkAction::drop) ++mine.drop;
-        else if (held) ++mine.held;
-        else if (v.action == reconcile::WorkAction::send) ++mine.send;
-        else ++mine.invalid;
+        if (v.action == reconcile::WorkAction::drop)
+          ++mine.drop;
+        else if (held)
+          ++mine.held;
+        else if (v.action == reconcile::WorkAction::send)
+          ++mine.send;
+        else
+          ++mine.invalid;
         if (shown++ < kRowsShown) std::cout << row_line(e, v, held) << "\n";
       });
       if (shown > kRowsShown) std::cout << "  ... and " << (shown - kRowsShown) << " more\n";
-      if (shown == 0) std::cout << "  nothing queued\n";
+      if (shown == 0)
+        std::cout << "  nothing queued\n";
       else
         std::cout << "  = " << mine.send << " to send, " << mine.invalid << " to mark invalid, " << mine.held
                   << " held, " << mine.drop << " to drop\n";

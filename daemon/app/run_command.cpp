@@ -1,8 +1,8 @@
 // `callbackd run [--exit-when-idle]`: the daemon (with the flag: a batch job whose exit status
-// says whether every row of every tenant in mode apply is in sync, batch_result.h). Start-up checks everything that would make
-// running pointless (config, database, schema version) and exits 78 naming the problem;
-// a tenant whose keys are bad is paused, not fatal. Then: one io_context thread for the
-// network and the run loop, one thread for the database, one for LISTEN.
+// says whether every row of every tenant in mode apply is in sync, batch_result.h). Start-up checks everything that
+// would make running pointless (config, database, schema version) and exits 78 naming the problem; a tenant whose keys
+// are bad is paused, not fatal. Then: one io_context thread for the network and the run loop, one thread for the
+// database, one for LISTEN.
 //
 // Signals: SIGTERM/SIGINT stop claiming, let requests in flight finish within
 // reconciler.shutdown_grace, record what is known and exit 0; a second one exits at once
@@ -28,6 +28,7 @@
 #include "app/report_text.h"
 #include "core/config.h"
 #include "core/credentials.h"
+#include "core/reconcile/backoff.h"
 #include "core/reconcile/batch_result.h"
 #include "engine/db_worker.h"
 #include "engine/reconciler.h"
@@ -66,17 +67,28 @@ void check_schema(const Config& config) {
   if (!problems.empty()) throw StartupError(problems);
 }
 
+// Waits until `deadline` or until `stopping` is set, whichever comes first. Polls the flag
+// every 50 ms: shutdown must not wait out a reconnect backoff of up to 10 s.
+void wait_unless_stopping(reconcile::Instant deadline, const std::atomic<bool>& stopping) {
+  constexpr auto kStopCheck = std::chrono::milliseconds{50};
+  for (auto now = reconcile::Clock::now(); now < deadline && !stopping; now = reconcile::Clock::now())
+    std::this_thread::sleep_for(std::min<reconcile::Duration>(deadline - now, kStopCheck));
+}
+
 // The LISTEN connection lives on its own thread; notifications are posted to the run loop.
+// A lost connection is retried on the daemon's backoff (core/reconcile/backoff.h, capped
+// exponential with jitter), so that many instances losing one server do not reconnect in step.
 void listen_loop(const DatabaseConfig& db, asio::io_context& io, engine::Reconciler& reconciler,
                  const std::atomic<bool>& stopping) {
-  auto backoff = std::chrono::milliseconds{250};
-  bool lost = false;
+  const reconcile::RetryPolicy reconnect{std::chrono::milliseconds{250}, std::chrono::seconds{10}};
+  std::mt19937_64 random{std::random_device{}()};
+  std::uniform_real_distribution<double> uniform01{0.0, 1.0};
+  int failures = 0;
   while (!stopping) {
     try {
       pg::Listener listener(db);
-      backoff = std::chrono::milliseconds{250};
-      if (lost) {
-        lost = false;
+      if (failures > 0) {
+        failures = 0;
         logging::info("listen_reconnected");
         asio::post(io, [&reconciler] { reconciler.on_notifications_missed(); });
       }
@@ -84,12 +96,13 @@ void listen_loop(const DatabaseConfig& db, asio::io_context& io, engine::Reconci
         for (auto& n : listener.wait(std::chrono::milliseconds{250}))
           asio::post(io, [&reconciler, n] { reconciler.on_notification(n.channel, n.tenant_id); });
     } catch (const std::exception& e) {
-      lost = true;
-      logging::warn("listen_failed", {{"error", e.what()}, {"retry_in_ms", backoff}});
-      // The poll interval covers the gap; sleep in small steps so that shutdown is prompt.
-      for (auto waited = std::chrono::milliseconds{0}; waited < backoff && !stopping; waited += std::chrono::milliseconds{50})
-        std::this_thread::sleep_for(std::chrono::milliseconds{50});
-      backoff = std::min(backoff * 2, std::chrono::milliseconds{10'000});
+      ++failures;
+      const reconcile::Duration retry_in = reconcile::retry_backoff(reconnect, failures, uniform01(random));
+      logging::warn(
+          "listen_failed",
+          {{"error", e.what()}, {"retry_in_ms", std::chrono::duration_cast<std::chrono::milliseconds>(retry_in)}});
+      // The poll interval covers the gap until the listener is back.
+      wait_unless_stopping(reconcile::Clock::now() + retry_in, stopping);
     }
   }
 }
@@ -115,7 +128,7 @@ int batch_exit_status(const DatabaseConfig& database) {
 
 }  // namespace
 
-int run_run(const CliRequest& req) {
+int run_daemon(const CliRequest& req) {
   Config config = load_config(req.config_path);
   init_logging(config.log);
   if (auto problem = credentials_dir_problem(config.credentials_dir, config.source_path)) throw StartupError(*problem);
@@ -128,7 +141,9 @@ int run_run(const CliRequest& req) {
       [database = config.database, instance]() -> std::unique_ptr<engine::Store> {
         return std::make_unique<pg::ReconcileStore>(database, instance);
       },
-      [](const std::string& message) { logging::error("database_error", {{"error", message}}); });
+      [](const std::string& message) {
+        logging::error("database_error", {{"error", message}});
+      });
   // systemd notify, metrics and health (app/operations.h): READY=1 once the tenants and their
   // keys were loaded, the watchdog from this io_context, /metrics on metrics.listen.
   Operations ops(io, config, client, db);
@@ -159,9 +174,9 @@ int run_run(const CliRequest& req) {
         logging::info("reloaded", {{"config", req.config_path}});
       } catch (const StartupError& e) {
         ops.reloaded(config);
-        logging::error("reload_refused", {{"config", req.config_path},
-                                          {"error", e.what()},
-                                          {"note", "the previous config stays in force"}});
+        logging::error(
+            "reload_refused",
+            {{"config", req.config_path}, {"error", e.what()}, {"note", "the previous config stays in force"}});
       }
     } else if (++stop_signals == 1) {
       logging::info("signal", {{"signal", signal}, {"action", "drain"}});

@@ -14,7 +14,8 @@ namespace callbackd::app {
 bool notify_socket_send(const std::string& socket, std::string_view state) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (socket.size() < 2 || (socket[0] != '/' && socket[0] != '@') || socket.size() >= sizeof addr.sun_path) return false;
+  if (socket.size() < 2 || (socket[0] != '/' && socket[0] != '@') || socket.size() >= sizeof addr.sun_path)
+    return false;
   std::memcpy(addr.sun_path, socket.data(), socket.size());
   if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';  // abstract namespace
   const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + socket.size());

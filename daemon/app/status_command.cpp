@@ -27,7 +27,8 @@ int run_status(const CliRequest& req) {
       if (t.pause) {
         std::cout << "  PAUSED by error " << printable(t.pause->error_code.empty() ? "-" : t.pause->error_code) << ": "
                   << printable(t.pause->reason) << " (next probe "
-                  << (t.pause->probe_in.count() > 0 ? "in " + human_duration(t.pause->probe_in) : std::string("due now"))
+                  << (t.pause->probe_in.count() > 0 ? "in " + human_duration(t.pause->probe_in)
+                                                    : std::string("due now"))
                   << ")";
       }
       std::cout << "\n";

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/host_scope.h"
+#include "core/yaml_reader.h"
 
 namespace callbackd {
 
@@ -58,11 +59,16 @@ const Section& section(const std::string& name) {
 
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Null: return "nothing (null)";
-    case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
-    default: return "an undefined value";
+    case YAML::NodeType::Null:
+      return "nothing (null)";
+    case YAML::NodeType::Scalar:
+      return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    default:
+      return "an undefined value";
   }
 }
 
@@ -84,8 +90,9 @@ class Reader {
 
   // Reports keys the section does not know (and duplicates, which YAML libraries keep silently)
   // and calls `on_key` for each known one that is present.
-  void map(const YAML::Node& node, const std::string& section_name,
-           const std::function<void(const std::string& key, const YAML::Node& value, const std::string& path)>& on_key) {
+  void map(
+      const YAML::Node& node, const std::string& section_name,
+      const std::function<void(const std::string& key, const YAML::Node& value, const std::string& path)>& on_key) {
     const Section& sec = section(section_name);
     if (!node.IsMap()) {
       problem(section_name, "expected a map of settings, found " + describe(node),
@@ -93,7 +100,7 @@ class Reader {
                   "' followed by indented 'key: value' lines");
       return;
     }
-    std::set<std::string> seen;
+    yaml_reader::MapKeys keys;
     for (const auto& kv : node) {
       if (!kv.first.IsScalar()) {
         problem(section_name, "a key must be a plain name, found " + describe(kv.first));
@@ -101,13 +108,15 @@ class Reader {
       }
       const std::string key = kv.first.Scalar();
       const std::string path = section_name.empty() ? key : section_name + "." + key;
-      if (!seen.insert(key).second) {
-        problem(path, "the key appears more than once", "keep one of them");
+      if (auto repeated = keys.repeated(key, kv.first)) {
+        problem(path, std::move(*repeated), "keep one of them");
         continue;
       }
       if (std::find(sec.keys.begin(), sec.keys.end(), key) == sec.keys.end()) {
-        problem(path, "unknown key", "the keys accepted " + std::string(section_name.empty() ? "at the top level" : "in '" + section_name + "'") +
-                                         " are: " + join(sec.keys) + " (see config/callbackd.example.yaml)");
+        problem(path, "unknown key",
+                "the keys accepted " +
+                    std::string(section_name.empty() ? "at the top level" : "in '" + section_name + "'") +
+                    " are: " + join(sec.keys) + " (see config/callbackd.example.yaml)");
         continue;
       }
       on_key(key, kv.second, path);
@@ -182,8 +191,8 @@ class Reader {
     }
     Millis d{v * f->second};
     if (!(zero_means_off && d.count() == 0) && (d < min || d > max)) {
-      problem(path, "must be between " + std::to_string(min.count()) + "ms and " + std::to_string(max.count()) +
-                        "ms" + (zero_means_off ? " (or 0 for off)" : "") + ", found " + s);
+      problem(path, "must be between " + std::to_string(min.count()) + "ms and " + std::to_string(max.count()) + "ms" +
+                        (zero_means_off ? " (or 0 for off)" : "") + ", found " + s);
       return;
     }
     out = d;
@@ -197,7 +206,7 @@ class Reader {
       return;
     }
     const std::string scheme = "https://";
-    const bool https = s.rfind(scheme, 0) == 0;
+    const bool https = s.starts_with(scheme);
     const std::string rest = https ? s.substr(scheme.size()) : "";
     if (!https || rest.empty() || rest.find_first_of("/?#@ \t") != std::string::npos || !parse_https_url(s)) {
       problem(path, "expected an https URL with a host and optional port and nothing else, found '" + s + "'",
@@ -244,8 +253,8 @@ void settle_backup_url(Reader& r, WechatpayConfig& w, bool backup_given) {
   const HostScope scope = host_scope(base->host);
   if (!backup || scope == HostScope::anywhere || !is_wechatpay_production_host(backup->host)) return;
   r.problem("wechatpay.backup_url",
-            "is WeChat Pay's production host (" + w.backup_url + ") while wechatpay.base_url (" + w.base_url + ") is a " +
-                std::string(to_string(scope)) +
+            "is WeChat Pay's production host (" + w.backup_url + ") while wechatpay.base_url (" + w.base_url +
+                ") is a " + std::string(to_string(scope)) +
                 " address: this rehearsal would send real signed requests to production whenever its sandbox is down",
             "set wechatpay.backup_url: \"\" (or a second sandbox's URL) to rehearse, or set wechatpay.base_url: " +
                 std::string(kWechatpayBaseUrl) + " to run against production");
@@ -273,14 +282,7 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
   Config c;
   c.source_path = source_name;
   Reader r(source_name);
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    // yaml-cpp's mark is 0-based.
-    throw StartupError(Problem{source_name + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1),
-                               "not valid YAML: " + e.msg, "fix the syntax at that line"});
-  }
+  const YAML::Node root = yaml_reader::load(yaml_text, source_name);
 
   bool have_url = false;
   bool backup_given = false;
@@ -298,38 +300,52 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
           if (k == "url") {
             have_url = true;  // a bad value is reported as such, not also as missing
             r.string(x, p, c.database.url);
-          }
-          else if (k == "connect_timeout") r.duration(x, p, c.database.connect_timeout, Millis{100}, Millis{600'000});
+          } else if (k == "connect_timeout")
+            r.duration(x, p, c.database.connect_timeout, Millis{100}, Millis{600'000});
         } else if (key == "wechatpay") {
           auto& w = c.wechatpay;
-          if (k == "base_url") r.https_base_url(x, p, w.base_url, false);
+          if (k == "base_url")
+            r.https_base_url(x, p, w.base_url, false);
           else if (k == "backup_url") {
             backup_given = true;
             r.https_base_url(x, p, w.backup_url, true);
-          }
-          else if (k == "ca_file") {
+          } else if (k == "ca_file") {
             std::string s;
             if (r.string(x, p, s)) w.ca_file = s;
-          } else if (k == "connect_timeout") r.duration(x, p, w.connect_timeout, Millis{10}, Millis{600'000});
-          else if (k == "request_timeout") r.duration(x, p, w.request_timeout, Millis{10}, Millis{600'000});
-          else if (k == "idle_timeout") r.duration(x, p, w.idle_timeout, Millis{100}, Millis{3'600'000});
-          else if (k == "max_connections_per_host") r.integer(x, p, w.max_connections_per_host, 1, 1024);
-          else if (k == "max_response_bytes") r.integer(x, p, w.max_response_bytes, 1024, 16 * 1024 * 1024);
+          } else if (k == "connect_timeout")
+            r.duration(x, p, w.connect_timeout, Millis{10}, Millis{600'000});
+          else if (k == "request_timeout")
+            r.duration(x, p, w.request_timeout, Millis{10}, Millis{600'000});
+          else if (k == "idle_timeout")
+            r.duration(x, p, w.idle_timeout, Millis{100}, Millis{3'600'000});
+          else if (k == "max_connections_per_host")
+            r.integer(x, p, w.max_connections_per_host, 1, 1024);
+          else if (k == "max_response_bytes")
+            r.integer(x, p, w.max_response_bytes, 1024, 16 * 1024 * 1024);
         } else if (key == "reconciler") {
           auto& rc = c.reconciler;
-          if (k == "poll_interval") r.duration(x, p, rc.poll_interval, Millis{100}, Millis{3'600'000});
-          else if (k == "resync_interval") r.duration(x, p, rc.resync_interval, Millis{60'000}, Millis{365LL * 86'400'000}, true);
-          else if (k == "global_rate_per_second") r.number(x, p, rc.global_rate_per_second, 0, 1e6);
-          else if (k == "max_in_flight_per_tenant") r.integer(x, p, rc.max_in_flight_per_tenant, 1, 256);
-          else if (k == "retry_initial_backoff") r.duration(x, p, rc.retry_initial_backoff, Millis{10}, Millis{3'600'000});
-          else if (k == "retry_max_backoff") r.duration(x, p, rc.retry_max_backoff, Millis{10}, Millis{86'400'000});
-          else if (k == "tenant_probe_interval") r.duration(x, p, rc.tenant_probe_interval, Millis{1'000}, Millis{86'400'000});
-          else if (k == "shutdown_grace") r.duration(x, p, rc.shutdown_grace, Millis{0}, Millis{600'000});
+          if (k == "poll_interval")
+            r.duration(x, p, rc.poll_interval, Millis{100}, Millis{3'600'000});
+          else if (k == "resync_interval")
+            r.duration(x, p, rc.resync_interval, Millis{60'000}, Millis{365LL * 86'400'000}, true);
+          else if (k == "global_rate_per_second")
+            r.number(x, p, rc.global_rate_per_second, 0, 1e6);
+          else if (k == "max_in_flight_per_tenant")
+            r.integer(x, p, rc.max_in_flight_per_tenant, 1, 256);
+          else if (k == "retry_initial_backoff")
+            r.duration(x, p, rc.retry_initial_backoff, Millis{10}, Millis{3'600'000});
+          else if (k == "retry_max_backoff")
+            r.duration(x, p, rc.retry_max_backoff, Millis{10}, Millis{86'400'000});
+          else if (k == "tenant_probe_interval")
+            r.duration(x, p, rc.tenant_probe_interval, Millis{1'000}, Millis{86'400'000});
+          else if (k == "shutdown_grace")
+            r.duration(x, p, rc.shutdown_grace, Millis{0}, Millis{600'000});
         } else if (key == "metrics") {
           if (k == "listen" && r.string(x, p, c.metrics.listen, true)) check_listen_address(r, p, c.metrics.listen);
         } else if (key == "log") {
           if (k == "level") {
-            static const std::vector<std::string> levels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+            static const std::vector<std::string> levels = {"trace", "debug",    "info", "warn",
+                                                            "error", "critical", "off"};
             std::string s;
             if (r.string(x, p, s)) {
               if (std::find(levels.begin(), levels.end(), s) == levels.end())
@@ -340,9 +356,12 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
           } else if (k == "format") {
             std::string s;
             if (r.string(x, p, s)) {
-              if (s == "logfmt") c.log.format = LogConfig::Format::logfmt;
-              else if (s == "json") c.log.format = LogConfig::Format::json;
-              else r.problem(p, "expected logfmt or json, found '" + s + "'");
+              if (s == "logfmt")
+                c.log.format = LogConfig::Format::logfmt;
+              else if (s == "json")
+                c.log.format = LogConfig::Format::json;
+              else
+                r.problem(p, "expected logfmt or json, found '" + s + "'");
             }
           }
         }
@@ -374,10 +393,10 @@ Config load_config(const std::string& path, EnvLookup env) {
   std::error_code ec;
   const auto type = std::filesystem::status(path, ec).type();
   if (!ec && type != std::filesystem::file_type::regular)
-    throw StartupError(Problem{path, type == std::filesystem::file_type::directory
-                                         ? "is a directory, not a config file"
-                                         : "is not a regular file",
-                               "pass --config FILE with the path of the YAML file"});
+    throw StartupError(Problem{
+        path,
+        type == std::filesystem::file_type::directory ? "is a directory, not a config file" : "is not a regular file",
+        "pass --config FILE with the path of the YAML file"});
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int err = errno;

@@ -19,7 +19,7 @@ inline constexpr const char* kWechatpayBaseUrl = "https://api.mch.weixin.qq.com"
 inline constexpr const char* kWechatpayBackupUrl = "https://api2.wechatpay.cn";
 
 struct DatabaseConfig {
-  std::string url;                       // libpq conninfo or URI; CALLBACKD_DATABASE_URL overrides
+  std::string url;  // libpq conninfo or URI; CALLBACKD_DATABASE_URL overrides
   Millis connect_timeout{Millis{10'000}};
 };
 
@@ -28,18 +28,18 @@ struct WechatpayConfig {
   // Empty: no failover. When the file leaves it out, parse_config sets kWechatpayBackupUrl if
   // (and only if) base_url is production's, so that a rehearsal never fails over to production.
   std::string backup_url;
-  std::optional<std::string> ca_file;   // extra CA bundle (the sandbox's); system store otherwise
-  Millis connect_timeout{Millis{5'000}};  // resolve + TCP connect + TLS handshake, each
+  std::optional<std::string> ca_file;      // extra CA bundle (the sandbox's); system store otherwise
+  Millis connect_timeout{Millis{5'000}};   // resolve + TCP connect + TLS handshake, each
   Millis request_timeout{Millis{10'000}};  // whole request, from first byte written to body read
-  Millis idle_timeout{Millis{5'000}};     // drop pooled connections idle this long (WeChat Pay closes at ~8 s)
+  Millis idle_timeout{Millis{5'000}};      // drop pooled connections idle this long (WeChat Pay closes at ~8 s)
   std::size_t max_connections_per_host{16};
   std::size_t max_response_bytes{64 * 1024};
 };
 
 struct ReconcilerConfig {
-  Millis poll_interval{Millis{5'000}};   // safety net behind LISTEN/NOTIFY
-  Millis resync_interval{Millis{0}};     // 0: off; otherwise re-assert every row this often
-  double global_rate_per_second{0};      // 0: no global cap beyond each tenant's rate
+  Millis poll_interval{Millis{5'000}};  // safety net behind LISTEN/NOTIFY
+  Millis resync_interval{Millis{0}};    // 0: off; otherwise re-assert every row this often
+  double global_rate_per_second{0};     // 0: no global cap beyond each tenant's rate
   int max_in_flight_per_tenant{4};
   Millis retry_initial_backoff{Millis{1'000}};
   Millis retry_max_backoff{Millis{300'000}};

@@ -23,7 +23,6 @@ constexpr const char* kPlaceFix = "put the file in the credentials directory and
 // opens at once (and is then refused by fstat) instead of hanging the daemon.
 constexpr int kKeyFileFlags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
 
-
 // The components of a lexically checked relative path, without "." and empty ones.
 std::vector<std::string> components(const fs::path& relative) {
   std::vector<std::string> parts;
@@ -108,8 +107,8 @@ CredentialFileError symlink_refused(const std::string& credentials_dir, const st
   const fs::path real_file = fs::weakly_canonical(shown, ec);
   const std::string what_link = "'" + link.component + "' is a symlink to " + link.target;
   if (!ec && !is_within(real_file, real_dir))
-    return {shown + " resolves to " + real_file.string() + ", outside the credentials directory " + credentials_dir + " (" +
-                what_link + "; symlinks out of it are refused)",
+    return {shown + " resolves to " + real_file.string() + ", outside the credentials directory " + credentials_dir +
+                " (" + what_link + "; symlinks out of it are refused)",
             "copy the key into the credentials directory instead"};
   std::string fix = "replace the symlink with the file itself";
   if (!ec && fs::is_regular_file(real_file, ec))
@@ -134,7 +133,8 @@ std::string lexical_credential_path_problem(const std::string& sql_path) {
 }
 
 Result<CredentialFile, CredentialFileError> open_credential_file(const std::string& credentials_dir,
-                                                                 const std::string& sql_path, BeneathResolver resolver) {
+                                                                 const std::string& sql_path,
+                                                                 BeneathResolver resolver) {
   if (credentials_dir.empty())
     return CredentialFileError{
         "no credentials directory: set credentials_dir in the config or run under systemd with "
@@ -151,8 +151,8 @@ Result<CredentialFile, CredentialFileError> open_credential_file(const std::stri
   // (/run/credentials/UNIT can be reached through one); only what lies beneath it is confined.
   const UniqueFd dir(::open(credentials_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (dir.get() < 0)
-    return CredentialFileError{"the credentials directory " + credentials_dir + " cannot be opened: " + std::strerror(errno),
-                               kPlaceFix};
+    return CredentialFileError{
+        "the credentials directory " + credentials_dir + " cannot be opened: " + std::strerror(errno), kPlaceFix};
 
   int fd = resolver == BeneathResolver::kernel ? open_beneath_kernel(dir.get(), sql_path) : -ENOSYS;
   if (fd == -ENOSYS || fd == -EPERM) fd = open_beneath_per_component(dir.get(), parts);
@@ -160,8 +160,10 @@ Result<CredentialFile, CredentialFileError> open_credential_file(const std::stri
 
   const int err = -fd;
   if (auto link = first_symlink(dir.get(), parts)) return symlink_refused(credentials_dir, shown, *link);
-  if (err == ENOENT || err == ENOTDIR) return CredentialFileError{shown + " cannot be opened: " + std::strerror(err), kPlaceFix};
-  return CredentialFileError{shown + ": cannot be opened: " + std::strerror(err), "make it readable by the user callbackd runs as"};
+  if (err == ENOENT || err == ENOTDIR)
+    return CredentialFileError{shown + " cannot be opened: " + std::strerror(err), kPlaceFix};
+  return CredentialFileError{shown + ": cannot be opened: " + std::strerror(err),
+                             "make it readable by the user callbackd runs as"};
 }
 
 std::optional<Problem> credentials_dir_problem(const std::string& credentials_dir, const std::string& config_path) {
@@ -173,8 +175,9 @@ std::optional<Problem> credentials_dir_problem(const std::string& credentials_di
   std::error_code ec;
   const auto status = fs::status(credentials_dir, ec);
   if (ec || !fs::exists(status))
-    return Problem{where, credentials_dir + " cannot be opened: " +
-                                          (ec ? ec.message() : std::string("No such file or directory")), fix};
+    return Problem{
+        where, credentials_dir + " cannot be opened: " + (ec ? ec.message() : std::string("No such file or directory")),
+        fix};
   if (!fs::is_directory(status)) return Problem{where, credentials_dir + " is not a directory", fix};
   // Search permission is what opening a key beneath it needs. access() asks the kernel, so an
   // ACL entry granting the daemon's user (systemd >= 254 gives the directory one, r-x, owned

@@ -15,7 +15,8 @@ constexpr const char* kAccessAclXattr = "system.posix_acl_access";
 
 std::uint32_t little_endian(std::string_view bytes, std::size_t at, std::size_t width) {
   std::uint32_t v = 0;
-  for (std::size_t i = 0; i < width; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
+  for (std::size_t i = 0; i < width; ++i)
+    v |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
   return v;
 }
 
@@ -26,7 +27,8 @@ bool known_tag(std::uint16_t tag) {
     case AclTag::group_obj:
     case AclTag::group:
     case AclTag::mask:
-    case AclTag::other: return true;
+    case AclTag::other:
+      return true;
   }
   return false;
 }
@@ -35,14 +37,27 @@ bool known_tag(std::uint16_t tag) {
 std::string entry_text(const AclEntry& e, std::uint16_t perm) {
   std::string who;
   switch (e.tag) {
-    case AclTag::user_obj: who = "user:"; break;
-    case AclTag::user: who = "user:" + std::to_string(e.id); break;
-    case AclTag::group_obj: who = "group:"; break;
-    case AclTag::group: who = "group:" + std::to_string(e.id); break;
-    case AclTag::mask: who = "mask:"; break;
-    case AclTag::other: who = "other:"; break;
+    case AclTag::user_obj:
+      who = "user:";
+      break;
+    case AclTag::user:
+      who = "user:" + std::to_string(e.id);
+      break;
+    case AclTag::group_obj:
+      who = "group:";
+      break;
+    case AclTag::group:
+      who = "group:" + std::to_string(e.id);
+      break;
+    case AclTag::mask:
+      who = "mask:";
+      break;
+    case AclTag::other:
+      who = "other:";
+      break;
   }
-  return who + ":" + ((perm & kAclRead) ? "r" : "-") + ((perm & kAclWrite) ? "w" : "-") + ((perm & kAclExecute) ? "x" : "-");
+  return who + ":" + ((perm & kAclRead) ? "r" : "-") + ((perm & kAclWrite) ? "w" : "-") +
+         ((perm & kAclExecute) ? "x" : "-");
 }
 
 std::string mode_text(mode_t mode) {
@@ -123,14 +138,21 @@ std::optional<Exposure> private_file_exposure(const FileAccess& file, uid_t daem
     if (effective == 0) continue;
     switch (e.tag) {
       case AclTag::user_obj:
-      case AclTag::mask: continue;
+      case AclTag::mask:
+        continue;
       case AclTag::user:
         if (e.id == daemon_uid) continue;  // the daemon's own account: what systemd >= 254 writes
         append_listed(remove, "u:" + std::to_string(e.id));
         break;
-      case AclTag::group: append_listed(remove, "g:" + std::to_string(e.id)); break;
-      case AclTag::group_obj: append_listed(modify, "g::-"); break;
-      case AclTag::other: append_listed(modify, "o::-"); break;
+      case AclTag::group:
+        append_listed(remove, "g:" + std::to_string(e.id));
+        break;
+      case AclTag::group_obj:
+        append_listed(modify, "g::-");
+        break;
+      case AclTag::other:
+        append_listed(modify, "o::-");
+        break;
     }
     if (!granted.empty()) granted += ", ";
     granted += entry_text(e, effective);
@@ -141,7 +163,8 @@ std::optional<Exposure> private_file_exposure(const FileAccess& file, uid_t daem
   std::string fix = "setfacl";
   if (!remove.empty()) fix += " -x " + remove;
   if (!modify.empty()) fix += " -m " + modify;
-  return Exposure{too_open + "its ACL grants " + granted + "; a private key must not be accessible by anyone but its owner and " +
+  return Exposure{too_open + "its ACL grants " + granted +
+                      "; a private key must not be accessible by anyone but its owner and " +
                       "the daemon's user (uid " + std::to_string(daemon_uid) + ")",
                   fix + " " + path};
 }

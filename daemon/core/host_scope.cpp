@@ -17,13 +17,10 @@ std::string normalized_name(std::string_view host) {
   return h;
 }
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 // `name` is `zone` or a name under it.
 bool in_zone(std::string_view name, std::string_view zone) {
-  return name == zone || (name.size() > zone.size() && ends_with(name, zone) && name[name.size() - zone.size() - 1] == '.');
+  return name == zone ||
+         (name.size() > zone.size() && name.ends_with(zone) && name[name.size() - zone.size() - 1] == '.');
 }
 
 HostScope ipv4_scope(std::uint32_t a) {  // host byte order
@@ -39,8 +36,9 @@ HostScope ipv6_scope(const std::array<unsigned char, 16>& b) {
   if (first80_zero && b[10] == 0xff && b[11] == 0xff)  // ::ffff:a.b.c.d, IPv4-mapped
     return ipv4_scope(static_cast<std::uint32_t>(b[12]) << 24 | static_cast<std::uint32_t>(b[13]) << 16 |
                       static_cast<std::uint32_t>(b[14]) << 8 | b[15]);
-  const bool first120_zero = first80_zero && std::all_of(b.begin() + 10, b.begin() + 15, [](unsigned char c) { return c == 0; });
-  if (first120_zero && (b[15] == 1 || b[15] == 0)) return HostScope::loopback;  // ::1, ::
+  const bool first120_zero =
+      first80_zero && std::all_of(b.begin() + 10, b.begin() + 15, [](unsigned char c) { return c == 0; });
+  if (first120_zero && (b[15] == 1 || b[15] == 0)) return HostScope::loopback;   // ::1, ::
   if ((b[0] & 0xfe) == 0xfc) return HostScope::private_network;                  // fc00::/7
   if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return HostScope::private_network;  // fe80::/10
   return HostScope::anywhere;
@@ -69,16 +67,20 @@ bool binds_loopback_only(std::string_view address) {
   const std::string a = normalized_name(address);
   if (host_scope(a) != HostScope::loopback) return false;
   in6_addr v6{};
-  if (inet_pton(AF_INET6, a.c_str(), &v6) == 1) return !IN6_IS_ADDR_UNSPECIFIED(&v6) && !(IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 0);
+  if (inet_pton(AF_INET6, a.c_str(), &v6) == 1)
+    return !IN6_IS_ADDR_UNSPECIFIED(&v6) && !(IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 0);
   in_addr v4{};
   return inet_pton(AF_INET, a.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
 }
 
 std::string_view to_string(HostScope scope) {
   switch (scope) {
-    case HostScope::loopback: return "loopback";
-    case HostScope::private_network: return "private";
-    case HostScope::anywhere: return "public";
+    case HostScope::loopback:
+      return "loopback";
+    case HostScope::private_network:
+      return "private";
+    case HostScope::anywhere:
+      return "public";
   }
   return "public";
 }
@@ -115,7 +117,8 @@ std::optional<HttpsEndpoint> parse_https_url(std::string_view url) {
   }
   if (host.empty()) return std::nullopt;
   if (!port.empty() || rest.back() == ':') {
-    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+    if (port.empty() || port.size() > 5 ||
+        !std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
       return std::nullopt;
     const int p = std::stoi(std::string(port));
     if (p < 1 || p > 65535) return std::nullopt;

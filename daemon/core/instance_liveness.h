@@ -4,6 +4,7 @@
 // namespace, and its pid no longer exists. Everything else waits for the lease.
 #pragma once
 
+#include <functional>
 #include <string>
 
 namespace callbackd {
@@ -29,5 +30,7 @@ ProcessIdentity this_process();
 // kill(pid, 0): gone on ESRCH, alive on success or EPERM (it exists, owned by someone else),
 // unknown otherwise and for pid <= 0 (never signal 0, -1 or a process group).
 PidProbe probe_pid(long pid);
+// Who answers "does this pid exist?": probe_pid in the daemon, a stand-in in tests.
+using PidProber = std::function<PidProbe(long pid)>;
 
 }  // namespace callbackd

@@ -9,9 +9,12 @@ namespace callbackd {
 
 std::string_view tenant_mode_name(TenantMode mode) {
   switch (mode) {
-    case TenantMode::apply: return "apply";
-    case TenantMode::observe: return "observe";
-    case TenantMode::paused: return "paused";
+    case TenantMode::apply:
+      return "apply";
+    case TenantMode::observe:
+      return "observe";
+    case TenantMode::paused:
+      return "paused";
   }
   return "apply";
 }
@@ -41,14 +44,16 @@ Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const Te
     problem("mchid", bad->message, "set callbackd.tenants.mchid to the calling merchant's id (digits)");
   if (!is_upper_hex(tenant.merchant_serial_no))
     problem("merchant_serial_no",
-            "must be the API certificate serial in uppercase hex (at most 40 digits), found '" + tenant.merchant_serial_no.substr(0, 80) +
+            "must be the API certificate serial in uppercase hex (at most 40 digits), found '" +
+                tenant.merchant_serial_no.substr(0, 80) +
                 "' (a decimal or lowercase serial is a classic cause of 401 SIGN_ERROR)",
             "copy it from `openssl x509 -in apiclient_cert.pem -noout -serial`");
-  const bool public_key_mode = tenant.wechatpay_key_id.rfind(wechatpay::kPublicKeyIdPrefix, 0) == 0;
+  const bool public_key_mode = tenant.wechatpay_key_id.starts_with(wechatpay::kPublicKeyIdPrefix);
   if (!public_key_mode && !is_upper_hex(tenant.wechatpay_key_id))
     problem("wechatpay_key_id",
             "must be a WeChat Pay public key id (PUB_KEY_ID_...) or a platform certificate serial in "
-            "uppercase hex, found '" + tenant.wechatpay_key_id.substr(0, 80) + "'");
+            "uppercase hex, found '" +
+                tenant.wechatpay_key_id.substr(0, 80) + "'");
 
   // Opens one key file named in SQL beneath the credentials directory, reporting a confinement
   // problem against its column. The key is then read through that descriptor.
@@ -64,8 +69,10 @@ Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const Te
   std::optional<wechatpay::PrivateKey> private_key;
   if (auto file = open_key("private_key_path", tenant.private_key_path)) {
     auto key = wechatpay::read_private_key(file->fd(), file->path(), ::geteuid());
-    if (key) private_key = key.value();
-    else problem("private_key_path", key.error().message, key.error().fix);
+    if (key)
+      private_key = key.value();
+    else
+      problem("private_key_path", key.error().message, key.error().fix);
   }
 
   wechatpay::KeySet keys;

@@ -17,8 +17,8 @@ Result<http::HttpRequest, std::string> signed_favor_callbacks_request(const Tena
   req.body = wechatpay::favor_callbacks_request_body(sub_mchid, notify_url, push_switch);
   auto nonce = wechatpay::make_nonce();
   if (!nonce) return nonce.error().message;
-  auto auth = wechatpay::authorization_header(tenant.merchant, req.method, req.target, req.body, unix_seconds,
-                                              nonce.value());
+  auto auth =
+      wechatpay::authorization_header(tenant.merchant, req.method, req.target, req.body, unix_seconds, nonce.value());
   if (!auth) return auth.error().message;
   req.authorization = std::move(auth).value();
   // Selects which key WeChat Pay signs the response with during a key migration.
@@ -32,15 +32,23 @@ wechatpay::TransportFailure transport_failure(http::TransportErrorKind kind) {
   using K = http::TransportErrorKind;
   using F = wechatpay::TransportFailure;
   switch (kind) {
-    case K::resolve: return F::resolve;
-    case K::connect: return F::connect;
-    case K::tls: return F::tls;
-    case K::timeout: return F::timeout;
-    case K::closed: return F::connection_closed;
-    case K::too_large: return F::response_too_large;
-    case K::malformed: return F::protocol;
+    case K::resolve:
+      return F::resolve;
+    case K::connect:
+      return F::connect;
+    case K::tls:
+      return F::tls;
+    case K::timeout:
+      return F::timeout;
+    case K::closed:
+      return F::connection_closed;
+    case K::too_large:
+      return F::response_too_large;
+    case K::malformed:
+      return F::protocol;
     case K::config:
-    case K::io: break;
+    case K::io:
+      break;
   }
   return F::connection_closed;
 }

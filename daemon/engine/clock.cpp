@@ -26,8 +26,10 @@ class SteadyTimer final : public Timer {
   }
 
   void wake() override {
-    if (waiting_) timer_.cancel();
-    else woken_ = true;
+    if (waiting_)
+      timer_.cancel();
+    else
+      woken_ = true;
   }
 
  private:
@@ -42,6 +44,8 @@ reconcile::Instant SystemClock::now() const { return reconcile::Clock::now(); }
 
 std::chrono::system_clock::time_point SystemClock::wall_now() const { return std::chrono::system_clock::now(); }
 
-std::unique_ptr<Timer> SystemClock::make_timer(boost::asio::io_context& io) { return std::make_unique<SteadyTimer>(io); }
+std::unique_ptr<Timer> SystemClock::make_timer(boost::asio::io_context& io) {
+  return std::make_unique<SteadyTimer>(io);
+}
 
 }  // namespace callbackd::engine

@@ -2,19 +2,47 @@
 
 #include <boost/asio/post.hpp>
 
-#include <algorithm>
 #include <chrono>
+#include <random>
 
 #include "core/logging/event.h"
+#include "core/reconcile/backoff.h"
 
 namespace callbackd::engine {
 
-DbWorker::DbWorker(std::function<std::unique_ptr<Store>()> make_store, std::function<void(const std::string&)> log_error)
+namespace {
+
+// Reconnecting after the database went away: from a quarter second up to ten seconds, with
+// jitter, so that instances that lost one server together do not knock on it together.
+constexpr reconcile::RetryPolicy kReconnect{std::chrono::milliseconds{250}, std::chrono::seconds{10}};
+
+}  // namespace
+
+std::function<void(const Result<Done, DatabaseError>&)> log_if_failed(logging::Level level, std::string_view event,
+                                                                      logging::Fields fields) {
+  return [level, event = std::string(event), fields = std::move(fields)](const Result<Done, DatabaseError>& answer) {
+    if (answer) return;
+    logging::Fields line = fields;
+    line.emplace(line.begin(), "error", answer.error().what());
+    logging::emit(level, event, std::move(line));
+  };
+}
+
+DbWorker::DbWorker(std::function<std::unique_ptr<Store>()> make_store,
+                   std::function<void(const std::string&)> log_error)
     : make_store_(std::move(make_store)), log_error_(std::move(log_error)), thread_([this] { loop(); }) {}
 
 DbWorker::DbWorker(boost::asio::io_context& io, Store& store) : inline_io_(&io), inline_store_(&store) {}
 
 DbWorker::~DbWorker() { stop(); }
+
+DatabaseError DbWorker::unexpected(const char* what) {
+  logging::error("database_call_bug", {{"error", what},
+                                       {"note",
+                                        "a store call threw something other than "
+                                        "DatabaseError; answered as a database error"}});
+  return DatabaseError(std::string("unexpected error in a database call: ") + what);
+}
 
 void DbWorker::post(Job job) {
   if (inline_io_) {
@@ -22,7 +50,7 @@ void DbWorker::post(Job job) {
       try {
         job(*store);
       } catch (const std::exception& e) {
-        logging::error("database_job_failed", {{"error", e.what()}});
+        unexpected(e.what());
       }
     });
     return;
@@ -48,16 +76,37 @@ std::size_t DbWorker::queued() const {
   return jobs_.size();
 }
 
+bool DbWorker::connect(std::unique_ptr<Store>& store) {
+  int failed_attempts = 0;
+  const auto down_since = std::chrono::steady_clock::now();
+  std::minstd_rand random(std::random_device{}());
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  while (!store || !store->connected()) {
+    try {
+      if (store)
+        store->reconnect();
+      else
+        store = make_store_();
+      // Operators (and the fault tests) see when an outage ended and what it cost.
+      if (failed_attempts > 0)
+        logging::info("database_reconnected", {{"failed_attempts", failed_attempts},
+                                               {"down_ms", std::chrono::steady_clock::now() - down_since}});
+      return true;
+    } catch (const std::exception& e) {  // DatabaseError, or whatever else connecting threw: logged, retried
+      ++failed_attempts;
+      const auto wait = std::chrono::ceil<std::chrono::milliseconds>(
+          reconcile::retry_backoff(kReconnect, failed_attempts, uniform(random)));
+      log_error_(std::string("database unavailable, retrying in ") + std::to_string(wait.count()) + " ms: " + e.what());
+      // Sleeps for the backoff, waking early only to stop.
+      std::unique_lock lock(mutex_);
+      if (cv_.wait_for(lock, wait, [&] { return stopping_; })) return false;
+    }
+  }
+  return true;
+}
+
 void DbWorker::loop() {
   std::unique_ptr<Store> store;
-  auto backoff = std::chrono::milliseconds{250};
-  const auto max_backoff = std::chrono::milliseconds{10'000};
-  // Sleeps for the backoff, waking early only to stop.
-  auto pause = [&] {
-    std::unique_lock lock(mutex_);
-    cv_.wait_for(lock, backoff, [&] { return stopping_; });
-    backoff = std::min(backoff * 2, max_backoff);
-  };
   for (;;) {
     Job job;
     {
@@ -68,32 +117,11 @@ void DbWorker::loop() {
       jobs_.pop_front();
     }
     // (Re)connect before the job; a database that is down delays jobs, it loses none.
-    int failed_attempts = 0;
-    const auto down_since = std::chrono::steady_clock::now();
-    while (!store || !store->connected()) {
-      try {
-        if (store) store->reconnect();
-        else store = make_store_();
-        backoff = std::chrono::milliseconds{250};
-        // Operators (and the fault tests) see when an outage ended and what it cost.
-        if (failed_attempts > 0)
-          logging::info("database_reconnected", {{"failed_attempts", failed_attempts},
-                                                  {"down_ms", std::chrono::steady_clock::now() - down_since}});
-      } catch (const std::exception& e) {
-        ++failed_attempts;
-        log_error_(std::string("database unavailable, retrying in ") + std::to_string(backoff.count()) +
-                   " ms: " + e.what());
-        {
-          std::lock_guard lock(mutex_);
-          if (stopping_) return;
-        }
-        pause();
-      }
-    }
+    if (!connect(store)) return;
     try {
       job(*store);
     } catch (const std::exception& e) {
-      // The job has already told its caller; here only the connection matters.
+      // call() answers every failure to its caller; a raw job (post) should too.
       log_error_(std::string("database job failed: ") + e.what());
     }
   }

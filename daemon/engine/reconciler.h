@@ -1,8 +1,10 @@
 // The daemon's run loop (`callbackd run`): claims due rows per tenant, paces and sends them,
 // classifies what came back and records every attempt. All decisions are the pure functions
-// of core/reconcile (scheduler, pacer, tenant state, row decision); this class only moves
-// data between them, the HTTPS client (on the io_context thread) and PostgreSQL (on the
-// DbWorker thread).
+// of core/reconcile (scheduler, pacer, tenant state, row decision); this class only joins
+// its pieces, each in its own file: the tenant registry (tenants, keys, pauses), the lease
+// keeper (heartbeat, ownership), the dispatcher (sign, send, classify) and the record batcher
+// (batching, flush, drain). The HTTPS client runs on the io_context thread, PostgreSQL on the
+// DbWorker thread.
 //
 // Lifecycle of a row: claimed (pending_work entry stamped with a claim token and a lease) ->
 // validated (invalid rows are recorded at once and never sent) -> buffered per tenant ->
@@ -34,6 +36,10 @@
 #include "core/reconcile/work.h"
 #include "engine/clock.h"
 #include "engine/db_worker.h"
+#include "engine/dispatcher.h"
+#include "engine/lease_keeper.h"
+#include "engine/record_batcher.h"
+#include "engine/tenant_registry.h"
 #include "http/https_client.h"
 
 namespace callbackd::engine {
@@ -41,8 +47,8 @@ namespace callbackd::engine {
 // One finished attempt, as operations (metrics) see it: never a sub-merchant id.
 struct AttemptObserved {
   std::string tenant_id;
-  std::string outcome;     // wechatpay::outcome_name
-  std::string error_code;  // "" when applied
+  std::string outcome;            // wechatpay::outcome_name
+  std::string error_code;         // "" when applied
   std::optional<int> latency_ms;  // nullopt when nothing was sent
 };
 
@@ -62,9 +68,9 @@ struct ReconcilerStats {
   std::uint64_t invalid = 0;
   std::map<std::string, std::uint64_t> outcomes;  // by outcome name
   std::uint64_t record_batches = 0;
-  std::uint64_t endpoint_holds = 0;          // times WeChat Pay was found unreachable (hold entered)
+  std::uint64_t endpoint_holds = 0;  // times WeChat Pay was found unreachable (hold entered)
   std::map<std::string, std::uint64_t> endpoint_holds_by_reason;  // by reconcile::endpoint_hold_reason_name
-  std::uint64_t endpoint_probes_failed = 0;  // probes during a hold that could not reach it either
+  std::uint64_t endpoint_probes_failed = 0;                       // probes during a hold that could not reach it either
   std::uint64_t loop_turns = 0;  // times the run loop woke and looked at its work (tests/engine count them)
 };
 
@@ -104,43 +110,19 @@ class Reconciler {
   reconcile::EndpointHoldReason endpoint_hold_reason() const { return scheduler_.endpoint().reason(); }
 
  private:
-  struct TenantRuntime;
+  // Claims (the rest of the loop's work is in its pieces below).
+  reconcile::ClaimInputs claim_inputs(const TenantRuntime& t, reconcile::Instant now) const;
+  void maybe_claim(TenantRuntime& t, reconcile::Instant now);
+  void on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int asked, reconcile::Instant now);
 
-  boost::asio::awaitable<void> attempt(std::string tenant_id, reconcile::WorkItem item, reconcile::Dispatch dispatch,
-                                       reconcile::Instant sent_at);
-  void dispatch(const reconcile::Dispatch& d, reconcile::Instant now);
-  reconcile::ClaimInputs claim_inputs(const std::string& tenant_id, const TenantRuntime& t,
-                                      reconcile::Instant now) const;
-  void maybe_claim(const std::string& tenant_id, TenantRuntime& t, reconcile::Instant now);
-  void on_claimed(const std::string& tenant_id, reconcile::ClaimResult result, int asked, reconcile::Instant now);
-  void finish(const std::string& tenant_id, const reconcile::WorkItem& item, const reconcile::Dispatch& dispatch,
-              reconcile::Instant sent_at, const wechatpay::Outcome& outcome, std::optional<int> latency_ms,
-              reconcile::EndpointReach reach);
-  // After a completion changed the endpoint hold: one log line per change (not per row), and
-  // while held, claimed rows are given back (hold_buffers).
-  void on_endpoint_change(bool was_held, int failed_probes_before, const wechatpay::Outcome& outcome,
-                          reconcile::Instant now);
-  void hold_buffers();
-  void add_record(reconcile::AttemptRecord record);
-  void maybe_flush(reconcile::Instant now, bool force);
-  void refresh_tenants();
-  void apply_tenants(std::vector<TenantRow> rows, std::map<std::string, reconcile::StoredTenantPause> pauses,
-                     bool reload_keys);
-  void pause_tenant(const std::string& tenant_id, const std::string& code, const std::string& reason,
-                    bool persist_event);
-  void release_buffer(TenantRuntime& t);
-  void heartbeat();
-  void on_heartbeat(const reconcile::Ownership& ownership, const std::vector<std::string>& released,
-                    reconcile::Instant send_until);
-  // The tenant lease and its send margin now (the config's, or the one before a reload
-  // while requests dispatched under it may still be out).
-  reconcile::LeaseTiming lease_timing(reconcile::Instant now) const;
-  TenantMode scheduled_mode(const TenantRuntime& t, reconcile::Instant now) const;
-  void sync_scheduler(const std::string& tenant_id, TenantRuntime& t, reconcile::Instant now);
+  // The loop's own timers: the poll (safety net behind NOTIFY), the resync, the idle check.
+  void poll_and_resync(reconcile::Instant now);
+  // --exit-when-idle: true once nothing is left here or in the database.
+  bool idle_confirmed(reconcile::Instant now);
   bool locally_idle() const;
-  void kick();
-  void update_due(const std::string& tenant_id, TenantRuntime& t);
   std::optional<reconcile::Instant> next_wake(reconcile::Instant now, const reconcile::SchedulerDecision& d) const;
+  boost::asio::awaitable<void> drain();
+  void kick();
 
   boost::asio::io_context& io_;
   Config config_;
@@ -150,33 +132,25 @@ class Reconciler {
   ReconcilerOptions options_;
   reconcile::RowPolicy policy_;
   reconcile::FairScheduler scheduler_;
-  std::map<std::string, std::unique_ptr<TenantRuntime>> tenants_;
-  bool tenants_loaded_ = false;
-  bool tenants_refresh_pending_ = false;
-  bool reload_keys_ = false;
-  reconcile::Instant next_heartbeat_{};
-  std::optional<reconcile::LeaseTiming> timing_before_reload_;
-  reconcile::Instant reloaded_at_{};
-  bool heartbeat_in_flight_ = false;
+  std::mt19937_64 random_;
+  ReconcilerStats stats_;
+  // Answers from the database thread and requests that finish after the reconciler was
+  // destroyed check this (expired: dropped).
+  std::shared_ptr<const bool> lifetime_;
+  std::unique_ptr<Timer> wake_;
 
-  std::vector<reconcile::AttemptRecord> pending_records_;
-  std::set<std::string> pending_record_sub_mchids_;
-  std::vector<reconcile::TenantEvent> pending_events_;
-  std::optional<reconcile::Instant> first_pending_record_at_;
-  bool flush_in_flight_ = false;
-  std::optional<reconcile::Instant> flush_retry_at_;
+  // The pieces, in the order they depend on each other.
+  RecordBatcher records_;   // attempt records and tenant events on their way to the database
+  TenantRegistry tenants_;  // tenants, keys, pauses, buffered claims
+  LeaseKeeper leases_;      // heartbeat, tenant ownership, lease timing
+  Dispatcher dispatcher_;   // sign, send, classify, record
 
   reconcile::Instant next_poll_{};
   reconcile::Instant next_resync_{};
   std::optional<reconcile::Instant> next_idle_check_;
   bool idle_check_in_flight_ = false;
   bool idle_confirmed_ = false;
-
   bool stopping_ = false;
-  std::unique_ptr<Timer> wake_;
-  std::mt19937_64 random_;
-  ReconcilerStats stats_;
-  std::shared_ptr<bool> alive_;  // jobs posted back after destruction check this
 };
 
 }  // namespace callbackd::engine

@@ -73,10 +73,10 @@ struct Connection {
 // One pool per configured host (primary, backup).
 struct HostPool {
   HttpsEndpoint endpoint;
-  std::string host_header;          // "host" or "host:port"
+  std::string host_header;  // "host" or "host:port"
   bool is_ip_literal{false};
-  std::vector<std::unique_ptr<Connection>> idle;  // most recently used at the back
-  std::size_t open{0};                            // idle + busy connections
+  std::vector<std::unique_ptr<Connection>> idle;            // most recently used at the back
+  std::size_t open{0};                                      // idle + busy connections
   std::deque<std::shared_ptr<asio::steady_timer>> waiters;  // requests waiting for a slot
 
   // Waiters' timers are cancelled to wake them; each re-checks the pool and waits again if it
@@ -153,7 +153,8 @@ TransportErrorKind classify_exchange_error(const error_code& ec) {
   if (ec == bhttp::error::body_limit || ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
     return TransportErrorKind::too_large;
   if (is_closed_by_peer(ec)) return TransportErrorKind::closed;
-  if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category()) return TransportErrorKind::malformed;
+  if (ec.category() == bhttp::make_error_code(bhttp::error::end_of_stream).category())
+    return TransportErrorKind::malformed;
   return TransportErrorKind::io;
 }
 
@@ -251,7 +252,8 @@ struct HttpsClient::Impl {
       std::erase(pool.waiters, waiter);
       if (!ec)
         co_return CheckoutFailure{
-            make_error(TransportErrorKind::timeout, "no free connection to " + pool.endpoint.host + " before the deadline", pool, false),
+            make_error(TransportErrorKind::timeout,
+                       "no free connection to " + pool.endpoint.host + " before the deadline", pool, false),
             false};
     }
   }
@@ -269,11 +271,13 @@ struct HttpsClient::Impl {
       if (!ec) resolver.cancel();
     });
     error_code ec;
-    auto endpoints = co_await resolver.async_resolve(ep.host, std::to_string(ep.port), asio::redirect_error(use_awaitable, ec));
+    auto endpoints =
+        co_await resolver.async_resolve(ep.host, std::to_string(ep.port), asio::redirect_error(use_awaitable, ec));
     const bool resolve_timed_out = resolve_timer.expiry() <= Clock::now();
     resolve_timer.cancel();
     if (ec) {
-      if (resolve_timed_out) co_return make_error(TransportErrorKind::timeout, "resolving " + ep.host + " timed out", pool, false);
+      if (resolve_timed_out)
+        co_return make_error(TransportErrorKind::timeout, "resolving " + ep.host + " timed out", pool, false);
       co_return make_error(TransportErrorKind::resolve, "resolving " + ep.host + ": " + ec.message(), pool, false);
     }
 
@@ -283,7 +287,8 @@ struct HttpsClient::Impl {
     co_await tcp_stream.async_connect(endpoints, asio::redirect_error(use_awaitable, ec));
     if (ec == beast::error::timeout)
       co_return make_error(TransportErrorKind::timeout, "connecting to " + ep.host + " timed out", pool, false);
-    if (ec) co_return make_error(TransportErrorKind::connect, "connecting to " + ep.host + ": " + ec.message(), pool, false);
+    if (ec)
+      co_return make_error(TransportErrorKind::connect, "connecting to " + ep.host + ": " + ec.message(), pool, false);
     error_code ignored;
     tcp_stream.socket().set_option(tcp::no_delay(true), ignored);
 
@@ -294,7 +299,8 @@ struct HttpsClient::Impl {
       if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(handle), ep.host.c_str()) != 1)
         co_return make_error(TransportErrorKind::tls, "cannot set the expected IP address " + ep.host, pool, false);
     } else {
-      if (SSL_ctrl(handle, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(ep.host.c_str())) != 1 ||
+      if (SSL_ctrl(handle, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                   const_cast<char*>(ep.host.c_str())) != 1 ||
           SSL_set1_host(handle, ep.host.c_str()) != 1)
         co_return make_error(TransportErrorKind::tls, "cannot set the expected host name " + ep.host, pool, false);
     }
@@ -317,8 +323,9 @@ struct HttpsClient::Impl {
   };
 
   // Writes the request and reads the whole response on the leased connection.
-  awaitable<Result<HttpResponse, ExchangeFailure>> exchange(HostPool& pool, Lease& lease, const bhttp::request<bhttp::string_body>& req,
-                                                             Clock::time_point deadline) {
+  awaitable<Result<HttpResponse, ExchangeFailure>> exchange(HostPool& pool, Lease& lease,
+                                                            const bhttp::request<bhttp::string_body>& req,
+                                                            Clock::time_point deadline) {
     Connection& c = lease.conn();
     auto& tcp_stream = beast::get_lowest_layer(c.stream);
     tcp_stream.expires_at(std::min(Clock::now() + config.request_timeout, deadline));
@@ -350,7 +357,8 @@ struct HttpsClient::Impl {
       const auto kind = classify_exchange_error(ec);
       const bool nothing_received = !parser.got_some() && c.buffer.size() == 0;
       std::string what = kind == TransportErrorKind::too_large
-                             ? "response from " + pool.endpoint.host + " exceeds " + std::to_string(config.max_response_bytes) + " bytes"
+                             ? "response from " + pool.endpoint.host + " exceeds " +
+                                   std::to_string(config.max_response_bytes) + " bytes"
                              : "reading from " + pool.endpoint.host + ": " + ec.message();
       co_return ExchangeFailure{make_error(kind, std::move(what), pool, true),
                                 lease.reused() && nothing_received && kind == TransportErrorKind::closed};
@@ -380,10 +388,11 @@ struct HttpsClient::Impl {
     const auto deadline = started + reconcile::request_deadline(config);
 
     const bhttp::verb verb = bhttp::string_to_verb(request.method);
-    if (verb == bhttp::verb::unknown || request.target.empty() || request.target.front() != '/' || has_crlf(request.target) ||
-        has_crlf(request.authorization) || (request.wechatpay_serial && has_crlf(*request.wechatpay_serial)))
-      co_return TransportError{TransportErrorKind::config, "unusable request (method, target or header value)", pools[0]->endpoint.host,
-                               false};
+    if (verb == bhttp::verb::unknown || request.target.empty() || request.target.front() != '/' ||
+        has_crlf(request.target) || has_crlf(request.authorization) ||
+        (request.wechatpay_serial && has_crlf(*request.wechatpay_serial)))
+      co_return TransportError{TransportErrorKind::config, "unusable request (method, target or header value)",
+                               pools[0]->endpoint.host, false};
 
     std::optional<TransportError> connect_failure;
     for (std::size_t i = 0; i < pools.size(); ++i) {
@@ -435,15 +444,24 @@ struct HttpsClient::Impl {
 
 std::string_view to_string(TransportErrorKind kind) {
   switch (kind) {
-    case TransportErrorKind::config: return "config";
-    case TransportErrorKind::resolve: return "resolve";
-    case TransportErrorKind::connect: return "connect";
-    case TransportErrorKind::tls: return "tls";
-    case TransportErrorKind::timeout: return "timeout";
-    case TransportErrorKind::closed: return "closed";
-    case TransportErrorKind::too_large: return "too_large";
-    case TransportErrorKind::malformed: return "malformed";
-    case TransportErrorKind::io: return "io";
+    case TransportErrorKind::config:
+      return "config";
+    case TransportErrorKind::resolve:
+      return "resolve";
+    case TransportErrorKind::connect:
+      return "connect";
+    case TransportErrorKind::tls:
+      return "tls";
+    case TransportErrorKind::timeout:
+      return "timeout";
+    case TransportErrorKind::closed:
+      return "closed";
+    case TransportErrorKind::too_large:
+      return "too_large";
+    case TransportErrorKind::malformed:
+      return "malformed";
+    case TransportErrorKind::io:
+      return "io";
   }
   return "io";
 }
@@ -472,7 +490,8 @@ wechatpay::ResponseHeaders response_headers(const HttpResponse& response) {
   return h;
 }
 
-HttpsClient::HttpsClient(asio::io_context& io, const WechatpayConfig& config) : impl_(std::make_shared<Impl>(io, config)) {
+HttpsClient::HttpsClient(asio::io_context& io, const WechatpayConfig& config)
+    : impl_(std::make_shared<Impl>(io, config)) {
   std::vector<Problem> problems;
   auto add_pool = [&](const std::string& url, const char* key) {
     auto ep = parse_https_url(url);
@@ -525,7 +544,8 @@ awaitable<Result<HttpResponse, TransportError>> HttpsClient::send(HttpRequest re
     co_return co_await impl->send(std::move(request));
   } catch (const std::exception& e) {
     // Not expected (allocation failure, a Beast invariant); still a value, never a crash.
-    co_return TransportError{TransportErrorKind::io, std::string("internal error: ") + e.what(), impl->pools[0]->endpoint.host, true};
+    co_return TransportError{TransportErrorKind::io, std::string("internal error: ") + e.what(),
+                             impl->pools[0]->endpoint.host, true};
   }
 }
 

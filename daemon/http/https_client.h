@@ -47,14 +47,14 @@ struct HttpRequest {
 struct HttpResponse {
   int status{0};
   std::string body;
-  std::string request_id;  // `Request-ID`, empty when absent
+  std::string request_id;                  // `Request-ID`, empty when absent
   std::optional<std::string> retry_after;  // `Retry-After` (429/503), as received
   // Every `Wechatpay-*` header, names as received (the verifier looks them up case-insensitively).
   std::vector<std::pair<std::string, std::string>> wechatpay_headers;
-  std::string host;              // the host that answered ("api.mch.weixin.qq.com" or the backup)
-  bool used_backup{false};       // the primary could not be reached; the backup answered
-  bool reused_connection{false}; // answered on a pooled keep-alive connection
-  bool retried_on_fresh{false};  // a stale pooled connection failed first (see https_client.cpp)
+  std::string host;               // the host that answered ("api.mch.weixin.qq.com" or the backup)
+  bool used_backup{false};        // the primary could not be reached; the backup answered
+  bool reused_connection{false};  // answered on a pooled keep-alive connection
+  bool retried_on_fresh{false};   // a stale pooled connection failed first (see https_client.cpp)
   std::chrono::milliseconds latency{0};
 
   // Case-insensitive lookup among wechatpay_headers; nullopt when absent.
@@ -88,9 +88,9 @@ std::string_view to_string(TransportErrorKind kind);
 
 struct TransportError {
   TransportErrorKind kind{TransportErrorKind::io};
-  std::string message;        // for logs and the audit row; never contains the Authorization header
-  std::string host;           // the host it happened on
-  bool request_sent{false};   // true once any request byte was written: WeChat Pay MAY have applied it
+  std::string message;       // for logs and the audit row; never contains the Authorization header
+  std::string host;          // the host it happened on
+  bool request_sent{false};  // true once any request byte was written: WeChat Pay MAY have applied it
   // No connection to any configured host could be made (resolve, connect, TLS handshake, or
   // one of their deadlines): the endpoint is unreachable, whatever the request. Not set for a
   // wait for a pool slot, nor for anything after a connection was made.
@@ -101,9 +101,9 @@ struct TransportError {
 struct ClientStats {
   std::uint64_t connections_opened{0};
   std::uint64_t connections_reused{0};
-  std::uint64_t stale_discarded{0};   // pooled connections found closed by the server before use
-  std::uint64_t stale_retries{0};     // requests retried once on a fresh connection
-  std::uint64_t failovers{0};         // requests that went to the backup host
+  std::uint64_t stale_discarded{0};  // pooled connections found closed by the server before use
+  std::uint64_t stale_retries{0};    // requests retried once on a fresh connection
+  std::uint64_t failovers{0};        // requests that went to the backup host
 };
 
 // What the run loop needs of a client (engine tests put a scripted WeChat Pay behind it).

@@ -1,9 +1,11 @@
 #include "pg/inspect.h"
 
+#include "core/text.h"
 #include "pg/connection.h"
 #include "pg/conninfo.h"
 #include "pg/migrator.h"
 #include "pg/queue_rows.h"
+#include "pg/statements.h"
 #include "pg/tenants_query.h"
 
 namespace callbackd::pg {
@@ -46,11 +48,6 @@ ORDER BY tenant_id, n DESC, last_error_code
 
 using Snapshot = pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only>;
 
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 }  // namespace
 
 struct Inspector::Impl {
@@ -78,7 +75,7 @@ Inspector::Inspector(const DatabaseConfig& db) : impl_(std::make_unique<Impl>())
     impl_->conn->prepare("inspect_pauses", kPauses);
     impl_->conn->prepare("inspect_state_counts", kStateCounts);
     impl_->conn->prepare("inspect_error_counts", kErrorCounts);
-    impl_->conn->prepare("inspect_queue_ages", kQueueAges);
+    impl_->conn->prepare("queue_ages", statement_text("queue_ages"));
     impl_->tx = std::make_unique<Snapshot>(*impl_->conn);
   } catch (const pqxx::failure& e) {
     throw DatabaseError("cannot open a read-only snapshot on PostgreSQL at " + impl_->where + ": " + trimmed(e.what()));
@@ -148,11 +145,13 @@ std::vector<TenantStatus> Inspector::status() {
       if (auto* s = find(r)) s->by_state[r["state"].as<std::string>()] = r["n"].as<long long>();
     for (const auto& r : tx.exec_prepared("inspect_error_counts"))
       if (auto* s = find(r))
-        s->by_error.push_back({r["state"].as<std::string>(), r["last_error_code"].as<std::string>(), r["n"].as<long long>()});
-    for (const auto& r : tx.exec_prepared("inspect_queue_ages")) {
+        s->by_error.push_back(
+            {r["state"].as<std::string>(), r["last_error_code"].as<std::string>(), r["n"].as<long long>()});
+    for (const auto& r : tx.exec_prepared("queue_ages")) {
       if (auto* s = find(r)) {
         s->queued = r["queued"].as<long long>();
-        if (!r["oldest_ms"].is_null()) s->oldest_pending_change = std::chrono::milliseconds{r["oldest_ms"].as<long long>()};
+        if (!r["oldest_ms"].is_null())
+          s->oldest_pending_change = std::chrono::milliseconds{r["oldest_ms"].as<long long>()};
       }
     }
     return out;

@@ -26,7 +26,7 @@ struct TenantOverview {
 // One pending_work entry as `run` would see it when claiming (WorkItem, claim_token 0).
 struct QueuedEntry {
   reconcile::WorkItem item;
-  std::chrono::milliseconds due_in{0};  // 0 when due now
+  std::chrono::milliseconds due_in{0};    // 0 when due now
   std::optional<std::string> claimed_by;  // an unexpired claim: in flight at that instance
 };
 

@@ -8,6 +8,7 @@
 #include <pqxx/pqxx>
 #include <set>
 
+#include "core/text.h"
 #include "pg/connection.h"
 #include "pg/conninfo.h"
 
@@ -36,8 +37,7 @@ COMMENT ON TABLE callbackd.schema_migrations IS
 void prepare_statements(pqxx::connection& conn) {
   conn.prepare("migrations_lock", "SELECT pg_advisory_lock($1)");
   conn.prepare("migrations_unlock", "SELECT pg_advisory_unlock($1)");
-  conn.prepare("migrations_history_exists",
-               "SELECT to_regclass('callbackd.schema_migrations') IS NOT NULL");
+  conn.prepare("migrations_history_exists", "SELECT to_regclass('callbackd.schema_migrations') IS NOT NULL");
   conn.prepare("migrations_history",
                "SELECT version, name, checksum FROM callbackd.schema_migrations ORDER BY version");
   conn.prepare("migrations_record",
@@ -62,10 +62,11 @@ std::vector<Migration> sorted_checked(const std::vector<Migration>& migrations) 
   std::vector<Problem> problems;
   for (std::size_t i = 0; i < sorted.size(); ++i) {
     if (sorted[i].version <= 0)
-      problems.push_back({"migrations/" + sorted[i].name, "version must be positive", "name the file NNNN_name.sql, NNNN >= 0001"});
+      problems.push_back(
+          {"migrations/" + sorted[i].name, "version must be positive", "name the file NNNN_name.sql, NNNN >= 0001"});
     if (i > 0 && sorted[i].version == sorted[i - 1].version)
-      problems.push_back({"migrations/" + sorted[i].name,
-                          "has the same version as migrations/" + sorted[i - 1].name, "give each file its own number"});
+      problems.push_back({"migrations/" + sorted[i].name, "has the same version as migrations/" + sorted[i - 1].name,
+                          "give each file its own number"});
   }
   if (!problems.empty()) throw StartupError(std::move(problems));
   return sorted;
@@ -78,7 +79,8 @@ Plan make_plan(const std::vector<Recorded>& recorded, const std::vector<Migratio
   if (!sorted.empty()) plan.status.binary_version = sorted.back().version;
 
   std::set<int> applied;
-  const std::string forward_only = "migrations are forward-only: restore the file as it was applied and put the change in a new migrations/NNNN_name.sql";
+  const std::string forward_only =
+      "migrations are forward-only: restore the file as it was applied and put the change in a new migrations/NNNN_name.sql";
   for (const auto& r : recorded) {
     applied.insert(r.version);
     plan.status.database_version = std::max(plan.status.database_version, r.version);
@@ -86,27 +88,31 @@ Plan make_plan(const std::vector<Recorded>& recorded, const std::vector<Migratio
     if (it == by_version.end()) {
       plan.status.problems.push_back(
           {"callbackd.schema_migrations",
-           "version " + std::to_string(r.version) + " (" + r.name + ") is applied but this callbackd does not carry it; the database is newer than this binary",
+           "version " + std::to_string(r.version) + " (" + r.name +
+               ") is applied but this callbackd does not carry it; the database is newer than this binary",
            "run the callbackd release that applied it, or a newer one"});
       continue;
     }
     const Migration& m = *it->second;
     if (m.name != r.name) {
-      plan.status.problems.push_back({"migrations/" + m.name,
-                                      "version " + std::to_string(r.version) + " was applied from a file named " + r.name,
-                                      forward_only});
+      plan.status.problems.push_back(
+          {"migrations/" + m.name, "version " + std::to_string(r.version) + " was applied from a file named " + r.name,
+           forward_only});
     } else if (sha256_hex(m.sql) != r.checksum) {
-      plan.status.problems.push_back({"migrations/" + m.name,
-                                      "changed since it was applied (recorded sha256 " + r.checksum + ", file has " + sha256_hex(m.sql) + ")",
-                                      forward_only});
+      plan.status.problems.push_back(
+          {"migrations/" + m.name,
+           "changed since it was applied (recorded sha256 " + r.checksum + ", file has " + sha256_hex(m.sql) + ")",
+           forward_only});
     }
   }
   for (const auto& m : sorted) {
     if (applied.count(m.version)) continue;
     if (m.version < plan.status.database_version) {
-      plan.status.problems.push_back({"migrations/" + m.name,
-                                      "is not applied but numbered below the applied version " + std::to_string(plan.status.database_version),
-                                      "renumber it above " + std::to_string(plan.status.database_version) + " (migrations run in order and are forward-only)"});
+      plan.status.problems.push_back(
+          {"migrations/" + m.name,
+           "is not applied but numbered below the applied version " + std::to_string(plan.status.database_version),
+           "renumber it above " + std::to_string(plan.status.database_version) +
+               " (migrations run in order and are forward-only)"});
       continue;
     }
     plan.status.pending.push_back(m.name);
@@ -127,12 +133,6 @@ std::vector<Recorded> read_history(pqxx::transaction_base& tx) {
   for (const auto& row : tx.exec_prepared("migrations_history"))
     out.push_back({row[0].as<int>(), row[1].as<std::string>(), row[2].as<std::string>()});
   return out;
-}
-
-std::string trimmed(const char* what) {
-  std::string s = what;
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
 }
 
 }  // namespace
@@ -186,8 +186,9 @@ MigrateResult migrate(const DatabaseConfig& db, const std::vector<Migration>& mi
       tx.exec(m->sql, m->name);
       tx.exec_prepared("migrations_record", m->version, m->name, sha256_hex(m->sql));
       tx.commit();
-      AppliedMigration applied{m->version, m->name,
-                               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)};
+      AppliedMigration applied{
+          m->version, m->name,
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)};
       result.applied.push_back(applied);
       result.schema_version = m->version;
       if (on_applied) on_applied(applied);
@@ -199,10 +200,12 @@ MigrateResult migrate(const DatabaseConfig& db, const std::vector<Migration>& mi
     }
   } catch (const pqxx::broken_connection& e) {
     throw DatabaseError("lost the connection to PostgreSQL at " + where +
-                        (current ? " while applying migrations/" + current->name : std::string()) + ": " + trimmed(e.what()));
+                        (current ? " while applying migrations/" + current->name : std::string()) + ": " +
+                        trimmed(e.what()));
   } catch (const pqxx::sql_error& e) {
     if (current)
-      throw DatabaseError("migrations/" + current->name + " failed on " + where + " and was rolled back: " + trimmed(e.what()));
+      throw DatabaseError("migrations/" + current->name + " failed on " + where +
+                          " and was rolled back: " + trimmed(e.what()));
     throw DatabaseError("migrating " + where + " failed: " + trimmed(e.what()));
   } catch (const pqxx::failure& e) {
     throw DatabaseError("migrating " + where + " failed: " + trimmed(e.what()));

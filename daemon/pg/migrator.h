@@ -58,8 +58,8 @@ MigrateResult migrate(const DatabaseConfig& db, const std::vector<Migration>& mi
 // What migrate() would do, read-only and without the lock (for readiness checks and
 // `status`). A database never migrated has database_version 0 and everything pending.
 struct SchemaStatus {
-  int database_version = 0;        // highest version recorded in the database
-  int binary_version = 0;          // highest version in `migrations`
+  int database_version = 0;          // highest version recorded in the database
+  int binary_version = 0;            // highest version in `migrations`
   std::vector<std::string> pending;  // file names migrate() would apply, in order
   std::vector<Problem> problems;     // what migrate() would refuse (see above)
   bool up_to_date() const { return pending.empty() && problems.empty(); }

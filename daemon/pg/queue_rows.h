@@ -18,16 +18,6 @@ namespace callbackd::pg {
 
 using reconcile::WorkItem;
 
-// Per tenant: queued entries and the age of the oldest change among them (resync entries are
-// not changes). Read by `status` (inspect.cpp) and by the daemon's metrics (queue_ages()).
-inline constexpr const char* kQueueAges = R"SQL(
-SELECT w.tenant_id, count(*) AS queued,
-       floor(extract(epoch FROM now() - min(d.updated_at) FILTER (WHERE NOT w.resync)) * 1000)::bigint AS oldest_ms
-FROM callbackd.pending_work w
-JOIN callbackd.desired_callbacks d ON d.mchid = w.mchid
-GROUP BY w.tenant_id
-)SQL";
-
 inline reconcile::RowState parse_row_state(const std::string& state) {
   // sub_merchant_state.state's CHECK constraint admits exactly these four.
   if (state == "in_sync") return reconcile::RowState::in_sync;

@@ -1,6 +1,7 @@
-// The engine's store (engine/store.h) over PostgreSQL, and the LISTEN connection. Std types
-// only: libpqxx stays in reconcile_store.cpp. One ReconcileStore owns one connection and is
-// used from ONE thread (the daemon's database thread); calls block.
+// The engine's store (engine/store.h) over PostgreSQL (and, through pg/listener.h, the LISTEN
+// connection). Std types only: libpqxx stays in the .cpp files, one per concern (claims.cpp,
+// records.cpp, tenant_leases.cpp; the session in reconcile_store.cpp, errors in errors.cpp).
+// One ReconcileStore owns one connection and is used from ONE thread (the daemon's database thread); calls block.
 //
 // How it keeps engine/store.h's invariants (migrations/0001_init.sql has the tables): claims
 // use FOR UPDATE SKIP LOCKED and tokens from callbackd.claim_token_seq; the enqueue trigger
@@ -19,7 +20,9 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/instance_liveness.h"
 #include "engine/store.h"
+#include "pg/listener.h"
 
 namespace callbackd::pg {
 
@@ -27,8 +30,10 @@ class ReconcileStore final : public engine::Store {
  public:
   // Connects (throws DatabaseError) and declares the named statements (libpqxx prepares each on
   // first use). `instance` is written to pending_work.claimed_by and audit_log.instance
-  // ("host:pid").
-  ReconcileStore(const DatabaseConfig& db, std::string instance);
+  // ("host:pid"). `probe` says whether a pid of our PID namespace still exists: the heartbeat
+  // asks it about other instances of this machine (core/instance_liveness.h); tests inject
+  // their own, the daemon uses kill(pid, 0).
+  ReconcileStore(const DatabaseConfig& db, std::string instance, PidProber probe = probe_pid);
   ~ReconcileStore() override;
   ReconcileStore(const ReconcileStore&) = delete;
   ReconcileStore& operator=(const ReconcileStore&) = delete;
@@ -45,8 +50,11 @@ class ReconcileStore final : public engine::Store {
                     std::chrono::milliseconds probe_in) override;
   void resume_tenant(const std::string& tenant_id) override;
 
-  // claim_due() of one tenant: FOR UPDATE SKIP LOCKED, a fresh claim_token from
+  // One statement for all `requests` (distinct tenants; a repeated tenant is a bug), results in
+  // the requests' order. Per tenant: FOR UPDATE SKIP LOCKED, at most `limit` entries, due_at
+  // order, a fresh claim_token from
   // callbackd.claim_token_seq, claimed_by = the instance name, lease_until = now() + lease.
+  // One tenant's claim, the same statement.
   reconcile::ClaimResult claim_due(const std::string& tenant_id, int limit, std::chrono::milliseconds lease);
   std::vector<reconcile::ClaimResult> claim_due(const std::vector<reconcile::ClaimRequest>& requests,
                                                 std::chrono::milliseconds lease) override;
@@ -77,31 +85,10 @@ class ReconcileStore final : public engine::Store {
   void release_all_tenants() override;
 
   std::size_t pending_for_sending_tenants() override;
-  // One cheap statement, "queue_ages", declared on first use.
+  // One cheap statement, sql/queue_ages.sql.
   std::vector<reconcile::TenantQueue> queue_ages() override;
   // record() sends exactly one per batch.
   std::uint64_t statements_executed() const override;
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
-
-// LISTEN callbackd_desired and callbackd_tenants on a connection of its own, waited on by a
-// thread of its own, so that a wake-up never queues behind a claim or a batch write.
-class Listener {
- public:
-  struct Notification {
-    std::string channel;    // "callbackd_desired" or "callbackd_tenants"
-    std::string tenant_id;  // the payload
-  };
-  explicit Listener(const DatabaseConfig& db);  // connects and LISTENs; throws DatabaseError
-  ~Listener();
-  Listener(const Listener&) = delete;
-  Listener& operator=(const Listener&) = delete;
-  // Waits up to `timeout` for notifications and returns those received (possibly none).
-  // Throws DatabaseError when the connection is lost (the caller reconnects with backoff).
-  std::vector<Notification> wait(std::chrono::milliseconds timeout);
 
  private:
   struct Impl;

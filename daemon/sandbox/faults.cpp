@@ -94,18 +94,30 @@ std::string proxy_page(int status, bool empty) {
   if (empty) return "";
   const auto reason = [&]() -> std::string_view {
     switch (status) {
-      case 400: return "Bad Request";
-      case 401: return "Unauthorized";
-      case 403: return "Forbidden";
-      case 404: return "Not Found";
-      case 405: return "Not Allowed";
-      case 413: return "Request Entity Too Large";
-      case 429: return "Too Many Requests";
-      case 500: return "Internal Server Error";
-      case 502: return "Bad Gateway";
-      case 503: return "Service Temporarily Unavailable";
-      case 504: return "Gateway Time-out";
-      default: return "Error";
+      case 400:
+        return "Bad Request";
+      case 401:
+        return "Unauthorized";
+      case 403:
+        return "Forbidden";
+      case 404:
+        return "Not Found";
+      case 405:
+        return "Not Allowed";
+      case 413:
+        return "Request Entity Too Large";
+      case 429:
+        return "Too Many Requests";
+      case 500:
+        return "Internal Server Error";
+      case 502:
+        return "Bad Gateway";
+      case 503:
+        return "Service Temporarily Unavailable";
+      case 504:
+        return "Gateway Time-out";
+      default:
+        return "Error";
     }
   }();
   const std::string title = std::to_string(status) + " " + std::string(reason);

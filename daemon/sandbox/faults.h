@@ -15,27 +15,27 @@ namespace callbackd::sandbox {
 
 enum class FaultKind {
   none,
-  error,           // a fixed API error: `code` with its status (seed table, SIGN_ERROR, SYSTEM_ERROR, 503)
-  delay,           // answer normally after `delay`
-  timeout,         // read the request, never answer (until the client gives up)
-  reset,           // read the request, then reset the TCP connection (RST, no response byte)
-  malformed_body,  // 200 with a correctly signed body that is not the documented JSON
-  bad_signature,   // 200 with a valid body whose Wechatpay-Signature does not verify
-  unknown_serial,  // 200, correctly signed, but Wechatpay-Serial names a key id the client
-                   // does not know (WeChat Pay rotated its key, the tenant was not told)
-  clock_skew,      // Wechatpay-Timestamp and update_time shifted by `skew`
+  error,             // a fixed API error: `code` with its status (seed table, SIGN_ERROR, SYSTEM_ERROR, 503)
+  delay,             // answer normally after `delay`
+  timeout,           // read the request, never answer (until the client gives up)
+  reset,             // read the request, then reset the TCP connection (RST, no response byte)
+  malformed_body,    // 200 with a correctly signed body that is not the documented JSON
+  bad_signature,     // 200 with a valid body whose Wechatpay-Signature does not verify
+  unknown_serial,    // 200, correctly signed, but Wechatpay-Serial names a key id the client
+                     // does not know (WeChat Pay rotated its key, the tenant was not told)
+  clock_skew,        // Wechatpay-Timestamp and update_time shifted by `skew`
   update_time_skew,  // only update_time shifted by `skew`: WeChat Pay's records run on another
                      // clock than PostgreSQL's, while signatures still verify
-  stale_close,     // on a REUSED keep-alive connection: close without answering, as a server
-                   // whose idle timer fired just as the request arrived; fresh ones are served
-  oversized_body,  // 200 with a body of `size_bytes` (to exercise the client's bound)
-  malformed_http,  // bytes that are not an HTTP/1.1 response, then close
-  proxy_answer,    // what a forward proxy or WAF in front of WeChat Pay answers instead of it:
-                   // `status` (default 403) with an HTML page (text/html) or an empty body,
-                   // no Wechatpay-* headers, no Request-ID; the setting is not stored
-  odd_update_time,  // 200, correctly signed, the setting stored, but update_time written as
-                    // `update_time` (verbatim) or, without it, in the seed's prose form
-                    // "YYYY-MM-DDTHH:mm:ss:sss+08:00" (a colon before the milliseconds)
+  stale_close,       // on a REUSED keep-alive connection: close without answering, as a server
+                     // whose idle timer fired just as the request arrived; fresh ones are served
+  oversized_body,    // 200 with a body of `size_bytes` (to exercise the client's bound)
+  malformed_http,    // bytes that are not an HTTP/1.1 response, then close
+  proxy_answer,      // what a forward proxy or WAF in front of WeChat Pay answers instead of it:
+                     // `status` (default 403) with an HTML page (text/html) or an empty body,
+                     // no Wechatpay-* headers, no Request-ID; the setting is not stored
+  odd_update_time,   // 200, correctly signed, the setting stored, but update_time written as
+                     // `update_time` (verbatim) or, without it, in the seed's prose form
+                     // "YYYY-MM-DDTHH:mm:ss:sss+08:00" (a colon before the milliseconds)
 };
 
 std::string_view to_string(FaultKind kind);
@@ -43,21 +43,21 @@ std::optional<FaultKind> fault_kind_from_string(std::string_view name);
 
 struct FaultRule {
   FaultKind kind{FaultKind::none};
-  double probability{1.0};          // random rules only: chance per request, in [0, 1]
-  std::string code;                 // error: the API error code
-  int status{0};                    // error: HTTP status; 0 = the code's documented status
+  double probability{1.0};  // random rules only: chance per request, in [0, 1]
+  std::string code;         // error: the API error code
+  int status{0};            // error: HTTP status; 0 = the code's documented status
   std::chrono::milliseconds delay{0};
   std::chrono::seconds skew{0};
   std::size_t size_bytes{0};
-  bool empty_body{false};                     // proxy_answer: no body instead of the HTML page
-  std::optional<std::string> update_time{};   // odd_update_time: the text to send
-  std::optional<std::string> message{};       // error: the body's message; default: the code's own
+  bool empty_body{false};                    // proxy_answer: no body instead of the HTML page
+  std::optional<std::string> update_time{};  // odd_update_time: the text to send
+  std::optional<std::string> message{};      // error: the body's message; default: the code's own
 };
 
 struct FaultPlan {
   std::uint64_t seed{1};
   std::map<std::string, FaultRule, std::less<>> by_sub_merchant;  // always applied to these
-  std::vector<FaultRule> random;  // otherwise: the first rule whose dice roll hits
+  std::vector<FaultRule> random;                                  // otherwise: the first rule whose dice roll hits
 };
 
 // What to do with one request (a rule resolved: the status filled in).

@@ -21,8 +21,8 @@ std::optional<std::size_t> utf8_length(std::string_view s) {
 namespace {
 
 // Checks one required string field; empty optional on success, the error otherwise.
-std::optional<ParamError> check_string(const nlohmann::json& obj, const char* field, std::size_t max_chars, const char* missing_text,
-                                       std::string& out) {
+std::optional<ParamError> check_string(const nlohmann::json& obj, const char* field, std::size_t max_chars,
+                                       const char* missing_text, std::string& out) {
   const std::string range = std::string(" (a string of 1-") + std::to_string(max_chars) + " characters)";
   auto it = obj.find(field);
   if (it == obj.end() || it->is_null()) return ParamError{std::string(field) + ": " + missing_text + range};
@@ -64,7 +64,8 @@ Result<std::string, ParamError> parse_favor_query(std::string_view query) {
     if (pair.substr(0, 6) == "mchid=") {
       std::string_view v = pair.substr(6);
       if (v.empty()) break;
-      if (v.size() > 20 || v.find('%') != std::string_view::npos) return ParamError{"mchid: 商户号不合法 (1-20 characters)"};
+      if (v.size() > 20 || v.find('%') != std::string_view::npos)
+        return ParamError{"mchid: 商户号不合法 (1-20 characters)"};
       return std::string(v);
     }
   }

@@ -11,7 +11,7 @@
 namespace callbackd::sandbox {
 
 struct FavorSetRequest {
-  std::string sub_mchid;          // the sub-merchant whose notify URL is set
+  std::string sub_mchid;  // the sub-merchant whose notify URL is set
   std::string notify_url;
   std::optional<bool> push_switch;  // "switch"; absent means unchanged (on for a new setting)
 };

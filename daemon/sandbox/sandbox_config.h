@@ -20,8 +20,8 @@ struct RegisteredMerchant {
 };
 
 struct PlatformKey {
-  std::string key_id;            // PUB_KEY_ID_... (public-key mode) or the certificate serial
-  std::string private_key_file;  // signs every response
+  std::string key_id;                           // PUB_KEY_ID_... (public-key mode) or the certificate serial
+  std::string private_key_file;                 // signs every response
   std::optional<std::string> certificate_file;  // certificate mode: the platform certificate
 };
 
@@ -35,9 +35,9 @@ struct Limits {
 };
 
 struct SandboxConfig {
-  std::string source;          // file name, for messages
+  std::string source;  // file name, for messages
   std::string listen_address{"127.0.0.1"};
-  std::uint16_t port{0};       // 0: an ephemeral port (see port_file)
+  std::uint16_t port{0};                 // 0: an ephemeral port (see port_file)
   std::optional<std::string> port_file;  // written with the bound port once listening
   std::string tls_certificate_file;
   std::string tls_private_key_file;
@@ -58,7 +58,8 @@ std::optional<Problem> remote_listen_problem(const SandboxConfig& config);
 
 // Relative file names resolve against `base_dir` (the config file's directory).
 // Throws StartupError naming every problem.
-SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::string& source, const std::string& base_dir);
+SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::string& source,
+                                   const std::string& base_dir);
 SandboxConfig load_sandbox_config(const std::string& path);
 
 // A runtime change (POST /sandbox/config, SIGHUP): only `limits` and `faults` sections.

@@ -63,8 +63,8 @@ std::string utc_rfc3339(SystemClock::time_point t) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[80];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
   return buf;
 }
 
@@ -100,13 +100,13 @@ struct Decision {
   int status{200};
   std::string body;
   std::string content_type{"application/json"};
-  bool sign{true};                         // API responses are signed; /sandbox/* are not
+  bool sign{true};  // API responses are signed; /sandbox/* are not
   bool corrupt_signature{false};
-  bool unknown_serial{false};              // sign correctly, but name a key id nobody was given
+  bool unknown_serial{false};                // sign correctly, but name a key id nobody was given
   std::chrono::seconds skew{0};              // the response's clock (timestamp and update_time)
   std::chrono::seconds update_time_skew{0};  // update_time only
   std::chrono::milliseconds delay{0};
-  std::string sub_merchant;                // non-empty: counted in flight until answered
+  std::string sub_merchant;  // non-empty: counted in flight until answered
   std::string request_id;
 };
 
@@ -145,24 +145,32 @@ struct SandboxServer::Impl {
     if (auto remote = remote_listen_problem(config)) problems.push_back(std::move(*remote));
     error_code ec;
     tls.use_certificate_chain_file(config.tls_certificate_file, ec);
-    if (ec) problems.push_back({config.source + ": tls.certificate_file", "cannot load '" + config.tls_certificate_file + "': " + ec.message(), ""});
+    if (ec)
+      problems.push_back({config.source + ": tls.certificate_file",
+                          "cannot load '" + config.tls_certificate_file + "': " + ec.message(), ""});
     tls.use_private_key_file(config.tls_private_key_file, ssl::context::pem, ec);
-    if (ec) problems.push_back({config.source + ": tls.private_key_file", "cannot load '" + config.tls_private_key_file + "': " + ec.message(), ""});
+    if (ec)
+      problems.push_back({config.source + ": tls.private_key_file",
+                          "cannot load '" + config.tls_private_key_file + "': " + ec.message(), ""});
     SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
 
     auto key = wp::load_private_key_file(config.platform.private_key_file);
-    if (!key) problems.push_back(key.error().to_problem());
-    else platform_key = key.value();
+    if (!key)
+      problems.push_back(key.error().to_problem());
+    else
+      platform_key = key.value();
     platform_key_id = config.platform.key_id;
     if (config.platform.certificate_file) {
       // Certificate mode: responses carry the platform certificate's serial.
       auto cert = wp::load_verification_key_file(*config.platform.certificate_file);
       if (!cert || !cert.value().certificate()) {
-        problems.push_back({config.source + ": platform.certificate_file", cert ? "not an X.509 certificate" : cert.error().message, ""});
+        problems.push_back({config.source + ": platform.certificate_file",
+                            cert ? "not an X.509 certificate" : cert.error().message, ""});
       } else {
         if (platform_key_id.empty()) platform_key_id = cert.value().certificate()->serial_hex;
         if (platform_key && !wp::keys_match(*platform_key, cert.value()))
-          problems.push_back({config.source + ": platform", "private_key_file does not belong to certificate_file", ""});
+          problems.push_back(
+              {config.source + ": platform", "private_key_file does not belong to certificate_file", ""});
       }
     }
     for (const auto& m : config.merchants) {
@@ -175,7 +183,9 @@ struct SandboxServer::Impl {
     }
     if (config.record_file) {
       record.open(*config.record_file, std::ios::app);
-      if (!record) problems.push_back({config.source + ": record_file", "cannot open '" + *config.record_file + "' for appending", ""});
+      if (!record)
+        problems.push_back(
+            {config.source + ": record_file", "cannot open '" + *config.record_file + "' for appending", ""});
     }
     limits = config.limits;
     faults = config.faults;
@@ -185,18 +195,24 @@ struct SandboxServer::Impl {
   void bind() {
     error_code ec;
     const auto address = asio::ip::make_address(config.listen_address, ec);
-    if (ec) throw StartupError(Problem{config.source + ": listen", "'" + config.listen_address + "' is not an IP address", ""});
+    if (ec)
+      throw StartupError(
+          Problem{config.source + ": listen", "'" + config.listen_address + "' is not an IP address", ""});
     const tcp::endpoint ep(address, config.port);
     acceptor.open(ep.protocol(), ec);
     if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor.bind(ep, ec);
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw StartupError(Problem{config.source + ": listen", "cannot listen on " + config.listen_address + ":" + std::to_string(config.port) + ": " + ec.message(), ""});
+    if (ec)
+      throw StartupError(Problem{
+          config.source + ": listen",
+          "cannot listen on " + config.listen_address + ":" + std::to_string(config.port) + ": " + ec.message(), ""});
     bound_port = acceptor.local_endpoint().port();
     if (config.port_file) {
       std::ofstream pf(*config.port_file, std::ios::trunc);
       pf << bound_port << "\n";
-      if (!pf) throw StartupError(Problem{config.source + ": port_file", "cannot write '" + *config.port_file + "'", ""});
+      if (!pf)
+        throw StartupError(Problem{config.source + ": port_file", "cannot write '" + *config.port_file + "'", ""});
     }
     asio::co_spawn(io, accept_loop(), asio::detached);
   }
@@ -277,7 +293,8 @@ struct SandboxServer::Impl {
         case Decision::Action::garbage: {
           // A status line no HTTP parser accepts, over the real TLS stream.
           static constexpr std::string_view kGarbage = "HTTP/1.1 2OO OK\r\nContent-Length: banana\r\n\r\n{}";
-          co_await asio::async_write(stream, asio::buffer(kGarbage.data(), kGarbage.size()), asio::redirect_error(use_awaitable, ec));
+          co_await asio::async_write(stream, asio::buffer(kGarbage.data(), kGarbage.size()),
+                                     asio::redirect_error(use_awaitable, ec));
           keep_going = false;
           break;
         }
@@ -297,7 +314,8 @@ struct SandboxServer::Impl {
     if (!d.request_id.empty()) res.set(bsv(wp::kHeaderRequestId), d.request_id);
     if (d.sign && platform_key) {
       auto nonce = wp::make_nonce();
-      const auto ts = std::chrono::duration_cast<std::chrono::seconds>((SystemClock::now() + d.skew).time_since_epoch()).count();
+      const auto ts =
+          std::chrono::duration_cast<std::chrono::seconds>((SystemClock::now() + d.skew).time_since_epoch()).count();
       // A bad signature is a real signature over other bytes: it decodes, it just does not verify.
       const std::string signed_body = d.corrupt_signature ? d.body + " " : d.body;
       // An unknown serial: the same key signs, so only the serial's lookup can fail.
@@ -383,7 +401,8 @@ struct SandboxServer::Impl {
     [&] {
       if (path != wp::kFavorCallbacksPath) return answer_error(404, "RESOURCE_NOT_EXISTS", "接口不存在");
       const bool is_post = req.method() == bhttp::verb::post;
-      if (!is_post && req.method() != bhttp::verb::get) return answer_error(405, "METHOD_NOT_ALLOWED", "不支持的请求方法");
+      if (!is_post && req.method() != bhttp::verb::get)
+        return answer_error(405, "METHOD_NOT_ALLOWED", "不支持的请求方法");
 
       const auto auth_it = req.find(bhttp::field::authorization);
       if (auth_it == req.end()) return answer_error(401, "SIGN_ERROR", "缺少Authorization请求头");
@@ -395,13 +414,18 @@ struct SandboxServer::Impl {
       cs.peaks.record(now);
       const auto merchant = merchants.find(fields.value().caller_mchid);
       if (merchant == merchants.end()) return answer_error(401, "SIGN_ERROR", "商户号不存在或未开通API v3");
-      if (merchant->second.serial_no != fields.value().serial_no) return answer_error(401, "SIGN_ERROR", "商户证书序列号有误。");
-      switch (wp::verify_request(fields.value(), merchant->second.key, std::string_view(req.method_string().data(), req.method_string().size()),
-                                 target, req.body(), now_sys)) {
-        case wp::RequestCheck::valid: break;
-        case wp::RequestCheck::stale_timestamp: return answer_error(401, "SIGN_ERROR", "请求时间戳与服务器时间相差超过5分钟");
+      if (merchant->second.serial_no != fields.value().serial_no)
+        return answer_error(401, "SIGN_ERROR", "商户证书序列号有误。");
+      switch (wp::verify_request(fields.value(), merchant->second.key,
+                                 std::string_view(req.method_string().data(), req.method_string().size()), target,
+                                 req.body(), now_sys)) {
+        case wp::RequestCheck::valid:
+          break;
+        case wp::RequestCheck::stale_timestamp:
+          return answer_error(401, "SIGN_ERROR", "请求时间戳与服务器时间相差超过5分钟");
         case wp::RequestCheck::bad_base64:
-        case wp::RequestCheck::bad_signature: return answer_error(401, "SIGN_ERROR", "错误的签名，验签失败");
+        case wp::RequestCheck::bad_signature:
+          return answer_error(401, "SIGN_ERROR", "错误的签名，验签失败");
       }
       signature_verified = true;
 
@@ -428,10 +452,17 @@ struct SandboxServer::Impl {
       const FaultAction fault = choose_fault(faults, sub_merchant, seq);
       if (fault.kind != FaultKind::none) fault_name = std::string(to_string(fault.kind));
       switch (fault.kind) {
-        case FaultKind::error: return answer_error(fault.status, fault.code, fault.message);
-        case FaultKind::timeout: d.action = Decision::Action::timeout; return;
-        case FaultKind::reset: d.action = Decision::Action::reset; return;
-        case FaultKind::malformed_http: d.action = Decision::Action::garbage; return;
+        case FaultKind::error:
+          return answer_error(fault.status, fault.code, fault.message);
+        case FaultKind::timeout:
+          d.action = Decision::Action::timeout;
+          return;
+        case FaultKind::reset:
+          d.action = Decision::Action::reset;
+          return;
+        case FaultKind::malformed_http:
+          d.action = Decision::Action::garbage;
+          return;
         case FaultKind::proxy_answer:
           // Answered in front of WeChat Pay: nothing stored, nothing of WeChat Pay's in it.
           d.status = fault.status;
@@ -447,12 +478,23 @@ struct SandboxServer::Impl {
           }
           fault_name.clear();  // a fresh connection is served normally
           break;
-        case FaultKind::delay: d.delay = fault.delay; break;
-        case FaultKind::clock_skew: d.skew = fault.skew; break;
-        case FaultKind::update_time_skew: d.update_time_skew = fault.skew; break;
-        case FaultKind::bad_signature: d.corrupt_signature = true; break;
-        case FaultKind::unknown_serial: d.unknown_serial = true; break;
-        default: break;
+        case FaultKind::delay:
+          d.delay = fault.delay;
+          break;
+        case FaultKind::clock_skew:
+          d.skew = fault.skew;
+          break;
+        case FaultKind::update_time_skew:
+          d.update_time_skew = fault.skew;
+          break;
+        case FaultKind::bad_signature:
+          d.corrupt_signature = true;
+          break;
+        case FaultKind::unknown_serial:
+          d.unknown_serial = true;
+          break;
+        default:
+          break;
       }
 
       auto& stored = settings[sub_merchant];
@@ -478,11 +520,21 @@ struct SandboxServer::Impl {
     if (d.action == Decision::Action::respond && d.status >= 400) code = wp::parse_error_body(d.body).code;
     std::string outcome;
     switch (d.action) {
-      case Decision::Action::respond: outcome = std::to_string(d.status) + (code.empty() ? "" : " " + code); break;
-      case Decision::Action::timeout: outcome = "timeout"; break;
-      case Decision::Action::reset: outcome = "reset"; break;
-      case Decision::Action::close: outcome = "stale_close"; break;
-      case Decision::Action::garbage: outcome = "malformed_http"; break;
+      case Decision::Action::respond:
+        outcome = std::to_string(d.status) + (code.empty() ? "" : " " + code);
+        break;
+      case Decision::Action::timeout:
+        outcome = "timeout";
+        break;
+      case Decision::Action::reset:
+        outcome = "reset";
+        break;
+      case Decision::Action::close:
+        outcome = "stale_close";
+        break;
+      case Decision::Action::garbage:
+        outcome = "malformed_http";
+        break;
     }
     if (d.action == Decision::Action::respond && !fault_name.empty() && d.status < 400) outcome += " " + fault_name;
     auto& cs = callers[caller];
@@ -499,7 +551,8 @@ struct SandboxServer::Impl {
                                   {"code", code},
                                   {"signature_verified", signature_verified},
                                   {"fault", fault_name},
-                                  {"user_agent", short_id(std::string_view(req[bhttp::field::user_agent].data(), req[bhttp::field::user_agent].size()))},
+                                  {"user_agent", short_id(std::string_view(req[bhttp::field::user_agent].data(),
+                                                                           req[bhttp::field::user_agent].size()))},
                                   {"reused_connection", reused_connection}};
       record << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
       record.flush();
@@ -572,7 +625,8 @@ void SandboxServer::apply(const RuntimeUpdate& update) { impl_->apply(update); }
 
 int SandboxServer::run_until_signalled(const std::string& config_path) {
   impl_->bind();
-  std::cout << "callbackd-sandbox listening on https://" << impl_->config.listen_address << ":" << impl_->bound_port << std::endl;
+  std::cout << "callbackd-sandbox listening on https://" << impl_->config.listen_address << ":" << impl_->bound_port
+            << std::endl;
   asio::signal_set signals(impl_->io, SIGINT, SIGTERM, SIGHUP);
   std::function<void(const error_code&, int)> on_signal = [&](const error_code& ec, int sig) {
     if (ec) return;

@@ -48,7 +48,7 @@ std::vector<callbackd::logging::Fields> log_records(const std::string& output) {
     const std::size_t end = std::min(output.find('\n', at), output.size());
     const std::string line = output.substr(at, end - at);
     at = end + 1;
-    if (line.empty() || line.rfind("callbackd: ", 0) == 0) continue;
+    if (line.empty() || line.starts_with("callbackd: ")) continue;
     INFO("line: " << line.substr(0, 300));
     if (line.front() == '{') {
       const auto j = nlohmann::json::parse(line, nullptr, false);
@@ -71,7 +71,7 @@ std::vector<callbackd::logging::Fields> log_records(const std::string& output) {
 std::vector<std::string> values(const callbackd::logging::Fields& record, const std::string& key) {
   std::vector<std::string> out;
   for (const auto& f : record)
-    if (f.key == key || f.key.rfind(key + "_", 0) == 0) out.push_back(f.value);
+    if (f.key == key || f.key.starts_with(key + "_")) out.push_back(f.value);
   return out;
 }
 
@@ -83,8 +83,8 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
   struct Bad {
     std::string mchid;
     std::optional<std::string> notify_url;  // nullopt: SQL NULL
-    std::string field;  // the field the message must start with
-    std::string says;   // a part of the message that says what to fix
+    std::string field;                      // the field the message must start with
+    std::string says;                       // a part of the message that says what to fix
   };
   const std::vector<Bad> bad = {
       // SQL injection: values are bound parameters, never SQL; these fail on their own merits.
@@ -104,7 +104,8 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
       // Control characters (NUL cannot be stored in PostgreSQL text: see the next test).
       {"3100000007", "https://ctl.example.com/\x01", "notify_url", "control character at byte 24"},
       {"3100000008", "https://ctl.example.com/a\tb", "notify_url", "control character at byte 25"},
-      {"3100000009", "https://ctl.example.com/a\nlevel=error event=forged", "notify_url", "control character at byte 25"},
+      {"3100000009", "https://ctl.example.com/a\nlevel=error event=forged", "notify_url",
+       "control character at byte 25"},
       {"3100000010", "https://ctl.example.com/\x7f", "notify_url", "control character at byte 24"},
       // Bidi overrides: the bytes are kept, the message shows '?' where they were.
       {"3100000011", "https://ctl.example.com/\u202Egnp.exe", "notify_url", "non-ASCII byte at byte 24"},
@@ -132,11 +133,13 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
     pqxx::connection c(env.db().conninfo());
     pqxx::work tx(c);
     for (const auto& row : bad)
-      tx.exec_params0("INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url, switch) VALUES ($1, 'acme', $2, true)",
-                      row.mchid, row.notify_url);  // pqxx binds nullopt as NULL
+      tx.exec_params0(
+          "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url, switch) VALUES ($1, 'acme', $2, true)",
+          row.mchid, row.notify_url);  // pqxx binds nullopt as NULL
     for (const auto& [mchid, url] : legal)
-      tx.exec_params0("INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url, switch) VALUES ($1, 'acme', $2, true)",
-                      mchid, url);
+      tx.exec_params0(
+          "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url, switch) VALUES ($1, 'acme', $2, true)",
+          mchid, url);
     tx.commit();
   }
   env.start_sandbox();
@@ -145,14 +148,16 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
   auto operator_views_stay_short = [&](const char* when) {
     const std::string config = env.write_daemon_config();
     for (const char* command : {"status", "plan"}) {
-      auto shown = callbackd::test::run_process_for({CALLBACKD_BINARY, "--config", config, command}, std::chrono::seconds{60});
+      auto shown =
+          callbackd::test::run_process_for({CALLBACKD_BINARY, "--config", config, command}, std::chrono::seconds{60});
       INFO(when << ", " << command << ": " << shown.output.substr(0, 2000));
       CHECK(shown.exit_status == 0);
       CHECK(shown.output.size() < 64 * 1024);
       // A value is quoted up to 1 KiB, then "…(N bytes)" (app/report_text.h).
       CHECK(longest_run(shown.output, 'x') <= 1024);
       CHECK(longest_run(shown.output, '7') <= 1024);
-      CHECK(contains(shown.output, "…(200001 bytes)") == (std::string(command) == "plan" && std::string(when) == "before the run"));
+      CHECK(contains(shown.output, "…(200001 bytes)") ==
+            (std::string(command) == "plan" && std::string(when) == "before the run"));
       CHECK_FALSE(contains(shown.output, "\u202E"));
     }
   };
@@ -161,20 +166,21 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
   INFO(run.output.substr(0, 4000));
   REQUIRE(run.exit_status == 2);  // idle with work left: the invalid rows (cli.md)
 
-  CHECK(env.states() ==
-        std::map<std::string, long long>{{"in_sync", 3 + static_cast<long long>(legal.size())},
-                                         {"invalid", static_cast<long long>(bad.size())}});
+  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 3 + static_cast<long long>(legal.size())},
+                                                         {"invalid", static_cast<long long>(bad.size())}});
   pqxx::connection c(env.db().conninfo());
   for (const auto& row : bad) {
     const std::string url = row.notify_url.value_or("");
     INFO("mchid " << row.mchid.substr(0, 40) << " notify_url " << (row.notify_url ? url.substr(0, 60) : "NULL"));
     pqxx::read_transaction tx(c);
     // Stored verbatim: the very bytes inserted, whatever they are.
-    const auto desired = tx.exec_params1("SELECT notify_url FROM callbackd.desired_callbacks WHERE mchid = $1", row.mchid);
+    const auto desired =
+        tx.exec_params1("SELECT notify_url FROM callbackd.desired_callbacks WHERE mchid = $1", row.mchid);
     CHECK(desired[0].as<std::optional<std::string>>() == row.notify_url);
     const auto status = tx.exec_params1(
         "SELECT state, last_error_code, last_error_message, applied_notify_url IS NULL, attempts, "
-        "octet_length(desired_notify_url) FROM callbackd.sync_status WHERE mchid = $1", row.mchid);
+        "octet_length(desired_notify_url) FROM callbackd.sync_status WHERE mchid = $1",
+        row.mchid);
     CHECK(status[0].as<std::string>() == "invalid");
     CHECK(status[1].as<std::string>() == "INVALID_DESIRED_ROW");
     const std::string message = status[2].as<std::string>();
@@ -182,7 +188,7 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
     const auto expected = callbackd::desired::validate_desired(row.mchid, url);
     REQUIRE(expected.has_value());
     CHECK(message == expected->message);
-    CHECK(message.rfind(row.field + " ", 0) == 0);
+    CHECK(message.starts_with(row.field + " "));
     CHECK(contains(message, row.says));
     CHECK(message.size() < 300);
     CHECK(message.find('\n') == std::string::npos);
@@ -202,9 +208,13 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
     // row that records what was refused (evidence, written once per revision). Messages quote
     // 64 bytes of it.
     pqxx::read_transaction tx(c);
-    CHECK(tx.exec1("SELECT count(*) FROM callbackd.audit_log WHERE octet_length(notify_url) > 1000").front().as<long long>() == 1);
+    CHECK(tx.exec1("SELECT count(*) FROM callbackd.audit_log WHERE octet_length(notify_url) > 1000")
+              .front()
+              .as<long long>() == 1);
     CHECK(tx.exec1("SELECT max(octet_length(error_message)) FROM callbackd.audit_log").front().as<long long>() < 300);
-    CHECK(tx.exec1("SELECT max(octet_length(last_error_message)) FROM callbackd.sub_merchant_state").front().as<long long>() < 300);
+    CHECK(tx.exec1("SELECT max(octet_length(last_error_message)) FROM callbackd.sub_merchant_state")
+              .front()
+              .as<long long>() < 300);
     CHECK(tx.exec1("SELECT count(*) FROM callbackd.pending_work").front().as<long long>() == 0);
     // The injection strings did nothing: the tables they name are intact.
     CHECK(tx.exec1("SELECT count(*) FROM callbackd.tenants").front().as<long long>() == 1);
@@ -247,7 +257,7 @@ TEST_CASE("hostile desired rows: invalid, stored byte-exact, never sent, quoted 
     const std::string line = run.output.substr(at, end - at);
     ++lines;
     // Every line is a record of its own (or the batch's one summary line on stdout, cli.md).
-    CHECK((line.rfind("ts=", 0) == 0 || line.rfind("callbackd: idle with work left: ", 0) == 0));
+    CHECK((line.starts_with("ts=") || line.starts_with("callbackd: idle with work left: ")));
     if (contains(line, "event=row_invalid")) ++invalid_lines;
     at = end + 1;
   }
@@ -286,7 +296,7 @@ TEST_CASE("an error message from WeChat Pay cannot forge log fields", "[e2e][bad
           "failed PARAM_ERROR");
     const std::string stored =
         one(env, "SELECT last_error_message FROM callbackd.sync_status WHERE mchid = $1", target);
-    CHECK(stored.rfind(R"(x" event=forged tenant=evil)", 0) == 0);
+    CHECK(stored.starts_with(R"(x" event=forged tenant=evil)"));
 
     std::size_t attempt_lines = 0;
     for (const auto& record : log_records(run.output)) {
@@ -344,8 +354,10 @@ TEST_CASE("what PostgreSQL itself refuses at INSERT: the whole statement, nothin
     std::string sqlstate, message;
     try {
       // A good row first, in the same statement: it must not survive the bad one.
-      tx.exec0("INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) VALUES "
-               "('3399999999', 'acme', 'https://good.example.com/'), " + row.values);
+      tx.exec0(
+          "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) VALUES "
+          "('3399999999', 'acme', 'https://good.example.com/'), " +
+          row.values);
       tx.commit();
     } catch (const pqxx::sql_error& e) {
       sqlstate = e.sqlstate();
@@ -406,39 +418,91 @@ TEST_CASE("broken key files pause only their tenant, each with the file and the 
     return s;
   }();
   std::vector<Case> cases = {
-      {"missing", [] {}, "absent.key", {}, {},
-       {creds + "/absent.key cannot be opened: No such file or directory", "put the file in the credentials directory"}},
+      {"missing",
+       [] {},
+       "absent.key",
+       {},
+       {},
+       {creds + "/absent.key cannot be opened: No such file or directory",
+        "put the file in the credentials directory"}},
       {"unreadable",
        [&] {
          // Root's file, private to root: the classic "forgot to chown it to the service user".
          copy_file_mode(keys + "/merchant_1900000002.key", creds + "/root_only.key", as.drop ? 0600 : 0000);
        },
-       "root_only.key", {}, {}, {creds + "/root_only.key: cannot be opened: Permission denied"}},
-      {"world_readable", [&] { copy_file_mode(keys + "/merchant_1900000002.key", creds + "/open.key", 0644); },
-       "open.key", {}, {},
+       "root_only.key",
+       {},
+       {},
+       {creds + "/root_only.key: cannot be opened: Permission denied"}},
+      {"world_readable",
+       [&] { copy_file_mode(keys + "/merchant_1900000002.key", creds + "/open.key", 0644); },
+       "open.key",
+       {},
+       {},
        {creds + "/open.key: permissions 0644 are too open", "(fix: chmod 600 " + creds + "/open.key)"}},
-      {"group_readable", [&] { copy_file_mode(keys + "/merchant_1900000002.key", creds + "/group.key", 0640); },
-       "group.key", {}, {}, {creds + "/group.key: permissions 0640 are too open", "(fix: chmod 600 " + creds + "/group.key)"}},
-      {"corrupt", [&] { copy_file_mode(fixtures + "truncated_private.pem", creds + "/corrupt.key", 0600); },
-       "corrupt.key", {}, {}, {creds + "/corrupt.key: the PEM private key is corrupt", "download the key again"}},
-      {"ec_key", [&] { copy_file_mode(fixtures + "ec_p256.pem", creds + "/ec.key", 0600); }, "ec.key", {}, {},
+      {"group_readable",
+       [&] { copy_file_mode(keys + "/merchant_1900000002.key", creds + "/group.key", 0640); },
+       "group.key",
+       {},
+       {},
+       {creds + "/group.key: permissions 0640 are too open", "(fix: chmod 600 " + creds + "/group.key)"}},
+      {"corrupt",
+       [&] { copy_file_mode(fixtures + "truncated_private.pem", creds + "/corrupt.key", 0600); },
+       "corrupt.key",
+       {},
+       {},
+       {creds + "/corrupt.key: the PEM private key is corrupt", "download the key again"}},
+      {"ec_key",
+       [&] { copy_file_mode(fixtures + "ec_p256.pem", creds + "/ec.key", 0600); },
+       "ec.key",
+       {},
+       {},
        {creds + "/ec.key: the private key is of type EC, WeChat Pay v3 needs RSA", "use the RSA 2048 key"}},
-      {"certificate_as_key", [] {}, "merchant_1900000002.pem", {}, {},
+      {"certificate_as_key",
+       [] {},
+       "merchant_1900000002.pem",
+       {},
+       {},
        {creds + "/merchant_1900000002.pem: contains a certificate, not a private key",
         "use apiclient_key.pem, not apiclient_cert.pem"}},
-      {"directory_as_key", [&] { fs::create_directory(creds + "/dir.key"); }, "dir.key", {}, {},
+      {"directory_as_key",
+       [&] { fs::create_directory(creds + "/dir.key"); },
+       "dir.key",
+       {},
+       {},
        {creds + "/dir.key: is not a regular file"}},
-      {"fifo_as_key", [&] { REQUIRE(::mkfifo((creds + "/fifo.key").c_str(), 0600) == 0); }, "fifo.key", {}, {},
+      {"fifo_as_key",
+       [&] { REQUIRE(::mkfifo((creds + "/fifo.key").c_str(), 0600) == 0); },
+       "fifo.key",
+       {},
+       {},
        {creds + "/fifo.key: is not a regular file"}},
       // A platform certificate registered under a serial that is not its own.
-      {"serial_mismatch", [] {}, {}, "ABCDEF0123456789", "platform_cert.pem",
-       {"is not the serial of its certificate (" + platform_serial + ")", "set wechatpay_key_id to " + platform_serial}},
-      {"private_key_as_platform_key", [] {}, {}, {}, "merchant_1900000002.key",
+      {"serial_mismatch",
+       [] {},
+       {},
+       "ABCDEF0123456789",
+       "platform_cert.pem",
+       {"is not the serial of its certificate (" + platform_serial + ")",
+        "set wechatpay_key_id to " + platform_serial}},
+      {"private_key_as_platform_key",
+       [] {},
+       {},
+       {},
+       "merchant_1900000002.key",
        {creds + "/merchant_1900000002.key: contains a private key where a public key or certificate is expected"}},
-      {"own_certificate_as_platform_key", [] {}, {}, "PUB_KEY_ID_0100000000000000000000000000", "merchant_1900000002.pem",
+      {"own_certificate_as_platform_key",
+       [] {},
+       {},
+       "PUB_KEY_ID_0100000000000000000000000000",
+       "merchant_1900000002.pem",
        {"this is the public half of the tenant's own private key, not WeChat Pay's key"}},
       // Key paths open beneath the directory through no symlink, even one that stays inside.
-      {"symlink_inside", [&] { fs::create_symlink("merchant_1900000002.key", creds + "/link.key"); }, "link.key", {}, {},
+      {"symlink_inside",
+       [&] { fs::create_symlink("merchant_1900000002.key", creds + "/link.key"); },
+       "link.key",
+       {},
+       {},
        {creds + "/link.key: 'link.key' is a symlink to merchant_1900000002.key",
         "name the file it points to: 'merchant_1900000002.key'"}},
   };
@@ -515,25 +579,30 @@ TEST_CASE("broken key files pause only their tenant, each with the file and the 
   // The others run: the good tenant converged, and nothing was sent for a broken one.
   CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'good' AND state = 'in_sync'") == 10);
   if (acl_unavailable.empty())
-    CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'acl_granted' AND state = 'in_sync'") == 3);
+    CHECK(env.count(
+              "SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'acl_granted' AND state = 'in_sync'") == 3);
   CHECK(env.sandbox_stats()["callers"].count("1900000002") == 0);
   for (const auto& c : cases) {
     INFO("tenant " << c.tenant);
-    CHECK(one(env, "SELECT string_agg(DISTINCT state, ',') FROM callbackd.sync_status WHERE tenant_id = $1", c.tenant) ==
-          "paused");
-    const std::string reason = one(env, "SELECT paused_reason FROM callbackd.tenant_state WHERE tenant_id = $1", c.tenant);
+    CHECK(one(env, "SELECT string_agg(DISTINCT state, ',') FROM callbackd.sync_status WHERE tenant_id = $1",
+              c.tenant) == "paused");
+    const std::string reason =
+        one(env, "SELECT paused_reason FROM callbackd.tenant_state WHERE tenant_id = $1", c.tenant);
     INFO("paused_reason: " << reason);
-    CHECK(one(env, "SELECT error_code FROM callbackd.tenant_state WHERE tenant_id = $1", c.tenant) == "CREDENTIALS_INVALID");
+    CHECK(one(env, "SELECT error_code FROM callbackd.tenant_state WHERE tenant_id = $1", c.tenant) ==
+          "CREDENTIALS_INVALID");
     CHECK(contains(reason, "tenant '" + c.tenant + "'"));
     for (const auto& part : c.says) CHECK(contains(reason, part));
     // One tenant-wide audit row says why; no row of the tenant was attempted.
     CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE tenant_id = '" + c.tenant +
                     "' AND mchid IS NULL AND error_code = 'CREDENTIALS_INVALID'") == 1);
-    CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE tenant_id = '" + c.tenant + "' AND mchid IS NOT NULL") == 0);
+    CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE tenant_id = '" + c.tenant +
+                    "' AND mchid IS NOT NULL") == 0);
   }
 }
 
-TEST_CASE("broken daemon files stop start-up naming the file and the fix, with nothing written", "[e2e][bad-input][startup]") {
+TEST_CASE("broken daemon files stop start-up naming the file and the fix, with nothing written",
+          "[e2e][bad-input][startup]") {
   Environment env;
   env.add_tenant(TenantSpec("acme"));
   env.add_rows("acme", 1, 5);
@@ -652,7 +721,8 @@ TEST_CASE("broken daemon files stop start-up naming the file and the fix, with n
     if (as.drop)  // what the daemon's account must be able to read is its own; root's files stay root's
       for (const auto& entry : fs::directory_iterator(dir)) {
         const std::string name = entry.path().filename();
-        if (name != "root_only.yaml" && name != "root-ca.pem") REQUIRE(::lchown(entry.path().c_str(), as.uid, as.gid) == 0);
+        if (name != "root_only.yaml" && name != "root-ca.pem")
+          REQUIRE(::lchown(entry.path().c_str(), as.uid, as.gid) == 0);
       }
     const auto started = std::chrono::steady_clock::now();
     auto run = callbackd::test::run_process_for(daemon_run(as, config), std::chrono::seconds{30});

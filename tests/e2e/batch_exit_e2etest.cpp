@@ -19,7 +19,7 @@ std::vector<std::string> summary_lines(const std::string& output) {
   std::vector<std::string> lines;
   std::istringstream in(output);
   for (std::string line; std::getline(in, line);)
-    if (line.rfind("callbackd: ", 0) == 0) lines.push_back(line);
+    if (line.starts_with("callbackd: ")) lines.push_back(line);
   return lines;
 }
 
@@ -99,14 +99,14 @@ TEST_CASE("batch: stopped by SIGTERM before it went idle, rows unsent: exits 2 a
   auto command = env.daemon_command();
   command.push_back("--exit-when-idle");
   callbackd::test::ScopedChild daemon(callbackd::test::spawn_process(command));
-  REQUIRE(wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log") >= 2; },
-                     std::chrono::seconds{30}));
+  REQUIRE(
+      wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log") >= 2; }, std::chrono::seconds{30}));
   const int status = daemon.signal_and_wait(SIGTERM, std::chrono::milliseconds{30'000});
   const std::string output = daemon.output();
   INFO(output.substr(output.size() > 4000 ? output.size() - 4000 : 0));
   CHECK(status == 2);
   const auto lines = summary_lines(output);
   REQUIRE(lines.size() == 1);
-  CHECK(lines[0].rfind("callbackd: idle with work left: ", 0) == 0);
+  CHECK(lines[0].starts_with("callbackd: idle with work left: "));
   CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE state = 'in_sync'") < 100);
 }

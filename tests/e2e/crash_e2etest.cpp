@@ -82,7 +82,8 @@ TEST_CASE("SIGHUP with an invalid config logs the refusal and keeps running on t
 
   std::ofstream(config, std::ios::trunc) << good << "reconciler:\n  poll_interval: soon\n";
   kill(child.pid, SIGHUP);
-  for (int i = 0; i < 100 && callbackd::test::read_file(child.output_path).find("reload_refused") == std::string::npos; ++i)
+  for (int i = 0; i < 100 && callbackd::test::read_file(child.output_path).find("reload_refused") == std::string::npos;
+       ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds{50});
   // The daemon is still there and still works on the old config: a change is sent.
   env.exec("UPDATE callbackd.desired_callbacks SET notify_url = notify_url || '/v2' WHERE mchid = '" +

@@ -37,10 +37,14 @@ enum class Phase { start_up, claiming, sending, recording };
 
 const char* phase_name(Phase p) {
   switch (p) {
-    case Phase::start_up: return "start-up";
-    case Phase::claiming: return "claiming";
-    case Phase::sending: return "sending";
-    case Phase::recording: return "recording";
+    case Phase::start_up:
+      return "start-up";
+    case Phase::claiming:
+      return "claiming";
+    case Phase::sending:
+      return "sending";
+    case Phase::recording:
+      return "recording";
   }
   return "?";
 }
@@ -91,7 +95,8 @@ TEST_CASE("kill -9 at 20 random instants, each followed by a restart: every row 
 
   // Five kills in each phase, in a random order, each at a random instant within its phase.
   std::vector<Phase> phases;
-  for (Phase p : {Phase::start_up, Phase::claiming, Phase::sending, Phase::recording}) phases.insert(phases.end(), 5, p);
+  for (Phase p : {Phase::start_up, Phase::claiming, Phase::sending, Phase::recording})
+    phases.insert(phases.end(), 5, p);
   std::shuffle(phases.begin(), phases.end(), prng);
   std::ostringstream schedule;
   for (std::size_t k = 0; k < phases.size(); ++k) {
@@ -160,8 +165,8 @@ TEST_CASE("kill -9 at 20 random instants, each followed by a restart: every row 
       REQUIRE(took);
       CHECK(*took < seconds{8});
     }
-    schedule << "kill " << k + 1 << ": " << phase_name(phase) << ", " << instant << ", audit rows " << before
-             << " -> " << audit_rows();
+    schedule << "kill " << k + 1 << ": " << phase_name(phase) << ", " << instant << ", audit rows " << before << " -> "
+             << audit_rows();
     if (took) schedule << ", tenants acquired " << took->count() << " ms after exec";
     schedule << "\n";
   }
@@ -208,7 +213,10 @@ TEST_CASE("PostgreSQL stopped for 20 s mid-run: the daemon stays up, reconnects 
   cluster.start_server();
 
   const bool converged = wait_until(
-      [&] { return env.states() == std::map<std::string, long long>{{"in_sync", 2000}}; }, seconds{120});
+      [&] {
+        return env.states() == std::map<std::string, long long>{{"in_sync", 2000}};
+      },
+      seconds{120});
   const std::string during = daemon.output();
   INFO(output_tail(during, 8000));
   CHECK(converged);
@@ -255,8 +263,10 @@ TEST_CASE("PostgreSQL stopped for 20 s mid-run: the daemon stays up, reconnects 
     for (const auto& row : tx.exec("SELECT request_id, count(*) FROM callbackd.audit_log "
                                    "WHERE request_id IS NOT NULL GROUP BY request_id")) {
       auto it = answered.find(row[0].as<std::string>());
-      if (it == answered.end()) ++unknown;
-      else it->second = row[1].as<long long>();
+      if (it == answered.end())
+        ++unknown;
+      else
+        it->second = row[1].as<long long>();
     }
   }
   long long missing = 0, duplicated = 0;

@@ -58,8 +58,10 @@ PrivateCluster::~PrivateCluster() {
   callbackd::test::run_process_for({CALLBACKD_SOURCE_DIR "/tests/pg/pg-harness", "stop", state_dir_},
                                    std::chrono::seconds{60});
   fs::remove_all(state_dir_);
-  if (previous_state_dir_) setenv("CALLBACKD_PG_STATE_DIR", previous_state_dir_->c_str(), 1);
-  else unsetenv("CALLBACKD_PG_STATE_DIR");
+  if (previous_state_dir_)
+    setenv("CALLBACKD_PG_STATE_DIR", previous_state_dir_->c_str(), 1);
+  else
+    unsetenv("CALLBACKD_PG_STATE_DIR");
 }
 
 void PrivateCluster::stop_server() {
@@ -263,7 +265,8 @@ std::string Environment::write_daemon_config(const std::string& extra_yaml, cons
     << "wechatpay:\n  base_url: "
     << (options.base_url.empty() ? "https://127.0.0.1:" + std::to_string(sandbox_port_) : options.base_url) << "\n"
     << (options.backup_url ? "  backup_url: \"" + *options.backup_url + "\"\n" : "")
-    << "  ca_file: " << (options.ca_file.empty() ? keys_ + "/ca.pem" : options.ca_file) << "\n  request_timeout: " << options.request_timeout.count() << "ms\n"
+    << "  ca_file: " << (options.ca_file.empty() ? keys_ + "/ca.pem" : options.ca_file)
+    << "\n  request_timeout: " << options.request_timeout.count() << "ms\n"
     << (options.credentials_dir
             ? "credentials_dir: " + (options.credentials_dir_path.empty() ? keys_ : options.credentials_dir_path) + "\n"
             : "")
@@ -274,7 +277,8 @@ std::string Environment::write_daemon_config(const std::string& extra_yaml, cons
   return path;
 }
 
-std::vector<std::string> Environment::daemon_command(const std::string& extra_yaml, const DaemonConfigOptions& options) {
+std::vector<std::string> Environment::daemon_command(const std::string& extra_yaml,
+                                                     const DaemonConfigOptions& options) {
   return {CALLBACKD_BINARY, "--config", write_daemon_config(extra_yaml, options), "run"};
 }
 
@@ -295,9 +299,10 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds lim
 }
 
 void check_audit_matches_state_and_sandbox(Environment& env) {
-  CHECK(env.count("SELECT count(*) FROM callbackd.sub_merchant_state s WHERE s.state = 'in_sync' AND NOT EXISTS ("
-                  "SELECT 1 FROM callbackd.audit_log a WHERE a.mchid = s.mchid AND a.outcome = 'applied' "
-                  "AND a.desired_revision = s.applied_revision AND a.update_time IS NOT DISTINCT FROM s.update_time)") == 0);
+  CHECK(env.count(
+            "SELECT count(*) FROM callbackd.sub_merchant_state s WHERE s.state = 'in_sync' AND NOT EXISTS ("
+            "SELECT 1 FROM callbackd.audit_log a WHERE a.mchid = s.mchid AND a.outcome = 'applied' "
+            "AND a.desired_revision = s.applied_revision AND a.update_time IS NOT DISTINCT FROM s.update_time)") == 0);
 
   struct Answer {
     std::string sub_merchant;
@@ -317,10 +322,10 @@ void check_audit_matches_state_and_sandbox(Environment& env) {
     const std::string request_id = row[2].is_null() ? "" : row[2].as<std::string>();
     const auto it = answers.find(request_id);
     if (it == answers.end() || it->second.status != 200 || it->second.sub_merchant != mchid)
-      unverified.push_back("audit id " + row[0].as<std::string>() + " mchid " + mchid + " request_id '" + request_id +
-                           "'" + (it == answers.end() ? " unknown to the sandbox"
-                                                      : " answered " + std::to_string(it->second.status) + " for " +
-                                                            it->second.sub_merchant));
+      unverified.push_back(
+          "audit id " + row[0].as<std::string>() + " mchid " + mchid + " request_id '" + request_id + "'" +
+          (it == answers.end() ? " unknown to the sandbox"
+                               : " answered " + std::to_string(it->second.status) + " for " + it->second.sub_merchant));
   }
   INFO(applied << " applied audit rows; not backed by a 200 for their sub-merchant: " << unverified.size()
                << (unverified.empty() ? "" : ", first: " + unverified.front()));
@@ -388,7 +393,8 @@ LowerLimitRun check_adapts_to_lower_server_limit(Environment& env, int configure
   out.sandbox_stats = env.sandbox_stats();
   // The audit and the server agree: every 429 the sandbox sent is one rate_limited row.
   const auto& outcomes = out.sandbox_stats["callers"][t.caller_mchid]["outcomes"];
-  const long long refused = outcomes.count("429 FREQUENCY_LIMIT_EXCEED") ? outcomes["429 FREQUENCY_LIMIT_EXCEED"].get<long long>() : 0;
+  const long long refused =
+      outcomes.count("429 FREQUENCY_LIMIT_EXCEED") ? outcomes["429 FREQUENCY_LIMIT_EXCEED"].get<long long>() : 0;
   CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'rate_limited'") == refused);
   return out;
 }

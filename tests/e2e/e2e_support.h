@@ -29,16 +29,16 @@ struct TenantSpec {
   int rate_per_minute = 60'000;
   std::string mode = "apply";
   int max_in_flight = 8;
-  std::optional<std::string> private_key_path;  // default: the fixture's key of `caller_mchid`
+  std::optional<std::string> private_key_path;    // default: the fixture's key of `caller_mchid`
   std::optional<std::string> wechatpay_key_id;    // default: the sandbox's platform public key id
   std::optional<std::string> wechatpay_key_path;  // default: platform_public.pem
 };
 
 // How write_daemon_config writes the parts tests vary.
 struct DaemonConfigOptions {
-  bool credentials_dir = true;  // false: leave it out, so that $CREDENTIALS_DIRECTORY is used
-  std::string metrics_listen;   // metrics.listen; "" = off
-  std::string database_url;     // "" = the test database as the superuser
+  bool credentials_dir = true;       // false: leave it out, so that $CREDENTIALS_DIRECTORY is used
+  std::string metrics_listen;        // metrics.listen; "" = off
+  std::string database_url;          // "" = the test database as the superuser
   std::string credentials_dir_path;  // "" = the fixture's keys directory
   // wechatpay.request_timeout. Tenant leases last 2 x connect_timeout + this + 10 s
   // (core/reconcile/lease_timing.h), so tests that kill instances
@@ -129,8 +129,7 @@ class Environment {
   // Starts callbackd-sandbox with `limits_yaml`/`faults_yaml` (YAML blocks, may be empty) on
   // `port` (0: any free port; a restart after an outage passes sandbox_port(), so that the
   // daemon's configured base_url reaches it again).
-  void start_sandbox(const std::string& limits_yaml = "", const std::string& faults_yaml = "",
-                     std::uint16_t port = 0);
+  void start_sandbox(const std::string& limits_yaml = "", const std::string& faults_yaml = "", std::uint16_t port = 0);
   // start_sandbox's config file, for a sandbox started elsewhere (in a container that sees
   // keys_dir() and work_dir() at the same paths): it binds 127.0.0.1:`port` (0: any free
   // port), writes the bound port to work_dir()/sandbox.port and its request record to

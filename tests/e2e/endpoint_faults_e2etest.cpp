@@ -40,7 +40,6 @@ double cpu_seconds(pid_t pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-
 // True while the child has not exited. Reaps nothing (WNOWAIT): its exit status stays for
 // wait_exit_status_for.
 bool still_running(const callbackd::test::Child& child) {
@@ -63,8 +62,8 @@ void check_each_row_applied_once_and_last(Environment& env) {
 // 15 s: under 1% of a core. The hot loop this guards against (a wake-up in the past) took
 // 22-75%.
 void check_sleeps_while_held(Environment& env, const callbackd::test::Child& daemon) {
-  REQUIRE(wait_until([&] { return occurrences(read_file(daemon.output_path), " event=wechatpay_unreachable") == 1; },
-                     30s));
+  REQUIRE(
+      wait_until([&] { return occurrences(read_file(daemon.output_path), " event=wechatpay_unreachable") == 1; }, 30s));
   std::this_thread::sleep_for(2s);  // the requests in flight at the hold come back, are recorded
   const double before = cpu_seconds(daemon.pid);
   std::this_thread::sleep_for(15s);
@@ -90,9 +89,11 @@ void check_resumes(Environment& env, const callbackd::test::Child& daemon, std::
   const long long applied_before = env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'");
   env.start_sandbox("", "", port);
   // The hold's next probe is at most its 30 s step away.
-  CHECK(wait_until([&] {
-    return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") >= applied_before + 20;
-  }, 60s));
+  CHECK(wait_until(
+      [&] {
+        return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") >= applied_before + 20;
+      },
+      60s));
   CHECK(occurrences(read_file(daemon.output_path), " event=wechatpay_reachable") == 1);
 }
 
@@ -119,8 +120,8 @@ TEST_CASE("WeChat Pay goes down mid-run, 3,000 rows due: the loop sleeps while h
   const std::uint16_t port = env.sandbox_port();
   const auto daemon = env.start_daemon();
   callbackd::test::ScopedChild guard(daemon);
-  REQUIRE(wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") >= 40; },
-                     30s));
+  REQUIRE(wait_until(
+      [&] { return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") >= 40; }, 30s));
   env.stop_sandbox();
   check_sleeps_while_held(env, daemon);
   check_resumes(env, daemon, port);
@@ -145,16 +146,16 @@ TEST_CASE("WeChat Pay unreachable for 30 s: one probe per backoff step, then eve
                                        options, /*exit_when_idle=*/true);
 
   // Mid-run: some rows applied, most still to go.
-  REQUIRE(wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") >= 40; },
-                     30s));
+  REQUIRE(wait_until(
+      [&] { return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") >= 40; }, 30s));
   const std::string down_at = env.text("SELECT clock_timestamp()::text");
   env.stop_sandbox();
   const double cpu_before = cpu_seconds(daemon.pid);
   std::this_thread::sleep_for(20s);
   // Mid-outage, the daemon says so: held, and its probes (1, 3, 7, 15 s) failed.
-  const auto metrics = check_metrics(metrics_port, {"callbackd_wechatpay_unreachable::1",
-                                                    "callbackd_wechatpay_outages_total::1",
-                                                    "callbackd_wechatpay_probes_failed_total::2"});
+  const auto metrics =
+      check_metrics(metrics_port, {"callbackd_wechatpay_unreachable::1", "callbackd_wechatpay_outages_total::1",
+                                   "callbackd_wechatpay_probes_failed_total::2"});
   INFO(metrics.output);
   CHECK(metrics.exit_status == 0);
   std::this_thread::sleep_for(10s);
@@ -181,7 +182,8 @@ TEST_CASE("WeChat Pay unreachable for 30 s: one probe per backoff step, then eve
   // step (1, 2, 4, 8, 16 s: at most 5 in 30 s), not 20 rows a second for 30 s (600).
   const std::string window = "created_at >= '" + down_at + "' AND created_at < '" + up_at + "'";
   const long long unreachable = env.count(
-      "SELECT count(*) FROM callbackd.audit_log WHERE error_code = 'NETWORK_ERROR' AND http_status IS NULL AND " + window);
+      "SELECT count(*) FROM callbackd.audit_log WHERE error_code = 'NETWORK_ERROR' AND http_status IS NULL AND " +
+      window);
   INFO("transport failures recorded during the outage: " << unreachable);
   CHECK(unreachable >= 1);
   CHECK(unreachable <= 10);
@@ -218,10 +220,10 @@ namespace {
 
 // One response fault and what the daemon must make of it (core/wechatpay/outcome.h).
 struct FaultCase {
-  std::string kind;          // the sandbox's fault kind
-  std::string fault_yaml;    // its rule, for faults.sub_merchants
-  std::string tenant;        // tenant-wide faults get a tenant of their own
-  std::string outcome;       // every audit row of the row while the fault lasts
+  std::string kind;        // the sandbox's fault kind
+  std::string fault_yaml;  // its rule, for faults.sub_merchants
+  std::string tenant;      // tenant-wide faults get a tenant of their own
+  std::string outcome;     // every audit row of the row while the fault lasts
   std::string error_code;
   std::string http_status;   // "NULL" when no response was read
   std::string row_state;     // sync_status.state meanwhile
@@ -260,7 +262,7 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
   faults << "  seed: 3\n  sub_merchants:\n";
   int answers_row = 0;
   for (const auto& c : cases) {
-    const std::string m = c.tenant == "answers" ? sub_merchant(1, answers_row++)
+    const std::string m = c.tenant == "answers"  ? sub_merchant(1, answers_row++)
                           : c.tenant == "badsig" ? sub_merchant(2, 0)
                                                  : sub_merchant(3, 0);
     mchid_of[c.kind] = m;
@@ -282,8 +284,8 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
       [&] {
         for (const auto& c : cases)
           if (attempts(mchid_of[c.kind]) < 2) return false;
-        return env.count("SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'answers' AND state = 'in_sync'") ==
-               5;
+        return env.count(
+                   "SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'answers' AND state = 'in_sync'") == 5;
       },
       60s);
   INFO(output_tail(read_file(daemon.output_path)));
@@ -317,7 +319,8 @@ TEST_CASE("response faults: never recorded as applied, each with its code, and r
   // A tenant-wide pause is one event, not one per probe.
   for (const char* tenant : {"badsig", "unknown"})
     CHECK(env.count(std::string("SELECT count(*) FROM callbackd.audit_log WHERE mchid IS NULL AND outcome = "
-                                "'tenant_error' AND tenant_id = '") + tenant + "'") == 1);
+                                "'tenant_error' AND tenant_id = '") +
+                    tenant + "'") == 1);
   CHECK(env.states()["failed"] == 0);
 
   // Phase 2, the faults removed: the retries and the paused tenants' probes converge.
@@ -348,13 +351,15 @@ TEST_CASE("a proxy answering instead of WeChat Pay (HTML 403, empty 413): no row
   env.add_rows("beta", 2, 60);
   // Every request is answered by "the proxy": an nginx 403 page or an empty 413, unsigned,
   // never reaching WeChat Pay (the sandbox stores nothing).
-  env.start_sandbox("", "  seed: 5\n  random:\n"
-                        "    - {kind: proxy_answer, status: 403, probability: 0.5}\n"
-                        "    - {kind: proxy_answer, status: 413, body: empty, probability: 0.5}\n");
+  env.start_sandbox("",
+                    "  seed: 5\n  random:\n"
+                    "    - {kind: proxy_answer, status: 403, probability: 0.5}\n"
+                    "    - {kind: proxy_answer, status: 413, body: empty, probability: 0.5}\n");
   DaemonConfigOptions options;
   const int metrics_port = free_port();
   options.metrics_listen = "127.0.0.1:" + std::to_string(metrics_port);
-  const auto daemon = env.start_daemon("reconciler:\n  retry_initial_backoff: 200ms\n  retry_max_backoff: 2s\n", options);
+  const auto daemon =
+      env.start_daemon("reconciler:\n  retry_initial_backoff: 200ms\n  retry_max_backoff: 2s\n", options);
 
   // 15 s of the proxy answering.
   REQUIRE(wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log") >= 3; }, 30s));
@@ -407,10 +412,16 @@ TEST_CASE("a verified 200 with an odd body is applied after exactly one request,
   env.add_tenant(TenantSpec("odd", "1900000001"));
   env.add_rows("odd", 1, 8);  // rows 0..2 answered oddly, 3..7 normally
   const std::string prose = sub_merchant(1, 0), garbage = sub_merchant(1, 1), cut = sub_merchant(1, 2);
-  env.start_sandbox("", "  sub_merchants:\n"
-                        "    \"" + prose + "\": {kind: odd_update_time}\n"  // the seed's HH:mm:ss:sss
-                        "    \"" + garbage + "\": {kind: odd_update_time, update_time: \"20/05/2015 13:29\"}\n"
-                        "    \"" + cut + "\": {kind: malformed_body}\n");
+  env.start_sandbox("",
+                    "  sub_merchants:\n"
+                    "    \"" +
+                        prose +
+                        "\": {kind: odd_update_time}\n"  // the seed's HH:mm:ss:sss
+                        "    \"" +
+                        garbage +
+                        "\": {kind: odd_update_time, update_time: \"20/05/2015 13:29\"}\n"
+                        "    \"" +
+                        cut + "\": {kind: malformed_body}\n");
   const auto daemon = env.start_daemon("reconciler:\n  retry_initial_backoff: 200ms\n  retry_max_backoff: 1s\n");
   const bool converged = wait_until(
       [&] { return env.count("SELECT count(*) FROM callbackd.sync_status WHERE state <> 'in_sync'") == 0; }, 30s);
@@ -435,13 +446,16 @@ TEST_CASE("a verified 200 with an odd body is applied after exactly one request,
   }
   // The prose form is a form of update_time: kept verbatim and parsed, no warning.
   CHECK(env.text("SELECT update_time ~ '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d:\\d{3}\\+08:00$' FROM "
-                 "callbackd.audit_log WHERE mchid = '" + prose + "'") == "t");
+                 "callbackd.audit_log WHERE mchid = '" +
+                 prose + "'") == "t");
   CHECK(env.text("SELECT update_time_parsed IS NOT NULL AND abs(extract(epoch FROM update_time_parsed - changed_at)) "
-                 "< 60 FROM callbackd.sub_merchant_state WHERE mchid = '" + prose + "'") == "t");
+                 "< 60 FROM callbackd.sub_merchant_state WHERE mchid = '" +
+                 prose + "'") == "t");
   CHECK(env.text("SELECT error_message FROM callbackd.audit_log WHERE mchid = '" + prose + "'") == "NULL");
   // An update_time in no known form: verbatim, parsed NULL, a warning in the audit and the log.
   CHECK(env.text("SELECT update_time FROM callbackd.audit_log WHERE mchid = '" + garbage + "'") == "20/05/2015 13:29");
-  CHECK(env.text("SELECT update_time FROM callbackd.sync_status WHERE mchid = '" + garbage + "'") == "20/05/2015 13:29");
+  CHECK(env.text("SELECT update_time FROM callbackd.sync_status WHERE mchid = '" + garbage + "'") ==
+        "20/05/2015 13:29");
   CHECK(env.text("SELECT update_time_parsed FROM callbackd.sub_merchant_state WHERE mchid = '" + garbage + "'") ==
         "NULL");
   CHECK(env.text("SELECT error_message FROM callbackd.audit_log WHERE mchid = '" + garbage + "'") ==

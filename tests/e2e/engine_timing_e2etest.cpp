@@ -27,7 +27,8 @@ TEST_CASE("one response whose signature does not verify pauses the tenant for se
   const std::string paused_sql = "SELECT count(*) FROM callbackd.tenant_state WHERE paused_reason IS NOT NULL";
   REQUIRE(wait_until([&] { return env.count(paused_sql) == 1; }, 30s));
   const auto paused_at = std::chrono::steady_clock::now();
-  CHECK(env.text("SELECT error_code FROM callbackd.tenant_state WHERE tenant_id = 'acme'").rfind("RESPONSE_SIGNATURE", 0) == 0);
+  CHECK(env.text("SELECT error_code FROM callbackd.tenant_state WHERE tenant_id = 'acme'")
+            .starts_with("RESPONSE_SIGNATURE"));
   env.configure_sandbox("faults:\n  seed: 1\n");  // a one-off: every answer from now on verifies
 
   // The first probe comes 12-15 s after the pause (15 s jittered down), is applied and resumes.
@@ -37,8 +38,8 @@ TEST_CASE("one response whose signature does not verify pauses the tenant for se
   INFO("paused for " << std::chrono::duration_cast<std::chrono::milliseconds>(paused_for).count() << " ms");
   REQUIRE(resumed);
   CHECK(paused_for >= 8s);  // it really waited for a probe (not resumed by something else)
-  CHECK(wait_until([&] { return env.count("SELECT count(*) FROM callbackd.sync_status WHERE state = 'in_sync'") == 200; },
-                   30s));
+  CHECK(wait_until(
+      [&] { return env.count("SELECT count(*) FROM callbackd.sync_status WHERE state = 'in_sync'") == 200; }, 30s));
   const std::string output = read_file(daemon.output_path);
   CHECK(output.find("event=tenant_resumed tenant=acme reason=\"probe applied\"") != std::string::npos);
   CHECK(guard.signal_and_wait(SIGTERM, 30s) == 0);
@@ -70,8 +71,8 @@ TEST_CASE("a SIGHUP that shortens request_timeout reaches the HTTPS client", "[e
   const std::string after = "SELECT count(*) FROM callbackd.audit_log WHERE id > " + std::to_string(before);
   REQUIRE(wait_until([&] { return env.count(after) >= 4; }, 30s));
   INFO(output_tail(read_file(daemon.output_path)));
-  const std::string newest = after + " AND id > (SELECT min(id) FROM callbackd.audit_log WHERE id > " +
-                             std::to_string(before) + ")";
+  const std::string newest =
+      after + " AND id > (SELECT min(id) FROM callbackd.audit_log WHERE id > " + std::to_string(before) + ")";
   CHECK(env.count(newest + " AND latency_ms BETWEEN 900 AND 2500") >= 3);
   CHECK(env.count(newest + " AND latency_ms > 2500") == 0);
   CHECK(guard.signal_and_wait(SIGTERM, 30s) == 0);

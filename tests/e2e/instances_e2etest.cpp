@@ -22,7 +22,6 @@ callbackd::test::Child start_instance(const std::string& config) {
   return callbackd::test::spawn_process({CALLBACKD_BINARY, "--config", config, "run", "--exit-when-idle"});
 }
 
-
 constexpr int kRate = 1200;  // per tenant: 20 a second; the sandbox's 1 s window allows 30
 
 // Three tenants with `rows` rows each at kRate, a sandbox as strict as that, and three

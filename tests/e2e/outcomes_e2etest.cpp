@@ -25,9 +25,8 @@ TEST_CASE("each permanent error code parks its row in failed, with its audit row
     int status;
   };
   const std::vector<Row> permanent = {
-      {"PARAM_ERROR", 400},           {"MCH_NOT_EXISTS", 400}, {"INVALID_REQUEST", 400},
-      {"APPID_MCHID_NOT_MATCH", 400}, {"USER_ACCOUNT_ABNORMAL", 403}, {"NOT_ENOUGH", 403},
-      {"REQUEST_BLOCKED", 403},       {"RESOURCE_NOT_EXISTS", 404},
+      {"PARAM_ERROR", 400},           {"MCH_NOT_EXISTS", 400}, {"INVALID_REQUEST", 400}, {"APPID_MCHID_NOT_MATCH", 400},
+      {"USER_ACCOUNT_ABNORMAL", 403}, {"NOT_ENOUGH", 403},     {"REQUEST_BLOCKED", 403}, {"RESOURCE_NOT_EXISTS", 404},
   };
   Environment env;
   env.add_tenant(TenantSpec("acme"));
@@ -35,12 +34,14 @@ TEST_CASE("each permanent error code parks its row in failed, with its audit row
   std::ostringstream faults;
   faults << "  seed: 7\n  sub_merchants:\n";
   for (std::size_t i = 0; i < permanent.size(); ++i)
-    faults << "    \"" << sub_merchant(1, static_cast<int>(i)) << "\": {kind: error, code: " << permanent[i].code << "}\n";
+    faults << "    \"" << sub_merchant(1, static_cast<int>(i)) << "\": {kind: error, code: " << permanent[i].code
+           << "}\n";
   // Transient server errors on a third of the other requests: retried until they succeed.
   faults << "  random:\n    - {kind: error, code: SYSTEM_ERROR, probability: 0.2}\n"
          << "    - {kind: error, code: SYSTEM_ERROR, status: 503, probability: 0.1}\n";
   env.start_sandbox("", faults.str());
-  auto run = env.run_until_idle(std::chrono::seconds{120}, "reconciler:\n  retry_initial_backoff: 50ms\n  retry_max_backoff: 200ms\n");
+  auto run = env.run_until_idle(std::chrono::seconds{120},
+                                "reconciler:\n  retry_initial_backoff: 50ms\n  retry_max_backoff: 200ms\n");
   INFO(run.output.substr(run.output.size() > 4000 ? run.output.size() - 4000 : 0));
   REQUIRE(run.exit_status == 2);  // idle with work left: the failed rows (cli.md)
 
@@ -48,13 +49,16 @@ TEST_CASE("each permanent error code parks its row in failed, with its audit row
   for (std::size_t i = 0; i < permanent.size(); ++i) {
     const std::string m = sub_merchant(1, static_cast<int>(i));
     INFO(permanent[i].code);
-    CHECK(one(env, "SELECT state || ' ' || last_http_status || ' ' || last_error_code FROM callbackd.sync_status "
-                   "WHERE mchid = '" + m + "'") ==
-          "failed " + std::to_string(permanent[i].status) + " " + permanent[i].code);
+    CHECK(one(env,
+              "SELECT state || ' ' || last_http_status || ' ' || last_error_code FROM callbackd.sync_status "
+              "WHERE mchid = '" +
+                  m + "'") == "failed " + std::to_string(permanent[i].status) + " " + permanent[i].code);
     // Exactly one attempt: a permanent error is not retried until the row changes.
-    CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE mchid = '" + m + "' AND outcome = 'rejected' "
-                    "AND error_code = '" + permanent[i].code + "' AND http_status = " +
-                    std::to_string(permanent[i].status) + " AND request_id IS NOT NULL") == 1);
+    CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE mchid = '" + m +
+                    "' AND outcome = 'rejected' "
+                    "AND error_code = '" +
+                    permanent[i].code + "' AND http_status = " + std::to_string(permanent[i].status) +
+                    " AND request_id IS NOT NULL") == 1);
     CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE mchid = '" + m + "'") == 1);
   }
   // The 5xx answers were recorded as transient attempts and retried to success.
@@ -90,7 +94,9 @@ TEST_CASE("a tenant with a wrong key is paused while the others converge at full
   const auto took = std::chrono::steady_clock::now() - started;
   INFO(run.output.substr(run.output.size() > 4000 ? run.output.size() - 4000 : 0));
   REQUIRE(run.exit_status == 2);  // idle with work left: the paused tenant (cli.md)
-  CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE tenant_id IN ('good1', 'good2') AND state = 'in_sync'") == 600);
+  CHECK(env.count(
+            "SELECT count(*) FROM callbackd.sync_status WHERE tenant_id IN ('good1', 'good2') AND state = 'in_sync'") ==
+        600);
   CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'broken' AND state = 'paused'") == 300);
   CHECK(one(env, "SELECT error_code FROM callbackd.tenant_state WHERE tenant_id = 'broken'") == "SIGN_ERROR");
   // Only the requests in flight when the first 401 came back reached the sandbox.
@@ -115,8 +121,9 @@ TEST_CASE("a tenant whose key path escapes the credentials directory is paused w
   INFO(run.output);
   REQUIRE(run.exit_status == 2);  // idle with work left: the paused tenant (cli.md)
   CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'good' AND state = 'in_sync'") == 20);
-  CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'escaping' AND state = 'paused'") == 20);
-  CHECK(one(env, "SELECT paused_reason FROM callbackd.tenant_state WHERE tenant_id = 'escaping'").find("'..' is refused") !=
-        std::string::npos);
+  CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE tenant_id = 'escaping' AND state = 'paused'") ==
+        20);
+  CHECK(one(env, "SELECT paused_reason FROM callbackd.tenant_state WHERE tenant_id = 'escaping'")
+            .find("'..' is refused") != std::string::npos);
   CHECK(env.sandbox_stats()["callers"].count("1900000002") == 0);
 }

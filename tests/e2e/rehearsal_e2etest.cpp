@@ -14,7 +14,8 @@ using namespace e2e;
 using namespace std::chrono_literals;
 using callbackd::test::read_file;
 
-TEST_CASE("a rehearsal config without backup_url, its sandbox down: nothing but the sandbox is tried", "[e2e][rehearsal]") {
+TEST_CASE("a rehearsal config without backup_url, its sandbox down: nothing but the sandbox is tried",
+          "[e2e][rehearsal]") {
   Environment env;
   env.add_tenant(TenantSpec("acme"));
   env.add_rows("acme", 1, 5);
@@ -22,7 +23,8 @@ TEST_CASE("a rehearsal config without backup_url, its sandbox down: nothing but 
   env.stop_sandbox();  // down before the daemon starts: its port now refuses connections
   DaemonConfigOptions options;
   options.backup_url = std::nullopt;  // the line forgotten
-  const auto daemon = env.start_daemon("reconciler:\n  retry_initial_backoff: 200ms\n  retry_max_backoff: 1s\n", options);
+  const auto daemon =
+      env.start_daemon("reconciler:\n  retry_initial_backoff: 200ms\n  retry_max_backoff: 1s\n", options);
 
   // Attempts are made and recorded (the hold probes on), each a transport failure.
   const std::string failures = "SELECT count(*) FROM callbackd.audit_log WHERE error_code = 'NETWORK_ERROR'";
@@ -72,14 +74,17 @@ TEST_CASE("a rehearsal config with a production backup_url: refused at start-up 
   }
   // SIGHUP: the same rule. The running daemon logs the refusal and keeps its config (no backup).
   const auto daemon = env.start_daemon();
-  REQUIRE(wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") == 5; }, 30s));
+  REQUIRE(wait_until(
+      [&] { return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") == 5; }, 30s));
   const std::string config = env.write_daemon_config("", production_backup);
   REQUIRE(contains(read_file(config), "backup_url: \"https://api2.wechatpay.cn\""));
   kill(daemon.pid, SIGHUP);
   const bool refused = wait_until([&] { return contains(read_file(daemon.output_path), "event=reload_refused"); }, 10s);
   // Still working on the old config: a change is sent to the sandbox.
-  env.exec("UPDATE callbackd.desired_callbacks SET notify_url = notify_url || '/v2' WHERE mchid = '" + sub_merchant(1, 0) + "'");
-  const bool applied = wait_until([&] { return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") == 6; }, 30s);
+  env.exec("UPDATE callbackd.desired_callbacks SET notify_url = notify_url || '/v2' WHERE mchid = '" +
+           sub_merchant(1, 0) + "'");
+  const bool applied = wait_until(
+      [&] { return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") == 6; }, 30s);
   const int status = env.stop_daemon(daemon);
   const std::string output = read_file(daemon.output_path);
   INFO(output_tail(output));

@@ -34,7 +34,9 @@ void check_skew(int skew_seconds) {
   auto second = env.run_until_idle();
   REQUIRE(second.exit_status == 0);
   CHECK(env.sandbox_requests().size() == 30);
-  CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE state = 'in_sync' AND applied_notify_url LIKE '%?v=2'") == 5);
+  CHECK(env.count(
+            "SELECT count(*) FROM callbackd.sync_status WHERE state = 'in_sync' AND applied_notify_url LIKE '%?v=2'") ==
+        5);
 
   // Nothing changed since: a third run sends nothing, whatever the clocks say.
   auto third = env.run_until_idle();

@@ -129,12 +129,13 @@ TEST_CASE("under systemd: notify in order, watchdog, credentials, metrics and he
 
   NotifySocket notify(env.work_dir());
   const int port = free_port();
-  const std::string config =
-      env.write_daemon_config("log:\n  format: json\n", DaemonConfigOptions{false, "127.0.0.1:" + std::to_string(port), "", ""});
-  auto child = callbackd::test::spawn_process(
-      {CALLBACKD_BINARY, "--config", config, "run"},
-      {{"NOTIFY_SOCKET", notify.path}, {"WATCHDOG_USEC", "1000000"}, {"CREDENTIALS_DIRECTORY", credentials},
-       {"JOURNAL_STREAM", ""}});
+  const std::string config = env.write_daemon_config(
+      "log:\n  format: json\n", DaemonConfigOptions{false, "127.0.0.1:" + std::to_string(port), "", ""});
+  auto child = callbackd::test::spawn_process({CALLBACKD_BINARY, "--config", config, "run"},
+                                              {{"NOTIFY_SOCKET", notify.path},
+                                               {"WATCHDOG_USEC", "1000000"},
+                                               {"CREDENTIALS_DIRECTORY", credentials},
+                                               {"JOURNAL_STREAM", ""}});
   struct Reaper {
     pid_t pid;
     ~Reaper() {
@@ -179,10 +180,9 @@ TEST_CASE("under systemd: notify in order, watchdog, credentials, metrics and he
   const auto parsed = callbackd::test::run_process(
       {CALLBACKD_PYTHON3, CALLBACKD_SOURCE_DIR "/tests/e2e/check-metrics",
        "http://127.0.0.1:" + std::to_string(port) + "/metrics", "--dashboard",
-       CALLBACKD_SOURCE_DIR "/docs/grafana/callbackd.json",
-       "callbackd_requests_total:tenant=acme,outcome=applied:50",
-       "callbackd_request_duration_seconds_count:tenant=acme:50", "callbackd_tenants::1",
-       "callbackd_ready::1", "callbackd_tenant_rate_per_minute:tenant=acme:1"});
+       CALLBACKD_SOURCE_DIR "/docs/grafana/callbackd.json", "callbackd_requests_total:tenant=acme,outcome=applied:50",
+       "callbackd_request_duration_seconds_count:tenant=acme:50", "callbackd_tenants::1", "callbackd_ready::1",
+       "callbackd_tenant_rate_per_minute:tenant=acme:1"});
   INFO(parsed.output);
   CHECK(parsed.exit_status == 0);
 
@@ -226,8 +226,8 @@ TEST_CASE("READY=1 is not sent when the database schema is missing: start-up fai
   env.start_sandbox();
   NotifySocket notify(env.work_dir());
   const std::string config = env.write_daemon_config();
-  auto run = callbackd::test::run_process({CALLBACKD_BINARY, "--config", config, "run"},
-                                          {{"NOTIFY_SOCKET", notify.path}});
+  auto run =
+      callbackd::test::run_process({CALLBACKD_BINARY, "--config", config, "run"}, {{"NOTIFY_SOCKET", notify.path}});
   INFO(run.output);
   CHECK(run.exit_status == 78);
   CHECK(notify.wait_for("READY=1", std::chrono::seconds{1}) == -1);

@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fuzz::require(c.credentials_dir.empty() || c.credentials_dir.front() == '/');
   } catch (const StartupError& e) {
     fuzz::require(!e.problems().empty());
-    for (const auto& p : e.problems()) fuzz::require(p.where.rfind("fuzz.yaml", 0) == 0);
+    for (const auto& p : e.problems()) fuzz::require(p.where.starts_with("fuzz.yaml"));
   }
   // Any other exception escapes and libFuzzer reports it: parse_config must not throw it.
   return 0;

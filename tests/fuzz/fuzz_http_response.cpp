@@ -51,7 +51,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& field : res) {
     const std::string_view name(field.name_string().data(), field.name_string().size());
     http::keep_response_header(out, name, std::string_view(field.value().data(), field.value().size()));
-    if (field.name_string().size() >= 10 && boost::beast::iequals(field.name_string().substr(0, 10), "Wechatpay-")) ++wechatpay_fields;
+    if (field.name_string().size() >= 10 && boost::beast::iequals(field.name_string().substr(0, 10), "Wechatpay-"))
+      ++wechatpay_fields;
   }
   fuzz::require(out.wechatpay_headers.size() == wechatpay_fields);
 
@@ -70,7 +71,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   obs.body = out.body;
   obs.verification = std::move(verified);
   const auto outcome = wechatpay::classify_attempt(obs);
-  fuzz::require(outcome.kind != wechatpay::OutcomeKind::applied || (was_verified && out.status >= 200 && out.status < 300));
+  fuzz::require(outcome.kind != wechatpay::OutcomeKind::applied ||
+                (was_verified && out.status >= 200 && out.status < 300));
   if (outcome.retry_after) fuzz::require(*outcome.retry_after <= std::chrono::seconds{3600});  // outcome.h: capped
   fuzz::require(outcome.error_message.size() < 2048);
   return 0;

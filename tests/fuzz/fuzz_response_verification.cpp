@@ -48,7 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::require(outcome.error_message.size() < 2048);
 
   if (headers.signature) {  // strict base64 decodes only what re-encodes identically
-    if (auto raw = wechatpay::base64_decode(*headers.signature)) fuzz::require(wechatpay::base64_encode(*raw) == *headers.signature);
+    if (auto raw = wechatpay::base64_decode(*headers.signature))
+      fuzz::require(wechatpay::base64_encode(*raw) == *headers.signature);
   }
   return 0;
 }

@@ -18,10 +18,12 @@ namespace {
 
 void check_problems(const StartupError& e, std::string_view source) {
   fuzz::require(!e.problems().empty());
-  for (const auto& p : e.problems()) fuzz::require(p.where.rfind(source, 0) == 0);
+  for (const auto& p : e.problems()) fuzz::require(p.where.starts_with(source));
 }
 
-void check_limits(const Limits& l) { fuzz::require(l.set_per_minute >= 1 && l.window_1s >= 1 && l.window_60s >= 1 && l.max_body_bytes >= 64); }
+void check_limits(const Limits& l) {
+  fuzz::require(l.set_per_minute >= 1 && l.window_1s >= 1 && l.window_60s >= 1 && l.max_body_bytes >= 64);
+}
 
 // Every request a plan can meet resolves to a fault the server knows how to carry out.
 void check_plan(const FaultPlan& plan) {
@@ -43,7 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const SandboxConfig c = parse_sandbox_config(text, "fuzz.yaml", "/base");
     fuzz::require(c.source == "fuzz.yaml" && !c.tls_certificate_file.empty() && !c.tls_private_key_file.empty());
     fuzz::require(c.tls_certificate_file.front() == '/' && c.platform.private_key_file.front() == '/');
-    for (const auto& m : c.merchants) fuzz::require(!m.caller_mchid.empty() && !m.serial_no.empty() && m.public_key_file.front() == '/');
+    for (const auto& m : c.merchants)
+      fuzz::require(!m.caller_mchid.empty() && !m.serial_no.empty() && m.public_key_file.front() == '/');
     check_limits(c.limits);
     check_plan(c.faults);
   } catch (const StartupError& e) {

@@ -38,16 +38,19 @@ void check_requests_of(const bhttp::request<bhttp::string_body>& req) {
       const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(now_s));
       const auto* key = fuzz::fuzz_key_set().find("PUB_KEY_ID_0114232134912410000000000000000000");
       fuzz::require(key != nullptr);
-      (void)wechatpay::verify_request(fields.value(), *key, std::string_view(req.method_string().data(), req.method_string().size()),
-                                      target, req.body(), now);
+      (void)wechatpay::verify_request(fields.value(), *key,
+                                      std::string_view(req.method_string().data(), req.method_string().size()), target,
+                                      req.body(), now);
     } else {
       fuzz::require(fields.error().message.size() < 256);
     }
   }
 
   const auto mchid = sandbox::parse_favor_query(query);
-  if (mchid) fuzz::require(!mchid->empty() && mchid->size() <= 20 && mchid->find('%') == std::string::npos);
-  else fuzz::require(mchid.error().message.size() < 256);
+  if (mchid)
+    fuzz::require(!mchid->empty() && mchid->size() <= 20 && mchid->find('%') == std::string::npos);
+  else
+    fuzz::require(mchid.error().message.size() < 256);
 
   const auto body = sandbox::parse_favor_set_request(req.body());
   if (!body) {

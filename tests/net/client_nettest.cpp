@@ -133,11 +133,13 @@ TEST_CASE("a connection the server closed while idle is replaced transparently",
   });
 }
 
-TEST_CASE("a reused connection closed just as the request arrives is retried once on a fresh one", "[net][client][pool]") {
+TEST_CASE("a reused connection closed just as the request arrives is retried once on a fresh one",
+          "[net][client][pool]") {
   auto cfg = sandbox_config();
   // The server closes a reused connection on arrival of a request for this sub-merchant,
   // after the client's liveness check passed: the race the peek cannot catch.
-  cfg.faults.by_sub_merchant["1900000666"] = sandbox::FaultRule{sandbox::FaultKind::stale_close, 1.0, "", 0, {}, {}, 0, {}};
+  cfg.faults.by_sub_merchant["1900000666"] =
+      sandbox::FaultRule{sandbox::FaultKind::stale_close, 1.0, "", 0, {}, {}, 0, {}};
   Sandbox sb(cfg);
   with_client(client_config(sb.port()), [&](HttpsClient& client) -> asio::awaitable<void> {
     auto first = co_await client.send(signed_post(tenant(), "1900000101", "https://a/1"));
@@ -166,7 +168,8 @@ TEST_CASE("a reset on a fresh connection is an error, not retried", "[net][clien
 
 TEST_CASE("a slow server is cut off by the request deadline", "[net][client][deadline]") {
   auto cfg = sandbox_config();
-  cfg.faults.by_sub_merchant["1900000301"] = sandbox::FaultRule{sandbox::FaultKind::delay, 1.0, "", 0, std::chrono::milliseconds(2500), {}, 0, {}};
+  cfg.faults.by_sub_merchant["1900000301"] =
+      sandbox::FaultRule{sandbox::FaultKind::delay, 1.0, "", 0, std::chrono::milliseconds(2500), {}, 0, {}};
   cfg.faults.by_sub_merchant["1900000302"] = sandbox::FaultRule{sandbox::FaultKind::timeout, 1.0, "", 0, {}, {}, 0, {}};
   Sandbox sb(cfg);
   auto ccfg = client_config(sb.port());
@@ -208,7 +211,8 @@ TEST_CASE("a connect deadline bounds an unanswered handshake", "[net][client][de
 
 TEST_CASE("an oversized response body is bounded", "[net][client][limits]") {
   auto cfg = sandbox_config();
-  cfg.faults.by_sub_merchant["1900000401"] = sandbox::FaultRule{sandbox::FaultKind::oversized_body, 1.0, "", 0, {}, {}, 200'000, {}};
+  cfg.faults.by_sub_merchant["1900000401"] =
+      sandbox::FaultRule{sandbox::FaultKind::oversized_body, 1.0, "", 0, {}, {}, 200'000, {}};
   Sandbox sb(cfg);
   auto ccfg = client_config(sb.port());
   ccfg.max_response_bytes = 4096;
@@ -233,7 +237,8 @@ TEST_CASE("failover to the backup only when the primary cannot be reached", "[ne
 
   // Never after the request was sent: a primary that times out is not retried elsewhere.
   auto pcfg = sandbox_config();
-  pcfg.faults.by_sub_merchant["1900000502"] = sandbox::FaultRule{sandbox::FaultKind::timeout, 1.0, "", 0, {}, {}, 0, {}};
+  pcfg.faults.by_sub_merchant["1900000502"] =
+      sandbox::FaultRule{sandbox::FaultKind::timeout, 1.0, "", 0, {}, {}, 0, {}};
   Sandbox primary(pcfg);
   auto cfg2 = client_config(primary.port());
   cfg2.request_timeout = std::chrono::milliseconds(400);
@@ -345,7 +350,8 @@ TEST_CASE("a Content-Length beyond the limit is too_large before anything is all
 
 TEST_CASE("a response that is not HTTP is a malformed error, not a crash", "[net][client][limits]") {
   auto cfg = sandbox_config();
-  cfg.faults.by_sub_merchant["1900000801"] = sandbox::FaultRule{sandbox::FaultKind::malformed_http, 1.0, "", 0, {}, {}, 0, {}};
+  cfg.faults.by_sub_merchant["1900000801"] =
+      sandbox::FaultRule{sandbox::FaultKind::malformed_http, 1.0, "", 0, {}, {}, 0, {}};
   Sandbox sb(cfg);
   auto res = send(sb.port(), signed_post(tenant(), "1900000801", "https://a"));
   REQUIRE_FALSE(res);

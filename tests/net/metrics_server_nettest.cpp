@@ -36,8 +36,12 @@ struct Endpoint {
     server = std::make_unique<callbackd::app::MetricsServer>(
         io, "127.0.0.1:0",
         callbackd::app::MetricsHandlers{[] { return std::string("# no metrics\n"); },
-                                        [] { return callbackd::app::Probe{true, "loop alive"}; },
-                                        [] { return callbackd::app::Probe{true, "ready"}; }});
+                                        [] {
+                                          return callbackd::app::Probe{true, "loop alive"};
+                                        },
+                                        [] {
+                                          return callbackd::app::Probe{true, "ready"};
+                                        }});
     const std::string address = server->local_address();
     port = std::stoi(address.substr(address.rfind(':') + 1));
     thread = std::thread([this] { io.run(); });
@@ -125,10 +129,10 @@ TEST_CASE("/healthz answers while more idle connections are held than the endpoi
   const auto asked = Clock::now();
   const std::string health = get(endpoint.port, "/healthz", 3s);
   INFO(health);
-  CHECK(health.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(health.starts_with("HTTP/1.1 200 OK\r\n"));
   CHECK(health.find("ok: loop alive") != std::string::npos);
   CHECK(Clock::now() - asked < 2s);
-  CHECK(get(endpoint.port, "/readyz", 3s).rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(get(endpoint.port, "/readyz", 3s).starts_with("HTTP/1.1 200 OK\r\n"));
 
   // Bounded per address: at most 8 of loopback's idle connections are still held; the other
   // address kept all of its own.
@@ -140,8 +144,9 @@ TEST_CASE("/healthz answers while more idle connections are held than the endpoi
 
   // The ones held are closed at their 10 s deadline (with margin for a loaded machine), not
   // kept forever.
-  for (int fd : idle) CHECK(closed_by_server(fd, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                   opened + 16s - Clock::now() + 1ms)));
+  for (int fd : idle)
+    CHECK(
+        closed_by_server(fd, std::chrono::duration_cast<std::chrono::milliseconds>(opened + 16s - Clock::now() + 1ms)));
   for (int fd : other) CHECK(closed_by_server(fd, 2s));
   CHECK(Clock::now() - opened >= 9s);  // the survivors were held until their deadline
   for (int fd : idle) ::close(fd);

@@ -82,12 +82,13 @@ wechatpay::MerchantCredentials tenant(const std::string& caller_mchid) {
   const std::string dir = keys_dir();
   auto key = wechatpay::load_private_key_file(dir + "/merchant_" + caller_mchid + ".key");
   if (!key) throw std::runtime_error(key.error().message);
-  return wechatpay::MerchantCredentials{caller_mchid, read_line(dir + "/merchant_" + caller_mchid + ".serial"), key.value()};
+  return wechatpay::MerchantCredentials{caller_mchid, read_line(dir + "/merchant_" + caller_mchid + ".serial"),
+                                        key.value()};
 }
 
 namespace {
-http::HttpRequest signed_request(const wechatpay::MerchantCredentials& t, const std::string& method, const std::string& target,
-                                 std::string body, std::int64_t timestamp) {
+http::HttpRequest signed_request(const wechatpay::MerchantCredentials& t, const std::string& method,
+                                 const std::string& target, std::string body, std::int64_t timestamp) {
   auto nonce = wechatpay::make_nonce();
   auto auth = wechatpay::authorization_header(t, method, target, body, timestamp, nonce.value());
   if (!auth) throw std::runtime_error(auth.error().message);
@@ -101,14 +102,17 @@ http::HttpRequest signed_request(const wechatpay::MerchantCredentials& t, const 
 }
 }  // namespace
 
-http::HttpRequest signed_post(const wechatpay::MerchantCredentials& t, const std::string& sub_merchant, const std::string& notify_url,
-                              std::optional<bool> push_switch, std::optional<std::int64_t> timestamp) {
+http::HttpRequest signed_post(const wechatpay::MerchantCredentials& t, const std::string& sub_merchant,
+                              const std::string& notify_url, std::optional<bool> push_switch,
+                              std::optional<std::int64_t> timestamp) {
   return signed_request(t, "POST", std::string(wechatpay::kFavorCallbacksPath),
-                        wechatpay::favor_callbacks_request_body(sub_merchant, notify_url, push_switch), timestamp.value_or(unix_now()));
+                        wechatpay::favor_callbacks_request_body(sub_merchant, notify_url, push_switch),
+                        timestamp.value_or(unix_now()));
 }
 
 http::HttpRequest signed_get(const wechatpay::MerchantCredentials& t, const std::string& sub_merchant) {
-  return signed_request(t, "GET", std::string(wechatpay::kFavorCallbacksPath) + "?mchid=" + sub_merchant, "", unix_now());
+  return signed_request(t, "GET", std::string(wechatpay::kFavorCallbacksPath) + "?mchid=" + sub_merchant, "",
+                        unix_now());
 }
 
 wechatpay::KeySet platform_keys() {

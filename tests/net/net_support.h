@@ -53,8 +53,9 @@ WechatpayConfig client_config(std::uint16_t port, const std::string& host = "127
 
 wechatpay::MerchantCredentials tenant(const std::string& mchid = "1900000001");
 
-http::HttpRequest signed_post(const wechatpay::MerchantCredentials& t, const std::string& sub_merchant, const std::string& notify_url,
-                              std::optional<bool> push_switch = std::nullopt, std::optional<std::int64_t> timestamp = std::nullopt);
+http::HttpRequest signed_post(const wechatpay::MerchantCredentials& t, const std::string& sub_merchant,
+                              const std::string& notify_url, std::optional<bool> push_switch = std::nullopt,
+                              std::optional<std::int64_t> timestamp = std::nullopt);
 http::HttpRequest signed_get(const wechatpay::MerchantCredentials& t, const std::string& sub_merchant);
 
 // The platform public key under its PUB_KEY_ID_ id, as a tenant would configure it.
@@ -63,7 +64,8 @@ Result<wechatpay::VerifiedResponse, wechatpay::VerifyError> verify(const http::H
 
 // Runs `body` on a fresh single-threaded io_context with one client; rethrows what it throws
 // (Catch assertions inside coroutines work).
-void with_client(const WechatpayConfig& config, const std::function<boost::asio::awaitable<void>(http::HttpsClient&)>& body);
+void with_client(const WechatpayConfig& config,
+                 const std::function<boost::asio::awaitable<void>(http::HttpsClient&)>& body);
 boost::asio::awaitable<void> sleep_for(std::chrono::milliseconds d);
 
 // One blocking request with a fresh client.

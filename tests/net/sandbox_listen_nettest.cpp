@@ -20,7 +20,8 @@ TEST_CASE("the sandbox refuses to listen on every interface without --allow-remo
   auto config = sandbox_config("0.0.0.0");
   config.allow_remote = true;
   Sandbox sb(config);
-  auto res = http::send_blocking(client_config(sb.port()), signed_post(tenant(), "1900000103", "https://example.com/cb"));
+  auto res =
+      http::send_blocking(client_config(sb.port()), signed_post(tenant(), "1900000103", "https://example.com/cb"));
   REQUIRE(res);
   CHECK(res->status == 200);
 }

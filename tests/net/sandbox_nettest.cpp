@@ -31,7 +31,8 @@ TEST_CASE("requests WeChat Pay would refuse get 401 SIGN_ERROR", "[net][sandbox]
   const auto t = tenant();
 
   auto tampered = signed_post(t, "1900000101", "https://a");
-  tampered.body = wp::favor_callbacks_request_body("1900000101", "https://evil", std::nullopt);  // signed bytes != sent bytes
+  tampered.body =
+      wp::favor_callbacks_request_body("1900000101", "https://evil", std::nullopt);  // signed bytes != sent bytes
   auto r1 = send(sb.port(), tampered);
   REQUIRE(r1);
   CHECK(r1->status == 401);
@@ -51,7 +52,8 @@ TEST_CASE("requests WeChat Pay would refuse get 401 SIGN_ERROR", "[net][sandbox]
   REQUIRE(r3);
   CHECK(r3->status == 401);
 
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   auto r4 = send(sb.port(), signed_post(t, "1900000101", "https://a", std::nullopt, now - 300));
   REQUIRE(r4);
   CHECK(r4->status == 401);
@@ -100,14 +102,15 @@ TEST_CASE("invalid bodies get 400 PARAM_ERROR naming the field", "[net][sandbox]
     INFO(body);
     auto req = signed_post(t, "x", "y");
     // Re-sign with the exact bytes of the bad body.
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     req.body = body;
     req.authorization = wp::authorization_header(t, "POST", req.target, body, now, wp::make_nonce().value()).value();
     auto res = send(sb.port(), req);
     REQUIRE(res);
     CHECK(res->status == 400);
     CHECK(code_of(res.value()) == "PARAM_ERROR");
-    CHECK(wp::parse_error_body(res->body).message.rfind(field + ":", 0) == 0);
+    CHECK(wp::parse_error_body(res->body).message.starts_with(field + ":"));
   }
 }
 
@@ -121,7 +124,8 @@ TEST_CASE("GET answers the stored setting, 404 before any", "[net][sandbox]") {
   auto after = send(sb.port(), signed_get(tenant(), "1900000901"));
   REQUIRE(after);
   CHECK(after->status == 200);
-  CHECK(nlohmann::json::parse(after->body) == nlohmann::json{{"mchid", "1900000901"}, {"notify_url", "https://second"}});
+  CHECK(nlohmann::json::parse(after->body) ==
+        nlohmann::json{{"mchid", "1900000901"}, {"notify_url", "https://second"}});
 }
 
 TEST_CASE("the 1 s and 60 s windows are enforced per caller with 429", "[net][sandbox][rate]") {
@@ -138,7 +142,7 @@ TEST_CASE("the 1 s and 60 s windows are enforced per caller with 429", "[net][sa
       co_return res->status;
     };
     for (int i = 0; i < 4; ++i) statuses.push_back(co_await post("1900000001"));  // 4th: 1 s window
-    CHECK(co_await post("1900000002") == 200);                                   // another caller is not limited
+    CHECK(co_await post("1900000002") == 200);                                    // another caller is not limited
     co_await sleep_for(std::chrono::milliseconds(1100));
     for (int i = 0; i < 3; ++i) statuses.push_back(co_await post("1900000001"));  // 2 more fit the 60 s window
   });
@@ -151,10 +155,17 @@ TEST_CASE("the 1 s and 60 s windows are enforced per caller with 429", "[net][sa
 
 TEST_CASE("every error code can be injected and arrives signed with its status", "[net][sandbox][faults]") {
   const std::pair<const char*, int> table[] = {
-      {"PARAM_ERROR", 400},           {"MCH_NOT_EXISTS", 400},        {"INVALID_REQUEST", 400},
-      {"APPID_MCHID_NOT_MATCH", 400}, {"USER_ACCOUNT_ABNORMAL", 403}, {"NOT_ENOUGH", 403},
-      {"REQUEST_BLOCKED", 403},       {"RESOURCE_NOT_EXISTS", 404},   {"FREQUENCY_LIMIT_EXCEED", 429},
-      {"SIGN_ERROR", 401},            {"SYSTEM_ERROR", 500},
+      {"PARAM_ERROR", 400},
+      {"MCH_NOT_EXISTS", 400},
+      {"INVALID_REQUEST", 400},
+      {"APPID_MCHID_NOT_MATCH", 400},
+      {"USER_ACCOUNT_ABNORMAL", 403},
+      {"NOT_ENOUGH", 403},
+      {"REQUEST_BLOCKED", 403},
+      {"RESOURCE_NOT_EXISTS", 404},
+      {"FREQUENCY_LIMIT_EXCEED", 429},
+      {"SIGN_ERROR", 401},
+      {"SYSTEM_ERROR", 500},
   };
   auto cfg = sandbox_config();
   int n = 0;
@@ -199,7 +210,7 @@ TEST_CASE("response faults: malformed body, bad signature, clock skew", "[net][s
   auto malformed = send(sb.port(), signed_post(tenant(), "1900002001", "https://a"));
   REQUIRE(malformed);
   CHECK(malformed->status == 200);
-  CHECK(verify(malformed.value()));  // signed correctly...
+  CHECK(verify(malformed.value()));                                  // signed correctly...
   CHECK_FALSE(wp::parse_favor_callbacks_response(malformed->body));  // ...but not the documented JSON
 
   auto bad_sig = send(sb.port(), signed_post(tenant(), "1900002002", "https://a"));
@@ -264,7 +275,8 @@ TEST_CASE("random faults follow the seed and can be changed at runtime", "[net][
   // POST /sandbox/config (unauthenticated test hook) swaps the plan: half 503, half fine.
   http::HttpRequest update;
   update.target = "/sandbox/config";
-  update.body = "faults:\n  seed: 9\n  random:\n    - {kind: error, code: SYSTEM_ERROR, status: 503, probability: 0.5}\n";
+  update.body =
+      "faults:\n  seed: 9\n  random:\n    - {kind: error, code: SYSTEM_ERROR, status: 503, probability: 0.5}\n";
   auto upd = send(sb.port(), update);
   REQUIRE(upd);
   CHECK(upd->status == 200);

@@ -1,7 +1,7 @@
-// Certificate validity dates and the throwaway CA's name constraints: a server certificate signed by the trusted CA, with the right
-// host name, but outside its validity period, is refused before anything is sent. The
-// certificates are made here with the OpenSSL API (explicit notBefore/notAfter), so the test
-// does not depend on a fixture aging or on faking the clock.
+// Certificate validity dates and the throwaway CA's name constraints: a server certificate signed by the trusted CA,
+// with the right host name, but outside its validity period, is refused before anything is sent. The certificates are
+// made here with the OpenSSL API (explicit notBefore/notAfter), so the test does not depend on a fixture aging or on
+// faking the clock.
 #include <catch2/catch.hpp>
 
 #include <openssl/evp.h>
@@ -57,8 +57,8 @@ void add_extension(X509* cert, X509* issuer, int nid, const char* value) {
 // A server certificate for `names` (subjectAltName; CN = `common_name`), signed by the
 // fixture's trusted CA, valid from now + `from` to now + `to` (seconds; negative = in the
 // past). Writes cert and key into `dir`.
-void make_server_certificate(const std::string& dir, long from, long to, const char* names = "IP:127.0.0.1,DNS:localhost",
-                             const char* common_name = "localhost") {
+void make_server_certificate(const std::string& dir, long from, long to,
+                             const char* names = "IP:127.0.0.1,DNS:localhost", const char* common_name = "localhost") {
   const std::string ca_dir = keys_dir("trusted");
   const Key ca_key = read_key(ca_dir + "/ca.key");
   const Cert ca = read_cert(ca_dir + "/ca.pem");
@@ -110,7 +110,8 @@ TEST_CASE("a certificate outside its validity period is refused, naming the caus
     config.tls_certificate_file = dir + "/server.pem";
     config.tls_private_key_file = dir + "/server.key";
     Sandbox sb(config);
-    auto res = http::send_blocking(client_config(sb.port()), signed_post(tenant(), "1900000101", "https://example.com/cb"));
+    auto res =
+        http::send_blocking(client_config(sb.port()), signed_post(tenant(), "1900000101", "https://example.com/cb"));
     if (row.cause == nullptr) {
       REQUIRE(res);
       CHECK(res->status == 200);
@@ -163,11 +164,13 @@ TEST_CASE("the throwaway CA vouches only for loopback names: a production-host l
     config.tls_certificate_file = dir + "/server.pem";
     config.tls_private_key_file = dir + "/server.key";
     Sandbox sb(config);
-    auto res = http::send_blocking(client_config(sb.port()), signed_post(tenant(), "1900000101", "https://example.com/cb"));
+    auto res =
+        http::send_blocking(client_config(sb.port()), signed_post(tenant(), "1900000101", "https://example.com/cb"));
     REQUIRE_FALSE(res);
     CHECK(res.error().kind == TransportErrorKind::tls);
     CHECK_FALSE(res.error().request_sent);
-    CHECK_THAT(res.error().message, Catch::Matchers::Contains("certificate verification failed: permitted subtree violation"));
+    CHECK_THAT(res.error().message,
+               Catch::Matchers::Contains("certificate verification failed: permitted subtree violation"));
     CHECK(sb.stats().at("requests_total") == 0);
   }
 
@@ -176,7 +179,8 @@ TEST_CASE("the throwaway CA vouches only for loopback names: a production-host l
     Sandbox sb;
     for (const char* host : {"127.0.0.1", "localhost"}) {
       INFO(host);
-      auto res = http::send_blocking(client_config(sb.port(), host), signed_post(tenant(), "1900000102", "https://example.com/cb"));
+      auto res = http::send_blocking(client_config(sb.port(), host),
+                                     signed_post(tenant(), "1900000102", "https://example.com/cb"));
       REQUIRE(res);
       CHECK(res->status == 200);
     }

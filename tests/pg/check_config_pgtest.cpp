@@ -37,7 +37,8 @@ struct CredentialsDir {
 };
 
 void add_tenant(const TestDatabase& db, const std::string& id, const std::string& private_key,
-                const std::string& wechatpay_key, const std::string& serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1") {
+                const std::string& wechatpay_key,
+                const std::string& serial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1") {
   pqxx::connection c(db.conninfo());
   pqxx::work tx(c);
   tx.exec_params0(
@@ -53,7 +54,8 @@ TEST_CASE("check-config passes with readable, matching keys", "[pg][check-config
   TestDatabase db;
   CredentialsDir creds;
   add_tenant(db, "acme", "merchant.pem", "wechatpay_pub.pem");
-  const std::string config = callbackd::test::write_config_for(db.conninfo(), "credentials_dir: " + creds.dir.string() + "\n");
+  const std::string config =
+      callbackd::test::write_config_for(db.conninfo(), "credentials_dir: " + creds.dir.string() + "\n");
   auto r = run_process({CALLBACKD_BINARY, "--config", config, "check-config"});
   INFO(r.output);
   CHECK(r.exit_status == 0);
@@ -69,12 +71,14 @@ TEST_CASE("check-config names every tenant problem with its column and fix", "[p
   add_tenant(db, "symlink", "merchant.pem", "escape.pem");
   add_tenant(db, "ownkey", "merchant.pem", "own_public.pem");
   add_tenant(db, "decimal", "merchant.pem", "wechatpay_pub.pem", "464657802379098290429386416316428349262066418149");
-  const std::string config = callbackd::test::write_config_for(db.conninfo(), "credentials_dir: " + creds.dir.string() + "\n");
+  const std::string config =
+      callbackd::test::write_config_for(db.conninfo(), "credentials_dir: " + creds.dir.string() + "\n");
   auto r = run_process({CALLBACKD_BINARY, "--config", config, "check-config"});
   INFO(r.output);
   CHECK(r.exit_status == 78);
   CHECK(r.output.find("tenant 'good'") == std::string::npos);
-  CHECK(r.output.find("tenant 'absolute': private_key_path: absolute paths are refused ('/etc/shadow')") != std::string::npos);
+  CHECK(r.output.find("tenant 'absolute': private_key_path: absolute paths are refused ('/etc/shadow')") !=
+        std::string::npos);
   CHECK(r.output.find("tenant 'open': private_key_path: ") != std::string::npos);
   CHECK(r.output.find("too open") != std::string::npos);
   CHECK(r.output.find("chmod 600") != std::string::npos);
@@ -96,8 +100,9 @@ TEST_CASE("check-config reports an unmigrated database, an unreadable CA file an
   CHECK(r.exit_status == 78);
   CHECK(r.output.find("run `callbackd migrate`") != std::string::npos);
   CHECK(r.output.find("wechatpay.ca_file: cannot read /nonexistent/ca.pem") != std::string::npos);
-  CHECK(r.output.find("credentials_dir: /nonexistent/keys cannot be opened: No such file or directory (fix: create it") !=
-        std::string::npos);
+  CHECK(
+      r.output.find("credentials_dir: /nonexistent/keys cannot be opened: No such file or directory (fix: create it") !=
+      std::string::npos);
 }
 
 TEST_CASE("check-config names an unreachable database without its password", "[pg][check-config]") {

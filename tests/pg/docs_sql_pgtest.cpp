@@ -34,7 +34,7 @@ std::vector<SqlBlock> sql_blocks(const std::string& path) {
   SqlBlock current;
   while (std::getline(in, line)) {
     ++n;
-    if (line.rfind("```", 0) == 0) {
+    if (line.starts_with("```")) {
       if (!inside) {
         inside = true;
         is_sql = line == "```sql";
@@ -125,7 +125,8 @@ TEST_CASE("every SQL example of docs/sql.md runs against a migrated database") {
     if (blocks[i].sql.find("generate_series(1, 10000)") != std::string::npos) {
       CHECK(state_of(c, "1711000008") == "in_sync");
       pqxx::read_transaction tx(c);
-      CHECK(tx.exec1("SELECT count(*) FROM callbackd.desired_callbacks WHERE tenant_id = 'acme'")[0].as<long>() == 10000);
+      CHECK(tx.exec1("SELECT count(*) FROM callbackd.desired_callbacks WHERE tenant_id = 'acme'")[0].as<long>() ==
+            10000);
     }
   }
   // The page's re-send examples made the failed row due again.

@@ -30,15 +30,17 @@ void other_instance(const TestDatabase& db, const std::string& id, const std::st
                     const std::string& pid_namespace, long pid, const std::string& tenant) {
   pqxx::connection c(db.conninfo());
   pqxx::work tx(c);
-  tx.exec_params0("INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, "
-                  "wechatpay_key_id, wechatpay_key_path) VALUES ($1, '1900000001', "
-                  "'5157F09EFDC096DE15EBE81A47057A7232F1B8E1', 'k.pem', 'PUB_KEY_ID_0112', 'p.pem')",
-                  tenant);
+  tx.exec_params0(
+      "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, "
+      "wechatpay_key_id, wechatpay_key_path) VALUES ($1, '1900000001', "
+      "'5157F09EFDC096DE15EBE81A47057A7232F1B8E1', 'k.pem', 'PUB_KEY_ID_0112', 'p.pem')",
+      tenant);
   tx.exec_params0("INSERT INTO callbackd.instances (instance_id, boot_id, pid_namespace, pid) VALUES ($1, $2, $3, $4)",
                   id, boot_id, pid_namespace, pid);
-  tx.exec_params0("INSERT INTO callbackd.tenant_leases (tenant_id, instance_id, lease_until) "
-                  "VALUES ($1, $2, now() + interval '20 seconds')",
-                  tenant, id);
+  tx.exec_params0(
+      "INSERT INTO callbackd.tenant_leases (tenant_id, instance_id, lease_until) "
+      "VALUES ($1, $2, now() + interval '20 seconds')",
+      tenant, id);
   tx.commit();
 }
 
@@ -66,7 +68,8 @@ TEST_CASE("a heartbeat takes over the leases of a dead instance on this machine,
   // Without a margin nothing is taken over: the leases lapse as before.
   auto plain = store.heartbeat(20s, {});
   CHECK(plain.dead_instances.empty());
-  CHECK(holds(db, "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.tenant_leases WHERE tenant_id = 'a'"));
+  CHECK(holds(db,
+              "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.tenant_leases WHERE tenant_id = 'a'"));
 
   auto o = store.heartbeat(20s, {}, 1s);
   REQUIRE(o.dead_instances.size() == 1);
@@ -74,9 +77,12 @@ TEST_CASE("a heartbeat takes over the leases of a dead instance on this machine,
   CHECK(o.dead_instances[0].pid == dead.pid);
   CHECK(o.dead_instances[0].tenants == 1);
   // The dead one's lease now lapses within the margin; the others keep theirs.
-  CHECK(holds(db, "SELECT lease_until <= now() + interval '1 second' FROM callbackd.tenant_leases WHERE tenant_id = 'a'"));
-  CHECK(holds(db, "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.tenant_leases WHERE tenant_id = 'b'"));
-  CHECK(holds(db, "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.tenant_leases WHERE tenant_id = 'c'"));
+  CHECK(holds(db,
+              "SELECT lease_until <= now() + interval '1 second' FROM callbackd.tenant_leases WHERE tenant_id = 'a'"));
+  CHECK(holds(db,
+              "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.tenant_leases WHERE tenant_id = 'b'"));
+  CHECK(holds(db,
+              "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.tenant_leases WHERE tenant_id = 'c'"));
   // It is forgotten (not counted live); this instance is recorded with where it runs.
   CHECK(holds(db, "SELECT NOT EXISTS (SELECT 1 FROM callbackd.instances WHERE instance_id = 'host:dead')"));
   CHECK(o.live_instances == 3);
@@ -89,4 +95,31 @@ TEST_CASE("a heartbeat takes over the leases of a dead instance on this machine,
   REQUIRE(later.owned.size() == 1);
   CHECK(later.owned[0].tenant_id == "a");
   CHECK(later.owned[0].acquired_now);
+}
+
+TEST_CASE("the heartbeat asks the injected probe, not kill(2), whether an instance died", "[pg][store]") {
+  TestDatabase db;
+  const callbackd::ProcessIdentity me = callbackd::this_process();
+  REQUIRE(!me.boot_id.empty());
+  REQUIRE(!me.pid_namespace.empty());
+  // Pids that need no process: the probe alone decides.
+  other_instance(db, "host:gone", me.boot_id, me.pid_namespace, 424242, "a");
+  other_instance(db, "host:running", me.boot_id, me.pid_namespace, 424243, "b");
+  callbackd::DatabaseConfig config;
+  config.url = db.conninfo();
+  std::vector<long> asked;
+  pg::ReconcileStore store(config, "host:me", [&](long pid) {
+    asked.push_back(pid);
+    return pid == 424242 ? callbackd::PidProbe::gone : callbackd::PidProbe::alive;
+  });
+
+  auto o = store.heartbeat(20s, {}, 1s);
+  CHECK(asked == std::vector<long>{424242, 424243});  // instance_id order
+  REQUIRE(o.dead_instances.size() == 1);
+  CHECK(o.dead_instances[0].instance_id == "host:gone");
+  CHECK(o.dead_instances[0].tenants == 1);
+  CHECK(holds(db,
+              "SELECT lease_until <= now() + interval '1 second' FROM callbackd.tenant_leases WHERE tenant_id = 'a'"));
+  CHECK(holds(db,
+              "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.tenant_leases WHERE tenant_id = 'b'"));
 }

@@ -13,8 +13,8 @@
 #include "support/process.h"
 
 using callbackd::DatabaseConfig;
-using callbackd::StartupError;
 using callbackd::DatabaseError;
+using callbackd::StartupError;
 using callbackd::pg::Migration;
 using callbackd::test::Child;
 using callbackd::test::TestDatabase;
@@ -115,7 +115,8 @@ TEST_CASE("callbackd migrate processes started at once all succeed and apply eac
     unlink(config.c_str());
     CHECK(occurrences(all_output, "migrate: applied ") == n_migrations);
     CHECK(count(db, "SELECT count(*) FROM callbackd.schema_migrations") == static_cast<long>(n_migrations));
-    CHECK(count(db, "SELECT count(DISTINCT version) FROM callbackd.schema_migrations") == static_cast<long>(n_migrations));
+    CHECK(count(db, "SELECT count(DISTINCT version) FROM callbackd.schema_migrations") ==
+          static_cast<long>(n_migrations));
   }
 }
 
@@ -197,8 +198,9 @@ TEST_CASE("the migrator refuses lists that would rewrite history", "[pg][migrate
 
 TEST_CASE("a failing migration is rolled back together with its history row", "[pg][migrate]") {
   TestDatabase db{TestDatabase::Schema::empty};
-  std::vector<Migration> list{{1, "0001_ok.sql", "CREATE TABLE callbackd.ok (x int);"},
-                              {2, "0002_bad.sql", "CREATE TABLE callbackd.half (x int); SELECT no_such_column FROM callbackd.ok;"}};
+  std::vector<Migration> list{
+      {1, "0001_ok.sql", "CREATE TABLE callbackd.ok (x int);"},
+      {2, "0002_bad.sql", "CREATE TABLE callbackd.half (x int); SELECT no_such_column FROM callbackd.ok;"}};
   CHECK_THROWS_WITH(callbackd::pg::migrate(config_for(db), list),
                     Catch::Contains("migrations/0002_bad.sql") && Catch::Contains("rolled back"));
   CHECK(table_exists(db, "callbackd.ok"));

@@ -34,8 +34,11 @@ long long scalar(const TestDatabase& db, const std::string& sql) {
 void add_tenant(const TestDatabase& db, const std::string& tenant_id, const std::string& mode) {
   exec(db,
        "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
-       "wechatpay_key_path, mode) VALUES ('" + tenant_id + "', '1900000001', '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', "
-       "'k.pem', 'PUB_KEY_ID_0112', 'p.pem', '" + mode + "')");
+       "wechatpay_key_path, mode) VALUES ('" +
+           tenant_id +
+           "', '1900000001', '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', "
+           "'k.pem', 'PUB_KEY_ID_0112', 'p.pem', '" +
+           mode + "')");
 }
 
 void add_row(const TestDatabase& db, const std::string& tenant_id, const std::string& mchid, const std::string& url) {
@@ -43,10 +46,12 @@ void add_row(const TestDatabase& db, const std::string& tenant_id, const std::st
                tenant_id + "', '" + url + "', true)");
 }
 
-callbackd::reconcile::AttemptRecord record_for(const callbackd::reconcile::WorkItem& item, OutcomeKind outcome, const std::string& code = "") {
+callbackd::reconcile::AttemptRecord record_for(const callbackd::reconcile::WorkItem& item, OutcomeKind outcome,
+                                               const std::string& code = "") {
   reconcile::AttemptResult attempt;
   attempt.outcome = outcome;
-  callbackd::reconcile::AttemptRecord r = callbackd::reconcile::attempt_record_for(item, callbackd::wechatpay::outcome_name(outcome));
+  callbackd::reconcile::AttemptRecord r =
+      callbackd::reconcile::attempt_record_for(item, callbackd::wechatpay::outcome_name(outcome));
   r.error_code = code;
   r.error_message = code.empty() ? "" : code + " from the test";
   r.http_status = outcome == OutcomeKind::applied ? 200 : 400;
@@ -65,7 +70,8 @@ struct Fixture {
     add_tenant(db, "watch", "observe");
     add_tenant(db, "stop", "paused");
     add_tenant(db, "broken", "apply");
-    for (const char* m : {"1900000101", "1900000102", "1900000105"}) add_row(db, "acme", m, "https://old.example.com/cb");
+    for (const char* m : {"1900000101", "1900000102", "1900000105"})
+      add_row(db, "acme", m, "https://old.example.com/cb");
     callbackd::DatabaseConfig cfg;
     cfg.url = db.conninfo();
     pg::ReconcileStore store(cfg, "test:1");
@@ -74,9 +80,10 @@ struct Fixture {
     std::vector<callbackd::reconcile::AttemptRecord> batch;
     for (const auto& item : claimed.items)
       batch.push_back(item.sub_mchid == "1900000102" ? record_for(item, OutcomeKind::rejected, "PARAM_ERROR")
-                                                 : record_for(item, OutcomeKind::applied));
+                                                     : record_for(item, OutcomeKind::applied));
     store.record(batch);
-    exec(db, "UPDATE callbackd.desired_callbacks SET notify_url = 'https://new.example.com/cb' WHERE mchid = '1900000101'");
+    exec(db,
+         "UPDATE callbackd.desired_callbacks SET notify_url = 'https://new.example.com/cb' WHERE mchid = '1900000101'");
     add_row(db, "acme", "1900000103", "https://example.com/cb");
     add_row(db, "acme", "1900000104", "http://insecure.example.com/cb");
     add_row(db, "watch", "1900000201", "https://example.com/cb");
@@ -98,9 +105,12 @@ TEST_CASE("plan lists what run would send, per tenant and row, and sends and cla
   INFO(r.output);
   CHECK(r.exit_status == 0);
   CHECK(has(r.output, "tenant acme (mode apply)\n"));
-  CHECK(has(r.output, "  send    mchid=1900000101 reason=values_differ notify_url=https://new.example.com/cb switch=true "
-                      "applied_notify_url=https://old.example.com/cb applied_switch=true"));
-  CHECK(has(r.output, "  send    mchid=1900000103 reason=never_applied notify_url=https://example.com/cb switch=true applied=none"));
+  CHECK(has(r.output,
+            "  send    mchid=1900000101 reason=values_differ notify_url=https://new.example.com/cb switch=true "
+            "applied_notify_url=https://old.example.com/cb applied_switch=true"));
+  CHECK(has(
+      r.output,
+      "  send    mchid=1900000103 reason=never_applied notify_url=https://example.com/cb switch=true applied=none"));
   CHECK(has(r.output, "  invalid mchid=1900000104 reason=invalid message="));
   CHECK_FALSE(has(r.output, "mchid=1900000102"));  // parked: failed until changed
   CHECK_FALSE(has(r.output, "mchid=1900000105"));  // in sync
@@ -108,8 +118,11 @@ TEST_CASE("plan lists what run would send, per tenant and row, and sends and cla
   CHECK(has(r.output, "tenant watch (mode observe): not sent: tenant mode observe"));
   CHECK(has(r.output, "  held    mchid=1900000201 reason=never_applied"));
   CHECK(has(r.output, "tenant stop (mode paused): not sent: tenant mode paused"));
-  CHECK(has(r.output, "tenant broken (mode apply): not sent: tenant paused by error SIGN_ERROR: \"signature rejected\"; one probe in"));
-  CHECK(has(r.output, "Plan: 2 to send, 1 to mark invalid, 3 held (tenant observe, paused or paused by error), 0 to drop."));
+  CHECK(has(
+      r.output,
+      "tenant broken (mode apply): not sent: tenant paused by error SIGN_ERROR: \"signature rejected\"; one probe in"));
+  CHECK(has(r.output,
+            "Plan: 2 to send, 1 to mark invalid, 3 held (tenant observe, paused or paused by error), 0 to drop."));
 
   // Read-only: no claim, no audit row.
   CHECK(scalar(f.db, "SELECT count(*) FROM callbackd.pending_work WHERE claim_token IS NOT NULL") == 0);
@@ -151,8 +164,9 @@ TEST_CASE("plan bounds its output per tenant and escapes what it prints", "[pg][
   TestDatabase db;
   add_tenant(db, "acme", "apply");
   // First in the queue, so that it is among the rows shown.
-  exec(db, "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) "
-           "VALUES ('1900009999', 'acme', E'https://evil.example.com/\\x1b[2J\\nfake line')");
+  exec(db,
+       "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) "
+       "VALUES ('1900009999', 'acme', E'https://evil.example.com/\\x1b[2J\\nfake line')");
   exec(db,
        "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) "
        "SELECT (1900000000 + g)::text, 'acme', 'https://example.com/cb/' || g FROM generate_series(1, 70) g");
@@ -174,8 +188,9 @@ TEST_CASE("status shows per-tenant counts by state and error code, pauses and th
   INFO(r.output);
   CHECK(r.exit_status == 0);
   CHECK(has(r.output, "status: database host="));
-  CHECK(has(r.output, "tenant acme  mode apply\n  rows 5: in_sync 1, pending 3, failed 1\n"
-                      "  errors: PARAM_ERROR 1 (failed)\n  queue: 3 entries, oldest pending change "));
+  CHECK(has(r.output,
+            "tenant acme  mode apply\n  rows 5: in_sync 1, pending 3, failed 1\n"
+            "  errors: PARAM_ERROR 1 (failed)\n  queue: 3 entries, oldest pending change "));
   CHECK(has(r.output, "tenant watch  mode observe\n  rows 1: pending 1\n"));
   CHECK(has(r.output, "tenant stop  mode paused\n  rows 1: paused 1\n"));
   CHECK(has(r.output, "tenant broken  mode apply  PAUSED by error SIGN_ERROR: \"signature rejected\" (next probe in "));

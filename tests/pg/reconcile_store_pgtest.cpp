@@ -14,6 +14,7 @@
 #include "core/reconcile/work_verdict.h"
 #include "pg/migrator.h"
 #include "pg/reconcile_store.h"
+#include "pg/statements.h"
 #include "pg/test_database.h"
 
 using namespace std::chrono_literals;
@@ -77,7 +78,8 @@ std::string state_of(const TestDatabase& db, const std::string& mchid) {
 }
 
 // What the engine records after an attempt with `outcome`, decided by the real pure function.
-callbackd::reconcile::AttemptRecord record_for(const callbackd::reconcile::WorkItem& item, OutcomeKind outcome, const std::string& error_code = "") {
+callbackd::reconcile::AttemptRecord record_for(const callbackd::reconcile::WorkItem& item, OutcomeKind outcome,
+                                               const std::string& error_code = "") {
   reconcile::AttemptResult attempt;
   attempt.outcome = outcome;
   attempt.prior_failures = item.attempts;
@@ -87,7 +89,8 @@ callbackd::reconcile::AttemptRecord record_for(const callbackd::reconcile::WorkI
   // Long enough that a rate-limited row is still "due later" when the test looks, on a busy
   // machine too (the default 1 s had passed by then under load).
   policy.rate_limited_delay = 30s;
-  callbackd::reconcile::AttemptRecord r = callbackd::reconcile::attempt_record_for(item, callbackd::wechatpay::outcome_name(outcome));
+  callbackd::reconcile::AttemptRecord r =
+      callbackd::reconcile::attempt_record_for(item, callbackd::wechatpay::outcome_name(outcome));
   r.error_code = error_code;
   if (!error_code.empty()) r.error_message = error_code + " from the test";
   if (outcome == OutcomeKind::applied) {
@@ -105,8 +108,10 @@ callbackd::reconcile::AttemptRecord record_for(const callbackd::reconcile::WorkI
   return r;
 }
 
-const callbackd::reconcile::WorkItem& item_of(const std::vector<callbackd::reconcile::WorkItem>& items, const std::string& mchid) {
-  auto it = std::find_if(items.begin(), items.end(), [&](const callbackd::reconcile::WorkItem& i) { return i.sub_mchid == mchid; });
+const callbackd::reconcile::WorkItem& item_of(const std::vector<callbackd::reconcile::WorkItem>& items,
+                                              const std::string& mchid) {
+  auto it = std::find_if(items.begin(), items.end(),
+                         [&](const callbackd::reconcile::WorkItem& i) { return i.sub_mchid == mchid; });
   REQUIRE(it != items.end());
   return *it;
 }
@@ -139,6 +144,114 @@ TEST_CASE("two instances claiming one tenant at once never get the same sub-merc
   // Every entry carries its own token and the instance that claimed it.
   CHECK(scalar(db, "SELECT count(DISTINCT claim_token) FROM callbackd.pending_work") == 300);
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.pending_work WHERE claimed_by IN ('host-0:1', 'host-1:1')") == 300);
+}
+
+TEST_CASE("one claim for several tenants honours each tenant's limit, lapsed leases and the requests' order",
+          "[pg][store]") {
+  TestDatabase db;
+  for (const char* t : {"acme", "beta", "gamma", "idle"}) add_tenant(db, t);
+  add_rows(db, "acme", 5, 100);   // 100..104
+  add_rows(db, "beta", 3, 200);   // 200..202
+  add_rows(db, "gamma", 2, 300);  // 300..301
+  // beta: 200 leased by another instance (not claimable), 201 leased but lapsed (claimable).
+  exec(db,
+       "UPDATE callbackd.pending_work SET claimed_by = 'host-x:9', claim_token = nextval('callbackd.claim_token_seq'), "
+       "lease_until = now() + interval '20 seconds' WHERE mchid = '1900000200'");
+  exec(db,
+       "UPDATE callbackd.pending_work SET claimed_by = 'host-x:9', claim_token = nextval('callbackd.claim_token_seq'), "
+       "lease_until = now() - interval '1 second' WHERE mchid = '1900000201'");
+  // acme: due in order 104, 103, ... so that the limit keeps the earliest due.
+  exec(db,
+       "UPDATE callbackd.pending_work SET due_at = now() - (mchid::bigint - 1900000090) * interval '1 minute' "
+       "WHERE tenant_id = 'acme'");
+  // gamma: 301 due later.
+  exec(db, "UPDATE callbackd.pending_work SET due_at = now() + interval '30 seconds' WHERE mchid = '1900000301'");
+  pg::ReconcileStore store(config_for(db), "host-a:1");
+
+  const auto before = store.statements_executed();
+  auto r = store.claim_due({{"gamma", 10}, {"idle", 10}, {"acme", 2}, {"beta", 10}}, 60s);
+  CHECK(store.statements_executed() - before == 1);  // one statement for all tenants
+  REQUIRE(r.size() == 4);
+  CHECK(r[0].tenant_id == "gamma");
+  CHECK(r[1].tenant_id == "idle");
+  CHECK(r[2].tenant_id == "acme");
+  CHECK(r[3].tenant_id == "beta");
+
+  REQUIRE(r[0].items.size() == 1);
+  CHECK(r[0].items[0].sub_mchid == "1900000300");
+  REQUIRE(r[0].next_due_in);
+  CHECK(*r[0].next_due_in > 25s);
+
+  CHECK(r[1].items.empty());
+  CHECK_FALSE(r[1].next_due_in);
+
+  REQUIRE(r[2].items.size() == 2);  // the limit; earliest due first
+  CHECK(r[2].items[0].sub_mchid == "1900000104");
+  CHECK(r[2].items[1].sub_mchid == "1900000103");
+  CHECK_FALSE(r[2].next_due_in);  // the rest is due now, not later
+
+  std::set<std::string> beta;
+  for (const auto& i : r[3].items) {
+    CHECK(i.tenant_id == "beta");
+    beta.insert(i.sub_mchid);
+  }
+  CHECK(beta == std::set<std::string>{"1900000201", "1900000202"});  // the lapsed lease is taken, the live one not
+  REQUIRE(r[3].next_due_in);
+  CHECK(*r[3].next_due_in <= 20s);
+  CHECK(*r[3].next_due_in > 15s);
+
+  // Every claimed entry is stamped with its own token, this instance and the lease.
+  CHECK(scalar(db,
+               "SELECT count(DISTINCT claim_token) FROM callbackd.pending_work WHERE claimed_by = 'host-a:1' "
+               "AND lease_until > now() + interval '50 seconds'") == 5);
+  for (const auto& result : r)
+    for (const auto& i : result.items)
+      CHECK(text(db, "SELECT claim_token::text FROM callbackd.pending_work WHERE mchid = '" + i.sub_mchid + "'") ==
+            std::to_string(i.claim_token));
+
+  CHECK(store.claim_due(std::vector<callbackd::reconcile::ClaimRequest>{}, 60s).empty());
+  auto limit0 = store.claim_due({{"acme", 0}}, 60s);
+  REQUIRE(limit0.size() == 1);
+  CHECK(limit0[0].items.empty());
+}
+
+TEST_CASE("two instances claiming many tenants at once never get the same sub-merchant", "[pg][store]") {
+  TestDatabase db;
+  const std::vector<std::string> tenants{"t0", "t1", "t2", "t3", "t4"};
+  for (std::size_t t = 0; t < tenants.size(); ++t) {
+    add_tenant(db, tenants[t]);
+    add_rows(db, tenants[t], 60, 100 + static_cast<int>(t) * 100);
+  }
+  std::vector<std::string> claimed[2];
+  std::atomic<int> ready{0};
+  auto worker = [&](int n) {
+    pg::ReconcileStore store(config_for(db), "host-" + std::to_string(n) + ":1");
+    std::vector<callbackd::reconcile::ClaimRequest> requests;
+    for (std::size_t t = 0; t < tenants.size(); ++t) requests.push_back({tenants[t], 3 + static_cast<int>(t)});
+    ready++;
+    while (ready < 2) std::this_thread::yield();
+    for (;;) {
+      std::size_t got = 0;
+      const auto results = store.claim_due(requests, 60s);
+      for (std::size_t t = 0; t < results.size(); ++t) {
+        CHECK(results[t].items.size() <= static_cast<std::size_t>(requests[t].limit));
+        for (const auto& i : results[t].items) {
+          CHECK(i.tenant_id == requests[t].tenant_id);
+          claimed[n].push_back(i.sub_mchid);
+          ++got;
+        }
+      }
+      if (got == 0) break;
+    }
+  };
+  std::thread a(worker, 0), b(worker, 1);
+  a.join();
+  b.join();
+  std::set<std::string> all(claimed[0].begin(), claimed[0].end());
+  CHECK(all.size() == claimed[0].size());
+  for (const auto& m : claimed[1]) CHECK(all.insert(m).second);  // never claimed twice
+  CHECK(all.size() == 300);
+  CHECK(scalar(db, "SELECT count(DISTINCT claim_token) FROM callbackd.pending_work") == 300);
 }
 
 TEST_CASE("claim_due returns what sending needs and when the next entry becomes claimable", "[pg][store]") {
@@ -202,7 +315,8 @@ TEST_CASE("a lapsed lease is re-claimable and the stale claimer's record is audi
 
   // a finally hears back: its attempt happened (audit row), but b owns the row now.
   a.record({record_for(first.items[0], OutcomeKind::rejected, "PARAM_ERROR")});
-  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE instance = 'host-a:1' AND outcome = 'rejected'") == 1);
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE instance = 'host-a:1' AND outcome = 'rejected'") ==
+        1);
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.sub_merchant_state") == 0);
   CHECK(text(db, "SELECT claimed_by FROM callbackd.pending_work") == "host-b:2");
 
@@ -247,8 +361,7 @@ TEST_CASE("a desired change while a row is in flight is not lost", "[pg][store]"
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.pending_work") == 0);
 }
 
-TEST_CASE("record() writes a mixed batch in one statement, each row in its state with one audit row",
-          "[pg][store]") {
+TEST_CASE("record() writes a mixed batch in one statement, each row in its state with one audit row", "[pg][store]") {
   TestDatabase db;
   add_tenant(db, "acme");
   add_rows(db, "acme", 5);
@@ -282,27 +395,35 @@ TEST_CASE("record() writes a mixed batch in one statement, each row in its state
   CHECK(applied[3].is_null());
   CHECK(applied[4].as<int>() == 1);
   CHECK(applied[5].as<int>() == 200);
-  CHECK(text(db, "SELECT update_time_parsed = '2015-05-20T05:29:35.120Z'::timestamptz FROM "
-                 "callbackd.sub_merchant_state WHERE mchid = '1900000100'") == "t");
-  CHECK(text(db, "SELECT last_error_code || ' ' || last_http_status FROM callbackd.sync_status WHERE mchid = '1900000101'") ==
-        "PARAM_ERROR 400");
-  CHECK(text(db, "SELECT next_attempt_at > now() + interval '10 seconds' FROM callbackd.sync_status "
-                 "WHERE mchid = '1900000102'") == "t");
+  CHECK(text(db,
+             "SELECT update_time_parsed = '2015-05-20T05:29:35.120Z'::timestamptz FROM "
+             "callbackd.sub_merchant_state WHERE mchid = '1900000100'") == "t");
+  CHECK(
+      text(db,
+           "SELECT last_error_code || ' ' || last_http_status FROM callbackd.sync_status WHERE mchid = '1900000101'") ==
+      "PARAM_ERROR 400");
+  CHECK(text(db,
+             "SELECT next_attempt_at > now() + interval '10 seconds' FROM callbackd.sync_status "
+             "WHERE mchid = '1900000102'") == "t");
   CHECK(text(db, "SELECT last_http_status IS NULL FROM callbackd.sync_status WHERE mchid = '1900000103'") == "t");
 
   // One audit row per attempt, with the contract columns and what the auditor needs.
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE mchid IS NOT NULL") == 5);
   CHECK(scalar(db, "SELECT count(DISTINCT mchid) FROM callbackd.audit_log") == 5);
-  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE mchid IS NULL AND outcome = 'tenant_error' "
-                   "AND error_code = 'SIGN_ERROR'") == 1);
-  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE instance = 'host-a:1' AND "
-                   "(mchid IS NULL OR desired_revision IS NOT NULL)") == 6);
+  CHECK(scalar(db,
+               "SELECT count(*) FROM callbackd.audit_log WHERE mchid IS NULL AND outcome = 'tenant_error' "
+               "AND error_code = 'SIGN_ERROR'") == 1);
+  CHECK(scalar(db,
+               "SELECT count(*) FROM callbackd.audit_log WHERE instance = 'host-a:1' AND "
+               "(mchid IS NULL OR desired_revision IS NOT NULL)") == 6);
   CHECK(scalar(db, "SELECT count(DISTINCT transaction_id) FROM callbackd.audit_log") == 1);  // one transaction
-  CHECK(text(db, "SELECT latency_ms IS NULL AND http_status IS NULL FROM callbackd.audit_log "
-                 "WHERE mchid = '1900000103'") == "t");
+  CHECK(text(db,
+             "SELECT latency_ms IS NULL AND http_status IS NULL FROM callbackd.audit_log "
+             "WHERE mchid = '1900000103'") == "t");
 
   // The queue: settled rows gone; the retrying and the rate-limited row due later, unclaimed.
-  auto queue = query(db, "SELECT mchid, claim_token IS NULL, due_at > now() FROM callbackd.pending_work ORDER BY mchid");
+  auto queue =
+      query(db, "SELECT mchid, claim_token IS NULL, due_at > now() FROM callbackd.pending_work ORDER BY mchid");
   REQUIRE(queue.size() == 2);
   CHECK(queue[0][0].as<std::string>() == "1900000102");
   CHECK(queue[1][0].as<std::string>() == "1900000104");
@@ -351,8 +472,9 @@ TEST_CASE("record() repeated after an unknown outcome writes nothing twice, and 
   store.record({odd, fine});
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log") == 2);
   CHECK(state_of(db, "1900000100") == "in_sync");
-  CHECK(text(db, "SELECT update_time_parsed IS NULL AND update_time LIKE '2015-13-45%' FROM "
-                 "callbackd.sub_merchant_state WHERE mchid = '1900000100'") == "t");
+  CHECK(text(db,
+             "SELECT update_time_parsed IS NULL AND update_time LIKE '2015-13-45%' FROM "
+             "callbackd.sub_merchant_state WHERE mchid = '1900000100'") == "t");
 
   // The same sub-merchant twice in one batch: both audited, the last decides.
   add_rows(db, "acme", 1, 200);
@@ -431,7 +553,8 @@ TEST_CASE("queue_resync queues in-sync rows of sending tenants, marked resync, n
   store.release({resync.items[0].claim_token, resync.items[1].claim_token});
 
   // A real change clears the flag: the row is then sent for its change.
-  exec(db, "UPDATE callbackd.desired_callbacks SET notify_url = 'https://example.com/changed' WHERE mchid = '1900000100'");
+  exec(db,
+       "UPDATE callbackd.desired_callbacks SET notify_url = 'https://example.com/changed' WHERE mchid = '1900000100'");
   CHECK(text(db, "SELECT resync FROM callbackd.pending_work WHERE mchid = '1900000100'") == "f");
   CHECK(text(db, "SELECT resync FROM callbackd.pending_work WHERE mchid = '1900000101'") == "t");
 
@@ -458,7 +581,7 @@ TEST_CASE("the listener hears a desired change within its wait and reports a los
   auto got = listener.wait(5s);
   writer.join();
   CHECK(std::chrono::steady_clock::now() - start < 4s);  // woke on the NOTIFY, not the timeout
-  REQUIRE(got.size() == 1);  // one per tenant per transaction
+  REQUIRE(got.size() == 1);                              // one per tenant per transaction
   CHECK(got[0].channel == "callbackd_desired");
   CHECK(got[0].tenant_id == "acme");
 
@@ -467,8 +590,9 @@ TEST_CASE("the listener hears a desired change within its wait and reports a los
   REQUIRE(tenant_change.size() == 1);
   CHECK(tenant_change[0].channel == "callbackd_tenants");
 
-  exec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'callbackd-listen' "
-           "AND datname = current_database()");
+  exec(db,
+       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'callbackd-listen' "
+       "AND datname = current_database()");
   CHECK_THROWS_AS(listener.wait(2s), callbackd::DatabaseError);
   CHECK_THROWS_AS(listener.wait(10ms), callbackd::DatabaseError);  // stays lost: the caller makes a new one
 }
@@ -479,9 +603,11 @@ TEST_CASE("a store whose connection is lost says so and reconnects", "[pg][store
   add_rows(db, "acme", 1);
   pg::ReconcileStore store(config_for(db), "host-a:1");
   CHECK(store.connected());
-  exec(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'callbackd' "
-           "AND datname = current_database()");
-  CHECK_THROWS_WITH(store.claim_due("acme", 10, 60s), Catch::Contains("claiming due entries") && Catch::Contains("host="));
+  exec(db,
+       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'callbackd' "
+       "AND datname = current_database()");
+  CHECK_THROWS_WITH(store.claim_due("acme", 10, 60s),
+                    Catch::Contains("claiming due entries") && Catch::Contains("host="));
   CHECK_FALSE(store.connected());
   CHECK_THROWS_AS(store.pending_for_sending_tenants(), callbackd::DatabaseError);
   store.reconnect();
@@ -493,4 +619,42 @@ TEST_CASE("a store on a database without the schema fails at construction, namin
   TestDatabase db(TestDatabase::Schema::empty);
   CHECK_THROWS_WITH(pg::ReconcileStore(config_for(db), "host-a:1"),
                     Catch::Contains("cannot prepare statements") && Catch::Contains("callbackd migrate"));
+}
+
+TEST_CASE("every statement of daemon/pg/sql prepares against the schema the migrations build", "[pg][store]") {
+  TestDatabase db;
+  const auto& statements = pg::embedded_statements();
+  // The 19 of the store and queue_ages; a file added or lost changes this on purpose.
+  CHECK(statements.size() == 20);
+  pqxx::connection c(db.conninfo());
+  for (const auto& s : statements) {
+    INFO("daemon/pg/sql/" << s.name << ".sql");
+    CHECK_FALSE(s.text.empty());
+    c.prepare(s.name, s.text);
+    CHECK_NOTHROW(c.prepare_now(s.name));  // parsed and planned by the server: a typo fails here
+  }
+  CHECK(pg::statement_text("claim_due").find("FOR UPDATE SKIP LOCKED") != std::string::npos);
+}
+
+TEST_CASE("an idle poll over 1,000 tenants is one statement", "[pg][store]") {
+  TestDatabase db;
+  exec(db,
+       "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
+       "wechatpay_key_path) SELECT 't' || g, '1900000001', '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', 'k.pem', "
+       "'PUB_KEY_ID_0112', 'p.pem' FROM generate_series(1, 1000) g");
+  add_rows(db, "t500", 1);  // one tenant has one entry due
+  std::vector<callbackd::reconcile::ClaimRequest> requests;
+  for (int t = 1; t <= 1000; ++t) requests.push_back({"t" + std::to_string(t), 10});
+  pg::ReconcileStore store(config_for(db), "host-a:1");
+  const auto before = store.statements_executed();
+  const auto results = store.claim_due(requests, 60s);
+  CHECK(store.statements_executed() - before == 1);
+  REQUIRE(results.size() == 1000);
+  std::size_t claimed = 0;
+  for (std::size_t t = 0; t < results.size(); ++t) {
+    CHECK(results[t].tenant_id == requests[t].tenant_id);
+    claimed += results[t].items.size();
+  }
+  CHECK(claimed == 1);
+  CHECK(results[499].items.size() == 1);
 }

@@ -23,8 +23,8 @@
 #include "support/process.h"
 
 namespace fs = std::filesystem;
-using callbackd::test::run_process;
 using callbackd::test::LoginRole;
+using callbackd::test::run_process;
 using callbackd::test::TestDatabase;
 
 namespace {
@@ -146,18 +146,18 @@ TEST_CASE("roles: an operator writes desired state, which still queues work and 
   CHECK(count(alice.conninfo(), "SELECT count(*) FROM callbackd.schema_migrations") >= 4);
 
   // Writes nothing the daemon owns, and cannot forge or erase evidence.
-  check_denied(alice.conninfo(),
-               {"INSERT INTO callbackd.audit_log (tenant_id, outcome) VALUES ('acme', 'applied')",
-                "UPDATE callbackd.audit_log SET outcome = 'forged'", "DELETE FROM callbackd.audit_log",
-                "TRUNCATE callbackd.audit_log",
-                "INSERT INTO callbackd.sub_merchant_state (mchid, tenant_id, revision, state) "
-                "VALUES ('1900000109', 'acme', 999999, 'in_sync')",
-                "UPDATE callbackd.sub_merchant_state SET state = 'in_sync'",
-                "UPDATE callbackd.pending_work SET due_at = now() + interval '1 year'",
-                "DELETE FROM callbackd.pending_work",
-                "INSERT INTO callbackd.tenant_state (tenant_id, paused_reason) VALUES ('acme', 'x')",
-                "DELETE FROM callbackd.tenant_leases", "SELECT nextval('callbackd.desired_revision_seq')",
-                "SELECT callbackd.apply_audit_retention('30 days')"});
+  check_denied(
+      alice.conninfo(),
+      {"INSERT INTO callbackd.audit_log (tenant_id, outcome) VALUES ('acme', 'applied')",
+       "UPDATE callbackd.audit_log SET outcome = 'forged'", "DELETE FROM callbackd.audit_log",
+       "TRUNCATE callbackd.audit_log",
+       "INSERT INTO callbackd.sub_merchant_state (mchid, tenant_id, revision, state) "
+       "VALUES ('1900000109', 'acme', 999999, 'in_sync')",
+       "UPDATE callbackd.sub_merchant_state SET state = 'in_sync'",
+       "UPDATE callbackd.pending_work SET due_at = now() + interval '1 year'", "DELETE FROM callbackd.pending_work",
+       "INSERT INTO callbackd.tenant_state (tenant_id, paused_reason) VALUES ('acme', 'x')",
+       "DELETE FROM callbackd.tenant_leases", "SELECT nextval('callbackd.desired_revision_seq')",
+       "SELECT callbackd.apply_audit_retention('30 days')"});
 
   // Deleting the desired row removes its queue entry through the foreign key, which runs as the
   // table owner: the operator needs no DELETE on pending_work for that.
@@ -208,7 +208,8 @@ TEST_CASE("roles: the daemon role runs check-config, plan, status and run --exit
   {
     pqxx::connection c(db.conninfo());
     pqxx::read_transaction tx(c);
-    CHECK(tx.exec_params1("SELECT count(*) FROM callbackd.audit_log WHERE db_user = $1", daemon.name())[0].as<int>() == 3);
+    CHECK(tx.exec_params1("SELECT count(*) FROM callbackd.audit_log WHERE db_user = $1", daemon.name())[0].as<int>() ==
+          3);
     CHECK(tx.exec1("SELECT count(*) FROM callbackd.instances")[0].as<int>() >= 1);
   }
 
@@ -232,17 +233,17 @@ TEST_CASE("roles: the daemon role cannot rewrite history or desired state", "[pg
   exec(daemon.conninfo(), "INSERT INTO callbackd.audit_log (tenant_id, outcome) VALUES ('acme', 'applied')");
   CHECK(count(daemon.conninfo(), "SELECT count(*) FROM callbackd.audit_log") == 1);
 
-  check_denied(daemon.conninfo(),
-               {"UPDATE callbackd.audit_log SET outcome = 'forged'", "DELETE FROM callbackd.audit_log",
-                "DELETE FROM callbackd.audit_log WHERE false", "TRUNCATE callbackd.audit_log",
-                "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) "
-                "VALUES ('1900000109', 'acme', 'https://evil.example.com/')",
-                "UPDATE callbackd.tenants SET private_key_path = '/etc/shadow'",
-                "INSERT INTO callbackd.tenant_wechatpay_keys (tenant_id, key_id, key_path) VALUES ('acme', 'k', 'k.pem')",
-                "DELETE FROM callbackd.schema_migrations",
-                "SELECT callbackd.apply_audit_retention('30 days')",
-                // Setting the retention flag by hand gets it nowhere: it lacks the privilege.
-                "SET callbackd.audit_retention = 'on'; DELETE FROM callbackd.audit_log"});
+  check_denied(
+      daemon.conninfo(),
+      {"UPDATE callbackd.audit_log SET outcome = 'forged'", "DELETE FROM callbackd.audit_log",
+       "DELETE FROM callbackd.audit_log WHERE false", "TRUNCATE callbackd.audit_log",
+       "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) "
+       "VALUES ('1900000109', 'acme', 'https://evil.example.com/')",
+       "UPDATE callbackd.tenants SET private_key_path = '/etc/shadow'",
+       "INSERT INTO callbackd.tenant_wechatpay_keys (tenant_id, key_id, key_path) VALUES ('acme', 'k', 'k.pem')",
+       "DELETE FROM callbackd.schema_migrations", "SELECT callbackd.apply_audit_retention('30 days')",
+       // Setting the retention flag by hand gets it nowhere: it lacks the privilege.
+       "SET callbackd.audit_retention = 'on'; DELETE FROM callbackd.audit_log"});
   CHECK(count(db.conninfo(), "SELECT count(*) FROM callbackd.audit_log") == 1);
 }
 
@@ -319,13 +320,14 @@ TEST_CASE("roles: audit retention deletes only rows older than keep, in batches,
 
   // Restored from an archive: a young row first (ids do not strictly follow time), 25 rows of 40
   // days ago, one "from the future", 5 young rows.
-  insert_backdated(db,
-                   "INSERT INTO callbackd.audit_log (tenant_id, outcome) VALUES ('acme', 'young');"
-                   "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) "
-                   "  SELECT 'acme', 'old', now() - interval '40 days' FROM generate_series(1, 25);"
-                   "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) VALUES ('acme', 'young', now() + interval '1 day');"
-                   "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) "
-                   "  SELECT 'acme', 'young', now() - interval '29 days' FROM generate_series(1, 5)");
+  insert_backdated(
+      db,
+      "INSERT INTO callbackd.audit_log (tenant_id, outcome) VALUES ('acme', 'young');"
+      "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) "
+      "  SELECT 'acme', 'old', now() - interval '40 days' FROM generate_series(1, 25);"
+      "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) VALUES ('acme', 'young', now() + interval '1 day');"
+      "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) "
+      "  SELECT 'acme', 'young', now() - interval '29 days' FROM generate_series(1, 5)");
 
   SECTION("a keep shorter than the floor is refused and deletes nothing") {
     for (std::string keep : {"6 days 23:59", "1 day", "0", "-1 year"}) {
@@ -425,14 +427,13 @@ TEST_CASE("roles: migrated by a non-superuser schema owner, every group role sti
         tx.exec0("REASSIGN OWNED BY " + tx.quote_name(owner) + " TO postgres");
         tx.exec0("DROP OWNED BY " + tx.quote_name(owner));
         tx.exec0("DROP ROLE " + tx.quote_name(owner));
-      } catch (...) {
-      }
+      } catch (...) {}
     }
   } drop_owner{db, owner};
   const std::string owner_conninfo = "host=" + db.host() + " user=" + owner + " dbname=" + db.name();
 
-  auto migrate = run_process(
-      {CALLBACKD_BINARY, "--config", callbackd::test::write_config_for(owner_conninfo), "migrate"});
+  auto migrate =
+      run_process({CALLBACKD_BINARY, "--config", callbackd::test::write_config_for(owner_conninfo), "migrate"});
   INFO(migrate.output);
   REQUIRE(migrate.exit_status == 0);
   CHECK(count(db.conninfo(),
@@ -444,8 +445,9 @@ TEST_CASE("roles: migrated by a non-superuser schema owner, every group role sti
   LoginRole keeper(db, "ret", "callbackd_retention");
 
   exec(alice.conninfo(), kTenant);
-  exec(alice.conninfo(),
-       "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) VALUES ('1900000109', 'acme', 'https://example.com/cb')");
+  exec(
+      alice.conninfo(),
+      "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) VALUES ('1900000109', 'acme', 'https://example.com/cb')");
   CHECK(count(alice.conninfo(), "SELECT count(*) FROM callbackd.pending_work") == 1);
 
   auto plan = run_process({CALLBACKD_BINARY, "--config", callbackd::test::write_config_for(daemon.conninfo()), "plan",
@@ -454,10 +456,12 @@ TEST_CASE("roles: migrated by a non-superuser schema owner, every group role sti
   CHECK(plan.exit_status == 2);  // one row to send
 
   insert_backdated(
-      db, "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) VALUES ('acme', 'old', now() - interval '1 year')");
+      db,
+      "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) VALUES ('acme', 'old', now() - interval '1 year')");
   // The owner itself cannot backdate a row (0006): it is stamped now, so retention keeps it.
-  exec(owner_conninfo,
-       "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) VALUES ('acme', 'owner-dated', now() - interval '1 year')");
+  exec(
+      owner_conninfo,
+      "INSERT INTO callbackd.audit_log (tenant_id, outcome, created_at) VALUES ('acme', 'owner-dated', now() - interval '1 year')");
   CHECK_THROWS_WITH(exec(owner_conninfo, "DELETE FROM callbackd.audit_log"), Catch::Contains("append-only"));
   {
     pqxx::connection c(keeper.conninfo());

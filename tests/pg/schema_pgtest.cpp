@@ -76,7 +76,8 @@ TEST_CASE("audit_log accepts an INSERT of the contract columns and refuses UPDAT
        "INSERT INTO callbackd.audit_log (tenant_id, mchid, notify_url, switch, http_status, error_code, "
        "error_message, request_id, outcome, latency_ms, attempt) VALUES ('acme', '1900000109', "
        "'https://example.com/cb', true, 200, NULL, NULL, '08F78BB5AF0610D9', 'applied', 123, 1)");
-  auto r = row(c, "SELECT id, created_at IS NOT NULL, db_user, transaction_id IS NOT NULL, outcome FROM callbackd.audit_log");
+  auto r = row(
+      c, "SELECT id, created_at IS NOT NULL, db_user, transaction_id IS NOT NULL, outcome FROM callbackd.audit_log");
   CHECK(r[0].as<long>() >= 1);
   CHECK(r[1].as<bool>());
   CHECK(r[2].as<std::string>() == "postgres");
@@ -84,10 +85,8 @@ TEST_CASE("audit_log accepts an INSERT of the contract columns and refuses UPDAT
   CHECK(r[4].as<std::string>() == "applied");
 
   const std::string refused = "callbackd.audit_log is append-only: UPDATE/DELETE/TRUNCATE refused";
-  for (std::string sql : {"UPDATE callbackd.audit_log SET outcome = 'forged'",
-                          "DELETE FROM callbackd.audit_log",
-                          "DELETE FROM callbackd.audit_log WHERE false",
-                          "TRUNCATE callbackd.audit_log"}) {
+  for (std::string sql : {"UPDATE callbackd.audit_log SET outcome = 'forged'", "DELETE FROM callbackd.audit_log",
+                          "DELETE FROM callbackd.audit_log WHERE false", "TRUNCATE callbackd.audit_log"}) {
     INFO(sql);
     CHECK_THROWS_WITH(exec(c, sql), Catch::Contains(refused));
   }
@@ -123,8 +122,8 @@ TEST_CASE("desired_callbacks: updated_at and revision are the database's, bumped
          "updated_at = '2000-01-01T00:00:00Z', revision = 1");
   }
   pqxx::read_transaction tx(c);
-  auto updated = tx.exec_params1(
-      "SELECT updated_at > $1::timestamptz, revision FROM callbackd.desired_callbacks", first_updated_at);
+  auto updated = tx.exec_params1("SELECT updated_at > $1::timestamptz, revision FROM callbackd.desired_callbacks",
+                                 first_updated_at);
   CHECK(updated[0].as<bool>());
   CHECK(updated[1].as<long>() > first_revision);
 }
@@ -138,7 +137,8 @@ TEST_CASE("desired_callbacks stores invalid rows verbatim for the daemon to mark
        "('not-digits', 'acme', ''), ('1900000110', 'acme', 'http://plain.example.com/'), "
        "('1900000111', 'acme', NULL), ('1900000112', 'acme', 'https://x/' || repeat('a', 300))");
   CHECK(row(c, "SELECT count(*) FROM callbackd.desired_callbacks")[0].as<long>() == 4);
-  CHECK(row(c, "SELECT notify_url FROM callbackd.desired_callbacks WHERE mchid = 'not-digits'")[0].as<std::string>() == "");
+  CHECK(row(c, "SELECT notify_url FROM callbackd.desired_callbacks WHERE mchid = 'not-digits'")[0].as<std::string>() ==
+        "");
   // An unknown tenant is still refused: that is a broken reference, not bad input.
   CHECK_THROWS(exec(c, "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id) VALUES ('1900000113', 'nobody')"));
 }
@@ -170,27 +170,31 @@ TEST_CASE("a change to a desired row queues work and notifies the tenant's chann
   pqxx::connection listener(db.conninfo());
   Collector desired(listener, "callbackd_desired");
 
-  exec(writer, "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) VALUES "
-               "('1900000109', 'acme', 'https://example.com/cb')");
+  exec(writer,
+       "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) VALUES "
+       "('1900000109', 'acme', 'https://example.com/cb')");
   await(listener, desired, 1);
   REQUIRE(desired.payloads.size() == 1);
   CHECK(desired.payloads[0] == "acme");
 
-  auto queued = row(writer, "SELECT tenant_id, revision, due_at IS NOT NULL, claimed_by IS NULL FROM callbackd.pending_work "
-                            "WHERE mchid = '1900000109'");
+  auto queued = row(writer,
+                    "SELECT tenant_id, revision, due_at IS NOT NULL, claimed_by IS NULL FROM callbackd.pending_work "
+                    "WHERE mchid = '1900000109'");
   CHECK(queued[0].as<std::string>() == "acme");
   CHECK(queued[1].as<long>() == revision_of(writer, "1900000109"));
   CHECK(queued[2].as<bool>());
   CHECK(queued[3].as<bool>());
 
   // A change while the daemon holds a claim must be sent again: the claim is dropped.
-  exec(writer, "UPDATE callbackd.pending_work SET claimed_by = 'host-a/123', claim_token = 7, "
-               "lease_until = now() + interval '1 minute', due_at = now() + interval '1 hour'");
+  exec(writer,
+       "UPDATE callbackd.pending_work SET claimed_by = 'host-a/123', claim_token = 7, "
+       "lease_until = now() + interval '1 minute', due_at = now() + interval '1 hour'");
   exec(writer, "UPDATE callbackd.desired_callbacks SET switch = false WHERE mchid = '1900000109'");
   await(listener, desired, 2);
   CHECK(desired.payloads.size() == 2);
-  auto requeued = row(writer, "SELECT revision, claimed_by IS NULL AND claim_token IS NULL AND lease_until IS NULL, "
-                              "due_at <= now() FROM callbackd.pending_work");
+  auto requeued = row(writer,
+                      "SELECT revision, claimed_by IS NULL AND claim_token IS NULL AND lease_until IS NULL, "
+                      "due_at <= now() FROM callbackd.pending_work");
   CHECK(requeued[0].as<long>() == revision_of(writer, "1900000109"));
   CHECK(requeued[1].as<bool>());
   CHECK(requeued[2].as<bool>());
@@ -213,8 +217,9 @@ TEST_CASE("sync_status derives each row's state", "[pg][schema]") {
   TestDatabase db;
   pqxx::connection c(db.conninfo());
   add_tenant(c, "acme");
-  exec(c, "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url, switch) VALUES "
-          "('1900000109', 'acme', 'https://example.com/cb', true)");
+  exec(c,
+       "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url, switch) VALUES "
+       "('1900000109', 'acme', 'https://example.com/cb', true)");
 
   // Never attempted.
   CHECK(status_of(c, "1900000109") == "pending");
@@ -240,8 +245,9 @@ TEST_CASE("sync_status derives each row's state", "[pg][schema]") {
     CHECK(status_of(c, "1900000109") == "paused");
   }
   SECTION("a pause by the daemon (bad credentials) wins") {
-    exec(c, "INSERT INTO callbackd.tenant_state (tenant_id, paused_reason, paused_at, error_code) "
-            "VALUES ('acme', 'response signature did not verify', now(), 'SIGN_ERROR')");
+    exec(c,
+         "INSERT INTO callbackd.tenant_state (tenant_id, paused_reason, paused_at, error_code) "
+         "VALUES ('acme', 'response signature did not verify', now(), 'SIGN_ERROR')");
     CHECK(status_of(c, "1900000109") == "paused");
   }
   SECTION("observe mode reports, it does not pause") {
@@ -257,10 +263,9 @@ TEST_CASE("sync_status has the contract's columns first, in order", "[pg][schema
   auto r = tx.exec(
       "SELECT column_name FROM information_schema.columns WHERE table_schema = 'callbackd' "
       "AND table_name = 'sync_status' ORDER BY ordinal_position");
-  const std::vector<std::string> contract{"mchid",          "tenant_id",        "state",
-                                          "applied_notify_url", "applied_switch", "update_time",
-                                          "attempts",       "last_http_status", "last_error_code",
-                                          "last_error_message", "next_attempt_at"};
+  const std::vector<std::string> contract{
+      "mchid",    "tenant_id",        "state",           "applied_notify_url", "applied_switch", "update_time",
+      "attempts", "last_http_status", "last_error_code", "last_error_message", "next_attempt_at"};
   REQUIRE(r.size() >= contract.size());
   for (std::size_t i = 0; i < contract.size(); ++i) CHECK(r[static_cast<int>(i)][0].as<std::string>() == contract[i]);
 }

@@ -27,8 +27,10 @@ Child spawn_process(const std::vector<std::string>& args, const std::map<std::st
     if (eq != nullptr) merged[std::string(static_cast<const char*>(*e), eq)] = eq + 1;
   }
   for (const auto& [k, v] : env) {
-    if (v.empty()) merged.erase(k);
-    else merged[k] = v;
+    if (v.empty())
+      merged.erase(k);
+    else
+      merged[k] = v;
   }
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : merged) env_strings.push_back(k + "=" + v);

@@ -221,25 +221,25 @@ TEST_CASE("callbackd.service under a real systemd as PID 1: READY=1, LoadCredent
 
   const std::string units = CALLBACKD_SOURCE_DIR "/tests/systemd/nspawn";
   const std::string system = "/etc/systemd/system/";
-  Container container({
-      "/usr/bin/systemd-nspawn", "-q", "-D", "/", "--volatile=yes", "--keep-unit", "--register=no",
-      "--private-network",
-      // The project's unit, unchanged, and the test's drop-in and units beside it.
-      "--bind-ro=" CALLBACKD_SOURCE_DIR "/systemd/callbackd.service:" + system + "callbackd.service",
-      "--bind-ro=" + units + "/callbackd.service.d:" + system + "callbackd.service.d",
-      "--bind-ro=" + units + "/callbackd-sandbox.service:" + system + "callbackd-sandbox.service",
-      "--bind-ro=" + units + "/callbackd-nspawn-test.service:" + system + "callbackd-nspawn-test.service",
-      "--bind-ro=" + stage + ":" + kStageInContainer, "--bind-ro=" + keys + ":/etc/callbackd/keys",
-      "--bind-ro=" + stage + "/nsswitch.conf:/etc/nsswitch.conf",
-      "--bind=" + out + ":/out", "--bind=" + pg_socket + ":/run/postgresql/.s.PGSQL.5432",
-      // The sandbox's keys, config and record at their host paths (Environment reads the record).
-      "--bind-ro=" + env.keys_dir() + ":" + env.keys_dir(), "--bind=" + env.work_dir() + ":" + env.work_dir(),
-      // Plain console text in the test's output.
-      "--setenv=SYSTEMD_COLORS=0", "-b", "systemd.unit=callbackd-nspawn-test.service", "systemd.firstboot=off",
-      // The unit wants network-online.target; with loopback only, systemd-networkd-wait-online
-      // would hold it for its whole 2-minute timeout. A host's own network stack is not
-      // under test here.
-      "systemd.mask=systemd-networkd-wait-online.service"});
+  Container container(
+      {"/usr/bin/systemd-nspawn", "-q", "-D", "/", "--volatile=yes", "--keep-unit", "--register=no",
+       "--private-network",
+       // The project's unit, unchanged, and the test's drop-in and units beside it.
+       "--bind-ro=" CALLBACKD_SOURCE_DIR "/systemd/callbackd.service:" + system + "callbackd.service",
+       "--bind-ro=" + units + "/callbackd.service.d:" + system + "callbackd.service.d",
+       "--bind-ro=" + units + "/callbackd-sandbox.service:" + system + "callbackd-sandbox.service",
+       "--bind-ro=" + units + "/callbackd-nspawn-test.service:" + system + "callbackd-nspawn-test.service",
+       "--bind-ro=" + stage + ":" + kStageInContainer, "--bind-ro=" + keys + ":/etc/callbackd/keys",
+       "--bind-ro=" + stage + "/nsswitch.conf:/etc/nsswitch.conf", "--bind=" + out + ":/out",
+       "--bind=" + pg_socket + ":/run/postgresql/.s.PGSQL.5432",
+       // The sandbox's keys, config and record at their host paths (Environment reads the record).
+       "--bind-ro=" + env.keys_dir() + ":" + env.keys_dir(), "--bind=" + env.work_dir() + ":" + env.work_dir(),
+       // Plain console text in the test's output.
+       "--setenv=SYSTEMD_COLORS=0", "-b", "systemd.unit=callbackd-nspawn-test.service", "systemd.firstboot=off",
+       // The unit wants network-online.target; with loopback only, systemd-networkd-wait-online
+       // would hold it for its whole 2-minute timeout. A host's own network stack is not
+       // under test here.
+       "systemd.mask=systemd-networkd-wait-online.service"});
   const int status = container.wait_for(std::chrono::seconds{240});
 
   const auto steps = read_steps(out + "/steps");

@@ -53,7 +53,7 @@ TEST_CASE("every invalid config file names each of its problems", "[config]") {
     std::vector<std::string> expected;
     std::istringstream lines(slurp(f));
     for (std::string line; std::getline(lines, line);)
-      if (line.rfind("# expect: ", 0) == 0) expected.push_back(line.substr(10));
+      if (line.starts_with("# expect: ")) expected.push_back(line.substr(10));
     REQUIRE(!expected.empty());
     try {
       load_config(f.string(), &no_env);
@@ -99,8 +99,8 @@ TEST_CASE("values and defaults are read", "[config]") {
 // base_url with a production backup is refused (a rehearsal would fail over to production).
 TEST_CASE("wechatpay.backup_url: defaulted for production only, refused for a rehearsal", "[config]") {
   const struct {
-    std::string wechatpay;      // the wechatpay section's lines
-    const char* backup;         // the backup_url that results; nullptr: refused
+    std::string wechatpay;  // the wechatpay section's lines
+    const char* backup;     // the backup_url that results; nullptr: refused
   } rows[] = {
       {"", "https://api2.wechatpay.cn"},
       {"  base_url: https://api.mch.weixin.qq.com\n", "https://api2.wechatpay.cn"},
@@ -118,7 +118,8 @@ TEST_CASE("wechatpay.backup_url: defaulted for production only, refused for a re
       // A second sandbox as the backup: a failover rehearsal.
       {"  base_url: https://127.0.0.1:8443\n  backup_url: https://127.0.0.1:8444\n", "https://127.0.0.1:8444"},
       // A base_url DNS places anywhere: what it is cannot be told from its name; allowed.
-      {"  base_url: https://sandbox.example.com\n  backup_url: https://api2.wechatpay.cn\n", "https://api2.wechatpay.cn"},
+      {"  base_url: https://sandbox.example.com\n  backup_url: https://api2.wechatpay.cn\n",
+       "https://api2.wechatpay.cn"},
       // Refused: loopback or private base_url, production backup (any of its names).
       {"  base_url: https://127.0.0.1:8443\n  backup_url: https://api2.wechatpay.cn\n", nullptr},
       {"  base_url: https://127.0.0.1:8443\n  backup_url: https://api.mch.weixin.qq.com\n", nullptr},
@@ -175,7 +176,8 @@ TEST_CASE("a missing or non-file config path is named with the fix", "[config]")
     std::string starts;  // the message
     std::string fix;
   } rows[] = {
-      {"/nonexistent/callbackd.yaml", "/nonexistent/callbackd.yaml: cannot read the config file", "callbackd.example.yaml"},
+      {"/nonexistent/callbackd.yaml", "/nonexistent/callbackd.yaml: cannot read the config file",
+       "callbackd.example.yaml"},
       // Read as an empty file it would be "database.url: is required": the wrong problem.
       {dir.string(), dir.string() + ": is a directory, not a config file", "pass --config FILE"},
       {"/dev/null", "/dev/null: is not a regular file", "pass --config FILE"},
@@ -199,11 +201,14 @@ TEST_CASE("config/callbackd.example.yaml documents exactly the accepted keys", "
   const std::string path = std::string(CALLBACKD_SOURCE_DIR) + "/config/callbackd.example.yaml";
   CHECK_NOTHROW(load_config(path, &no_env));
   std::set<std::string> documented;
-  std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& n, const std::string& prefix) {
+  std::function<void(const YAML::Node&, const std::string&)> walk = [&](const YAML::Node& n,
+                                                                        const std::string& prefix) {
     for (const auto& kv : n) {
       std::string key = prefix.empty() ? kv.first.Scalar() : prefix + "." + kv.first.Scalar();
-      if (kv.second.IsMap()) walk(kv.second, key);
-      else documented.insert(key);
+      if (kv.second.IsMap())
+        walk(kv.second, key);
+      else
+        documented.insert(key);
     }
   };
   walk(YAML::LoadFile(path), "");

@@ -24,7 +24,7 @@ struct TempTree {
     std::ofstream(root / "keys-other" / "x.pem") << "x";
     fs::create_symlink(root / "secret.pem", root / "keys" / "escape.pem");
     fs::create_symlink("acme/key.pem", root / "keys" / "inside.pem");
-    fs::create_symlink("acme", root / "keys" / "acme-link");              // a directory inside, by a link
+    fs::create_symlink("acme", root / "keys" / "acme-link");                // a directory inside, by a link
     fs::create_symlink(root / "keys-other", root / "keys" / "other-link");  // a directory outside
     fs::create_symlink("absent.pem", root / "keys" / "dangling.pem");
     fs::create_symlink(root / "keys" / "escape.pem", root / "keys" / "acme" / "chain.pem");  // a link to a link out
@@ -64,9 +64,11 @@ TEST_CASE("key paths from SQL open only beneath the credentials directory, throu
        "absolute paths are refused ('/etc/shadow'); write the file name relative to the credentials directory, e.g. "
        "'acme/apiclient_key.pem'",
        place},
-      {"../secret.pem", "'..' is refused in key paths ('../secret.pem'); keys must stay inside the credentials directory", place},
+      {"../secret.pem",
+       "'..' is refused in key paths ('../secret.pem'); keys must stay inside the credentials directory", place},
       {"acme/../../secret.pem",
-       "'..' is refused in key paths ('acme/../../secret.pem'); keys must stay inside the credentials directory", place},
+       "'..' is refused in key paths ('acme/../../secret.pem'); keys must stay inside the credentials directory",
+       place},
       {"missing.pem", d + "/missing.pem cannot be opened: No such file or directory", place},
       {"acme/key.pem/x", d + "/acme/key.pem/x cannot be opened: Not a directory", place},
       // Symlinks: out of the directory, as before; inside it too now, final or on the way.
@@ -164,7 +166,8 @@ TEST_CASE("no credentials directory is a clear error", "[credentials]") {
   CHECK(r.error().what.find("set credentials_dir") != std::string::npos);
   auto absent = open_credential_file("/nonexistent/creds", "a.pem");
   REQUIRE(!absent.ok());
-  CHECK(absent.error().what == "the credentials directory /nonexistent/creds cannot be opened: No such file or directory");
+  CHECK(absent.error().what ==
+        "the credentials directory /nonexistent/creds cannot be opened: No such file or directory");
 }
 
 TEST_CASE("the credentials directory itself: missing, not a directory, fine, not configured", "[credentials]") {
@@ -191,6 +194,6 @@ TEST_CASE("the credentials directory itself: missing, not a directory, fine, not
     REQUIRE(problem.has_value());
     CHECK(problem->where == "credentials_dir");
     CHECK(problem->what == row.what);
-    CHECK(problem->fix.rfind("create it", 0) == 0);
+    CHECK(problem->fix.starts_with("create it"));
   }
 }

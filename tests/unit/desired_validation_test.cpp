@@ -52,7 +52,9 @@ TEST_CASE("each invalid desired row gets one clear message", "[desired][validati
       {"1' OR '1'='1", ok_url, "mchid", "mchid must be 1-20 ASCII digits, found \"1' OR '1'='1\""},
       {"1;DROP TABLE callbackd.tenants--", ok_url, "mchid",
        "mchid must be 1-20 ASCII digits, found 32 bytes: \"1;DROP TABLE callbackd.tenants--\""},
-      {"19\x01" "00", ok_url, "mchid", "mchid must be 1-20 ASCII digits, found \"19?00\""},
+      {"19\x01"
+       "00",
+       ok_url, "mchid", "mchid must be 1-20 ASCII digits, found \"19?00\""},
       {"\t1900", ok_url, "mchid", "mchid must be 1-20 ASCII digits, found \"?1900\""},
       {"1900\x7f", ok_url, "mchid", "mchid must be 1-20 ASCII digits, found \"1900?\""},
       // A right-to-left override would show "1900" as "0091" (and reorder the rest of the
@@ -73,7 +75,8 @@ TEST_CASE("each invalid desired row gets one clear message", "[desired][validati
        "notify_url must be an absolute https URL (https://host/path), found \"ftp://example.com\""},
       {"1", "https://", "notify_url", "notify_url has no host; expected https://host/path, found \"https://\""},
       {"1", "https:///cb", "notify_url", "notify_url has no host; expected https://host/path, found \"https:///cb\""},
-      {"1", "https://:443/cb", "notify_url", "notify_url has no host; expected https://host/path, found \"https://:443/cb\""},
+      {"1", "https://:443/cb", "notify_url",
+       "notify_url has no host; expected https://host/path, found \"https://:443/cb\""},
       {"1", "https://exa mple.com", "notify_url",
        "notify_url contains whitespace or a control character at byte 11; percent-encode it (e.g. %20), found \"https://exa mple.com\""},
       {"1", "https://example.com/cb\n", "notify_url",
@@ -84,7 +87,10 @@ TEST_CASE("each invalid desired row gets one clear message", "[desired][validati
        "notify_url contains whitespace or a control character at byte 20; percent-encode it (e.g. %20), found \"https://example.com/?cb\""},
       {"1", "https://example.com/\x7f", "notify_url",
        "notify_url contains whitespace or a control character at byte 20; percent-encode it (e.g. %20), found \"https://example.com/?\""},
-      {"1", "https://example.com/\x01" "cb", "notify_url",
+      {"1",
+       "https://example.com/\x01"
+       "cb",
+       "notify_url",
        "notify_url contains whitespace or a control character at byte 20; percent-encode it (e.g. %20), found \"https://example.com/?cb\""},
       {"1", "https://x.example.com/'; DROP TABLE callbackd.audit_log; --", "notify_url",
        "notify_url contains whitespace or a control character at byte 24; percent-encode it (e.g. %20), found "
@@ -169,6 +175,6 @@ TEST_CASE("a 10 MB value is never echoed back in full", "[desired][validation]")
   for (int i = 0; i < 100; ++i) chinese += "中";
   const auto cut = validate_mchid(chinese);
   REQUIRE(cut.has_value());
-  CHECK(cut->message == "mchid must be 1-20 ASCII digits, found 300 bytes: \"" + std::string(chinese, 0, 63) +
-                            "…(300 bytes)\"");
+  CHECK(cut->message ==
+        "mchid must be 1-20 ASCII digits, found 300 bytes: \"" + std::string(chinese, 0, 63) + "…(300 bytes)\"");
 }

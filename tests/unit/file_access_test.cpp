@@ -41,13 +41,16 @@ std::string xattr(const std::vector<AclEntry>& entries, std::uint32_t version = 
 }
 
 // What systemd >= 254 writes for a LoadCredential= file of a service running as `uid`.
-std::vector<AclEntry> systemd_254_acl(uid_t uid) { return {owner(r), user(uid, r), owning_group(none), mask(r), other(none)}; }
+std::vector<AclEntry> systemd_254_acl(uid_t uid) {
+  return {owner(r), user(uid, r), owning_group(none), mask(r), other(none)};
+}
 
 }  // namespace
 
 TEST_CASE("a private key file: who besides its owner may access it", "[file-access]") {
   const std::string too_open_no_acl = "a private key must not be accessible by group or others";
-  const std::string acl_tail = "; a private key must not be accessible by anyone but its owner and the daemon's user (uid 101)";
+  const std::string acl_tail =
+      "; a private key must not be accessible by anyone but its owner and the daemon's user (uid 101)";
   struct Row {
     const char* name;
     mode_t mode;
@@ -60,40 +63,88 @@ TEST_CASE("a private key file: who besides its owner may access it", "[file-acce
       {"0600, daemon's own file", 0100600, kDaemon, {}, std::nullopt},
       {"0400, systemd 252 (chowned to the dynamic user)", 0100400, kDaemon, {}, std::nullopt},
       {"0400 root's (the daemon reads it only if it is root)", 0100400, 0, {}, std::nullopt},
-      {"0644", 0100644, kDaemon, {}, Exposure{"permissions 0644 are too open: " + too_open_no_acl, "chmod 600 " + kFile}},
-      {"0640", 0100640, kDaemon, {}, Exposure{"permissions 0640 are too open: " + too_open_no_acl, "chmod 600 " + kFile}},
+      {"0644",
+       0100644,
+       kDaemon,
+       {},
+       Exposure{"permissions 0644 are too open: " + too_open_no_acl, "chmod 600 " + kFile}},
+      {"0640",
+       0100640,
+       kDaemon,
+       {},
+       Exposure{"permissions 0640 are too open: " + too_open_no_acl, "chmod 600 " + kFile}},
       {"0440 without an ACL is the owning group",
-       0100440, 0, {}, Exposure{"permissions 0440 are too open: " + too_open_no_acl, "chmod 600 " + kFile}},
-      {"0604", 0100604, kDaemon, {}, Exposure{"permissions 0604 are too open: " + too_open_no_acl, "chmod 600 " + kFile}},
-      {"0610 (execute counts)", 0100610, kDaemon, {}, Exposure{"permissions 0610 are too open: " + too_open_no_acl, "chmod 600 " + kFile}},
+       0100440,
+       0,
+       {},
+       Exposure{"permissions 0440 are too open: " + too_open_no_acl, "chmod 600 " + kFile}},
+      {"0604",
+       0100604,
+       kDaemon,
+       {},
+       Exposure{"permissions 0604 are too open: " + too_open_no_acl, "chmod 600 " + kFile}},
+      {"0610 (execute counts)",
+       0100610,
+       kDaemon,
+       {},
+       Exposure{"permissions 0610 are too open: " + too_open_no_acl, "chmod 600 " + kFile}},
       // systemd >= 254: 0400 root's, the service's uid named in the ACL, stat shows the mask: 0440.
       {"systemd >= 254: the daemon's uid named", 0100440, 0, systemd_254_acl(kDaemon), std::nullopt},
-      {"the daemon's uid named with rwx", 0100470, 0, {owner(r), user(kDaemon, rwx), owning_group(none), mask(rwx), other(none)},
+      {"the daemon's uid named with rwx",
+       0100470,
+       0,
+       {owner(r), user(kDaemon, rwx), owning_group(none), mask(rwx), other(none)},
        std::nullopt},
       {"the same ACL read by another daemon uid", 0100440, 0, systemd_254_acl(kOther),
-       Exposure{"permissions 0440 are too open: its ACL grants user:1234:r--" + acl_tail, "setfacl -x u:1234 " + kFile}},
-      {"another named user besides the daemon", 0100440, 0,
+       Exposure{"permissions 0440 are too open: its ACL grants user:1234:r--" + acl_tail,
+                "setfacl -x u:1234 " + kFile}},
+      {"another named user besides the daemon",
+       0100440,
+       0,
        {owner(r), user(kDaemon, r), user(kOther, r), owning_group(none), mask(r), other(none)},
-       Exposure{"permissions 0440 are too open: its ACL grants user:1234:r--" + acl_tail, "setfacl -x u:1234 " + kFile}},
-      {"a named group", 0100440, 0, {owner(r), user(kDaemon, r), owning_group(none), group(kGroup, r), mask(r), other(none)},
+       Exposure{"permissions 0440 are too open: its ACL grants user:1234:r--" + acl_tail,
+                "setfacl -x u:1234 " + kFile}},
+      {"a named group",
+       0100440,
+       0,
+       {owner(r), user(kDaemon, r), owning_group(none), group(kGroup, r), mask(r), other(none)},
        Exposure{"permissions 0440 are too open: its ACL grants group:50:r--" + acl_tail, "setfacl -x g:50 " + kFile}},
       // With an ACL the group bits are the mask: the owning group's own entry says what it may do.
-      {"the owning group may read", 0100440, 0, {owner(r), user(kDaemon, r), owning_group(r), mask(r), other(none)},
+      {"the owning group may read",
+       0100440,
+       0,
+       {owner(r), user(kDaemon, r), owning_group(r), mask(r), other(none)},
        Exposure{"permissions 0440 are too open: its ACL grants group::r--" + acl_tail, "setfacl -m g::- " + kFile}},
-      {"others may read", 0100444, 0, {owner(r), user(kDaemon, r), owning_group(none), mask(r), other(r)},
+      {"others may read",
+       0100444,
+       0,
+       {owner(r), user(kDaemon, r), owning_group(none), mask(r), other(r)},
        Exposure{"permissions 0444 are too open: its ACL grants other::r--" + acl_tail, "setfacl -m o::- " + kFile}},
-      {"everything at once, in one command", 0100466, 0,
+      {"everything at once, in one command",
+       0100466,
+       0,
        {owner(rw), user(kDaemon, r), user(kOther, rw), owning_group(r), group(kGroup, r), mask(rw), other(rw)},
-       Exposure{"permissions 0466 are too open: its ACL grants user:1234:rw-, group::r--, group:50:r--, other::rw-" + acl_tail,
+       Exposure{"permissions 0466 are too open: its ACL grants user:1234:rw-, group::r--, group:50:r--, other::rw-" +
+                    acl_tail,
                 "setfacl -x u:1234,g:50 -m g::-,o::- " + kFile}},
       // The mask takes away what a group-class entry would grant: shown and refused as effective.
-      {"a named group the mask leaves nothing", 0100440, 0,
-       {owner(rw), user(kDaemon, r), owning_group(none), group(kGroup, kAclWrite), mask(r), other(none)}, std::nullopt},
-      {"another user the mask cuts to read", 0100440, 0, {owner(rw), user(kDaemon, r), user(kOther, rwx), owning_group(none), mask(r), other(none)},
-       Exposure{"permissions 0440 are too open: its ACL grants user:1234:r--" + acl_tail, "setfacl -x u:1234 " + kFile}},
+      {"a named group the mask leaves nothing",
+       0100440,
+       0,
+       {owner(rw), user(kDaemon, r), owning_group(none), group(kGroup, kAclWrite), mask(r), other(none)},
+       std::nullopt},
+      {"another user the mask cuts to read",
+       0100440,
+       0,
+       {owner(rw), user(kDaemon, r), user(kOther, rwx), owning_group(none), mask(r), other(none)},
+       Exposure{"permissions 0440 are too open: its ACL grants user:1234:r--" + acl_tail,
+                "setfacl -x u:1234 " + kFile}},
       // A minimal ACL (no named entries, no mask) is the mode bits again.
       {"a minimal ACL, private", 0100600, kDaemon, {owner(rw), owning_group(none), other(none)}, std::nullopt},
-      {"a minimal ACL, group readable", 0100640, kDaemon, {owner(rw), owning_group(r), other(none)},
+      {"a minimal ACL, group readable",
+       0100640,
+       kDaemon,
+       {owner(rw), owning_group(r), other(none)},
        Exposure{"permissions 0640 are too open: its ACL grants group::r--" + acl_tail, "setfacl -m g::- " + kFile}},
   };
   for (const auto& row : rows) {

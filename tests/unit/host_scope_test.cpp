@@ -12,10 +12,10 @@ TEST_CASE("host_scope: loopback, private and anywhere, as the resolver would rea
   } rows[] = {
       {"127.0.0.1", HostScope::loopback},
       {"127.255.255.254", HostScope::loopback},
-      {"127.1", HostScope::loopback},        // inet_aton's short form, which getaddrinfo accepts
-      {"0x7f.0.0.1", HostScope::loopback},   // and its hex form
-      {"2130706433", HostScope::loopback},   // and a single number
-      {"0.0.0.0", HostScope::loopback},      // Linux connects 0.0.0.0 to this host
+      {"127.1", HostScope::loopback},       // inet_aton's short form, which getaddrinfo accepts
+      {"0x7f.0.0.1", HostScope::loopback},  // and its hex form
+      {"2130706433", HostScope::loopback},  // and a single number
+      {"0.0.0.0", HostScope::loopback},     // Linux connects 0.0.0.0 to this host
       {"::1", HostScope::loopback},
       {"::", HostScope::loopback},
       {"0:0:0:0:0:0:0:1", HostScope::loopback},

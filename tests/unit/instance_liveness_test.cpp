@@ -12,9 +12,9 @@ TEST_CASE("an instance is provably dead only in our boot and PID namespace with 
   const ProcessIdentity self{"boot-1", "pid:[4026531836]", 100};
   const ProcessIdentity other{"boot-1", "pid:[4026531836]", 200};
   CHECK(provably_dead(self, other, PidProbe::gone));
-  CHECK_FALSE(provably_dead(self, other, PidProbe::alive));    // running, or its pid was reused
+  CHECK_FALSE(provably_dead(self, other, PidProbe::alive));  // running, or its pid was reused
   CHECK_FALSE(provably_dead(self, other, PidProbe::unknown));
-  CHECK_FALSE(provably_dead(self, {"boot-2", other.pid_namespace, 200}, PidProbe::gone));  // rebooted or other host
+  CHECK_FALSE(provably_dead(self, {"boot-2", other.pid_namespace, 200}, PidProbe::gone));      // rebooted or other host
   CHECK_FALSE(provably_dead(self, {other.boot_id, "pid:[4026532000]", 200}, PidProbe::gone));  // another container
   CHECK_FALSE(provably_dead(self, {other.boot_id, other.pid_namespace, 100}, PidProbe::gone));  // our own pid
   CHECK_FALSE(provably_dead(self, {other.boot_id, other.pid_namespace, 0}, PidProbe::gone));
@@ -25,7 +25,7 @@ TEST_CASE("this process is identified from /proc, and probing pids never signals
   const ProcessIdentity me = this_process();
   CHECK(me.pid == static_cast<long>(getpid()));
   CHECK(me.boot_id.size() == 36);  // a UUID
-  CHECK(me.pid_namespace.rfind("pid:[", 0) == 0);
+  CHECK(me.pid_namespace.starts_with("pid:["));
   CHECK(probe_pid(me.pid) == PidProbe::alive);
   CHECK(probe_pid(0) == PidProbe::unknown);
   CHECK(probe_pid(-1) == PidProbe::unknown);

@@ -39,8 +39,14 @@ callbackd::LogConfig config_of(callbackd::LogConfig::Format format, std::string 
 }  // namespace
 
 TEST_CASE("a logfmt line parses back into exactly the fields it was rendered from", "[logging]") {
-  const Fields f{{"event", "x"}, {"tenant", "t1"}, {"n", 42}, {"ok", true}, {"error", "bad \"thing\" here, a=b\n\x01\\"},
-                 {"empty", ""}, {"utf8", "系统错误"}, {"reshaping", "\u202Eexe \u2028 \xff"}};
+  const Fields f{{"event", "x"},
+                 {"tenant", "t1"},
+                 {"n", 42},
+                 {"ok", true},
+                 {"error", "bad \"thing\" here, a=b\n\x01\\"},
+                 {"empty", ""},
+                 {"utf8", "系统错误"},
+                 {"reshaping", "\u202Eexe \u2028 \xff"}};
   for (const bool journald : {false, true}) {
     const auto parsed = parse_logfmt(render_line({false, journald}, Level::info, "T", f));
     REQUIRE(parsed.has_value());
@@ -112,14 +118,17 @@ TEST_CASE("long values are cut, never inside a character, and say how long they 
   Fields f{{"event", "x"}, {"error", std::string(1 << 20, 'e')}, {"n", 1}};
   bound(f);
   CHECK(f[1].value.size() < kMaxValueBytes + 32);
-  CHECK(f[1].value.rfind(std::string(1000, 'e'), 0) == 0);
+  CHECK(f[1].value.starts_with(std::string(1000, 'e')));
   CHECK(f[1].value.find("(1048576 bytes)") != std::string::npos);
   CHECK(f[2].value == "1");
 }
 
 TEST_CASE("a JSON line is valid JSON whatever the message holds", "[logging]") {
-  const Fields f{{"event", "attempt_failed"}, {"tenant", "t1"}, {"mchid", "2000000001"},
-                 {"request_id", "08F7-1"}, {"error", "quote \" backslash \\ newline \n bad utf8 \xff\xfe end"}};
+  const Fields f{{"event", "attempt_failed"},
+                 {"tenant", "t1"},
+                 {"mchid", "2000000001"},
+                 {"request_id", "08F7-1"},
+                 {"error", "quote \" backslash \\ newline \n bad utf8 \xff\xfe end"}};
   const std::string line = render_line({true, false}, Level::warn, "2026-01-01T00:00:00.000Z", f);
   CHECK(line.find('\n') == std::string::npos);
   const auto j = nlohmann::json::parse(line);
@@ -166,7 +175,8 @@ TEST_CASE("secrets are redacted from text and from secret-named fields", "[loggi
 TEST_CASE("the same error is written at most `burst` times a window, then summarised", "[logging]") {
   RepeatLimiter limiter(3, std::chrono::seconds{60});
   const auto t0 = RepeatLimiter::Clock::time_point{} + std::chrono::hours{1};
-  const std::string key = RepeatLimiter::key_of({{"event", "attempt_failed"}, {"tenant", "t1"}, {"code", "SYSTEM_ERROR"}});
+  const std::string key =
+      RepeatLimiter::key_of({{"event", "attempt_failed"}, {"tenant", "t1"}, {"code", "SYSTEM_ERROR"}});
   CHECK(key == "attempt_failed|t1|SYSTEM_ERROR");
   CHECK(RepeatLimiter::key_of({{"event", "tenant_loaded"}, {"tenant", "t1"}}).empty());
   int emitted = 0;
@@ -198,8 +208,11 @@ TEST_CASE("the logging path writes no secret from a logged request", "[logging]"
         "Authorization: WECHATPAY2-SHA256-RSA2048 mchid=\"1900000001\",nonce_str=\"n\",signature=\"c2VjcmV0c2ln\","
         "timestamp=\"1700000000\",serial_no=\"ABC\"\r\nContent-Type: application/json\r\n\r\n{\"mchid\":\"2000000001\"}";
     warn("request_dump", {{"tenant", "t1"}, {"request", request}});
-    warn("key_dump", {{"tenant", "t1"},
-                      {"key", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ\n-----END PRIVATE KEY-----"}});
+    warn(
+        "key_dump",
+        {{"tenant", "t1"},
+         {"key",
+          "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ\n-----END PRIVATE KEY-----"}});
     info("x", {{"authorization", "WECHATPAY2-SHA256-RSA2048 whatever"}, {"signature", "c2VjcmV0c2ln"}});
     // Text handed to spdlog directly is redacted the same way.
     log.log.text->warn("dump: {}", request);
@@ -308,7 +321,7 @@ TEST_CASE("text from outside cannot add a field to a log line", "[logging]") {
         if (f.key == "code") CHECK(f.value == "SYSTEM_ERROR");
         // The text itself is all there (escaped), or its first kilobyte.
         if (f.key == "error" && value.size() < 1000) CHECK(f.value == value);
-        if (f.key == "error" && value.size() >= 1000) CHECK(f.value.rfind(value.substr(0, 1000), 0) == 0);
+        if (f.key == "error" && value.size() >= 1000) CHECK(f.value.starts_with(value.substr(0, 1000)));
       }
     }
     {

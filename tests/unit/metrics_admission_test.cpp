@@ -12,7 +12,7 @@ using callbackd::metrics::ConnectionAdmission;
 
 namespace {
 struct Step {
-  char op;              // 'a' admit, 'b' busy, 'w' waiting, 'c' closed
+  char op;  // 'a' admit, 'b' busy, 'w' waiting, 'c' closed
   ConnectionAdmission::Id id;
   std::string address;  // for 'a'
   bool accept;          // for 'a': expected
@@ -28,25 +28,50 @@ TEST_CASE("admission: the longest-waiting connection makes room, per address fir
       {"under the limits nothing is evicted",
        {{'a', 1, "A", true, -1}, {'a', 2, "A", true, -1}, {'a', 3, "B", true, -1}}},
       {"an address at its limit (2) evicts its own oldest waiting connection",
-       {{'a', 1, "A", true, -1}, {'a', 2, "A", true, -1}, {'a', 3, "B", true, -1}, {'a', 4, "A", true, 1},
+       {{'a', 1, "A", true, -1},
+        {'a', 2, "A", true, -1},
+        {'a', 3, "B", true, -1},
+        {'a', 4, "A", true, 1},
         {'a', 5, "A", true, 2}}},
       {"a busy connection is not evicted; the next oldest waiting one is",
        {{'a', 1, "A", true, -1}, {'a', 2, "A", true, -1}, {'b', 1, "", false, -1}, {'a', 3, "A", true, 2}}},
       {"waiting again restarts the wait: the one waiting longest goes",
-       {{'a', 1, "A", true, -1}, {'a', 2, "A", true, -1}, {'b', 1, "", false, -1}, {'w', 1, "", false, -1},
+       {{'a', 1, "A", true, -1},
+        {'a', 2, "A", true, -1},
+        {'b', 1, "", false, -1},
+        {'w', 1, "", false, -1},
         {'a', 3, "A", true, 2}}},
       {"all of an address's connections busy: its newcomer is refused",
-       {{'a', 1, "A", true, -1}, {'a', 2, "A", true, -1}, {'b', 1, "", false, -1}, {'b', 2, "", false, -1},
-        {'a', 3, "A", false, -1}, {'a', 4, "B", true, -1}}},
+       {{'a', 1, "A", true, -1},
+        {'a', 2, "A", true, -1},
+        {'b', 1, "", false, -1},
+        {'b', 2, "", false, -1},
+        {'a', 3, "A", false, -1},
+        {'a', 4, "B", true, -1}}},
       {"the total limit (4) evicts the oldest waiting connection of any address",
-       {{'a', 1, "A", true, -1}, {'a', 2, "B", true, -1}, {'a', 3, "C", true, -1}, {'a', 4, "D", true, -1},
-        {'a', 5, "E", true, 1}, {'a', 6, "F", true, 2}}},
+       {{'a', 1, "A", true, -1},
+        {'a', 2, "B", true, -1},
+        {'a', 3, "C", true, -1},
+        {'a', 4, "D", true, -1},
+        {'a', 5, "E", true, 1},
+        {'a', 6, "F", true, 2}}},
       {"every connection busy: refused, and room again once one closes",
-       {{'a', 1, "A", true, -1}, {'a', 2, "B", true, -1}, {'a', 3, "C", true, -1}, {'a', 4, "D", true, -1},
-        {'b', 1, "", false, -1}, {'b', 2, "", false, -1}, {'b', 3, "", false, -1}, {'b', 4, "", false, -1},
-        {'a', 5, "E", false, -1}, {'c', 3, "", false, -1}, {'a', 6, "E", true, -1}}},
+       {{'a', 1, "A", true, -1},
+        {'a', 2, "B", true, -1},
+        {'a', 3, "C", true, -1},
+        {'a', 4, "D", true, -1},
+        {'b', 1, "", false, -1},
+        {'b', 2, "", false, -1},
+        {'b', 3, "", false, -1},
+        {'b', 4, "", false, -1},
+        {'a', 5, "E", false, -1},
+        {'c', 3, "", false, -1},
+        {'a', 6, "E", true, -1}}},
       {"closing an evicted connection later changes nothing",
-       {{'a', 1, "A", true, -1}, {'a', 2, "A", true, -1}, {'a', 3, "A", true, 1}, {'c', 1, "", false, -1},
+       {{'a', 1, "A", true, -1},
+        {'a', 2, "A", true, -1},
+        {'a', 3, "A", true, 1},
+        {'c', 1, "", false, -1},
         {'a', 4, "A", true, 2}}},
   };
   for (const auto& c : cases) {
@@ -62,9 +87,15 @@ TEST_CASE("admission: the longest-waiting connection makes room, per address fir
           if (d.evict && s.evict >= 0) CHECK(*d.evict == static_cast<ConnectionAdmission::Id>(s.evict));
           break;
         }
-        case 'b': admission.busy(s.id); break;
-        case 'w': admission.waiting(s.id); break;
-        case 'c': admission.closed(s.id); break;
+        case 'b':
+          admission.busy(s.id);
+          break;
+        case 'w':
+          admission.waiting(s.id);
+          break;
+        case 'c':
+          admission.closed(s.id);
+          break;
       }
       CHECK(admission.open() <= 4);
     }

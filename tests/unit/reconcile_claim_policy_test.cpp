@@ -30,11 +30,11 @@ TEST_CASE("claim policy: the rows' lease outlives the buffer, a request, and the
     Duration tenant_lease;
     std::chrono::milliseconds lease;
   };
-  for (const auto& r : std::vector<Row>{
-           {"defaults: the 30 s floor", 5s, 19s, 30s},
-           {"long requests: three request timeouts", 15s, 25s, 45s},
-           {"a long tenant lease wins", 10s, 39s, 39s},
-           {"a tenant lease in fractions of a millisecond rounds up", 1s, 40'000'001us, 40'001ms}}) {
+  for (const auto& r :
+       std::vector<Row>{{"defaults: the 30 s floor", 5s, 19s, 30s},
+                        {"long requests: three request timeouts", 15s, 25s, 45s},
+                        {"a long tenant lease wins", 10s, 39s, 39s},
+                        {"a tenant lease in fractions of a millisecond rounds up", 1s, 40'000'001us, 40'001ms}}) {
     INFO(r.situation);
     CHECK(claim_lease(r.request_timeout, r.tenant_lease) == r.lease);
   }

@@ -19,8 +19,7 @@ TEST_CASE("ownership: tenants beyond the fair share are handed over", "[ownershi
            {"within the share", {{"a", false}, {"b", false}}, 2, {}},
            {"one over: the last in the heartbeat's order", {{"a", false}, {"b", false}, {"c", false}}, 2, {"c"}},
            {"all over a share of one", {{"a", false}, {"b", false}, {"c", false}}, 1, {"b", "c"}},
-           {"already handing over: not counted, not repeated",
-            {{"a", true}, {"b", false}, {"c", false}}, 2, {}},
+           {"already handing over: not counted, not repeated", {{"a", true}, {"b", false}, {"c", false}}, 2, {}},
            {"already handing over in the middle", {{"a", false}, {"b", true}, {"c", false}, {"d", false}}, 2, {"d"}},
            {"a share of zero (no tenants by the database's count)", {{"a", false}}, 0, {"a"}},
            {"nothing held", {}, 3, {}}}) {
@@ -39,11 +38,12 @@ TEST_CASE("ownership: a tenant taken over counts the previous owner's sends, and
     int max_in_flight;
     std::vector<Instant> sends;
   };
-  for (const auto& r : std::vector<Row>{
-           {"no recent sends: nothing assumed, not even in flight", {}, 4, {}},
-           {"recent sends plus as many in flight as allowed", {milliseconds{500}, milliseconds{59'000}}, 2,
-            {now - 500ms, now - 59s, now, now}},
-           {"max_in_flight 1", {milliseconds{0}}, 1, {now, now}}}) {
+  for (const auto& r : std::vector<Row>{{"no recent sends: nothing assumed, not even in flight", {}, 4, {}},
+                                        {"recent sends plus as many in flight as allowed",
+                                         {milliseconds{500}, milliseconds{59'000}},
+                                         2,
+                                         {now - 500ms, now - 59s, now, now}},
+                                        {"max_in_flight 1", {milliseconds{0}}, 1, {now, now}}}) {
     INFO(r.situation);
     CHECK(assumed_sends_after_takeover(r.recent_sends, r.max_in_flight, now) == r.sends);
   }

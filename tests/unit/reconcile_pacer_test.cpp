@@ -40,8 +40,8 @@ std::vector<Instant> arrivals(const std::vector<Instant>& slots, Duration jitter
 }
 
 struct Traffic {
-  Duration lateness = 0ms;     // the caller wakes up to this much after the slot (timer slack)
-  double idle_chance = 0;      // per send: chance that the tenant then goes idle for a while
+  Duration lateness = 0ms;  // the caller wakes up to this much after the slot (timer slack)
+  double idle_chance = 0;   // per send: chance that the tenant then goes idle for a while
   Duration max_idle = 0ms;
 };
 
@@ -59,8 +59,10 @@ std::vector<Instant> run(Pacer& pacer, Instant from, Duration length, Traffic tr
     now = pacer.next_slot(now);
     if (traffic.lateness > 0ms) now += Duration{late(rng)};
     if (now >= end) break;
-    if (!pacer.try_acquire(now)) ++refused;
-    else sent.push_back(now);
+    if (!pacer.try_acquire(now))
+      ++refused;
+    else
+      sent.push_back(now);
     if (traffic.idle_chance > 0 && coin(rng) < traffic.idle_chance) now += Duration{idle(rng)};
   }
   CHECK(refused == 0);  // next_slot's promise: the slot it names can be taken
@@ -82,9 +84,17 @@ void check_limits(const std::vector<Instant>& sent, int rate, Duration jitter, s
 }  // namespace
 
 TEST_CASE("one_second_limit is floor(R / 60 * 1.5), at least one", "[pacer]") {
-  const std::vector<std::pair<int, int>> table = {
-      {1, 1}, {39, 1}, {40, 1}, {60, 1}, {79, 1}, {80, 2}, {100, 2}, {1000, 25}, {3000, 75}, {6000, 150},
-      {2147483647, 53687091}};
+  const std::vector<std::pair<int, int>> table = {{1, 1},
+                                                  {39, 1},
+                                                  {40, 1},
+                                                  {60, 1},
+                                                  {79, 1},
+                                                  {80, 2},
+                                                  {100, 2},
+                                                  {1000, 25},
+                                                  {3000, 75},
+                                                  {6000, 150},
+                                                  {2147483647, 53687091}};
   for (auto [rate, limit] : table) {
     INFO("R = " << rate);
     CHECK(one_second_limit(rate) == limit);

@@ -48,13 +48,13 @@ TEST_CASE("decide_after_attempt: every outcome kind", "[row_decision]") {
       {OutcomeKind::transient, std::nullopt, 4, 1.0, RowState::retrying, false, Duration{32s}, 5, true, false},
       {OutcomeKind::transient, std::nullopt, 50, 1.0, RowState::retrying, false, Duration{300s}, 51, true, false},
       // transient with Retry-After (503): the later of the two.
-      {OutcomeKind::transient, std::chrono::seconds{120}, 0, 1.0, RowState::retrying, false, Duration{120s}, 1,
-       true, false},
+      {OutcomeKind::transient, std::chrono::seconds{120}, 0, 1.0, RowState::retrying, false, Duration{120s}, 1, true,
+       false},
       {OutcomeKind::transient, std::chrono::seconds{1}, 4, 1.0, RowState::retrying, false, Duration{32s}, 5, true,
        false},
       // rate_limited: back in the queue after Retry-After or the short delay; not a failure.
-      {OutcomeKind::rate_limited, std::chrono::seconds{30}, 2, 0.5, RowState::pending, false, Duration{30s}, 2,
-       false, false},
+      {OutcomeKind::rate_limited, std::chrono::seconds{30}, 2, 0.5, RowState::pending, false, Duration{30s}, 2, false,
+       false},
       {OutcomeKind::rate_limited, std::nullopt, 2, 0.5, RowState::pending, false, Duration{1s}, 2, false, false},
       // tenant_error: the row stays pending and due; the tenant is paused.
       {OutcomeKind::tenant_error, std::nullopt, 1, 0.5, RowState::pending, false, Duration{0s}, 1, false, true},
@@ -62,10 +62,10 @@ TEST_CASE("decide_after_attempt: every outcome kind", "[row_decision]") {
       {OutcomeKind::invalid, std::nullopt, 0, 0.5, RowState::invalid, true, std::nullopt, 0, false, false},
   };
   for (const auto& row : table) {
-    INFO("outcome " << wechatpay::outcome_name(row.outcome) << ", prior failures " << row.prior_failures
-                    << ", u " << row.uniform01);
-    const auto d = decide_after_attempt({row.outcome, row.retry_after, row.prior_failures}, policy(), kNow,
-                                        row.uniform01);
+    INFO("outcome " << wechatpay::outcome_name(row.outcome) << ", prior failures " << row.prior_failures << ", u "
+                    << row.uniform01);
+    const auto d =
+        decide_after_attempt({row.outcome, row.retry_after, row.prior_failures}, policy(), kNow, row.uniform01);
     CHECK(row_state_name(d.state) == row_state_name(row.state));
     CHECK(d.remove_from_queue == row.remove_from_queue);
     CHECK(d.attempts == row.attempts);

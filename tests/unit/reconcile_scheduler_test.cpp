@@ -376,7 +376,9 @@ TEST_CASE("random mix of tenants, outcomes and mode changes keeps every promise"
         auto it = tenants.begin();
         std::advance(it, static_cast<long>(rng() % tenants.size()));
         const double pick = coin(rng);
-        it->second.settings.mode = pick < 0.6 ? TenantMode::apply : pick < 0.8 ? TenantMode::observe : TenantMode::paused;
+        it->second.settings.mode = pick < 0.6   ? TenantMode::apply
+                                   : pick < 0.8 ? TenantMode::observe
+                                                : TenantMode::paused;
         scheduler.upsert_tenant(it->first, it->second.settings);
         next_mode_change = now + 30s;
       }
@@ -386,13 +388,17 @@ TEST_CASE("random mix of tenants, outcomes and mode changes keeps every promise"
         FinishedAttempt attempt = finished(OutcomeKind::applied, c.sent_at, c.probe);
         const double roll = coin(rng);
         // Tenant 0 is broken for the first ten minutes.
-        if (c.tenant_id == "tenant-0" && c.at < kStart + 600s) attempt.outcome = OutcomeKind::tenant_error;
-        else if (roll < 0.04) attempt.outcome = OutcomeKind::transient;
-        else if (roll < 0.06) attempt.outcome = OutcomeKind::rejected;
+        if (c.tenant_id == "tenant-0" && c.at < kStart + 600s)
+          attempt.outcome = OutcomeKind::tenant_error;
+        else if (roll < 0.04)
+          attempt.outcome = OutcomeKind::transient;
+        else if (roll < 0.06)
+          attempt.outcome = OutcomeKind::rejected;
         else if (roll < 0.08) {
           attempt.outcome = OutcomeKind::rate_limited;
           if (coin(rng) < 0.5) attempt.retry_after = std::chrono::seconds{1 + rng() % 5};
-        } else attempt.outcome = OutcomeKind::applied;
+        } else
+          attempt.outcome = OutcomeKind::applied;
         if (attempt.retry_after) {
           auto& t = tenants[c.tenant_id];
           t.retry_until = std::max(t.retry_until, c.at + Duration{*attempt.retry_after});

@@ -76,8 +76,8 @@ TEST_CASE("tenant_error pauses; probes back off from 15 s to the interval; an ap
     Duration wait_after;  // from the probe's completion to the next probe
     OutcomeKind outcome;  // what the probe came back with
   };
-  const std::vector<Step> steps{{30s, OutcomeKind::tenant_error}, {60s, OutcomeKind::tenant_error},
-                                {120s, OutcomeKind::transient},   {240s, OutcomeKind::tenant_error},
+  const std::vector<Step> steps{{30s, OutcomeKind::tenant_error},  {60s, OutcomeKind::tenant_error},
+                                {120s, OutcomeKind::transient},    {240s, OutcomeKind::tenant_error},
                                 {300s, OutcomeKind::rate_limited}, {300s, OutcomeKind::tenant_error}};
   Instant probe_at = failed_at + 15s;
   for (const auto& step : steps) {
@@ -122,8 +122,8 @@ TEST_CASE("probe waits: jittered down below the interval, exact at it; the first
     Duration wait;
   };
   const std::vector<Row> rows{
-      {15s, 300s, 0.0, 15s},   {15s, 300s, 1.0, 12s},  {15s, 300s, 0.5, 13500ms}, {240s, 300s, 1.0, 192s},
-      {300s, 300s, 1.0, 300s}, {480s, 300s, 0.7, 300s}, {15s, 300s, -3.0, 15s},   {15s, 300s, 7.0, 12s},
+      {15s, 300s, 0.0, 15s},   {15s, 300s, 1.0, 12s},   {15s, 300s, 0.5, 13500ms}, {240s, 300s, 1.0, 192s},
+      {300s, 300s, 1.0, 300s}, {480s, 300s, 0.7, 300s}, {15s, 300s, -3.0, 15s},    {15s, 300s, 7.0, 12s},
   };
   for (const auto& r : rows) CHECK(probe_wait(r.step, r.interval, r.jitter01) == r.wait);
   CHECK(first_probe_wait(300s, 0.0) == 15s);

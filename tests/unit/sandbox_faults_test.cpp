@@ -19,10 +19,17 @@ FaultRule error_rule(std::optional<std::string> message) {
 
 TEST_CASE("every error code of the seed table has its documented status", "[sandbox][faults]") {
   const std::pair<const char*, int> table[] = {
-      {"PARAM_ERROR", 400},           {"MCH_NOT_EXISTS", 400},        {"INVALID_REQUEST", 400},
-      {"APPID_MCHID_NOT_MATCH", 400}, {"USER_ACCOUNT_ABNORMAL", 403}, {"NOT_ENOUGH", 403},
-      {"REQUEST_BLOCKED", 403},       {"RESOURCE_NOT_EXISTS", 404},   {"FREQUENCY_LIMIT_EXCEED", 429},
-      {"SIGN_ERROR", 401},            {"SYSTEM_ERROR", 500},
+      {"PARAM_ERROR", 400},
+      {"MCH_NOT_EXISTS", 400},
+      {"INVALID_REQUEST", 400},
+      {"APPID_MCHID_NOT_MATCH", 400},
+      {"USER_ACCOUNT_ABNORMAL", 403},
+      {"NOT_ENOUGH", 403},
+      {"REQUEST_BLOCKED", 403},
+      {"RESOURCE_NOT_EXISTS", 404},
+      {"FREQUENCY_LIMIT_EXCEED", 429},
+      {"SIGN_ERROR", 401},
+      {"SYSTEM_ERROR", 500},
   };
   for (const auto& [code, status] : table) {
     INFO(code);
@@ -57,10 +64,14 @@ TEST_CASE("random faults are reproducible from the seed and proportional", "[san
   for (std::uint64_t i = 0; i < 100'000; ++i) {
     const auto a = choose_fault(plan, "x", i);
     CHECK(a.kind == choose_fault(plan, "x", i).kind);  // same seed and index, same answer
-    if (a.kind == FaultKind::error && a.status == 500) ++s500;
-    else if (a.kind == FaultKind::error && a.status == 503) ++s503;
-    else if (a.kind == FaultKind::timeout) ++timeouts;
-    else ++none;
+    if (a.kind == FaultKind::error && a.status == 500)
+      ++s500;
+    else if (a.kind == FaultKind::error && a.status == 503)
+      ++s503;
+    else if (a.kind == FaultKind::timeout)
+      ++timeouts;
+    else
+      ++none;
   }
   CHECK(s500 == Approx(10'000).epsilon(0.05));
   CHECK(s503 == Approx(5'000).epsilon(0.08));
@@ -70,7 +81,8 @@ TEST_CASE("random faults are reproducible from the seed and proportional", "[san
   FaultPlan other = plan;
   other.seed = 43;
   int differ = 0;
-  for (std::uint64_t i = 0; i < 1000; ++i) differ += choose_fault(plan, "x", i).kind != choose_fault(other, "x", i).kind;
+  for (std::uint64_t i = 0; i < 1000; ++i)
+    differ += choose_fault(plan, "x", i).kind != choose_fault(other, "x", i).kind;
   CHECK(differ > 0);
 }
 
@@ -83,8 +95,9 @@ TEST_CASE("unit_random stays within 0 inclusive and 1 exclusive", "[sandbox][fau
 }
 
 TEST_CASE("fault kinds round-trip through their names", "[sandbox][faults]") {
-  for (const char* name : {"none", "error", "delay", "timeout", "reset", "malformed_body", "bad_signature", "unknown_serial", "clock_skew", "stale_close",
-                           "oversized_body", "malformed_http", "proxy_answer", "odd_update_time"}) {
+  for (const char* name :
+       {"none", "error", "delay", "timeout", "reset", "malformed_body", "bad_signature", "unknown_serial", "clock_skew",
+        "stale_close", "oversized_body", "malformed_http", "proxy_answer", "odd_update_time"}) {
     auto k = fault_kind_from_string(name);
     REQUIRE(k);
     CHECK(to_string(*k) == name);

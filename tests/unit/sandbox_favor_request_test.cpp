@@ -42,7 +42,7 @@ TEST_CASE("invalid bodies name the field", "[sandbox][validation]") {
     INFO(body);
     auto r = parse_favor_set_request(body);
     REQUIRE_FALSE(r);
-    CHECK(r.error().message.rfind(field + ":", 0) == 0);
+    CHECK(r.error().message.starts_with(field + ":"));
   }
 }
 
@@ -79,7 +79,8 @@ faults:
   CHECK(c.faults.random.at(0).status == 503);
 
   try {
-    parse_sandbox_config("listen: nowhere\nbogus: 1\nfaults: {random: [{kind: explode, probability: 2}]}\n", "bad.yaml", "");
+    parse_sandbox_config("listen: nowhere\nbogus: 1\nfaults: {random: [{kind: explode, probability: 2}]}\n", "bad.yaml",
+                         "");
     FAIL("expected StartupError");
   } catch (const callbackd::StartupError& e) {
     CHECK(e.problems().size() >= 5);  // listen, bogus, kind, probability, tls, platform

@@ -14,10 +14,11 @@ TEST_CASE("sandbox listen: loopback only, unless --allow-remote", "[sandbox][lis
     const char* address;
     bool local;
   } rows[] = {
-      {"127.0.0.1", true},   {"127.0.0.2", true},     {"::1", true},         {"::ffff:127.0.0.1", true},
-      {"0.0.0.0", false},    {"::", false},           {"::ffff:0.0.0.0", false},
-      {"10.0.0.5", false},   {"192.168.1.20", false}, {"172.17.0.1", false}, {"fe80::1", false},
-      {"203.0.113.7", false}, {"2001:db8::7", false},
+      {"127.0.0.1", true},        {"127.0.0.2", true}, {"::1", true},
+      {"::ffff:127.0.0.1", true}, {"0.0.0.0", false},  {"::", false},
+      {"::ffff:0.0.0.0", false},  {"10.0.0.5", false}, {"192.168.1.20", false},
+      {"172.17.0.1", false},      {"fe80::1", false},  {"203.0.113.7", false},
+      {"2001:db8::7", false},
   };
   for (const auto& row : rows) {
     CAPTURE(row.address);
@@ -32,8 +33,9 @@ TEST_CASE("sandbox listen: loopback only, unless --allow-remote", "[sandbox][lis
       const std::string text = problem->to_string();
       CAPTURE(text);
       const bool v6 = std::string(row.address).find(':') != std::string::npos;
-      CHECK(text.find("sandbox.yaml: listen: " + (v6 ? "[" + std::string(row.address) + "]" : std::string(row.address)) +
-                      ":8443 is not a loopback address") == 0);
+      CHECK(
+          text.find("sandbox.yaml: listen: " + (v6 ? "[" + std::string(row.address) + "]" : std::string(row.address)) +
+                    ":8443 is not a loopback address") == 0);
       CHECK(text.find("unauthenticated") != std::string::npos);
       CHECK(text.find("--allow-remote") != std::string::npos);
     }

@@ -15,8 +15,8 @@ TEST_CASE("limits from a per-minute rate follow rate / 60 * 1.5, rounded down", 
   CHECK(limits_from_rate(1000).per_1s == 25);
   CHECK(limits_from_rate(1000).per_60s == 1000);
   CHECK(limits_from_rate(60).per_1s == 1);
-  CHECK(limits_from_rate(100).per_1s == 2);   // 2.5 -> 2
-  CHECK(limits_from_rate(10).per_1s == 1);    // never 0
+  CHECK(limits_from_rate(100).per_1s == 2);  // 2.5 -> 2
+  CHECK(limits_from_rate(10).per_1s == 1);   // never 0
   CHECK(limits_from_rate(2000).per_1s == 50);
 }
 

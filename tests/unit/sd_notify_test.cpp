@@ -76,7 +76,7 @@ TEST_CASE("without a usable NOTIFY_SOCKET nothing is sent and nothing fails", "[
 
 TEST_CASE("RELOADING carries the monotonic clock in microseconds", "[sd_notify]") {
   const std::string m = reloading_message();
-  REQUIRE(m.rfind("RELOADING=1\nMONOTONIC_USEC=", 0) == 0);
+  REQUIRE(m.starts_with("RELOADING=1\nMONOTONIC_USEC="));
   const long long usec = std::stoll(m.substr(std::strlen("RELOADING=1\nMONOTONIC_USEC=")));
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -7,8 +7,15 @@ using namespace callbackd::wechatpay;
 
 TEST_CASE("base64 round-trips the RFC 4648 vectors", "[wechatpay][encoding]") {
   const std::pair<const char*, const char*> rows[] = {
-      {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
-      {"foobar", "Zm9vYmFy"}, {"\xff\xfe\xfd", "//79"}, {"\xfb\xff", "+/8="},
+      {"", ""},
+      {"f", "Zg=="},
+      {"fo", "Zm8="},
+      {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="},
+      {"fooba", "Zm9vYmE="},
+      {"foobar", "Zm9vYmFy"},
+      {"\xff\xfe\xfd", "//79"},
+      {"\xfb\xff", "+/8="},
   };
   for (const auto& [plain, encoded] : rows) {
     CAPTURE(encoded);
@@ -22,7 +29,7 @@ TEST_CASE("base64 round-trips the RFC 4648 vectors", "[wechatpay][encoding]") {
 
 TEST_CASE("base64_decode is strict", "[wechatpay][encoding]") {
   const char* rejected[] = {
-      "Zg", "Zg=", "Zm9", "Z===", "====", "Zg==Zg==", "Zm=v", "Zm9v\n", " Zm9v", "Zm9v ", "Zm9-", "Zm9_",
+      "Zg",    "Zg=", "Zm9", "Z===", "====", "Zg==Zg==", "Zm=v", "Zm9v\n", " Zm9v", "Zm9v ", "Zm9-", "Zm9_",
       "Zh==",  // non-zero bits under the padding: not the canonical form of "f"
       "Zm9=",  // same, two-byte case
       "Zg\0=",
@@ -46,6 +53,6 @@ TEST_CASE("excerpt bounds, cleans and marks cuts", "[wechatpay][encoding]") {
   CHECK(excerpt("a\u202Egnp.exe\u202Cb", 40) == "a?gnp.exe?b");  // RIGHT-TO-LEFT OVERRIDE, POP
   CHECK(excerpt("\u2066x\u2069\u200E\u200F\u061C", 40) == "?x????");
   CHECK(excerpt("\u0085\u009F\u00A0é", 40) == "??\u00A0é");  // NEL, APC; NBSP and é are kept
-  CHECK(excerpt("\u202E", 2) == "…(3 bytes)");  // cut before the override: nothing of it shown
-  CHECK(excerpt("\xE2\x80", 10) == "\xE2\x80");  // a truncated sequence is not read past its end
+  CHECK(excerpt("\u202E", 2) == "…(3 bytes)");               // cut before the override: nothing of it shown
+  CHECK(excerpt("\xE2\x80", 10) == "\xE2\x80");              // a truncated sequence is not read past its end
 }

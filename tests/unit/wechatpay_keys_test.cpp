@@ -39,11 +39,11 @@ TEST_CASE("private keys load from PKCS#8 and PKCS#1 PEM files with mode 0600 or 
 TEST_CASE("private key files: each failure has its own kind, message and fix", "[wechatpay][keys]") {
   test::TempDir dir;
   struct Row {
-    const char* file;         // fixture under tests/data/keys, or a vector
+    const char* file;  // fixture under tests/data/keys, or a vector
     mode_t mode;
     KeyError::Kind kind;
-    const char* what;         // the message after "PATH: "
-    const char* fix;          // the fix; "{}" stands for the path
+    const char* what;  // the message after "PATH: "
+    const char* fix;   // the fix; "{}" stands for the path
   };
   const std::string go_pem = read_file(vector_path("go_test_private_key.pem"));
   const Row rows[] = {
@@ -88,7 +88,8 @@ TEST_CASE("private key files: each failure has its own kind, message and fix", "
   for (const auto& row : rows) {
     CAPTURE(row.file, row.mode);
     const std::string content = std::string(row.file) == "vector" ? go_pem : read_file(key_path(row.file));
-    const std::string path = dir.write(std::string("k_") + std::to_string(row.mode) + "_" + row.file, content, row.mode);
+    const std::string path =
+        dir.write(std::string("k_") + std::to_string(row.mode) + "_" + row.file, content, row.mode);
     const auto key = load_private_key_file(path);
     REQUIRE_FALSE(key.ok());
     CHECK(key.error().kind == row.kind);
@@ -174,9 +175,12 @@ TEST_CASE("private keys with a POSIX ACL: only the daemon's uid may be named (re
     const OpenFile file(path);
     const auto acl = read_access_acl(file.fd);
     REQUIRE(acl.ok());
-    const std::vector<AclEntry> expected = {{AclTag::user_obj, kAclRead, 0xffffffff},   {AclTag::user, kAclRead, 4242},
-                                            {AclTag::group_obj, 0, 0xffffffff},         {AclTag::group, kAclRead | kAclWrite, 4343},
-                                            {AclTag::mask, kAclRead | kAclWrite, 0xffffffff}, {AclTag::other, 0, 0xffffffff}};
+    const std::vector<AclEntry> expected = {{AclTag::user_obj, kAclRead, 0xffffffff},
+                                            {AclTag::user, kAclRead, 4242},
+                                            {AclTag::group_obj, 0, 0xffffffff},
+                                            {AclTag::group, kAclRead | kAclWrite, 4343},
+                                            {AclTag::mask, kAclRead | kAclWrite, 0xffffffff},
+                                            {AclTag::other, 0, 0xffffffff}};
     CHECK(acl.value() == expected);
     // A file without an ACL has none (ENODATA), not an error.
     const OpenFile plain(dir.write("plain.pem", pem, 0600));

@@ -11,7 +11,8 @@ using Catch::Matchers::Equals;
 
 namespace {
 
-const char* const kApplied = R"({"update_time":"2015-05-20T13:29:35.120+08:00","notify_url":"https://pay.weixin.qq.com"})";
+const char* const kApplied =
+    R"({"update_time":"2015-05-20T13:29:35.120+08:00","notify_url":"https://pay.weixin.qq.com"})";
 
 std::string error_body(const std::string& code, const std::string& message) {
   return R"({"code":")" + code + R"(","message":")" + message + R"(","detail":{"field":"/notify_url"}})";
@@ -32,7 +33,8 @@ Outcome classify_status(int status, const std::string& body, std::optional<std::
   obs.body = body;
   obs.headers.request_id = "REQ-1";
   obs.headers.retry_after = std::move(retry_after);
-  if (status >= 200 && status < 300) obs.verification = Result<VerifiedResponse, VerifyError>(VerifiedResponse{"PUB_KEY_ID_1"});
+  if (status >= 200 && status < 300)
+    obs.verification = Result<VerifiedResponse, VerifyError>(VerifiedResponse{"PUB_KEY_ID_1"});
   return classify_attempt(obs);
 }
 
@@ -50,9 +52,12 @@ TEST_CASE("outcome names are stable", "[wechatpay][outcome]") {
 TEST_CASE("every error status and code has a defined outcome", "[wechatpay][outcome]") {
   const Row rows[] = {
       // The seed's table: per-row refusals.
-      {"400 PARAM_ERROR", 400, error_body("PARAM_ERROR", "回调 url 不能为空"), "rejected", "PARAM_ERROR", "回调 url 不能为空"},
-      {"400 MCH_NOT_EXISTS", 400, error_body("MCH_NOT_EXISTS", "商户号不合法"), "rejected", "MCH_NOT_EXISTS", "商户号不合法"},
-      {"400 INVALID_REQUEST", 400, error_body("INVALID_REQUEST", "非法的商户号"), "rejected", "INVALID_REQUEST", "非法的商户号"},
+      {"400 PARAM_ERROR", 400, error_body("PARAM_ERROR", "回调 url 不能为空"), "rejected", "PARAM_ERROR",
+       "回调 url 不能为空"},
+      {"400 MCH_NOT_EXISTS", 400, error_body("MCH_NOT_EXISTS", "商户号不合法"), "rejected", "MCH_NOT_EXISTS",
+       "商户号不合法"},
+      {"400 INVALID_REQUEST", 400, error_body("INVALID_REQUEST", "非法的商户号"), "rejected", "INVALID_REQUEST",
+       "非法的商户号"},
       {"400 APPID_MCHID_NOT_MATCH", 400, error_body("APPID_MCHID_NOT_MATCH", "商户号与 appid 不匹配"), "rejected",
        "APPID_MCHID_NOT_MATCH", "商户号与 appid 不匹配"},
       {"403 USER_ACCOUNT_ABNORMAL", 403, error_body("USER_ACCOUNT_ABNORMAL", "用户非法"), "rejected",
@@ -86,7 +91,8 @@ TEST_CASE("every error status and code has a defined outcome", "[wechatpay][outc
       // Only WeChat Pay's JSON error body is a verdict on the row or the tenant (outcome.h):
       // a proxy's or WAF's answer at any 4xx is transient.
       {"404 no body", 404, "", "transient", "HTTP_404", "HTTP 404 without a WeChat Pay error body"},
-      {"403 a proxy's HTML page", 403, "<html><head><title>403 Forbidden</title></head></html>", "transient", "HTTP_403",
+      {"403 a proxy's HTML page", 403, "<html><head><title>403 Forbidden</title></head></html>", "transient",
+       "HTTP_403",
        "HTTP 403 without a WeChat Pay error body: \"<html><head><title>403 Forbidden</title></head></html>\""},
       {"400 a gateway's JSON without code", 400, R"({"message":"no Route matched"})", "transient", "HTTP_400",
        "HTTP 400 without a WeChat Pay error body: \"{\"message\":\"no Route matched\"}\""},
@@ -213,7 +219,7 @@ TEST_CASE("a verified 2xx is applied whatever its body says, with a warning nami
     int status;
     std::string body;
     std::string sent_notify_url;
-    std::string update_time_text;  // kept verbatim
+    std::string update_time_text;                // kept verbatim
     std::optional<std::string> update_time_utc;  // parsed; nullopt: NULL in the database
     std::string warning;
   };
@@ -241,12 +247,11 @@ TEST_CASE("a verified 2xx is applied whatever its body says, with a warning nami
       {"array", 200, "[]", "https://a", "", std::nullopt, "response body is not a JSON object: \"[]\""},
       {"204 empty", 204, "", "https://a", "", std::nullopt, "response body is not a JSON object: \"\""},
       {"another notify_url echoed", 200, R"({"update_time":")" + seed_time + R"(","notify_url":"https://evil"})",
-       "https://a", seed_time, "2015-05-20T05:29:35.120Z",
-       "notify_url echoed as \"https://evil\", sent \"https://a\""},
+       "https://a", seed_time, "2015-05-20T05:29:35.120Z", "notify_url echoed as \"https://evil\", sent \"https://a\""},
       {"two odd things", 200, R"({"update_time":"soon","notify_url":"b"})", "https://a", "soon", std::nullopt,
        "update_time is not RFC 3339: \"soon\"; notify_url echoed as \"b\", sent \"https://a\""},
-      {"nothing sent to compare with", 200, R"({"update_time":")" + seed_time + R"(","notify_url":"x"})", "",
-       seed_time, "2015-05-20T05:29:35.120Z", ""},
+      {"nothing sent to compare with", 200, R"({"update_time":")" + seed_time + R"(","notify_url":"x"})", "", seed_time,
+       "2015-05-20T05:29:35.120Z", ""},
   };
   for (const auto& row : rows) {
     CAPTURE(row.name);
@@ -308,8 +313,9 @@ TEST_CASE("who answered: WeChat Pay's error body or signature headers, or someth
     obs.body = row.body;
     if (row.signed_headers) obs.headers = signed_headers;
     if (row.status >= 200 && row.status < 300)
-      obs.verification = row.verify_failure ? Result<VerifiedResponse, VerifyError>(VerifyError{*row.verify_failure, "x"})
-                                            : Result<VerifiedResponse, VerifyError>(VerifiedResponse{"PUB_KEY_ID_1"});
+      obs.verification = row.verify_failure
+                             ? Result<VerifiedResponse, VerifyError>(VerifyError{*row.verify_failure, "x"})
+                             : Result<VerifiedResponse, VerifyError>(VerifiedResponse{"PUB_KEY_ID_1"});
     CHECK(answerer_name(classify_attempt(obs).answered_by) == answerer_name(row.expected));
   }
   AttemptObservation reset;

@@ -45,9 +45,11 @@ TEST_CASE("request_message builds METHOD\\nURL\\nTIMESTAMP\\nNONCE\\nBODY\\n", "
     const char* expected;
   };
   const Row rows[] = {
-      {"POST", "/v3/marketing/favor/callbacks", 1554208460, "N", "{}", "POST\n/v3/marketing/favor/callbacks\n1554208460\nN\n{}\n"},
+      {"POST", "/v3/marketing/favor/callbacks", 1554208460, "N", "{}",
+       "POST\n/v3/marketing/favor/callbacks\n1554208460\nN\n{}\n"},
       {"GET", "/v3/certificates", 1554208460, "N", "", "GET\n/v3/certificates\n1554208460\nN\n\n"},
-      {"GET", "/v3/marketing/favor/callbacks?mchid=9856888", 1, "N", "", "GET\n/v3/marketing/favor/callbacks?mchid=9856888\n1\nN\n\n"},
+      {"GET", "/v3/marketing/favor/callbacks?mchid=9856888", 1, "N", "",
+       "GET\n/v3/marketing/favor/callbacks?mchid=9856888\n1\nN\n\n"},
       // A value that already ends in "\n" still gets another one.
       {"POST", "/x", 2, "N", "body\n", "POST\n/x\n2\nN\nbody\n\n"},
   };
@@ -104,8 +106,8 @@ TEST_CASE("authorization_header formats the five fields and verifies round trip"
   const MerchantCredentials merchant{"1900009191", "1DDE55AD98ED71D6EDD4A4A16996DE7B47773A8C",
                                      test::go_test_private_key()};
   const std::string body = favor_callbacks_request_body("9856888", "https://pay.weixin.qq.com", true);
-  const auto header = authorization_header(merchant, "POST", kFavorCallbacksPath, body, 1554208460,
-                                           "593BEC0C930BF1AFEB40B4A08C8FB242");
+  const auto header =
+      authorization_header(merchant, "POST", kFavorCallbacksPath, body, 1554208460, "593BEC0C930BF1AFEB40B4A08C8FB242");
   REQUIRE(header.ok());
   const auto expected = expected_signatures().at("post_favor_callbacks.msg");
   CHECK(header.value() ==
@@ -118,7 +120,8 @@ TEST_CASE("authorization_header formats the five fields and verifies round trip"
   const VerificationKey pub = test::verification_key_fixture("go_test_public_key.pem");
   const auto at = std::chrono::system_clock::time_point(std::chrono::seconds(1554208460));
   CHECK(verify_request(fields.value(), pub, "POST", kFavorCallbacksPath, body, at) == RequestCheck::valid);
-  CHECK(verify_request(fields.value(), pub, "POST", kFavorCallbacksPath, body + " ", at) == RequestCheck::bad_signature);
+  CHECK(verify_request(fields.value(), pub, "POST", kFavorCallbacksPath, body + " ", at) ==
+        RequestCheck::bad_signature);
   CHECK(verify_request(fields.value(), pub, "POST", "/v3/marketing/favor/callbacks?x", body, at) ==
         RequestCheck::bad_signature);
   CHECK(verify_request(fields.value(), pub, "POST", kFavorCallbacksPath, body, at + std::chrono::seconds(299)) ==

@@ -58,7 +58,8 @@ TEST_CASE("sign_response produces the Wechatpay-* header values", "[wechatpay][v
   CHECK(s.signature_type == "WECHATPAY2-SHA256-RSA2048");
   // The same primitive as requests, over "TIMESTAMP\nNONCE\nBODY\n".
   CHECK(s.signature ==
-        sign_sha256_rsa(test::go_test_private_key(), "1700000000\nN0nce0123456789abcdefABCDEF01234\n" + kBody + "\n").value());
+        sign_sha256_rsa(test::go_test_private_key(), "1700000000\nN0nce0123456789abcdefABCDEF01234\n" + kBody + "\n")
+            .value());
 }
 
 TEST_CASE("verify_response accepts a good signature under every registered key", "[wechatpay][verification]") {
@@ -74,9 +75,9 @@ TEST_CASE("verify_response accepts a good signature under every registered key",
       {&go, kPubKeyId, kBody},
       {&go, kCertSerial, kBody},
       {&go, "5157f09efdc096de15ebe81a47057a7232f1b8e1", kBody},  // lower-case serial
-      {&second, "0A0B0C0D", kBody},                             // the rotated-in certificate
-      {&second, "A0B0C0D", kBody},                              // without the leading zero
-      {&go, kPubKeyId, ""},                                     // empty body: "TS\nNONCE\n\n"
+      {&second, "0A0B0C0D", kBody},                              // the rotated-in certificate
+      {&second, "A0B0C0D", kBody},                               // without the leading zero
+      {&go, kPubKeyId, ""},                                      // empty body: "TS\nNONCE\n\n"
   };
   for (const auto& row : rows) {
     CAPTURE(row.serial_sent);

@@ -65,8 +65,8 @@ bool is_ipv6_literal(std::string_view inside) {
 std::optional<ValidationError> validate_mchid(std::string_view mchid) {
   if (mchid.empty()) return ValidationError{"mchid", "mchid is empty; expected 1-20 ASCII digits"};
   if (mchid.size() > kMaxMchidLength)
-    return ValidationError{"mchid", "mchid must be 1-20 ASCII digits, found " + std::to_string(mchid.size()) +
-                                        " bytes: " + shown(mchid)};
+    return ValidationError{
+        "mchid", "mchid must be 1-20 ASCII digits, found " + std::to_string(mchid.size()) + " bytes: " + shown(mchid)};
   for (char c : mchid)
     if (!is_digit(c)) return ValidationError{"mchid", "mchid must be 1-20 ASCII digits, found " + shown(mchid)};
   return std::nullopt;
@@ -80,9 +80,9 @@ std::optional<ValidationError> validate_notify_url(std::string_view url) {
   for (std::size_t i = 0; i < url.size(); ++i) {
     const auto c = static_cast<unsigned char>(url[i]);
     if (c <= 0x20 || c == 0x7F)
-      return notify_url_error("contains whitespace or a control character at byte " + std::to_string(i) +
-                                  "; percent-encode it (e.g. %20)",
-                              url);
+      return notify_url_error(
+          "contains whitespace or a control character at byte " + std::to_string(i) + "; percent-encode it (e.g. %20)",
+          url);
     if (c >= 0x80)
       return notify_url_error("contains a non-ASCII byte at byte " + std::to_string(i) +
                                   "; use punycode for the host and percent-encoding elsewhere",
@@ -126,8 +126,7 @@ std::optional<ValidationError> validate_notify_url(std::string_view url) {
       if (port.empty()) return notify_url_error("has an empty port after ':'", url);
     }
     if (host.empty()) return notify_url_error("has no host; expected https://host/path", url);
-    if (!is_reg_name(host))
-      return notify_url_error("has an invalid host; expected a DNS name or IP address", url);
+    if (!is_reg_name(host)) return notify_url_error("has an invalid host; expected a DNS name or IP address", url);
   }
   if (!port.empty()) {
     unsigned long value = 0;
@@ -136,8 +135,7 @@ std::optional<ValidationError> validate_notify_url(std::string_view url) {
       if (!is_digit(c)) ok = false;
       if (ok) value = value * 10 + static_cast<unsigned long>(c - '0');
     }
-    if (!ok || value == 0 || value > 65535)
-      return notify_url_error("has an invalid port; expected 1-65535", url);
+    if (!ok || value == 0 || value > 65535) return notify_url_error("has an invalid port; expected 1-65535", url);
   }
   return std::nullopt;
 }

@@ -9,8 +9,8 @@
 
 namespace callbackd::desired {
 
-inline constexpr std::size_t kMaxMchidLength = 20;       // string(20) in the seed
-inline constexpr std::size_t kMaxNotifyUrlBytes = 256;   // string(256) in the seed
+inline constexpr std::size_t kMaxMchidLength = 20;      // string(20) in the seed
+inline constexpr std::size_t kMaxNotifyUrlBytes = 256;  // string(256) in the seed
 
 struct ValidationError {
   std::string field;    // "mchid" or "notify_url"

@@ -13,9 +13,7 @@ namespace callbackd::logging {
 
 namespace {
 
-bool key_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '.' || c == '-';
-}
+bool key_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '.' || c == '-'; }
 
 // Length of `key=` at `pos` (key characters then '='), or 0.
 std::size_t key_at(std::string_view s, std::size_t pos) {
@@ -72,8 +70,10 @@ nlohmann::ordered_json json_value(const Field& f) {
       if (auto [p, ec] = std::from_chars(f.value.data(), end, x); ec == std::errc{} && p == end) return x;
       break;
     }
-    case Field::Kind::boolean: return f.value == "true";
-    case Field::Kind::text: break;
+    case Field::Kind::boolean:
+      return f.value == "true";
+    case Field::Kind::text:
+      break;
   }
   return f.value;
 }
@@ -84,10 +84,14 @@ std::pair<char32_t, std::size_t> decode_utf8(std::string_view s) {
   const auto b0 = static_cast<unsigned char>(s[0]);
   std::size_t len = 0;
   char32_t cp = 0;
-  if (b0 >= 0xC2 && b0 <= 0xDF) len = 2, cp = b0 & 0x1F;
-  else if (b0 >= 0xE0 && b0 <= 0xEF) len = 3, cp = b0 & 0x0F;
-  else if (b0 >= 0xF0 && b0 <= 0xF4) len = 4, cp = b0 & 0x07;
-  else return {0, 0};
+  if (b0 >= 0xC2 && b0 <= 0xDF)
+    len = 2, cp = b0 & 0x1F;
+  else if (b0 >= 0xE0 && b0 <= 0xEF)
+    len = 3, cp = b0 & 0x0F;
+  else if (b0 >= 0xF0 && b0 <= 0xF4)
+    len = 4, cp = b0 & 0x07;
+  else
+    return {0, 0};
   if (s.size() < len) return {0, 0};
   for (std::size_t k = 1; k < len; ++k) {
     const auto b = static_cast<unsigned char>(s[k]);
@@ -185,11 +189,21 @@ std::optional<Fields> parse_logfmt(std::string_view s) {
         if (pos >= s.size()) return std::nullopt;
         const char e = s[pos++];
         switch (e) {
-          case '"': value += '"'; break;
-          case '\\': value += '\\'; break;
-          case 'n': value += '\n'; break;
-          case 'r': value += '\r'; break;
-          case 't': value += '\t'; break;
+          case '"':
+            value += '"';
+            break;
+          case '\\':
+            value += '\\';
+            break;
+          case 'n':
+            value += '\n';
+            break;
+          case 'r':
+            value += '\r';
+            break;
+          case 't':
+            value += '\t';
+            break;
           case 'x':
           case 'u': {
             const std::size_t digits = e == 'x' ? 2 : 4;
@@ -200,11 +214,14 @@ std::optional<Fields> parse_logfmt(std::string_view s) {
               n = n * 16 + static_cast<char32_t>(hex(s[pos + k]));
             }
             pos += digits;
-            if (e == 'x') value += static_cast<char>(n);
-            else append_utf8(value, n);
+            if (e == 'x')
+              value += static_cast<char>(n);
+            else
+              append_utf8(value, n);
             break;
           }
-          default: return std::nullopt;
+          default:
+            return std::nullopt;
         }
       }
     } else {
@@ -256,19 +273,27 @@ std::string redact(std::string_view text) {
 
 void redact(Fields& fields) {
   for (auto& f : fields) {
-    if (secret_key(f.key)) f = Field{std::move(f.key), "[redacted]"};
-    else if (f.kind == Field::Kind::text) f.value = redact(f.value);
+    if (secret_key(f.key))
+      f = Field{std::move(f.key), "[redacted]"};
+    else if (f.kind == Field::Kind::text)
+      f.value = redact(f.value);
   }
 }
 
 const char* level_name(Level level) {
   switch (level) {
-    case Level::trace: return "trace";
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warn: return "warn";
-    case Level::error: return "error";
-    case Level::critical: return "critical";
+    case Level::trace:
+      return "trace";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warn";
+    case Level::error:
+      return "error";
+    case Level::critical:
+      return "critical";
   }
   return "info";
 }
@@ -276,11 +301,16 @@ const char* level_name(Level level) {
 int journal_priority(Level level) {
   switch (level) {
     case Level::trace:
-    case Level::debug: return 7;
-    case Level::info: return 6;
-    case Level::warn: return 4;
-    case Level::error: return 3;
-    case Level::critical: return 2;
+    case Level::debug:
+      return 7;
+    case Level::info:
+      return 6;
+    case Level::warn:
+      return 4;
+    case Level::error:
+      return 3;
+    case Level::critical:
+      return 2;
   }
   return 6;
 }
@@ -334,12 +364,23 @@ std::string logfmt_value(std::string_view v) {
       continue;
     }
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default: out += (u < 0x20 || u == 0x7f) ? hex_escape('x', u, 2) : std::string(1, c);
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += (u < 0x20 || u == 0x7f) ? hex_escape('x', u, 2) : std::string(1, c);
     }
     ++i;
   }
@@ -377,10 +418,14 @@ std::string RepeatLimiter::key_of(const Fields& fields) {
   std::string event, tenant, code;
   bool error = false;
   for (const auto& f : fields) {
-    if (f.key == "event") event = f.value;
-    else if (f.key == "tenant") tenant = f.value;
-    else if (f.key == "code" || f.key == "error_code") code = f.value, error = true;
-    else if (f.key == "error") error = true;
+    if (f.key == "event")
+      event = f.value;
+    else if (f.key == "tenant")
+      tenant = f.value;
+    else if (f.key == "code" || f.key == "error_code")
+      code = f.value, error = true;
+    else if (f.key == "error")
+      error = true;
   }
   if (!error) return "";
   return event + "|" + tenant + "|" + code;

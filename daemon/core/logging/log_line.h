@@ -31,8 +31,8 @@ struct Field {
   Field(std::string k, std::string_view text) : key(std::move(k)), value(text) {}
   Field(std::string k, const char* text) : key(std::move(k)), value(text) {}
   template <std::integral T>
-    requires(!std::same_as<T, bool>)
-  Field(std::string k, T n) : key(std::move(k)), value(std::to_string(n)), kind(Kind::integer) {}
+  requires(!std::same_as<T, bool>) Field(std::string k, T n)
+      : key(std::move(k)), value(std::to_string(n)), kind(Kind::integer) {}
   template <std::same_as<bool> T>
   Field(std::string k, T b) : key(std::move(k)), value(b ? "true" : "false"), kind(Kind::boolean) {}
   template <std::floating_point T>

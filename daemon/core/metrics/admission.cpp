@@ -34,7 +34,8 @@ std::size_t ConnectionAdmission::open_from(const std::string& address) const {
   return n;
 }
 
-std::optional<ConnectionAdmission::Id> ConnectionAdmission::longest_waiting(const std::optional<std::string>& address) const {
+std::optional<ConnectionAdmission::Id> ConnectionAdmission::longest_waiting(
+    const std::optional<std::string>& address) const {
   std::optional<Id> best;
   std::uint64_t since = 0;
   for (const auto& [id, c] : connections_) {

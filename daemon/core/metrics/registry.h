@@ -41,8 +41,8 @@ class Registry {
 
  private:
   struct Series {
-    double value = 0;                     // counter, gauge
-    std::vector<std::uint64_t> buckets;   // histogram: per-bucket (not cumulative) counts
+    double value = 0;                    // counter, gauge
+    std::vector<std::uint64_t> buckets;  // histogram: per-bucket (not cumulative) counts
     double sum = 0;
     std::uint64_t count = 0;
   };

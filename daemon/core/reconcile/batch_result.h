@@ -37,8 +37,8 @@ struct TenantRowsAfterRun {
 inline constexpr int kExitWorkLeft = 2;
 
 struct BatchResult {
-  int exit_status = 0;   // 0 or kExitWorkLeft
-  std::string summary;   // one line, no newline
+  int exit_status = 0;  // 0 or kExitWorkLeft
+  std::string summary;  // one line, no newline
 };
 
 BatchResult judge_batch(const std::vector<TenantRowsAfterRun>& tenants);

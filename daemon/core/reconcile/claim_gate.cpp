@@ -4,9 +4,7 @@ namespace callbackd::reconcile {
 
 namespace {
 // A wake-up only counts when it is still ahead: one that has passed says nothing new.
-std::optional<Instant> ahead(std::optional<Instant> at, Instant now) {
-  return at && *at > now ? at : std::nullopt;
-}
+std::optional<Instant> ahead(std::optional<Instant> at, Instant now) { return at && *at > now ? at : std::nullopt; }
 }  // namespace
 
 ClaimDecision decide_claim(const ClaimInputs& in, Instant now) {

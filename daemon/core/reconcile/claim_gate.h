@@ -28,16 +28,16 @@ namespace callbackd::reconcile {
 
 struct ClaimInputs {
   bool stopping = false;
-  bool sends = true;           // the tenant is scheduled in mode apply (its mode, the lease held here)
-  bool claim_pending = false;  // a claim for it is out; its completion wakes the loop
-  std::size_t buffered = 0;    // claimed rows not yet dispatched
-  bool drained = false;        // the last claim found fewer due rows than asked for
+  bool sends = true;                   // the tenant is scheduled in mode apply (its mode, the lease held here)
+  bool claim_pending = false;          // a claim for it is out; its completion wakes the loop
+  std::size_t buffered = 0;            // claimed rows not yet dispatched
+  bool drained = false;                // the last claim found fewer due rows than asked for
   std::optional<Instant> next_due_at;  // the last claim's "first row due later" (nullopt: none)
   int batch = 1;                       // rows per claim at the tenant's current rate
   bool endpoint_held = false;
-  EndpointPermission endpoint;         // EndpointHold::permission(now)
+  EndpointPermission endpoint;  // EndpointHold::permission(now)
   bool paused_by_error = false;
-  SendPermission tenant;               // TenantState::permission(now)
+  SendPermission tenant;  // TenantState::permission(now)
 };
 
 struct ClaimDecision {

@@ -6,9 +6,12 @@ namespace callbackd::reconcile {
 
 std::string_view send_reason_name(SendReason reason) {
   switch (reason) {
-    case SendReason::never_applied: return "never_applied";
-    case SendReason::values_differ: return "values_differ";
-    case SendReason::touched_after_apply: return "touched_after_apply";
+    case SendReason::never_applied:
+      return "never_applied";
+    case SendReason::values_differ:
+      return "values_differ";
+    case SendReason::touched_after_apply:
+      return "touched_after_apply";
   }
   CALLBACKD_ASSERT(!"unknown SendReason");
   return {};
@@ -16,9 +19,12 @@ std::string_view send_reason_name(SendReason reason) {
 
 std::string_view hold_reason_name(HoldReason reason) {
   switch (reason) {
-    case HoldReason::in_sync: return "in_sync";
-    case HoldReason::failed_until_changed: return "failed_until_changed";
-    case HoldReason::invalid_until_changed: return "invalid_until_changed";
+    case HoldReason::in_sync:
+      return "in_sync";
+    case HoldReason::failed_until_changed:
+      return "failed_until_changed";
+    case HoldReason::invalid_until_changed:
+      return "invalid_until_changed";
   }
   CALLBACKD_ASSERT(!"unknown HoldReason");
   return {};

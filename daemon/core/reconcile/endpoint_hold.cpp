@@ -32,8 +32,10 @@ void EndpointHold::on_sent(Instant now, bool probe) {
 
 std::string_view endpoint_hold_reason_name(EndpointHoldReason reason) {
   switch (reason) {
-    case EndpointHoldReason::unreachable: return "unreachable";
-    case EndpointHoldReason::not_wechatpay: return "not_wechatpay";
+    case EndpointHoldReason::unreachable:
+      return "unreachable";
+    case EndpointHoldReason::not_wechatpay:
+      return "not_wechatpay";
   }
   return "unreachable";
 }
@@ -60,7 +62,8 @@ EndpointTransition EndpointHold::on_finished(EndpointReach reach, bool probe, In
       case EndpointReach::unreachable:
       case EndpointReach::not_wechatpay:
         ++failed_probes_;
-        reason_ = reach == EndpointReach::unreachable ? EndpointHoldReason::unreachable : EndpointHoldReason::not_wechatpay;
+        reason_ =
+            reach == EndpointReach::unreachable ? EndpointHoldReason::unreachable : EndpointHoldReason::not_wechatpay;
         step_ = std::min(tuning_.max_backoff, step_ * 2);
         next_probe_at_ = now + jittered(step_, uniform01);
         return EndpointTransition::none;

@@ -46,9 +46,7 @@ Duration Pacer::interval_at_rate(double rate_per_minute) const {
   return ceil_duration(std::max(by_minute, by_second));
 }
 
-Duration Pacer::emission_interval(Instant now) const {
-  return interval_at_rate(effective_rate_per_minute(now));
-}
+Duration Pacer::emission_interval(Instant now) const { return interval_at_rate(effective_rate_per_minute(now)); }
 
 double Pacer::effective_rate_per_minute(Instant now) const {
   const double configured = rate_per_minute_;
@@ -114,9 +112,8 @@ void Pacer::on_rate_limited(Instant now, Instant sent_at, std::optional<Duration
   const double configured = rate_per_minute_;
   const double current = effective_rate_per_minute(now);
   const bool already_counted = decreased_ && sent_at < last_decrease_at_;
-  decreased_rate_ = already_counted ? current
-                                    : std::max(configured * tuning_.min_rate_fraction,
-                                               current * tuning_.decrease_factor);
+  decreased_rate_ =
+      already_counted ? current : std::max(configured * tuning_.min_rate_fraction, current * tuning_.decrease_factor);
   if (!already_counted) last_decrease_at_ = now;
   decreased_ = true;
   // Recovery counts from the end of the Retry-After (any step earned so far is folded into

@@ -8,11 +8,16 @@ namespace callbackd::reconcile {
 
 std::string_view row_state_name(RowState state) {
   switch (state) {
-    case RowState::in_sync: return "in_sync";
-    case RowState::pending: return "pending";
-    case RowState::retrying: return "retrying";
-    case RowState::failed: return "failed";
-    case RowState::invalid: return "invalid";
+    case RowState::in_sync:
+      return "in_sync";
+    case RowState::pending:
+      return "pending";
+    case RowState::retrying:
+      return "retrying";
+    case RowState::failed:
+      return "failed";
+    case RowState::invalid:
+      return "invalid";
   }
   CALLBACKD_ASSERT(!"unknown RowState");
   return {};
@@ -25,8 +30,7 @@ RowPolicy RowPolicy::from_config(const ReconcilerConfig& config) {
   return policy;
 }
 
-RowDecision decide_after_attempt(const AttemptResult& attempt, const RowPolicy& policy, Instant now,
-                                 double uniform01) {
+RowDecision decide_after_attempt(const AttemptResult& attempt, const RowPolicy& policy, Instant now, double uniform01) {
   using wechatpay::OutcomeKind;
   CALLBACKD_ASSERT(attempt.prior_failures >= 0);
   RowDecision d;

@@ -71,7 +71,6 @@ struct RowDecision {
 
 // `uniform01` in [0, 1] picks the jitter of a transient retry (ignored otherwise).
 // Never throws; asserts prior_failures >= 0.
-RowDecision decide_after_attempt(const AttemptResult& attempt, const RowPolicy& policy, Instant now,
-                                 double uniform01);
+RowDecision decide_after_attempt(const AttemptResult& attempt, const RowPolicy& policy, Instant now, double uniform01);
 
 }  // namespace callbackd::reconcile

@@ -26,7 +26,8 @@ void FairScheduler::upsert_tenant(const std::string& tenant_id, const TenantSett
 }
 
 void FairScheduler::reconfigure(const ReconcilerConfig& config) {
-  if (config.global_rate_per_second != config_.global_rate_per_second) global_ = GlobalCap(config.global_rate_per_second);
+  if (config.global_rate_per_second != config_.global_rate_per_second)
+    global_ = GlobalCap(config.global_rate_per_second);
   config_ = config;
   for (auto& [id, t] : tenants_) {
     t.state.set_max_in_flight(t.tenant_max_in_flight, config_.max_in_flight_per_tenant);
@@ -36,7 +37,8 @@ void FairScheduler::reconfigure(const ReconcilerConfig& config) {
 
 void FairScheduler::remove_tenant(const std::string& tenant_id) { tenants_.erase(tenant_id); }
 
-void FairScheduler::set_due_rows(const std::string& tenant_id, std::size_t due_now, std::optional<Instant> next_due_at) {
+void FairScheduler::set_due_rows(const std::string& tenant_id, std::size_t due_now,
+                                 std::optional<Instant> next_due_at) {
   auto it = tenants_.find(tenant_id);
   if (it == tenants_.end()) return;
   it->second.due_rows = due_now;
@@ -115,8 +117,7 @@ SchedulerDecision FairScheduler::next(Instant now) {
   return decision;
 }
 
-TenantTransition FairScheduler::on_finished(const std::string& tenant_id, const FinishedAttempt& attempt,
-                                            Instant now) {
+TenantTransition FairScheduler::on_finished(const std::string& tenant_id, const FinishedAttempt& attempt, Instant now) {
   // First, and also for a tenant deleted meanwhile: its probe must come back to the hold.
   endpoint_.on_finished(attempt.reach, attempt.endpoint_probe, now, attempt.jitter01, attempt.row);
   auto it = tenants_.find(tenant_id);

@@ -48,7 +48,7 @@ struct TenantSettings {
 
 struct Dispatch {
   std::string tenant_id;
-  bool probe = false;  // the paused tenant's probe: pass it back to on_finished
+  bool probe = false;           // the paused tenant's probe: pass it back to on_finished
   bool endpoint_probe = false;  // the held endpoint's probe: pass it back to on_finished
 };
 
@@ -64,15 +64,15 @@ struct SchedulerDecision {
 // One completed request, as on_finished needs it.
 struct FinishedAttempt {
   wechatpay::OutcomeKind outcome = wechatpay::OutcomeKind::transient;
-  bool probe = false;                                 // Dispatch::probe
-  bool endpoint_probe = false;                        // Dispatch::endpoint_probe
-  EndpointReach reach = EndpointReach::reached;       // whether WeChat Pay was reached
-  double jitter01 = 0.5;                              // uniform in [0, 1]: the endpoint hold's and the tenant probe's jitter
-  Instant sent_at{};                                  // when its slot was taken
-  std::optional<std::chrono::seconds> retry_after;    // Outcome::retry_after
-  std::string error_code;                             // Outcome::error_code
-  std::string error_message;                          // Outcome::error_message
-  std::string row{};                                  // the sub-merchant: the endpoint hold counts rows
+  bool probe = false;                            // Dispatch::probe
+  bool endpoint_probe = false;                   // Dispatch::endpoint_probe
+  EndpointReach reach = EndpointReach::reached;  // whether WeChat Pay was reached
+  double jitter01 = 0.5;                         // uniform in [0, 1]: the endpoint hold's and the tenant probe's jitter
+  Instant sent_at{};                             // when its slot was taken
+  std::optional<std::chrono::seconds> retry_after;  // Outcome::retry_after
+  std::string error_code;                           // Outcome::error_code
+  std::string error_message;                        // Outcome::error_message
+  std::string row{};                                // the sub-merchant: the endpoint hold counts rows
 };
 
 // For metrics and `status`.

@@ -67,8 +67,7 @@ void TenantState::on_sent(Instant now, bool probe) {
 }
 
 TenantTransition TenantState::on_finished(wechatpay::OutcomeKind outcome, bool probe, Instant now,
-                                          std::string_view error_code, std::string_view reason,
-                                          double jitter01) {
+                                          std::string_view error_code, std::string_view reason, double jitter01) {
   CALLBACKD_ASSERT(in_flight_ > 0);
   --in_flight_;
   if (probe) {

@@ -80,8 +80,8 @@ class TenantState {
  public:
   // In-flight limit: min(tenant_max_in_flight, config_max_in_flight_per_tenant), at least 1
   // (tenants.max_in_flight and reconciler.max_in_flight_per_tenant).
-  TenantState(TenantMode mode, int tenant_max_in_flight, int config_max_in_flight_per_tenant,
-              Duration probe_interval, TenantProbeTuning probe_tuning = {});
+  TenantState(TenantMode mode, int tenant_max_in_flight, int config_max_in_flight_per_tenant, Duration probe_interval,
+              TenantProbeTuning probe_tuning = {});
 
   void set_mode(TenantMode mode) { mode_ = mode; }
   void set_max_in_flight(int tenant_max_in_flight, int config_max_in_flight_per_tenant);

@@ -21,8 +21,6 @@ using Duration = Clock::duration;
 
 // Seconds (possibly fractional) as a Duration, rounded UP to the clock's tick: the pacer
 // must never hand out a slot earlier than its arithmetic allows.
-inline Duration ceil_duration(std::chrono::duration<double> seconds) {
-  return std::chrono::ceil<Duration>(seconds);
-}
+inline Duration ceil_duration(std::chrono::duration<double> seconds) { return std::chrono::ceil<Duration>(seconds); }
 
 }  // namespace callbackd::reconcile

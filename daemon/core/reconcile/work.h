@@ -32,7 +32,7 @@ struct WorkItem {
   std::optional<std::string> notify_url;  // NULL notify_url is stored verbatim: invalid
   DesiredCallback desired;                // notify_url "" when NULL; revision
   std::optional<RecordedState> recorded;  // sub_merchant_state, nullopt if never touched
-  int attempts = 0;  // sub_merchant_state.attempts when its revision == desired.revision, else 0
+  int attempts = 0;                       // sub_merchant_state.attempts when its revision == desired.revision, else 0
 };
 
 // Up to `limit` due entries of one tenant.
@@ -57,8 +57,8 @@ struct ClaimResult {
 struct AttemptRecord {
   std::string tenant_id;
   std::string sub_mchid;
-  std::int64_t revision = 0;     // the desired revision that was sent
-  std::int64_t claim_token = 0;  // fencing: engine/store.h
+  std::int64_t revision = 0;              // the desired revision that was sent
+  std::int64_t claim_token = 0;           // fencing: engine/store.h
   std::optional<std::string> notify_url;  // as sent (audit)
   std::optional<bool> push_switch;        // as sent (audit); nullopt: omitted
   std::string outcome;                    // wechatpay::outcome_name
@@ -66,8 +66,8 @@ struct AttemptRecord {
   std::string error_code;     // "" when applied
   std::string error_message;  // "" when applied, or what was odd about a verified answer (Outcome::warning)
   std::optional<std::string> request_id;
-  std::optional<int> latency_ms;  // nullopt when nothing was sent (invalid)
-  int attempt = 1;                // audit_log.attempt: counted attempts of this revision, this one included
+  std::optional<int> latency_ms;           // nullopt when nothing was sent (invalid)
+  int attempt = 1;                         // audit_log.attempt: counted attempts of this revision, this one included
   std::optional<std::string> update_time;  // verbatim, applied only
   RowDecision decision;                    // state, remove_from_queue, delay, attempts
 };

@@ -21,9 +21,9 @@ enum class WorkAction {
 
 struct WorkVerdict {
   WorkAction action = WorkAction::drop;
-  std::optional<SendReason> send_reason;         // send, when the diff asked for it
-  bool resync = false;                           // send only because a full resync queued it
-  std::optional<HoldReason> hold;                // drop
+  std::optional<SendReason> send_reason;            // send, when the diff asked for it
+  bool resync = false;                              // send only because a full resync queued it
+  std::optional<HoldReason> hold;                   // drop
   std::optional<desired::ValidationError> invalid;  // mark_invalid
 
   // "never_applied", "values_differ", "touched_after_apply", "resync", "invalid", or the
@@ -36,7 +36,6 @@ struct WorkVerdict {
 // row the diff holds as in sync (re-asserting what WeChat Pay should hold), never a row parked
 // as failed or invalid: those wait for their desired row to change.
 WorkVerdict judge_work_item(std::string_view sub_mchid, const std::optional<std::string>& notify_url,
-                            const DesiredCallback& desired, const std::optional<RecordedState>& recorded,
-                            bool resync);
+                            const DesiredCallback& desired, const std::optional<RecordedState>& recorded, bool resync);
 
 }  // namespace callbackd::reconcile

@@ -40,13 +40,12 @@ Result<AuthorizationFields, AuthorizationError> parse_authorization(std::string_
     return fail("Authorization scheme is not " + std::string(kSignatureScheme) + ": \"" +
                 excerpt(header, kExcerptBytes) + "\"");
   std::size_t pos = kSignatureScheme.size();
-  if (pos >= header.size() || header[pos] != ' ')
-    return fail("Authorization scheme must be followed by a space");
+  if (pos >= header.size() || header[pos] != ' ') return fail("Authorization scheme must be followed by a space");
   while (pos < header.size() && header[pos] == ' ') ++pos;
 
   enum Field { kMchid, kNonce, kTimestamp, kSerial, kSignature, kFieldCount };
-  static constexpr std::array<std::string_view, kFieldCount> kNames = {"mchid", "nonce_str", "timestamp",
-                                                                       "serial_no", "signature"};
+  static constexpr std::array<std::string_view, kFieldCount> kNames = {"mchid", "nonce_str", "timestamp", "serial_no",
+                                                                       "signature"};
   std::array<bool, kFieldCount> seen{};
   AuthorizationFields fields;
   std::string timestamp_text;
@@ -73,15 +72,24 @@ Result<AuthorizationFields, AuthorizationError> parse_authorization(std::string_
     ++pos;  // closing quote
     if (value.empty()) return fail("Authorization: field " + std::string(name) + " is empty");
     switch (index) {
-      case kMchid: fields.caller_mchid = value; break;
-      case kNonce: fields.nonce_str = value; break;
+      case kMchid:
+        fields.caller_mchid = value;
+        break;
+      case kNonce:
+        fields.nonce_str = value;
+        break;
       case kTimestamp:
         if (!parse_timestamp(value, fields.timestamp))
           return fail("Authorization: timestamp \"" + excerpt(value, kExcerptBytes) + "\" is not Unix seconds");
         break;
-      case kSerial: fields.serial_no = value; break;
-      case kSignature: fields.signature = value; break;
-      default: break;
+      case kSerial:
+        fields.serial_no = value;
+        break;
+      case kSignature:
+        fields.signature = value;
+        break;
+      default:
+        break;
     }
     while (pos < header.size() && header[pos] == ' ') ++pos;
     if (pos == header.size()) break;
@@ -102,9 +110,12 @@ RequestCheck verify_request(const AuthorizationFields& fields, const Verificatio
   if (skew >= kMaxClockSkew.count()) return RequestCheck::stale_timestamp;
   const auto message = request_message(method, request_uri, fields.timestamp, fields.nonce_str, body);
   switch (verify_sha256_rsa(merchant_key, message, fields.signature)) {
-    case SignatureCheck::valid: return RequestCheck::valid;
-    case SignatureCheck::bad_base64: return RequestCheck::bad_base64;
-    case SignatureCheck::bad_signature: return RequestCheck::bad_signature;
+    case SignatureCheck::valid:
+      return RequestCheck::valid;
+    case SignatureCheck::bad_base64:
+      return RequestCheck::bad_base64;
+    case SignatureCheck::bad_signature:
+      return RequestCheck::bad_signature;
   }
   return RequestCheck::bad_signature;
 }

@@ -40,7 +40,7 @@ Result<AuthorizationFields, AuthorizationError> parse_authorization(std::string_
 // then the signature over request_message(method, request_uri, ts, nonce, body).
 enum class RequestCheck { valid, stale_timestamp, bad_base64, bad_signature };
 RequestCheck verify_request(const AuthorizationFields& fields, const VerificationKey& merchant_key,
-                            std::string_view method, std::string_view request_uri,
-                            std::string_view body, std::chrono::system_clock::time_point now);
+                            std::string_view method, std::string_view request_uri, std::string_view body,
+                            std::chrono::system_clock::time_point now);
 
 }  // namespace callbackd::wechatpay

@@ -69,8 +69,10 @@ FavorCallbacksReading read_favor_callbacks_response(std::string_view body) {
     r.applied.update_time = parse_update_time(*update_time);
   }
   if (notify_url) r.applied.notify_url = bounded(*notify_url, 1024);
-  if (update_time == nullptr) r.problem = BodyError{"response body has no update_time string"};
-  else if (notify_url == nullptr) r.problem = BodyError{"response body has no notify_url string"};
+  if (update_time == nullptr)
+    r.problem = BodyError{"response body has no update_time string"};
+  else if (notify_url == nullptr)
+    r.problem = BodyError{"response body has no notify_url string"};
   else if (!r.applied.update_time)
     r.problem = BodyError{"update_time is not RFC 3339: \"" + excerpt(*update_time, kExcerptBytes) + "\""};
   return r;
@@ -86,7 +88,8 @@ ApiError parse_error_body(std::string_view body) {
   ApiError error;
   const json doc = parse_json(body);
   if (doc.is_discarded() || !doc.is_object()) return error;
-  if (const std::string* code = string_member(doc, "code")) error.code = excerpt(bounded(*code, kMaxCodeBytes), kMaxCodeBytes);
+  if (const std::string* code = string_member(doc, "code"))
+    error.code = excerpt(bounded(*code, kMaxCodeBytes), kMaxCodeBytes);
   const std::string* message = string_member(doc, "message");
   if (message) error.message = excerpt(*message, kMaxErrorMessageBytes);
   error.wechatpay_format = !error.code.empty() && message != nullptr;

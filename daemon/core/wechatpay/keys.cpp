@@ -92,7 +92,8 @@ Result<std::string, KeyError> read_key_file(int fd, const std::string& path, str
     n += static_cast<std::size_t>(got);
   }
   if (n > kMaxKeyFileBytes)  // grew after fstat
-    return error(KeyError::Kind::unreadable, path, "too large for a PEM key (limit 1 MiB)", "point it at a PEM key file");
+    return error(KeyError::Kind::unreadable, path, "too large for a PEM key (limit 1 MiB)",
+                 "point it at a PEM key file");
   data.resize(n);
   return data;
 }
@@ -142,9 +143,11 @@ int VerificationKey::bits() const noexcept { return EVP_PKEY_get_bits(pkey_.get(
 Result<PrivateKey, KeyError> parse_private_key_pem(std::string_view pem, std::string_view source) {
   // Name the common mix-ups before OpenSSL gives a generic "no start line".
   const bool has_private = contains(pem, "PRIVATE KEY-----");
-  if (contains(pem, "-----BEGIN ENCRYPTED PRIVATE KEY-----") || (has_private && contains(pem, "Proc-Type: 4,ENCRYPTED")))
-    return error(KeyError::Kind::encrypted, source, "the private key is encrypted with a passphrase",
-                 "store it unencrypted (e.g. openssl pkey -in KEY -out KEY.plain) and protect it with file permissions or systemd LoadCredential=");
+  if (contains(pem, "-----BEGIN ENCRYPTED PRIVATE KEY-----") ||
+      (has_private && contains(pem, "Proc-Type: 4,ENCRYPTED")))
+    return error(
+        KeyError::Kind::encrypted, source, "the private key is encrypted with a passphrase",
+        "store it unencrypted (e.g. openssl pkey -in KEY -out KEY.plain) and protect it with file permissions or systemd LoadCredential=");
   if (!has_private) {
     if (contains(pem, "-----BEGIN CERTIFICATE-----"))
       return error(KeyError::Kind::not_a_key, source, "contains a certificate, not a private key",
@@ -192,8 +195,10 @@ Result<PrivateKey, KeyError> read_private_key(int fd, const std::string& path, u
   // compromised and the operator should know. The ACL counts too: systemd >= 254 grants the
   // daemon's user with one (and the group bits then show its mask).
   FileAccess access{st.st_mode, st.st_uid, {}};
-  if (auto acl = read_access_acl(fd); acl) access.acl = std::move(acl).value();
-  else return error(KeyError::Kind::unreadable, path, std::move(acl).error(), "inspect it with getfacl " + path);
+  if (auto acl = read_access_acl(fd); acl)
+    access.acl = std::move(acl).value();
+  else
+    return error(KeyError::Kind::unreadable, path, std::move(acl).error(), "inspect it with getfacl " + path);
   if (auto exposed = private_file_exposure(access, daemon_uid, path))
     return error(KeyError::Kind::too_open, path, std::move(exposed->what), std::move(exposed->fix));
   return parsed;
@@ -227,9 +232,10 @@ Result<VerificationKey, KeyError> parse_verification_key_pem(std::string_view pe
     return VerificationKey(std::move(pkey), std::move(info));
   }
   if (!contains(pem, "PUBLIC KEY-----"))
-    return error(KeyError::Kind::not_a_key, source,
-                 "is not a PEM public key or certificate (no \"-----BEGIN PUBLIC KEY-----\" or \"-----BEGIN CERTIFICATE-----\" block)",
-                 "use the WeChat Pay public key (pub_key.pem) or a platform certificate in PEM form");
+    return error(
+        KeyError::Kind::not_a_key, source,
+        "is not a PEM public key or certificate (no \"-----BEGIN PUBLIC KEY-----\" or \"-----BEGIN CERTIFICATE-----\" block)",
+        "use the WeChat Pay public key (pub_key.pem) or a platform certificate in PEM form");
   // OSSL_DECODER reads both SubjectPublicKeyInfo ("PUBLIC KEY") and PKCS#1 ("RSA PUBLIC KEY").
   EVP_PKEY* raw = nullptr;
   OSSL_DECODER_CTX* dctx =

@@ -12,8 +12,6 @@ constexpr std::chrono::seconds kMaxRetryAfter{3600};
 constexpr std::size_t kBodyExcerptBytes = 96;
 constexpr std::size_t kEchoExcerptBytes = 128;
 
-bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
-
 std::string upper(std::string_view s) {
   std::string out(s);
   for (char& c : out)
@@ -49,7 +47,7 @@ bool has_signature_headers(const ResponseHeaders& h) {
 bool same_notify_url(std::string_view echoed, std::string_view sent) {
   if (echoed == sent) return true;
   for (std::string_view scheme : {"https://", "http://"})
-    if (starts_with(sent, scheme) && echoed == sent.substr(scheme.size())) return true;
+    if (sent.starts_with(scheme) && echoed == sent.substr(scheme.size())) return true;
   return false;
 }
 
@@ -66,7 +64,7 @@ void classify_error_status(const AttemptObservation& obs, Outcome& out) {
   }
   out.answered_by = api.wechatpay_format || has_signature_headers(obs.headers) ? Answerer::wechatpay : Answerer::other;
 
-  if (status == 429 || (api.wechatpay_format && starts_with(api.code, "FREQUENCY_LIMIT"))) {
+  if (status == 429 || (api.wechatpay_format && api.code.starts_with("FREQUENCY_LIMIT"))) {
     out.kind = OutcomeKind::rate_limited;
   } else if (status >= 500) {
     out.kind = OutcomeKind::transient;
@@ -96,34 +94,50 @@ void classify_error_status(const AttemptObservation& obs, Outcome& out) {
 
 std::string_view outcome_name(OutcomeKind kind) {
   switch (kind) {
-    case OutcomeKind::applied: return "applied";
-    case OutcomeKind::rejected: return "rejected";
-    case OutcomeKind::tenant_error: return "tenant_error";
-    case OutcomeKind::rate_limited: return "rate_limited";
-    case OutcomeKind::transient: return "transient";
-    case OutcomeKind::invalid: return "invalid";
+    case OutcomeKind::applied:
+      return "applied";
+    case OutcomeKind::rejected:
+      return "rejected";
+    case OutcomeKind::tenant_error:
+      return "tenant_error";
+    case OutcomeKind::rate_limited:
+      return "rate_limited";
+    case OutcomeKind::transient:
+      return "transient";
+    case OutcomeKind::invalid:
+      return "invalid";
   }
   return "transient";
 }
 
 std::string_view answerer_name(Answerer answerer) {
   switch (answerer) {
-    case Answerer::none: return "none";
-    case Answerer::wechatpay: return "wechatpay";
-    case Answerer::other: return "other";
+    case Answerer::none:
+      return "none";
+    case Answerer::wechatpay:
+      return "wechatpay";
+    case Answerer::other:
+      return "other";
   }
   return "none";
 }
 
 std::string_view transport_failure_name(TransportFailure failure) {
   switch (failure) {
-    case TransportFailure::resolve: return "resolve";
-    case TransportFailure::connect: return "connect";
-    case TransportFailure::tls: return "tls";
-    case TransportFailure::timeout: return "timeout";
-    case TransportFailure::connection_closed: return "connection_closed";
-    case TransportFailure::response_too_large: return "response_too_large";
-    case TransportFailure::protocol: return "protocol";
+    case TransportFailure::resolve:
+      return "resolve";
+    case TransportFailure::connect:
+      return "connect";
+    case TransportFailure::tls:
+      return "tls";
+    case TransportFailure::timeout:
+      return "timeout";
+    case TransportFailure::connection_closed:
+      return "connection_closed";
+    case TransportFailure::response_too_large:
+      return "response_too_large";
+    case TransportFailure::protocol:
+      return "protocol";
   }
   return "transport";
 }
@@ -167,8 +181,10 @@ Outcome classify_attempt(const AttemptObservation& obs) {
   }
 
   // 2xx: only a verified response can count as applied (docs/wechatpay-v3.md section 2).
-  if (has_signature_headers(obs.headers)) out.answered_by = Answerer::wechatpay;
-  else out.answered_by = Answerer::other;
+  if (has_signature_headers(obs.headers))
+    out.answered_by = Answerer::wechatpay;
+  else
+    out.answered_by = Answerer::other;
   if (!obs.verification) {
     out.kind = OutcomeKind::transient;
     out.error_code = "RESPONSE_NOT_VERIFIED";

@@ -112,12 +112,12 @@ std::string_view answerer_name(Answerer answerer);
 
 struct Outcome {
   OutcomeKind kind = OutcomeKind::transient;
-  std::optional<int> http_status;       // nullopt when no response
-  std::string error_code;               // WeChat Pay's code ("PARAM_ERROR"), or ours:
-                                        // "NETWORK_ERROR", "TIMEOUT", "HTTP_<status>",
-                                        // "RESPONSE_SIGNATURE_<KIND>"; "" if applied
-  std::string error_message;            // for the operator; bounded (kMaxErrorMessageBytes + context)
-  std::optional<std::string> request_id;  // Request-ID, when present
+  std::optional<int> http_status;                   // nullopt when no response
+  std::string error_code;                           // WeChat Pay's code ("PARAM_ERROR"), or ours:
+                                                    // "NETWORK_ERROR", "TIMEOUT", "HTTP_<status>",
+                                                    // "RESPONSE_SIGNATURE_<KIND>"; "" if applied
+  std::string error_message;                        // for the operator; bounded (kMaxErrorMessageBytes + context)
+  std::optional<std::string> request_id;            // Request-ID, when present
   std::optional<std::chrono::seconds> retry_after;  // rate_limited/transient: server's Retry-After
   std::optional<FavorCallbacksApplied> applied;     // set exactly when kind == applied
   std::string warning{};  // applied only: what was odd about the verified answer ("" if nothing)

@@ -85,9 +85,8 @@ SignatureCheck verify_sha256_rsa(const VerificationKey& key, std::string_view me
   const EVP_MD* md = sha256();
   if (!ctx || md == nullptr) return SignatureCheck::bad_signature;
   bool valid = EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key.native()) == 1 &&
-               EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature->data()),
-                                signature->size(), reinterpret_cast<const unsigned char*>(message.data()),
-                                message.size()) == 1;
+               EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature->data()), signature->size(),
+                                reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
   ERR_clear_error();
   return valid ? SignatureCheck::valid : SignatureCheck::bad_signature;
 }
@@ -149,8 +148,8 @@ bool safe_in_header(std::string_view value) {
 }  // namespace
 
 Result<std::string, CryptoError> authorization_header(const MerchantCredentials& merchant, std::string_view method,
-                                                       std::string_view request_uri, std::string_view body,
-                                                       std::int64_t timestamp, std::string_view nonce) {
+                                                      std::string_view request_uri, std::string_view body,
+                                                      std::int64_t timestamp, std::string_view nonce) {
   if (!safe_in_header(merchant.caller_mchid) || !safe_in_header(merchant.serial_no) || !safe_in_header(nonce))
     return CryptoError{"mchid, serial_no and nonce must be non-empty printable ASCII without quotes or backslashes"};
   auto signature = sign_sha256_rsa(merchant.private_key, request_message(method, request_uri, timestamp, nonce, body));

@@ -21,8 +21,8 @@ inline constexpr std::string_view kSignatureScheme = "WECHATPAY2-SHA256-RSA2048"
 // "METHOD\nURL\nTIMESTAMP\nNONCE\nBODY\n". `request_uri` is path plus "?query" exactly as
 // sent, without scheme or host. An empty body (GET) gives "...NONCE\n\n". A value that already
 // ends in "\n" still gets another one.
-std::string request_message(std::string_view method, std::string_view request_uri,
-                            std::int64_t timestamp, std::string_view nonce, std::string_view body);
+std::string request_message(std::string_view method, std::string_view request_uri, std::int64_t timestamp,
+                            std::string_view nonce, std::string_view body);
 
 // "TIMESTAMP\nNONCE\nBODY\n" over the raw response body (empty body: "TIMESTAMP\nNONCE\n\n").
 std::string response_message(std::string_view timestamp, std::string_view nonce, std::string_view body);
@@ -53,7 +53,7 @@ Result<std::string, CryptoError> make_nonce(const RandomBytes& random = openssl_
 // Who signs a request: the TENANT (calling merchant), not the sub-merchant in the body.
 struct MerchantCredentials {
   std::string caller_mchid;  // the tenant's merchant id
-  std::string serial_no;  // its API certificate serial, uppercase hex
+  std::string serial_no;     // its API certificate serial, uppercase hex
   PrivateKey private_key;
 };
 
@@ -68,11 +68,8 @@ std::optional<std::string> merchant_serial_no_problem(std::string_view serial_no
 // `body` must be exactly the bytes that will be sent. Pure apart from the RSA operation.
 // Refused (CryptoError) when mchid, serial_no or nonce hold anything but printable ASCII
 // without '"' and '\\': such a value would break the header (or inject another one).
-Result<std::string, CryptoError> authorization_header(const MerchantCredentials& merchant,
-                                                       std::string_view method,
-                                                       std::string_view request_uri,
-                                                       std::string_view body,
-                                                       std::int64_t timestamp,
-                                                       std::string_view nonce);
+Result<std::string, CryptoError> authorization_header(const MerchantCredentials& merchant, std::string_view method,
+                                                      std::string_view request_uri, std::string_view body,
+                                                      std::int64_t timestamp, std::string_view nonce);
 
 }  // namespace callbackd::wechatpay

@@ -8,8 +8,6 @@ namespace {
 
 constexpr std::size_t kExcerptBytes = 64;
 
-bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
-
 // Certificate serials are hex numbers: compare them as numbers written in hex, so that
 // "0A1B" and "a1b" name the same certificate, whatever case or padding a source used.
 std::string normalise_serial(std::string_view serial) {
@@ -34,12 +32,12 @@ std::string quoted(std::string_view value) { return "\"" + excerpt(value, kExcer
 }  // namespace
 
 Result<std::monostate, KeyError> KeySet::add(std::string key_id, VerificationKey key) {
-  if (key.certificate() && !starts_with(key_id, kPublicKeyIdPrefix) &&
+  if (key.certificate() && !key_id.starts_with(kPublicKeyIdPrefix) &&
       normalise_serial(key_id) != normalise_serial(key.certificate()->serial_hex)) {
-    return KeyError{KeyError::Kind::serial_mismatch,
-                    "key id " + quoted(key_id) + " is not the serial of its certificate (" +
-                        key.certificate()->serial_hex + ")",
-                    "set wechatpay_key_id to " + key.certificate()->serial_hex};
+    return KeyError{
+        KeyError::Kind::serial_mismatch,
+        "key id " + quoted(key_id) + " is not the serial of its certificate (" + key.certificate()->serial_hex + ")",
+        "set wechatpay_key_id to " + key.certificate()->serial_hex};
   }
   keys_.insert_or_assign(std::move(key_id), std::move(key));
   return std::monostate{};
@@ -55,10 +53,10 @@ Result<std::monostate, KeyError> KeySet::add_certificate(VerificationKey certifi
 
 const VerificationKey* KeySet::find(std::string_view key_id) const {
   if (auto it = keys_.find(key_id); it != keys_.end()) return &it->second;
-  if (starts_with(key_id, kPublicKeyIdPrefix) || !is_hex(key_id)) return nullptr;
+  if (key_id.starts_with(kPublicKeyIdPrefix) || !is_hex(key_id)) return nullptr;
   const std::string wanted = normalise_serial(key_id);
   for (const auto& [id, key] : keys_)
-    if (!starts_with(id, kPublicKeyIdPrefix) && is_hex(id) && normalise_serial(id) == wanted) return &key;
+    if (!id.starts_with(kPublicKeyIdPrefix) && is_hex(id) && normalise_serial(id) == wanted) return &key;
   return nullptr;
 }
 
@@ -71,13 +69,20 @@ std::vector<std::string> KeySet::key_ids() const {
 
 std::string_view verify_error_name(VerifyError::Kind kind) {
   switch (kind) {
-    case VerifyError::Kind::missing_header: return "missing_header";
-    case VerifyError::Kind::unsupported_signature_type: return "unsupported_signature_type";
-    case VerifyError::Kind::unknown_serial: return "unknown_serial";
-    case VerifyError::Kind::bad_timestamp: return "bad_timestamp";
-    case VerifyError::Kind::stale_timestamp: return "stale_timestamp";
-    case VerifyError::Kind::bad_base64: return "bad_base64";
-    case VerifyError::Kind::bad_signature: return "bad_signature";
+    case VerifyError::Kind::missing_header:
+      return "missing_header";
+    case VerifyError::Kind::unsupported_signature_type:
+      return "unsupported_signature_type";
+    case VerifyError::Kind::unknown_serial:
+      return "unknown_serial";
+    case VerifyError::Kind::bad_timestamp:
+      return "bad_timestamp";
+    case VerifyError::Kind::stale_timestamp:
+      return "stale_timestamp";
+    case VerifyError::Kind::bad_base64:
+      return "bad_base64";
+    case VerifyError::Kind::bad_signature:
+      return "bad_signature";
   }
   return "unknown";
 }
@@ -96,9 +101,9 @@ Result<VerifiedResponse, VerifyError> verify_response(const KeySet& keys, const 
       return fail(VerifyError::Kind::missing_header, "response has no " + std::string(name) + " header");
 
   if (headers.signature_type && *headers.signature_type != kSignatureScheme)
-    return fail(VerifyError::Kind::unsupported_signature_type,
-                "unsupported " + std::string(kHeaderSignatureType) + " " + quoted(*headers.signature_type) +
-                    " (expected " + std::string(kSignatureScheme) + ")");
+    return fail(VerifyError::Kind::unsupported_signature_type, "unsupported " + std::string(kHeaderSignatureType) +
+                                                                   " " + quoted(*headers.signature_type) +
+                                                                   " (expected " + std::string(kSignatureScheme) + ")");
 
   const std::string& ts_text = *headers.timestamp;
   std::int64_t ts = 0;
@@ -125,15 +130,17 @@ Result<VerifiedResponse, VerifyError> verify_response(const KeySet& keys, const 
     std::string known;
     for (const auto& id : keys.key_ids()) known += (known.empty() ? "" : ", ") + id;
     return fail(VerifyError::Kind::unknown_serial,
-                std::string(kHeaderSerial) + " " + quoted(*headers.serial) + " is not a key of this tenant (known: " +
-                    (known.empty() ? "none" : excerpt(known, 256)) + ")");
+                std::string(kHeaderSerial) + " " + quoted(*headers.serial) +
+                    " is not a key of this tenant (known: " + (known.empty() ? "none" : excerpt(known, 256)) + ")");
   }
 
   switch (verify_sha256_rsa(*key, response_message(ts_text, *headers.nonce, raw_body), *headers.signature)) {
-    case SignatureCheck::valid: return VerifiedResponse{*headers.serial};
+    case SignatureCheck::valid:
+      return VerifiedResponse{*headers.serial};
     case SignatureCheck::bad_base64:
       return fail(VerifyError::Kind::bad_base64, std::string(kHeaderSignature) + " is not valid base64");
-    case SignatureCheck::bad_signature: break;
+    case SignatureCheck::bad_signature:
+      break;
   }
   return fail(VerifyError::Kind::bad_signature,
               std::string(kHeaderSignature) + " does not verify under key " + quoted(*headers.serial));

@@ -1,0 +1,19 @@
+// Small text helpers shared by the daemon's layers, so that no file keeps its own copy.
+// (Prefix tests need none: std::string_view::starts_with is C++20.)
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace callbackd {
+
+// `s` without leading and trailing ASCII whitespace, e.g. libpq's message without its final
+// newline, ready to be embedded in a sentence.
+inline std::string trimmed(std::string_view s) {
+  constexpr std::string_view whitespace = " \t\r\n";
+  const auto first = s.find_first_not_of(whitespace);
+  if (first == std::string_view::npos) return {};
+  return std::string(s.substr(first, s.find_last_not_of(whitespace) - first + 1));
+}
+
+}  // namespace callbackd

@@ -1,0 +1,175 @@
+#include "engine/lease_keeper.h"
+
+#include <set>
+
+#include "core/logging/event.h"
+#include "core/reconcile/claim_policy.h"
+#include "core/reconcile/ownership_policy.h"
+#include "engine/tenant_registry.h"
+
+namespace callbackd::engine {
+
+using logging::log_id;
+using reconcile::Instant;
+using std::chrono::milliseconds;
+
+namespace {
+
+// Leases are renewed every heartbeat; an instance stops sending long enough before its lease
+// could lapse that even its last request has reached WeChat Pay (or given up) before another
+// instance may take over: reconcile::lease_timing, from every phase of a request.
+constexpr milliseconds kHeartbeatInterval{2'000};
+
+}  // namespace
+
+LeaseKeeper::LeaseKeeper(boost::asio::io_context& io, Clock& clock, DbWorker& db, std::weak_ptr<const void> lifetime,
+                         const Config& config, TenantRegistry& tenants, reconcile::FairScheduler& scheduler,
+                         std::function<void()> wake)
+    : io_(io),
+      clock_(clock),
+      db_(db),
+      lifetime_(std::move(lifetime)),
+      config_(config),
+      tenants_(tenants),
+      scheduler_(scheduler),
+      wake_(std::move(wake)) {}
+
+reconcile::LeaseTiming LeaseKeeper::timing(Instant now) const {
+  const auto timing = reconcile::lease_timing(config_.wechatpay);
+  if (!timing_before_reload_) return timing;
+  return reconcile::lease_timing_since_reload(*timing_before_reload_, reloaded_at_, timing, now);
+}
+
+milliseconds LeaseKeeper::claim_lease(Instant now) const {
+  // The rows' lease (claim_policy.h): longer than the buffer and any request's deadline.
+  return reconcile::claim_lease(config_.wechatpay.request_timeout, timing(now).lease);
+}
+
+void LeaseKeeper::before_reload(Instant now) {
+  // Requests dispatched before the reload keep their old deadline (lease_timing_since_reload).
+  timing_before_reload_ = timing(now);
+  reloaded_at_ = now;
+}
+
+void LeaseKeeper::after_reload(Instant now) {
+  // Longer deadlines from now on: a request dispatched at the old send_until could outlive the
+  // lease granted before the reload, so each tenant stops dispatching that much earlier.
+  const reconcile::Duration longer_by = reconcile::send_until_shift_after_reload(*timing_before_reload_, timing(now));
+  if (longer_by > reconcile::Duration::zero())
+    for (auto& [id, t] : tenants_.all()) t->send_until -= longer_by;
+}
+
+void LeaseKeeper::maybe_heartbeat(Instant now) {
+  if (!tenants_.loaded() || heartbeat_out_ || now < next_heartbeat_) return;
+  next_heartbeat_ = now + kHeartbeatInterval;
+  heartbeat(now);
+}
+
+std::optional<Instant> LeaseKeeper::wake_at(Instant now) const {
+  std::optional<Instant> wake;
+  auto earliest = [&](Instant x) {
+    if (!wake || x < *wake) wake = x;
+  };
+  if (!heartbeat_out_ && tenants_.loaded()) earliest(next_heartbeat_);
+  for (const auto& [id, t] : tenants_.all())
+    if (t->owned && t->send_until > now) earliest(t->send_until);
+  return wake;
+}
+
+void LeaseKeeper::heartbeat(Instant now) {
+  heartbeat_out_ = true;
+  std::vector<std::string> release;
+  for (const auto& [id, t] : tenants_.all())
+    if (t->releasing && t->in_flight.empty()) release.push_back(id);
+  const auto lease_timing = timing(now);
+  const auto lease = std::chrono::ceil<milliseconds>(lease_timing.lease);
+  const auto margin = std::chrono::ceil<milliseconds>(lease_timing.send_margin);
+  const auto dead_owner_margin = std::chrono::ceil<milliseconds>(lease_timing.dead_owner_margin);
+  struct Renewed {
+    reconcile::Ownership ownership;
+    Instant lease_until;
+  };
+  db_.call_then(
+      io_, lifetime_,
+      [this, release, lease, dead_owner_margin](Store& store) {
+        // Before the statement: the database's now() (the lease's start) is no earlier than this.
+        const Instant started = clock_.now();
+        // A dead instance on this machine (migrations/0005) starts nothing more: only what it
+        // had already written may still reach WeChat Pay (LeaseTiming::dead_owner_margin).
+        return Renewed{store.heartbeat(lease, release, dead_owner_margin), started + lease};
+      },
+      [this, release, margin, dead_owner_margin](Result<Renewed, DatabaseError> renewed) {
+        heartbeat_out_ = false;
+        if (!renewed) {
+          logging::error("heartbeat_failed",
+                         {{"error", renewed.error().what()}, {"note", "sending stops when the leases may lapse"}});
+        } else {
+          for (const auto& d : renewed->ownership.dead_instances)
+            logging::info("instance_dead", {{"instance", d.instance_id},
+                                            {"pid", d.pid},
+                                            {"tenants", d.tenants},
+                                            {"takeover_in_ms", dead_owner_margin.count()}});
+          // A SIGHUP between the statement and now may have lengthened the client's deadlines:
+          // the margin is the larger of the one the lease was asked with and today's.
+          const auto margin_now = std::chrono::ceil<milliseconds>(timing(clock_.now()).send_margin);
+          on_heartbeat(renewed->ownership, release, reconcile::send_until(renewed->lease_until, margin, margin_now));
+        }
+        wake_();
+      });
+}
+
+void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership, const std::vector<std::string>& released,
+                               Instant send_until) {
+  const Instant now = clock_.now();
+  for (const auto& id : released)
+    if (TenantRuntime* t = tenants_.find(id)) {
+      t->releasing = false;
+      t->owned = false;
+      logging::info("tenant_released", {{"tenant", log_id(id)}});
+    }
+  std::set<std::string> owned;
+  bool unknown_tenant = false;
+  std::vector<reconcile::HeldTenant> held;
+  for (const auto& o : ownership.owned) {
+    owned.insert(o.tenant_id);
+    TenantRuntime* t = tenants_.find(o.tenant_id);
+    if (!t) {
+      unknown_tenant = true;  // created after our last read of callbackd.tenants
+      continue;
+    }
+    t->send_until = send_until;
+    if (o.acquired_now || !t->owned) {
+      t->owned = true;
+      t->releasing = false;
+      t->drained = false;
+      logging::info("tenant_acquired", {{"tenant", log_id(o.tenant_id)},
+                                        {"fencing_token", o.fencing_token},
+                                        {"live_instances", ownership.live_instances}});
+      // Another instance sent for this merchant within the last minute: count its requests
+      // in our windows (ownership_policy.h).
+      auto sends = reconcile::assumed_sends_after_takeover(o.recent_sends, t->row.max_in_flight, now);
+      if (!sends.empty()) scheduler_.assume_sent(o.tenant_id, std::move(sends));
+      // The pause state is the database's (another owner may have paused or resumed it).
+      tenants_.refresh();
+      if (!t->credentials_problem.empty())
+        tenants_.pause(o.tenant_id, "CREDENTIALS_INVALID", t->credentials_problem, true);
+    }
+    held.push_back({o.tenant_id, t->releasing});
+  }
+  // More than our share while others have room: hand these over once their requests in
+  // flight are done (the next heartbeat deletes the lease).
+  for (const auto& id : reconcile::tenants_to_hand_over(held, ownership.fair_share)) {
+    tenants_.find(id)->releasing = true;
+    logging::info("tenant_releasing", {{"tenant", log_id(id)}, {"fair_share", ownership.fair_share}});
+  }
+  for (auto& [id, t] : tenants_.all())
+    if (t->owned && !owned.count(id)) {
+      t->owned = false;
+      t->releasing = false;
+      logging::warn("tenant_lost", {{"tenant", log_id(id)}, {"note", "another instance holds it now"}});
+    }
+  if (unknown_tenant) tenants_.refresh();
+  for (auto& [id, t] : tenants_.all()) tenants_.sync_scheduler(*t, now);
+}
+
+}  // namespace callbackd::engine

@@ -1,0 +1,70 @@
+// Tenant ownership among several instances on one database (migrations/0003): the heartbeat
+// that renews this instance's tenant leases, takes free ones up to its fair share and hands
+// the rest over; and the lease timing that says until when this instance may dispatch for a
+// tenant (reconcile::lease_timing, with the reload rule: requests dispatched before a SIGHUP
+// keep their old deadline). Runs on the io_context; the heartbeat goes through the DbWorker.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/reconcile/lease_timing.h"
+#include "core/reconcile/ownership.h"
+#include "core/reconcile/scheduler.h"
+#include "engine/clock.h"
+#include "engine/db_worker.h"
+
+namespace callbackd::engine {
+
+class TenantRegistry;
+
+class LeaseKeeper {
+ public:
+  // `config` is the reconciler's (wechatpay timeouts), read at each use. `wake` is called when
+  // a heartbeat came back.
+  LeaseKeeper(boost::asio::io_context& io, Clock& clock, DbWorker& db, std::weak_ptr<const void> lifetime,
+              const Config& config, TenantRegistry& tenants, reconcile::FairScheduler& scheduler,
+              std::function<void()> wake);
+
+  // The tenant lease and its send margin now (the config's, or the one before a reload while
+  // requests dispatched under it may still be out).
+  reconcile::LeaseTiming timing(reconcile::Instant now) const;
+  // How long a claimed row's lease lasts (Store::claim_due).
+  std::chrono::milliseconds claim_lease(reconcile::Instant now) const;
+
+  // Around a config reload: before it, the timing requests dispatched so far were sent under;
+  // after it, every tenant stops dispatching earlier by as much as the send margin grew.
+  void before_reload(reconcile::Instant now);
+  void after_reload(reconcile::Instant now);
+
+  // Sends a heartbeat when one is due (and none is out).
+  void maybe_heartbeat(reconcile::Instant now);
+  // When time alone makes something of ours due: the next heartbeat, or an owned tenant's
+  // send_until (after which it must stop sending). nullopt: only a heartbeat's answer can.
+  std::optional<reconcile::Instant> wake_at(reconcile::Instant now) const;
+
+ private:
+  void heartbeat(reconcile::Instant now);
+  void on_heartbeat(const reconcile::Ownership& ownership, const std::vector<std::string>& released,
+                    reconcile::Instant send_until);
+
+  boost::asio::io_context& io_;
+  Clock& clock_;
+  DbWorker& db_;
+  std::weak_ptr<const void> lifetime_;
+  const Config& config_;
+  TenantRegistry& tenants_;
+  reconcile::FairScheduler& scheduler_;
+  std::function<void()> wake_;
+  reconcile::Instant next_heartbeat_{};
+  bool heartbeat_out_ = false;
+  std::optional<reconcile::LeaseTiming> timing_before_reload_;
+  reconcile::Instant reloaded_at_{};
+};
+
+}  // namespace callbackd::engine

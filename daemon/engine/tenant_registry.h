@@ -1,0 +1,119 @@
+// The tenants as the run loop knows them: callbackd.tenants read (on start, NOTIFY, SIGHUP,
+// a lease acquired), each tenant's keys loaded and kept, its pause by an error applied (from
+// the database and to it), its claimed rows buffered, and what the scheduler is told about
+// it. Runs on the io_context; reads and writes go through the DbWorker.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config.h"
+#include "core/reconcile/scheduler.h"
+#include "core/reconcile/work.h"
+#include "core/tenant.h"
+#include "engine/clock.h"
+#include "engine/db_worker.h"
+
+namespace callbackd::engine {
+
+class RecordBatcher;
+
+struct TenantRuntime {
+  TenantRow row;
+  // Shared with the requests in flight, so that a re-key or a removed tenant never pulls the
+  // keys from under a request that is being verified.
+  std::shared_ptr<const TenantCredentials> credentials;
+  std::deque<reconcile::WorkItem> buffer;  // claimed, validated, waiting for a slot
+  std::set<std::string> in_flight;         // sub-merchants being sent
+  std::string credentials_problem;         // why the key files failed to load ("" when they loaded)
+  bool claim_pending = false;
+  bool drained = false;  // the last claim found fewer due rows than asked for
+  // Tenant ownership (several instances share one database; migrations/0003, lease_keeper.h):
+  // this instance sends for the tenant only while it holds the lease AND its own clock says
+  // the last renewal is recent enough that the lease cannot have lapsed (send_until), and not
+  // while handing it over (releasing).
+  bool owned = false;
+  bool releasing = false;
+  reconcile::Instant send_until{};
+  std::optional<TenantMode> scheduled_mode;  // what the scheduler was last told
+  std::optional<reconcile::Instant> next_due_at;
+
+  const std::string& id() const { return row.tenant_id; }
+};
+
+class TenantRegistry {
+ public:
+  using Tenants = std::map<std::string, std::unique_ptr<TenantRuntime>>;
+
+  // `config` is the reconciler's (credentials_dir, tenant_probe_interval), read at each use so
+  // that a reload applies. `wake` is called when a read came back; `on_loaded` after each
+  // read was applied (ReconcilerOptions::on_tenants_loaded; may be empty).
+  TenantRegistry(boost::asio::io_context& io, Clock& clock, DbWorker& db, std::weak_ptr<const void> lifetime,
+                 const Config& config, reconcile::FairScheduler& scheduler, RecordBatcher& records,
+                 std::mt19937_64& random, std::function<void()> wake, std::function<void()> on_loaded);
+
+  // Reads callbackd.tenants and the stored pauses, then applies them: one read at a time (a
+  // refresh asked for while one is out is that one).
+  void refresh();
+  // The next read re-loads every tenant's keys, changed or not (SIGHUP: credentials_dir, or
+  // files replaced in place).
+  void reload_keys() { reload_keys_ = true; }
+  bool loaded() const { return loaded_; }  // a read has been applied
+  bool refresh_pending() const { return refresh_pending_; }
+
+  Tenants& all() { return tenants_; }
+  const Tenants& all() const { return tenants_; }
+  TenantRuntime* find(const std::string& tenant_id);
+
+  // What the scheduler is to do with the tenant now: its mode, or observe while this
+  // instance does not (surely) hold its lease.
+  TenantMode scheduled_mode(const TenantRuntime& t, reconcile::Instant now) const;
+  // Tells the scheduler when that changed; a tenant that stops sending gives its buffer back.
+  void sync_scheduler(TenantRuntime& t, reconcile::Instant now);
+  // Tells the scheduler how many rows the tenant has buffered.
+  void update_due(TenantRuntime& t);
+  // Gives the tenant's buffered claims back: the rows become claimable again at once.
+  void release_buffer(TenantRuntime& t);
+  void release_claims(std::vector<std::int64_t> claim_tokens);
+
+  // Pauses the tenant for an error: gives its buffer back, records the event and the pause
+  // (whose first probe survives a restart). `restore_in_scheduler`: the scheduler is not yet
+  // paused (it pauses itself when a request's outcome did it).
+  void pause(const std::string& tenant_id, const std::string& code, const std::string& reason,
+             bool restore_in_scheduler);
+  // The scheduler resumed the tenant: the event, the database's copy, the log line.
+  void resumed(const std::string& tenant_id, std::string_view reason);
+
+ private:
+  void apply(std::vector<TenantRow> rows, std::map<std::string, reconcile::StoredTenantPause> pauses, bool reload_keys);
+  // The scheduler's pause of a tenant, read back from the database or cleared there.
+  void apply_stored_pause(TenantRuntime& t, bool is_new,
+                          const std::map<std::string, reconcile::StoredTenantPause>& pauses, reconcile::Instant now);
+  void load_credentials(TenantRuntime& t, bool is_new,
+                        const std::map<std::string, reconcile::StoredTenantPause>& pauses);
+
+  boost::asio::io_context& io_;
+  Clock& clock_;
+  DbWorker& db_;
+  std::weak_ptr<const void> lifetime_;
+  const Config& config_;
+  reconcile::FairScheduler& scheduler_;
+  RecordBatcher& records_;
+  std::mt19937_64& random_;
+  std::function<void()> wake_;
+  std::function<void()> on_loaded_;
+  Tenants tenants_;
+  bool loaded_ = false;
+  bool refresh_pending_ = false;
+  bool reload_keys_ = false;
+};
+
+}  // namespace callbackd::engine

@@ -1,0 +1,105 @@
+// Claims of pending_work: claim_due (one statement for all tenants of a poll), release, drop,
+// a resync, and the counts read by metrics. sql/claim_due.sql says how a claim fences.
+#include <set>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "pg/queue_rows.h"
+#include "pg/store_session.h"
+
+namespace callbackd::pg {
+
+using reconcile::ClaimResult;
+
+std::vector<ClaimResult> ReconcileStore::claim_due(const std::vector<reconcile::ClaimRequest>& requests,
+                                                   std::chrono::milliseconds lease) {
+  CALLBACKD_ASSERT(lease.count() > 0);
+  std::vector<ClaimResult> results(requests.size());
+  if (requests.empty()) return results;
+  nlohmann::json batch = nlohmann::json::array();
+  std::set<std::string_view> tenants;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    CALLBACKD_ASSERT(requests[i].limit >= 0);
+    // Rows are grouped back by tenant: one request per tenant per poll.
+    CALLBACKD_ASSERT(tenants.insert(requests[i].tenant_id).second);
+    results[i].tenant_id = requests[i].tenant_id;
+    batch.push_back({{"ord", i}, {"tenant_id", requests[i].tenant_id}, {"claim_limit", requests[i].limit}});
+  }
+  const std::string requests_json = batch.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return impl_->run("claiming due entries of callbackd.pending_work", [&](pqxx::connection& c) {
+    const pqxx::result rows = impl_->exec1(c, "claim_due", requests_json, impl_->instance, millis(lease));
+    for (const auto& r : rows) {
+      const auto ord = r["ord"].as<std::size_t>();
+      CALLBACKD_ASSERT(ord < results.size());
+      ClaimResult& result = results[ord];
+      if (!r["next_due_in_ms"].is_null() && !result.next_due_in)
+        result.next_due_in = std::chrono::milliseconds{r["next_due_in_ms"].as<long long>()};
+      if (r["mchid"].is_null()) continue;  // the one row that only carries next_due_in_ms
+      WorkItem item = work_item_from(r);
+      item.claim_token = r["claim_token"].as<std::int64_t>();
+      result.items.push_back(std::move(item));
+    }
+    return results;
+  });
+}
+
+ClaimResult ReconcileStore::claim_due(const std::string& tenant_id, int limit, std::chrono::milliseconds lease) {
+  return std::move(claim_due(std::vector<reconcile::ClaimRequest>{{tenant_id, limit}}, lease).front());
+}
+
+void ReconcileStore::release(const std::vector<std::int64_t>& claim_tokens) {
+  if (claim_tokens.empty()) return;
+  // A bigint[] literal: digits and commas only, passed as a parameter, never spliced into SQL.
+  std::string array = "{";
+  for (std::size_t i = 0; i < claim_tokens.size(); ++i) {
+    if (i) array += ',';
+    array += std::to_string(claim_tokens[i]);
+  }
+  array += '}';
+  impl_->run("releasing claims in callbackd.pending_work",
+             [&](pqxx::connection& c) { impl_->exec1(c, "release_claims", array); });
+}
+
+void ReconcileStore::drop(const std::vector<WorkItem>& items) {
+  if (items.empty()) return;
+  nlohmann::json batch = nlohmann::json::array();
+  for (const auto& item : items)
+    batch.push_back(
+        {{"mchid", item.sub_mchid}, {"claim_token", item.claim_token}, {"revision", item.desired.revision}});
+  impl_->run("dropping settled entries of callbackd.pending_work",
+             [&](pqxx::connection& c) { impl_->exec1(c, "drop_entries", batch.dump()); });
+}
+
+std::size_t ReconcileStore::queue_resync() {
+  return impl_->run("queueing a full resync in callbackd.pending_work", [&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    ++impl_->statements;
+    return static_cast<std::size_t>(tx.exec_prepared("queue_resync").affected_rows());
+  });
+}
+
+std::size_t ReconcileStore::pending_for_sending_tenants() {
+  return impl_->run("counting callbackd.pending_work", [&](pqxx::connection& c) {
+    return static_cast<std::size_t>(impl_->exec1(c, "pending_for_sending_tenants")[0][0].as<long long>());
+  });
+}
+
+// Metrics (app/operations.cpp), every few seconds: one grouped scan of pending_work.
+
+std::vector<reconcile::TenantQueue> ReconcileStore::queue_ages() {
+  return impl_->run("reading queue sizes from callbackd.pending_work", [&](pqxx::connection& c) {
+    std::vector<reconcile::TenantQueue> out;
+    for (const auto& r : impl_->exec1(c, "queue_ages")) {
+      reconcile::TenantQueue q;
+      q.tenant_id = r["tenant_id"].as<std::string>();
+      q.queued = r["queued"].as<long long>();
+      if (!r["oldest_ms"].is_null())
+        q.oldest_pending_change = std::chrono::milliseconds{r["oldest_ms"].as<long long>()};
+      out.push_back(std::move(q));
+    }
+    return out;
+  });
+}
+
+}  // namespace callbackd::pg

@@ -1,0 +1,58 @@
+-- One statement for every tenant of a poll ($1: a JSON array of {ord, tenant_id, claim_limit};
+-- $2 the instance; $3 the lease in ms), so an idle poll over 1,000 tenants is one round trip
+-- and one statement, not 1,000. Per tenant, a LATERAL picks its due entries with its own LIMIT
+-- and FOR UPDATE SKIP LOCKED, exactly as the former one-tenant claim did.
+-- One entry per claimed row; nextval() runs once per updated row, so every entry carries its
+-- own token and fencing is per entry. The UPDATE re-checks that the desired row it joins is
+-- at least the queued revision: SKIP LOCKED re-reads a just-changed queue entry at its newest
+-- version while the join reads desired_callbacks as of the statement's start, so without the
+-- check an entry could be claimed with older desired values. Such an entry is simply left for
+-- the next claim.
+-- next_due_in_ms looks at two index ranges per tenant, never the tenant's backlog: the first
+-- unclaimed entry due later (pending_work_tenant_due) and the first lease held by someone else
+-- that lapses (pending_work_tenant_lease, claimed entries only). Both read the snapshot before
+-- this claim, so this claim's own entries are not counted.
+-- Every request yields at least one row (its `later` row), ordered by request then due_at:
+-- the caller groups rows back by `ord`.
+WITH req AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(ord integer, tenant_id text, claim_limit integer)
+), due AS (
+  SELECT p.mchid FROM req
+  CROSS JOIN LATERAL (
+    SELECT w.mchid FROM callbackd.pending_work w
+    WHERE w.tenant_id = req.tenant_id AND w.due_at <= now()
+      AND (w.claim_token IS NULL OR w.lease_until < now()
+           -- Holding the tenant's lease means no other instance sends for it any more (it
+           -- stopped before its tenant lease could lapse), so its row claims are taken over at once.
+           OR (w.claimed_by <> $2 AND EXISTS (SELECT 1 FROM callbackd.tenant_leases l
+                                              WHERE l.tenant_id = req.tenant_id AND l.instance_id = $2)))
+    ORDER BY w.due_at
+    LIMIT req.claim_limit
+    FOR UPDATE SKIP LOCKED
+  ) p
+), claimed AS (
+  UPDATE callbackd.pending_work w
+  SET claimed_by = $2,
+      claim_token = nextval('callbackd.claim_token_seq'),
+      lease_until = now() + $3::bigint * interval '1 millisecond'
+  FROM due, callbackd.desired_callbacks d
+  WHERE w.mchid = due.mchid AND d.mchid = w.mchid AND d.revision >= w.revision
+  RETURNING w.mchid, w.tenant_id, w.claim_token, w.resync, w.due_at, d.notify_url, d.switch,
+            d.revision AS desired_revision
+), later AS (
+  SELECT req.ord, req.tenant_id, LEAST(
+    (SELECT min(due_at) FROM callbackd.pending_work WHERE tenant_id = req.tenant_id AND due_at > now()),
+    (SELECT min(lease_until) FROM callbackd.pending_work
+      WHERE tenant_id = req.tenant_id AND claim_token IS NOT NULL AND lease_until >= now())
+  ) AS at
+  FROM req
+)
+SELECT later.ord, c.mchid, c.tenant_id, c.claim_token, c.resync, c.notify_url, c.switch, c.desired_revision,
+       s.state, s.revision AS state_revision, s.applied_notify_url, s.applied_switch,
+       s.applied_revision, s.attempts,
+       CASE WHEN later.at IS NULL THEN NULL
+            ELSE GREATEST(0, ceil(extract(epoch FROM later.at - now()) * 1000))::bigint END AS next_due_in_ms
+FROM later
+LEFT JOIN claimed c ON c.tenant_id = later.tenant_id
+LEFT JOIN callbackd.sub_merchant_state s ON s.mchid = c.mchid
+ORDER BY later.ord, c.due_at, c.mchid

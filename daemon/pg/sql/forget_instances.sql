@@ -1,0 +1,1 @@
+DELETE FROM callbackd.instances WHERE heartbeat_at < now() - interval '1 day'

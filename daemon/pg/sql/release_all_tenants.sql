@@ -1,0 +1,1 @@
+DELETE FROM callbackd.tenant_leases WHERE instance_id = $1

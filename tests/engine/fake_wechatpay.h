@@ -1,0 +1,74 @@
+// WeChat Pay for the engine tests, behind http::Sender: answers each request after a simulated
+// latency (a wait on the SimClock) with what the test's script says, and records every request
+// with the simulated time it arrived. Its 200s are signed with the test platform key
+// (tests/data/keys/go_test_private_key_pkcs1.pem) under kPlatformKeyId, so that the reconciler's
+// own verification (engine::classify_response) accepts them exactly as it accepts WeChat Pay's.
+#pragma once
+
+#include "http/asio_coroutine.h"  // first: the Boost 1.74 + g++ 12 fixes
+
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/wechatpay/keys.h"
+#include "sim_clock.h"
+#include "http/https_client.h"
+
+namespace callbackd::engine_test {
+
+inline constexpr const char* kPlatformKeyId = "PUB_KEY_ID_0100000000000000000000000001";
+
+// What the fake does with one request.
+enum class Answer {
+  applied,       // 200, signed, the documented body
+  rate_limited,  // 429 {"code":"FREQUENCY_LIMITED"} (WeChat Pay's own error body)
+  server_error,  // 500 {"code":"SYSTEM_ERROR"}
+  host_down,     // no connection: TransportError connect, host_unreachable
+  proxy_403,     // a forward proxy's HTML 403 page, no WeChat Pay headers
+  sign_error,    // 401 {"code":"SIGN_ERROR"}: the tenant's credentials are wrong
+};
+
+struct ReceivedRequest {
+  Instant at{};
+  std::string caller_mchid;  // from the Authorization header
+  std::string sub_mchid;     // from the body
+  std::string notify_url;    // from the body
+  Answer answer = Answer::applied;
+};
+
+class FakeWechatpay final : public http::Sender {
+ public:
+  // The latency of every answer (a host that is down refuses as late).
+  FakeWechatpay(boost::asio::io_context& io, SimClock& clock, Duration latency = std::chrono::milliseconds{40});
+
+  // Decides each request's answer; the default applies everything.
+  std::function<Answer(const ReceivedRequest&)> script = [](const ReceivedRequest&) { return Answer::applied; };
+
+  boost::asio::awaitable<Result<http::HttpResponse, http::TransportError>> send(http::HttpRequest request) override;
+  std::vector<std::string> reconfigure(const WechatpayConfig&) override { return {}; }
+
+  const std::vector<ReceivedRequest>& received() const { return received_; }
+  std::size_t count(Answer answer) const;
+  std::size_t in_flight() const { return in_flight_; }
+  std::size_t max_in_flight() const { return max_in_flight_; }
+
+ private:
+  http::HttpResponse signed_applied(const std::string& notify_url);
+
+  boost::asio::io_context& io_;
+  SimClock& clock_;
+  Duration latency_;
+  wechatpay::PrivateKey platform_key_;
+  // RSA signing is the costly part of a test: a body signed at one second is signed once.
+  std::map<std::pair<std::string, std::int64_t>, wechatpay::ResponseSignature> signatures_;
+  std::vector<ReceivedRequest> received_;
+  std::size_t in_flight_ = 0;
+  std::size_t max_in_flight_ = 0;
+  std::uint64_t request_ids_ = 0;
+};
+
+}  // namespace callbackd::engine_test

@@ -1,0 +1,322 @@
+#include "memory_store.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace callbackd::engine_test {
+
+using std::chrono::milliseconds;
+
+namespace {
+milliseconds ceil_ms(Duration d) { return std::max(milliseconds{0}, std::chrono::ceil<milliseconds>(d)); }
+}  // namespace
+
+MemoryStore::MemoryStore(const engine::Clock& clock, std::string instance)
+    : clock_(clock), instance_(std::move(instance)) {}
+
+void MemoryStore::add_tenant(TenantRow row) { tenants_.push_back(std::move(row)); }
+
+void MemoryStore::set_desired(const std::string& sub_mchid, const std::string& tenant_id,
+                              std::optional<std::string> notify_url, std::optional<bool> push_switch) {
+  Desired& d = desired_[sub_mchid];
+  d.tenant_id = tenant_id;
+  d.notify_url = std::move(notify_url);
+  d.push_switch = push_switch;
+  d.revision = ++revision_seq_;  // every write bumps it (0001's BEFORE trigger)
+  // 0002's enqueue trigger: the newest revision, due now, any claim dropped.
+  QueueEntry& w = queue_[sub_mchid];
+  w.tenant_id = tenant_id;
+  w.revision = std::max(w.revision, d.revision);
+  w.due_at = now();
+  w.claimed_by.reset();
+  w.claim_token = 0;
+  w.lease_until = {};
+  w.resync = false;
+}
+
+std::vector<TenantRow> MemoryStore::tenants() {
+  ++calls_;
+  statements_ += 2;  // tenants and their extra keys (pg/tenants.cpp)
+  std::vector<TenantRow> rows = tenants_;
+  std::sort(rows.begin(), rows.end(), [](const TenantRow& a, const TenantRow& b) { return a.tenant_id < b.tenant_id; });
+  return rows;
+}
+
+std::map<std::string, reconcile::StoredTenantPause> MemoryStore::tenant_pauses() {
+  ++calls_;
+  ++statements_;
+  std::map<std::string, reconcile::StoredTenantPause> out;
+  for (const auto& [id, p] : pauses_)
+    out.emplace(id, reconcile::StoredTenantPause{p.error_code, p.reason, ceil_ms(p.next_probe_at - now())});
+  return out;
+}
+
+void MemoryStore::pause_tenant(const std::string& tenant_id, const std::string& error_code, const std::string& reason,
+                               milliseconds probe_in) {
+  ++calls_;
+  ++statements_;
+  // A tenant deleted meanwhile is not resurrected.
+  if (std::none_of(tenants_.begin(), tenants_.end(), [&](const TenantRow& t) { return t.tenant_id == tenant_id; }))
+    return;
+  auto [it, inserted] = pauses_.try_emplace(tenant_id);
+  Pause& p = it->second;
+  if (inserted) p.paused_at = now();  // kept across the failed probes that re-pause it
+  p.error_code = error_code;
+  p.reason = !reason.empty() ? reason : !error_code.empty() ? error_code : "tenant error";
+  p.next_probe_at = now() + probe_in;
+}
+
+void MemoryStore::resume_tenant(const std::string& tenant_id) {
+  ++calls_;
+  ++statements_;
+  pauses_.erase(tenant_id);
+}
+
+std::vector<reconcile::ClaimResult> MemoryStore::claim_due(const std::vector<reconcile::ClaimRequest>& requests,
+                                                           milliseconds lease) {
+  ++calls_;
+  std::vector<reconcile::ClaimResult> results;
+  for (const auto& r : requests) results.push_back(claim_one(r.tenant_id, r.limit, lease));
+  return results;
+}
+
+reconcile::ClaimResult MemoryStore::claim_one(const std::string& tenant_id, int limit, milliseconds lease) {
+  CALLBACKD_ASSERT(limit >= 0);
+  CALLBACKD_ASSERT(lease.count() > 0);
+  ++statements_;
+  const Instant t = now();
+  const auto held = leases_.find(tenant_id);
+  const bool tenant_lease_ours = held != leases_.end() && held->second.instance_id == instance_;
+  // `later` reads the table before this claim (one snapshot), so it never counts this claim's
+  // own entries.
+  std::optional<Instant> later;
+  auto earliest = [&](Instant x) {
+    if (!later || x < *later) later = x;
+  };
+  std::vector<std::pair<Instant, std::string>> due;
+  for (const auto& [mchid, w] : queue_) {
+    if (w.tenant_id != tenant_id) continue;
+    if (w.due_at > t) earliest(w.due_at);
+    if (w.claim_token != 0 && w.lease_until >= t) earliest(w.lease_until);
+    const bool claimable = w.claim_token == 0 || w.lease_until < t || (w.claimed_by != instance_ && tenant_lease_ours);
+    if (w.due_at <= t && claimable) due.emplace_back(w.due_at, mchid);
+  }
+  std::sort(due.begin(), due.end());  // ORDER BY due_at (ties: by mchid here, arbitrary in SQL)
+  if (static_cast<int>(due.size()) > limit) due.resize(static_cast<std::size_t>(limit));
+
+  reconcile::ClaimResult result;
+  result.tenant_id = tenant_id;
+  for (const auto& [due_at, mchid] : due) {
+    QueueEntry& w = queue_.at(mchid);
+    const Desired& d = desired_.at(mchid);
+    if (d.revision < w.revision) continue;  // left for the next claim, as the SQL does
+    w.claimed_by = instance_;
+    w.claim_token = ++claim_token_seq_;
+    w.lease_until = t + lease;
+    reconcile::WorkItem item;
+    item.sub_mchid = mchid;
+    item.tenant_id = w.tenant_id;
+    item.claim_token = w.claim_token;
+    item.resync = w.resync;
+    item.notify_url = d.notify_url;
+    item.desired.notify_url = d.notify_url.value_or(std::string());
+    item.desired.push_switch = d.push_switch;
+    item.desired.revision = d.revision;
+    if (auto s = states_.find(mchid); s != states_.end()) {
+      item.recorded = s->second.recorded;
+      // Attempts count failures of one revision; a state about an older one starts afresh.
+      if (s->second.recorded.revision == d.revision) item.attempts = s->second.attempts;
+    }
+    result.items.push_back(std::move(item));
+  }
+  if (later) result.next_due_in = ceil_ms(*later - t);
+  return result;
+}
+
+void MemoryStore::release(const std::vector<std::int64_t>& claim_tokens) {
+  ++calls_;
+  if (claim_tokens.empty()) return;
+  ++statements_;
+  for (auto& [mchid, w] : queue_)
+    if (w.claim_token != 0 &&
+        std::find(claim_tokens.begin(), claim_tokens.end(), w.claim_token) != claim_tokens.end()) {
+      w.claimed_by.reset();
+      w.claim_token = 0;
+      w.lease_until = {};
+    }
+}
+
+void MemoryStore::drop(const std::vector<reconcile::WorkItem>& items) {
+  ++calls_;
+  if (items.empty()) return;
+  ++statements_;
+  for (const auto& item : items) {
+    auto it = queue_.find(item.sub_mchid);
+    if (it != queue_.end() && it->second.claim_token == item.claim_token &&
+        it->second.revision == item.desired.revision)
+      queue_.erase(it);
+  }
+}
+
+void MemoryStore::record(const std::vector<reconcile::AttemptRecord>& records,
+                         const std::vector<reconcile::TenantEvent>& events) {
+  ++calls_;
+  if (records.empty() && events.empty()) return;
+  ++statements_;
+  const Instant t = now();
+  // Nothing below can fail half-way (no allocation failure is survivable anyway), so the batch
+  // is written whole, as the one SQL statement is.
+  for (const auto& rec : records) {
+    // ON CONFLICT (claim_token) DO NOTHING: a repeated batch audits nothing twice.
+    if (rec.claim_token == 0 || audited_tokens_.insert(rec.claim_token).second)
+      audit_.push_back({t, rec.tenant_id, rec.sub_mchid, rec.outcome, rec.error_code, rec.claim_token});
+  }
+  for (const auto& e : events) audit_.push_back({t, e.tenant_id, std::nullopt, e.outcome, e.error_code, 0});
+  // The last record of a sub-merchant decides its state and queue entry.
+  std::map<std::string, const reconcile::AttemptRecord*> last;
+  for (const auto& rec : records) last[rec.sub_mchid] = &rec;
+  for (const auto& [mchid, rec] : last) {
+    auto w = queue_.find(mchid);
+    // Fencing: only while the entry still carries the attempt's claim token.
+    if (rec->claim_token == 0 || w == queue_.end() || w->second.claim_token != rec->claim_token) continue;
+    const auto& decision = rec->decision;
+    if (decision.state != reconcile::RowState::pending) {
+      auto [s, inserted] = states_.try_emplace(mchid);
+      if (inserted || s->second.recorded.revision <= rec->revision) {  // never over a newer revision's state
+        State& st = s->second;
+        st.tenant_id = rec->tenant_id;
+        st.recorded.state = decision.state;
+        st.recorded.revision = rec->revision;
+        if (decision.state == reconcile::RowState::in_sync) {
+          st.recorded.applied_notify_url = rec->notify_url;
+          st.recorded.applied_switch = rec->push_switch;
+          st.recorded.applied_revision = rec->revision;
+          st.last_error_code.reset();
+        } else {
+          st.last_error_code = rec->error_code.empty() ? std::nullopt : std::optional<std::string>(rec->error_code);
+        }
+        st.attempts = decision.attempts;
+      }
+    }
+    if (decision.remove_from_queue && w->second.revision == rec->revision) {
+      queue_.erase(w);
+    } else {
+      w->second.due_at = t + std::chrono::ceil<milliseconds>(std::max(Duration::zero(), decision.delay));
+      w->second.claimed_by.reset();
+      w->second.claim_token = 0;
+      w->second.lease_until = {};
+    }
+  }
+}
+
+std::size_t MemoryStore::queue_resync() {
+  ++calls_;
+  ++statements_;
+  std::size_t queued = 0;
+  for (const auto& [mchid, d] : desired_) {
+    auto tenant =
+        std::find_if(tenants_.begin(), tenants_.end(), [&](const TenantRow& t) { return t.tenant_id == d.tenant_id; });
+    if (tenant == tenants_.end() || tenant->mode != TenantMode::apply || pauses_.count(d.tenant_id)) continue;
+    if (auto s = states_.find(mchid); s != states_.end() &&
+                                      (s->second.recorded.state == reconcile::RowState::failed ||
+                                       s->second.recorded.state == reconcile::RowState::invalid) &&
+                                      s->second.recorded.revision >= d.revision)
+      continue;
+    if (queue_.count(mchid)) continue;  // ON CONFLICT DO NOTHING
+    queue_[mchid] = QueueEntry{d.tenant_id, d.revision, now(), true, std::nullopt, 0, {}};
+    ++queued;
+  }
+  return queued;
+}
+
+reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vector<std::string>& release,
+                                            std::optional<milliseconds> /*dead_owner_margin: one instance*/) {
+  ++calls_;
+  const Instant t = now();
+  if (heartbeats_fail_from_ && t >= *heartbeats_fail_from_) {
+    ++statements_;
+    throw DatabaseError(
+        "heartbeat (callbackd.tenant_leases) failed on the in-memory store: canceling statement "
+        "due to lock timeout (a test's fault)");
+  }
+  statements_ += 4;  // instance heartbeat, renew, live instances, forget old instances
+  reconcile::Ownership o;
+  for (const auto& id : release) {
+    ++statements_;
+    if (auto it = leases_.find(id); it != leases_.end() && it->second.instance_id == instance_) leases_.erase(it);
+  }
+  for (auto& [id, l] : leases_)
+    if (l.instance_id == instance_) {
+      l.lease_until = t + lease;
+      lease_history_[id].emplace_back(t, l.lease_until);
+      o.owned.push_back({id, l.fencing_token, false, {}});
+    }
+  o.live_instances = 1;
+  o.fair_share = static_cast<int>(tenants_.size());
+  int wanted = o.fair_share - static_cast<int>(o.owned.size());
+  if (wanted > 0) {
+    ++statements_;
+    std::vector<std::string> ids;
+    for (const auto& row : tenants_) ids.push_back(row.tenant_id);
+    std::sort(ids.begin(), ids.end());
+    for (const auto& id : ids) {
+      if (wanted == 0) break;
+      auto it = leases_.find(id);
+      if (it != leases_.end() && it->second.lease_until >= t) continue;  // held (by us: renewed above)
+      leases_[id] = TenantLease{instance_, t + lease, ++lease_seq_};
+      lease_history_[id].emplace_back(t, t + lease);
+      ++statements_;  // recent_sends: none from another instance here
+      o.owned.push_back({id, lease_seq_, true, {}});
+      --wanted;
+    }
+  }
+  return o;
+}
+
+void MemoryStore::release_all_tenants() {
+  ++calls_;
+  ++statements_;
+  for (auto it = leases_.begin(); it != leases_.end();)
+    it = it->second.instance_id == instance_ ? leases_.erase(it) : std::next(it);
+}
+
+std::size_t MemoryStore::pending_for_sending_tenants() {
+  ++calls_;
+  ++statements_;
+  std::size_t n = 0;
+  for (const auto& [mchid, w] : queue_) {
+    auto tenant =
+        std::find_if(tenants_.begin(), tenants_.end(), [&](const TenantRow& t) { return t.tenant_id == w.tenant_id; });
+    if (tenant != tenants_.end() && tenant->mode == TenantMode::apply && !pauses_.count(w.tenant_id)) ++n;
+  }
+  return n;
+}
+
+std::vector<reconcile::TenantQueue> MemoryStore::queue_ages() {
+  ++calls_;
+  ++statements_;
+  std::map<std::string, reconcile::TenantQueue> by_tenant;
+  for (const auto& [mchid, w] : queue_) {
+    auto& q = by_tenant[w.tenant_id];
+    q.tenant_id = w.tenant_id;
+    ++q.queued;
+  }
+  std::vector<reconcile::TenantQueue> out;
+  for (auto& [id, q] : by_tenant) out.push_back(std::move(q));  // oldest change: not tracked here
+  return out;
+}
+
+std::size_t MemoryStore::in_sync(const std::string& tenant_id) const {
+  std::size_t n = 0;
+  for (const auto& [mchid, s] : states_) {
+    if (!tenant_id.empty() && s.tenant_id != tenant_id) continue;
+    const auto d = desired_.find(mchid);
+    if (s.recorded.state == reconcile::RowState::in_sync && d != desired_.end() &&
+        s.recorded.applied_revision == d->second.revision)
+      ++n;
+  }
+  return n;
+}
+
+}  // namespace callbackd::engine_test
