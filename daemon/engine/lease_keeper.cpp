@@ -1,9 +1,10 @@
 #include "engine/lease_keeper.h"
 
-#include <algorithm>
 #include <set>
 
 #include "core/logging/event.h"
+#include "core/reconcile/claim_policy.h"
+#include "core/reconcile/ownership_policy.h"
 #include "engine/tenant_registry.h"
 
 namespace callbackd::engine {
@@ -40,14 +41,8 @@ reconcile::LeaseTiming LeaseKeeper::timing(Instant now) const {
 }
 
 milliseconds LeaseKeeper::claim_lease(Instant now) const {
-  // The lease outlives the buffer (about two seconds of sending) and a request's deadline by
-  // a wide margin, and is short enough that rows claimed by a crashed instance are taken over
-  // soon. A lapsed lease only means the row may be sent again: the endpoint is idempotent and
-  // the claim token fences the older attempt's record out.
-  // (At least the tenant lease: a row dispatched at the end of it may still be in flight for
-  // the client's whole deadline, lease_timing.h.)
-  return std::max({milliseconds{30'000}, config_.wechatpay.request_timeout * 3,
-                   std::chrono::ceil<milliseconds>(timing(now).lease)});
+  // The rows' lease (claim_policy.h): longer than the buffer and any request's deadline.
+  return reconcile::claim_lease(config_.wechatpay.request_timeout, timing(now).lease);
 }
 
 void LeaseKeeper::before_reload(Instant now) {
@@ -59,7 +54,7 @@ void LeaseKeeper::before_reload(Instant now) {
 void LeaseKeeper::after_reload(Instant now) {
   // Longer deadlines from now on: a request dispatched at the old send_until could outlive the
   // lease granted before the reload, so each tenant stops dispatching that much earlier.
-  const reconcile::Duration longer_by = timing(now).send_margin - timing_before_reload_->send_margin;
+  const reconcile::Duration longer_by = reconcile::send_until_shift_after_reload(*timing_before_reload_, timing(now));
   if (longer_by > reconcile::Duration::zero())
     for (auto& [id, t] : tenants_.all()) t->send_until -= longer_by;
 }
@@ -117,7 +112,7 @@ void LeaseKeeper::heartbeat(Instant now) {
           // A SIGHUP between the statement and now may have lengthened the client's deadlines:
           // the margin is the larger of the one the lease was asked with and today's.
           const auto margin_now = std::chrono::ceil<milliseconds>(timing(clock_.now()).send_margin);
-          on_heartbeat(renewed->ownership, release, renewed->lease_until - std::max(margin, margin_now));
+          on_heartbeat(renewed->ownership, release, reconcile::send_until(renewed->lease_until, margin, margin_now));
         }
         wake_();
       });
@@ -134,7 +129,7 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership, const std:
     }
   std::set<std::string> owned;
   bool unknown_tenant = false;
-  int kept = 0;
+  std::vector<reconcile::HeldTenant> held;
   for (const auto& o : ownership.owned) {
     owned.insert(o.tenant_id);
     TenantRuntime* t = tenants_.find(o.tenant_id);
@@ -150,26 +145,22 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership, const std:
       logging::info("tenant_acquired", {{"tenant", log_id(o.tenant_id)},
                                         {"fencing_token", o.fencing_token},
                                         {"live_instances", ownership.live_instances}});
-      if (!o.recent_sends.empty()) {
-        // Another instance sent for this merchant within the last minute: count its requests
-        // in our windows, plus as many again as it may have had in flight, unrecorded.
-        std::vector<Instant> sends;
-        sends.reserve(o.recent_sends.size() + static_cast<std::size_t>(std::max(0, t->row.max_in_flight)));
-        for (auto age : o.recent_sends) sends.push_back(now - age);
-        for (int i = 0; i < t->row.max_in_flight; ++i) sends.push_back(now);
-        scheduler_.assume_sent(o.tenant_id, std::move(sends));
-      }
+      // Another instance sent for this merchant within the last minute: count its requests
+      // in our windows (ownership_policy.h).
+      auto sends = reconcile::assumed_sends_after_takeover(o.recent_sends, t->row.max_in_flight, now);
+      if (!sends.empty()) scheduler_.assume_sent(o.tenant_id, std::move(sends));
       // The pause state is the database's (another owner may have paused or resumed it).
       tenants_.refresh();
       if (!t->credentials_problem.empty())
         tenants_.pause(o.tenant_id, "CREDENTIALS_INVALID", t->credentials_problem, true);
     }
-    if (!t->releasing && ++kept > ownership.fair_share) {
-      // More than our share while others have room: hand this one over once its requests in
-      // flight are done (the next heartbeat deletes the lease).
-      t->releasing = true;
-      logging::info("tenant_releasing", {{"tenant", log_id(o.tenant_id)}, {"fair_share", ownership.fair_share}});
-    }
+    held.push_back({o.tenant_id, t->releasing});
+  }
+  // More than our share while others have room: hand these over once their requests in
+  // flight are done (the next heartbeat deletes the lease).
+  for (const auto& id : reconcile::tenants_to_hand_over(held, ownership.fair_share)) {
+    tenants_.find(id)->releasing = true;
+    logging::info("tenant_releasing", {{"tenant", log_id(id)}, {"fair_share", ownership.fair_share}});
   }
   for (auto& [id, t] : tenants_.all())
     if (t->owned && !owned.count(id)) {

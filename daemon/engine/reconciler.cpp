@@ -1,9 +1,8 @@
 #include "engine/reconciler.h"
 
-#include <algorithm>
-
 #include "core/logging/event.h"
 #include "core/reconcile/claim_gate.h"
+#include "core/reconcile/claim_policy.h"
 #include "core/reconcile/work_verdict.h"
 
 namespace callbackd::engine {
@@ -17,13 +16,6 @@ using logging::log_id;
 namespace {
 
 constexpr milliseconds kIdleCheckInterval{250};
-
-// About two seconds of sending at the rate the tenant's pacer allows now (lower after a 429):
-// enough that the buffer never runs dry between claims, small enough that a pause, a shutdown
-// or a crash holds back little, and that buffered rows go out well within their lease.
-int claim_batch(double effective_rate_per_minute) {
-  return std::clamp(static_cast<int>(effective_rate_per_minute / 30), 1, 200);
-}
 
 }  // namespace
 
@@ -105,7 +97,7 @@ reconcile::ClaimInputs Reconciler::claim_inputs(const TenantRuntime& t, Instant 
   in.drained = t.drained;
   in.next_due_at = t.next_due_at;
   const auto* pacer = scheduler_.pacer(t.id());
-  in.batch = claim_batch(pacer ? pacer->effective_rate_per_minute(now) : t.row.rate_per_minute);
+  in.batch = reconcile::claim_batch(pacer ? pacer->effective_rate_per_minute(now) : t.row.rate_per_minute);
   in.endpoint_held = scheduler_.endpoint().held();
   in.endpoint = scheduler_.endpoint().permission(now);
   if (const auto* state = scheduler_.tenant_state(t.id())) {

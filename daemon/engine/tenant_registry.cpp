@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/logging/event.h"
+#include "core/reconcile/pause_merge.h"
 #include "core/reconcile/tenant_state.h"
 #include "engine/record_batcher.h"
 
@@ -113,13 +114,20 @@ void TenantRegistry::apply_stored_pause(TenantRuntime& t, bool is_new,
                                         Instant now) {
   // The database's pause state wins for tenants we do not send for (their owner keeps it)
   // and at start-up (a restart must not hammer a tenant that was paused for bad credentials).
+  // (reconcile::merge_stored_pause, pause_merge.h).
   const auto* state = scheduler_.tenant_state(t.id());
-  if (auto p = pauses.find(t.id()); p != pauses.end()) {
-    if (is_new || !t.owned || (state && !state->paused_by_error()))
+  const auto p = pauses.find(t.id());
+  switch (reconcile::merge_stored_pause(
+      {p != pauses.end(), is_new, t.owned, state != nullptr, state && state->paused_by_error()})) {
+    case reconcile::PauseMerge::restore:
       scheduler_.restore_pause(
           t.id(), reconcile::TenantPause{p->second.error_code, p->second.reason, now, now + p->second.probe_in});
-  } else if (state && state->paused_by_error() && !t.owned) {
-    scheduler_.resume(t.id());
+      break;
+    case reconcile::PauseMerge::resume:
+      scheduler_.resume(t.id());
+      break;
+    case reconcile::PauseMerge::keep:
+      break;
   }
 }
 
@@ -137,12 +145,10 @@ void TenantRegistry::load_credentials(TenantRuntime& t, bool is_new,
   }
   t.credentials = std::make_shared<const TenantCredentials>(std::move(loaded).value());
   t.credentials_problem.clear();
-  // Resume a tenant paused by the daemon when the operator changed its keys (or sent
-  // SIGHUP), or when the key files that failed before load now. A pause for SIGN_ERROR
-  // read back at start-up stays: keys that load can still be the wrong ones.
+  // Resume a tenant paused by the daemon when its keys changed or its key files load now
+  // (reconcile::resume_when_keys_load, pause_merge.h).
   const auto stored = pauses.find(id);
-  const bool files_fixed = is_new && stored != pauses.end() && stored->second.error_code == "CREDENTIALS_INVALID";
-  if (!is_new || files_fixed) {
+  if (reconcile::resume_when_keys_load(is_new, stored != pauses.end() ? &stored->second.error_code : nullptr)) {
     if (const auto* state = scheduler_.tenant_state(id); state && state->paused_by_error()) {
       scheduler_.resume(id);
       resumed(id, "credentials changed");

@@ -70,3 +70,42 @@ TEST_CASE("lease timing after a reload: the longer timing holds until the old re
   const LeaseTiming t = lease_timing_since_reload(new_timing, reloaded, old_timing, reloaded);
   CHECK(t.send_margin == old_timing.send_margin);
 }
+
+TEST_CASE("lease timing: how much earlier tenants stop after a reload, and until when a renewal sends",
+          "[lease_timing]") {
+  WechatpayConfig short_deadlines;
+  short_deadlines.connect_timeout = 1s;
+  short_deadlines.request_timeout = 2s;
+  WechatpayConfig long_deadlines;
+  long_deadlines.connect_timeout = 10s;
+  long_deadlines.request_timeout = 5s;
+  const LeaseTiming shorter = lease_timing(short_deadlines);  // margin 1 + 4 + 1 = 6 s
+  const LeaseTiming longer = lease_timing(long_deadlines);    // margin 1 + 25 + 1 = 27 s
+  struct ShiftRow {
+    const char* reload;
+    LeaseTiming before;
+    LeaseTiming after;
+    Duration shift;
+  };
+  for (const auto& r : std::vector<ShiftRow>{{"deadlines lengthened", shorter, longer, 21s},
+                                             {"deadlines shortened", longer, shorter, 0s},
+                                             {"unchanged", longer, longer, 0s}}) {
+    INFO(r.reload);
+    CHECK(send_until_shift_after_reload(r.before, r.after) == r.shift);
+  }
+
+  const Instant lease_until = Instant{} + 1000h + 35s;
+  struct UntilRow {
+    const char* situation;
+    Duration asked_with;
+    Duration now;
+    Instant expected;
+  };
+  for (const auto& r : std::vector<UntilRow>{
+           {"no reload meanwhile", 27s, 27s, lease_until - 27s},
+           {"a SIGHUP lengthened the deadlines meanwhile", 6s, 27s, lease_until - 27s},
+           {"a SIGHUP shortened them: the lease was asked with the longer", 27s, 6s, lease_until - 27s}}) {
+    INFO(r.situation);
+    CHECK(send_until(lease_until, r.asked_with, r.now) == r.expected);
+  }
+}

@@ -21,4 +21,12 @@ LeaseTiming lease_timing_since_reload(const LeaseTiming& before, Instant reloade
           std::max(before.dead_owner_margin, after.dead_owner_margin)};
 }
 
+Duration send_until_shift_after_reload(const LeaseTiming& before, const LeaseTiming& after) {
+  return std::max(Duration::zero(), after.send_margin - before.send_margin);
+}
+
+Instant send_until(Instant lease_until, Duration margin_asked_with, Duration margin_now) {
+  return lease_until - std::max(margin_asked_with, margin_now);
+}
+
 }  // namespace callbackd::reconcile

@@ -59,4 +59,15 @@ LeaseTiming lease_timing(const WechatpayConfig& wechatpay, const LeaseTuning& tu
 LeaseTiming lease_timing_since_reload(const LeaseTiming& before, Instant reloaded_at, const LeaseTiming& after,
                                       Instant now);
 
+// How much earlier every tenant stops dispatching after a reload that lengthened the client's
+// deadlines: a request dispatched at the old send_until could outlive the lease granted before
+// the reload. Zero when the deadlines did not grow.
+Duration send_until_shift_after_reload(const LeaseTiming& before, const LeaseTiming& after);
+
+// Until when this instance sends for the tenants a heartbeat renewed: `lease_until` is the
+// lease's end counted from before the statement (the database's now() is no earlier), less the
+// send margin; the larger of the margin the lease was asked with and the one in force now (a
+// SIGHUP between the statement and its answer may have lengthened the client's deadlines).
+Instant send_until(Instant lease_until, Duration margin_asked_with, Duration margin_now);
+
 }  // namespace callbackd::reconcile

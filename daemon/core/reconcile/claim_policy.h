@@ -1,0 +1,26 @@
+// How many due rows the run loop claims for a tenant at once, and how long the claim holds
+// them (the pending_work lease). Pure arithmetic; never throws. claim_gate.h decides whether
+// to claim at all; this says how much and for how long.
+#pragma once
+
+#include <chrono>
+
+#include "core/reconcile/time.h"
+
+namespace callbackd::reconcile {
+
+// About two seconds of sending at the rate the tenant's pacer allows now (lower after a 429):
+// enough that the buffer never runs dry between claims, small enough that a pause, a shutdown
+// or a crash holds back little, and that buffered rows go out well within their lease.
+// Between 1 and 200 rows.
+int claim_batch(double effective_rate_per_minute);
+
+// The claim's lease outlives the buffer (about two seconds of sending) and a request's
+// deadline by a wide margin, and is short enough that rows claimed by a crashed instance are
+// taken over soon. A lapsed lease only means the row may be sent again: the endpoint is
+// idempotent and the claim token fences the older attempt's record out. At least the tenant
+// lease: a row dispatched at the end of it may still be in flight for the client's whole
+// deadline (lease_timing.h).
+std::chrono::milliseconds claim_lease(std::chrono::milliseconds request_timeout, Duration tenant_lease);
+
+}  // namespace callbackd::reconcile

@@ -1,0 +1,22 @@
+#include "core/reconcile/ownership_policy.h"
+
+namespace callbackd::reconcile {
+
+std::vector<std::string> tenants_to_hand_over(const std::vector<HeldTenant>& held, int fair_share) {
+  std::vector<std::string> hand_over;
+  int kept = 0;
+  for (const auto& t : held)
+    if (!t.releasing && ++kept > fair_share) hand_over.push_back(t.tenant_id);
+  return hand_over;
+}
+
+std::vector<Instant> assumed_sends_after_takeover(const std::vector<std::chrono::milliseconds>& recent_sends,
+                                                  int max_in_flight, Instant now) {
+  std::vector<Instant> sends;
+  if (recent_sends.empty()) return sends;
+  for (auto age : recent_sends) sends.push_back(now - age);
+  for (int i = 0; i < max_in_flight; ++i) sends.push_back(now);
+  return sends;
+}
+
+}  // namespace callbackd::reconcile

@@ -1,0 +1,32 @@
+// What this instance does with the tenants a heartbeat says it holds (ownership.h): which it
+// hands over, and what it assumes about a tenant it has just taken over. Pure; `now` is a
+// parameter; never throws.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/reconcile/ownership.h"
+#include "core/reconcile/time.h"
+
+namespace callbackd::reconcile {
+
+struct HeldTenant {
+  std::string tenant_id;
+  bool releasing = false;  // already being handed over
+};
+
+// Fair-share hand-over: walking the held tenants in the heartbeat's order, every one that is
+// not already being handed over counts against the fair share (ceil(tenants / live
+// instances)); those beyond it are handed over (once their requests in flight are done, the
+// next heartbeat deletes the lease), so that instances with room take them.
+std::vector<std::string> tenants_to_hand_over(const std::vector<HeldTenant>& held, int fair_share);
+
+// The send times a new owner's pacer counts for a tenant taken over: the previous owner's
+// recent requests (their ages by the database clock), plus, at `now`, as many again as it may
+// have had in flight, unrecorded (max_in_flight). None when it sent nothing within the last
+// minute: then it cannot have had any in flight either.
+std::vector<Instant> assumed_sends_after_takeover(const std::vector<std::chrono::milliseconds>& recent_sends,
+                                                  int max_in_flight, Instant now);
+
+}  // namespace callbackd::reconcile

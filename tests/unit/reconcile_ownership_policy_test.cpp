@@ -1,0 +1,50 @@
+// What an instance does with the tenants a heartbeat says it holds (ownership_policy.h).
+#include <catch2/catch.hpp>
+
+#include "core/reconcile/ownership_policy.h"
+#include "reconcile_test_support.h"
+
+using namespace callbackd::reconcile;
+using namespace callbackd::reconcile::testing;
+
+TEST_CASE("ownership: tenants beyond the fair share are handed over", "[ownership_policy]") {
+  using Ids = std::vector<std::string>;
+  struct Row {
+    const char* situation;
+    std::vector<HeldTenant> held;
+    int fair_share;
+    Ids hand_over;
+  };
+  for (const auto& r : std::vector<Row>{
+           {"within the share", {{"a", false}, {"b", false}}, 2, {}},
+           {"one over: the last in the heartbeat's order", {{"a", false}, {"b", false}, {"c", false}}, 2, {"c"}},
+           {"all over a share of one", {{"a", false}, {"b", false}, {"c", false}}, 1, {"b", "c"}},
+           {"already handing over: not counted, not repeated", {{"a", true}, {"b", false}, {"c", false}}, 2, {}},
+           {"already handing over in the middle", {{"a", false}, {"b", true}, {"c", false}, {"d", false}}, 2, {"d"}},
+           {"a share of zero (no tenants by the database's count)", {{"a", false}}, 0, {"a"}},
+           {"nothing held", {}, 3, {}}}) {
+    INFO(r.situation);
+    CHECK(tenants_to_hand_over(r.held, r.fair_share) == r.hand_over);
+  }
+}
+
+TEST_CASE("ownership: a tenant taken over counts the previous owner's sends, and max_in_flight more",
+          "[ownership_policy]") {
+  const Instant now = kStart;
+  using std::chrono::milliseconds;
+  struct Row {
+    const char* situation;
+    std::vector<milliseconds> recent_sends;
+    int max_in_flight;
+    std::vector<Instant> sends;
+  };
+  for (const auto& r : std::vector<Row>{{"no recent sends: nothing assumed, not even in flight", {}, 4, {}},
+                                        {"recent sends plus as many in flight as allowed",
+                                         {milliseconds{500}, milliseconds{59'000}},
+                                         2,
+                                         {now - 500ms, now - 59s, now, now}},
+                                        {"max_in_flight 1", {milliseconds{0}}, 1, {now, now}}}) {
+    INFO(r.situation);
+    CHECK(assumed_sends_after_takeover(r.recent_sends, r.max_in_flight, now) == r.sends);
+  }
+}
