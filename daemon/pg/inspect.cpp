@@ -86,15 +86,7 @@ Inspector::~Inspector() = default;
 
 namespace {
 std::map<std::string, reconcile::StoredTenantPause> read_pauses(pqxx::transaction_base& tx) {
-  std::map<std::string, reconcile::StoredTenantPause> pauses;
-  for (const auto& r : tx.exec_prepared("inspect_pauses")) {
-    reconcile::StoredTenantPause p;
-    p.error_code = r["error_code"].as<std::string>();
-    p.reason = r["paused_reason"].as<std::string>();
-    p.probe_in = std::chrono::milliseconds{r["probe_in_ms"].as<long long>()};
-    pauses.emplace(r["tenant_id"].as<std::string>(), std::move(p));
-  }
-  return pauses;
+  return stored_pauses_from(tx.exec_prepared("inspect_pauses"));
 }
 }  // namespace
 

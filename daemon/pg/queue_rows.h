@@ -5,8 +5,11 @@
 // Column names the query must provide: mchid, tenant_id, resync, notify_url, switch,
 // desired_revision, state, state_revision, applied_notify_url, applied_switch,
 // applied_revision, attempts (the last six NULL when sub_merchant_state has no row).
+// Also the stored pauses of tenants, read alike by the store and by `status`.
 #pragma once
 
+#include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -54,6 +57,20 @@ inline WorkItem work_item_from(const pqxx::row& r) {
     item.recorded = std::move(s);
   }
   return item;
+}
+
+// A tenant paused by an error, from a row with tenant_id, error_code, paused_reason and
+// probe_in_ms (the store's tenant_pauses and the inspector's inspect_pauses read the same).
+inline std::map<std::string, reconcile::StoredTenantPause> stored_pauses_from(const pqxx::result& rows) {
+  std::map<std::string, reconcile::StoredTenantPause> pauses;
+  for (const auto& r : rows) {
+    reconcile::StoredTenantPause p;
+    p.error_code = r["error_code"].as<std::string>();
+    p.reason = r["paused_reason"].as<std::string>();
+    p.probe_in = std::chrono::milliseconds{r["probe_in_ms"].as<long long>()};
+    pauses.emplace(r["tenant_id"].as<std::string>(), std::move(p));
+  }
+  return pauses;
 }
 
 }  // namespace callbackd::pg

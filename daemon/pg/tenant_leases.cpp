@@ -1,6 +1,7 @@
 // The tenants' side of the store: reading tenants and their pauses, pausing and resuming, and
 // the tenant leases of several instances (heartbeat, ownership, takeover of a dead instance;
 // migrations/0003_tenant_leases.sql, 0005_instance_liveness.sql).
+#include "pg/queue_rows.h"
 #include "pg/store_session.h"
 #include "pg/tenants_query.h"
 
@@ -15,17 +16,8 @@ std::vector<TenantRow> ReconcileStore::tenants() {
 }
 
 std::map<std::string, reconcile::StoredTenantPause> ReconcileStore::tenant_pauses() {
-  return impl_->run("reading callbackd.tenant_state", [&](pqxx::connection& c) {
-    std::map<std::string, reconcile::StoredTenantPause> pauses;
-    for (const auto& r : impl_->exec1(c, "tenant_pauses")) {
-      reconcile::StoredTenantPause p;
-      p.error_code = r["error_code"].as<std::string>();
-      p.reason = r["paused_reason"].as<std::string>();
-      p.probe_in = std::chrono::milliseconds{r["probe_in_ms"].as<long long>()};
-      pauses.emplace(r["tenant_id"].as<std::string>(), std::move(p));
-    }
-    return pauses;
-  });
+  return impl_->run("reading callbackd.tenant_state",
+                    [&](pqxx::connection& c) { return stored_pauses_from(impl_->exec1(c, "tenant_pauses")); });
 }
 
 void ReconcileStore::pause_tenant(const std::string& tenant_id, const std::string& error_code,
