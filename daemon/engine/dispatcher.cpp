@@ -158,7 +158,7 @@ void Dispatcher::finish(const std::string& tenant_id, const reconcile::WorkItem&
     if (transition == reconcile::TenantTransition::paused) {
       tenants_.pause(tenant_id, outcome.error_code, outcome.error_message, false);
     } else if (transition == reconcile::TenantTransition::resumed) {
-      t->drained = false;
+      tenants_.wake_up(*t);
       tenants_.resumed(tenant_id, "probe applied");
     }
   }
@@ -201,7 +201,7 @@ void Dispatcher::hold_buffers() {
   // claim's lease. The rows stay due; the claim gate takes one again for the probe.
   for (auto& [id, t] : tenants_.all()) {
     tenants_.release_buffer(*t);
-    t->drained = false;
+    tenants_.wake_up(*t);
   }
 }
 

@@ -55,24 +55,28 @@ void LeaseKeeper::after_reload(Instant now) {
   // Longer deadlines from now on: a request dispatched at the old send_until could outlive the
   // lease granted before the reload, so each tenant stops dispatching that much earlier.
   const reconcile::Duration longer_by = reconcile::send_until_shift_after_reload(*timing_before_reload_, timing(now));
-  if (longer_by > reconcile::Duration::zero())
+  if (longer_by > reconcile::Duration::zero()) {
     for (auto& [id, t] : tenants_.all()) t->send_until -= longer_by;
+    if (send_until_) *send_until_ -= longer_by;
+  }
 }
 
-void LeaseKeeper::maybe_heartbeat(Instant now) {
+void LeaseKeeper::on_turn(Instant now) {
+  // The leases may lapse (heartbeats failed meanwhile): every owned tenant stops sending now.
+  // Tenants the run loop is not looking at (attention.h) are told here, once.
+  if (send_until_ && now >= *send_until_) {
+    send_until_.reset();
+    tenants_.sync_scheduler_all(now);
+  }
   if (!tenants_.loaded() || heartbeat_out_ || now < next_heartbeat_) return;
   next_heartbeat_ = now + kHeartbeatInterval;
   heartbeat(now);
 }
 
-std::optional<Instant> LeaseKeeper::wake_at(Instant now) const {
+std::optional<Instant> LeaseKeeper::wake_at() const {
   std::optional<Instant> wake;
-  auto earliest = [&](Instant x) {
-    if (!wake || x < *wake) wake = x;
-  };
-  if (!heartbeat_out_ && tenants_.loaded()) earliest(next_heartbeat_);
-  for (const auto& [id, t] : tenants_.all())
-    if (t->owned && t->send_until > now) earliest(t->send_until);
+  if (!heartbeat_out_ && tenants_.loaded()) wake = next_heartbeat_;
+  if (send_until_ && (!wake || *send_until_ < *wake)) wake = send_until_;
   return wake;
 }
 
@@ -141,7 +145,7 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership, const std:
     if (o.acquired_now || !t->owned) {
       t->owned = true;
       t->releasing = false;
-      t->drained = false;
+      tenants_.wake_up(*t);
       logging::info("tenant_acquired", {{"tenant", log_id(o.tenant_id)},
                                         {"fencing_token", o.fencing_token},
                                         {"live_instances", ownership.live_instances}});
@@ -169,7 +173,8 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership, const std:
       logging::warn("tenant_lost", {{"tenant", log_id(id)}, {"note", "another instance holds it now"}});
     }
   if (unknown_tenant) tenants_.refresh();
-  for (auto& [id, t] : tenants_.all()) tenants_.sync_scheduler(*t, now);
+  send_until_ = owned.empty() ? std::nullopt : std::optional<Instant>(send_until);
+  tenants_.sync_scheduler_all(now);
 }
 
 }  // namespace callbackd::engine

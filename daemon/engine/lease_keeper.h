@@ -42,11 +42,12 @@ class LeaseKeeper {
   void before_reload(reconcile::Instant now);
   void after_reload(reconcile::Instant now);
 
-  // Sends a heartbeat when one is due (and none is out).
-  void maybe_heartbeat(reconcile::Instant now);
-  // When time alone makes something of ours due: the next heartbeat, or an owned tenant's
-  // send_until (after which it must stop sending). nullopt: only a heartbeat's answer can.
-  std::optional<reconcile::Instant> wake_at(reconcile::Instant now) const;
+  // On every turn of the run loop: stops every owned tenant's sending once the leases' send_until
+  // has passed, and sends a heartbeat when one is due (and none is out).
+  void on_turn(reconcile::Instant now);
+  // When time alone makes something of ours due: the next heartbeat, or the owned tenants'
+  // send_until (after which they must stop sending). nullopt: only a heartbeat's answer can.
+  std::optional<reconcile::Instant> wake_at() const;
 
  private:
   void heartbeat(reconcile::Instant now);
@@ -63,6 +64,9 @@ class LeaseKeeper {
   std::function<void()> wake_;
   reconcile::Instant next_heartbeat_{};
   bool heartbeat_out_ = false;
+  // The owned tenants' send_until: one heartbeat renews them all to the same instant (nullopt:
+  // none owned, or it passed and they were told).
+  std::optional<reconcile::Instant> send_until_;
   std::optional<reconcile::LeaseTiming> timing_before_reload_;
   reconcile::Instant reloaded_at_{};
 };

@@ -16,6 +16,10 @@ using logging::log_id;
 namespace {
 
 constexpr milliseconds kIdleCheckInterval{250};
+// Tenants per claim statement: one statement claims for every tenant that needs rows on a
+// turn (after a poll, all of them), in chunks of this many so that one statement stays short
+// (a NOTIFY's claim queued behind it on the database thread waits for it) and its JSON small.
+constexpr std::size_t kMaxTenantsPerClaim = 1000;
 
 }  // namespace
 
@@ -73,13 +77,13 @@ void Reconciler::on_notification(const std::string& channel, const std::string& 
   if (channel == "callbackd_tenants")
     tenants_.refresh();
   else if (TenantRuntime* t = tenants_.find(tenant_id))
-    t->drained = false;
+    tenants_.wake_up(*t);
   kick();
 }
 
 void Reconciler::on_notifications_missed() {
   tenants_.refresh();
-  for (auto& [id, t] : tenants_.all()) t->drained = false;
+  tenants_.wake_up_all();
   kick();
 }
 
@@ -107,29 +111,59 @@ reconcile::ClaimInputs Reconciler::claim_inputs(const TenantRuntime& t, Instant 
   return in;
 }
 
-void Reconciler::maybe_claim(TenantRuntime& t, Instant now) {
-  // See claim_gate.h: while WeChat Pay is held or the tenant paused, one row for the probe
-  // when it may go, none before.
-  const int limit = reconcile::decide_claim(claim_inputs(t, now), now).limit;
-  if (limit == 0) return;
-  t.claim_pending = true;
-  db_.call_then(
-      io_, lifetime_,
-      [request = reconcile::ClaimRequest{t.id(), limit}, lease = leases_.claim_lease(now)](Store& store) {
-        return std::move(store.claim_due({request}, lease).at(0));
-      },
-      [this, tenant_id = t.id(), limit](Result<reconcile::ClaimResult, DatabaseError> claimed) {
-        if (!claimed)
-          logging::error("claim_failed", {{"tenant", log_id(tenant_id)}, {"error", claimed.error().what()}});
-        TenantRuntime* tenant = tenants_.find(tenant_id);
-        if (!tenant) return;  // removed meanwhile: its claims lapse
-        tenant->claim_pending = false;
-        if (claimed)
-          on_claimed(*tenant, std::move(claimed).value(), limit, clock_.now());
-        else
-          tenant->drained = true;  // the poll tries again
-        kick();
-      });
+void Reconciler::claim_for_awake_tenants(Instant now) {
+  // Only the tenants the loop looks at (attention.h): a turn costs O(awake tenants), not
+  // O(tenants). See claim_gate.h: while WeChat Pay is held or the tenant paused, one row for
+  // the probe when it may go, none before.
+  std::vector<reconcile::ClaimRequest> requests;
+  auto& attention = tenants_.attention();
+  for (const auto& id : attention.awake_at(now)) {
+    TenantRuntime* t = tenants_.find(id);
+    if (!t) {
+      attention.forget(id);
+      continue;
+    }
+    ++stats_.tenant_looks;
+    tenants_.sync_scheduler(*t, now);  // a lease that may lapse stops sending here
+    const reconcile::ClaimInputs in = claim_inputs(*t, now);
+    if (const int limit = reconcile::decide_claim(in, now).limit; limit > 0) {
+      t->claim_pending = true;
+      requests.push_back({id, limit});
+    } else if (const auto rest = reconcile::rest_after_no_claim(in, !t->in_flight.empty(), now); rest.sleeps) {
+      attention.sleep(id, rest.until);
+    }
+  }
+  for (std::size_t from = 0; from < requests.size(); from += kMaxTenantsPerClaim) {
+    const std::size_t to = std::min(requests.size(), from + kMaxTenantsPerClaim);
+    claim({requests.begin() + static_cast<std::ptrdiff_t>(from), requests.begin() + static_cast<std::ptrdiff_t>(to)},
+          now);
+  }
+}
+
+void Reconciler::claim(std::vector<reconcile::ClaimRequest> requests, Instant now) {
+  auto call = [requests, lease = leases_.claim_lease(now)](Store& store) { return store.claim_due(requests, lease); };
+  db_.call_then(io_, lifetime_, std::move(call),
+                [this, requests](Result<std::vector<reconcile::ClaimResult>, DatabaseError> claimed) {
+                  const Instant answered = clock_.now();
+                  if (!claimed)
+                    logging::error("claim_failed", {{"tenants", requests.size()},
+                                                    {"first_tenant", log_id(requests.front().tenant_id)},
+                                                    {"error", claimed.error().what()}});
+                  else if (claimed->size() != requests.size())  // Store::claim_due: one result per request
+                    logging::error(
+                        "database_call_bug",
+                        {{"call", "claim_due"}, {"requests", requests.size()}, {"results", claimed->size()}});
+                  for (std::size_t i = 0; i < requests.size(); ++i) {
+                    TenantRuntime* tenant = tenants_.find(requests[i].tenant_id);
+                    if (!tenant) continue;  // removed meanwhile: its claims lapse
+                    tenant->claim_pending = false;
+                    if (claimed && i < claimed->size() && (*claimed)[i].tenant_id == requests[i].tenant_id)
+                      on_claimed(*tenant, std::move((*claimed)[i]), requests[i].limit, answered);
+                    else
+                      tenant->drained = true;  // the poll tries again
+                  }
+                  kick();
+                });
 }
 
 void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int asked, Instant now) {
@@ -193,7 +227,7 @@ void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int
 void Reconciler::poll_and_resync(Instant now) {
   if (now >= next_poll_) {
     // The safety net behind LISTEN/NOTIFY: every tenant looks for due rows again.
-    for (auto& [id, t] : tenants_.all()) t->drained = false;
+    tenants_.wake_up_all();
     if (!tenants_.loaded()) tenants_.refresh();  // the first read failed: nothing else retries it
     next_poll_ = now + config_.reconciler.poll_interval;
   }
@@ -212,8 +246,12 @@ void Reconciler::poll_and_resync(Instant now) {
 
 bool Reconciler::locally_idle() const {
   if (!records_.idle() || tenants_.refresh_pending()) return false;
-  for (const auto& [id, t] : tenants_.all())
-    if (t->claim_pending || !t->buffer.empty() || !t->in_flight.empty()) return false;
+  // A tenant asleep has no claim out, nothing buffered and nothing in flight
+  // (rest_after_no_claim): only the awake ones can hold work.
+  for (const auto& id : tenants_.attention().awake())
+    if (const TenantRuntime* t = tenants_.find(id);
+        t && (t->claim_pending || !t->buffer.empty() || !t->in_flight.empty()))
+      return false;
   return true;
 }
 
@@ -233,8 +271,7 @@ bool Reconciler::idle_confirmed(Instant now) {
           if (!pending) logging::error("idle_check_failed", {{"error", pending.error().what()}});
           idle_check_in_flight_ = false;
           idle_confirmed_ = pending && *pending == 0;
-          if (!idle_confirmed_)
-            for (auto& [id, t] : tenants_.all()) t->drained = false;
+          if (!idle_confirmed_) tenants_.wake_up_all();
           kick();
         });
   }
@@ -252,9 +289,13 @@ std::optional<Instant> Reconciler::next_wake(Instant now, const reconcile::Sched
   if (config_.reconciler.resync_interval.count() > 0) earliest(next_resync_);
   earliest(records_.wake_at());
   if (!idle_check_in_flight_) earliest(next_idle_check_);
-  earliest(leases_.wake_at(now));
-  // Due rows, the endpoint's next probe, a paused tenant's next probe: claim_gate.h.
-  for (const auto& [id, t] : tenants_.all()) earliest(reconcile::decide_claim(claim_inputs(*t, now), now).wake_at);
+  earliest(leases_.wake_at());
+  // Due rows, the endpoint's next probe, a paused tenant's next probe (claim_gate.h): of the
+  // tenants awake; the others sleep until an instant of their own, or until an event.
+  earliest(tenants_.attention().next_wake());
+  for (const auto& id : tenants_.attention().awake())
+    if (const TenantRuntime* t = tenants_.find(id))
+      earliest(reconcile::decide_claim(claim_inputs(*t, now), now).wake_at);
   return wake;
 }
 
@@ -267,12 +308,8 @@ asio::awaitable<void> Reconciler::run() {
     const Instant now = clock_.now();
     ++stats_.loop_turns;
     poll_and_resync(now);
-    leases_.maybe_heartbeat(now);
-    if (tenants_.loaded())
-      for (auto& [id, t] : tenants_.all()) {
-        tenants_.sync_scheduler(*t, now);  // a lease that may lapse stops sending here
-        maybe_claim(*t, now);
-      }
+    leases_.on_turn(now);
+    if (tenants_.loaded()) claim_for_awake_tenants(now);
     records_.maybe_flush(now, false);
 
     reconcile::SchedulerDecision decision;

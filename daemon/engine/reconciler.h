@@ -71,7 +71,8 @@ struct ReconcilerStats {
   std::uint64_t endpoint_holds = 0;  // times WeChat Pay was found unreachable (hold entered)
   std::map<std::string, std::uint64_t> endpoint_holds_by_reason;  // by reconcile::endpoint_hold_reason_name
   std::uint64_t endpoint_probes_failed = 0;                       // probes during a hold that could not reach it either
-  std::uint64_t loop_turns = 0;  // times the run loop woke and looked at its work (tests/engine count them)
+  std::uint64_t loop_turns = 0;    // times the run loop woke and looked at its work (tests/engine count them)
+  std::uint64_t tenant_looks = 0;  // tenants the loop looked at over all turns (awake ones; attention.h)
 };
 
 class Reconciler {
@@ -112,7 +113,10 @@ class Reconciler {
  private:
   // Claims (the rest of the loop's work is in its pieces below).
   reconcile::ClaimInputs claim_inputs(const TenantRuntime& t, reconcile::Instant now) const;
-  void maybe_claim(TenantRuntime& t, reconcile::Instant now);
+  // One claim statement for every awake tenant that needs rows (chunked), and the tenants that
+  // need nothing put to sleep (core/reconcile/attention.h).
+  void claim_for_awake_tenants(reconcile::Instant now);
+  void claim(std::vector<reconcile::ClaimRequest> requests, reconcile::Instant now);
   void on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int asked, reconcile::Instant now);
 
   // The loop's own timers: the poll (safety net behind NOTIFY), the resync, the idle check.

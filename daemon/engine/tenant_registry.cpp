@@ -59,6 +59,11 @@ TenantRuntime* TenantRegistry::find(const std::string& tenant_id) {
   return it == tenants_.end() ? nullptr : it->second.get();
 }
 
+const TenantRuntime* TenantRegistry::find(const std::string& tenant_id) const {
+  auto it = tenants_.find(tenant_id);
+  return it == tenants_.end() ? nullptr : it->second.get();
+}
+
 void TenantRegistry::refresh() {
   if (refresh_pending_) return;
   refresh_pending_ = true;
@@ -92,6 +97,7 @@ void TenantRegistry::apply(std::vector<TenantRow> rows, std::map<std::string, re
     t.row = std::move(row);
     t.scheduled_mode.reset();  // settings may have changed: sync_scheduler() tells the scheduler
     sync_scheduler(t, now);
+    attention_.wake(t.id());  // its mode, rate or pause may have changed: the loop looks again
     apply_stored_pause(t, is_new, pauses, now);
     if (keys_changed) load_credentials(t, is_new, pauses);
   }
@@ -102,6 +108,7 @@ void TenantRegistry::apply(std::vector<TenantRow> rows, std::map<std::string, re
     }
     release_buffer(*it->second);
     scheduler_.remove_tenant(it->first);
+    attention_.forget(it->first);
     logging::info("tenant_removed", {{"tenant", log_id(it->first)}});
     it = tenants_.erase(it);
   }
@@ -172,7 +179,23 @@ void TenantRegistry::sync_scheduler(TenantRuntime& t, Instant now) {
   if (t.scheduled_mode == mode) return;
   t.scheduled_mode = mode;
   scheduler_.upsert_tenant(t.id(), reconcile::TenantSettings{mode, t.row.rate_per_minute, t.row.max_in_flight});
-  if (mode != TenantMode::apply) release_buffer(t);
+  if (mode != TenantMode::apply)
+    release_buffer(t);
+  else
+    attention_.wake(t.id());  // it may have slept while it did not send here (claim_gate.h)
+}
+
+void TenantRegistry::sync_scheduler_all(Instant now) {
+  for (auto& [id, t] : tenants_) sync_scheduler(*t, now);
+}
+
+void TenantRegistry::wake_up(TenantRuntime& t) {
+  t.drained = false;
+  attention_.wake(t.id());
+}
+
+void TenantRegistry::wake_up_all() {
+  for (auto& [id, t] : tenants_) wake_up(*t);
 }
 
 void TenantRegistry::update_due(TenantRuntime& t) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/reconcile/attention.h"
 #include "core/reconcile/scheduler.h"
 #include "core/reconcile/work.h"
 #include "core/tenant.h"
@@ -35,7 +36,7 @@ struct TenantRuntime {
   std::set<std::string> in_flight;         // sub-merchants being sent
   std::string credentials_problem;         // why the key files failed to load ("" when they loaded)
   bool claim_pending = false;
-  bool drained = false;  // the last claim found fewer due rows than asked for
+  bool drained = false;  // the last claim found fewer due rows than asked for (cleared by TenantRegistry::wake_up)
   // Tenant ownership (several instances share one database; migrations/0003, lease_keeper.h):
   // this instance sends for the tenant only while it holds the lease AND its own clock says
   // the last renewal is recent enough that the lease cannot have lapsed (send_until), and not
@@ -72,12 +73,25 @@ class TenantRegistry {
   Tenants& all() { return tenants_; }
   const Tenants& all() const { return tenants_; }
   TenantRuntime* find(const std::string& tenant_id);
+  const TenantRuntime* find(const std::string& tenant_id) const;
 
   // What the scheduler is to do with the tenant now: its mode, or observe while this
   // instance does not (surely) hold its lease.
   TenantMode scheduled_mode(const TenantRuntime& t, reconcile::Instant now) const;
-  // Tells the scheduler when that changed; a tenant that stops sending gives its buffer back.
+  // Tells the scheduler when that changed; a tenant that stops sending gives its buffer back,
+  // one that starts again is woken. sync_scheduler_all: every tenant (a heartbeat's answer,
+  // the leases' send_until passing).
   void sync_scheduler(TenantRuntime& t, reconcile::Instant now);
+  void sync_scheduler_all(reconcile::Instant now);
+  // The tenant may have due rows it has not claimed (a NOTIFY, the poll, a lease acquired, a
+  // hold that gave its buffer back): its next claim is not skipped as drained, and the run loop
+  // looks at it again (attention()).
+  void wake_up(TenantRuntime& t);
+  void wake_up_all();
+  // The tenants the run loop looks at on its turn (core/reconcile/attention.h): every tenant
+  // read is woken, and whoever changes a tenant's claim inputs wakes it.
+  reconcile::Attention& attention() { return attention_; }
+  const reconcile::Attention& attention() const { return attention_; }
   // Tells the scheduler how many rows the tenant has buffered.
   void update_due(TenantRuntime& t);
   // Gives the tenant's buffered claims back: the rows become claimable again at once.
@@ -111,6 +125,7 @@ class TenantRegistry {
   std::function<void()> wake_;
   std::function<void()> on_loaded_;
   Tenants tenants_;
+  reconcile::Attention attention_;
   bool loaded_ = false;
   bool refresh_pending_ = false;
   bool reload_keys_ = false;

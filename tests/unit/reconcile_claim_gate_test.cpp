@@ -104,3 +104,66 @@ TEST_CASE("claim gate: how many rows, and when to wake up, per situation", "[cla
     if (d.limit > 0) CHECK_FALSE(d.wake_at);
   }
 }
+
+// The run loop stops looking at a tenant that rest_after_no_claim lets sleep (attention.h):
+// it must be safe, i.e. nothing but the instant it names could make the gate claim.
+TEST_CASE("claim gate: when the loop may stop looking at a tenant, and until when", "[claim_gate]") {
+  struct Row {
+    const char* situation;
+    ClaimInputs in;
+    bool in_flight;
+    bool sleeps;
+    std::optional<Instant> until;
+  };
+  ClaimInputs observe = open_tenant();
+  observe.sends = false;
+  ClaimInputs drained_later = open_tenant();
+  drained_later.drained = true;
+  drained_later.next_due_at = now + 3s;
+  ClaimInputs drained_nothing = open_tenant();
+  drained_nothing.drained = true;
+  ClaimInputs drained_buffered = drained_later;
+  drained_buffered.buffered = 1;
+  ClaimInputs drained_pending = drained_later;
+  drained_pending.claim_pending = true;
+  ClaimInputs paused_due = paused(now + 10s, now - 2s);
+  paused_due.drained = true;
+  ClaimInputs paused_later = paused(now + 10s, now + 30s);
+  paused_later.drained = true;
+  ClaimInputs held_drained = held(now + 4s, std::nullopt);
+  held_drained.drained = true;
+
+  const std::vector<Row> rows{
+      {"open, not drained: it claims when its buffer runs low", open_tenant(), false, false, std::nullopt},
+      {"not sending here: until an event", observe, false, true, std::nullopt},
+      {"not sending here, requests still in flight", observe, true, false, std::nullopt},
+      {"drained, next row due later: until then", drained_later, false, true, now + 3s},
+      {"drained, nothing due later: until an event", drained_nothing, false, true, std::nullopt},
+      {"drained, rows buffered", drained_buffered, false, false, std::nullopt},
+      {"drained, a claim out", drained_pending, false, false, std::nullopt},
+      {"drained, requests in flight", drained_later, true, false, std::nullopt},
+      // A row fell due while the tenant's probe is not yet allowed: it is claimed at the probe.
+      {"drained and paused, a row has fallen due", paused_due, false, false, std::nullopt},
+      {"drained and paused, the next row due after the probe", paused_later, false, true, now + 30s},
+      {"drained, WeChat Pay held", held_drained, false, true, std::nullopt},
+  };
+  for (const auto& row : rows) {
+    INFO(row.situation);
+    const ClaimRest r = rest_after_no_claim(row.in, row.in_flight, now);
+    CHECK(r.sleeps == row.sleeps);
+    CHECK(r.until == row.until);
+    if (!r.sleeps) continue;
+    // Asleep, the tenant would claim nothing before `until` whatever the gates do meanwhile:
+    // a hold or a pause that ends, a probe that may go.
+    for (const bool endpoint_open : {false, true})
+      for (const bool tenant_open : {false, true})
+        for (const Duration later : {Duration{1ms}, Duration{2s}, Duration{9s}, Duration{29s}}) {
+          ClaimInputs in = row.in;
+          if (in.endpoint_held) in.endpoint = EndpointPermission{endpoint_open, endpoint_open, std::nullopt};
+          if (in.paused_by_error) in.tenant = SendPermission{tenant_open, tenant_open, std::nullopt};
+          const Instant t = now + later;
+          if (r.until && t >= *r.until) continue;
+          CHECK(decide_claim(in, t).limit == 0);
+        }
+  }
+}

@@ -25,4 +25,12 @@ ClaimDecision decide_claim(const ClaimInputs& in, Instant now) {
   return {limit, std::nullopt};
 }
 
+ClaimRest rest_after_no_claim(const ClaimInputs& in, bool in_flight, Instant now) {
+  if (in.stopping || in.claim_pending || in.buffered > 0 || in_flight) return {};
+  if (!in.sends) return {true, std::nullopt};
+  // A row that fell due is claimed once the gates (a hold, a pause) open: keep looking.
+  if (!in.drained || (in.next_due_at && *in.next_due_at <= now)) return {};
+  return {true, in.next_due_at};
+}
+
 }  // namespace callbackd::reconcile

@@ -49,4 +49,19 @@ struct ClaimDecision {
 
 ClaimDecision decide_claim(const ClaimInputs& in, Instant now);
 
+// Whether the run loop may stop looking at a tenant that it claims nothing for now, and until
+// when (attention.h). Only while nothing of the tenant is claimed, buffered or in flight, and
+// only when decide_claim's answer can change by no instant but the tenant's next due row:
+//  - it does not send here (mode, lease): an event makes it send again (a lease acquired or
+//    renewed, the tenants re-read), and that event wakes it; until: nullopt;
+//  - its last claim drained it: until its next due row falls due (nullopt: none), or an event
+//    (a NOTIFY, the poll, a hold ending) that wakes it. A pause or a hold only ever lowers what
+//    a drained tenant claims (none), so their probe times are no reason to look at it.
+struct ClaimRest {
+  bool sleeps = false;
+  std::optional<Instant> until;
+};
+
+ClaimRest rest_after_no_claim(const ClaimInputs& in, bool in_flight, Instant now);
+
 }  // namespace callbackd::reconcile
