@@ -12,40 +12,6 @@ namespace callbackd::pg {
 
 namespace {
 
-// The same columns, by the same names, as claim_due (pg/queue_rows.h), without claiming.
-constexpr const char* kQueuedEntries = R"SQL(
-SELECT w.mchid, w.tenant_id, w.resync, d.notify_url, d.switch, d.revision AS desired_revision,
-       s.state, s.revision AS state_revision, s.applied_notify_url, s.applied_switch,
-       s.applied_revision, s.attempts,
-       GREATEST(0, ceil(extract(epoch FROM w.due_at - now()) * 1000))::bigint AS due_in_ms,
-       CASE WHEN w.claim_token IS NOT NULL AND w.lease_until >= now() THEN w.claimed_by END AS claimed_by
-FROM callbackd.pending_work w
-JOIN callbackd.desired_callbacks d ON d.mchid = w.mchid
-LEFT JOIN callbackd.sub_merchant_state s ON s.mchid = w.mchid
-WHERE w.tenant_id = $1
-ORDER BY w.due_at, w.mchid
-)SQL";
-
-constexpr const char* kPauses = R"SQL(
-SELECT tenant_id, COALESCE(error_code, '') AS error_code, paused_reason,
-       CASE WHEN next_probe_at IS NULL THEN 0
-            ELSE GREATEST(0, ceil(extract(epoch FROM next_probe_at - now()) * 1000))::bigint END AS probe_in_ms
-FROM callbackd.tenant_state WHERE paused_reason IS NOT NULL
-)SQL";
-
-constexpr const char* kStateCounts = R"SQL(
-SELECT tenant_id, state, count(*) AS n FROM callbackd.sync_status GROUP BY tenant_id, state
-)SQL";
-
-// Error codes only of rows whose state is about the current revision and is an error state:
-// an older revision's error says nothing about the row now.
-constexpr const char* kErrorCounts = R"SQL(
-SELECT tenant_id, state, last_error_code, count(*) AS n FROM callbackd.sync_status
-WHERE state IN ('retrying', 'failed', 'invalid') AND last_error_code IS NOT NULL
-GROUP BY tenant_id, state, last_error_code
-ORDER BY tenant_id, n DESC, last_error_code
-)SQL";
-
 using Snapshot = pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only>;
 
 }  // namespace
@@ -71,11 +37,11 @@ Inspector::Inspector(const DatabaseConfig& db) : impl_(std::make_unique<Impl>())
   impl_->conn = open_connection(db, "callbackd-inspect");
   try {
     prepare_tenant_statements(*impl_->conn);
-    impl_->conn->prepare("inspect_queued_entries", kQueuedEntries);
-    impl_->conn->prepare("inspect_pauses", kPauses);
-    impl_->conn->prepare("inspect_state_counts", kStateCounts);
-    impl_->conn->prepare("inspect_error_counts", kErrorCounts);
-    impl_->conn->prepare("queue_ages", statement_text("queue_ages"));
+    // Its own statements (sql/inspect_*.sql) and two of the store's: the same pauses and queue
+    // ages the daemon reads.
+    for (const char* name :
+         {"inspect_queued_entries", "inspect_state_counts", "inspect_error_counts", "tenant_pauses", "queue_ages"})
+      impl_->conn->prepare(name, statement_text(name));
     impl_->tx = std::make_unique<Snapshot>(*impl_->conn);
   } catch (const pqxx::failure& e) {
     throw DatabaseError("cannot open a read-only snapshot on PostgreSQL at " + impl_->where + ": " + trimmed(e.what()));
@@ -86,7 +52,7 @@ Inspector::~Inspector() = default;
 
 namespace {
 std::map<std::string, reconcile::StoredTenantPause> read_pauses(pqxx::transaction_base& tx) {
-  return stored_pauses_from(tx.exec_prepared("inspect_pauses"));
+  return stored_pauses_from(tx.exec_prepared("tenant_pauses"));
 }
 }  // namespace
 

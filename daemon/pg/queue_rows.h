@@ -60,7 +60,7 @@ inline WorkItem work_item_from(const pqxx::row& r) {
 }
 
 // A tenant paused by an error, from a row with tenant_id, error_code, paused_reason and
-// probe_in_ms (the store's tenant_pauses and the inspector's inspect_pauses read the same).
+// probe_in_ms (the store and the inspector both read them with sql/tenant_pauses.sql).
 inline std::map<std::string, reconcile::StoredTenantPause> stored_pauses_from(const pqxx::result& rows) {
   std::map<std::string, reconcile::StoredTenantPause> pauses;
   for (const auto& r : rows) {

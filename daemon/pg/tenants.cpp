@@ -4,6 +4,7 @@
 
 #include "pg/connection.h"
 #include "pg/migrator.h"
+#include "pg/statements.h"
 #include "pg/tenants_query.h"
 
 namespace callbackd::pg {
@@ -16,12 +17,7 @@ TenantMode parse_tenant_mode(const std::string& mode) {
 }
 
 void prepare_tenant_statements(pqxx::connection_base& conn) {
-  conn.prepare("tenants_all",
-               "SELECT tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
-               "wechatpay_key_path, rate_per_minute, mode, max_in_flight "
-               "FROM callbackd.tenants ORDER BY tenant_id");
-  conn.prepare("tenant_extra_keys",
-               "SELECT tenant_id, key_id, key_path FROM callbackd.tenant_wechatpay_keys ORDER BY tenant_id, key_id");
+  for (const char* name : {"tenants_all", "tenant_extra_keys"}) conn.prepare(name, statement_text(name));
 }
 
 std::vector<TenantRow> read_tenants(pqxx::transaction_base& tx) {

@@ -1,6 +1,7 @@
 // Reading callbackd.tenants inside a caller's transaction, for the .cpp files of daemon/pg only
 // (this header exposes libpqxx). load_tenants(), the reconcile store and `plan`/`status` share
-// it, so the column list and the mode mapping live in one place.
+// it, so the statements (sql/tenants_all.sql, sql/tenant_extra_keys.sql) and the mode mapping
+// live in one place.
 #pragma once
 
 #include <vector>

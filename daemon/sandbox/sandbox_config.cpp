@@ -4,8 +4,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <functional>
-#include <set>
 #include <sstream>
 
 #include "core/error.h"
@@ -17,117 +15,70 @@ namespace callbackd::sandbox {
 
 namespace {
 
-// Collects problems instead of stopping at the first one.
-struct Reader {
-  std::string source;
-  std::vector<Problem> problems;
+using yaml_reader::Reader;
+using yaml_reader::set;
 
-  void fail(const std::string& path, const std::string& what, const std::string& fix = "") {
-    problems.push_back({source + ": " + path, what, fix});
-  }
+// Where the keys are documented, for the fix of an unknown key.
+constexpr const char* kDocumentation = "docs/sandbox.md, Configuration";
 
-  void map(const YAML::Node& node, const std::string& path, const std::set<std::string>& known,
-           const std::function<void(const std::string&, const YAML::Node&, const std::string&)>& on_key) {
-    if (!node.IsMap()) {
-      fail(path, "expected a map");
-      return;
-    }
-    yaml_reader::MapKeys keys;
-    for (const auto& kv : node) {
-      const std::string key = kv.first.as<std::string>("");
-      const std::string sub = path.empty() ? key : path + "." + key;
-      if (auto repeated = keys.repeated(key, kv.first)) {
-        fail(sub, *repeated, "keep one of them");
-        continue;
-      }
-      if (!known.count(key)) {
-        std::string list;
-        for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-        fail(sub, "unknown key", "known keys here: " + list);
-        continue;
-      }
-      on_key(key, kv.second, sub);
-    }
-  }
-  std::string str(const YAML::Node& n, const std::string& path) {
-    if (!n.IsScalar() || n.Scalar().empty()) {
-      fail(path, "expected a non-empty string");
-      return {};
-    }
-    return n.Scalar();
-  }
-  template <class Int>
-  Int integer(const YAML::Node& n, const std::string& path, long long min, long long max) {
-    long long v = 0;
-    if (!n.IsScalar() || !YAML::convert<long long>::decode(n, v) || v < min || v > max) {
-      fail(path, "expected an integer from " + std::to_string(min) + " to " + std::to_string(max));
-      return static_cast<Int>(min);
-    }
-    return static_cast<Int>(v);
-  }
-  double probability(const YAML::Node& n, const std::string& path) {
-    double v = 0;
-    if (!n.IsScalar() || !YAML::convert<double>::decode(n, v) || !(v >= 0 && v <= 1)) {
-      fail(path, "expected a probability from 0 to 1");
-      return 0;
-    }
-    return v;
-  }
-};
-
-std::string resolve_path(const std::string& base_dir, const std::string& p) {
-  if (p.empty() || p.front() == '/' || base_dir.empty()) return p;
-  return (std::filesystem::path(base_dir) / p).string();
+// A file name, resolved against the config file's directory.
+std::optional<std::string> file_name(Reader& r, const YAML::Node& node, const std::string& path,
+                                     const std::string& base_dir) {
+  auto p = r.string(node, path);
+  if (p && p->front() != '/' && !base_dir.empty()) return (std::filesystem::path(base_dir) / *p).string();
+  return p;
 }
 
 FaultRule parse_rule(Reader& r, const YAML::Node& node, const std::string& path, bool random) {
   FaultRule rule;
-  std::set<std::string> known{"kind",         "code",       "status", "message",    "delay_ms",
-                              "skew_seconds", "size_bytes", "body",   "update_time"};
-  if (random) known.insert("probability");
+  std::vector<std::string> known{"kind",         "code",       "status", "message",    "delay_ms",
+                                 "skew_seconds", "size_bytes", "body",   "update_time"};
+  if (random) known.push_back("probability");
   bool has_kind = false;
-  r.map(node, path, known, [&](const std::string& key, const YAML::Node& v, const std::string& p) {
+  const bool is_map = r.map(node, path, known, [&](const std::string& key, const YAML::Node& v, const std::string& p) {
     if (key == "kind") {
       has_kind = true;
-      auto k = fault_kind_from_string(r.str(v, p));
-      if (!k)
-        r.fail(
-            p, "unknown fault kind",
-            "one of error, delay, timeout, reset, malformed_body, bad_signature, unknown_serial, clock_skew, update_time_skew, stale_close, oversized_body, malformed_http, proxy_answer, odd_update_time");
-      else
-        rule.kind = *k;
+      // The documented kinds; fault_kind_from_string also takes "none", which is not one.
+      static const std::vector<std::string> documented{
+          "error",          "delay",          "timeout",          "reset",       "malformed_body", "bad_signature",
+          "unknown_serial", "clock_skew",     "update_time_skew", "stale_close", "oversized_body", "malformed_http",
+          "proxy_answer",   "odd_update_time"};
+      if (auto name = r.string(v, p)) {
+        if (auto kind = fault_kind_from_string(*name))
+          rule.kind = *kind;
+        else
+          r.problem(p, "expected one of " + yaml_reader::join(documented) + ", found '" + *name + "'",
+                    "name the fault kind");
+      }
     } else if (key == "code") {
-      rule.code = r.str(v, p);
+      set(rule.code, r.string(v, p));
     } else if (key == "status") {
-      rule.status = r.integer<int>(v, p, 400, 599);
+      set(rule.status, r.integer<int>(v, p, 400, 599));
     } else if (key == "message") {
-      rule.message = r.str(v, p);
+      set(rule.message, r.string(v, p));
     } else if (key == "delay_ms") {
-      rule.delay = std::chrono::milliseconds(r.integer<long long>(v, p, 0, 600'000));
+      if (auto ms = r.integer<long long>(v, p, 0, 600'000)) rule.delay = std::chrono::milliseconds(*ms);
     } else if (key == "skew_seconds") {
-      rule.skew = std::chrono::seconds(r.integer<long long>(v, p, -86'400, 86'400));
+      if (auto s = r.integer<long long>(v, p, -86'400, 86'400)) rule.skew = std::chrono::seconds(*s);
     } else if (key == "size_bytes") {
-      rule.size_bytes = r.integer<std::size_t>(v, p, 0, 64LL * 1024 * 1024);
+      set(rule.size_bytes, r.integer<std::size_t>(v, p, 0, 64LL * 1024 * 1024));
     } else if (key == "body") {
-      const std::string body = r.str(v, p);
-      if (body == "empty")
-        rule.empty_body = true;
-      else if (body != "html")
-        r.fail(p, "unknown body '" + body + "'", "html (a proxy's error page) or empty");
+      if (auto body = r.one_of(v, p, {"html", "empty"}, "html: a proxy's error page; empty: no body at all"))
+        rule.empty_body = *body == "empty";
     } else if (key == "update_time") {
-      rule.update_time = r.str(v, p);
+      set(rule.update_time, r.string(v, p));
     } else if (key == "probability") {
-      rule.probability = r.probability(v, p);
+      set(rule.probability, r.number(v, p, 0, 1));
     }
   });
-  if (!node.IsMap()) return rule;
-  if (!has_kind) r.fail(path + ".kind", "missing", "name the fault kind");
+  if (!is_map) return rule;
+  if (!has_kind) r.problem(path + ".kind", "missing", "name the fault kind");
   if (rule.kind == FaultKind::error) {
     if (rule.code.empty())
-      r.fail(path + ".code", "an error fault needs a code", "e.g. NOT_ENOUGH, SYSTEM_ERROR");
+      r.problem(path + ".code", "an error fault needs a code", "e.g. NOT_ENOUGH, SYSTEM_ERROR");
     else if (!error_code_info(rule.code) && rule.status == 0)
-      r.fail(path + ".code", "'" + rule.code + "' is not a documented code",
-             "use one of the seed table, SIGN_ERROR, SYSTEM_ERROR, or give a status");
+      r.problem(path + ".code", "'" + rule.code + "' is not a documented code",
+                "use one of the seed table, SIGN_ERROR, SYSTEM_ERROR, or give a status");
   }
   return rule;
 }
@@ -139,17 +90,18 @@ Limits parse_limits(Reader& r, const YAML::Node& node, const std::string& path) 
         {"set_per_minute", "window_1s", "window_60s", "max_body_bytes", "idle_timeout_ms", "timeout_hold_ms"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
           if (key == "set_per_minute")
-            l.set_per_minute = r.integer<std::uint32_t>(v, p, 1, 10'000'000);
+            set(l.set_per_minute, r.integer<std::uint32_t>(v, p, 1, 10'000'000));
           else if (key == "window_1s")
             w1 = r.integer<std::size_t>(v, p, 1, 10'000'000);
           else if (key == "window_60s")
             w60 = r.integer<std::size_t>(v, p, 1, 100'000'000);
           else if (key == "max_body_bytes")
-            l.max_body_bytes = r.integer<std::size_t>(v, p, 64, 16 * 1024 * 1024);
-          else if (key == "idle_timeout_ms")
-            l.idle_timeout = std::chrono::milliseconds(r.integer<long long>(v, p, 10, 3'600'000));
-          else if (key == "timeout_hold_ms")
-            l.timeout_hold = std::chrono::milliseconds(r.integer<long long>(v, p, 0, 3'600'000));
+            set(l.max_body_bytes, r.integer<std::size_t>(v, p, 64, 16 * 1024 * 1024));
+          else if (key == "idle_timeout_ms") {
+            if (auto ms = r.integer<long long>(v, p, 10, 3'600'000)) l.idle_timeout = std::chrono::milliseconds(*ms);
+          } else if (key == "timeout_hold_ms") {
+            if (auto ms = r.integer<long long>(v, p, 0, 3'600'000)) l.timeout_hold = std::chrono::milliseconds(*ms);
+          }
         });
   const auto derived = limits_from_rate(l.set_per_minute);
   l.window_1s = w1.value_or(derived.per_1s);
@@ -162,21 +114,20 @@ FaultPlan parse_faults(Reader& r, const YAML::Node& node, const std::string& pat
   r.map(node, path, {"seed", "sub_merchants", "random"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
           if (key == "seed") {
-            plan.seed = r.integer<std::uint64_t>(v, p, 0, 9'000'000'000'000'000'000LL);
+            set(plan.seed, r.integer<std::uint64_t>(v, p, 0, 9'000'000'000'000'000'000LL));
           } else if (key == "sub_merchants") {
-            if (!v.IsMap()) return r.fail(p, "expected a map of sub-merchant mchid to fault");
-            for (const auto& kv : v) {
-              const std::string mchid = kv.first.as<std::string>("");
-              plan.by_sub_merchant[mchid] = parse_rule(r, kv.second, p + "." + mchid, false);
-            }
+            r.entries(v, p, "a map of sub-merchant mchid to fault",
+                      [&](const std::string& mchid, const YAML::Node& rule, const std::string& rule_path) {
+                        plan.by_sub_merchant[mchid] = parse_rule(r, rule, rule_path, false);
+                      });
           } else if (key == "random") {
-            if (!v.IsSequence()) return r.fail(p, "expected a list of faults with a probability each");
             double total = 0;
-            for (std::size_t i = 0; i < v.size(); ++i) {
-              plan.random.push_back(parse_rule(r, v[i], p + "[" + std::to_string(i) + "]", true));
-              total += plan.random.back().probability;
-            }
-            if (total > 1.0 + 1e-9) r.fail(p, "probabilities add up to more than 1");
+            const bool is_list = r.list(v, p, "a list of faults with a probability each",
+                                        [&](const YAML::Node& item, const std::string& item_path) {
+                                          plan.random.push_back(parse_rule(r, item, item_path, true));
+                                          total += plan.random.back().probability;
+                                        });
+            if (is_list && total > 1.0 + 1e-9) r.problem(p, "probabilities add up to more than 1");
           }
         });
   return plan;
@@ -186,7 +137,7 @@ FaultPlan parse_faults(Reader& r, const YAML::Node& node, const std::string& pat
 
 SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::string& source,
                                    const std::string& base_dir) {
-  Reader r{source, {}};
+  Reader r(source, kDocumentation);
   SandboxConfig c;
   c.source = source;
   const YAML::Node root = yaml_reader::load(yaml_text, source);
@@ -194,54 +145,53 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
   r.map(root, "", {"listen", "port_file", "tls", "platform", "merchants", "limits", "faults", "record_file"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
           if (key == "listen") {
-            const std::string s = r.str(v, p);
-            const auto colon = s.rfind(':');
+            const auto s = r.string(v, p);
+            if (!s) return;
+            const auto colon = s->rfind(':');
             if (colon == std::string::npos)
-              return r.fail(p, "expected ADDRESS:PORT", "e.g. 127.0.0.1:0 (0 = any free port)");
-            c.listen_address = s.substr(0, colon);
+              return r.problem(p, "expected ADDRESS:PORT, found '" + *s + "'", "e.g. 127.0.0.1:0 (0 = any free port)");
+            c.listen_address = s->substr(0, colon);
             if (c.listen_address.size() > 2 && c.listen_address.front() == '[')
               c.listen_address = c.listen_address.substr(1, c.listen_address.size() - 2);
-            c.port = r.integer<std::uint16_t>(YAML::Node(s.substr(colon + 1)), p, 0, 65535);
+            set(c.port, r.integer<std::uint16_t>(YAML::Node(s->substr(colon + 1)), p, 0, 65535));
           } else if (key == "port_file") {
-            c.port_file = resolve_path(base_dir, r.str(v, p));
+            set(c.port_file, file_name(r, v, p, base_dir));
           } else if (key == "record_file") {
-            c.record_file = resolve_path(base_dir, r.str(v, p));
+            set(c.record_file, file_name(r, v, p, base_dir));
           } else if (key == "tls") {
             has_tls = true;
             r.map(v, p, {"certificate_file", "private_key_file"},
                   [&](const std::string& k, const YAML::Node& vv, const std::string& pp) {
-                    (k == "certificate_file" ? c.tls_certificate_file : c.tls_private_key_file) =
-                        resolve_path(base_dir, r.str(vv, pp));
+                    set(k == "certificate_file" ? c.tls_certificate_file : c.tls_private_key_file,
+                        file_name(r, vv, pp, base_dir));
                   });
           } else if (key == "platform") {
             has_platform = true;
             r.map(v, p, {"key_id", "private_key_file", "certificate_file"},
                   [&](const std::string& k, const YAML::Node& vv, const std::string& pp) {
                     if (k == "key_id")
-                      c.platform.key_id = r.str(vv, pp);
+                      set(c.platform.key_id, r.string(vv, pp));
                     else if (k == "private_key_file")
-                      c.platform.private_key_file = resolve_path(base_dir, r.str(vv, pp));
+                      set(c.platform.private_key_file, file_name(r, vv, pp, base_dir));
                     else
-                      c.platform.certificate_file = resolve_path(base_dir, r.str(vv, pp));
+                      set(c.platform.certificate_file, file_name(r, vv, pp, base_dir));
                   });
           } else if (key == "merchants") {
-            if (!v.IsSequence()) return r.fail(p, "expected a list of merchants");
-            for (std::size_t i = 0; i < v.size(); ++i) {
+            r.list(v, p, "a list of merchants", [&](const YAML::Node& item, const std::string& mp) {
               RegisteredMerchant m;
-              const std::string mp = p + "[" + std::to_string(i) + "]";
-              r.map(v[i], mp, {"mchid", "serial_no", "public_key_file"},
+              r.map(item, mp, {"mchid", "serial_no", "public_key_file"},
                     [&](const std::string& k, const YAML::Node& vv, const std::string& pp) {
                       if (k == "mchid")
-                        m.caller_mchid = r.str(vv, pp);
+                        set(m.caller_mchid, r.string(vv, pp));
                       else if (k == "serial_no")
-                        m.serial_no = r.str(vv, pp);
+                        set(m.serial_no, r.string(vv, pp));
                       else
-                        m.public_key_file = resolve_path(base_dir, r.str(vv, pp));
+                        set(m.public_key_file, file_name(r, vv, pp, base_dir));
                     });
               if (m.caller_mchid.empty() || m.serial_no.empty() || m.public_key_file.empty())
-                r.fail(mp, "a merchant needs mchid, serial_no and public_key_file");
+                r.problem(mp, "a merchant needs mchid, serial_no and public_key_file");
               c.merchants.push_back(std::move(m));
-            }
+            });
           } else if (key == "limits") {
             c.limits = parse_limits(r, v, p);
           } else if (key == "faults") {
@@ -250,14 +200,15 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
         });
   if (root.IsMap()) {
     if (!has_tls || c.tls_certificate_file.empty() || c.tls_private_key_file.empty())
-      r.fail("tls", "certificate_file and private_key_file are required", "run scripts/sandbox-keys DIR to make them");
+      r.problem("tls", "certificate_file and private_key_file are required",
+                "run scripts/sandbox-keys DIR to make them");
     if (!has_platform || c.platform.private_key_file.empty())
-      r.fail("platform.private_key_file", "required (the key that signs responses)",
-             "run scripts/sandbox-keys DIR to make one");
+      r.problem("platform.private_key_file", "required (the key that signs responses)",
+                "run scripts/sandbox-keys DIR to make one");
     if (has_platform && c.platform.key_id.empty() && !c.platform.certificate_file)
-      r.fail("platform.key_id", "required in public-key mode", "PUB_KEY_ID_... as written by scripts/sandbox-keys");
+      r.problem("platform.key_id", "required in public-key mode", "PUB_KEY_ID_... as written by scripts/sandbox-keys");
   }
-  if (!r.problems.empty()) throw StartupError(std::move(r.problems));
+  r.throw_if_any();
   return c;
 }
 
@@ -282,7 +233,7 @@ SandboxConfig load_sandbox_config(const std::string& path) {
 }
 
 RuntimeUpdate parse_runtime_update(const std::string& yaml_text, const std::string& source) {
-  Reader r{source, {}};
+  Reader r(source, kDocumentation);
   RuntimeUpdate u;
   const YAML::Node root = yaml_reader::load(yaml_text, source);
   r.map(root, "", {"limits", "faults"}, [&](const std::string& key, const YAML::Node& v, const std::string& p) {
@@ -291,7 +242,7 @@ RuntimeUpdate parse_runtime_update(const std::string& yaml_text, const std::stri
     else
       u.faults = parse_faults(r, v, p);
   });
-  if (!r.problems.empty()) throw StartupError(std::move(r.problems));
+  r.throw_if_any();
   return u;
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "sandbox/sandbox_config.h"
 
@@ -62,4 +63,44 @@ TEST_CASE("sandbox config: a syntax error names the file, line and column", "[sa
   REQUIRE(lines.size() == 1);
   CHECK(lines[0].starts_with("sandbox.yaml:"));
   CHECK(lines[0].find("not valid YAML") != std::string::npos);
+}
+
+// One reader for both configs (core/yaml_reader.h): the same mistake reads the same in the
+// daemon's config and in the sandbox's, differing only in the file, the keys and the docs.
+TEST_CASE("sandbox config: a typo'd key and a word for a number are worded as in the daemon's config",
+          "[sandbox][config]") {
+  const auto lines = refused("limits:\n  set_per_minut: 60\n  window_1s: many\n" + kValidTail);
+  CHECK(has(lines, "sandbox.yaml: limits.set_per_minut: unknown key"));
+  CHECK(has(lines, "sandbox.yaml: limits.window_1s: expected a whole number, found 'many'"));
+  try {
+    parse_sandbox_config("limits:\n  set_per_minut: 60\n" + kValidTail, "sandbox.yaml", "/keys");
+    FAIL("expected a StartupError");
+  } catch (const StartupError& e) {
+    REQUIRE(e.problems().size() == 1);
+    CHECK(e.problems()[0].fix ==
+          "the keys accepted in 'limits' are: set_per_minute, window_1s, window_60s, max_body_bytes, "
+          "idle_timeout_ms, timeout_hold_ms (see docs/sandbox.md, Configuration)");
+  }
+  // The daemon's words for the same two mistakes (tests/data/config/invalid/).
+  try {
+    parse_config("database:\n  url: x\nreconciler:\n  poll_intervl: 5s\n  max_in_flight_per_tenant: many\n",
+                 "callbackd.yaml", [](const char*) -> std::optional<std::string> { return std::nullopt; });
+    FAIL("expected a StartupError");
+  } catch (const StartupError& e) {
+    REQUIRE(e.problems().size() == 2);
+    CHECK(
+        e.problems()[0].to_string().starts_with("callbackd.yaml: reconciler.poll_intervl: unknown key (fix: the "
+                                                "keys accepted in 'reconciler' are: poll_interval, "));
+    CHECK(e.problems()[1].to_string() ==
+          "callbackd.yaml: reconciler.max_in_flight_per_tenant: expected a whole number, found 'many'");
+  }
+}
+
+TEST_CASE("sandbox config: a sub-merchant's fault written twice is refused", "[sandbox][config]") {
+  const auto lines = refused(kValidTail +
+                             "faults:\n"
+                             "  sub_merchants:\n"
+                             "    \"1900000101\": {kind: reset}\n"
+                             "    \"1900000101\": {kind: delay, delay_ms: 10}\n");
+  CHECK(has(lines, "sandbox.yaml: faults.sub_merchants.1900000101: the key appears more than once (line 10)"));
 }
