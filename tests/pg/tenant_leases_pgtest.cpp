@@ -36,9 +36,10 @@ void add_tenants(const TestDatabase& db, const std::vector<std::string>& ids) {
 void audit(const TestDatabase& db, const std::string& tenant_id, bool reached) {
   pqxx::connection c(db.conninfo());
   pqxx::work tx(c);
-  tx.exec_params0("INSERT INTO callbackd.audit_log (tenant_id, mchid, outcome, latency_ms) VALUES ($1, '1900000100', "
-                  "'applied', $2)",
-                  tenant_id, reached ? std::optional<int>{40} : std::nullopt);
+  tx.exec_params0(
+      "INSERT INTO callbackd.audit_log (tenant_id, mchid, outcome, latency_ms) VALUES ($1, '1900000100', "
+      "'applied', $2)",
+      tenant_id, reached ? std::optional<int>{40} : std::nullopt);
   tx.commit();
 }
 
@@ -84,7 +85,8 @@ TEST_CASE("a steady-state heartbeat is one statement", "[pg][store]") {
   }
   // Renewed: the fencing tokens of the first acquisition are kept.
   auto again = store.heartbeat(20s, {});
-  for (std::size_t i = 0; i < again.owned.size(); ++i) CHECK(again.owned[i].fencing_token == first.owned[i].fencing_token);
+  for (std::size_t i = 0; i < again.owned.size(); ++i)
+    CHECK(again.owned[i].fencing_token == first.owned[i].fencing_token);
 }
 
 TEST_CASE("one heartbeat statement releases a tenant and acquires others with their recent sends", "[pg][store]") {

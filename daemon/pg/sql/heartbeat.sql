@@ -6,18 +6,20 @@
 -- Every part reads the snapshot taken at the statement's start, and no part sees what a
 -- sibling wrote. Hence:
 --  - this instance is counted live as itself + 1: its own heartbeat (`beat`) is invisible to
---    `live`, and its row may be missing (first heartbeat) or stale (after a long stall);
+--    `others`, and its row may be missing (first heartbeat) or stale (after a long stall);
 --  - `renewed` skips the released tenants, and `acquired` skips every lease this instance
 --    holds: a row changed by two parts of one statement is an error (ON CONFLICT) or
---    unpredictable. A tenant it gives up is thus not taken back in the same heartbeat, and its
---    own lapsed leases are renewed, not acquired again (their fencing token stays), as before;
+--    unpredictable. Its own lapsed leases are thus renewed, not acquired again (their fencing
+--    token stays), as in the former transaction; a tenant it gives up is not taken back by the
+--    same heartbeat (the former transaction could, when its share had grown meanwhile);
 --  - how many to acquire comes from `renewed`'s RETURNING, not from re-reading the leases.
 -- Two instances racing for one tenant stay safe: ON CONFLICT ... WHERE lapsed re-checks the
 -- newest version of the lease row, so the loser's upsert matches nothing.
--- Instances silent for a day are forgotten here too: a small table, one cheap DELETE.
+-- Instances silent for a day are forgotten here too, every time: a table of a few rows, so the
+-- DELETE costs less than any condition for running it less often, and no round trip.
 --
 -- Rows, ordered by kind then id: one `counts` (n = live instances, m = tenants), a `renewed`
--- per lease renewed, an `acquired` per lease acquired (n = fencing token, recent_sends = the
+-- per lease renewed and an `acquired` per lease acquired (n = fencing token; recent_sends = the
 -- ages in ms of the tenant's requests of the last 61 s, oldest first, as a JSON array; the
 -- previous owner's, for the new owner's pacer), a `peer` per takeover candidate (n = pid).
 WITH beat AS (
