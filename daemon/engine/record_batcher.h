@@ -1,8 +1,9 @@
 // Attempt records and tenant events on their way to the database: batched, so that one round
 // trip writes many (the database stays far from being the bottleneck at thousands of requests
-// a second), and written within a short age bound (sync_status stays within a few tens of
-// milliseconds of the truth). A failed write loses nothing: the batch goes back in front, in
-// order, and is retried. Runs on the io_context; the writes go through the DbWorker.
+// a second), and written within an age bound: sync_status may be up to about 250 ms behind a
+// response (docs/architecture.md, step 9). A failed write loses nothing: the batch goes back
+// in front, in order, and is retried. Runs on the io_context; the writes go through the
+// DbWorker.
 #pragma once
 
 #include <cstddef>

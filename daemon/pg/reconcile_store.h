@@ -73,10 +73,11 @@ class ReconcileStore final : public engine::Store {
   std::size_t queue_resync() override;
 
   // --- Several instances: tenant leases (migrations/0003_tenant_leases.sql) ---------------
-  // One transaction. With `dead_owner_margin`: first, an instance of the same kernel boot and
-  // PID namespace whose process is gone (core/instance_liveness.h) has its leases cut to
-  // now() + the margin and is forgotten, so its tenants are taken over on a heartbeat after
-  // that margin.
+  // One statement (sql/heartbeat.sql, autocommit): one round trip in the steady state. With
+  // `dead_owner_margin`, it also lists the other instances of this kernel boot and PID
+  // namespace; one whose process is gone (core/instance_liveness.h) has its leases cut to
+  // now() + the margin and is forgotten by a second statement (per dead instance), so its
+  // tenants are taken over on a heartbeat after that margin. The counts returned leave it out.
   reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release,
                                  std::optional<std::chrono::milliseconds> dead_owner_margin) override;
   reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release) {

@@ -1,6 +1,12 @@
 // The tenants' side of the store: reading tenants and their pauses, pausing and resuming, and
 // the tenant leases of several instances (heartbeat, ownership, takeover of a dead instance;
 // migrations/0003_tenant_leases.sql, 0005_instance_liveness.sql).
+#include <algorithm>
+#include <iterator>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
 #include "pg/queue_rows.h"
 #include "pg/store_session.h"
 #include "pg/tenants_query.h"
@@ -34,48 +40,52 @@ void ReconcileStore::resume_tenant(const std::string& tenant_id) {
 
 reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release,
                                                std::optional<std::chrono::milliseconds> dead_owner_margin) {
+  const ProcessIdentity& self = impl_->self;
+  const bool find_dead = dead_owner_margin && !self.boot_id.empty() && !self.pid_namespace.empty();
+  const std::string released = nlohmann::json(release).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return impl_->run("heartbeat (callbackd.tenant_leases)", [&](pqxx::connection& c) {
+    // The steady state is this one statement (sql/heartbeat.sql says what it does and why it
+    // is safe in one snapshot).
+    const pqxx::result rows = impl_->exec1(c, "heartbeat", impl_->instance, self.boot_id, self.pid_namespace, self.pid,
+                                           millis(lease), released, find_dead);
     reconcile::Ownership o;
-    pqxx::work tx(c);
-    impl_->statements += 4;
-    const ProcessIdentity& self = impl_->self;
-    tx.exec_prepared0("heartbeat_instance", impl_->instance, self.boot_id, self.pid_namespace, self.pid);
-    if (dead_owner_margin && !self.boot_id.empty() && !self.pid_namespace.empty()) {
-      // Before counting live instances and acquiring: a dead one neither counts nor holds.
-      ++impl_->statements;
-      for (const auto& r : tx.exec_prepared("same_machine_instances", impl_->instance, self.boot_id, self.pid_namespace,
-                                            millis(lease))) {
-        const ProcessIdentity other{self.boot_id, self.pid_namespace, r[1].as<long>()};
-        if (!provably_dead(self, other, impl_->probe(other.pid))) continue;
-        ++impl_->statements;
-        const auto held =
-            tx.exec_prepared1("take_over_dead_instance", r[0].as<std::string>(), millis(*dead_owner_margin));
-        o.dead_instances.push_back({r[0].as<std::string>(), other.pid, held[0].as<int>()});
+    std::vector<reconcile::OwnedTenant> acquired;
+    std::vector<ProcessIdentity> peers;
+    std::vector<std::string> peer_ids;
+    int tenants = 0;
+    for (const auto& r : rows) {
+      const std::string_view kind = r["kind"].c_str();
+      if (kind == "counts") {
+        o.live_instances = r["n"].as<int>();
+        tenants = r["m"].as<int>();
+      } else if (kind == "renewed") {
+        o.owned.push_back({r["id"].as<std::string>(), r["n"].as<std::int64_t>(), false, {}});
+      } else if (kind == "acquired") {
+        reconcile::OwnedTenant t{r["id"].as<std::string>(), r["n"].as<std::int64_t>(), true, {}};
+        if (!r["recent_sends"].is_null())
+          for (const auto& age : nlohmann::json::parse(r["recent_sends"].c_str()))
+            t.recent_sends.emplace_back(age.get<long long>());
+        acquired.push_back(std::move(t));
+      } else {
+        CALLBACKD_ASSERT(kind == "peer");
+        peer_ids.push_back(r["id"].as<std::string>());
+        peers.push_back({self.boot_id, self.pid_namespace, r["n"].as<long>()});
       }
     }
-    for (const auto& tenant_id : release) {
-      ++impl_->statements;
-      tx.exec_prepared0("release_tenant", impl_->instance, tenant_id);
+    std::move(acquired.begin(), acquired.end(), std::back_inserter(o.owned));
+    // Rare: an instance of this machine whose process is gone. A second statement, after the
+    // counting and acquiring above (the old transaction did it before). It was counted live
+    // there (the same condition, the same snapshot), so it is taken out of the counts reported
+    // here; what this heartbeat acquired was sized with it still in, and the rest of the larger
+    // share is acquired on the next heartbeat, 2 s later. Nothing is lost by that: its own
+    // leases only lapse after the margin anyway, so no heartbeat could take them sooner.
+    for (std::size_t i = 0; i < peers.size(); ++i) {
+      if (!provably_dead(self, peers[i], impl_->probe(peers[i].pid))) continue;
+      const auto held = impl_->exec1(c, "take_over_dead_instance", peer_ids[i], millis(*dead_owner_margin));
+      o.dead_instances.push_back({peer_ids[i], peers[i].pid, held[0][0].as<int>()});
     }
-    for (const auto& r : tx.exec_prepared("renew_tenants", impl_->instance, millis(lease)))
-      o.owned.push_back({r[0].as<std::string>(), r[1].as<std::int64_t>(), false, {}});
-    const auto counts = tx.exec_prepared1("live_instances", millis(lease));
-    o.live_instances = std::max(1, counts[0].as<int>());
-    const int tenants = counts[1].as<int>();
+    o.live_instances = std::max(1, o.live_instances - static_cast<int>(o.dead_instances.size()));
     o.fair_share = (tenants + o.live_instances - 1) / o.live_instances;
-    const int wanted = o.fair_share - static_cast<int>(o.owned.size());
-    if (wanted > 0) {
-      ++impl_->statements;
-      for (const auto& r : tx.exec_prepared("acquire_tenants", impl_->instance, millis(lease), wanted)) {
-        reconcile::OwnedTenant t{r[0].as<std::string>(), r[1].as<std::int64_t>(), true, {}};
-        ++impl_->statements;
-        for (const auto& age : tx.exec_prepared("recent_sends", t.tenant_id))
-          t.recent_sends.emplace_back(age[0].as<long long>());
-        o.owned.push_back(std::move(t));
-      }
-    }
-    tx.exec_prepared0("forget_instances");
-    tx.commit();
     return o;
   });
 }

@@ -240,12 +240,15 @@ reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vecto
         "heartbeat (callbackd.tenant_leases) failed on the in-memory store: canceling statement "
         "due to lock timeout (a test's fault)");
   }
-  statements_ += 4;  // instance heartbeat, renew, live instances, forget old instances
+  ++statements_;  // one statement: release, renew, count, acquire (pg/sql/heartbeat.sql)
   reconcile::Ownership o;
-  for (const auto& id : release) {
-    ++statements_;
-    if (auto it = leases_.find(id); it != leases_.end() && it->second.instance_id == instance_) leases_.erase(it);
-  }
+  // A tenant given up is not taken back by the same heartbeat (one snapshot in PostgreSQL).
+  std::set<std::string> released;
+  for (const auto& id : release)
+    if (auto it = leases_.find(id); it != leases_.end() && it->second.instance_id == instance_) {
+      leases_.erase(it);
+      released.insert(id);
+    }
   for (auto& [id, l] : leases_)
     if (l.instance_id == instance_) {
       l.lease_until = t + lease;
@@ -256,7 +259,6 @@ reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vecto
   o.fair_share = static_cast<int>(tenants_.size());
   int wanted = o.fair_share - static_cast<int>(o.owned.size());
   if (wanted > 0) {
-    ++statements_;
     std::vector<std::string> ids;
     for (const auto& row : tenants_) ids.push_back(row.tenant_id);
     std::sort(ids.begin(), ids.end());
@@ -264,9 +266,9 @@ reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vecto
       if (wanted == 0) break;
       auto it = leases_.find(id);
       if (it != leases_.end() && it->second.lease_until >= t) continue;  // held (by us: renewed above)
+      if (released.count(id)) continue;
       leases_[id] = TenantLease{instance_, t + lease, ++lease_seq_};
       lease_history_[id].emplace_back(t, t + lease);
-      ++statements_;  // recent_sends: none from another instance here
       o.owned.push_back({id, lease_seq_, true, {}});
       --wanted;
     }

@@ -12,7 +12,7 @@
 //  - no connection: connected() is true and reconnect() does nothing, unless a test makes
 //    calls fail (fail_heartbeats_from), which throws DatabaseError as a failed statement does;
 //  - statements_executed() counts what pg::ReconcileStore would send for the same call (a
-//    heartbeat with nothing to acquire is 4, tenants() is 2, an empty release/drop/record 0).
+//    heartbeat is 1, tenants() is 2, an empty release/drop/record 0).
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,202 @@
+// The heartbeat of several instances (migrations/0003): one statement in the steady state,
+// releasing and acquiring in that same statement, and never one tenant held by two instances
+// when they race (pg/sql/heartbeat.sql).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <pqxx/pqxx>
+#include <set>
+#include <thread>
+
+#include "pg/reconcile_store.h"
+#include "pg/test_database.h"
+
+using namespace std::chrono_literals;
+using callbackd::test::TestDatabase;
+namespace pg = callbackd::pg;
+namespace reconcile = callbackd::reconcile;
+
+namespace {
+
+void add_tenants(const TestDatabase& db, const std::vector<std::string>& ids) {
+  pqxx::connection c(db.conninfo());
+  pqxx::work tx(c);
+  for (const auto& id : ids)
+    tx.exec_params0(
+        "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
+        "wechatpay_key_path) VALUES ($1, '1900000001', '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', 'k.pem', "
+        "'PUB_KEY_ID_0112', 'p.pem')",
+        id);
+  tx.commit();
+}
+
+// One audit row of `tenant_id`: a request that reached WeChat Pay (it has a latency) or not.
+void audit(const TestDatabase& db, const std::string& tenant_id, bool reached) {
+  pqxx::connection c(db.conninfo());
+  pqxx::work tx(c);
+  tx.exec_params0(
+      "INSERT INTO callbackd.audit_log (tenant_id, mchid, outcome, latency_ms) VALUES ($1, '1900000100', "
+      "'applied', $2)",
+      tenant_id, reached ? std::optional<int>{40} : std::nullopt);
+  tx.commit();
+}
+
+std::string owner(const TestDatabase& db, const std::string& tenant_id) {
+  pqxx::connection c(db.conninfo());
+  pqxx::read_transaction tx(c);
+  auto r = tx.exec_params("SELECT instance_id FROM callbackd.tenant_leases WHERE tenant_id = $1", tenant_id);
+  return r.empty() ? "<none>" : r[0][0].as<std::string>();
+}
+
+std::set<std::string> ids(const reconcile::Ownership& o) {
+  std::set<std::string> s;
+  for (const auto& t : o.owned) s.insert(t.tenant_id);
+  return s;
+}
+
+pg::ReconcileStore store_of(const TestDatabase& db, const std::string& instance) {
+  callbackd::DatabaseConfig config;
+  config.url = db.conninfo();
+  return pg::ReconcileStore(config, instance);
+}
+
+}  // namespace
+
+TEST_CASE("a steady-state heartbeat is one statement", "[pg][store]") {
+  TestDatabase db;
+  add_tenants(db, {"a", "b", "c"});
+  auto store = store_of(db, "host:me");
+  auto first = store.heartbeat(20s, {}, 1s);
+  REQUIRE(ids(first) == std::set<std::string>{"a", "b", "c"});
+
+  // Nothing to acquire, nothing released, no other instance on this machine (the margin asks
+  // for the takeover candidates, in the same statement).
+  for (const auto margin : {std::optional<std::chrono::milliseconds>{1s}, std::optional<std::chrono::milliseconds>{}}) {
+    const auto before = store.statements_executed();
+    auto o = store.heartbeat(20s, {}, margin);
+    CHECK(store.statements_executed() - before == 1);
+    CHECK(ids(o) == std::set<std::string>{"a", "b", "c"});
+    CHECK(std::none_of(o.owned.begin(), o.owned.end(), [](const auto& t) { return t.acquired_now; }));
+    CHECK(o.live_instances == 1);
+    CHECK(o.fair_share == 3);
+    CHECK(o.dead_instances.empty());
+  }
+  // Renewed: the fencing tokens of the first acquisition are kept.
+  auto again = store.heartbeat(20s, {});
+  for (std::size_t i = 0; i < again.owned.size(); ++i)
+    CHECK(again.owned[i].fencing_token == first.owned[i].fencing_token);
+}
+
+TEST_CASE("one heartbeat statement releases a tenant and acquires others with their recent sends", "[pg][store]") {
+  TestDatabase db;
+  add_tenants(db, {"a"});
+  auto store = store_of(db, "host:me");
+  REQUIRE(ids(store.heartbeat(20s, {})) == std::set<std::string>{"a"});
+
+  add_tenants(db, {"b", "c"});
+  // Another instance sent for b: twice to WeChat Pay, once not (no latency: not counted).
+  audit(db, "b", true);
+  std::this_thread::sleep_for(50ms);
+  audit(db, "b", false);
+  audit(db, "b", true);
+
+  const auto before = store.statements_executed();
+  auto o = store.heartbeat(20s, {"a"});
+  CHECK(store.statements_executed() - before == 1);
+  // a is given up and not taken back by the same heartbeat; b and c are acquired up to the
+  // fair share (3 tenants, 1 instance), in tenant order.
+  REQUIRE(o.owned.size() == 2);
+  CHECK(o.owned[0].tenant_id == "b");
+  CHECK(o.owned[1].tenant_id == "c");
+  CHECK(o.owned[0].acquired_now);
+  CHECK(o.owned[1].acquired_now);
+  CHECK(owner(db, "a") == "<none>");
+  CHECK(owner(db, "b") == "host:me");
+  CHECK(o.fair_share == 3);
+  // Oldest first, each an age by the database clock.
+  REQUIRE(o.owned[0].recent_sends.size() == 2);
+  CHECK(o.owned[0].recent_sends[0] >= o.owned[0].recent_sends[1] + 40ms);
+  CHECK(o.owned[0].recent_sends[0] < 10s);
+  CHECK(o.owned[1].recent_sends.empty());
+
+  // The next heartbeat takes a back: it is free and within the share.
+  auto next = store.heartbeat(20s, {});
+  CHECK(ids(next) == std::set<std::string>{"a", "b", "c"});
+}
+
+TEST_CASE("a heartbeat acquires only up to the fair share and never a tenant another live instance holds",
+          "[pg][store]") {
+  TestDatabase db;
+  add_tenants(db, {"a", "b", "c", "d"});
+  auto one = store_of(db, "host:one");
+  auto two = store_of(db, "host:two");
+  REQUIRE(ids(one.heartbeat(20s, {})) == std::set<std::string>{"a", "b", "c", "d"});
+  auto o2 = two.heartbeat(20s, {});
+  CHECK(o2.owned.empty());
+  CHECK(o2.live_instances == 2);
+  CHECK(o2.fair_share == 2);
+  // One hands two over (as the lease keeper would), the other takes them on its next heartbeat.
+  auto o1 = one.heartbeat(20s, {"c", "d"});
+  CHECK(ids(o1) == std::set<std::string>{"a", "b"});
+  CHECK(o1.fair_share == 2);
+  o2 = two.heartbeat(20s, {});
+  CHECK(ids(o2) == std::set<std::string>{"c", "d"});
+  CHECK(owner(db, "c") == "host:two");
+}
+
+TEST_CASE("instances heartbeating at once never hold one tenant both", "[pg][store]") {
+  TestDatabase db;
+  std::vector<std::string> tenants;
+  for (int i = 0; i < 60; ++i) tenants.push_back("t" + std::to_string(100 + i));
+  add_tenants(db, tenants);
+  constexpr int kInstances = 3;
+  constexpr int kRounds = 8;
+  constexpr int kLongLeaseRounds = 4;
+  callbackd::DatabaseConfig config;
+  config.url = db.conninfo();
+  std::vector<std::unique_ptr<pg::ReconcileStore>> stores;
+  for (int i = 0; i < kInstances; ++i)
+    stores.push_back(std::make_unique<pg::ReconcileStore>(config, "host:" + std::to_string(i)));
+
+  // Catch2's assertions are not thread-safe: the threads only collect, the checks run here.
+  std::array<std::array<reconcile::Ownership, kInstances>, kRounds> seen;
+  std::array<std::array<std::string, kInstances>, kRounds> errors;
+  for (int round = 0; round < kRounds; ++round) {
+    std::atomic<int> ready{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kInstances; ++i)
+      threads.emplace_back([&, round, i] {
+        ++ready;
+        while (ready < kInstances) std::this_thread::yield();
+        // Then leases of 1 ms: they lapse at once, so every heartbeat renews lapsed leases of
+        // its own while the others acquire them (both in one statement each).
+        try {
+          seen[round][i] = stores[i]->heartbeat(round < kLongLeaseRounds ? 20s : 1ms, {});
+        } catch (const std::exception& e) {
+          errors[round][i] = e.what();
+        }
+      });
+    for (auto& t : threads) t.join();
+  }
+  for (int round = 0; round < kRounds; ++round) {
+    CAPTURE(round);
+    std::set<std::string> held;
+    std::size_t total = 0;
+    for (int i = 0; i < kInstances; ++i) {
+      CHECK(errors[round][i] == "");
+      const auto& o = seen[round][i];
+      const auto acquired = std::count_if(o.owned.begin(), o.owned.end(), [](const auto& t) { return t.acquired_now; });
+      const auto renewed = static_cast<long>(o.owned.size()) - acquired;
+      CHECK(acquired <= std::max(0L, o.fair_share - renewed));
+      total += o.owned.size();
+      for (const auto& t : o.owned) held.insert(t.tenant_id);
+    }
+    // While no lease lapses, no tenant is held twice, and from the first round on all are held.
+    if (round < kLongLeaseRounds) {
+      CHECK(held.size() == total);
+      CHECK(held.size() == tenants.size());
+    }
+  }
+}
