@@ -5,8 +5,7 @@
 namespace callbackd::engine {
 
 KeyLoader::KeyLoader(boost::asio::io_context& io, std::weak_ptr<const void> owner, Deliver deliver, Runner runner)
-    : shared_(std::make_shared<Shared>(io, std::move(owner), std::move(deliver))),
-      runner_(std::move(runner)) {
+    : shared_(std::make_shared<Shared>(io, std::move(owner), std::move(deliver))), runner_(std::move(runner)) {
   if (!runner_) thread_ = std::thread([this] { thread_loop(); });
 }
 

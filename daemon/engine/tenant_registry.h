@@ -81,7 +81,7 @@ class TenantRegistry {
   // The next read re-loads every tenant's keys, changed or not (SIGHUP: credentials_dir, or
   // files replaced in place).
   void reload_keys() { reload_keys_ = true; }
-  bool loaded() const { return loaded_; }  // a read has been applied
+  bool loaded() const { return loaded_; }                     // a read has been applied
   std::size_t keys_loading() const { return keys_loading_; }  // tenants whose key load is under way
   // Parsed keys by file content (the dispatcher's probe of a tenant whose keys failed).
   wechatpay::KeyCache& key_cache() { return keys_.cache(); }

@@ -9,8 +9,8 @@ Result<Key, KeyError> KeyCache::lookup(std::map<std::string, Entry<Key>>& entrie
                                        const std::string& source, Parse parse) {
   Digest digest{};
   unsigned int length = 0;
-  const bool hashed = EVP_Digest(pem.data(), pem.size(), digest.data(), &length, EVP_sha256(), nullptr) == 1 &&
-                      length == digest.size();
+  const bool hashed =
+      EVP_Digest(pem.data(), pem.size(), digest.data(), &length, EVP_sha256(), nullptr) == 1 && length == digest.size();
   if (hashed) {
     std::lock_guard lock(mutex_);
     if (auto it = entries.find(source); it != entries.end() && it->second.digest == digest) {

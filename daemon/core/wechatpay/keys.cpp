@@ -159,8 +159,8 @@ BnPtr rsa_param(EVP_PKEY* pkey, const char* name) {
 // gets OpenSSL's full check.
 bool rsa_components_fit(EVP_PKEY* pkey) {
   if (rsa_param(pkey, OSSL_PKEY_PARAM_RSA_FACTOR3)) {
-    std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> check(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr),
-                                                                      EVP_PKEY_CTX_free);
+    std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> check(
+        EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr), EVP_PKEY_CTX_free);
     return check && EVP_PKEY_pairwise_check(check.get()) == 1;
   }
   const BnPtr n = rsa_param(pkey, OSSL_PKEY_PARAM_RSA_N), e = rsa_param(pkey, OSSL_PKEY_PARAM_RSA_E),
