@@ -60,9 +60,17 @@ TEST_CASE("keys loading: a row changed meanwhile: the newer load wins over the s
   e.reconciler->on_notification("callbackd_tenants", "");
   REQUIRE(e.run_for(1s));
   REQUIRE(e.held_key_loads.size() == 2);
-  // The newer load answers first, then the stale one (missing.pem): that one is dropped.
-  std::swap(e.held_key_loads[0], e.held_key_loads[1]);
-  e.release_key_loads();
+  SECTION("the stale answer (missing.pem) first: dropped, since a newer load is under way") {
+    e.release_key_loads(1);
+    REQUIRE(e.run_for(1s));
+    CHECK(e.wechatpay.received().empty());  // still waiting for the newer load
+    CHECK(e.store.pauses().empty());
+    e.release_key_loads();
+  }
+  SECTION("the newer answer first, then the stale one: dropped") {
+    std::swap(e.held_key_loads[0], e.held_key_loads[1]);
+    e.release_key_loads();
+  }
   REQUIRE(e.run_until([&] { return e.store.in_sync() == 10; }, 1min));
   REQUIRE(e.run_for(30s));
   INFO(e.figures());
