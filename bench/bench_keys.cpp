@@ -152,26 +152,35 @@ int main(int argc, char** argv) {
   // own CPU time between ticks is the work it did meanwhile, which is what a load costs it.
   boost::asio::steady_timer ticker(io);
   double longest_gap_ms = 0, longest_busy_ms = 0;
+  int ticks = 0, busy_over_2ms = 0;
   auto last_tick = Clock::now();
   double last_cpu_ms = thread_cpu_ms();
   std::function<void()> tick = [&] {
     ticker.expires_after(std::chrono::milliseconds{1});
     ticker.async_wait([&](boost::system::error_code) {
       longest_gap_ms = std::max(longest_gap_ms, ms_since(last_tick));
-      longest_busy_ms = std::max(longest_busy_ms, thread_cpu_ms() - last_cpu_ms);
+      const double busy_ms = thread_cpu_ms() - last_cpu_ms;
+      longest_busy_ms = std::max(longest_busy_ms, busy_ms);
+      busy_over_2ms += busy_ms > 2.0;
+      ++ticks;
       last_tick = Clock::now();
       last_cpu_ms = thread_cpu_ms();
       if (answers < tenants) tick();
     });
   };
+  // Asking for every load is part of reading callbackd.tenants (TenantRegistry::apply), timed
+  // apart: the ticks measure what the answers cost the io thread.
   const auto start = Clock::now();
-  tick();
   for (const auto& row : rows) loader.load({row.tenant_id, 1, row, dir});  // fresh cache: every key checked
+  const double asking_ms = ms_since(start);
+  last_tick = Clock::now();
+  last_cpu_ms = thread_cpu_ms();
+  tick();
   io.run();
   std::printf(
-      "%d tenants on the KeyLoader thread (cold cache): all answered in %.2f s; between two 1 ms ticks of the "
-      "io_context: at most %.2f ms of its CPU, %.2f ms of wall time\n",
-      tenants, ms_since(start) / 1000, longest_busy_ms, longest_gap_ms);
+      "%d tenants on the KeyLoader thread (cold cache): asking %.2f ms, all answered in %.2f s; between two 1 ms "
+      "ticks of the io_context: at most %.2f ms of its CPU (over 2 ms in %d of %d), %.2f ms of wall time\n",
+      tenants, asking_ms, ms_since(start) / 1000, longest_busy_ms, busy_over_2ms, ticks, longest_gap_ms);
   fs::remove_all(dir);
   return 0;
 }

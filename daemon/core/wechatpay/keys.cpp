@@ -152,9 +152,9 @@ BnPtr rsa_param(EVP_PKEY* pkey, const char* name) {
 // e*d = 1 (mod p-1) and (mod q-1), dP = d mod (p-1), dQ = d mod (q-1), qInv*q = 1 (mod p).
 // Flipped bits in any one of them break at least one equation. This is OpenSSL's
 // EVP_PKEY_pairwise_check for RSA minus its proof that p and q are prime (Miller-Rabin
-// rounds on two 1024-bit numbers): that proof was ~99 % of its ~40-70 ms per key
-// (docs/benchmarks.md, "Loading tenants' keys"), and what it adds, factors that are not
-// prime, is a key that signs wrongly, which signs_correctly() catches. These few products and
+// rounds on two 1024-bit numbers): that proof was nearly all of its 40 ms and more per key
+// (bench/bench_keys.cpp; docs/benchmarks.md, "Start-up"), and what it adds, factors that are
+// not prime, is a key that signs wrongly, which signs_correctly() catches. These few products and
 // remainders take some microseconds. A key of more than two primes (never issued by WeChat Pay)
 // gets OpenSSL's full check.
 bool rsa_components_fit(EVP_PKEY* pkey) {
