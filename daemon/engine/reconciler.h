@@ -57,7 +57,8 @@ struct ReconcilerOptions {
   std::string instance;         // "host:pid", recorded in claims and audit rows
   // Operations hooks (app/operations.cpp: sd_notify, metrics), called on the io_context
   // thread; either may be empty.
-  std::function<void()> on_tenants_loaded;  // after each read of callbackd.tenants was applied (keys checked)
+  // After a read of callbackd.tenants was applied and the keys it asked for were loaded.
+  std::function<void()> on_tenants_loaded;
   std::function<void(const AttemptObserved&)> on_attempt;
   // Seeds the loop's randomness (the jitter of backoffs and probes); unset: std::random_device.
   // The engine tests fix it, so that a run is reproducible.
