@@ -33,7 +33,8 @@ bool is_upper_hex(std::string_view s) {
 }  // namespace
 
 Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const TenantRow& tenant,
-                                                                        const std::string& credentials_dir) {
+                                                                        const std::string& credentials_dir,
+                                                                        wechatpay::KeyCache* cache) {
   std::vector<Problem> problems;
   const std::string who = "tenant '" + tenant.tenant_id + "'";
   auto problem = [&](const std::string& column, std::string what, std::string fix = "") {
@@ -68,7 +69,7 @@ Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const Te
 
   std::optional<wechatpay::PrivateKey> private_key;
   if (auto file = open_key("private_key_path", tenant.private_key_path)) {
-    auto key = wechatpay::read_private_key(file->fd(), file->path(), ::geteuid());
+    auto key = wechatpay::read_private_key(file->fd(), file->path(), ::geteuid(), cache);
     if (key)
       private_key = key.value();
     else
@@ -79,7 +80,7 @@ Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const Te
   auto add_key = [&](const std::string& column, const std::string& key_id, const std::string& sql_path) {
     auto file = open_key(column, sql_path);
     if (!file) return;
-    auto key = wechatpay::read_verification_key(file->fd(), file->path());
+    auto key = wechatpay::read_verification_key(file->fd(), file->path(), cache);
     if (!key) {
       problem(column, key.error().message, key.error().fix);
       return;

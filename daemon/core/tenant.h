@@ -42,9 +42,12 @@ struct TenantCredentials {
 // keys through those descriptors as the daemon's euid (whose ACL entry may grant a private
 // key), cross-checks them, and checks the identifiers' shapes (mchid digits, serial uppercase hex). Returns every
 // problem found, each naming the tenant, the column and the fix. Used by check-config (where
-// a problem is fatal) and by the daemon (where it pauses only that tenant).
+// a problem is fatal) and by the daemon (where it pauses only that tenant). With a `cache`
+// (the daemon's), key files whose bytes were parsed before are not decoded and checked again
+// (wechatpay/key_cache.h); the files are still opened, read and their permissions checked.
 Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const TenantRow& tenant,
-                                                                        const std::string& credentials_dir);
+                                                                        const std::string& credentials_dir,
+                                                                        wechatpay::KeyCache* cache = nullptr);
 
 std::string_view tenant_mode_name(TenantMode mode);
 

@@ -62,7 +62,8 @@ asio::awaitable<void> Dispatcher::attempt(std::string tenant_id, reconcile::Work
   TenantRuntime* t = tenants_.find(tenant_id);
   if (!t->credentials) {
     // A tenant whose key files failed to load is probed by loading them again, not by a request.
-    auto loaded = load_tenant_credentials(t->row, config_.credentials_dir);
+    // Through the cache: unchanged files cost their reading and permission checks, no crypto.
+    auto loaded = load_tenant_credentials(t->row, config_.credentials_dir, &tenants_.key_cache());
     if (loaded) t->credentials = std::make_shared<const TenantCredentials>(std::move(loaded).value());
   }
   wechatpay::Outcome outcome;

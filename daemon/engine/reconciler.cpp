@@ -33,13 +33,13 @@ Reconciler::Reconciler(asio::io_context& io, Config config, Clock& clock, http::
       options_(std::move(options)),
       policy_(reconcile::RowPolicy::from_config(config_.reconciler)),
       scheduler_(config_.reconciler),
-      random_(std::random_device{}()),
+      random_(options_.random_seed ? *options_.random_seed : std::random_device{}()),
       lifetime_(std::make_shared<const bool>(true)),
       wake_(clock.make_timer(io)),
       records_(io, clock, db, lifetime_, stats_, [this] { kick(); }),
       tenants_(
           io, clock, db, lifetime_, config_, scheduler_, records_, random_, [this] { kick(); },
-          options_.on_tenants_loaded),
+          options_.on_tenants_loaded, options_.run_key_load),
       leases_(io, clock, db, lifetime_, config_, tenants_, scheduler_, [this] { kick(); }),
       dispatcher_(io, clock, client, lifetime_, config_, policy_, options_, tenants_, scheduler_, records_, stats_,
                   random_, [this] { kick(); }) {}

@@ -57,8 +57,16 @@ struct ReconcilerOptions {
   std::string instance;         // "host:pid", recorded in claims and audit rows
   // Operations hooks (app/operations.cpp: sd_notify, metrics), called on the io_context
   // thread; either may be empty.
-  std::function<void()> on_tenants_loaded;  // after each read of callbackd.tenants was applied (keys checked)
+  // After a read of callbackd.tenants was applied and the keys it asked for were loaded.
+  std::function<void()> on_tenants_loaded;
   std::function<void(const AttemptObserved&)> on_attempt;
+  // Seeds the loop's randomness (the jitter of backoffs and probes); unset: std::random_device.
+  // The engine tests fix it, so that a run is reproducible.
+  std::optional<std::uint64_t> random_seed;
+  // Where tenants' key files are loaded (engine/key_loader.h); empty: a thread of their own.
+  // The engine tests post the loads to the io_context, so that simulated time stays
+  // deterministic.
+  KeyLoader::Runner run_key_load;
 };
 
 // Counters for logs, metrics and tests.

@@ -42,7 +42,8 @@ struct TenantsRead {
 TenantRegistry::TenantRegistry(boost::asio::io_context& io, Clock& clock, DbWorker& db,
                                std::weak_ptr<const void> lifetime, const Config& config,
                                reconcile::FairScheduler& scheduler, RecordBatcher& records, std::mt19937_64& random,
-                               std::function<void()> wake, std::function<void()> on_loaded)
+                               std::function<void()> wake, std::function<void()> on_loaded,
+                               KeyLoader::Runner run_key_load)
     : io_(io),
       clock_(clock),
       db_(db),
@@ -52,7 +53,9 @@ TenantRegistry::TenantRegistry(boost::asio::io_context& io, Clock& clock, DbWork
       records_(records),
       random_(random),
       wake_(std::move(wake)),
-      on_loaded_(std::move(on_loaded)) {}
+      on_loaded_(std::move(on_loaded)),
+      keys_(
+          io, lifetime_, [this](KeysLoaded loaded) { keys_loaded(std::move(loaded)); }, std::move(run_key_load)) {}
 
 TenantRuntime* TenantRegistry::find(const std::string& tenant_id) {
   auto it = tenants_.find(tenant_id);
@@ -93,13 +96,13 @@ void TenantRegistry::apply(std::vector<TenantRow> rows, std::map<std::string, re
     auto [it, is_new] = tenants_.try_emplace(row.tenant_id, nullptr);
     if (is_new) it->second = std::make_unique<TenantRuntime>();
     TenantRuntime& t = *it->second;
-    const bool keys_changed = is_new || reload_keys || !same_credentials(t.row, row);
+    const bool row_changed = is_new || !same_credentials(t.row, row);
     t.row = std::move(row);
+    if (row_changed || reload_keys) load_credentials(t, is_new, row_changed, pauses);
     t.scheduled_mode.reset();  // settings may have changed: sync_scheduler() tells the scheduler
     sync_scheduler(t, now);
     attention_.wake(t.id());  // its mode, rate or pause may have changed: the loop looks again
     apply_stored_pause(t, is_new, pauses, now);
-    if (keys_changed) load_credentials(t, is_new, pauses);
   }
   for (auto it = tenants_.begin(); it != tenants_.end();) {
     if (seen.count(it->first)) {
@@ -107,12 +110,20 @@ void TenantRegistry::apply(std::vector<TenantRow> rows, std::map<std::string, re
       continue;
     }
     release_buffer(*it->second);
+    forget_key_load(*it->second);
     scheduler_.remove_tenant(it->first);
     attention_.forget(it->first);
     logging::info("tenant_removed", {{"tenant", log_id(it->first)}});
     it = tenants_.erase(it);
   }
   loaded_ = true;
+  on_loaded_pending_ = true;
+  notify_loaded_when_keys_are();
+}
+
+void TenantRegistry::notify_loaded_when_keys_are() {
+  if (!on_loaded_pending_ || keys_loading_ > 0) return;
+  on_loaded_pending_ = false;
   if (on_loaded_) on_loaded_();
 }
 
@@ -138,10 +149,43 @@ void TenantRegistry::apply_stored_pause(TenantRuntime& t, bool is_new,
   }
 }
 
-void TenantRegistry::load_credentials(TenantRuntime& t, bool is_new,
+void TenantRegistry::load_credentials(TenantRuntime& t, bool is_new, bool row_changed,
                                       const std::map<std::string, reconcile::StoredTenantPause>& pauses) {
+  if (row_changed) {
+    // The keys of the old row are not this row's: nothing is signed until the new ones load.
+    // (A SIGHUP re-check of the same row keeps sending with the keys it has meanwhile.)
+    t.credentials.reset();
+    t.credentials_problem.clear();
+  }
+  if (!t.key_load) ++keys_loading_;
+  const auto stored = pauses.find(t.id());
+  t.key_load = TenantRuntime::KeyLoad{
+      ++key_generation_, is_new,
+      stored != pauses.end() ? std::optional<std::string>(stored->second.error_code) : std::nullopt};
+  keys_.load(KeyLoadRequest{t.id(), t.key_load->generation, t.row, config_.credentials_dir});
+}
+
+void TenantRegistry::forget_key_load(TenantRuntime& t) {
+  if (!t.key_load) return;
+  t.key_load.reset();  // its answer finds no load of that generation and is dropped
+  --keys_loading_;
+}
+
+void TenantRegistry::keys_loaded(KeysLoaded loaded) {
+  TenantRuntime* t = find(loaded.tenant_id);
+  // Removed meanwhile, or its row changed again (SIGHUP): the newer load's answer is the one.
+  if (!t || !t->key_load || t->key_load->generation != loaded.generation) return;
+  const TenantRuntime::KeyLoad load = *t->key_load;
+  forget_key_load(*t);
+  apply_credentials(*t, load, std::move(loaded.credentials));
+  sync_scheduler(*t, clock_.now());
+  notify_loaded_when_keys_are();
+  wake_();
+}
+
+void TenantRegistry::apply_credentials(TenantRuntime& t, const TenantRuntime::KeyLoad& load,
+                                       Result<TenantCredentials, std::vector<Problem>> loaded) {
   const std::string& id = t.id();
-  auto loaded = load_tenant_credentials(t.row, config_.credentials_dir);
   if (!loaded) {
     t.credentials.reset();
     t.credentials_problem = join_problems(loaded.error());
@@ -154,8 +198,7 @@ void TenantRegistry::load_credentials(TenantRuntime& t, bool is_new,
   t.credentials_problem.clear();
   // Resume a tenant paused by the daemon when its keys changed or its key files load now
   // (reconcile::resume_when_keys_load, pause_merge.h).
-  const auto stored = pauses.find(id);
-  if (reconcile::resume_when_keys_load(is_new, stored != pauses.end() ? &stored->second.error_code : nullptr)) {
+  if (reconcile::resume_when_keys_load(load.is_new, load.stored_pause_code ? &*load.stored_pause_code : nullptr)) {
     if (const auto* state = scheduler_.tenant_state(id); state && state->paused_by_error()) {
       scheduler_.resume(id);
       resumed(id, "credentials changed");
@@ -168,6 +211,8 @@ void TenantRegistry::load_credentials(TenantRuntime& t, bool is_new,
 
 TenantMode TenantRegistry::scheduled_mode(const TenantRuntime& t, Instant now) const {
   if (t.row.mode == TenantMode::paused) return TenantMode::paused;
+  // Its keys are loading and it has none yet: nothing to sign with, and no reason to pause it.
+  if (t.key_load && !t.credentials) return TenantMode::observe;
   // Not ours (or not surely ours any more): plan, never send. The scheduler keeps the tenant,
   // so its pacer history survives a lapse and a regained lease.
   if (!t.owned || t.releasing || now >= t.send_until) return TenantMode::observe;

@@ -1,7 +1,8 @@
 // The tenants as the run loop knows them: callbackd.tenants read (on start, NOTIFY, SIGHUP,
 // a lease acquired), each tenant's keys loaded and kept, its pause by an error applied (from
 // the database and to it), its claimed rows buffered, and what the scheduler is told about
-// it. Runs on the io_context; reads and writes go through the DbWorker.
+// it. Runs on the io_context; reads and writes go through the DbWorker, key files through the
+// KeyLoader.
 #pragma once
 
 #include <deque>
@@ -22,6 +23,7 @@
 #include "core/tenant.h"
 #include "engine/clock.h"
 #include "engine/db_worker.h"
+#include "engine/key_loader.h"
 
 namespace callbackd::engine {
 
@@ -35,6 +37,16 @@ struct TenantRuntime {
   std::deque<reconcile::WorkItem> buffer;  // claimed, validated, waiting for a slot
   std::set<std::string> in_flight;         // sub-merchants being sent
   std::string credentials_problem;         // why the key files failed to load ("" when they loaded)
+  // The load of its key files under way (KeyLoader), if any. Its generation tells its answer
+  // from a stale one (the row changed again, or the tenant was removed and re-added, while it
+  // ran); `is_new` and the stored pause's code are what the answer is judged with
+  // (reconcile::resume_when_keys_load).
+  struct KeyLoad {
+    std::uint64_t generation = 0;
+    bool is_new = false;
+    std::optional<std::string> stored_pause_code;
+  };
+  std::optional<KeyLoad> key_load;
   bool claim_pending = false;
   bool drained = false;  // the last claim found fewer due rows than asked for (cleared by TenantRegistry::wake_up)
   // Tenant ownership (several instances share one database; migrations/0003, lease_keeper.h):
@@ -55,11 +67,14 @@ class TenantRegistry {
   using Tenants = std::map<std::string, std::unique_ptr<TenantRuntime>>;
 
   // `config` is the reconciler's (credentials_dir, tenant_probe_interval), read at each use so
-  // that a reload applies. `wake` is called when a read came back; `on_loaded` after each
-  // read was applied (ReconcilerOptions::on_tenants_loaded; may be empty).
+  // that a reload applies. `wake` is called when a read or a tenant's keys came back;
+  // `on_loaded` once a read was applied and the keys it asked for were loaded
+  // (ReconcilerOptions::on_tenants_loaded; may be empty). `run_key_load`: where key files are
+  // loaded (KeyLoader::Runner; empty: a thread of the registry's own).
   TenantRegistry(boost::asio::io_context& io, Clock& clock, DbWorker& db, std::weak_ptr<const void> lifetime,
                  const Config& config, reconcile::FairScheduler& scheduler, RecordBatcher& records,
-                 std::mt19937_64& random, std::function<void()> wake, std::function<void()> on_loaded);
+                 std::mt19937_64& random, std::function<void()> wake, std::function<void()> on_loaded,
+                 KeyLoader::Runner run_key_load = {});
 
   // Reads callbackd.tenants and the stored pauses, then applies them: one read at a time (a
   // refresh asked for while one is out is that one).
@@ -67,7 +82,10 @@ class TenantRegistry {
   // The next read re-loads every tenant's keys, changed or not (SIGHUP: credentials_dir, or
   // files replaced in place).
   void reload_keys() { reload_keys_ = true; }
-  bool loaded() const { return loaded_; }  // a read has been applied
+  bool loaded() const { return loaded_; }                     // a read has been applied
+  std::size_t keys_loading() const { return keys_loading_; }  // tenants whose key load is under way
+  // Parsed keys by file content (the dispatcher's probe of a tenant whose keys failed).
+  wechatpay::KeyCache& key_cache() { return keys_.cache(); }
   bool refresh_pending() const { return refresh_pending_; }
 
   Tenants& all() { return tenants_; }
@@ -111,8 +129,16 @@ class TenantRegistry {
   // The scheduler's pause of a tenant, read back from the database or cleared there.
   void apply_stored_pause(TenantRuntime& t, bool is_new,
                           const std::map<std::string, reconcile::StoredTenantPause>& pauses, reconcile::Instant now);
-  void load_credentials(TenantRuntime& t, bool is_new,
+  // Asks the KeyLoader for the tenant's keys; until they are back, a tenant without keys
+  // neither sends nor is paused for them (scheduled_mode).
+  void load_credentials(TenantRuntime& t, bool is_new, bool row_changed,
                         const std::map<std::string, reconcile::StoredTenantPause>& pauses);
+  // A key load's answer, on the io_context: applied unless a newer load was asked for meanwhile.
+  void keys_loaded(KeysLoaded loaded);
+  void apply_credentials(TenantRuntime& t, const TenantRuntime::KeyLoad& load,
+                         Result<TenantCredentials, std::vector<Problem>> loaded);
+  void forget_key_load(TenantRuntime& t);
+  void notify_loaded_when_keys_are();
 
   boost::asio::io_context& io_;
   Clock& clock_;
@@ -129,6 +155,11 @@ class TenantRegistry {
   bool loaded_ = false;
   bool refresh_pending_ = false;
   bool reload_keys_ = false;
+  std::uint64_t key_generation_ = 0;
+  std::size_t keys_loading_ = 0;
+  bool on_loaded_pending_ = false;  // a read was applied; on_loaded once its keys are loaded
+  // Last: destroyed first, so its thread ends before anything it delivers to.
+  KeyLoader keys_;
 };
 
 }  // namespace callbackd::engine

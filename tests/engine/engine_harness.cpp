@@ -5,6 +5,9 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -69,6 +72,14 @@ Engine::Engine(int tenants, int rate_per_minute, Config cfg)
   }
   engine::ReconcilerOptions options;
   options.instance = "sim-host:1";
+  options.random_seed = 14;  // reproducible runs: the same jitter every time
+  // Keys load inline, as one event of simulated time each (the daemon loads them on a thread).
+  options.run_key_load = [this](std::function<void()> load) {
+    if (hold_key_loads)
+      held_key_loads.push_back(std::move(load));
+    else
+      boost::asio::post(io, std::move(load));
+  };
   reconciler = std::make_unique<engine::Reconciler>(io, config, clock, wechatpay, db, std::move(options));
 }
 
@@ -101,6 +112,13 @@ void Engine::start() {
     running_ = false;
     if (e) std::rethrow_exception(e);
   });
+}
+
+void Engine::release_key_loads(std::size_t how_many) {
+  if (how_many >= held_key_loads.size()) hold_key_loads = false;
+  how_many = std::min(how_many, held_key_loads.size());
+  for (std::size_t i = 0; i < how_many; ++i) boost::asio::post(io, std::move(held_key_loads[i]));
+  held_key_loads.erase(held_key_loads.begin(), held_key_loads.begin() + static_cast<std::ptrdiff_t>(how_many));
 }
 
 bool Engine::run_for(Duration d) { return driver.run_for(d); }

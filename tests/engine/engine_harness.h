@@ -7,8 +7,11 @@
 #include "http/asio_coroutine.h"  // first: the Boost 1.74 + g++ 12 fixes
 
 #include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/db_worker.h"
 #include "fake_wechatpay.h"
@@ -63,6 +66,11 @@ class Engine {
   engine::DbWorker db{io, store};
   Config config;
   std::unique_ptr<engine::Reconciler> reconciler;
+  // While true, tenants' key loads wait in `held_key_loads` (a slow disk, a long start-up)
+  // until release_key_loads() runs them.
+  bool hold_key_loads = false;
+  std::vector<std::function<void()>> held_key_loads;
+  void release_key_loads(std::size_t how_many = SIZE_MAX);  // the first `how_many` held, in order
 
  private:
   std::string credentials_dir_;

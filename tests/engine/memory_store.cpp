@@ -17,6 +17,12 @@ MemoryStore::MemoryStore(const engine::Clock& clock, std::string instance)
 
 void MemoryStore::add_tenant(TenantRow row) { tenants_.push_back(std::move(row)); }
 
+TenantRow* MemoryStore::tenant(const std::string& tenant_id) {
+  for (auto& row : tenants_)
+    if (row.tenant_id == tenant_id) return &row;
+  return nullptr;
+}
+
 void MemoryStore::set_desired(const std::string& sub_mchid, const std::string& tenant_id,
                               std::optional<std::string> notify_url, std::optional<bool> push_switch) {
   Desired& d = desired_[sub_mchid];

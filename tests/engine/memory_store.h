@@ -77,6 +77,8 @@ class MemoryStore final : public engine::Store {
 
   // --- What operators and triggers do (the tests' side) -----------------------------------
   void add_tenant(TenantRow row);
+  // The stored row of `tenant_id` (an operator's UPDATE), or null.
+  TenantRow* tenant(const std::string& tenant_id);
   // INSERT/UPDATE of desired_callbacks: a new revision, queued due now with any claim dropped
   // (the enqueue trigger of 0002). The NOTIFY is the test's to deliver.
   void set_desired(const std::string& sub_mchid, const std::string& tenant_id, std::optional<std::string> notify_url,

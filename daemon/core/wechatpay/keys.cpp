@@ -10,6 +10,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/decoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -17,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "core/file_access.h"
+#include "core/wechatpay/key_cache.h"
 #include "core/unique_fd.h"
 
 namespace callbackd::wechatpay {
@@ -135,6 +137,71 @@ std::string serial_hex(const X509* cert) {
   return out;  // BN_bn2hex writes uppercase
 }
 
+struct BnFree {
+  void operator()(BIGNUM* b) const { BN_clear_free(b); }  // private components: wiped
+};
+using BnPtr = std::unique_ptr<BIGNUM, BnFree>;
+
+BnPtr rsa_param(EVP_PKEY* pkey, const char* name) {
+  BIGNUM* bn = nullptr;
+  if (EVP_PKEY_get_bn_param(pkey, name, &bn) != 1) return nullptr;
+  return BnPtr(bn);
+}
+
+// Whether the components of a decoded RSA private key belong together: n = p*q,
+// e*d = 1 (mod p-1) and (mod q-1), dP = d mod (p-1), dQ = d mod (q-1), qInv*q = 1 (mod p).
+// Flipped bits in any one of them break at least one equation. This is OpenSSL's
+// EVP_PKEY_pairwise_check for RSA minus its proof that p and q are prime (Miller-Rabin
+// rounds on two 1024-bit numbers): that proof was nearly all of its 40 ms and more per key
+// (bench/bench_keys.cpp; docs/benchmarks.md, "Start-up"), and what it adds, factors that are
+// not prime, is a key that signs wrongly, which signs_correctly() catches. These few products and
+// remainders take some microseconds. A key of more than two primes (never issued by WeChat Pay)
+// gets OpenSSL's full check.
+bool rsa_components_fit(EVP_PKEY* pkey) {
+  if (rsa_param(pkey, OSSL_PKEY_PARAM_RSA_FACTOR3)) {
+    std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> check(
+        EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr), EVP_PKEY_CTX_free);
+    return check && EVP_PKEY_pairwise_check(check.get()) == 1;
+  }
+  const BnPtr n = rsa_param(pkey, OSSL_PKEY_PARAM_RSA_N), e = rsa_param(pkey, OSSL_PKEY_PARAM_RSA_E),
+              d = rsa_param(pkey, OSSL_PKEY_PARAM_RSA_D), p = rsa_param(pkey, OSSL_PKEY_PARAM_RSA_FACTOR1),
+              q = rsa_param(pkey, OSSL_PKEY_PARAM_RSA_FACTOR2), dp = rsa_param(pkey, OSSL_PKEY_PARAM_RSA_EXPONENT1),
+              dq = rsa_param(pkey, OSSL_PKEY_PARAM_RSA_EXPONENT2),
+              qinv = rsa_param(pkey, OSSL_PKEY_PARAM_RSA_COEFFICIENT1);
+  if (!n || !e || !d || !p || !q || !dp || !dq || !qinv) return false;  // a component is missing
+  std::unique_ptr<BN_CTX, decltype(&BN_CTX_free)> ctx(BN_CTX_secure_new(), BN_CTX_free);
+  const BnPtr product(BN_new()), p1(BN_new()), q1(BN_new()), r(BN_new());
+  if (!ctx || !product || !p1 || !q1 || !r) return false;
+  auto mod_is = [&](const BIGNUM* a, const BIGNUM* m, const BIGNUM* expected) {
+    return BN_mod(r.get(), a, m, ctx.get()) == 1 && BN_cmp(r.get(), expected) == 0;
+  };
+  if (BN_is_one(p.get()) || BN_is_one(q.get()) || BN_is_zero(p.get()) || BN_is_zero(q.get())) return false;
+  if (BN_mul(product.get(), p.get(), q.get(), ctx.get()) != 1 || BN_cmp(product.get(), n.get()) != 0) return false;
+  if (BN_sub(p1.get(), p.get(), BN_value_one()) != 1 || BN_sub(q1.get(), q.get(), BN_value_one()) != 1) return false;
+  if (!mod_is(d.get(), p1.get(), dp.get()) || !mod_is(d.get(), q1.get(), dq.get())) return false;
+  if (BN_mul(product.get(), e.get(), d.get(), ctx.get()) != 1) return false;
+  if (!mod_is(product.get(), p1.get(), BN_value_one()) || !mod_is(product.get(), q1.get(), BN_value_one()))
+    return false;
+  if (BN_mul(product.get(), qinv.get(), q.get(), ctx.get()) != 1) return false;
+  return mod_is(product.get(), p.get(), BN_value_one());
+}
+
+// The harm itself, checked directly: a test signature (SHA256withRSA, as every request is
+// signed) that the key's own public half verifies. About a millisecond.
+bool signs_correctly(EVP_PKEY* pkey) {
+  static constexpr unsigned char kMessage[] = "callbackd key check";
+  unsigned char signature[1024];  // RSA up to 8192 bits
+  std::size_t length = sizeof signature;
+  if (static_cast<std::size_t>(EVP_PKEY_get_size(pkey)) > length) return false;
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sign(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!sign || EVP_DigestSignInit(sign.get(), nullptr, EVP_sha256(), nullptr, pkey) != 1 ||
+      EVP_DigestSign(sign.get(), signature, &length, kMessage, sizeof kMessage) != 1)
+    return false;
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> verify(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  return verify && EVP_DigestVerifyInit(verify.get(), nullptr, EVP_sha256(), nullptr, pkey) == 1 &&
+         EVP_DigestVerify(verify.get(), signature, length, kMessage, sizeof kMessage) == 1;
+}
+
 }  // namespace
 
 int PrivateKey::bits() const noexcept { return EVP_PKEY_get_bits(pkey_.get()); }
@@ -172,22 +239,19 @@ Result<PrivateKey, KeyError> parse_private_key_pem(std::string_view pem, std::st
   auto pkey = own(raw);
   if (auto ok = check_rsa(pkey.get(), source, "the private key"); !ok) return std::move(ok).error();
   // A damaged key can still decode (flipped bits inside a number); it would then sign every
-  // request wrongly and the tenant would see nothing but 401 SIGN_ERROR. The pairwise check
-  // (n = p*q, e*d = 1 mod lambda(n)) catches that here, once, for a fraction of a millisecond.
-  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> check(
-      EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr), EVP_PKEY_CTX_free);
-  if (!check || EVP_PKEY_pairwise_check(check.get()) != 1)
+  // request wrongly and the tenant would see nothing but 401 SIGN_ERROR. Caught here, once.
+  if (!rsa_components_fit(pkey.get()) || !signs_correctly(pkey.get()))
     return error(KeyError::Kind::corrupt, source, "the private key is corrupt (its RSA components do not fit together)",
                  "download the key again from the merchant platform");
   ERR_clear_error();
   return PrivateKey(std::move(pkey));
 }
 
-Result<PrivateKey, KeyError> read_private_key(int fd, const std::string& path, uid_t daemon_uid) {
+Result<PrivateKey, KeyError> read_private_key(int fd, const std::string& path, uid_t daemon_uid, KeyCache* cache) {
   struct stat st {};
   auto data = read_key_file(fd, path, st);
   if (!data) return std::move(data).error();
-  auto parsed = parse_private_key_pem(*data, path);
+  auto parsed = cache ? cache->private_key(*data, path) : parse_private_key_pem(*data, path);
   // A certificate or public key named where the private key belongs holds no secret: saying
   // "chmod 600" about it would send the operator to fix the wrong thing first.
   if (!parsed && parsed.error().kind == KeyError::Kind::not_a_key) return parsed;
@@ -256,11 +320,11 @@ Result<VerificationKey, KeyError> parse_verification_key_pem(std::string_view pe
   return VerificationKey(std::move(pkey), std::nullopt);
 }
 
-Result<VerificationKey, KeyError> read_verification_key(int fd, const std::string& path) {
+Result<VerificationKey, KeyError> read_verification_key(int fd, const std::string& path, KeyCache* cache) {
   struct stat st {};
   auto data = read_key_file(fd, path, st);
   if (!data) return std::move(data).error();
-  return parse_verification_key_pem(*data, path);
+  return cache ? cache->verification_key(*data, path) : parse_verification_key_pem(*data, path);
 }
 
 Result<VerificationKey, KeyError> load_verification_key_file(const std::string& path) {

@@ -42,6 +42,8 @@ struct KeyError {
   Problem to_problem() const { return Problem{"", message, fix}; }
 };
 
+class KeyCache;  // key_cache.h
+
 // A failure inside OpenSSL itself (allocation, provider missing). Rare; never contains key bytes.
 struct CryptoError {
   std::string message;
@@ -93,7 +95,10 @@ Result<PrivateKey, KeyError> load_private_key_file(const std::string& path);
 // The same through `fd`, already open for reading (e.g. a CredentialFile; not closed here):
 // fstat, the ACL and the bytes all come from that descriptor. `path` names the file in
 // messages; `daemon_uid` is the account an ACL may name (load_private_key_file: the euid).
-Result<PrivateKey, KeyError> read_private_key(int fd, const std::string& path, uid_t daemon_uid);
+// With a `cache`, bytes parsed before at `path` are not parsed and checked again; the file's
+// permissions are checked every time all the same.
+Result<PrivateKey, KeyError> read_private_key(int fd, const std::string& path, uid_t daemon_uid,
+                                              KeyCache* cache = nullptr);
 
 // The same checks minus the file ones, for PEM already in memory. `source` names it in messages.
 Result<PrivateKey, KeyError> parse_private_key_pem(std::string_view pem, std::string_view source);
@@ -102,8 +107,9 @@ Result<PrivateKey, KeyError> parse_private_key_pem(std::string_view pem, std::st
 // (PKCS#1) or "CERTIFICATE" (X.509) PEM. No permission check (public material).
 // Errors: missing, unreadable, corrupt, not_a_key (e.g. a private key or garbage), wrong_type.
 Result<VerificationKey, KeyError> load_verification_key_file(const std::string& path);
-// The same through `fd`, already open for reading (not closed here).
-Result<VerificationKey, KeyError> read_verification_key(int fd, const std::string& path);
+// The same through `fd`, already open for reading (not closed here); `cache` as for
+// read_private_key.
+Result<VerificationKey, KeyError> read_verification_key(int fd, const std::string& path, KeyCache* cache = nullptr);
 Result<VerificationKey, KeyError> parse_verification_key_pem(std::string_view pem, std::string_view source);
 
 // True when `private_key` is the private half of `public_key` (compares the RSA public
