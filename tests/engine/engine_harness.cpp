@@ -151,7 +151,8 @@ std::string Engine::figures() const {
     << store.statements_executed() << ", polls " << e.polls << ", heartbeats " << e.heartbeats << ", notifications "
     << e.notifications << "; timer deadlines fired " << clock.counts.deadlines_fired << ", passed deadlines fired "
     << clock.counts.passed_deadlines_fired << ", wake-ups " << clock.counts.wakes
-    << (driver.gave_up ? " (GAVE UP: spinning)" : "");
+    << (driver.gave_up ? " (GAVE UP: spinning)" : "") << "; store calls by kind:";
+  for (const auto& [kind, n] : store.calls_by_kind()) s << " " << kind << " " << n;
   return s.str();
 }
 

@@ -42,7 +42,7 @@ void MemoryStore::set_desired(const std::string& sub_mchid, const std::string& t
 }
 
 std::vector<TenantRow> MemoryStore::tenants() {
-  ++calls_;
+  count_call(__func__);
   statements_ += 2;  // tenants and their extra keys (pg/tenants.cpp)
   std::vector<TenantRow> rows = tenants_;
   std::sort(rows.begin(), rows.end(), [](const TenantRow& a, const TenantRow& b) { return a.tenant_id < b.tenant_id; });
@@ -50,7 +50,7 @@ std::vector<TenantRow> MemoryStore::tenants() {
 }
 
 std::map<std::string, reconcile::StoredTenantPause> MemoryStore::tenant_pauses() {
-  ++calls_;
+  count_call(__func__);
   ++statements_;
   std::map<std::string, reconcile::StoredTenantPause> out;
   for (const auto& [id, p] : pauses_)
@@ -60,7 +60,7 @@ std::map<std::string, reconcile::StoredTenantPause> MemoryStore::tenant_pauses()
 
 void MemoryStore::pause_tenant(const std::string& tenant_id, const std::string& error_code, const std::string& reason,
                                milliseconds probe_in) {
-  ++calls_;
+  count_call(__func__);
   ++statements_;
   // A tenant deleted meanwhile is not resurrected.
   if (std::none_of(tenants_.begin(), tenants_.end(), [&](const TenantRow& t) { return t.tenant_id == tenant_id; }))
@@ -74,14 +74,15 @@ void MemoryStore::pause_tenant(const std::string& tenant_id, const std::string& 
 }
 
 void MemoryStore::resume_tenant(const std::string& tenant_id) {
-  ++calls_;
+  count_call(__func__);
   ++statements_;
   pauses_.erase(tenant_id);
 }
 
 std::vector<reconcile::ClaimResult> MemoryStore::claim_due(const std::vector<reconcile::ClaimRequest>& requests,
                                                            milliseconds lease) {
-  ++calls_;
+  count_call(__func__);
+  ++statements_;  // one statement for every tenant asked for (pg/sql/claim_due.sql)
   std::vector<reconcile::ClaimResult> results;
   for (const auto& r : requests) results.push_back(claim_one(r.tenant_id, r.limit, lease));
   return results;
@@ -90,7 +91,6 @@ std::vector<reconcile::ClaimResult> MemoryStore::claim_due(const std::vector<rec
 reconcile::ClaimResult MemoryStore::claim_one(const std::string& tenant_id, int limit, milliseconds lease) {
   CALLBACKD_ASSERT(limit >= 0);
   CALLBACKD_ASSERT(lease.count() > 0);
-  ++statements_;
   const Instant t = now();
   const auto held = leases_.find(tenant_id);
   const bool tenant_lease_ours = held != leases_.end() && held->second.instance_id == instance_;
@@ -141,7 +141,7 @@ reconcile::ClaimResult MemoryStore::claim_one(const std::string& tenant_id, int 
 }
 
 void MemoryStore::release(const std::vector<std::int64_t>& claim_tokens) {
-  ++calls_;
+  count_call(__func__);
   if (claim_tokens.empty()) return;
   ++statements_;
   for (auto& [mchid, w] : queue_)
@@ -154,7 +154,7 @@ void MemoryStore::release(const std::vector<std::int64_t>& claim_tokens) {
 }
 
 void MemoryStore::drop(const std::vector<reconcile::WorkItem>& items) {
-  ++calls_;
+  count_call(__func__);
   if (items.empty()) return;
   ++statements_;
   for (const auto& item : items) {
@@ -167,7 +167,7 @@ void MemoryStore::drop(const std::vector<reconcile::WorkItem>& items) {
 
 void MemoryStore::record(const std::vector<reconcile::AttemptRecord>& records,
                          const std::vector<reconcile::TenantEvent>& events) {
-  ++calls_;
+  count_call(__func__);
   if (records.empty() && events.empty()) return;
   ++statements_;
   const Instant t = now();
@@ -217,7 +217,7 @@ void MemoryStore::record(const std::vector<reconcile::AttemptRecord>& records,
 }
 
 std::size_t MemoryStore::queue_resync() {
-  ++calls_;
+  count_call(__func__);
   ++statements_;
   std::size_t queued = 0;
   for (const auto& [mchid, d] : desired_) {
@@ -238,7 +238,7 @@ std::size_t MemoryStore::queue_resync() {
 
 reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vector<std::string>& release,
                                             std::optional<milliseconds> /*dead_owner_margin: one instance*/) {
-  ++calls_;
+  count_call(__func__);
   const Instant t = now();
   if (heartbeats_fail_from_ && t >= *heartbeats_fail_from_) {
     ++statements_;
@@ -283,14 +283,14 @@ reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vecto
 }
 
 void MemoryStore::release_all_tenants() {
-  ++calls_;
+  count_call(__func__);
   ++statements_;
   for (auto it = leases_.begin(); it != leases_.end();)
     it = it->second.instance_id == instance_ ? leases_.erase(it) : std::next(it);
 }
 
 std::size_t MemoryStore::pending_for_sending_tenants() {
-  ++calls_;
+  count_call(__func__);
   ++statements_;
   std::size_t n = 0;
   for (const auto& [mchid, w] : queue_) {
@@ -302,7 +302,7 @@ std::size_t MemoryStore::pending_for_sending_tenants() {
 }
 
 std::vector<reconcile::TenantQueue> MemoryStore::queue_ages() {
-  ++calls_;
+  count_call(__func__);
   ++statements_;
   std::map<std::string, reconcile::TenantQueue> by_tenant;
   for (const auto& [mchid, w] : queue_) {

@@ -119,6 +119,7 @@ class MemoryStore final : public engine::Store {
     return lease_history_;
   }
   std::uint64_t calls() const { return calls_; }  // Store calls of any kind
+  const std::map<std::string, std::uint64_t>& calls_by_kind() const { return calls_by_kind_; }
   std::size_t in_sync(const std::string& tenant_id = "") const;
 
  private:
@@ -141,6 +142,11 @@ class MemoryStore final : public engine::Store {
   std::int64_t lease_seq_ = 0;
   std::uint64_t statements_ = 0;
   std::uint64_t calls_ = 0;
+  std::map<std::string, std::uint64_t> calls_by_kind_;  // by Store function name
+  void count_call(const char* kind) {
+    ++calls_;
+    ++calls_by_kind_[kind];
+  }
   std::optional<Instant> heartbeats_fail_from_;
 };
 
