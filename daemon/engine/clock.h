@@ -15,7 +15,15 @@ namespace callbackd::engine {
 
 // One waiter at a time: wait_until() returns at `deadline` or as soon as wake() is called
 // (whichever comes first); wake() with nobody waiting is remembered, so a wake-up between
-// two waits is never lost.
+// two waits is never lost. wake() never resumes the waiter inline (it is called from other
+// coroutines): the waiter resumes from the io_context, and further wake()s before it has
+// resumed are part of that one return, not remembered for the next wait. Destroying a Timer
+// ends a pending wait as wake() does; after that return the waiter must not use the Timer.
+//
+// Cost of SystemClock's timer (a steady_timer): a wake() is one posted handler. The
+// steady_timer is re-armed (a timerfd_settime) only when a wait's deadline differs from the
+// one it is armed for or that one has already fired, so kicks under an unchanged deadline
+// cost no system call; a wait without a deadline leaves an earlier arming to fire unused.
 class Timer {
  public:
   virtual ~Timer() = default;
