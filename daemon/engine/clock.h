@@ -20,10 +20,13 @@ namespace callbackd::engine {
 // resumed are part of that one return, not remembered for the next wait. Destroying a Timer
 // ends a pending wait as wake() does; after that return the waiter must not use the Timer.
 //
-// Cost of SystemClock's timer (a steady_timer): a wake() is one posted handler. The
-// steady_timer is re-armed (a timerfd_settime) only when a wait's deadline differs from the
-// one it is armed for or that one has already fired, so kicks under an unchanged deadline
-// cost no system call; a wait without a deadline leaves an earlier arming to fire unused.
+// Cost of SystemClock's timer (a steady_timer): a wake() is one posted handler, no cancel.
+// The steady_timer is re-armed (a timer-queue update, and a timerfd_settime when it becomes
+// the earliest timer) only when a wait's deadline differs from the one it is armed for or
+// that one has already fired, so kicks under an unchanged deadline touch no timer at all; a
+// wait without a deadline leaves an earlier arming to fire unused.
+// An arming left after the last wait is outstanding work for the io_context until it fires or
+// the Timer is destroyed (the daemon stops its io_context when the run loop returns).
 class Timer {
  public:
   virtual ~Timer() = default;
