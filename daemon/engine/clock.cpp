@@ -75,8 +75,9 @@ void Waiter::Resume<Handler>::post(std::weak_ptr<WaitState> state) && {
 
 // A wake() is a posted handler and nothing else: the steady_timer keeps the arming it has.
 // A wait re-arms it (expires_at, one timerfd_settime when it becomes the earliest timer) only
-// when its deadline differs from the armed one or that one has fired; a wait with no
-// deadline leaves an earlier arming in place (it fires, finds a later deadline, and stops).
+// when its deadline is earlier than the armed one or that one has fired; a later deadline, or
+// none, leaves the earlier arming in place (it fires, finds the wait's deadline later, and
+// re-arms for it or, without one, stops).
 class SteadyTimer final : public Timer {
  public:
   explicit SteadyTimer(asio::io_context& io) : timer_(io) {}
@@ -96,7 +97,10 @@ class SteadyTimer final : public Timer {
         [this](auto handler, reconcile::Instant until) {
           state_->waiter.emplace(std::move(handler));
           state_->deadline = until;
-          if (until != reconcile::Instant::max() && !(state_->armed && state_->armed_for == until)) arm(until);
+          // An arming for an earlier instant stays: when it fires, its handler re-arms for this
+          // deadline if the wait is still on. A loop whose deadline moves later at every kick
+          // then re-arms once per armed instant reached, not once per kick.
+          if (until != reconcile::Instant::max() && (!state_->armed || until < state_->armed_for)) arm(until);
         },
         asio::use_awaitable, deadline);
     // Nothing here may touch the Timer: its owner may have destroyed it to end this wait.

@@ -22,9 +22,10 @@ namespace callbackd::engine {
 //
 // Cost of SystemClock's timer (a steady_timer): a wake() is one posted handler, no cancel.
 // The steady_timer is re-armed (a timer-queue update, and a timerfd_settime when it becomes
-// the earliest timer) only when a wait's deadline differs from the one it is armed for or
-// that one has already fired, so kicks under an unchanged deadline touch no timer at all; a
-// wait without a deadline leaves an earlier arming to fire unused.
+// the earliest timer) only when a wait's deadline is earlier than the one it is armed for or
+// that one has already fired: kicks under an unchanged deadline touch no timer at all, and a
+// deadline that moves later re-arms once, when the earlier arming fires (a wait without a
+// deadline lets it fire unused).
 // An arming left after the last wait is outstanding work for the io_context until it fires or
 // the Timer is destroyed (the daemon stops its io_context when the run loop returns).
 class Timer {

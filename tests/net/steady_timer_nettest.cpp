@@ -140,6 +140,20 @@ TEST_CASE("an arming kept from a woken wait neither ends a later wait early nor 
   CHECK(took[3] >= 100ms);
   CHECK(took[3] < 5s);
 
+  // A later deadline: the earlier arming left behind fires first and must not end the wait.
+  Fixture later;
+  Duration until_later{};
+  later.spawn([&]() -> asio::awaitable<void> {
+    const Instant start = now();
+    later.timer->wake();
+    co_await later.timer->wait_until(start + 50ms);  // returns at once, leaves the arming
+    co_await later.timer->wait_until(start + 200ms);
+    until_later = now() - start;
+  });
+  REQUIRE(later.run());
+  CHECK(until_later >= 200ms);
+  CHECK(until_later < 5s);
+
   // No deadline: only a wake-up ends it, even with an earlier arming left behind.
   Fixture g;
   Duration until_woken{};
