@@ -24,8 +24,10 @@ class SimTimer final : public engine::Timer {
     if (pending_) clock_.cancel(pending_);
   }
 
-  // As clock.h says: returns at `deadline` or on wake(), whichever is first; a wake() while
-  // nobody waits is kept for the next wait.
+  // As clock.h says: returns at `deadline` or on wake(), whichever is first, resumed from the
+  // io_context (the park's handler); a wake() while nobody waits is kept for the next wait,
+  // one before the waiter has resumed joins its return. Destroying the timer ends the wait
+  // (timer_'s destructor cancels the park), and the waiter then touches nothing of it.
   asio::awaitable<void> wait_until(Instant deadline) override {
     if (woken_) {
       woken_ = false;
@@ -41,7 +43,9 @@ class SimTimer final : public engine::Timer {
             timer_.cancel();
           },
           passed);
+    const std::weak_ptr<bool> alive = alive_;
     co_await park(timer_);
+    if (alive.expired()) co_return;
     if (pending_) {
       clock_.cancel(pending_);
       pending_ = 0;
@@ -64,6 +68,7 @@ class SimTimer final : public engine::Timer {
   std::uint64_t pending_ = 0;
   bool waiting_ = false;
   bool woken_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // expires with the timer
 };
 
 }  // namespace

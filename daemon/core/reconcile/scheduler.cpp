@@ -35,7 +35,12 @@ void FairScheduler::reconfigure(const ReconcilerConfig& config) {
   }
 }
 
-void FairScheduler::remove_tenant(const std::string& tenant_id) { tenants_.erase(tenant_id); }
+void FairScheduler::remove_tenant(const std::string& tenant_id) {
+  auto it = tenants_.find(tenant_id);
+  if (it == tenants_.end()) return;
+  with_rows_.erase(it);
+  tenants_.erase(it);
+}
 
 void FairScheduler::set_due_rows(const std::string& tenant_id, std::size_t due_now,
                                  std::optional<Instant> next_due_at) {
@@ -43,6 +48,14 @@ void FairScheduler::set_due_rows(const std::string& tenant_id, std::size_t due_n
   if (it == tenants_.end()) return;
   it->second.due_rows = due_now;
   it->second.next_due_at = next_due_at;
+  index_rows(it);
+}
+
+void FairScheduler::index_rows(Tenants::iterator it) {
+  if (it->second.due_rows > 0 || it->second.next_due_at)
+    with_rows_.insert(it);
+  else
+    with_rows_.erase(it);
 }
 
 void FairScheduler::assume_sent(const std::string& tenant_id, std::vector<Instant> sends) {
@@ -78,17 +91,19 @@ std::optional<Instant> FairScheduler::ready_at(const Tenant& tenant, Instant now
 
 SchedulerDecision FairScheduler::next(Instant now) {
   SchedulerDecision decision;
-  if (tenants_.empty()) return decision;
+  if (with_rows_.empty()) return decision;
 
   // While WeChat Pay is unreachable, the endpoint's probe is the only request: a tenant ready
   // before it may go waits for it (or for the probe in flight to come back).
   const EndpointPermission endpoint = endpoint_.permission(now);
   const Instant global_slot = global_.next_slot(now);
   std::optional<Instant> earliest;
-  // Round robin: start after the tenant served last, wrap around once.
-  auto it = tenants_.upper_bound(last_served_);
-  for (std::size_t i = 0; i < tenants_.size(); ++i, ++it) {
-    if (it == tenants_.end()) it = tenants_.begin();
+  // Round robin: start after the tenant served last, wrap around once. Only tenants with rows:
+  // every other one would be skipped (ready_at() is nullopt without rows).
+  auto next_with_rows = with_rows_.upper_bound(last_served_);
+  for (std::size_t i = 0; i < with_rows_.size(); ++i, ++next_with_rows) {
+    if (next_with_rows == with_rows_.end()) next_with_rows = with_rows_.begin();
+    const Tenants::iterator it = *next_with_rows;
     Tenant& tenant = it->second;
     std::optional<Instant> ready = ready_at(tenant, now);
     if (!ready) continue;
@@ -111,6 +126,7 @@ SchedulerDecision FairScheduler::next(Instant now) {
     --tenant.due_rows;
     last_served_ = it->first;
     decision.dispatch = Dispatch{it->first, probe, endpoint.probe};
+    index_rows(it);  // last: it may erase next_with_rows
     return decision;
   }
   if (earliest) decision.wake_at = std::max(*earliest, global_slot);
