@@ -129,6 +129,7 @@ class Reconciler {
 
   // The loop's own timers: the poll (safety net behind NOTIFY), the resync, the idle check.
   void poll_and_resync(reconcile::Instant now);
+  void poll();
   // --exit-when-idle: true once nothing is left here or in the database.
   bool idle_confirmed(reconcile::Instant now);
   bool locally_idle() const;
@@ -161,6 +162,7 @@ class Reconciler {
   reconcile::Instant next_resync_{};
   std::optional<reconcile::Instant> next_idle_check_;
   bool idle_check_in_flight_ = false;
+  bool poll_in_flight_ = false;
   bool idle_confirmed_ = false;
   bool stopping_ = false;
 };

@@ -73,6 +73,9 @@ class Store {
   // Gives up every lease of this instance (clean shutdown), so another takes over at once.
   virtual void release_all_tenants() = 0;
 
+  // The poll: the tenants with a queue entry a claim could take now (or that another instance
+  // holds), by tenant_id; the run loop wakes only them.
+  virtual std::vector<std::string> due_tenants() = 0;
   // For --exit-when-idle: queue entries of tenants in mode apply and not paused by error.
   virtual std::size_t pending_for_sending_tenants() = 0;
   // For metrics: per tenant with entries, how many and the oldest change's age.

@@ -79,6 +79,14 @@ std::size_t ReconcileStore::queue_resync() {
   });
 }
 
+std::vector<std::string> ReconcileStore::due_tenants() {
+  return impl_->run("looking for due entries in callbackd.pending_work", [&](pqxx::connection& c) {
+    std::vector<std::string> out;
+    for (const auto& r : impl_->exec1(c, "due_tenants", impl_->instance)) out.push_back(r[0].as<std::string>());
+    return out;
+  });
+}
+
 std::size_t ReconcileStore::pending_for_sending_tenants() {
   return impl_->run("counting callbackd.pending_work", [&](pqxx::connection& c) {
     return static_cast<std::size_t>(impl_->exec1(c, "pending_for_sending_tenants")[0][0].as<long long>());

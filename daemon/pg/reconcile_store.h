@@ -85,6 +85,7 @@ class ReconcileStore final : public engine::Store {
   }
   void release_all_tenants() override;
 
+  std::vector<std::string> due_tenants() override;
   std::size_t pending_for_sending_tenants() override;
   // One cheap statement, sql/queue_ages.sql.
   std::vector<reconcile::TenantQueue> queue_ages() override;

@@ -289,6 +289,17 @@ void MemoryStore::release_all_tenants() {
     it = it->second.instance_id == instance_ ? leases_.erase(it) : std::next(it);
 }
 
+std::vector<std::string> MemoryStore::due_tenants() {
+  count_call(__func__);
+  ++statements_;
+  const Instant t = now();
+  std::set<std::string> due;
+  for (const auto& [mchid, w] : queue_)
+    if (w.due_at <= t && (w.claim_token == 0 || w.lease_until < t || w.claimed_by != instance_))
+      due.insert(w.tenant_id);
+  return {due.begin(), due.end()};
+}
+
 std::size_t MemoryStore::pending_for_sending_tenants() {
   count_call(__func__);
   ++statements_;

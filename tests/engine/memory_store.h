@@ -104,6 +104,7 @@ class MemoryStore final : public engine::Store {
   reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release,
                                  std::optional<std::chrono::milliseconds> dead_owner_margin) override;
   void release_all_tenants() override;
+  std::vector<std::string> due_tenants() override;
   std::size_t pending_for_sending_tenants() override;
   std::vector<reconcile::TenantQueue> queue_ages() override;
   std::uint64_t statements_executed() const override { return statements_; }

@@ -631,9 +631,9 @@ TEST_CASE("a store on a database without the schema fails at construction, namin
 TEST_CASE("every statement of daemon/pg/sql prepares against the schema the migrations build", "[pg][store]") {
   TestDatabase db;
   const auto& statements = pg::embedded_statements();
-  // The 12 of the store (the heartbeat's eight became one, sql/heartbeat.sql), queue_ages, the
+  // The 13 of the store (the heartbeat's eight became one, sql/heartbeat.sql; due_tenants), queue_ages, the
   // tenants read (2) and the inspector's own (3); a file added or lost changes this on purpose.
-  CHECK(statements.size() == 18);
+  CHECK(statements.size() == 19);
   pqxx::connection c(db.conninfo());
   for (const auto& s : statements) {
     INFO("daemon/pg/sql/" << s.name << ".sql");
@@ -665,4 +665,28 @@ TEST_CASE("an idle poll over 1,000 tenants is one statement", "[pg][store]") {
   }
   CHECK(claimed == 1);
   CHECK(results[499].items.size() == 1);
+}
+
+TEST_CASE("due_tenants names the tenants a claim could take an entry of now, and no other", "[pg][store]") {
+  TestDatabase db;
+  for (const char* t : {"due", "later", "mine", "lapsed", "theirs", "empty"}) add_tenant(db, t);
+  add_rows(db, "due", 2, 100);
+  add_rows(db, "later", 1, 200);
+  add_rows(db, "mine", 1, 300);
+  add_rows(db, "lapsed", 1, 400);
+  add_rows(db, "theirs", 1, 500);
+  exec(db, "UPDATE callbackd.pending_work SET due_at = now() + interval '30 seconds' WHERE tenant_id = 'later'");
+  pg::ReconcileStore store(config_for(db), "host-a:1");
+  // Our own live claim: nothing more to take there.
+  REQUIRE(store.claim_due("mine", 10, 60s).items.size() == 1);
+  exec(db,
+       "UPDATE callbackd.pending_work SET claimed_by = 'host-a:1', claim_token = nextval('callbackd.claim_token_seq'), "
+       "lease_until = now() - interval '1 second' WHERE tenant_id = 'lapsed'");
+  // Another instance's live claim: named, since this instance may hold the tenant's lease now.
+  exec(db,
+       "UPDATE callbackd.pending_work SET claimed_by = 'host-x:9', claim_token = nextval('callbackd.claim_token_seq'), "
+       "lease_until = now() + interval '20 seconds' WHERE tenant_id = 'theirs'");
+  const auto before = store.statements_executed();
+  CHECK(store.due_tenants() == std::vector<std::string>{"due", "lapsed", "theirs"});
+  CHECK(store.statements_executed() - before == 1);
 }
