@@ -5,7 +5,7 @@
 namespace callbackd::reconcile {
 
 int claim_batch(double effective_rate_per_minute) {
-  return std::clamp(static_cast<int>(effective_rate_per_minute / 10), 1, 200);
+  return std::clamp(static_cast<int>(effective_rate_per_minute / 30), 1, 200);
 }
 
 std::chrono::milliseconds claim_lease(std::chrono::milliseconds request_timeout, Duration tenant_lease) {
