@@ -116,7 +116,17 @@ void LeaseKeeper::heartbeat(Instant now) {
           // A SIGHUP between the statement and now may have lengthened the client's deadlines:
           // the margin is the larger of the one the lease was asked with and today's.
           const auto margin_now = std::chrono::ceil<milliseconds>(timing(clock_.now()).send_margin);
-          on_heartbeat(renewed->ownership, release, reconcile::send_until(renewed->lease_until, margin, margin_now));
+          Instant send_until = reconcile::send_until(renewed->lease_until, margin, margin_now);
+          // Fenced by a takeover while our lease had lapsed: what this answer lists may predate
+          // it, so nothing is sent until the next heartbeat says what we still hold.
+          if (!reconcile::renewal_confirms_holding(epoch_, renewed->ownership.epoch)) {
+            logging::warn("lease_fenced", {{"note",
+                                            "another instance took tenants over while our lease had lapsed; sending "
+                                            "resumes once the next heartbeat confirms what we hold"}});
+            send_until = clock_.now();
+          }
+          epoch_ = renewed->ownership.epoch;
+          on_heartbeat(renewed->ownership, release, send_until);
         }
         wake_();
       });

@@ -1,11 +1,13 @@
-// Tenant ownership among several instances on one database (migrations/0003): the heartbeat
-// that renews this instance's tenant leases, takes free ones up to its fair share and hands
-// the rest over; and the lease timing that says until when this instance may dispatch for a
-// tenant (reconcile::lease_timing, with the reload rule: requests dispatched before a SIGHUP
-// keep their old deadline). Runs on the io_context; the heartbeat goes through the DbWorker.
+// Tenant ownership among several instances on one database (migrations/0003, 0007): the
+// heartbeat that renews this instance's lease (which covers its tenants), takes free tenants up
+// to its fair share and hands the rest over; and the lease timing that says until when this
+// instance may dispatch for a tenant (reconcile::lease_timing, with the reload rule: requests
+// dispatched before a SIGHUP keep their old deadline). Runs on the io_context; the heartbeat
+// goes through the DbWorker.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -67,6 +69,8 @@ class LeaseKeeper {
   // The owned tenants' send_until: one heartbeat renews them all to the same instant (nullopt:
   // none owned, or it passed and they were told).
   std::optional<reconcile::Instant> send_until_;
+  // The epoch of our instance row that the last heartbeat returned (migrations/0007).
+  std::optional<std::int64_t> epoch_;
   std::optional<reconcile::LeaseTiming> timing_before_reload_;
   reconcile::Instant reloaded_at_{};
 };

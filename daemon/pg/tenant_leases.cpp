@@ -1,6 +1,7 @@
 // The tenants' side of the store: reading tenants and their pauses, pausing and resuming, and
 // the tenant leases of several instances (heartbeat, ownership, takeover of a dead instance;
-// migrations/0003_tenant_leases.sql, 0005_instance_liveness.sql).
+// migrations/0003_tenant_leases.sql, 0005_instance_liveness.sql,
+// 0007_instance_leases.sql).
 #include <algorithm>
 #include <iterator>
 #include <string_view>
@@ -58,6 +59,7 @@ reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease, 
       if (kind == "counts") {
         o.live_instances = r["n"].as<int>();
         tenants = r["m"].as<int>();
+        o.epoch = r["epoch"].as<std::int64_t>();
       } else if (kind == "renewed") {
         o.owned.push_back({r["id"].as<std::string>(), r["n"].as<std::int64_t>(), false, {}});
       } else if (kind == "acquired") {

@@ -248,6 +248,12 @@ reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vecto
   }
   ++statements_;  // one statement: release, renew, count, acquire (pg/sql/heartbeat.sql)
   reconcile::Ownership o;
+  if (fence_at_ && t >= *fence_at_) {
+    ++epoch_;
+    fenced_heartbeat_ = t;
+    fence_at_.reset();
+  }
+  o.epoch = epoch_;
   // A tenant given up is not taken back by the same heartbeat (one snapshot in PostgreSQL).
   std::set<std::string> released;
   for (const auto& id : release)

@@ -85,6 +85,10 @@ class MemoryStore final : public engine::Store {
                    std::optional<bool> push_switch = std::nullopt);
   // From `at` on, heartbeat() fails as a statement that cannot complete (lock timeout).
   void fail_heartbeats_from(Instant at) { heartbeats_fail_from_ = at; }
+  // The first heartbeat at or after `at` returns a new epoch, as after another instance fenced
+  // this one to take tenants over (migrations/0007); when that heartbeat ran: fenced_heartbeat().
+  void fence_at(Instant at) { fence_at_ = at; }
+  std::optional<Instant> fenced_heartbeat() const { return fenced_heartbeat_; }
 
   // --- engine::Store ----------------------------------------------------------------------
   void reconnect() override {}
@@ -149,6 +153,9 @@ class MemoryStore final : public engine::Store {
     ++calls_by_kind_[kind];
   }
   std::optional<Instant> heartbeats_fail_from_;
+  std::int64_t epoch_ = 1;
+  std::optional<Instant> fence_at_;
+  std::optional<Instant> fenced_heartbeat_;
 };
 
 }  // namespace callbackd::engine_test

@@ -261,3 +261,24 @@ TEST_CASE("lease margin: heartbeats fail and nothing is dispatched within the se
   CHECK(requests_between(e, last_lease_end - timing.send_margin, last_lease_end + 1h, "") == 0);
   CHECK(e.turns() <= turn_bound(e.events()));
 }
+
+TEST_CASE("fenced: a renewal with another epoch dispatches nothing until the next heartbeat confirms", "[engine]") {
+  Engine e(1, 60);  // one request a second
+  e.store.fence_at(e.clock.now() + 20s);
+  e.add_rows(0, 300);
+  e.start();
+  REQUIRE(e.run_for(60s));
+  INFO(e.figures());
+  const auto fenced = e.store.fenced_heartbeat();
+  REQUIRE(fenced);
+  const auto& history = e.store.lease_history().at("t0000");
+  const auto next = std::find_if(history.begin(), history.end(), [&](const auto& h) { return h.first > *fenced; });
+  REQUIRE(next != history.end());
+  // Between the fenced answer and the next heartbeat's: nothing (the answer is acted on at the
+  // instant the statement ran, in simulated time).
+  CHECK(requests_between(e, *fenced + 1ms, next->first) == 0);
+  // Not vacuous: it sent before, and sends again once a heartbeat confirms what it holds.
+  CHECK(requests_between(e, *fenced - 5s, *fenced) > 0);
+  CHECK(requests_between(e, next->first, next->first + 5s) > 0);
+  CHECK(e.turns() <= turn_bound(e.events()));
+}

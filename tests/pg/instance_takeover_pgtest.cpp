@@ -1,5 +1,5 @@
-// Taking over the tenants of an instance that provably died on this machine (0005): its leases
-// are cut to the margin and it no longer counts as live; an instance that is alive, or that ran
+// Taking over the tenants of an instance that provably died on this machine (0005): its lease
+// (0007: the instance's) is cut to the margin and it no longer counts as live; an instance that is alive, or that ran
 // in another boot, keeps its leases until they lapse.
 #include <catch2/catch.hpp>
 
@@ -25,7 +25,8 @@ bool holds(const TestDatabase& db, const std::string& sql) {
   return tx.exec1(sql)[0].as<bool>();
 }
 
-// An instance row and a lease of 20 s on `tenant`, as another instance's heartbeat leaves them.
+// An instance row with a lease of 20 s (migrations/0007) holding `tenant`, as another instance's
+// heartbeat leaves them.
 void other_instance(const TestDatabase& db, const std::string& id, const std::string& boot_id,
                     const std::string& pid_namespace, long pid, const std::string& tenant) {
   pqxx::connection c(db.conninfo());
@@ -35,12 +36,11 @@ void other_instance(const TestDatabase& db, const std::string& id, const std::st
       "wechatpay_key_id, wechatpay_key_path) VALUES ($1, '1900000001', "
       "'5157F09EFDC096DE15EBE81A47057A7232F1B8E1', 'k.pem', 'PUB_KEY_ID_0112', 'p.pem')",
       tenant);
-  tx.exec_params0("INSERT INTO callbackd.instances (instance_id, boot_id, pid_namespace, pid) VALUES ($1, $2, $3, $4)",
-                  id, boot_id, pid_namespace, pid);
   tx.exec_params0(
-      "INSERT INTO callbackd.tenant_leases (tenant_id, instance_id, lease_until) "
-      "VALUES ($1, $2, now() + interval '20 seconds')",
-      tenant, id);
+      "INSERT INTO callbackd.instances (instance_id, boot_id, pid_namespace, pid, lease_until) "
+      "VALUES ($1, $2, $3, $4, now() + interval '20 seconds')",
+      id, boot_id, pid_namespace, pid);
+  tx.exec_params0("INSERT INTO callbackd.tenant_leases (tenant_id, instance_id) VALUES ($1, $2)", tenant, id);
   tx.commit();
 }
 
@@ -68,8 +68,9 @@ TEST_CASE("a heartbeat takes over the leases of a dead instance on this machine,
   // Without a margin nothing is taken over: the leases lapse as before.
   auto plain = store.heartbeat(20s, {});
   CHECK(plain.dead_instances.empty());
-  CHECK(holds(db,
-              "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.tenant_leases WHERE tenant_id = 'a'"));
+  CHECK(holds(
+      db,
+      "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.instances WHERE instance_id = 'host:dead'"));
 
   auto o = store.heartbeat(20s, {}, 1s);
   REQUIRE(o.dead_instances.size() == 1);
@@ -77,14 +78,18 @@ TEST_CASE("a heartbeat takes over the leases of a dead instance on this machine,
   CHECK(o.dead_instances[0].pid == dead.pid);
   CHECK(o.dead_instances[0].tenants == 1);
   // The dead one's lease now lapses within the margin; the others keep theirs.
-  CHECK(holds(db,
-              "SELECT lease_until <= now() + interval '1 second' FROM callbackd.tenant_leases WHERE tenant_id = 'a'"));
-  CHECK(holds(db,
-              "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.tenant_leases WHERE tenant_id = 'b'"));
-  CHECK(holds(db,
-              "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.tenant_leases WHERE tenant_id = 'c'"));
-  // It is forgotten (not counted live); this instance is recorded with where it runs.
-  CHECK(holds(db, "SELECT NOT EXISTS (SELECT 1 FROM callbackd.instances WHERE instance_id = 'host:dead')"));
+  CHECK(holds(
+      db,
+      "SELECT lease_until <= now() + interval '1 second' FROM callbackd.instances WHERE instance_id = 'host:dead'"));
+  CHECK(holds(
+      db,
+      "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.instances WHERE instance_id = 'host:alive'"));
+  CHECK(holds(
+      db,
+      "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.instances WHERE instance_id = 'elsewhere:dead'"));
+  // It is no longer counted live (its row stays while a lease names it); this instance is
+  // recorded with where it runs.
+  CHECK(holds(db, "SELECT heartbeat_at = '-infinity' FROM callbackd.instances WHERE instance_id = 'host:dead'"));
   CHECK(o.live_instances == 3);
   CHECK(holds(db, "SELECT boot_id = '" + me.boot_id + "' AND pid_namespace = '" + me.pid_namespace + "' AND pid = " +
                       std::to_string(getpid()) + " FROM callbackd.instances WHERE instance_id = 'host:me'"));
@@ -95,6 +100,9 @@ TEST_CASE("a heartbeat takes over the leases of a dead instance on this machine,
   REQUIRE(later.owned.size() == 1);
   CHECK(later.owned[0].tenant_id == "a");
   CHECK(later.owned[0].acquired_now);
+  // Named by no lease any more: the next heartbeat forgets it.
+  store.heartbeat(20s, {}, 1s);
+  CHECK(holds(db, "SELECT NOT EXISTS (SELECT 1 FROM callbackd.instances WHERE instance_id = 'host:dead')"));
 }
 
 TEST_CASE("the heartbeat asks the injected probe, not kill(2), whether an instance died", "[pg][store]") {
@@ -118,8 +126,10 @@ TEST_CASE("the heartbeat asks the injected probe, not kill(2), whether an instan
   REQUIRE(o.dead_instances.size() == 1);
   CHECK(o.dead_instances[0].instance_id == "host:gone");
   CHECK(o.dead_instances[0].tenants == 1);
-  CHECK(holds(db,
-              "SELECT lease_until <= now() + interval '1 second' FROM callbackd.tenant_leases WHERE tenant_id = 'a'"));
-  CHECK(holds(db,
-              "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.tenant_leases WHERE tenant_id = 'b'"));
+  CHECK(holds(
+      db,
+      "SELECT lease_until <= now() + interval '1 second' FROM callbackd.instances WHERE instance_id = 'host:gone'"));
+  CHECK(holds(
+      db,
+      "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.instances WHERE instance_id = 'host:running'"));
 }

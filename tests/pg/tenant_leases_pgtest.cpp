@@ -1,6 +1,6 @@
-// The heartbeat of several instances (migrations/0003): one statement in the steady state,
-// releasing and acquiring in that same statement, and never one tenant held by two instances
-// when they race (pg/sql/heartbeat.sql).
+// The heartbeat of several instances (migrations/0003, 0007: one lease per instance): one statement in the steady
+// state, releasing and acquiring in that same statement, and never one tenant held by two instances when they race
+// (pg/sql/heartbeat.sql).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -10,6 +10,8 @@
 #include <set>
 #include <thread>
 
+#include "core/reconcile/ownership_policy.h"
+#include "pg/migrator.h"
 #include "pg/reconcile_store.h"
 #include "pg/test_database.h"
 
@@ -199,4 +201,174 @@ TEST_CASE("instances heartbeating at once never hold one tenant both", "[pg][sto
       CHECK(held.size() == tenants.size());
     }
   }
+}
+
+namespace {
+
+std::string scalar(const TestDatabase& db, const std::string& sql) {
+  pqxx::connection c(db.conninfo());
+  pqxx::read_transaction tx(c);
+  auto r = tx.exec1(sql);
+  return r[0].is_null() ? "<null>" : r[0].as<std::string>();
+}
+
+// Until a statement of another session waits for a row lock (the heartbeat under test).
+void wait_until_a_lock_is_awaited(const TestDatabase& db) {
+  for (int i = 0; i < 500; ++i) {
+    if (scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "0") return;
+    std::this_thread::sleep_for(10ms);
+  }
+  FAIL("no statement ever waited for the lock");
+}
+
+}  // namespace
+
+TEST_CASE("an idle heartbeat renews the instance's lease and writes no tenant lease row", "[pg][store]") {
+  TestDatabase db;
+  add_tenants(db, {"a", "b", "c"});
+  auto store = store_of(db, "host:me");
+  REQUIRE(ids(store.heartbeat(20s, {})) == std::set<std::string>{"a", "b", "c"});
+  // A row version's xmin and place: any UPDATE of the row changes both.
+  const std::string rows =
+      "SELECT string_agg(tenant_id || xmin::text || ctid::text, ',' ORDER BY tenant_id) "
+      "FROM callbackd.tenant_leases";
+  const std::string lease =
+      "SELECT extract(epoch FROM lease_until)::double precision FROM callbackd.instances WHERE instance_id = 'host:me'";
+  const std::string before = scalar(db, rows);
+  const std::string lease_before = scalar(db, lease);
+  std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < 3; ++i) CHECK(ids(store.heartbeat(20s, {})) == std::set<std::string>{"a", "b", "c"});
+  CHECK(scalar(db, rows) == before);
+  CHECK(std::stod(scalar(db, lease)) > std::stod(lease_before));
+}
+
+TEST_CASE("tenants of an instance whose lease lapsed move after its epoch changed, and its next renewal says so",
+          "[pg][store]") {
+  TestDatabase db;
+  add_tenants(db, {"a", "b"});
+  auto one = store_of(db, "host:one");
+  auto two = store_of(db, "host:two");
+  const auto first = one.heartbeat(20s, {});
+  REQUIRE(ids(first) == std::set<std::string>{"a", "b"});
+  // `one` stalls: its lease lapses while its last heartbeat is recent enough to count it live.
+  pqxx::connection c(db.conninfo());
+  {
+    pqxx::work tx(c);
+    tx.exec0("UPDATE callbackd.instances SET lease_until = now() - interval '1 second' WHERE instance_id = 'host:one'");
+    tx.commit();
+  }
+  const auto taken = two.heartbeat(20s, {});
+  CHECK(taken.live_instances == 2);
+  REQUIRE(ids(taken) == std::set<std::string>{"a"});  // its fair share of 2
+  CHECK(taken.owned[0].acquired_now);
+  CHECK(owner(db, "a") == "host:two");
+  // `one` comes back: the epoch it gets is not the one it knew, and the snapshot of this very
+  // heartbeat already shows what it lost.
+  const auto back = one.heartbeat(20s, {});
+  CHECK_FALSE(reconcile::renewal_confirms_holding(first.epoch, back.epoch));
+  CHECK(ids(back) == std::set<std::string>{"b"});
+  // From then on its renewals confirm again; the taker's epoch never changed.
+  CHECK(reconcile::renewal_confirms_holding(back.epoch, one.heartbeat(20s, {}).epoch));
+  CHECK(reconcile::renewal_confirms_holding(taken.epoch, two.heartbeat(20s, {}).epoch));
+}
+
+TEST_CASE("a takeover re-checks the owner's lease under its row lock: a renewal that came first keeps the tenants",
+          "[pg][store]") {
+  TestDatabase db;
+  add_tenants(db, {"a", "b"});
+  auto one = store_of(db, "host:one");
+  auto two = store_of(db, "host:two");
+  REQUIRE(ids(one.heartbeat(20s, {})) == std::set<std::string>{"a", "b"});
+  pqxx::connection c(db.conninfo());
+  {
+    pqxx::work tx(c);
+    tx.exec0("UPDATE callbackd.instances SET lease_until = now() - interval '1 second' WHERE instance_id = 'host:one'");
+    tx.commit();
+  }
+  // `one`'s late renewal holds its row's lock (as its heartbeat's upsert does) while `two`,
+  // whose snapshot sees the lapsed lease, tries to fence it.
+  pqxx::work renewal(c);
+  renewal.exec0(
+      "UPDATE callbackd.instances SET lease_until = now() + interval '20 seconds' "
+      "WHERE instance_id = 'host:one'");
+  reconcile::Ownership taken;
+  std::string error;
+  std::thread taker([&] {
+    try {
+      taken = two.heartbeat(20s, {});
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  wait_until_a_lock_is_awaited(db);
+  renewal.commit();
+  taker.join();
+  CHECK(error == "");
+  CHECK(taken.owned.empty());
+  CHECK(owner(db, "a") == "host:one");
+  CHECK(owner(db, "b") == "host:one");
+}
+
+TEST_CASE("a renewal that waited for a takeover's fence returns the new epoch", "[pg][store]") {
+  TestDatabase db;
+  add_tenants(db, {"a"});
+  auto one = store_of(db, "host:one");
+  const auto first = one.heartbeat(20s, {});
+  REQUIRE(ids(first) == std::set<std::string>{"a"});
+  // Another instance's `fenced` step, not yet committed, holds `one`'s row.
+  pqxx::connection c(db.conninfo());
+  pqxx::work fence(c);
+  fence.exec0(
+      "UPDATE callbackd.instances SET epoch = nextval('callbackd.tenant_lease_seq') WHERE instance_id = 'host:one'");
+  reconcile::Ownership renewed;
+  std::string error;
+  std::thread owner_thread([&] {
+    try {
+      renewed = one.heartbeat(20s, {});
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  wait_until_a_lock_is_awaited(db);
+  fence.commit();
+  owner_thread.join();
+  CHECK(error == "");
+  CHECK_FALSE(reconcile::renewal_confirms_holding(first.epoch, renewed.epoch));
+}
+
+TEST_CASE("0007 carries per-tenant leases over as their instances' leases", "[pg][migrate]") {
+  TestDatabase db(TestDatabase::Schema::empty);
+  const auto& all = callbackd::pg::embedded_migrations();
+  const std::vector<callbackd::pg::Migration> before(
+      all.begin(), std::find_if(all.begin(), all.end(), [](const auto& m) { return m.version >= 7; }));
+  callbackd::DatabaseConfig config;
+  config.url = db.conninfo();
+  callbackd::pg::migrate(config, before);
+  add_tenants(db, {"a", "b", "c"});
+  {
+    // As binaries before 0007 left them: `host:one` live with two leases, `host:gone` forgotten
+    // (no instance row) with a lapsed one.
+    pqxx::connection c(db.conninfo());
+    pqxx::work tx(c);
+    tx.exec0("INSERT INTO callbackd.instances (instance_id) VALUES ('host:one')");
+    tx.exec0(
+        "INSERT INTO callbackd.tenant_leases (tenant_id, instance_id, lease_until) VALUES "
+        "('a', 'host:one', now() + interval '10 seconds'), ('b', 'host:one', now() + interval '20 seconds'), "
+        "('c', 'host:gone', now() - interval '1 minute')");
+    tx.commit();
+  }
+  callbackd::pg::migrate(config, all);
+  // The longest of an instance's leases becomes its lease: it keeps every tenant it held.
+  CHECK(scalar(db,
+               "SELECT lease_until > now() + interval '15 seconds' FROM callbackd.instances "
+               "WHERE instance_id = 'host:one'") == "t");
+  CHECK(scalar(db,
+               "SELECT lease_until < now() AND heartbeat_at = '-infinity' FROM callbackd.instances "
+               "WHERE instance_id = 'host:gone'") == "t");
+  // A new instance (one of two live: a share of 2) takes only the tenant whose lease lapsed.
+  auto two = store_of(db, "host:two");
+  const auto o = two.heartbeat(20s, {});
+  CHECK(ids(o) == std::set<std::string>{"c"});
+  CHECK(owner(db, "a") == "host:one");
+  CHECK(owner(db, "b") == "host:one");
 }

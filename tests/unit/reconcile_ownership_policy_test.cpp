@@ -48,3 +48,20 @@ TEST_CASE("ownership: a tenant taken over counts the previous owner's sends, and
     CHECK(assumed_sends_after_takeover(r.recent_sends, r.max_in_flight, now) == r.sends);
   }
 }
+
+TEST_CASE("ownership: a renewal extends sending only when the epoch is the one known", "[ownership_policy]") {
+  struct Row {
+    const char* situation;
+    std::optional<std::int64_t> previous;
+    std::int64_t epoch;
+    bool confirms;
+  };
+  for (const auto& r :
+       std::vector<Row>{{"first answer: nothing was held before it", std::nullopt, 7, true},
+                        {"same epoch: nobody fenced us", 7, 7, true},
+                        {"changed: another instance fenced us to take tenants over", 7, 9, false},
+                        {"our row was forgotten and created again (a new epoch from the sequence)", 7, 12, false}}) {
+    INFO(r.situation);
+    CHECK(renewal_confirms_holding(r.previous, r.epoch) == r.confirms);
+  }
+}

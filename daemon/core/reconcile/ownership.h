@@ -1,5 +1,5 @@
 // Tenant ownership among several instances sharing one database
-// (migrations/0003_tenant_leases.sql): what one heartbeat found. Plain data; the store
+// (migrations/0003_tenant_leases.sql, 0007_instance_leases.sql): what one heartbeat found. Plain data; the store
 // (engine/store.h) produces it, the lease keeper acts on it.
 #pragma once
 
@@ -32,6 +32,11 @@ struct Ownership {
   std::vector<OwnedTenant> owned;  // every tenant this instance holds after the heartbeat
   int live_instances = 1;          // instances whose heartbeat is younger than the lease
   int fair_share = 0;              // ceil(tenants / live_instances)
+  // This instance's epoch after the renewal (migrations/0007). Another instance changes it
+  // before taking tenants of ours over (our lease had lapsed); a renewal that returns an epoch
+  // other than the previous one may therefore have raced with a takeover, and `owned` is
+  // trusted only from the next heartbeat on (engine/lease_keeper.cpp).
+  std::int64_t epoch = 0;
   std::vector<DeadInstance> dead_instances;
 };
 

@@ -19,4 +19,8 @@ std::vector<Instant> assumed_sends_after_takeover(const std::vector<std::chrono:
   return sends;
 }
 
+bool renewal_confirms_holding(std::optional<std::int64_t> previous_epoch, std::int64_t epoch) {
+  return !previous_epoch || *previous_epoch == epoch;
+}
+
 }  // namespace callbackd::reconcile

@@ -3,6 +3,8 @@
 // parameter; never throws.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,5 +30,13 @@ std::vector<std::string> tenants_to_hand_over(const std::vector<HeldTenant>& hel
 // minute: then it cannot have had any in flight either.
 std::vector<Instant> assumed_sends_after_takeover(const std::vector<std::chrono::milliseconds>& recent_sends,
                                                   int max_in_flight, Instant now);
+
+// Whether a heartbeat's answer lets this instance go on sending for the tenants it lists
+// (migrations/0007_instance_leases.sql): only when its epoch is the one the previous answer
+// carried, or this is the first answer. Another instance changes the epoch, under the lock of
+// our row, before it takes tenants of ours over (our lease had lapsed); a renewal that sees a
+// new epoch may have read the leases before that takeover committed, so what it lists is
+// trusted from the next heartbeat on, whose snapshot comes after it.
+bool renewal_confirms_holding(std::optional<std::int64_t> previous_epoch, std::int64_t epoch);
 
 }  // namespace callbackd::reconcile
