@@ -103,8 +103,8 @@ Result<CliRequest, UsageError> parse_cli(const std::vector<std::string>& args) {
         continue;
       }
       const std::string name = arg.substr(0, arg.find('='));
-      const auto option = std::find_if(spec->options.begin(), spec->options.end(),
-                                       [&](const OptionSpec& o) { return o.name == name; });
+      const auto option =
+          std::find_if(spec->options.begin(), spec->options.end(), [&](const OptionSpec& o) { return o.name == name; });
       if (option != spec->options.end()) {
         std::string value;
         if (name.size() < arg.size()) {

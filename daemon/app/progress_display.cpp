@@ -50,8 +50,8 @@ std::vector<std::string> progress_frame(const std::string& title, std::vector<Te
   const TerminalSize size = console.size();
   progress::TableOptions options;
   options.width = size.columns;
-  options.max_tenants = std::clamp<std::size_t>(size.rows > kFrameLines ? size.rows - kFrameLines : 1, 1,
-                                                kMaxTenantLines);
+  options.max_tenants =
+      std::clamp<std::size_t>(size.rows > kFrameLines ? size.rows - kFrameLines : 1, 1, kMaxTenantLines);
   options.colour = console_colour(console);
   options.global_rate_per_second = global_rate_per_second;
   std::vector<std::string> lines{title.substr(0, size.columns)};
@@ -98,8 +98,11 @@ void ProgressDisplay::draw(const std::vector<TenantProgress>& tenants) {
   int in_flight = 0;
   if (reconciler_)
     for (const auto& t : reconciler_->snapshot()) in_flight += t.in_flight;
-  const std::string title = "callbackd run: " + human_duration(std::chrono::duration_cast<std::chrono::seconds>(elapsed)) +
-                            " elapsed, " + std::to_string(in_flight) + " in flight";
+  // Whole seconds ("0s", not "350ms"): the title changes once a second, with the table.
+  const std::string seconds = elapsed < std::chrono::seconds{1}
+                                  ? "0s"
+                                  : human_duration(std::chrono::duration_cast<std::chrono::seconds>(elapsed));
+  const std::string title = "callbackd run: " + seconds + " elapsed, " + std::to_string(in_flight) + " in flight";
   console_.show_table(progress_frame(title, tenants, console_, global_rate_per_second_));
 }
 

@@ -119,7 +119,8 @@ void finish_progress(ProgressDisplay& display, const DatabaseConfig& database) {
   try {
     final_counts = pg::ProgressReader(database).read();
   } catch (const DatabaseError& e) {
-    logging::warn("progress_final_counts_unread", {{"error", e.what()}, {"note", "the table shows the run's own counts"}});
+    logging::warn("progress_final_counts_unread",
+                  {{"error", e.what()}, {"note", "the table shows the run's own counts"}});
   }
   display.finish(final_counts);
 }
@@ -157,8 +158,8 @@ int run_daemon(const CliRequest& req) {
   std::unique_ptr<ProgressDisplay> progress;
   const auto progress_mode = *progress::progress_mode_from(req.option("--progress", "auto"));
   if (progress::draws_table(progress_mode, Console::stderr_console().is_terminal())) {
-    progress = std::make_unique<ProgressDisplay>(io, Console::stderr_console(),
-                                                 config.reconciler.global_rate_per_second);
+    progress =
+        std::make_unique<ProgressDisplay>(io, Console::stderr_console(), config.reconciler.global_rate_per_second);
     progress->set_baseline(pg::ProgressReader(config.database).read());
   }
   http::HttpsClient client(io, config.wechatpay);

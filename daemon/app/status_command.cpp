@@ -73,7 +73,7 @@ int watch_status(const Config& config, std::chrono::milliseconds interval) {
     const auto next = std::chrono::steady_clock::now() + interval;
     while (!watch_stopped && std::chrono::steady_clock::now() < next)
       std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(next - std::chrono::steady_clock::now(),
-                                                                               std::chrono::milliseconds{50}));
+                                                                                std::chrono::milliseconds{50}));
   }
   console.release_table();
   return 0;

@@ -130,8 +130,8 @@ ProgressReader::ProgressReader(const DatabaseConfig& db)
   try {
     impl_->conn->prepare("progress_counts", statement_text("progress_counts"));
   } catch (const pqxx::failure& e) {
-    throw DatabaseError("cannot prepare the progress query on PostgreSQL at " + impl_->where + ": " + trimmed(e.what()) +
-                        " (has `callbackd migrate` been run?)");
+    throw DatabaseError("cannot prepare the progress query on PostgreSQL at " + impl_->where + ": " +
+                        trimmed(e.what()) + " (has `callbackd migrate` been run?)");
   }
 }
 
@@ -158,7 +158,8 @@ std::vector<TenantProgressCounts> ProgressReader::read() {
     tx.commit();
     return out;
   } catch (const pqxx::failure& e) {
-    throw DatabaseError("reading the progress counts failed on PostgreSQL at " + impl_->where + ": " + trimmed(e.what()));
+    throw DatabaseError("reading the progress counts failed on PostgreSQL at " + impl_->where + ": " +
+                        trimmed(e.what()));
   }
 }
 

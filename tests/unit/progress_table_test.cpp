@@ -12,8 +12,8 @@ using std::chrono::milliseconds;
 
 namespace {
 
-TenantProgress tenant(std::string id, long long in_sync, long long pending, long long failed = 0,
-                      long long invalid = 0, double rate = 1000) {
+TenantProgress tenant(std::string id, long long in_sync, long long pending, long long failed = 0, long long invalid = 0,
+                      double rate = 1000) {
   TenantProgress t;
   t.tenant_id = std::move(id);
   t.by_state = {{"in_sync", in_sync}, {"pending", pending}, {"failed", failed}, {"invalid", invalid}};
@@ -145,8 +145,8 @@ TEST_CASE("progress: tenants run in parallel, the total ETA is the longest, or t
   CHECK(parallel.back().ends_with("2m00s"));
   TableOptions capped;
   capped.global_rate_per_second = 2;  // 720 rows at 120/min: 6 minutes
-  CHECK(render_table({tenant("a", 0, 600, 0, 0, 600), tenant("b", 0, 120, 0, 0, 60)}, capped).back().ends_with(
-      "6m00s"));
+  CHECK(
+      render_table({tenant("a", 0, 600, 0, 0, 600), tenant("b", 0, 120, 0, 0, 60)}, capped).back().ends_with("6m00s"));
 }
 
 TEST_CASE("progress: a tenant that does not send says why instead of an ETA", "[progress]") {
@@ -174,8 +174,7 @@ TEST_CASE("progress: the run's tally moves rows between states from a baseline",
   tally.moved("acme", "retrying", "failed");
   tally.moved("acme", "pending", "retrying");
   tally.moved("acme", "in_sync", "in_sync");  // a resync of a row in sync
-  CHECK(tally.counts("acme") ==
-        RowTally::Counts{{"pending", 1}, {"retrying", 1}, {"in_sync", 3}, {"failed", 1}});
+  CHECK(tally.counts("acme") == RowTally::Counts{{"pending", 1}, {"retrying", 1}, {"in_sync", 3}, {"failed", 1}});
   // The baseline saw the tenant paused; the daemon knows its rows as pending.
   tally.set_baseline("bravo", {{"paused", 2}});
   tally.moved("bravo", "pending", "in_sync");

@@ -173,19 +173,21 @@ std::vector<std::string> render_table(std::vector<TenantProgress> tenants, const
   emit(paint(header, kBold, colour));
 
   auto format = [&](const Line& line) {
+    // Cells of a bold line stay plain: a cell's reset would end the bold midway.
+    const bool cell_colour = colour && !line.emphasis;
     std::string s = pad_right(fit_label(line.label), kTenantWidth);
     s += pad_left(std::to_string(desired_rows(line.counts)), kDesiredWidth);
     for (const auto& c : columns) {
       const long long n = rows_in(line.counts, c.state);
-      const std::string_view colour_of = n == 0              ? std::string_view{}
+      const std::string_view colour_of = n == 0                 ? std::string_view{}
                                          : c.state == "failed"  ? kRed
                                          : c.state == "invalid" ? kYellow
                                                                 : std::string_view{};
-      s += paint(pad_left(std::to_string(n), state_width(c)), colour_of, colour);
+      s += paint(pad_left(std::to_string(n), state_width(c)), colour_of, cell_colour);
     }
     s += pad_left(std::to_string(remaining_rows(line.counts)), kRemainingWidth);
     s += pad_left(rate_text(line.counts), kRateWidth);
-    s += paint(pad_left(line.eta, kEtaWidth), line.eta == "done" ? kGreen : std::string_view{}, colour);
+    s += paint(pad_left(line.eta, kEtaWidth), line.eta == "done" ? kGreen : std::string_view{}, cell_colour);
     return line.emphasis ? paint(s, kBold, colour) : s;
   };
 

@@ -4,7 +4,9 @@
 
 namespace callbackd::progress {
 
-void RowTally::set_baseline(const std::string& tenant_id, Counts by_state) { tenants_[tenant_id] = std::move(by_state); }
+void RowTally::set_baseline(const std::string& tenant_id, Counts by_state) {
+  tenants_[tenant_id] = std::move(by_state);
+}
 
 namespace {
 
