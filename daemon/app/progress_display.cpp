@@ -13,8 +13,10 @@ using progress::TenantProgress;
 
 namespace {
 constexpr auto kRefresh = std::chrono::seconds{1};
-// Lines besides the tenants': the title, the header, "+N more" and the total.
-constexpr std::size_t kFrameLines = 4;
+// Lines besides the tenants': the title, the header, "+N more", the total, and the line the
+// cursor rests on below the table (a frame as tall as the screen would scroll its first line
+// away, and the next redraw could not reach it).
+constexpr std::size_t kFrameLines = 5;
 constexpr std::size_t kMaxTenantLines = 20;
 
 std::optional<std::string_view> env(const char* name) {
