@@ -217,6 +217,18 @@ TEST_CASE("progress: status --watch on a terminal shows the counts SQL shows", "
     CHECK(last.remaining == env.count("SELECT count(*) " + where + " AND state IN ('pending', 'retrying')"));
   }
   CHECK(rows_of(lines, "charlie").back().eta == "idle");
+  // Into a pipe: each refresh below the last, no control characters.
+  const Finished piped =
+      callbackd::test::run_process_for({"/usr/bin/timeout", "--preserve-status", "-s", "INT", "2", CALLBACKD_BINARY,
+                                        "--config", config, "status", "--watch", "--interval=500ms"},
+                                       std::chrono::seconds{30});
+  CHECK(piped.exit_status == 0);
+  CHECK_FALSE(has_control_characters(piped.output));
+  CHECK(rows_of(terminal_lines(piped.output), "charlie").size() >= 2);
+  // --interval belongs to --watch.
+  CHECK(
+      callbackd::test::run_process({CALLBACKD_BINARY, "--config", config, "status", "--interval", "2s"}).exit_status ==
+      64);
   CHECK(rows_of(lines, "bravo").back().eta == "1s");  // sent for within the minute: 6 rows at 480/min
   CHECK(rows_of(lines, "acme").back().eta == "done");
 }
