@@ -10,7 +10,6 @@
 // read is said in the title, and tried again at the next refresh.
 #include <unistd.h>
 
-#include <atomic>
 #include <csignal>
 #include <ctime>
 #include <iostream>
@@ -61,7 +60,7 @@ int watch_status(const Config& config, std::chrono::milliseconds interval) {
       tenants = std::move(fresh);
     } catch (const DatabaseError& e) {
       reader.reset();  // a new connection at the next refresh; the last counts stay shown
-      title += "; database unreachable: " + std::string(e.what());
+      title += "; database unreachable: " + printable(e.what());  // one line, whatever libpq said
     }
     const auto frame = progress_frame(title, tenants, console, config.reconciler.global_rate_per_second);
     if (live) {
