@@ -2,7 +2,18 @@
 
 #include <algorithm>
 
+#include "core/progress/progress_table.h"
+#include "core/text.h"
+
 namespace callbackd::app {
+
+namespace {
+bool is_progress_mode(std::string_view v) { return progress::progress_mode_from(v).has_value(); }
+bool is_watch_interval(std::string_view v) {
+  const auto d = duration_from_text(v);
+  return d && *d >= kMinWatchInterval && *d <= kMaxWatchInterval;
+}
+}  // namespace
 
 const std::vector<CommandSpec>& commands() {
   static const std::vector<CommandSpec> specs = {
@@ -11,14 +22,27 @@ const std::vector<CommandSpec>& commands() {
       {"plan",
        "what `run` would send now, per tenant and row, sending nothing (--detailed-exitcode: 2 if any)",
        {"--detailed-exitcode"}},
-      {"status", "per-tenant row counts by state and error code, pauses, oldest pending change", {}},
-      {"run", "the daemon: reconcile until stopped (SIGTERM drains, SIGHUP reloads)", {"--exit-when-idle"}},
+      {"status",
+       "per-tenant row counts by state and error code, pauses, oldest pending change (--watch: a live "
+       "table, read every --interval, default 2s)",
+       {"--watch"},
+       {{"--interval", "DURATION (200ms to 1h)", is_watch_interval}}},
+      {"run",
+       "the daemon: reconcile until stopped (SIGTERM drains, SIGHUP reloads); on a terminal a live "
+       "progress table (--progress, default auto)",
+       {"--exit-when-idle"},
+       {{"--progress", "auto|always|never", is_progress_mode}}},
   };
   return specs;
 }
 
 bool CliRequest::has_flag(std::string_view flag) const {
   return std::find(flags.begin(), flags.end(), flag) != flags.end();
+}
+
+std::string CliRequest::option(std::string_view name, std::string_view fallback) const {
+  const auto it = options.find(name);
+  return std::string(it == options.end() ? fallback : std::string_view(it->second));
 }
 
 namespace {
@@ -78,6 +102,22 @@ Result<CliRequest, UsageError> parse_cli(const std::vector<std::string>& args) {
         req.flags.push_back(arg);
         continue;
       }
+      const std::string name = arg.substr(0, arg.find('='));
+      const auto option =
+          std::find_if(spec->options.begin(), spec->options.end(), [&](const OptionSpec& o) { return o.name == name; });
+      if (option != spec->options.end()) {
+        std::string value;
+        if (name.size() < arg.size()) {
+          value = arg.substr(name.size() + 1);
+        } else if (i + 1 < args.size()) {
+          value = args[++i];
+        }
+        if (!option->accepts(value))
+          return UsageError{"'" + req.command + " " + name + "' takes " + std::string(option->value) + ", not '" +
+                            value + "'"};
+        req.options[name] = value;
+        continue;
+      }
       return UsageError{"'" + req.command + "' does not take '" + arg + "'; see callbackd --help"};
     }
     return UsageError{"unknown option '" + arg + "'; see callbackd --help"};
@@ -105,6 +145,8 @@ std::string help_text() {
     line.resize(std::max<std::size_t>(line.size() + 1, 17), ' ');
     s += line + std::string(spec.summary) + "\n";
     for (auto flag : spec.flags) s += "      " + std::string(flag) + "\n";
+    for (const auto& option : spec.options)
+      s += "      " + std::string(option.name) + "=" + std::string(option.value) + "\n";
   }
   s += "\n"
        "Environment:\n"

@@ -2,6 +2,8 @@
 // Parsing is pure (argv in, a request or a usage error out) so that it is unit-tested.
 #pragma once
 
+#include <chrono>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,11 +14,20 @@ namespace callbackd::app {
 
 inline constexpr std::string_view kDefaultConfigPath = "/etc/callbackd/callbackd.yaml";
 
+// A long option that takes a value (`--name=VALUE` or `--name VALUE`).
+struct OptionSpec {
+  std::string_view name;   // e.g. "--progress"
+  std::string_view value;  // what it takes, for --help and errors, e.g. "auto|always|never"
+  // Whether `value` is acceptable; a refused value is a usage error naming the option.
+  bool (*accepts)(std::string_view value);
+};
+
 // One subcommand and the flags it accepts. Only commands that fully work are listed.
 struct CommandSpec {
   std::string_view name;
   std::string_view summary;
   std::vector<std::string_view> flags;  // long flags without value, e.g. "--exit-when-idle"
+  std::vector<OptionSpec> options = {};
 };
 
 const std::vector<CommandSpec>& commands();
@@ -28,8 +39,11 @@ struct CliRequest {
   bool config_given = false;  // --config was on the command line
   std::string command;
   std::vector<std::string> flags;
+  std::map<std::string, std::string, std::less<>> options;  // name -> value, accepted already
 
   bool has_flag(std::string_view flag) const;
+  // The option's value, or `fallback` when it was not given.
+  std::string option(std::string_view name, std::string_view fallback) const;
 };
 
 struct UsageError {
@@ -37,6 +51,11 @@ struct UsageError {
 };
 
 Result<CliRequest, UsageError> parse_cli(const std::vector<std::string>& args);
+
+// `status --interval`: how often `status --watch` reads the database.
+inline constexpr std::string_view kDefaultWatchInterval = "2s";
+inline constexpr std::chrono::milliseconds kMinWatchInterval{200};
+inline constexpr std::chrono::milliseconds kMaxWatchInterval{3'600'000};
 
 // The text of `callbackd --help`.
 std::string help_text();

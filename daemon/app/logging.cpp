@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "app/console.h"
 #include "core/logging/event.h"
 
 namespace callbackd::app {
@@ -137,16 +138,10 @@ LineLogger make_line_logger(const LogConfig& log, bool journald, std::function<v
 
 void init_logging(const LogConfig& log) {
   static std::shared_ptr<spdlog::logger> logger = [] {
-    process_sink() = std::make_shared<LineSink>([](const std::string& line) {
-      // One write per line: lines of concurrent threads never interleave.
-      const std::string out = line + "\n";
-      std::size_t done = 0;
-      for (int tries = 0; done < out.size() && tries < 100; ++tries) {
-        const ssize_t n = ::write(STDERR_FILENO, out.data() + done, out.size() - done);
-        if (n <= 0) break;
-        done += static_cast<std::size_t>(n);
-      }
-    });
+    // Through the console: one write per line, so that lines of concurrent threads never
+    // interleave, and above `run`'s progress table when one is drawn (app/console.h).
+    process_sink() =
+        std::make_shared<LineSink>([](const std::string& line) { Console::stderr_console().write_line(line); });
     logging::set_writer(process_sink().get());
     auto l = std::make_shared<spdlog::logger>("callbackd", process_sink());
     spdlog::set_default_logger(l);

@@ -32,20 +32,4 @@ std::string printable(std::string_view text, std::size_t max_bytes) {
   return out;
 }
 
-std::string human_duration(std::chrono::milliseconds d) {
-  const long long ms = d.count() < 0 ? 0 : d.count();
-  if (ms < 1000) return std::to_string(ms) + "ms";
-  const long long s = ms / 1000;
-  char buf[32];
-  if (s < 60)
-    std::snprintf(buf, sizeof buf, "%llds", s);
-  else if (s < 3600)
-    std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
-  else if (s < 86400)
-    std::snprintf(buf, sizeof buf, "%lldh%02lldm", s / 3600, (s % 3600) / 60);
-  else
-    std::snprintf(buf, sizeof buf, "%lldd%02lldh", s / 86400, (s % 86400) / 3600);
-  return buf;
-}
-
 }  // namespace callbackd::app

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/text.h"
+
 namespace callbackd::app {
 
 // `text` safe to print on one terminal line: desired rows are stored verbatim (an invalid row
@@ -16,7 +18,6 @@ namespace callbackd::app {
 inline constexpr std::size_t kPrintableMaxBytes = 1024;
 std::string printable(std::string_view text, std::size_t max_bytes = kPrintableMaxBytes);
 
-// "850ms", "42s", "4m12s", "3h05m", "2d04h": a delay or an age at a glance.
-std::string human_duration(std::chrono::milliseconds d);
+using callbackd::human_duration;  // core/text.h
 
 }  // namespace callbackd::app

@@ -8,6 +8,10 @@
 // reconciler.shutdown_grace, record what is known and exit 0; a second one exits at once
 // (status 1). SIGHUP re-reads the config: a valid one is applied (log level, backoff,
 // intervals, credentials), an invalid one is logged and the old one kept.
+//
+// `--progress=auto|always|never`: with a terminal on stderr (auto) a live per-tenant table
+// (app/progress_display.h) sits below the log lines; at exit its last state stays on screen,
+// above the batch's summary line. Without one, the output is the log lines alone.
 #include "http/asio_coroutine.h"  // first: the Boost 1.74 + g++ 12 fixes
 
 #include <unistd.h>
@@ -25,6 +29,7 @@
 #include "app/commands.h"
 #include "app/logging.h"
 #include "app/operations.h"
+#include "app/progress_display.h"
 #include "app/report_text.h"
 #include "core/config.h"
 #include "core/credentials.h"
@@ -107,6 +112,19 @@ void listen_loop(const DatabaseConfig& db, asio::io_context& io, engine::Reconci
   }
 }
 
+// The progress table's last state, from the database after everything was recorded (exact,
+// whatever happened during the run); the daemon's own counts when the database cannot say.
+void finish_progress(ProgressDisplay& display, const DatabaseConfig& database) {
+  std::vector<pg::TenantProgressCounts> final_counts;
+  try {
+    final_counts = pg::ProgressReader(database).read();
+  } catch (const DatabaseError& e) {
+    logging::warn("progress_final_counts_unread",
+                  {{"error", e.what()}, {"note", "the table shows the run's own counts"}});
+  }
+  display.finish(final_counts);
+}
+
 // `--exit-when-idle` went idle: is the job done (reconcile::judge_batch)? One summary line on
 // stdout, read from callbackd.sync_status after everything was recorded; the exit status.
 int batch_exit_status(const DatabaseConfig& database) {
@@ -135,6 +153,21 @@ int run_daemon(const CliRequest& req) {
   check_schema(config);
 
   asio::io_context io;
+  // The progress table: its counts read once now, before anything is sent; from then on the
+  // reconciler's own row moves keep them (no query per refresh).
+  std::unique_ptr<ProgressDisplay> progress;
+  const auto progress_mode = *progress::progress_mode_from(req.option("--progress", "auto"));
+  if (progress::draws_table(progress_mode, Console::stderr_console().is_terminal())) {
+    progress =
+        std::make_unique<ProgressDisplay>(io, Console::stderr_console(), config.reconciler.global_rate_per_second);
+    try {
+      progress->set_baseline(pg::ProgressReader(config.database).read());
+    } catch (const DatabaseError& e) {
+      // The table is a view, not the job: it starts from what the run itself moves.
+      logging::warn("progress_baseline_unread",
+                    {{"error", e.what()}, {"note", "the table counts only the rows this run moves"}});
+    }
+  }
   http::HttpsClient client(io, config.wechatpay);
   const std::string instance = instance_name();
   engine::DbWorker db(
@@ -152,9 +185,15 @@ int run_daemon(const CliRequest& req) {
   options.instance = instance;
   options.on_tenants_loaded = [&ops] { ops.tenants_loaded(); };
   options.on_attempt = [&ops](const engine::AttemptObserved& a) { ops.attempt_finished(a); };
+  if (progress)
+    options.on_row_moved = [display = progress.get()](const std::string& tenant_id, reconcile::RowState from,
+                                                      reconcile::RowState to) {
+      display->row_moved(tenant_id, from, to);
+    };
   engine::SystemClock clock;
   engine::Reconciler reconciler(io, config, clock, client, db, std::move(options));
   ops.start(reconciler);
+  if (progress) progress->start(reconciler);
 
   std::atomic<bool> stopping{false};
   std::thread listener([&] { listen_loop(config.database, io, reconciler, stopping); });
@@ -208,6 +247,7 @@ int run_daemon(const CliRequest& req) {
   stopping = true;
   listener.join();
   db.stop();
+  if (progress) finish_progress(*progress, config.database);
   if (failure) std::rethrow_exception(failure);
   // A batch judges what it leaves whether it went idle or was stopped by SIGTERM/SIGINT first:
   // a batch cut short by `timeout` or `systemctl stop` with rows unsent is not a success.

@@ -2,9 +2,22 @@
 // callbackd.sync_status, which error codes hold rows back, and how long the oldest unsettled
 // change has waited. Read-only, one snapshot (pg/inspect.h). Exit 0, or 1 when the database
 // cannot be read.
+//
+// `status --watch [--interval 2s]`: the progress table of `run` (app/progress_display.h) for
+// a daemon that runs elsewhere, read with ONE statement per refresh (sql/progress_counts.sql)
+// until SIGINT/SIGTERM (exit 0). On a terminal the table is redrawn in place; otherwise each
+// refresh is printed below the last, with no control characters. A database that cannot be
+// read is said in the title, and tried again at the next refresh.
+#include <unistd.h>
+
+#include <csignal>
+#include <ctime>
 #include <iostream>
+#include <thread>
 
 #include "app/commands.h"
+#include "app/console.h"
+#include "app/progress_display.h"
 #include "app/report_text.h"
 #include "core/config.h"
 #include "pg/conninfo.h"
@@ -13,8 +26,68 @@
 
 namespace callbackd::app {
 
+namespace {
+
+volatile std::sig_atomic_t watch_stopped = 0;
+extern "C" void on_watch_signal(int) { watch_stopped = 1; }
+
+std::string utc_clock() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%H:%M:%S", &tm);
+  return buf;
+}
+
+int watch_status(const Config& config, std::chrono::milliseconds interval) {
+  struct sigaction action {};
+  action.sa_handler = on_watch_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+
+  Console console(STDOUT_FILENO);
+  const bool live = console.is_terminal();
+  std::unique_ptr<pg::ProgressReader> reader;
+  std::vector<progress::TenantProgress> tenants;
+  while (!watch_stopped) {
+    std::string title = "callbackd status --watch: " + utc_clock() + " UTC, every " + human_duration(interval);
+    try {
+      if (!reader) reader = std::make_unique<pg::ProgressReader>(config.database);
+      std::vector<progress::TenantProgress> fresh;
+      for (const auto& c : reader->read()) fresh.push_back(tenant_progress_from(c));
+      tenants = std::move(fresh);
+    } catch (const DatabaseError& e) {
+      reader.reset();  // a new connection at the next refresh; the last counts stay shown
+      title += "; database unreachable: " + printable(e.what());  // one line, whatever libpq said
+    }
+    const auto frame = progress_frame(title, tenants, console, config.reconciler.global_rate_per_second);
+    if (live) {
+      console.show_table(frame);
+    } else {
+      for (const auto& line : frame) std::cout << line << "\n";
+      std::cout << std::endl;
+    }
+    const auto next = std::chrono::steady_clock::now() + interval;
+    while (!watch_stopped && std::chrono::steady_clock::now() < next)
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(next - std::chrono::steady_clock::now(),
+                                                                                std::chrono::milliseconds{50}));
+  }
+  console.release_table();
+  return 0;
+}
+
+}  // namespace
+
 int run_status(const CliRequest& req) {
   const Config config = load_config(req.config_path);
+  if (req.has_flag("--watch"))
+    return watch_status(config, *duration_from_text(req.option("--interval", kDefaultWatchInterval)));
+  if (req.options.count("--interval")) {
+    std::cerr << "callbackd: status: --interval applies to --watch; add --watch or leave --interval out\n";
+    return kExitUsage;
+  }
   try {
     pg::Inspector inspector(config.database);
     const auto tenants = inspector.status();

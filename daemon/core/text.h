@@ -2,6 +2,8 @@
 // (Prefix tests need none: std::string_view::starts_with is C++20.)
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,5 +17,12 @@ inline std::string trimmed(std::string_view s) {
   if (first == std::string_view::npos) return {};
   return std::string(s.substr(first, s.find_last_not_of(whitespace) - first + 1));
 }
+
+// "850ms", "42s", "4m12s", "3h05m", "2d04h": a delay, an age or an ETA at a glance.
+std::string human_duration(std::chrono::milliseconds d);
+
+// A duration with its unit: "250ms", "10s", "5m", "1h" (a whole, non-negative number). A bare
+// number or another unit is nullopt: nobody can tell whether 10 meant seconds or milliseconds.
+std::optional<std::chrono::milliseconds> duration_from_text(std::string_view text);
 
 }  // namespace callbackd

@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "core/text.h"
+
 namespace callbackd::yaml_reader {
 
 YAML::Node load(const std::string& text, const std::string& source) {
@@ -182,17 +184,13 @@ std::optional<std::chrono::milliseconds> Reader::duration(const YAML::Node& node
   const bool zero_means_off = zero == Zero::off;
   const std::string s = node.IsScalar() ? node.Scalar() : "";
   if (zero_means_off && s == "0") return Millis{0};
-  long long v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  const std::string unit(end, s.data() + s.size());
-  static const std::map<std::string, long long> factors = {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
-  const auto f = factors.find(unit);
-  if (!node.IsScalar() || s.empty() || ec != std::errc() || end == s.data() || f == factors.end() || v < 0) {
+  const auto parsed = node.IsScalar() ? duration_from_text(s) : std::nullopt;
+  if (!parsed) {
     problem(path, std::string("expected a duration with a unit such as 500ms, 10s, 5m or 1h") +
                       (zero_means_off ? " (or 0 for off)" : "") + ", found " + describe(node));
     return std::nullopt;
   }
-  const Millis d{v * f->second};
+  const Millis d = *parsed;
   if (!(zero_means_off && d.count() == 0) && (d < min || d > max)) {
     problem(path, "must be between " + std::to_string(min.count()) + "ms and " + std::to_string(max.count()) + "ms" +
                       (zero_means_off ? " (or 0 for off)" : "") + ", found " + s);

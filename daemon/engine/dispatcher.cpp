@@ -153,6 +153,7 @@ void Dispatcher::finish(const std::string& tenant_id, const reconcile::WorkItem&
                                      {"request_id", outcome.request_id.value_or("")},
                                      {"error", outcome.error_message}});
   }
+  if (options_.on_row_moved) options_.on_row_moved(tenant_id, rec.state_before, rec.decision.state);
   records_.add(std::move(rec));
 
   if (t) {

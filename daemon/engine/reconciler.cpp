@@ -200,6 +200,7 @@ void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int
       logging::warn(
           "row_invalid",
           {{"tenant", log_id(t.id())}, {"mchid", log_id(item.sub_mchid)}, {"error", verdict.invalid->message}});
+      if (options_.on_row_moved) options_.on_row_moved(t.id(), rec.state_before, rec.decision.state);
       records_.add(std::move(rec));
       continue;
     }

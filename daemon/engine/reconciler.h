@@ -60,6 +60,9 @@ struct ReconcilerOptions {
   // After a read of callbackd.tenants was applied and the keys it asked for were loaded.
   std::function<void()> on_tenants_loaded;
   std::function<void(const AttemptObserved&)> on_attempt;
+  // A row's state changed by this process's decision (an attempt's outcome, an invalid verdict),
+  // as sync_status names states: the progress table's counts (app/progress_display.h).
+  std::function<void(const std::string& tenant_id, reconcile::RowState from, reconcile::RowState to)> on_row_moved;
   // Seeds the loop's randomness (the jitter of backoffs and probes); unset: std::random_device.
   // The engine tests fix it, so that a run is reproducible.
   std::optional<std::uint64_t> random_seed;

@@ -117,3 +117,50 @@ std::vector<TenantStatus> Inspector::status() {
 }
 
 }  // namespace callbackd::pg
+
+namespace callbackd::pg {
+
+struct ProgressReader::Impl {
+  std::string where;
+  std::unique_ptr<pqxx::connection> conn;
+};
+
+ProgressReader::ProgressReader(const DatabaseConfig& db)
+    : impl_(std::make_unique<Impl>(Impl{describe_conninfo(db.url), open_connection(db, "callbackd-progress")})) {
+  try {
+    impl_->conn->prepare("progress_counts", statement_text("progress_counts"));
+  } catch (const pqxx::failure& e) {
+    throw DatabaseError("cannot prepare the progress query on PostgreSQL at " + impl_->where + ": " +
+                        trimmed(e.what()) + " (has `callbackd migrate` been run?)");
+  }
+}
+
+ProgressReader::~ProgressReader() = default;
+
+std::vector<TenantProgressCounts> ProgressReader::read() {
+  try {
+    pqxx::read_transaction tx(*impl_->conn);
+    std::vector<TenantProgressCounts> out;
+    for (const auto& r : tx.exec_prepared("progress_counts")) {
+      const auto tenant_id = r["tenant_id"].as<std::string>();
+      if (out.empty() || out.back().tenant_id != tenant_id) {
+        TenantProgressCounts t;
+        t.tenant_id = tenant_id;
+        t.mode = parse_tenant_mode(r["mode"].as<std::string>());
+        t.rate_per_minute = r["rate_per_minute"].as<int>();
+        if (r["paused_by_error"].as<bool>())
+          t.pause_error_code = optional_field<std::string>(r["pause_error_code"]).value_or("");
+        t.sent_last_minute = r["sent_last_minute"].as<long long>();
+        out.push_back(std::move(t));
+      }
+      if (!r["state"].is_null()) out.back().by_state[r["state"].as<std::string>()] = r["n"].as<long long>();
+    }
+    tx.commit();
+    return out;
+  } catch (const pqxx::failure& e) {
+    throw DatabaseError("reading the progress counts failed on PostgreSQL at " + impl_->where + ": " +
+                        trimmed(e.what()));
+  }
+}
+
+}  // namespace callbackd::pg

@@ -68,4 +68,32 @@ class Inspector {
   std::unique_ptr<Impl> impl_;
 };
 
+// One tenant of the progress table as the database has it (sql/progress_counts.sql).
+struct TenantProgressCounts {
+  std::string tenant_id;
+  TenantMode mode = TenantMode::apply;
+  int rate_per_minute = 0;
+  std::optional<std::string> pause_error_code;  // set ("" without a code) while paused by the daemon
+  std::map<std::string, long long> by_state;    // sync_status.state -> rows
+  long long sent_last_minute = 0;               // audit rows of requests sent in the last minute
+};
+
+// The progress table's numbers (`status --watch`; `run` at start and exit): one connection,
+// and per read() ONE statement in its own read-only transaction, so that every refresh sees the
+// latest commits. Throws DatabaseError.
+class ProgressReader {
+ public:
+  explicit ProgressReader(const DatabaseConfig& db);
+  ~ProgressReader();
+  ProgressReader(const ProgressReader&) = delete;
+  ProgressReader& operator=(const ProgressReader&) = delete;
+
+  // Every tenant, by tenant_id (also those without rows).
+  std::vector<TenantProgressCounts> read();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 }  // namespace callbackd::pg

@@ -73,6 +73,9 @@ Engine::Engine(int tenants, int rate_per_minute, Config cfg)
   engine::ReconcilerOptions options;
   options.instance = "sim-host:1";
   options.random_seed = 14;  // reproducible runs: the same jitter every time
+  options.on_row_moved = [this](const std::string& tenant_id, reconcile::RowState from, reconcile::RowState to) {
+    row_moves.moved(tenant_id, reconcile::row_state_name(from), reconcile::row_state_name(to));
+  };
   // Keys load inline, as one event of simulated time each (the daemon loads them on a thread).
   options.run_key_load = [this](std::function<void()> load) {
     if (hold_key_loads)

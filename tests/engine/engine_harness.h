@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/progress/row_tally.h"
 #include "engine/db_worker.h"
 #include "fake_wechatpay.h"
 #include "memory_store.h"
@@ -66,6 +67,9 @@ class Engine {
   engine::DbWorker db{io, store};
   Config config;
   std::unique_ptr<engine::Reconciler> reconciler;
+  // The row moves the reconciler reported (ReconcilerOptions::on_row_moved), as `run`'s
+  // progress table counts them; a test sets its baseline.
+  progress::RowTally row_moves;
   // While true, tenants' key loads wait in `held_key_loads` (a slow disk, a long start-up)
   // until release_key_loads() runs them.
   bool hold_key_loads = false;

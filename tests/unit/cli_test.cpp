@@ -35,6 +35,11 @@ TEST_CASE("usage errors name the argument and what is accepted", "[cli]") {
       {{"migrate", "--exit-when-idle"}, "'migrate' does not take '--exit-when-idle'"},
       {{"run", "--detailed-exitcode"}, "'run' does not take '--detailed-exitcode'"},
       {{"--verbose", "migrate"}, "unknown option '--verbose'"},
+      {{"run", "--progress=sometimes"}, "'run --progress' takes auto|always|never, not 'sometimes'"},
+      {{"run", "--progress"}, "'run --progress' takes auto|always|never, not ''"},
+      {{"status", "--watch", "--interval", "2"}, "'status --interval' takes DURATION (200ms to 1h), not '2'"},
+      {{"status", "--interval=10ms"}, "'status --interval' takes DURATION (200ms to 1h), not '10ms'"},
+      {{"plan", "--progress=auto"}, "'plan' does not take '--progress=auto'"},
   };
   for (const auto& row : rows) {
     auto r = parse_cli(row.args);
@@ -44,8 +49,22 @@ TEST_CASE("usage errors name the argument and what is accepted", "[cli]") {
   }
 }
 
+TEST_CASE("options take a value after '=' or as the next argument", "[cli]") {
+  auto run = parse_cli({"run", "--progress=never", "--exit-when-idle"});
+  REQUIRE(run.ok());
+  CHECK(run->option("--progress", "auto") == "never");
+  CHECK(run->has_flag("--exit-when-idle"));
+  CHECK(parse_cli({"run"})->option("--progress", "auto") == "auto");
+  auto watch = parse_cli({"status", "--watch", "--interval", "500ms"});
+  REQUIRE(watch.ok());
+  CHECK(watch->has_flag("--watch"));
+  CHECK(watch->option("--interval", "2s") == "500ms");
+}
+
 TEST_CASE("--help lists every command", "[cli]") {
   const std::string help = help_text();
   for (const auto& spec : commands()) CHECK(help.find("  " + std::string(spec.name)) != std::string::npos);
   CHECK(help.find("CALLBACKD_DATABASE_URL") != std::string::npos);
+  CHECK(help.find("--progress=auto|always|never") != std::string::npos);
+  CHECK(help.find("--interval=DURATION") != std::string::npos);
 }

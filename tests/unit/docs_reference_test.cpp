@@ -36,11 +36,19 @@ TEST_CASE("docs/cli.md and the README describe every command and flag") {
   for (const auto& spec : callbackd::app::commands()) {
     const std::string name(spec.name);
     INFO("command " << name);
-    CHECK(cli.find("## `" + name) != std::string::npos);
     CHECK(readme.find("| `" + name) != std::string::npos);
+    // The command's heading names every flag and option: "## `run [--exit-when-idle] [--progress=...]`".
+    const auto at = cli.find("## `" + name);
+    REQUIRE(at != std::string::npos);
+    const std::string heading = cli.substr(at, cli.find('\n', at) - at);
+    CHECK((heading == "## `" + name + "`" || heading.starts_with("## `" + name + " [")));
     for (auto flag : spec.flags) {
       INFO("flag " << flag);
-      CHECK(cli.find("## `" + name + " [" + std::string(flag) + "]`") != std::string::npos);
+      CHECK(heading.find("[" + std::string(flag) + "]") != std::string::npos);
+    }
+    for (const auto& option : spec.options) {
+      INFO("option " << option.name);
+      CHECK(heading.find("[" + std::string(option.name)) != std::string::npos);
     }
   }
   for (const char* status : {"| 0 |", "| 1 |", "| 2 |", "| 64 |", "| 78 |"}) {

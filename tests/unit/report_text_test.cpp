@@ -28,3 +28,16 @@ TEST_CASE("printable escapes, quotes and bounds a stored value", "[report-text]"
   }
   CHECK(printable(std::string(10 * 1024 * 1024, 'x')).size() < 1100);  // the default bound
 }
+
+TEST_CASE("a duration needs its unit", "[report-text]") {
+  using callbackd::duration_from_text;
+  using std::chrono::milliseconds;
+  CHECK(duration_from_text("250ms") == milliseconds{250});
+  CHECK(duration_from_text("2s") == milliseconds{2'000});
+  CHECK(duration_from_text("5m") == milliseconds{300'000});
+  CHECK(duration_from_text("1h") == milliseconds{3'600'000});
+  for (const char* bad : {"", "2", "s", "2 s", "-1s", "2sec", "1.5s", "+2s"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(duration_from_text(bad));
+  }
+}

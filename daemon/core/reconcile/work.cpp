@@ -12,6 +12,7 @@ AttemptRecord attempt_record_for(const WorkItem& item, std::string_view outcome)
   rec.push_switch = item.desired.push_switch;
   rec.outcome = std::string(outcome);
   rec.attempt = item.attempts + 1;
+  if (item.recorded && item.recorded->revision == item.desired.revision) rec.state_before = item.recorded->state;
   return rec;
 }
 

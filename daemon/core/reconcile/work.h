@@ -70,6 +70,10 @@ struct AttemptRecord {
   int attempt = 1;                         // audit_log.attempt: counted attempts of this revision, this one included
   std::optional<std::string> update_time;  // verbatim, applied only
   RowDecision decision;                    // state, remove_from_queue, delay, attempts
+  // The row's state as callbackd.sync_status showed it when claimed (a state about an older
+  // revision, or none, reads as pending): with decision.state, the move the progress table
+  // counts (core/progress/row_tally.h).
+  RowState state_before = RowState::pending;
 };
 
 // The part of an attempt's record that follows from the claimed item: which row, which
