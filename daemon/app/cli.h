@@ -17,6 +17,7 @@ struct CommandSpec {
   std::string_view name;
   std::string_view summary;
   std::vector<std::string_view> flags;  // long flags without value, e.g. "--exit-when-idle"
+  std::string_view argument;            // one required positional argument ("TENANT"), or none
 };
 
 const std::vector<CommandSpec>& commands();
@@ -28,6 +29,7 @@ struct CliRequest {
   bool config_given = false;  // --config was on the command line
   std::string command;
   std::vector<std::string> flags;
+  std::string argument;  // the command's positional argument (CommandSpec::argument)
 
   bool has_flag(std::string_view flag) const;
 };
