@@ -167,7 +167,9 @@ void Reconciler::claim(std::vector<reconcile::ClaimRequest> requests, Instant no
 }
 
 void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int asked, Instant now) {
-  t.drained = static_cast<int>(result.items.size()) < asked;  // a full batch: claim again
+  // A full batch: claim again. Rows the change budget held were claimed too (a batch of held
+  // rows must not make a tenant with thousands more to hold wait for the poll each time).
+  t.drained = static_cast<long long>(result.items.size()) + result.held < asked;
   t.next_due_at = result.next_due_in ? std::optional<Instant>(now + *result.next_due_in) : std::nullopt;
   if (result.started_holding)  // once per holding episode: the database knows when it starts
     logging::warn("changes_held",

@@ -76,6 +76,24 @@ TEST_CASE("a change budget of 100 sends 100 of a 500-row UPDATE and holds 400 un
     CHECK(contains(shown.output, "callbackd approve acme"));
   }
 
+  // A running daemon counts them for its metrics and sends none of them.
+  {
+    DaemonConfigOptions options;
+    const int metrics_port = free_port();
+    options.metrics_listen = "127.0.0.1:" + std::to_string(metrics_port);
+    const auto daemon = env.start_daemon("", options);
+    callbackd::test::Finished metrics;
+    CHECK(wait_until(
+        [&] {
+          metrics = check_metrics(metrics_port, {"callbackd_held_rows:tenant=acme:400"});
+          return metrics.exit_status == 0;
+        },
+        std::chrono::seconds{30}));
+    INFO(metrics.output);
+    CHECK(env.stop_daemon(daemon) == 0);
+    CHECK(answered_200(env) == 500 + 100);
+  }
+
   // The daemon's login may not approve; an operator's may, and is recorded with that login.
   const callbackd::test::LoginRole daemon_login(env.db(), "daemon", "callbackd_daemon");
   const auto refused = cli(env, {"approve", "acme"}, {{"CALLBACKD_DATABASE_URL", daemon_login.conninfo()}});
