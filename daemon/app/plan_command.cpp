@@ -110,6 +110,9 @@ int run_plan(const CliRequest& req) {
       Totals mine;
       std::size_t shown = 0;
       std::vector<reconcile::HeldMove> budget_held;
+      // The rows go after the held summary, which needs every row: a person judges the change
+      // from that line first.
+      std::ostringstream rows;
       inspector.for_each_queued(t.tenant.tenant_id, [&](const pg::QueuedEntry& e) {
         const auto v = reconcile::judge_work_item(e.item.sub_mchid, e.item.notify_url, e.item.desired, e.item.recorded,
                                                   e.allowed_hosts, e.item.resync);
@@ -125,14 +128,15 @@ int run_plan(const CliRequest& req) {
           ++mine.send;
         else
           ++mine.invalid;
-        if (shown++ < kRowsShown) std::cout << row_line(e, v, held) << "\n";
+        if (shown++ < kRowsShown) rows << row_line(e, v, held) << "\n";
       });
-      if (shown > kRowsShown) std::cout << "  ... and " << (shown - kRowsShown) << " more\n";
       if (!budget_held.empty())
         std::cout << "  held by the change budget: "
                   << reconcile::with_thousands(static_cast<long long>(budget_held.size()))
                   << " row(s): " << reconcile::held_hosts_summary(budget_held) << "\n  approve: callbackd approve "
                   << printable(t.tenant.tenant_id) << " (or undo: docs/sql.md)\n";
+      std::cout << rows.str();
+      if (shown > kRowsShown) std::cout << "  ... and " << (shown - kRowsShown) << " more\n";
       if (shown == 0)
         std::cout << "  nothing queued\n";
       else
