@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <set>
+#include <thread>
 
 #include <pqxx/pqxx>
 
@@ -137,6 +138,31 @@ TEST_CASE("the change budget admits its share of a mass change and holds the res
   auto next = store.claim_due("acme", 10, 60s);
   CHECK(mchids(next.items) == std::set<std::string>{"1900000100", "1900000101"});
   CHECK(next.held == 0);
+}
+
+TEST_CASE("two instances claiming one tenant at once admit exactly its budget between them", "[pg][guard_rails]") {
+  TestDatabase db;
+  tenant_in_sync(db, 200, "max_changes_per_hour = 50");
+  exec(db.conninfo(), "UPDATE callbackd.desired_callbacks SET notify_url = notify_url || '?moved'");
+  long long admitted[2] = {0, 0};
+  long long held[2] = {0, 0};
+  std::vector<std::thread> instances;
+  for (int i = 0; i < 2; ++i)
+    instances.emplace_back([&, i] {
+      pg::ReconcileStore store(config_for(db.conninfo()), "i" + std::to_string(i));
+      // Small claims, so that the two interleave many times; until neither finds anything.
+      for (int round = 0; round < 200; ++round) {
+        const auto r = store.claim_due("acme", 7, 60s);
+        admitted[i] += static_cast<long long>(r.items.size());
+        held[i] += r.held;
+        if (r.items.empty() && r.held == 0) break;
+      }
+    });
+  for (auto& t : instances) t.join();
+  CHECK(admitted[0] + admitted[1] == 50);
+  CHECK(held[0] + held[1] == 150);
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.change_admissions") == 50);
+  CHECK(scalar(db, "SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'changes_held'") == 1);
 }
 
 TEST_CASE("the change budget leaves first applies, touches and undos alone", "[pg][guard_rails]") {
