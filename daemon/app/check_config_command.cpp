@@ -10,6 +10,7 @@
 #include "app/commands.h"
 #include "core/config.h"
 #include "core/credentials.h"
+#include "core/desired/notify_host.h"
 #include "core/tenant.h"
 #include "pg/conninfo.h"
 #include "pg/migrator.h"
@@ -49,6 +50,13 @@ int run_check_config(const CliRequest& req) {
 
   std::size_t tenants_ok = 0;
   for (const auto& tenant : tenants) {
+    // A list that allows nothing because of a typo holds every row of the tenant as invalid.
+    if (tenant.allowed_notify_hosts)
+      for (const auto& problem : desired::parse_allowed_hosts(*tenant.allowed_notify_hosts).problems)
+        problems.push_back({"tenant '" + tenant.tenant_id + "': allowed_notify_hosts", problem,
+                            "UPDATE callbackd.tenants SET allowed_notify_hosts = '{hooks.example.com, "
+                            "*.example.com}' WHERE tenant_id = '" +
+                                tenant.tenant_id + "'"});
     auto loaded = load_tenant_credentials(tenant, config.credentials_dir);
     if (loaded)
       ++tenants_ok;

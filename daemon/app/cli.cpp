@@ -17,8 +17,8 @@ bool is_watch_interval(std::string_view v) {
 
 const std::vector<CommandSpec>& commands() {
   static const std::vector<CommandSpec> specs = {
-      {"migrate", "apply pending migrations/ to the database (idempotent, safe to run concurrently)", {}},
-      {"check-config", "validate the YAML config and every tenant's key files; exit 0 or name every problem", {}},
+      {"migrate", "apply pending migrations/ to the database (idempotent, safe to run concurrently)", {}, {}},
+      {"check-config", "validate the YAML config and every tenant's key files; exit 0 or name every problem", {}, {}},
       {"plan",
        "what `run` would send now, per tenant and row, sending nothing (--detailed-exitcode: 2 if any)",
        {"--detailed-exitcode"}},
@@ -32,6 +32,12 @@ const std::vector<CommandSpec>& commands() {
        "progress table (--progress, default auto)",
        {"--exit-when-idle"},
        {{"--progress", "auto|always|never", is_progress_mode}}},
+      {"approve",
+       "release the changes the tenant's change budget holds (SELECT callbackd.approve_changes); "
+       "connect as a callbackd_operator member",
+       {},
+       {},
+       "TENANT"},
   };
   return specs;
 }
@@ -102,6 +108,10 @@ Result<CliRequest, UsageError> parse_cli(const std::vector<std::string>& args) {
         req.flags.push_back(arg);
         continue;
       }
+      if (!spec->argument.empty() && req.argument.empty() && !arg.empty() && arg[0] != '-') {
+        req.argument = arg;
+        continue;
+      }
       const std::string name = arg.substr(0, arg.find('='));
       const auto option =
           std::find_if(spec->options.begin(), spec->options.end(), [&](const OptionSpec& o) { return o.name == name; });
@@ -123,6 +133,9 @@ Result<CliRequest, UsageError> parse_cli(const std::vector<std::string>& args) {
     return UsageError{"unknown option '" + arg + "'; see callbackd --help"};
   }
   if (!command_seen) return UsageError{"no command given; the commands are: " + command_names()};
+  if (const CommandSpec* spec = find_command(req.command); !spec->argument.empty() && req.argument.empty())
+    return UsageError{"'" + req.command + "' needs " + std::string(spec->argument) + ", e.g. callbackd " + req.command +
+                      " acme"};
   req.kind = CliRequest::Kind::command;
   return req;
 }
@@ -142,6 +155,7 @@ std::string help_text() {
       "Commands:\n";
   for (const auto& spec : commands()) {
     std::string line = "  " + std::string(spec.name);
+    if (!spec.argument.empty()) line += " " + std::string(spec.argument);
     line.resize(std::max<std::size_t>(line.size() + 1, 17), ' ');
     s += line + std::string(spec.summary) + "\n";
     for (auto flag : spec.flags) s += "      " + std::string(flag) + "\n";

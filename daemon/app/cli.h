@@ -28,6 +28,7 @@ struct CommandSpec {
   std::string_view summary;
   std::vector<std::string_view> flags;  // long flags without value, e.g. "--exit-when-idle"
   std::vector<OptionSpec> options = {};
+  std::string_view argument = {};  // one required positional argument ("TENANT"), or none
 };
 
 const std::vector<CommandSpec>& commands();
@@ -40,6 +41,7 @@ struct CliRequest {
   std::string command;
   std::vector<std::string> flags;
   std::map<std::string, std::string, std::less<>> options;  // name -> value, accepted already
+  std::string argument;  // the command's positional argument (CommandSpec::argument)
 
   bool has_flag(std::string_view flag) const;
   // The option's value, or `fallback` when it was not given.

@@ -18,7 +18,8 @@ namespace callbackd::app {
 // Each in its own file: app/migrate_command.cpp, app/check_config_command.cpp, ...
 int run_migrate(const CliRequest& req);
 int run_check_config(const CliRequest& req);
-int run_plan(const CliRequest& req);    // app/plan_command.cpp
-int run_status(const CliRequest& req);  // app/status_command.cpp
-int run_daemon(const CliRequest& req);  // `callbackd run`: app/run_command.cpp
+int run_plan(const CliRequest& req);     // app/plan_command.cpp
+int run_status(const CliRequest& req);   // app/status_command.cpp
+int run_daemon(const CliRequest& req);   // `callbackd run`: app/run_command.cpp
+int run_approve(const CliRequest& req);  // app/approve_command.cpp
 }  // namespace callbackd::app

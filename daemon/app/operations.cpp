@@ -52,7 +52,10 @@ Operations::Operations(asio::io_context& io, const Config& config, http::HttpsCl
             {0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
   r.declare("callbackd_pending_rows", Type::gauge, "Rows queued in callbackd.pending_work, by tenant.");
   r.declare("callbackd_oldest_pending_change_seconds", Type::gauge,
-            "Age of the oldest queued change (desired_callbacks.updated_at), by tenant; 0 when none.");
+            "Age of the oldest queued change (desired_callbacks.updated_at), by tenant; 0 when none. "
+            "Changes held by the change budget are not counted (callbackd_held_rows).");
+  r.declare("callbackd_held_rows", Type::gauge,
+            "Rows held by the tenant's change budget (tenants.max_changes_per_hour) until approved, by tenant.");
   r.declare("callbackd_tenants", Type::gauge, "Tenants known to this instance.");
   r.declare("callbackd_paused_tenants", Type::gauge, "Tenants not sending: mode paused/observe or paused by an error.");
   r.declare("callbackd_tenant_paused", Type::gauge,
@@ -167,7 +170,7 @@ void Operations::query_queues() {
       database_error_.clear();
       database_ok_at_ = SteadyClock::now();
       queues_.clear();
-      for (const auto& q : queues) queues_[q.tenant_id] = Queue{q.queued, q.oldest_pending_change};
+      for (const auto& q : queues) queues_[q.tenant_id] = Queue{q.queued, q.held, q.oldest_pending_change};
     });
   });
 }
@@ -245,7 +248,7 @@ Probe Operations::ready() const {
 
 void Operations::refresh_gauges() {
   auto& r = registry_;
-  for (const char* name : {"callbackd_pending_rows", "callbackd_oldest_pending_change_seconds",
+  for (const char* name : {"callbackd_pending_rows", "callbackd_held_rows", "callbackd_oldest_pending_change_seconds",
                            "callbackd_tenant_paused", "callbackd_tenant_rate_per_minute", "callbackd_tenant_throttled",
                            "callbackd_in_flight", "callbackd_buffered_rows"})
     r.clear(name);
@@ -266,6 +269,7 @@ void Operations::refresh_gauges() {
       r.set("callbackd_buffered_rows", l, static_cast<double>(t.due_rows));
       const auto q = queues_.find(t.tenant_id);
       r.set("callbackd_pending_rows", l, q == queues_.end() ? 0 : static_cast<double>(q->second.queued));
+      r.set("callbackd_held_rows", l, q == queues_.end() ? 0 : static_cast<double>(q->second.held));
       r.set("callbackd_oldest_pending_change_seconds", l,
             q == queues_.end() || !q->second.oldest ? 0 : static_cast<double>(q->second.oldest->count()) / 1000.0);
     }

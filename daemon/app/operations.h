@@ -82,6 +82,7 @@ class Operations {
   std::string database_error_;
   struct Queue {
     long long queued = 0;
+    long long held = 0;
     std::optional<std::chrono::milliseconds> oldest;
   };
   std::map<std::string, Queue> queues_;

@@ -6,7 +6,8 @@
 // (validation, then the send diff, then the resync flag): plan and run cannot disagree about a
 // row. On top of that the tenant's gate: mode observe plans but never sends, mode paused does
 // nothing, a tenant paused by the daemon (bad credentials) sends only its probe; their rows are
-// listed as held, with why.
+// listed as held, with why. Rows the tenant's change budget holds (migrations/0008) are listed
+// as held too, with a one-line summary of the hosts they move from and to, and how to approve.
 //
 // Output is bounded: the first kRowsShown rows of each tenant, in the order run would claim
 // them, then "... and N more"; the counts always cover every row.
@@ -21,6 +22,7 @@
 #include "app/commands.h"
 #include "app/report_text.h"
 #include "core/config.h"
+#include "core/reconcile/held_changes.h"
 #include "core/reconcile/work_verdict.h"
 #include "pg/conninfo.h"
 #include "pg/inspect.h"
@@ -58,7 +60,9 @@ std::string row_line(const pg::QueuedEntry& e, const reconcile::WorkVerdict& v, 
   const auto& item = e.item;
   std::ostringstream line;
   const char* action = "drop";
-  if (v.action == reconcile::WorkAction::send)
+  if (e.held_reason)
+    action = "held";
+  else if (v.action == reconcile::WorkAction::send)
     action = held ? "held" : "send";
   else if (v.action == reconcile::WorkAction::mark_invalid)
     action = held ? "held" : "invalid";
@@ -75,7 +79,10 @@ std::string row_line(const pg::QueuedEntry& e, const reconcile::WorkVerdict& v, 
     else
       line << " applied=none";
   }
-  if (v.action == reconcile::WorkAction::drop) line << " (nothing to send; run settles the entry)";
+  if (e.held_reason)
+    line << " (held by the change budget until approved)";
+  else if (v.action == reconcile::WorkAction::drop)
+    line << " (nothing to send; run settles the entry)";
   if (e.claimed_by)
     line << " (in flight at " << printable(*e.claimed_by) << ")";
   else if (e.due_in.count() > 0)
@@ -102,10 +109,18 @@ int run_plan(const CliRequest& req) {
       std::cout << "\n";
       Totals mine;
       std::size_t shown = 0;
+      std::vector<reconcile::HeldMove> budget_held;
+      // The rows go after the held summary, which needs every row: a person judges the change
+      // from that line first.
+      std::ostringstream rows;
       inspector.for_each_queued(t.tenant.tenant_id, [&](const pg::QueuedEntry& e) {
         const auto v = reconcile::judge_work_item(e.item.sub_mchid, e.item.notify_url, e.item.desired, e.item.recorded,
-                                                  e.item.resync);
-        if (v.action == reconcile::WorkAction::drop)
+                                                  e.allowed_hosts, e.item.resync);
+        if (e.held_reason) {
+          ++mine.held;
+          budget_held.push_back(
+              {e.item.recorded ? e.item.recorded->applied_notify_url : std::nullopt, e.item.notify_url, 1});
+        } else if (v.action == reconcile::WorkAction::drop)
           ++mine.drop;
         else if (held)
           ++mine.held;
@@ -113,8 +128,14 @@ int run_plan(const CliRequest& req) {
           ++mine.send;
         else
           ++mine.invalid;
-        if (shown++ < kRowsShown) std::cout << row_line(e, v, held) << "\n";
+        if (shown++ < kRowsShown) rows << row_line(e, v, held) << "\n";
       });
+      if (!budget_held.empty())
+        std::cout << "  held by the change budget: "
+                  << reconcile::with_thousands(static_cast<long long>(budget_held.size()))
+                  << " row(s): " << reconcile::held_hosts_summary(budget_held) << "\n  approve: callbackd approve "
+                  << printable(t.tenant.tenant_id) << " (or undo: docs/sql.md)\n";
+      std::cout << rows.str();
       if (shown > kRowsShown) std::cout << "  ... and " << (shown - kRowsShown) << " more\n";
       if (shown == 0)
         std::cout << "  nothing queued\n";
@@ -127,7 +148,8 @@ int run_plan(const CliRequest& req) {
       all.drop += mine.drop;
     }
     std::cout << "\nPlan: " << all.send << " to send, " << all.invalid << " to mark invalid, " << all.held
-              << " held (tenant observe, paused or paused by error), " << all.drop << " to drop.\n";
+              << " held (tenant observe, paused, paused by error, or by the change budget), " << all.drop
+              << " to drop.\n";
     if (req.has_flag("--detailed-exitcode") && all.send > 0) return 2;
     return 0;
   } catch (const DatabaseError& e) {

@@ -1,6 +1,7 @@
 // `callbackd status`: per tenant, its mode and any pause, how many rows are in each state of
 // callbackd.sync_status, which error codes hold rows back, and how long the oldest unsettled
-// change has waited. Read-only, one snapshot (pg/inspect.h). Exit 0, or 1 when the database
+// change has waited; rows held by the change budget with the hosts they would move from and to
+// (migrations/0008). Read-only, one snapshot (pg/inspect.h). Exit 0, or 1 when the database
 // cannot be read.
 //
 // `status --watch [--interval 2s]`: the progress table of `run` (app/progress_display.h) for
@@ -20,6 +21,7 @@
 #include "app/progress_display.h"
 #include "app/report_text.h"
 #include "core/config.h"
+#include "core/reconcile/held_changes.h"
 #include "pg/conninfo.h"
 #include "pg/inspect.h"
 #include "pg/migrator.h"
@@ -94,7 +96,7 @@ int run_status(const CliRequest& req) {
     std::cout << "status: database " << pg::describe_conninfo(config.database.url) << ", " << tenants.size()
               << " tenant(s)\n";
     // The states of sync_status in the order a row moves through them.
-    static const char* const kStates[] = {"in_sync", "pending", "retrying", "failed", "invalid", "paused"};
+    static const char* const kStates[] = {"in_sync", "pending", "held", "retrying", "failed", "invalid", "paused"};
     for (const auto& t : tenants) {
       std::cout << "\ntenant " << printable(t.tenant_id) << "  mode " << tenant_mode_name(t.mode);
       if (t.pause) {
@@ -124,6 +126,13 @@ int run_status(const CliRequest& req) {
           first_error = false;
         }
         std::cout << "\n";
+      }
+      if (!t.held_moves.empty()) {
+        long long held = 0;
+        for (const auto& m : t.held_moves) held += m.rows;
+        std::cout << "  held by the change budget: " << reconcile::with_thousands(held)
+                  << " row(s): " << reconcile::held_hosts_summary(t.held_moves) << "; approve: callbackd approve "
+                  << printable(t.tenant_id) << " (or undo: docs/sql.md)\n";
       }
       std::cout << "  queue: " << t.queued << " entr" << (t.queued == 1 ? "y" : "ies");
       if (t.oldest_pending_change)

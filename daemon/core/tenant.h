@@ -29,6 +29,9 @@ struct TenantRow {
   TenantMode mode = TenantMode::apply;
   int max_in_flight = 4;
   std::vector<ExtraKey> extra_keys;  // callbackd.tenant_wechatpay_keys (rotation)
+  // tenants.allowed_notify_hosts as written (nullopt: NULL, any host), for check-config; the
+  // daemon judges rows with the copy that comes with each claim (reconcile::ClaimResult).
+  std::optional<std::vector<std::string>> allowed_notify_hosts;
 };
 
 // What signing and verifying for one tenant needs, loaded once from its key files.

@@ -167,8 +167,17 @@ void Reconciler::claim(std::vector<reconcile::ClaimRequest> requests, Instant no
 }
 
 void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int asked, Instant now) {
-  t.drained = static_cast<int>(result.items.size()) < asked;  // a full batch: claim again
+  // A full batch: claim again. Rows the change budget held were claimed too (a batch of held
+  // rows must not make a tenant with thousands more to hold wait for the poll each time).
+  t.drained = static_cast<long long>(result.items.size()) + result.held < asked;
   t.next_due_at = result.next_due_in ? std::optional<Instant>(now + *result.next_due_in) : std::nullopt;
+  if (result.started_holding)  // once per holding episode: the database knows when it starts
+    logging::warn("changes_held",
+                  {{"tenant", log_id(t.id())},
+                   {"held", result.held},
+                   {"hosts", reconcile::held_hosts_summary(result.held_moves)},
+                   {"note", "tenants.max_changes_per_hour reached; further changes wait for `callbackd approve " +
+                                t.id() + "` or an undo (docs/sql.md)"}});
   std::vector<std::int64_t> give_back;
   std::vector<reconcile::WorkItem> nothing_to_send;
   for (auto& item : result.items) {
@@ -180,8 +189,8 @@ void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int
     // The same verdict `plan` shows: input is never trusted (an invalid row is recorded with
     // the reason and never sent, without taking a pacer slot), and an entry whose row needs
     // nothing is settled without an attempt.
-    const auto verdict =
-        reconcile::judge_work_item(item.sub_mchid, item.notify_url, item.desired, item.recorded, item.resync);
+    const auto verdict = reconcile::judge_work_item(item.sub_mchid, item.notify_url, item.desired, item.recorded,
+                                                    result.allowed_hosts, item.resync);
     if (verdict.action == reconcile::WorkAction::drop) {
       logging::debug(
           "row_dropped",
@@ -192,7 +201,7 @@ void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int
     if (verdict.action == reconcile::WorkAction::mark_invalid) {
       reconcile::AttemptRecord rec =
           reconcile::attempt_record_for(item, wechatpay::outcome_name(wechatpay::OutcomeKind::invalid));
-      rec.error_code = "INVALID_DESIRED_ROW";
+      rec.error_code = verdict.invalid->code;
       rec.error_message = verdict.invalid->message;
       rec.decision = reconcile::decide_after_attempt({wechatpay::OutcomeKind::invalid, std::nullopt, item.attempts},
                                                      policy_, now, 0.0);

@@ -5,12 +5,72 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/reconcile/work_verdict.h"
 #include "pg/queue_rows.h"
 #include "pg/store_session.h"
 
 namespace callbackd::pg {
 
 using reconcile::ClaimResult;
+
+namespace {
+
+// The change budget (sql/admit_changes.sql): the claimed rows whose send would change what
+// WeChat Pay holds are admitted against it or held; the held ones leave the claim result (they
+// are not the caller's any more). Judged with the run loop's own verdict, so a row that `run`
+// would not send (invalid, nothing to send) never spends the budget.
+void admit_changes(pqxx::connection& c, const std::string& instance, std::uint64_t& statements, ClaimResult& result,
+                   int max_changes_per_hour) {
+  nlohmann::json changes = nlohmann::json::array();
+  std::set<std::string> change_mchids;
+  for (std::size_t i = 0; i < result.items.size(); ++i) {
+    const WorkItem& item = result.items[i];
+    const auto verdict = reconcile::judge_work_item(item.sub_mchid, item.notify_url, item.desired, item.recorded,
+                                                    result.allowed_hosts, item.resync);
+    if (!reconcile::changes_applied_values(verdict, item.desired, item.recorded)) continue;
+    change_mchids.insert(item.sub_mchid);
+    changes.push_back({{"ord", i},
+                       {"mchid", item.sub_mchid},
+                       {"revision", item.desired.revision},
+                       {"claim_token", item.claim_token}});
+  }
+  if (changes.empty()) return;
+  pqxx::work tx(c);
+  statements += 2;
+  tx.exec_prepared("lock_change_budget", result.tenant_id);
+  const pqxx::result rows =
+      tx.exec_prepared("admit_changes", result.tenant_id, max_changes_per_hour,
+                       changes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), instance);
+  tx.commit();
+  std::set<std::string> held;
+  bool was_holding = true;
+  for (const auto& r : rows) {
+    const auto verdict = r["verdict"].as<std::string>();
+    if (verdict == "held") held.insert(r["mchid"].as<std::string>());
+    if (verdict == "tenant") was_holding = r["holding"].as<bool>();
+  }
+  std::set<std::string> admitted;
+  for (const auto& r : rows)
+    if (r["verdict"].as<std::string>() == "admitted") admitted.insert(r["mchid"].as<std::string>());
+  // A change neither admitted nor held had its row written meanwhile (its claim is gone): it is
+  // not sent now, its new revision is claimed and judged anew.
+  std::vector<WorkItem> keep;
+  for (auto& item : result.items) {
+    const bool is_change = change_mchids.count(item.sub_mchid) > 0;
+    if (held.count(item.sub_mchid)) {
+      result.held_moves.push_back(
+          {item.recorded ? item.recorded->applied_notify_url : std::nullopt, item.notify_url, 1});
+      continue;
+    }
+    if (is_change && !admitted.count(item.sub_mchid)) continue;
+    keep.push_back(std::move(item));
+  }
+  result.items = std::move(keep);
+  result.held = static_cast<long long>(held.size());
+  result.started_holding = !was_holding && !held.empty();
+}
+
+}  // namespace
 
 std::vector<ClaimResult> ReconcileStore::claim_due(const std::vector<reconcile::ClaimRequest>& requests,
                                                    std::chrono::milliseconds lease) {
@@ -29,10 +89,17 @@ std::vector<ClaimResult> ReconcileStore::claim_due(const std::vector<reconcile::
   const std::string requests_json = batch.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return impl_->run("claiming due entries of callbackd.pending_work", [&](pqxx::connection& c) {
     const pqxx::result rows = impl_->exec1(c, "claim_due", requests_json, impl_->instance, millis(lease));
+    std::vector<std::optional<int>> budgets(results.size());
+    std::vector<bool> seen(results.size(), false);
     for (const auto& r : rows) {
       const auto ord = r["ord"].as<std::size_t>();
       CALLBACKD_ASSERT(ord < results.size());
       ClaimResult& result = results[ord];
+      if (!seen[ord]) {  // the tenant's columns repeat on each of its rows
+        seen[ord] = true;
+        result.allowed_hosts = allowed_hosts_from(r["allowed_notify_hosts"]);
+        budgets[ord] = optional_field<int>(r["max_changes_per_hour"]);
+      }
       if (!r["next_due_in_ms"].is_null() && !result.next_due_in)
         result.next_due_in = std::chrono::milliseconds{r["next_due_in_ms"].as<long long>()};
       if (r["mchid"].is_null()) continue;  // the one row that only carries next_due_in_ms
@@ -40,6 +107,8 @@ std::vector<ClaimResult> ReconcileStore::claim_due(const std::vector<reconcile::
       item.claim_token = r["claim_token"].as<std::int64_t>();
       result.items.push_back(std::move(item));
     }
+    for (std::size_t i = 0; i < results.size(); ++i)
+      if (budgets[i]) admit_changes(c, impl_->instance, impl_->statements, results[i], *budgets[i]);
     return results;
   });
 }
@@ -102,6 +171,7 @@ std::vector<reconcile::TenantQueue> ReconcileStore::queue_ages() {
       reconcile::TenantQueue q;
       q.tenant_id = r["tenant_id"].as<std::string>();
       q.queued = r["queued"].as<long long>();
+      q.held = r["held"].as<long long>();
       if (!r["oldest_ms"].is_null())
         q.oldest_pending_change = std::chrono::milliseconds{r["oldest_ms"].as<long long>()};
       out.push_back(std::move(q));

@@ -39,8 +39,8 @@ Inspector::Inspector(const DatabaseConfig& db) : impl_(std::make_unique<Impl>())
     prepare_tenant_statements(*impl_->conn);
     // Its own statements (sql/inspect_*.sql) and two of the store's: the same pauses and queue
     // ages the daemon reads.
-    for (const char* name :
-         {"inspect_queued_entries", "inspect_state_counts", "inspect_error_counts", "tenant_pauses", "queue_ages"})
+    for (const char* name : {"inspect_queued_entries", "inspect_state_counts", "inspect_error_counts",
+                             "inspect_held_changes", "tenant_pauses", "queue_ages"})
       impl_->conn->prepare(name, statement_text(name));
     impl_->tx = std::make_unique<Snapshot>(*impl_->conn);
   } catch (const pqxx::failure& e) {
@@ -72,11 +72,17 @@ std::vector<TenantOverview> Inspector::tenants() {
 
 void Inspector::for_each_queued(const std::string& tenant_id, const std::function<void(const QueuedEntry&)>& visit) {
   impl_->run("reading callbackd.pending_work", [&](pqxx::transaction_base& tx) {
+    bool first = true;
+    std::optional<desired::AllowedHosts> allowed;
     for (const auto& r : tx.exec_prepared("inspect_queued_entries", tenant_id)) {
+      if (first) allowed = allowed_hosts_from(r["allowed_notify_hosts"]);  // the tenant's: read once
+      first = false;
       QueuedEntry e;
       e.item = work_item_from(r);
-      e.due_in = std::chrono::milliseconds{r["due_in_ms"].as<long long>()};
+      if (!r["due_in_ms"].is_null()) e.due_in = std::chrono::milliseconds{r["due_in_ms"].as<long long>()};
       e.claimed_by = optional_field<std::string>(r["claimed_by"]);
+      e.allowed_hosts = allowed;
+      if (r["held"].as<bool>()) e.held_reason = r["held_reason"].as<std::string>("");
       visit(e);
     }
   });
@@ -105,6 +111,10 @@ std::vector<TenantStatus> Inspector::status() {
       if (auto* s = find(r))
         s->by_error.push_back(
             {r["state"].as<std::string>(), r["last_error_code"].as<std::string>(), r["n"].as<long long>()});
+    for (const auto& r : tx.exec_prepared("inspect_held_changes"))
+      if (auto* s = find(r))
+        s->held_moves.push_back({optional_field<std::string>(r["applied_notify_url"]),
+                                 optional_field<std::string>(r["notify_url"]), r["n"].as<long long>()});
     for (const auto& r : tx.exec_prepared("queue_ages")) {
       if (auto* s = find(r)) {
         s->queued = r["queued"].as<long long>();

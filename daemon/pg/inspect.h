@@ -28,6 +28,10 @@ struct QueuedEntry {
   reconcile::WorkItem item;
   std::chrono::milliseconds due_in{0};    // 0 when due now
   std::optional<std::string> claimed_by;  // an unexpired claim: in flight at that instance
+  // The tenant's allowed_notify_hosts (the same on every entry of a tenant; nullopt: any host).
+  std::optional<desired::AllowedHosts> allowed_hosts;
+  // Held by the change budget (0008): never claimed until approved; due_in means nothing then.
+  std::optional<std::string> held_reason;
 };
 
 struct TenantStatus {
@@ -45,6 +49,8 @@ struct TenantStatus {
   // now() - the oldest desired_callbacks.updated_at among queued entries that are real
   // changes (not resync); nullopt when there are none.
   std::optional<std::chrono::milliseconds> oldest_pending_change;
+  // Rows held by the change budget, by applied and desired notify_url (sync_status `held`).
+  std::vector<reconcile::HeldMove> held_moves;
 };
 
 class Inspector {

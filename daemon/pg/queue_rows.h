@@ -4,7 +4,8 @@
 //
 // Column names the query must provide: mchid, tenant_id, resync, notify_url, switch,
 // desired_revision, state, state_revision, applied_notify_url, applied_switch,
-// applied_revision, attempts (the last six NULL when sub_merchant_state has no row).
+// applied_revision, attempts, last_error_message (the last seven NULL when sub_merchant_state
+// has no row), and allowed_notify_hosts (the tenant's, as JSON text; NULL: any host).
 // Also the stored pauses of tenants, read alike by the store and by `status`.
 #pragma once
 
@@ -13,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
 #include "pg/reconcile_store.h"
@@ -52,11 +54,22 @@ inline WorkItem work_item_from(const pqxx::row& r) {
     s.applied_notify_url = optional_field<std::string>(r["applied_notify_url"]);
     s.applied_switch = optional_field<bool>(r["applied_switch"]);
     s.applied_revision = optional_field<std::int64_t>(r["applied_revision"]);
+    s.last_error_message = optional_field<std::string>(r["last_error_message"]);
     // Attempts count failures of one revision; a state about an older revision starts afresh.
     if (s.revision == item.desired.revision) item.attempts = r["attempts"].as<int>();
     item.recorded = std::move(s);
   }
   return item;
+}
+
+// tenants.allowed_notify_hosts from to_jsonb(...)::text: nullopt for NULL (any host). A NULL
+// element (the array is stored verbatim) reads as "" and so as an entry that allows nothing.
+inline std::optional<desired::AllowedHosts> allowed_hosts_from(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  std::vector<std::string> entries;
+  for (const auto& e : nlohmann::json::parse(f.as<std::string>()))
+    entries.push_back(e.is_string() ? e.get<std::string>() : std::string());
+  return desired::parse_allowed_hosts(entries);
 }
 
 // A tenant paused by an error, from a row with tenant_id, error_code, paused_reason and

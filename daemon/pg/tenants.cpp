@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include <nlohmann/json.hpp>
+
 #include "pg/connection.h"
 #include "pg/migrator.h"
 #include "pg/statements.h"
@@ -34,6 +36,13 @@ std::vector<TenantRow> read_tenants(pqxx::transaction_base& tx) {
     t.rate_per_minute = r[6].as<int>();
     t.mode = parse_tenant_mode(r[7].as<std::string>());
     t.max_in_flight = r[8].as<int>();
+    if (!r[9].is_null()) {
+      std::vector<std::string> hosts;
+      // A NULL element (stored verbatim) reads as "", which the host check names as a problem.
+      for (const auto& e : nlohmann::json::parse(r[9].as<std::string>()))
+        hosts.push_back(e.is_string() ? e.get<std::string>() : std::string());
+      t.allowed_notify_hosts = std::move(hosts);
+    }
     index[t.tenant_id] = tenants.size();
     tenants.push_back(std::move(t));
   }

@@ -71,6 +71,18 @@ TEST_CASE("check-config names every tenant problem with its column and fix", "[p
   add_tenant(db, "symlink", "merchant.pem", "escape.pem");
   add_tenant(db, "ownkey", "merchant.pem", "own_public.pem");
   add_tenant(db, "decimal", "merchant.pem", "wechatpay_pub.pem", "464657802379098290429386416316428349262066418149");
+  add_tenant(db, "hosts", "merchant.pem", "wechatpay_pub.pem");
+  {
+    pqxx::connection c(db.conninfo());
+    pqxx::work tx(c);
+    tx.exec0(
+        "UPDATE callbackd.tenants SET allowed_notify_hosts = '{hooks.example.com, *.example.org}' "
+        "WHERE tenant_id = 'good'");
+    tx.exec0(
+        "UPDATE callbackd.tenants SET allowed_notify_hosts = '{hooks.example.com, https://hooks.example.net/cb}' "
+        "WHERE tenant_id = 'hosts'");
+    tx.commit();
+  }
   const std::string config =
       callbackd::test::write_config_for(db.conninfo(), "credentials_dir: " + creds.dir.string() + "\n");
   auto r = run_process({CALLBACKD_BINARY, "--config", config, "check-config"});
@@ -88,6 +100,10 @@ TEST_CASE("check-config names every tenant problem with its column and fix", "[p
         std::string::npos);
   CHECK(r.output.find("tenant 'decimal': merchant_serial_no: must be the API certificate serial in uppercase hex") !=
         std::string::npos);
+  // A list that would hold every row of the tenant as invalid (migrations/0008_guard_rails.sql).
+  CHECK(r.output.find("tenant 'hosts': allowed_notify_hosts: entry \"https://hooks.example.net/cb\" is not a host "
+                      "name") != std::string::npos);
+  CHECK(r.output.find("tenant 'hosts': private_key_path") == std::string::npos);
 }
 
 TEST_CASE("check-config reports an unmigrated database, an unreadable CA file and a missing credentials_dir",

@@ -121,8 +121,10 @@ TEST_CASE("plan lists what run would send, per tenant and row, and sends and cla
   CHECK(has(
       r.output,
       "tenant broken (mode apply): not sent: tenant paused by error SIGN_ERROR: \"signature rejected\"; one probe in"));
-  CHECK(has(r.output,
-            "Plan: 2 to send, 1 to mark invalid, 3 held (tenant observe, paused or paused by error), 0 to drop."));
+  CHECK(has(
+      r.output,
+      "Plan: 2 to send, 1 to mark invalid, 3 held (tenant observe, paused, paused by error, or by the change budget), "
+      "0 to drop."));
 
   // Read-only: no claim, no audit row.
   CHECK(scalar(f.db, "SELECT count(*) FROM callbackd.pending_work WHERE claim_token IS NOT NULL") == 0);

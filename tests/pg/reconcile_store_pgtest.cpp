@@ -553,7 +553,8 @@ TEST_CASE("queue_resync queues in-sync rows of sending tenants, marked resync, n
     REQUIRE(item.recorded);
     CHECK(item.recorded->state == reconcile::RowState::in_sync);
     // The diff alone holds it as in sync; the resync flag makes the engine send it.
-    auto v = reconcile::judge_work_item(item.sub_mchid, item.notify_url, item.desired, item.recorded, item.resync);
+    auto v = reconcile::judge_work_item(item.sub_mchid, item.notify_url, item.desired, item.recorded, std::nullopt,
+                                        item.resync);
     CHECK(v.action == reconcile::WorkAction::send);
     CHECK(v.reason_name() == "resync");
   }
@@ -632,9 +633,9 @@ TEST_CASE("every statement of daemon/pg/sql prepares against the schema the migr
   TestDatabase db;
   const auto& statements = pg::embedded_statements();
   // The 13 of the store (the heartbeat's eight became one, sql/heartbeat.sql; due_tenants), queue_ages, the
-  // tenants read (2), the inspector's own (3) and the progress table's (progress_counts); a file added or lost
-  // changes this on purpose.
-  CHECK(statements.size() == 20);
+  // tenants read (2), the inspector's own (4), the progress table's (progress_counts), the change
+  // budget's admission (2) and `approve`'s call (1); a file added or lost changes this on purpose.
+  CHECK(statements.size() == 24);
   pqxx::connection c(db.conninfo());
   for (const auto& s : statements) {
     INFO("daemon/pg/sql/" << s.name << ".sql");

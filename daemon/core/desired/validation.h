@@ -16,6 +16,8 @@ struct ValidationError {
   std::string field;    // "mchid" or "notify_url"
   std::string message;  // names the field, what is expected and an excerpt of what was found,
                         // e.g. "notify_url must be an absolute https URL, found \"http://a\""
+  // audit_log.error_code and sync_status.last_error_code of the invalid row.
+  std::string code = "INVALID_DESIRED_ROW";
 };
 
 // mchid: 1-20 ASCII digits.

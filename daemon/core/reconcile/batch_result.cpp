@@ -63,11 +63,13 @@ BatchResult judge_batch(const std::vector<TenantRowsAfterRun>& tenants) {
     if (t.paused_by_error)
       left.push_back("tenant " + t.tenant_id + " paused (" + *t.paused_by_error + ", " +
                      rows_text(rows_not_in_sync(t)) + " not in sync)");
-  for (const auto& [state, verb] : std::vector<std::pair<std::string_view, std::string_view>>{{"failed", "failed"},
-                                                                                              {"invalid", "invalid"},
-                                                                                              {"retrying", "retrying"},
-                                                                                              {"pending", "pending"},
-                                                                                              {"paused", "paused"}})
+  for (const auto& [state, verb] :
+       std::vector<std::pair<std::string_view, std::string_view>>{{"failed", "failed"},
+                                                                  {"invalid", "invalid"},
+                                                                  {"held", "held for approval"},
+                                                                  {"retrying", "retrying"},
+                                                                  {"pending", "pending"},
+                                                                  {"paused", "paused"}})
     if (auto part = state_part(apply, state, verb); !part.empty()) left.push_back(std::move(part));
 
   BatchResult result;

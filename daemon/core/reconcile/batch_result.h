@@ -4,7 +4,8 @@
 // The job is every desired row of every tenant in mode `apply`. It is done (exit 0) when all
 // of them are in sync. Otherwise (exit 2) one summary line names what is left: tenants paused
 // by an error (their rows wait for the fix), rows failed (by tenant and error code), invalid,
-// and any still pending or retrying (e.g. claimed by another instance).
+// held by the change budget (waiting for `callbackd approve`), and any still pending or retrying (e.g. claimed by
+// another instance).
 //
 // Tenants the OPERATOR holds back — mode `paused` or `observe` — are not part of the job: the
 // operator said "do not send", so their rows do not make the run fail; the summary mentions
@@ -25,7 +26,7 @@ struct TenantRowsAfterRun {
   std::string tenant_id;  // printable already (the caller escapes what came from SQL)
   TenantMode mode = TenantMode::apply;
   std::optional<std::string> paused_by_error;  // the pause's error code
-  std::map<std::string, long long> by_state;   // in_sync, pending, retrying, failed, invalid, paused
+  std::map<std::string, long long> by_state;   // in_sync, pending, held, retrying, failed, invalid, paused
   struct ErrorCount {
     std::string state;       // retrying, failed or invalid
     std::string error_code;  // printable already

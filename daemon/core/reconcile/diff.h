@@ -43,6 +43,9 @@ struct RecordedState {
   std::optional<std::string> applied_notify_url;
   std::optional<bool> applied_switch;
   std::optional<std::int64_t> applied_revision;  // nullopt: never confirmed by WeChat Pay
+  // Why the row is failed or invalid; judge_work_item (work_verdict.h) re-records an invalid row
+  // only when the reason changed (its tenant's allowed_notify_hosts did).
+  std::optional<std::string> last_error_message;
 };
 
 enum class SendReason { never_applied, values_differ, touched_after_apply };

@@ -16,7 +16,9 @@
 #include <string_view>
 #include <vector>
 
+#include "core/desired/notify_host.h"
 #include "core/reconcile/diff.h"
+#include "core/reconcile/held_changes.h"
 #include "core/reconcile/row_decision.h"
 
 namespace callbackd::reconcile {
@@ -50,6 +52,15 @@ struct ClaimResult {
   // due, so its due_at would say "now" and make the caller spin). Entries left unclaimed
   // only because of `limit` are not counted: a full batch means "claim again".
   std::optional<std::chrono::milliseconds> next_due_in;
+  // The tenant's guard rails as of the claim (migrations/0008_guard_rails.sql): its
+  // allowed_notify_hosts (nullopt: any host), with which the items are judged.
+  std::optional<desired::AllowedHosts> allowed_hosts;
+  // Rows the change budget held in this claim instead of returning them (never sent, never
+  // claimed again until approved), and what they would have changed; `started_holding` when
+  // the tenant held nothing before (the run loop warns once, not once per row).
+  long long held = 0;
+  std::vector<HeldMove> held_moves;
+  bool started_holding = false;
 };
 
 // One attempt (or a validation verdict) and the row's new state, as decided by
@@ -100,6 +111,7 @@ struct StoredTenantPause {
 struct TenantQueue {
   std::string tenant_id;
   long long queued = 0;
+  long long held = 0;  // of `queued`: held by the change budget until approved
   std::optional<std::chrono::milliseconds> oldest_pending_change;
 };
 

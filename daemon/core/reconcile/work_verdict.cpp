@@ -5,6 +5,7 @@ namespace callbackd::reconcile {
 std::string_view WorkVerdict::reason_name() const {
   switch (action) {
     case WorkAction::send:
+      if (now_allowed) return "now_allowed";
       return send_reason ? send_reason_name(*send_reason) : std::string_view("resync");
     case WorkAction::mark_invalid:
       return "invalid";
@@ -15,11 +16,27 @@ std::string_view WorkVerdict::reason_name() const {
 }
 
 WorkVerdict judge_work_item(std::string_view sub_mchid, const std::optional<std::string>& notify_url,
-                            const DesiredCallback& desired, const std::optional<RecordedState>& recorded, bool resync) {
+                            const DesiredCallback& desired, const std::optional<RecordedState>& recorded,
+                            const std::optional<desired::AllowedHosts>& allowed_hosts, bool resync) {
   WorkVerdict v;
-  if (auto error = desired::validate_desired(sub_mchid, notify_url.value_or(std::string()))) {
+  const std::string url = notify_url.value_or(std::string());
+  auto error = desired::validate_desired(sub_mchid, url);
+  if (!error) error = desired::check_notify_host(url, allowed_hosts);
+  const bool parked_invalid =
+      recorded && recorded->state == RowState::invalid && recorded->revision >= desired.revision;
+  if (error) {
+    if (parked_invalid && recorded->last_error_message == error->message) {
+      v.action = WorkAction::drop;
+      v.hold = HoldReason::invalid_until_changed;
+      return v;
+    }
     v.action = WorkAction::mark_invalid;
     v.invalid = std::move(error);
+    return v;
+  }
+  if (parked_invalid) {
+    v.action = WorkAction::send;
+    v.now_allowed = true;
     return v;
   }
   const SendVerdict diff = should_send(desired, recorded);
@@ -36,6 +53,13 @@ WorkVerdict judge_work_item(std::string_view sub_mchid, const std::optional<std:
   v.action = WorkAction::drop;
   v.hold = diff.hold;
   return v;
+}
+
+bool changes_applied_values(const WorkVerdict& verdict, const DesiredCallback& desired,
+                            const std::optional<RecordedState>& recorded) {
+  if (verdict.action != WorkAction::send || !recorded || !recorded->applied_revision || !recorded->applied_notify_url)
+    return false;
+  return *recorded->applied_notify_url != desired.notify_url || recorded->applied_switch != desired.push_switch;
 }
 
 }  // namespace callbackd::reconcile

@@ -13,7 +13,8 @@
 -- that lapses (pending_work_tenant_lease, claimed entries only). Both read the snapshot before
 -- this claim, so this claim's own entries are not counted.
 -- Every request yields at least one row (its `later` row), ordered by request then due_at:
--- the caller groups rows back by `ord`.
+-- the caller groups rows back by `ord`. Every row also carries its tenant's allowed hosts and
+-- change budget (0008), which the caller judges the claimed rows with.
 WITH req AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(ord integer, tenant_id text, claim_limit integer)
 ), due AS (
@@ -40,16 +41,22 @@ WITH req AS (
   RETURNING w.mchid, w.tenant_id, w.claim_token, w.resync, w.due_at, d.notify_url, d.switch,
             d.revision AS desired_revision
 ), later AS (
-  SELECT req.ord, req.tenant_id, LEAST(
-    (SELECT min(due_at) FROM callbackd.pending_work WHERE tenant_id = req.tenant_id AND due_at > now()),
+  SELECT req.ord, req.tenant_id, t.allowed_notify_hosts, t.max_changes_per_hour, LEAST(
+    -- Held entries (0008) wait at infinity for an approval, not for a time.
+    (SELECT min(due_at) FROM callbackd.pending_work
+      WHERE tenant_id = req.tenant_id AND due_at > now() AND due_at < 'infinity'),
     (SELECT min(lease_until) FROM callbackd.pending_work
       WHERE tenant_id = req.tenant_id AND claim_token IS NOT NULL AND lease_until >= now())
   ) AS at
   FROM req
+  -- The tenant's guard rails (0008) as of this claim: the same snapshot that saw the entries a
+  -- change of allowed_notify_hosts queued judges them with the new list.
+  LEFT JOIN callbackd.tenants t ON t.tenant_id = req.tenant_id
 )
 SELECT later.ord, c.mchid, c.tenant_id, c.claim_token, c.resync, c.notify_url, c.switch, c.desired_revision,
        s.state, s.revision AS state_revision, s.applied_notify_url, s.applied_switch,
-       s.applied_revision, s.attempts,
+       s.applied_revision, s.attempts, s.last_error_message,
+       to_jsonb(later.allowed_notify_hosts)::text AS allowed_notify_hosts, later.max_changes_per_hour,
        CASE WHEN later.at IS NULL THEN NULL
             ELSE GREATEST(0, ceil(extract(epoch FROM later.at - now()) * 1000))::bigint END AS next_due_in_ms
 FROM later
