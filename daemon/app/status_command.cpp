@@ -2,6 +2,7 @@
 // callbackd.sync_status, which error codes hold rows back, and how long the oldest unsettled
 // change has waited. Read-only, one snapshot (pg/inspect.h). Exit 0, or 1 when the database
 // cannot be read.
+#include <ctime>
 #include <iostream>
 
 #include "app/commands.h"
@@ -49,6 +50,22 @@ int run_status(const CliRequest& req) {
         for (const auto& e : t.by_error) {
           std::cout << (first_error ? " " : ", ") << printable(e.error_code) << " " << e.rows << " (" << e.state << ")";
           first_error = false;
+        }
+        std::cout << "\n";
+      }
+      if (t.certificate_mode) {
+        // Certificate mode: what responses are verified with, and until when.
+        std::cout << "  platform certificates:";
+        if (t.platform_certificates.empty()) std::cout << " none yet (downloaded when first needed)";
+        bool first_certificate = true;
+        for (const auto& c : t.platform_certificates) {
+          const std::time_t expires = std::chrono::system_clock::to_time_t(c.expires_at);
+          std::tm tm{};
+          gmtime_r(&expires, &tm);
+          char date[32];
+          std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tm);
+          std::cout << (first_certificate ? " " : ", ") << printable(c.serial) << " (expires " << date << ")";
+          first_certificate = false;
         }
         std::cout << "\n";
       }

@@ -45,6 +45,8 @@ struct TenantStatus {
   // now() - the oldest desired_callbacks.updated_at among queued entries that are real
   // changes (not resync); nullopt when there are none.
   std::optional<std::chrono::milliseconds> oldest_pending_change;
+  bool certificate_mode = false;  // migrations/0008
+  std::vector<TenantRow::StoredCertificate> platform_certificates;
 };
 
 class Inspector {

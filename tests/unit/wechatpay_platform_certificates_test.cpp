@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/tenant.h"
 #include "core/wechatpay/platform_certificates.h"
 #include "wechatpay_test_support.h"
 
@@ -343,5 +344,119 @@ TEST_CASE("accept_download: the whole answer, encrypted, signed and checked", "[
     auto bad = PlatformCa::parse(test::read_file(test::vector_path("go_test_private_key.pem")), "ca.pem");
     REQUIRE_FALSE(bad.ok());
     CHECK_THAT(bad.error().message, Catch::Matchers::Contains("ca.pem: holds no PEM certificate"));
+  }
+}
+
+TEST_CASE("certificate mode: the APIv3 key from the credentials directory, the stored certificates as keys",
+          "[wechatpay][platform_certificates][credentials]") {
+  test::TempDir dir;
+  dir.write("merchant_key.pem", test::read_file(test::key_path("second_rsa2048.pem")));
+  TenantRow row;
+  row.tenant_id = "charlie";
+  row.caller_mchid = "1900000003";
+  row.merchant_serial_no = "0A0B0C0D";
+  row.private_key_path = "merchant_key.pem";
+  row.apiv3_key_path = "apiv3.key";
+  REQUIRE(row.certificate_mode());
+
+  SECTION("no certificate stored yet: the key, nothing to verify with, no Wechatpay-Serial to ask for") {
+    dir.write("apiv3.key", "0123456789abcdefghijABCDEFGHIJ-_\n");
+    auto loaded = load_tenant_credentials(row, dir.path().string());
+    REQUIRE(loaded.ok());
+    REQUIRE(loaded->apiv3_key);
+    CHECK(loaded->apiv3_key->bytes() == kTestKey.bytes());
+    CHECK(loaded->response_keys.empty());
+    CHECK(loaded->wechatpay_serial.empty());
+  }
+  SECTION("stored certificates verify; the newest is asked for") {
+    dir.write("apiv3.key", "0123456789abcdefghijABCDEFGHIJ-_");
+    const auto t = system_clock::time_point{seconds(kTs)};
+    row.platform_certificates = {{kSerialA, cert_pem("go_test_cert.pem"), t, t, t}};
+    auto loaded = load_tenant_credentials(row, dir.path().string());
+    REQUIRE(loaded.ok());
+    CHECK(loaded->response_keys.find(kSerialA) != nullptr);
+    CHECK(loaded->wechatpay_serial == kSerialA);
+  }
+  SECTION("a stored row under another serial is named with the fix") {
+    dir.write("apiv3.key", "0123456789abcdefghijABCDEFGHIJ-_");
+    const auto t = system_clock::time_point{seconds(kTs)};
+    row.platform_certificates = {{kSerialB, cert_pem("go_test_cert.pem"), t, t, t}};
+    auto loaded = load_tenant_credentials(row, dir.path().string());
+    REQUIRE_FALSE(loaded.ok());
+    CHECK(loaded.error().front().where == "tenant 'charlie': platform_certificates[0A0B0C0D]");
+  }
+  SECTION("an APIv3 key of the wrong length, or readable by others, is refused naming the column") {
+    dir.write("apiv3.key", "too short");
+    auto short_key = load_tenant_credentials(row, dir.path().string());
+    REQUIRE_FALSE(short_key.ok());
+    CHECK(short_key.error().front().where == "tenant 'charlie': apiv3_key_path");
+    CHECK_THAT(short_key.error().front().what,
+               Catch::Matchers::Contains("an APIv3 key is 32 bytes, this file holds 9"));
+    dir.write("apiv3.key", "0123456789abcdefghijABCDEFGHIJ-_", 0644);
+    auto exposed = load_tenant_credentials(row, dir.path().string());
+    REQUIRE_FALSE(exposed.ok());
+    CHECK(exposed.error().front().where == "tenant 'charlie': apiv3_key_path");
+    CHECK_THAT(exposed.error().front().what, Catch::Matchers::Contains("too open"));
+  }
+  SECTION("neither way configured") {
+    row.apiv3_key_path.clear();
+    auto loaded = load_tenant_credentials(row, dir.path().string());
+    REQUIRE_FALSE(loaded.ok());
+    CHECK(loaded.error().front().where == "tenant 'charlie': wechatpay_key_path");
+  }
+}
+
+TEST_CASE("judge_certificates_download: keep, pause with the fix, or try again", "[wechatpay][platform_certificates]") {
+  const PrivateKey key_a = test::go_test_private_key();
+  const std::string body = answer_listing({"go_test_cert.pem"});
+  using K = DownloadVerdict::Kind;
+  struct Row {
+    const char* name;
+    int status;
+    std::string body;
+    ResponseHeaders headers;
+    K kind;
+    const char* code;
+    const char* outcome;
+    const char* says;
+  };
+  const Row rows[] = {
+      {"a good answer", 200, body, signed_headers(key_a, kSerialA, body), K::accepted, "", "accepted", ""},
+      {"a tampered answer", 200, body + " ", signed_headers(key_a, kSerialA, body), K::refused,
+       "PLATFORM_CERTIFICATE_REFUSED", "signature_invalid", "GET /v3/certificates refused (signature_invalid)"},
+      {"a public-key merchant",
+       404,
+       R"({"code":"RESOURCE_NOT_EXISTS","message":"无可用的平台证书"})",
+       {},
+       K::no_platform_certificate,
+       "NO_PLATFORM_CERTIFICATE",
+       "not_found",
+       "this merchant uses a WeChat Pay public key: set wechatpay_key_id and wechatpay_key_path"},
+      {"a proxy's 404 page", 404, "<html>404</html>", {}, K::transient, "HTTP_404", "http_404", "answered 404"},
+      {"the tenant's signature refused",
+       401,
+       R"({"code":"SIGN_ERROR","message":"错误的签名，验签失败"})",
+       {},
+       K::refused,
+       "SIGN_ERROR",
+       "http_401",
+       "answered 401 SIGN_ERROR"},
+      {"WeChat Pay busy",
+       503,
+       R"({"code":"SYSTEM_ERROR","message":"busy"})",
+       {},
+       K::transient,
+       "SYSTEM_ERROR",
+       "http_503",
+       "answered 503 SYSTEM_ERROR"},
+  };
+  for (const auto& row : rows) {
+    INFO(row.name);
+    const auto v = judge_certificates_download(row.status, row.body, row.headers, kTestKey, {}, kNow, nullptr);
+    CHECK(v.kind == row.kind);
+    CHECK(v.code == row.code);
+    CHECK(v.outcome == row.outcome);
+    CHECK_THAT(v.reason, Catch::Matchers::Contains(row.says));
+    CHECK(v.certificates.size() == (row.kind == K::accepted ? 1u : 0u));
   }
 }

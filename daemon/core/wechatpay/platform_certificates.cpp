@@ -1,6 +1,8 @@
 #include "core/wechatpay/platform_certificates.h"
 
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <openssl/bio.h>
@@ -11,6 +13,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "core/wechatpay/encoding.h"
+#include "core/wechatpay/favor_callbacks.h"
 
 namespace callbackd::wechatpay {
 namespace {
@@ -225,6 +228,17 @@ bool PlatformCa::issued(std::string_view certificate_pem, std::chrono::system_cl
   return ok;
 }
 
+Result<PlatformCa, KeyError> load_platform_ca_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream pem;
+  pem << in.rdbuf();
+  if (!in)
+    return KeyError{KeyError::Kind::unreadable, path + ": cannot be read",
+                    "point wechatpay.platform_ca_file at a readable PEM of the CA that issues WeChat Pay's platform "
+                    "certificates"};
+  return PlatformCa::parse(pem.str(), path);
+}
+
 Result<PlatformCertificate, KeyError> platform_certificate_from_pem(std::string pem, std::string_view source) {
   if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
     return KeyError{KeyError::Kind::not_a_key, std::string(source) + ": is not a PEM certificate", ""};
@@ -307,6 +321,54 @@ Result<std::vector<PlatformCertificate>, CertificateError> accept_download(std::
   auto signer = judge_download_signature(carried, trusted, headers, raw_body, now);
   if (!signer) return std::move(signer).error();
   return certificates;
+}
+
+DownloadVerdict judge_certificates_download(int status, std::string_view body, const ResponseHeaders& headers,
+                                            const ApiV3Key& key, const KeySet& trusted,
+                                            std::chrono::system_clock::time_point now, const PlatformCa* ca) {
+  DownloadVerdict v;
+  if (status >= 200 && status < 300) {
+    auto accepted = accept_download(body, headers, key, trusted, now, ca);
+    if (accepted) {
+      v.kind = DownloadVerdict::Kind::accepted;
+      v.certificates = std::move(accepted).value();
+      v.outcome = "accepted";
+      return v;
+    }
+    const auto& e = accepted.error();
+    v.kind = DownloadVerdict::Kind::refused;
+    v.code = "PLATFORM_CERTIFICATE_REFUSED";
+    v.outcome = certificate_error_name(e.kind);
+    v.reason = "GET /v3/certificates refused (" + v.outcome + "): " + e.message +
+               (e.fix.empty() ? "" : " (fix: " + e.fix + ")");
+    return v;
+  }
+  const ApiError error = parse_error_body(body);
+  const std::string said = "GET /v3/certificates answered " + std::to_string(status) +
+                           (error.code.empty() ? "" : " " + error.code) +
+                           (error.message.empty() ? "" : " (" + excerpt(error.message, 120) + ")");
+  // Only WeChat Pay's own error format is its verdict: a proxy's 404 or 401 page says nothing
+  // about the merchant (outcome.h), so that is tried again later.
+  if (status == 404 && error.wechatpay_format) {
+    v.kind = DownloadVerdict::Kind::no_platform_certificate;
+    v.code = "NO_PLATFORM_CERTIFICATE";
+    v.outcome = "not_found";
+    v.reason = said +
+               ": this merchant has no platform certificate (fix: this merchant uses a WeChat Pay public key: set "
+               "wechatpay_key_id and wechatpay_key_path)";
+  } else if ((status == 401 || status == 403) && error.wechatpay_format) {
+    // The tenant's own signature or rights: as for any request, retrying cannot help.
+    v.kind = DownloadVerdict::Kind::refused;
+    v.code = error.code.empty() ? "HTTP_" + std::to_string(status) : error.code;
+    v.outcome = "http_" + std::to_string(status);
+    v.reason = said + " (fix: check the tenant's mchid, merchant_serial_no and private key)";
+  } else {
+    v.kind = DownloadVerdict::Kind::transient;
+    v.code = error.code.empty() ? "HTTP_" + std::to_string(status) : error.code;
+    v.outcome = "http_" + std::to_string(status);
+    v.reason = said;
+  }
+  return v;
 }
 
 Result<std::string, CryptoError> certificates_answer(const std::vector<CertificateToList>& certificates,

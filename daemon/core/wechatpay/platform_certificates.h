@@ -126,6 +126,10 @@ class PlatformCa {
   std::shared_ptr<X509_STORE> store_;
 };
 
+// PlatformCa::parse of a file (wechatpay.platform_ca_file): the one function here that reads
+// a file. KeyError names the file: unreadable, or what parse refuses.
+Result<PlatformCa, KeyError> load_platform_ca_file(const std::string& path);
+
 // A certificate from its PEM (as stored), without the download's checks: the serial and times
 // come from the certificate itself.
 Result<PlatformCertificate, KeyError> platform_certificate_from_pem(std::string pem, std::string_view source);
@@ -152,6 +156,27 @@ Result<std::vector<PlatformCertificate>, CertificateError> accept_download(std::
                                                                            const ApiV3Key& key, const KeySet& trusted,
                                                                            std::chrono::system_clock::time_point now,
                                                                            const PlatformCa* ca);
+
+// What one GET /v3/certificates came to, for the engine: whether to keep the certificates,
+// pause the tenant (with the code and the reason an operator reads) or try again later.
+struct DownloadVerdict {
+  enum class Kind {
+    accepted,                 // `certificates` are trusted
+    no_platform_certificate,  // 404: a public-key merchant configured in certificate mode
+    refused,                  // a check failed, or WeChat Pay refused the call (401/403): pause
+    transient,                // 429, 5xx, an answer from something else: try again later
+  };
+  Kind kind = Kind::transient;
+  std::vector<PlatformCertificate> certificates;
+  std::string code;     // the pause's error code: NO_PLATFORM_CERTIFICATE, PLATFORM_CERTIFICATE_REFUSED, SIGN_ERROR…
+  std::string reason;   // what happened and the fix, for the pause and the log
+  std::string outcome;  // a short label for metrics: accepted, not_found, bad_tag, …, http_503
+};
+
+// Judges a /v3/certificates answer (`status`, `body`, `headers`) with accept_download.
+DownloadVerdict judge_certificates_download(int status, std::string_view body, const ResponseHeaders& headers,
+                                            const ApiV3Key& key, const KeySet& trusted,
+                                            std::chrono::system_clock::time_point now, const PlatformCa* ca);
 
 // The sandbox's side: the answer body for `certificates` (PEM each), encrypted with `key`.
 // `nonce_for(i)` gives entry i's 12-byte nonce.
