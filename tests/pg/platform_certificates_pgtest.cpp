@@ -3,12 +3,16 @@
 // read_tenants() hands both to the daemon.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <pqxx/pqxx>
+#include <sstream>
 #include <string>
 
 #include "pg/reconcile_store.h"
 #include "pg/tenants.h"
 #include "pg/test_database.h"
+#include "support/process.h"
 
 using callbackd::test::TestDatabase;
 
@@ -172,4 +176,62 @@ TEST_CASE("ReconcileStore: store a download, move fetched_at, forget expired one
               "SELECT fetched_at > '2026-02-01Z' AND first_used_at IS NOT NULL FROM callbackd.platform_certificates")[0]
             .as<bool>());
   CHECK(tx.exec1("SELECT count(*) FROM callbackd.platform_certificates")[0].as<long>() == 1);
+}
+
+TEST_CASE("check-config checks the APIv3 key and the platform CA file, and status lists the certificates",
+          "[pg][platform_certificates][check-config][status]") {
+  TestDatabase db;
+  char tmpl[] = "/tmp/callbackd-creds.XXXXXX";
+  const std::filesystem::path dir = mkdtemp(tmpl);
+  auto write = [&](const std::string& name, const std::string& content, std::filesystem::perms mode) {
+    std::ofstream(dir / name) << content;
+    std::filesystem::permissions(dir / name, mode);
+  };
+  const auto owner_only = std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+  std::ifstream key_in(std::string(CALLBACKD_TEST_DATA) + "/keys/go_test_private_key_pkcs1.pem");
+  std::stringstream key;
+  key << key_in.rdbuf();
+  write("merchant.pem", key.str(), owner_only);
+  write("good.apiv3", "0123456789abcdefghijABCDEFGHIJ-_\n", owner_only);
+  write("short.apiv3", "0123456789abcdefghijABCDEFGHIJ-\n", owner_only);
+  {
+    pqxx::connection c(db.conninfo());
+    for (const char* id : {"good", "short"})
+      exec(c, std::string("INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, "
+                          "apiv3_key_path) VALUES ('") +
+                  id + "', '1900000001', '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', 'merchant.pem', '" + id +
+                  ".apiv3')");
+  }
+  const std::string base = "credentials_dir: " + dir.string() + "\n";
+
+  auto checked = callbackd::test::run_process(
+      {CALLBACKD_BINARY, "--config", callbackd::test::write_config_for(db.conninfo(), base), "check-config"});
+  INFO(checked.output);
+  CHECK(checked.exit_status == 78);
+  CHECK(checked.output.find("tenant 'good'") == std::string::npos);
+  CHECK(checked.output.find("tenant 'short': apiv3_key_path: " + dir.string() +
+                            "/short.apiv3: an APIv3 key is 32 bytes, this file holds 31") != std::string::npos);
+
+  auto bad_ca = callbackd::test::run_process(
+      {CALLBACKD_BINARY, "--config",
+       callbackd::test::write_config_for(db.conninfo(),
+                                         "wechatpay:\n  platform_ca_file: " + dir.string() + "/merchant.pem\n" + base),
+       "check-config"});
+  INFO(bad_ca.output);
+  CHECK(bad_ca.exit_status == 78);
+  CHECK(bad_ca.output.find("wechatpay.platform_ca_file: " + dir.string() + "/merchant.pem: holds no PEM certificate") !=
+        std::string::npos);
+
+  // status: what a certificate-mode tenant verifies with, and until when.
+  {
+    pqxx::connection c(db.conninfo());
+    exec(c, certificate_insert("good", "0A0B0C0D"));
+  }
+  auto status = callbackd::test::run_process(
+      {CALLBACKD_BINARY, "--config", callbackd::test::write_config_for(db.conninfo(), base), "status"});
+  INFO(status.output);
+  CHECK(status.exit_status == 0);
+  CHECK(status.output.find("platform certificates: 0A0B0C0D (expires 2031-01-01 00:00 UTC)") != std::string::npos);
+  CHECK(status.output.find("platform certificates: none yet (downloaded when first needed)") != std::string::npos);
+  std::filesystem::remove_all(dir);
 }
