@@ -81,6 +81,12 @@ asio::awaitable<Verdict> CertificateKeeper::refresh(std::string tenant_id, std::
     if (!flight->verdict) co_await flight->done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
     co_return *flight->verdict;
   }
+  if (auto it = refusals_.find(tenant_id); it != refusals_.end()) {
+    const TenantRuntime* t = tenants_.find(tenant_id);
+    if (t && t->credentials == it->second.credentials && clock_.now() - it->second.at < kRefusalStands)
+      co_return it->second.verdict;
+    refusals_.erase(it);
+  }
   auto flight = std::make_shared<Flight>(io_);
   flight->done.expires_at(asio::steady_timer::time_point::max());
   flights_.emplace(tenant_id, flight);
@@ -94,6 +100,8 @@ asio::awaitable<Verdict> CertificateKeeper::refresh(std::string tenant_id, std::
     if (verdict.kind == Verdict::Kind::accepted) {
       accept(*t, verdict);
     } else {
+      if (verdict.kind == Verdict::Kind::refused || verdict.kind == Verdict::Kind::no_platform_certificate)
+        refusals_.insert_or_assign(tenant_id, Refusal{clock_.now(), t->credentials, verdict});
       logging::warn("platform_certificates_not_updated", {{"tenant", log_id(tenant_id)},
                                                           {"code", verdict.code},
                                                           {"outcome", verdict.outcome},

@@ -76,6 +76,16 @@ class CertificateKeeper {
   std::function<void()> wake_;
   std::optional<wechatpay::PlatformCa> platform_ca_;
   std::map<std::string, std::shared_ptr<Flight>> flights_;
+  // A refusal stands for a short while, for the same credentials: the requests that were in
+  // flight when it came (up to max_in_flight of them) take it instead of downloading again
+  // each; keys changed by the operator (a new TenantCredentials) download at once.
+  static constexpr std::chrono::seconds kRefusalStands{10};
+  struct Refusal {
+    reconcile::Instant at;
+    std::shared_ptr<const TenantCredentials> credentials;
+    wechatpay::DownloadVerdict verdict;
+  };
+  std::map<std::string, Refusal> refusals_;
 };
 
 }  // namespace callbackd::engine

@@ -115,6 +115,9 @@ TEST_CASE("certificate mode: a tampered or foreign-signed download pauses only i
     CHECK(env.count(std::string("SELECT count(*) FROM callbackd.platform_certificates WHERE tenant_id = '") + t +
                     "'") == 0);
   }
+  // One download each: the requests in flight when it was refused take that refusal.
+  CHECK(downloads(env, "1900000003") == 1);
+  CHECK(downloads(env, "1900000004") == 1);
   CHECK(env.text("SELECT error_code FROM callbackd.tenant_state WHERE tenant_id = 'charlie'") ==
         "PLATFORM_CERTIFICATE_REFUSED");
   CHECK(
