@@ -5,18 +5,28 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "app/commands.h"
 #include "core/config.h"
 #include "core/credentials.h"
 #include "core/desired/notify_host.h"
 #include "core/tenant.h"
+#include "core/wechatpay/platform_certificates.h"
 #include "pg/conninfo.h"
 #include "pg/migrator.h"
 #include "pg/tenants.h"
 
 namespace callbackd::app {
+
+std::optional<Problem> platform_ca_problem(const Config& config) {
+  if (!config.wechatpay.platform_ca_file) return std::nullopt;
+  auto ca = wechatpay::load_platform_ca_file(*config.wechatpay.platform_ca_file);
+  if (ca) return std::nullopt;
+  return Problem{config.source_path + ": wechatpay.platform_ca_file", ca.error().message, ca.error().fix};
+}
 
 int run_check_config(const CliRequest& req) {
   const Config config = load_config(req.config_path);  // StartupError lists every YAML problem
@@ -30,6 +40,8 @@ int run_check_config(const CliRequest& req) {
                           "cannot read " + *config.wechatpay.ca_file + ": " + std::strerror(errno),
                           "point it at a readable PEM CA bundle, or remove the key to use the system store"});
   }
+
+  if (auto problem = platform_ca_problem(config)) problems.push_back(*problem);
 
   if (auto problem = credentials_dir_problem(config.credentials_dir, config.source_path)) problems.push_back(*problem);
 

@@ -1,7 +1,11 @@
 // One function per subcommand; run_command dispatches on the parsed request.
 #pragma once
 
+#include <optional>
+
 #include "app/cli.h"
+#include "core/config.h"
+#include "core/error.h"
 
 namespace callbackd::app {
 
@@ -22,4 +26,8 @@ int run_plan(const CliRequest& req);     // app/plan_command.cpp
 int run_status(const CliRequest& req);   // app/status_command.cpp
 int run_daemon(const CliRequest& req);   // `callbackd run`: app/run_command.cpp
 int run_approve(const CliRequest& req);  // app/approve_command.cpp
+
+// wechatpay.platform_ca_file set but missing, unreadable or without a certificate: the
+// problem, for check-config and run (app/check_config_command.cpp).
+std::optional<Problem> platform_ca_problem(const Config& config);
 }  // namespace callbackd::app

@@ -81,6 +81,11 @@ Operations::Operations(asio::io_context& io, const Config& config, http::HttpsCl
             "WeChat Pay's from several rows in a row (reason).");
   r.declare("callbackd_wechatpay_probes_failed_total", Type::counter,
             "Probe requests during a hold that could not reach WeChat Pay either.");
+  r.declare("callbackd_platform_certificate_expiry_seconds", Type::gauge,
+            "Certificate-mode tenants: when each trusted platform certificate expires (Unix time).");
+  r.declare("callbackd_platform_certificate_downloads_total", Type::counter,
+            "GET /v3/certificates by outcome (accepted, not_found, bad_tag, serial_mismatch, outside_validity, "
+            "untrusted_chain, signature_invalid, not_signed_by_trusted, malformed_answer, http_NNN, network_error).");
   r.set("callbackd_build_info", {{"version", CALLBACKD_VERSION}}, 1);
 }
 
@@ -248,9 +253,10 @@ Probe Operations::ready() const {
 
 void Operations::refresh_gauges() {
   auto& r = registry_;
-  for (const char* name : {"callbackd_pending_rows", "callbackd_held_rows", "callbackd_oldest_pending_change_seconds",
-                           "callbackd_tenant_paused", "callbackd_tenant_rate_per_minute", "callbackd_tenant_throttled",
-                           "callbackd_in_flight", "callbackd_buffered_rows"})
+  for (const char* name :
+       {"callbackd_pending_rows", "callbackd_held_rows", "callbackd_oldest_pending_change_seconds",
+        "callbackd_tenant_paused", "callbackd_tenant_rate_per_minute", "callbackd_tenant_throttled",
+        "callbackd_in_flight", "callbackd_buffered_rows", "callbackd_platform_certificate_expiry_seconds"})
     r.clear(name);
   std::size_t tenants = 0, paused = 0;
   if (reconciler_) {
@@ -288,6 +294,12 @@ void Operations::refresh_gauges() {
                   n == stats.endpoint_holds_by_reason.end() ? 0.0 : static_cast<double>(n->second));
     }
     r.set_total("callbackd_wechatpay_probes_failed_total", kNone, static_cast<double>(stats.endpoint_probes_failed));
+    for (const auto& c : reconciler_->platform_certificates())
+      r.set("callbackd_platform_certificate_expiry_seconds", {{"tenant", c.tenant_id}, {"serial", c.serial}},
+            static_cast<double>(
+                std::chrono::duration_cast<std::chrono::seconds>(c.expires_at.time_since_epoch()).count()));
+    for (const auto& [outcome, n] : stats.certificate_downloads)
+      r.set_total("callbackd_platform_certificate_downloads_total", {{"outcome", outcome}}, static_cast<double>(n));
   }
   r.set("callbackd_tenants", kNone, static_cast<double>(tenants));
   r.set("callbackd_paused_tenants", kNone, static_cast<double>(paused));

@@ -150,6 +150,7 @@ int run_daemon(const CliRequest& req) {
   Config config = load_config(req.config_path);
   init_logging(config.log);
   if (auto problem = credentials_dir_problem(config.credentials_dir, config.source_path)) throw StartupError(*problem);
+  if (auto problem = platform_ca_problem(config)) throw StartupError(*problem);
   check_schema(config);
 
   asio::io_context io;

@@ -134,6 +134,22 @@ int run_status(const CliRequest& req) {
                   << " row(s): " << reconcile::held_hosts_summary(t.held_moves) << "; approve: callbackd approve "
                   << printable(t.tenant_id) << " (or undo: docs/sql.md)\n";
       }
+      if (t.certificate_mode) {
+        // Certificate mode: what responses are verified with, and until when.
+        std::cout << "  platform certificates:";
+        if (t.platform_certificates.empty()) std::cout << " none yet (downloaded when first needed)";
+        bool first_certificate = true;
+        for (const auto& c : t.platform_certificates) {
+          const std::time_t expires = std::chrono::system_clock::to_time_t(c.expires_at);
+          std::tm tm{};
+          gmtime_r(&expires, &tm);
+          char date[32];
+          std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tm);
+          std::cout << (first_certificate ? " " : ", ") << printable(c.serial) << " (expires " << date << ")";
+          first_certificate = false;
+        }
+        std::cout << "\n";
+      }
       std::cout << "  queue: " << t.queued << " entr" << (t.queued == 1 ? "y" : "ies");
       if (t.oldest_pending_change)
         std::cout << ", oldest pending change " << human_duration(*t.oldest_pending_change) << " old";

@@ -35,7 +35,7 @@ const std::vector<Section>& sections() {
       {"", {"database", "wechatpay", "credentials_dir", "reconciler", "metrics", "log"}},
       {"database", {"url", "connect_timeout"}},
       {"wechatpay",
-       {"base_url", "backup_url", "ca_file", "connect_timeout", "request_timeout", "idle_timeout",
+       {"base_url", "backup_url", "ca_file", "platform_ca_file", "connect_timeout", "request_timeout", "idle_timeout",
         "max_connections_per_host", "max_response_bytes"}},
       {"reconciler",
        {"poll_interval", "resync_interval", "global_rate_per_second", "max_in_flight_per_tenant",
@@ -164,7 +164,10 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
             set(w.backup_url, https_base_url(r, x, p, Empty::allowed));
           } else if (k == "ca_file")
             set(w.ca_file, r.string(x, p));
-          else if (k == "connect_timeout")
+          else if (k == "platform_ca_file") {
+            set(w.platform_ca_file, r.string(x, p, Empty::allowed));
+            if (w.platform_ca_file && w.platform_ca_file->empty()) w.platform_ca_file.reset();  // "": no chain check
+          } else if (k == "connect_timeout")
             set(w.connect_timeout, r.duration(x, p, Millis{10}, Millis{600'000}));
           else if (k == "request_timeout")
             set(w.request_timeout, r.duration(x, p, Millis{10}, Millis{600'000}));

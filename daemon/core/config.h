@@ -28,7 +28,10 @@ struct WechatpayConfig {
   // Empty: no failover. When the file leaves it out, parse_config sets kWechatpayBackupUrl if
   // (and only if) base_url is production's, so that a rehearsal never fails over to production.
   std::string backup_url;
-  std::optional<std::string> ca_file;      // extra CA bundle (the sandbox's); system store otherwise
+  std::optional<std::string> ca_file;  // extra CA bundle (the sandbox's); system store otherwise
+  // Certificate mode: downloaded platform certificates must chain to a CA of this PEM file
+  // (core/wechatpay/platform_certificates.h, PlatformCa); unset: no chain check.
+  std::optional<std::string> platform_ca_file;
   Millis connect_timeout{Millis{5'000}};   // resolve + TCP connect + TLS handshake, each
   Millis request_timeout{Millis{10'000}};  // whole request, from first byte written to body read
   Millis idle_timeout{Millis{5'000}};      // drop pooled connections idle this long (WeChat Pay closes at ~8 s)

@@ -4,6 +4,7 @@
 
 #include "core/credentials.h"
 #include "core/desired/validation.h"
+#include "core/wechatpay/key_cache.h"
 
 namespace callbackd {
 
@@ -49,8 +50,13 @@ Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const Te
                 tenant.merchant_serial_no.substr(0, 80) +
                 "' (a decimal or lowercase serial is a classic cause of 401 SIGN_ERROR)",
             "copy it from `openssl x509 -in apiclient_cert.pem -noout -serial`");
+  const bool certificate_mode = tenant.certificate_mode();
   const bool public_key_mode = tenant.wechatpay_key_id.starts_with(wechatpay::kPublicKeyIdPrefix);
-  if (!public_key_mode && !is_upper_hex(tenant.wechatpay_key_id))
+  if (!certificate_mode && tenant.wechatpay_key_path.empty())
+    problem("wechatpay_key_path", "is not set and neither is apiv3_key_path: responses could not be verified",
+            "set wechatpay_key_id and wechatpay_key_path (a WeChat Pay public key), or apiv3_key_path to have "
+            "callbackd download the platform certificates");
+  else if (!certificate_mode && !public_key_mode && !is_upper_hex(tenant.wechatpay_key_id))
     problem("wechatpay_key_id",
             "must be a WeChat Pay public key id (PUB_KEY_ID_...) or a platform certificate serial in "
             "uppercase hex, found '" +
@@ -92,13 +98,47 @@ Result<TenantCredentials, std::vector<Problem>> load_tenant_credentials(const Te
               "download the WeChat Pay public key (or platform certificate) from the merchant platform");
     if (auto added = keys.add(key_id, key.value()); !added) problem(column, added.error().message, added.error().fix);
   };
-  add_key("wechatpay_key_path", tenant.wechatpay_key_id, tenant.wechatpay_key_path);
+  std::optional<wechatpay::ApiV3Key> apiv3_key;
+  std::string wechatpay_serial = tenant.wechatpay_key_id;
+  if (certificate_mode) {
+    if (auto file = open_key("apiv3_key_path", tenant.apiv3_key_path)) {
+      auto bytes = wechatpay::read_secret_file(file->fd(), file->path(), ::geteuid());
+      auto key = bytes ? wechatpay::parse_apiv3_key(*bytes, file->path())
+                       : Result<wechatpay::ApiV3Key, wechatpay::KeyError>(std::move(bytes).error());
+      if (key)
+        apiv3_key = key.value();
+      else
+        problem("apiv3_key_path", key.error().message, key.error().fix);
+    }
+    // The certificates trusted before (callbackd.platform_certificates): verified with at once,
+    // no download needed. Responses are asked to be signed with the newest.
+    std::chrono::system_clock::time_point newest{};
+    for (const auto& stored : tenant.platform_certificates) {
+      const std::string column = "platform_certificates[" + stored.serial + "]";
+      auto key = cache ? cache->verification_key(stored.pem, column)
+                       : wechatpay::parse_verification_key_pem(stored.pem, column);
+      if (!key) {
+        problem(column, key.error().message, "delete the row; the next download stores the certificate again");
+        continue;
+      }
+      if (auto added = keys.add(stored.serial, key.value()); !added) {
+        problem(column, added.error().message, "delete the row; the next download stores the certificate again");
+        continue;
+      }
+      if (key->certificate() && key->certificate()->not_before >= newest) {
+        newest = key->certificate()->not_before;
+        wechatpay_serial = stored.serial;
+      }
+    }
+  } else {
+    add_key("wechatpay_key_path", tenant.wechatpay_key_id, tenant.wechatpay_key_path);
+  }
   for (const auto& extra : tenant.extra_keys)
     add_key("tenant_wechatpay_keys[" + extra.key_id + "].key_path", extra.key_id, extra.key_path);
 
   if (!problems.empty()) return problems;
   return TenantCredentials{wechatpay::MerchantCredentials{tenant.caller_mchid, tenant.merchant_serial_no, *private_key},
-                           std::move(keys), tenant.wechatpay_key_id};
+                           std::move(keys), std::move(wechatpay_serial), std::move(apiv3_key)};
 }
 
 }  // namespace callbackd

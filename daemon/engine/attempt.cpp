@@ -22,7 +22,8 @@ Result<http::HttpRequest, std::string> signed_favor_callbacks_request(const Tena
   if (!auth) return auth.error().message;
   req.authorization = std::move(auth).value();
   // Selects which key WeChat Pay signs the response with during a key migration.
-  req.wechatpay_serial = tenant.wechatpay_serial;
+  // (None yet in certificate mode before the first download.)
+  if (!tenant.wechatpay_serial.empty()) req.wechatpay_serial = tenant.wechatpay_serial;
   return req;
 }
 
@@ -72,6 +73,15 @@ wechatpay::Outcome classify_response(const TenantCredentials& tenant,
   if (r.status >= 200 && r.status < 300)
     obs.verification = wechatpay::verify_response(tenant.response_keys, obs.headers, r.body, now);
   return wechatpay::classify_attempt(obs);
+}
+
+bool names_unknown_platform_certificate(const TenantCredentials& tenant,
+                                        const Result<http::HttpResponse, http::TransportError>& response,
+                                        std::chrono::system_clock::time_point now) {
+  if (!tenant.apiv3_key || !response || response.value().status < 200 || response.value().status >= 300) return false;
+  const auto& r = response.value();
+  const auto verified = wechatpay::verify_response(tenant.response_keys, http::response_headers(r), r.body, now);
+  return !verified && verified.error().kind == wechatpay::VerifyError::Kind::unknown_serial;
 }
 
 reconcile::EndpointReach reach_of(const Result<http::HttpResponse, http::TransportError>& response,

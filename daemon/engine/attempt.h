@@ -33,6 +33,13 @@ wechatpay::Outcome classify_response(const TenantCredentials& tenant,
                                      const Result<http::HttpResponse, http::TransportError>& response,
                                      std::chrono::system_clock::time_point now, std::string_view sent_notify_url);
 
+// Certificate mode: a 2xx whose Wechatpay-Serial names no certificate the tenant has (its first
+// response, or WeChat Pay moved to a new certificate). The platform certificates are then
+// downloaded and the response verified again (engine/certificate_keeper.h).
+bool names_unknown_platform_certificate(const TenantCredentials& tenant,
+                                        const Result<http::HttpResponse, http::TransportError>& response,
+                                        std::chrono::system_clock::time_point now);
+
 // Whether the attempt reached WeChat Pay (core/reconcile/endpoint_hold.h): unreachable exactly
 // when no connection could be made to any configured host; not_wechatpay when something
 // answered that was not WeChat Pay (`outcome`, from classify_response: Answerer::other).

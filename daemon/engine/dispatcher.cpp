@@ -5,6 +5,7 @@
 
 #include "core/logging/event.h"
 #include "engine/attempt.h"
+#include "engine/certificate_keeper.h"
 #include "engine/reconciler.h"
 #include "engine/record_batcher.h"
 #include "engine/tenant_registry.h"
@@ -24,8 +25,9 @@ int to_ms(reconcile::Duration d) { return static_cast<int>(std::chrono::duration
 
 Dispatcher::Dispatcher(asio::io_context& io, Clock& clock, http::Sender& client, std::weak_ptr<const void> lifetime,
                        const Config& config, const reconcile::RowPolicy& policy, const ReconcilerOptions& options,
-                       TenantRegistry& tenants, reconcile::FairScheduler& scheduler, RecordBatcher& records,
-                       ReconcilerStats& stats, std::mt19937_64& random, std::function<void()> wake)
+                       TenantRegistry& tenants, CertificateKeeper& certificates, reconcile::FairScheduler& scheduler,
+                       RecordBatcher& records, ReconcilerStats& stats, std::mt19937_64& random,
+                       std::function<void()> wake)
     : io_(io),
       clock_(clock),
       client_(client),
@@ -34,6 +36,7 @@ Dispatcher::Dispatcher(asio::io_context& io, Clock& clock, http::Sender& client,
       policy_(policy),
       options_(options),
       tenants_(tenants),
+      certificates_(certificates),
       scheduler_(scheduler),
       records_(records),
       stats_(stats),
@@ -69,6 +72,7 @@ asio::awaitable<void> Dispatcher::attempt(std::string tenant_id, reconcile::Work
   wechatpay::Outcome outcome;
   std::optional<int> latency_ms;
   reconcile::EndpointReach reach = reconcile::EndpointReach::not_sent;
+  std::optional<wechatpay::DownloadVerdict> certificate_refusal;
   if (!t->credentials) {
     outcome.kind = wechatpay::OutcomeKind::tenant_error;
     outcome.error_code = "CREDENTIALS_INVALID";
@@ -86,12 +90,38 @@ asio::awaitable<void> Dispatcher::attempt(std::string tenant_id, reconcile::Work
       ++stats_.sent;
       const auto started = clock_.now();
       // `t` may be gone when the response arrives (tenant deleted); its keys are kept alive here.
-      const std::shared_ptr<const TenantCredentials> credentials = t->credentials;
+      std::shared_ptr<const TenantCredentials> credentials = t->credentials;
       auto response = co_await client_.send(std::move(request).value());
       if (alive.expired()) co_return;
       latency_ms = to_ms(clock_.now() - started);
+      // Certificate mode: a certificate we did not have when this request was signed (the
+      // first response, or a rotation). The tenant may have learned it meanwhile (a download
+      // for another request); if not, download, then verify this same response again. Only a
+      // serial still unknown, or a download refused, makes it a tenant error.
+      auto current = [&] {
+        const TenantRuntime* now_t = tenants_.find(tenant_id);
+        return now_t && now_t->credentials ? now_t->credentials : credentials;
+      };
+      if (names_unknown_platform_certificate(*credentials, response, clock_.wall_now())) {
+        credentials = current();
+        if (names_unknown_platform_certificate(*credentials, response, clock_.wall_now())) {
+          const auto verdict = co_await certificates_.refresh(tenant_id, "response signed by an unknown certificate");
+          if (alive.expired()) co_return;
+          credentials = current();
+          if (verdict.kind == wechatpay::DownloadVerdict::Kind::refused ||
+              verdict.kind == wechatpay::DownloadVerdict::Kind::no_platform_certificate)
+            certificate_refusal = verdict;
+        }
+      }
       outcome = classify_response(*credentials, response, clock_.wall_now(), item.desired.notify_url);
+      if (certificate_refusal && outcome.kind == wechatpay::OutcomeKind::tenant_error) {
+        // The response stays unverified because the download was refused: that is the reason.
+        outcome.error_code = certificate_refusal->code;
+        outcome.error_message = certificate_refusal->reason;
+      }
       reach = reach_of(response, outcome);
+      if (credentials->apiv3_key && outcome.kind == wechatpay::OutcomeKind::applied)
+        tenants_.certificate_used(tenant_id, http::response_headers(response.value()).serial.value_or(""));
     }
   }
   if (alive.expired()) co_return;

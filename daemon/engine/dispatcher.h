@@ -21,6 +21,7 @@
 
 namespace callbackd::engine {
 
+class CertificateKeeper;
 class RecordBatcher;
 class TenantRegistry;
 struct ReconcilerOptions;
@@ -32,8 +33,8 @@ class Dispatcher {
   // called when a request finished.
   Dispatcher(boost::asio::io_context& io, Clock& clock, http::Sender& client, std::weak_ptr<const void> lifetime,
              const Config& config, const reconcile::RowPolicy& policy, const ReconcilerOptions& options,
-             TenantRegistry& tenants, reconcile::FairScheduler& scheduler, RecordBatcher& records,
-             ReconcilerStats& stats, std::mt19937_64& random, std::function<void()> wake);
+             TenantRegistry& tenants, CertificateKeeper& certificates, reconcile::FairScheduler& scheduler,
+             RecordBatcher& records, ReconcilerStats& stats, std::mt19937_64& random, std::function<void()> wake);
 
   // Sends the dispatched tenant's next buffered row (the scheduler dispatches only tenants
   // with buffered rows).
@@ -61,6 +62,7 @@ class Dispatcher {
   const reconcile::RowPolicy& policy_;
   const ReconcilerOptions& options_;
   TenantRegistry& tenants_;
+  CertificateKeeper& certificates_;
   reconcile::FairScheduler& scheduler_;
   RecordBatcher& records_;
   ReconcilerStats& stats_;

@@ -41,8 +41,9 @@ Reconciler::Reconciler(asio::io_context& io, Config config, Clock& clock, http::
           io, clock, db, lifetime_, config_, scheduler_, records_, random_, [this] { kick(); },
           options_.on_tenants_loaded, options_.run_key_load),
       leases_(io, clock, db, lifetime_, config_, tenants_, scheduler_, [this] { kick(); }),
-      dispatcher_(io, clock, client, lifetime_, config_, policy_, options_, tenants_, scheduler_, records_, stats_,
-                  random_, [this] { kick(); }) {}
+      certificates_(io, clock, client, db, lifetime_, config_, tenants_, stats_, [this] { kick(); }),
+      dispatcher_(io, clock, client, lifetime_, config_, policy_, options_, tenants_, certificates_, scheduler_,
+                  records_, stats_, random_, [this] { kick(); }) {}
 
 // Whatever is still out (a database answer, a request) finds the lifetime expired and is
 // dropped.
@@ -88,6 +89,13 @@ void Reconciler::on_notifications_missed() {
 }
 
 std::vector<reconcile::TenantSnapshot> Reconciler::snapshot() const { return scheduler_.snapshot(clock_.now()); }
+
+std::vector<Reconciler::PlatformCertificateSeen> Reconciler::platform_certificates() const {
+  std::vector<PlatformCertificateSeen> seen;
+  for (const auto& [id, t] : tenants_.all())
+    for (const auto& c : t->row.platform_certificates) seen.push_back({id, c.serial, c.expires_at});
+  return seen;
+}
 
 // ---------------------------------------------------------------------------------------
 // Claims
@@ -320,6 +328,7 @@ std::optional<Instant> Reconciler::next_wake(Instant now, const reconcile::Sched
   earliest(records_.wake_at());
   if (!idle_check_in_flight_) earliest(next_idle_check_);
   earliest(leases_.wake_at());
+  earliest(next_certificate_refresh_);
   // Due rows, the endpoint's next probe, a paused tenant's next probe (claim_gate.h): of the
   // tenants awake; the others sleep until an instant of their own, or until an event.
   earliest(tenants_.attention().next_wake());
@@ -339,6 +348,7 @@ asio::awaitable<void> Reconciler::run() {
     ++stats_.loop_turns;
     poll_and_resync(now);
     leases_.on_turn(now);
+    next_certificate_refresh_ = certificates_.on_turn(now);
     if (tenants_.loaded()) claim_for_awake_tenants(now);
     records_.maybe_flush(now, false);
 

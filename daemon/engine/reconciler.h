@@ -34,6 +34,7 @@
 #include "core/reconcile/scheduler.h"
 #include "core/tenant.h"
 #include "core/reconcile/work.h"
+#include "engine/certificate_keeper.h"
 #include "engine/clock.h"
 #include "engine/db_worker.h"
 #include "engine/dispatcher.h"
@@ -84,6 +85,8 @@ struct ReconcilerStats {
   std::uint64_t endpoint_probes_failed = 0;                       // probes during a hold that could not reach it either
   std::uint64_t loop_turns = 0;    // times the run loop woke and looked at its work (tests/engine count them)
   std::uint64_t tenant_looks = 0;  // tenants the loop looked at over all turns (awake ones; attention.h)
+  // GET /v3/certificates by how it went (DownloadVerdict::outcome: accepted, not_found, bad_tag, …).
+  std::map<std::string, std::uint64_t> certificate_downloads;
 };
 
 class Reconciler {
@@ -116,6 +119,13 @@ class Reconciler {
 
   const ReconcilerStats& stats() const { return stats_; }
   std::vector<reconcile::TenantSnapshot> snapshot() const;
+  // The platform certificates certificate-mode tenants hold (for metrics).
+  struct PlatformCertificateSeen {
+    std::string tenant_id;
+    std::string serial;
+    std::chrono::system_clock::time_point expires_at;
+  };
+  std::vector<PlatformCertificateSeen> platform_certificates() const;
   // True while WeChat Pay is held as unreachable (reconcile::EndpointHold), and why (or why it
   // was held last).
   bool endpoint_held() const { return scheduler_.endpoint().held(); }
@@ -156,11 +166,13 @@ class Reconciler {
   std::unique_ptr<Timer> wake_;
 
   // The pieces, in the order they depend on each other.
-  RecordBatcher records_;   // attempt records and tenant events on their way to the database
-  TenantRegistry tenants_;  // tenants, keys, pauses, buffered claims
-  LeaseKeeper leases_;      // heartbeat, tenant ownership, lease timing
-  Dispatcher dispatcher_;   // sign, send, classify, record
+  RecordBatcher records_;           // attempt records and tenant events on their way to the database
+  TenantRegistry tenants_;          // tenants, keys, pauses, buffered claims
+  LeaseKeeper leases_;              // heartbeat, tenant ownership, lease timing
+  CertificateKeeper certificates_;  // platform certificates of certificate-mode tenants
+  Dispatcher dispatcher_;           // sign, send, classify, record
 
+  std::optional<reconcile::Instant> next_certificate_refresh_;
   reconcile::Instant next_poll_{};
   reconcile::Instant next_resync_{};
   std::optional<reconcile::Instant> next_idle_check_;

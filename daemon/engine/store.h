@@ -45,6 +45,14 @@ class Store {
                             std::chrono::milliseconds probe_in) = 0;
   virtual void resume_tenant(const std::string& tenant_id) = 0;
 
+  // Platform certificates a download of a certificate-mode tenant listed and the daemon
+  // trusted (callbackd.platform_certificates, migrations/0009): each stored, or its fetched
+  // time moved when already stored; the tenant's expired ones deleted. One transaction.
+  virtual void store_platform_certificates(const std::string& tenant_id,
+                                           const std::vector<TenantRow::StoredCertificate>& certificates) = 0;
+  // The first response verified with the tenant's certificate `serial` (first_used_at).
+  virtual void platform_certificate_used(const std::string& tenant_id, const std::string& serial) = 0;
+
   // Claims for several tenants at once: one result per request, in the requests' order.
   virtual std::vector<reconcile::ClaimResult> claim_due(const std::vector<reconcile::ClaimRequest>& requests,
                                                         std::chrono::milliseconds lease) = 0;

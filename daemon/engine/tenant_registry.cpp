@@ -21,9 +21,17 @@ bool same_credentials(const TenantRow& a, const TenantRow& b) {
     for (const auto& e : r.extra_keys) k.emplace_back(e.key_id, e.key_path);
     return k;
   };
+  // Platform certificates count by serial and PEM: a download that only moved their fetch
+  // times changes nothing to verify with.
+  auto certificates = [](const TenantRow& r) {
+    std::vector<std::pair<std::string, std::string>> c;
+    for (const auto& e : r.platform_certificates) c.emplace_back(e.serial, e.pem);
+    return c;
+  };
   return a.caller_mchid == b.caller_mchid && a.merchant_serial_no == b.merchant_serial_no &&
          a.private_key_path == b.private_key_path && a.wechatpay_key_id == b.wechatpay_key_id &&
-         a.wechatpay_key_path == b.wechatpay_key_path && keys(a) == keys(b);
+         a.wechatpay_key_path == b.wechatpay_key_path && a.apiv3_key_path == b.apiv3_key_path && keys(a) == keys(b) &&
+         certificates(a) == certificates(b);
 }
 
 std::string join_problems(const std::vector<Problem>& problems) {
@@ -288,6 +296,14 @@ void TenantRegistry::pause(const std::string& tenant_id, const std::string& code
       [tenant_id, code, reason, probe_in](Store& store) { store.pause_tenant(tenant_id, code, reason, probe_in); },
       log_if_failed(logging::Level::error, "tenant_pause_failed", {{"tenant", log_id(tenant_id)}}));
   logging::warn("tenant_paused", {{"tenant", log_id(tenant_id)}, {"code", code}, {"reason", reason}});
+}
+
+void TenantRegistry::certificate_used(const std::string& tenant_id, const std::string& serial) {
+  TenantRuntime* t = find(tenant_id);
+  if (!t || serial.empty() || !t->certificates_used.insert(serial).second) return;
+  db_.call_then(
+      io_, lifetime_, [tenant_id, serial](Store& store) { store.platform_certificate_used(tenant_id, serial); },
+      log_if_failed(logging::Level::warn, "platform_certificate_use_not_recorded", {{"tenant", log_id(tenant_id)}}));
 }
 
 void TenantRegistry::resumed(const std::string& tenant_id, std::string_view reason) {

@@ -57,6 +57,12 @@ struct TenantRuntime {
   bool releasing = false;
   reconcile::Instant send_until{};
   std::optional<TenantMode> scheduled_mode;  // what the scheduler was last told
+  // Certificate mode: when its platform certificates are downloaded next on schedule
+  // (CertificateKeeper::on_turn; unset: not computed yet, or not scheduled).
+  std::optional<reconcile::Instant> certificates_due;
+  // Its certificates whose first use was recorded (platform_certificates.first_used_at) by
+  // this instance: each is written once per run, not once per response.
+  std::set<std::string> certificates_used;
   std::optional<reconcile::Instant> next_due_at;
 
   const std::string& id() const { return row.tenant_id; }
@@ -121,6 +127,9 @@ class TenantRegistry {
   // paused (it pauses itself when a request's outcome did it).
   void pause(const std::string& tenant_id, const std::string& code, const std::string& reason,
              bool restore_in_scheduler);
+  // Certificate mode: an applied response verified with the tenant's certificate `serial`;
+  // its first use is recorded once per run (platform_certificates.first_used_at).
+  void certificate_used(const std::string& tenant_id, const std::string& serial);
   // The scheduler resumed the tenant: the event, the database's copy, the log line.
   void resumed(const std::string& tenant_id, std::string_view reason);
 

@@ -97,6 +97,8 @@ std::vector<TenantStatus> Inspector::status() {
       TenantStatus s;
       s.tenant_id = t.tenant_id;
       s.mode = t.mode;
+      s.certificate_mode = t.certificate_mode();
+      s.platform_certificates = t.platform_certificates;
       if (auto it = pauses.find(t.tenant_id); it != pauses.end()) s.pause = it->second;
       index[s.tenant_id] = out.size();
       out.push_back(std::move(s));

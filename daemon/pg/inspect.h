@@ -51,6 +51,8 @@ struct TenantStatus {
   std::optional<std::chrono::milliseconds> oldest_pending_change;
   // Rows held by the change budget, by applied and desired notify_url (sync_status `held`).
   std::vector<reconcile::HeldMove> held_moves;
+  bool certificate_mode = false;  // migrations/0009
+  std::vector<TenantRow::StoredCertificate> platform_certificates;
 };
 
 class Inspector {

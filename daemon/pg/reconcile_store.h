@@ -49,6 +49,9 @@ class ReconcileStore final : public engine::Store {
   void pause_tenant(const std::string& tenant_id, const std::string& error_code, const std::string& reason,
                     std::chrono::milliseconds probe_in) override;
   void resume_tenant(const std::string& tenant_id) override;
+  void store_platform_certificates(const std::string& tenant_id,
+                                   const std::vector<TenantRow::StoredCertificate>& certificates) override;
+  void platform_certificate_used(const std::string& tenant_id, const std::string& serial) override;
 
   // One statement for all `requests` (distinct tenants; a repeated tenant is a bug), results in
   // the requests' order. Per tenant: FOR UPDATE SKIP LOCKED, at most `limit` entries, due_at

@@ -18,6 +18,9 @@
 namespace callbackd::pg {
 
 inline long long millis(std::chrono::milliseconds d) { return static_cast<long long>(d.count()); }
+inline long long unix_millis(std::chrono::system_clock::time_point t) {
+  return millis(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()));
+}
 
 struct ReconcileStore::Impl {
   DatabaseConfig db;

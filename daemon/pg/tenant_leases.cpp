@@ -17,7 +17,7 @@ namespace callbackd::pg {
 std::vector<TenantRow> ReconcileStore::tenants() {
   return impl_->run("reading callbackd.tenants", [&](pqxx::connection& c) {
     pqxx::read_transaction tx(c);
-    impl_->statements += 2;
+    impl_->statements += 3;  // tenants, extra keys, platform certificates
     return read_tenants(tx);
   });
 }
@@ -32,6 +32,26 @@ void ReconcileStore::pause_tenant(const std::string& tenant_id, const std::strin
   impl_->run("pausing a tenant in callbackd.tenant_state", [&](pqxx::connection& c) {
     impl_->exec1(c, "pause_tenant", tenant_id, error_code, reason, millis(probe_in));
   });
+}
+
+void ReconcileStore::store_platform_certificates(const std::string& tenant_id,
+                                                 const std::vector<TenantRow::StoredCertificate>& certificates) {
+  impl_->run("storing platform certificates in callbackd.platform_certificates", [&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    for (const auto& cert : certificates) {
+      ++impl_->statements;
+      tx.exec_prepared("store_platform_certificate", tenant_id, cert.serial, unix_millis(cert.effective_at),
+                       unix_millis(cert.expires_at), cert.pem);
+    }
+    ++impl_->statements;
+    tx.exec_prepared("forget_expired_platform_certificates", tenant_id);
+    tx.commit();
+  });
+}
+
+void ReconcileStore::platform_certificate_used(const std::string& tenant_id, const std::string& serial) {
+  impl_->run("recording a platform certificate's first use",
+             [&](pqxx::connection& c) { impl_->exec1(c, "platform_certificate_first_used", tenant_id, serial); });
 }
 
 void ReconcileStore::resume_tenant(const std::string& tenant_id) {

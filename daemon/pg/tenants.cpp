@@ -19,7 +19,8 @@ TenantMode parse_tenant_mode(const std::string& mode) {
 }
 
 void prepare_tenant_statements(pqxx::connection_base& conn) {
-  for (const char* name : {"tenants_all", "tenant_extra_keys"}) conn.prepare(name, statement_text(name));
+  for (const char* name : {"tenants_all", "tenant_extra_keys", "tenant_platform_certificates"})
+    conn.prepare(name, statement_text(name));
 }
 
 std::vector<TenantRow> read_tenants(pqxx::transaction_base& tx) {
@@ -31,8 +32,9 @@ std::vector<TenantRow> read_tenants(pqxx::transaction_base& tx) {
     t.caller_mchid = r[1].as<std::string>();
     t.merchant_serial_no = r[2].as<std::string>();
     t.private_key_path = r[3].as<std::string>();
-    t.wechatpay_key_id = r[4].as<std::string>();
-    t.wechatpay_key_path = r[5].as<std::string>();
+    // NULL in certificate mode (migrations/0009): "" in TenantRow.
+    t.wechatpay_key_id = r[4].as<std::string>(std::string());
+    t.wechatpay_key_path = r[5].as<std::string>(std::string());
     t.rate_per_minute = r[6].as<int>();
     t.mode = parse_tenant_mode(r[7].as<std::string>());
     t.max_in_flight = r[8].as<int>();
@@ -43,12 +45,23 @@ std::vector<TenantRow> read_tenants(pqxx::transaction_base& tx) {
         hosts.push_back(e.is_string() ? e.get<std::string>() : std::string());
       t.allowed_notify_hosts = std::move(hosts);
     }
+    t.apiv3_key_path = r[10].as<std::string>(std::string());
     index[t.tenant_id] = tenants.size();
     tenants.push_back(std::move(t));
   }
   for (const auto& r : tx.exec_prepared("tenant_extra_keys")) {
     auto it = index.find(r[0].as<std::string>());
     if (it != index.end()) tenants[it->second].extra_keys.push_back({r[1].as<std::string>(), r[2].as<std::string>()});
+  }
+  using Ms = std::chrono::milliseconds;
+  for (const auto& r : tx.exec_prepared("tenant_platform_certificates")) {
+    auto it = index.find(r[0].as<std::string>());
+    if (it == index.end()) continue;
+    tenants[it->second].platform_certificates.push_back(
+        {r[1].as<std::string>(), r[2].as<std::string>(),
+         std::chrono::system_clock::time_point(Ms(r[3].as<std::int64_t>())),
+         std::chrono::system_clock::time_point(Ms(r[4].as<std::int64_t>())),
+         std::chrono::system_clock::time_point(Ms(r[5].as<std::int64_t>()))});
   }
   return tenants;
 }

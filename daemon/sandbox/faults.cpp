@@ -159,4 +159,20 @@ FaultAction choose_fault(const FaultPlan& plan, std::string_view sub_merchant, s
   return {};
 }
 
+std::string_view to_string(CertificateFault fault) {
+  switch (fault) {
+    case CertificateFault::bad_tag:
+      return "bad_tag";
+    case CertificateFault::unlisted_signer:
+      return "unlisted_signer";
+  }
+  return "bad_tag";
+}
+
+std::optional<CertificateFault> certificate_fault_from_string(std::string_view name) {
+  for (auto f : {CertificateFault::bad_tag, CertificateFault::unlisted_signer})
+    if (to_string(f) == name) return f;
+  return std::nullopt;
+}
+
 }  // namespace callbackd::sandbox

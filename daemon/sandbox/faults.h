@@ -54,10 +54,19 @@ struct FaultRule {
   std::optional<std::string> message{};      // error: the body's message; default: the code's own
 };
 
+// What GET /v3/certificates does wrong for a calling merchant.
+enum class CertificateFault {
+  bad_tag,          // the GCM tag of the first certificate's ciphertext altered
+  unlisted_signer,  // the answer signed by a key whose certificate it does not list
+};
+std::string_view to_string(CertificateFault fault);
+std::optional<CertificateFault> certificate_fault_from_string(std::string_view name);
+
 struct FaultPlan {
   std::uint64_t seed{1};
-  std::map<std::string, FaultRule, std::less<>> by_sub_merchant;  // always applied to these
-  std::vector<FaultRule> random;                                  // otherwise: the first rule whose dice roll hits
+  std::map<std::string, CertificateFault, std::less<>> certificates_by_caller;  // GET /v3/certificates
+  std::map<std::string, FaultRule, std::less<>> by_sub_merchant;                // always applied to these
+  std::vector<FaultRule> random;  // otherwise: the first rule whose dice roll hits
 };
 
 // What to do with one request (a rule resolved: the status filled in).

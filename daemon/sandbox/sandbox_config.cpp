@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -109,11 +110,43 @@ Limits parse_limits(Reader& r, const YAML::Node& node, const std::string& path) 
   return l;
 }
 
+PlatformKey::Rotation parse_rotation(Reader& r, const YAML::Node& node, const std::string& path,
+                                     const std::string& base_dir) {
+  PlatformKey::Rotation rotation;
+  r.map(node, path, {"private_key_file", "certificate_file", "listed_after_ms", "switch_after_ms"},
+        [&](const std::string& k, const YAML::Node& v, const std::string& p) {
+          if (k == "private_key_file")
+            set(rotation.private_key_file, file_name(r, v, p, base_dir));
+          else if (k == "certificate_file")
+            set(rotation.certificate_file, file_name(r, v, p, base_dir));
+          else if (auto ms = r.integer<long long>(v, p, 0, 365LL * 24 * 3'600'000))
+            (k == "listed_after_ms" ? rotation.listed_after : rotation.switch_after) = std::chrono::milliseconds(*ms);
+        });
+  if (rotation.listed_after > rotation.switch_after)
+    r.problem(path + ".listed_after_ms", "is after switch_after_ms: a certificate is listed before it signs",
+              "set listed_after_ms <= switch_after_ms");
+  if (rotation.private_key_file.empty() || rotation.certificate_file.empty())
+    r.problem(path, "a rotation needs private_key_file and certificate_file",
+              "a second key and platform certificate (scripts/sandbox-keys writes platform2_*)");
+  return rotation;
+}
+
 FaultPlan parse_faults(Reader& r, const YAML::Node& node, const std::string& path) {
   FaultPlan plan;
-  r.map(node, path, {"seed", "sub_merchants", "random"},
+  r.map(node, path, {"seed", "sub_merchants", "random", "certificates"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
-          if (key == "seed") {
+          if (key == "certificates") {
+            r.entries(v, p, "a map of calling merchant mchid to bad_tag or unlisted_signer",
+                      [&](const std::string& mchid, const YAML::Node& fault, const std::string& fault_path) {
+                        const auto name = r.string(fault, fault_path);
+                        if (!name) return;
+                        if (auto f = certificate_fault_from_string(*name))
+                          plan.certificates_by_caller[mchid] = *f;
+                        else
+                          r.problem(fault_path, "unknown certificate fault '" + *name + "'",
+                                    "bad_tag or unlisted_signer");
+                      });
+          } else if (key == "seed") {
             set(plan.seed, r.integer<std::uint64_t>(v, p, 0, 9'000'000'000'000'000'000LL));
           } else if (key == "sub_merchants") {
             r.entries(v, p, "a map of sub-merchant mchid to fault",
@@ -167,24 +200,28 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
                   });
           } else if (key == "platform") {
             has_platform = true;
-            r.map(v, p, {"key_id", "private_key_file", "certificate_file"},
+            r.map(v, p, {"key_id", "private_key_file", "certificate_file", "rotation"},
                   [&](const std::string& k, const YAML::Node& vv, const std::string& pp) {
                     if (k == "key_id")
                       set(c.platform.key_id, r.string(vv, pp));
                     else if (k == "private_key_file")
                       set(c.platform.private_key_file, file_name(r, vv, pp, base_dir));
-                    else
+                    else if (k == "certificate_file")
                       set(c.platform.certificate_file, file_name(r, vv, pp, base_dir));
+                    else
+                      c.platform.rotation = parse_rotation(r, vv, pp, base_dir);
                   });
           } else if (key == "merchants") {
             r.list(v, p, "a list of merchants", [&](const YAML::Node& item, const std::string& mp) {
               RegisteredMerchant m;
-              r.map(item, mp, {"mchid", "serial_no", "public_key_file"},
+              r.map(item, mp, {"mchid", "serial_no", "public_key_file", "apiv3_key_file"},
                     [&](const std::string& k, const YAML::Node& vv, const std::string& pp) {
                       if (k == "mchid")
                         set(m.caller_mchid, r.string(vv, pp));
                       else if (k == "serial_no")
                         set(m.serial_no, r.string(vv, pp));
+                      else if (k == "apiv3_key_file")
+                        set(m.apiv3_key_file, file_name(r, vv, pp, base_dir));
                       else
                         set(m.public_key_file, file_name(r, vv, pp, base_dir));
                     });
@@ -207,6 +244,12 @@ SandboxConfig parse_sandbox_config(const std::string& yaml_text, const std::stri
                 "run scripts/sandbox-keys DIR to make one");
     if (has_platform && c.platform.key_id.empty() && !c.platform.certificate_file)
       r.problem("platform.key_id", "required in public-key mode", "PUB_KEY_ID_... as written by scripts/sandbox-keys");
+    const bool certificate_merchants =
+        std::any_of(c.merchants.begin(), c.merchants.end(), [](const auto& m) { return m.apiv3_key_file.has_value(); });
+    if ((certificate_merchants || c.platform.rotation) && !c.platform.certificate_file)
+      r.problem("platform.certificate_file",
+                "required when a merchant has an apiv3_key_file or platform.rotation is set (certificate mode)",
+                "platform_cert.pem as written by scripts/sandbox-keys");
   }
   r.throw_if_any();
   return c;

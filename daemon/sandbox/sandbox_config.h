@@ -17,12 +17,26 @@ struct RegisteredMerchant {
   std::string caller_mchid;     // the calling merchant (Authorization mchid)
   std::string serial_no;        // its API certificate serial, uppercase hex
   std::string public_key_file;  // PEM public key or its API certificate
+  // Certificate mode: the merchant's APIv3 key (32 bytes). GET /v3/certificates serves it the
+  // platform certificates encrypted with it, and its responses carry the platform certificate's
+  // serial. Without one the merchant is in public-key mode: /v3/certificates answers 404.
+  std::optional<std::string> apiv3_key_file;
 };
 
 struct PlatformKey {
   std::string key_id;                           // PUB_KEY_ID_... (public-key mode) or the certificate serial
   std::string private_key_file;                 // signs every response
   std::optional<std::string> certificate_file;  // certificate mode: the platform certificate
+  // A rotation: a second platform certificate, listed by /v3/certificates from `listed_after`
+  // after start-up on (WeChat Pay: 24 h before it is used), that signs certificate-mode
+  // merchants' responses from `switch_after` on.
+  struct Rotation {
+    std::string private_key_file;
+    std::string certificate_file;
+    std::chrono::milliseconds listed_after{0};
+    std::chrono::milliseconds switch_after{0};
+  };
+  std::optional<Rotation> rotation;
 };
 
 struct Limits {

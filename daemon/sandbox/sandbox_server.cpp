@@ -21,16 +21,21 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <sstream>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <thread>
 
 #include "core/error.h"
 #include "core/wechatpay/authorization.h"
+#include "core/wechatpay/encoding.h"
 #include "core/wechatpay/favor_callbacks.h"
 #include "core/wechatpay/keys.h"
+#include "core/wechatpay/platform_certificates.h"
 #include "core/wechatpay/signing.h"
 #include "core/wechatpay/verification.h"
 #include "sandbox/favor_request.h"
@@ -80,10 +85,34 @@ std::string short_id(std::string_view s) { return std::string(s.substr(0, 32)); 
 struct MerchantKey {
   std::string serial_no;
   wp::VerificationKey key;
+  std::optional<wp::ApiV3Key> apiv3_key;  // certificate mode
 };
+
+// A platform certificate the sandbox lists in /v3/certificates and may sign with.
+struct PlatformCertificate {
+  wp::PrivateKey key;
+  std::string serial;
+  std::string pem;
+  SystemClock::time_point not_before;
+  SystemClock::time_point not_after;
+};
+
+// The `unlisted_signer` certificate fault's serial: a hex serial no listed certificate has.
+constexpr const char* kUnlistedSignerSerial = "7E57BAD5160E5E21A1";
+
+// RFC 3339 in Beijing time, seconds precision, as /v3/certificates writes its times.
+std::string beijing_rfc3339(SystemClock::time_point t) {
+  const std::time_t secs = SystemClock::to_time_t(t + std::chrono::hours(8));
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S+08:00", &tm);
+  return buf;
+}
 
 struct CallerStats {
   std::uint64_t requests{0};
+  std::uint64_t certificate_downloads{0};  // GET /v3/certificates answered 200
   std::map<std::string, std::uint64_t> outcomes;
   PeakTracker peaks;
 };
@@ -102,7 +131,10 @@ struct Decision {
   std::string content_type{"application/json"};
   bool sign{true};  // API responses are signed; /sandbox/* are not
   bool corrupt_signature{false};
-  bool unknown_serial{false};                // sign correctly, but name a key id nobody was given
+  bool unknown_serial{false};  // sign correctly, but name a key id nobody was given
+  // Certificate mode: the platform certificate's key and serial instead of platform_key(_id).
+  std::optional<wp::PrivateKey> signer;
+  std::string signer_id;
   std::chrono::seconds skew{0};              // the response's clock (timestamp and update_time)
   std::chrono::seconds update_time_skew{0};  // update_time only
   std::chrono::milliseconds delay{0};
@@ -125,6 +157,13 @@ struct SandboxServer::Impl {
   std::uint16_t bound_port{0};
   std::optional<wp::PrivateKey> platform_key;
   std::string platform_key_id;
+  // Certificate mode: the platform certificate, then the rotation's; the second signs from
+  // started + switch_after on.
+  std::vector<PlatformCertificate> platform_certificates;
+  std::chrono::milliseconds listed_after{0};
+  std::chrono::milliseconds switch_after{0};
+  const SteadyClock::time_point started = SteadyClock::now();
+  std::optional<wp::PrivateKey> unlisted_signer;  // made on first use (unlisted_signer fault)
   std::map<std::string, MerchantKey, std::less<>> merchants;
 
   // Everything below is shared between the io thread and stats/apply callers.
@@ -171,7 +210,19 @@ struct SandboxServer::Impl {
         if (platform_key && !wp::keys_match(*platform_key, cert.value()))
           problems.push_back(
               {config.source + ": platform", "private_key_file does not belong to certificate_file", ""});
+        else if (platform_key)
+          add_platform_certificate(*platform_key, *config.platform.certificate_file, "platform", problems);
       }
+    }
+    if (config.platform.rotation) {
+      const auto& rotation = *config.platform.rotation;
+      listed_after = rotation.listed_after;
+      switch_after = rotation.switch_after;
+      auto next_key = wp::load_private_key_file(rotation.private_key_file);
+      if (!next_key)
+        problems.push_back(next_key.error().to_problem());
+      else
+        add_platform_certificate(next_key.value(), rotation.certificate_file, "platform.rotation", problems);
     }
     for (const auto& m : config.merchants) {
       auto pub = wp::load_verification_key_file(m.public_key_file);
@@ -179,7 +230,20 @@ struct SandboxServer::Impl {
         problems.push_back(pub.error().to_problem());
         continue;
       }
-      merchants.insert_or_assign(m.caller_mchid, MerchantKey{m.serial_no, pub.value()});
+      std::optional<wp::ApiV3Key> apiv3_key;
+      if (m.apiv3_key_file) {
+        std::ifstream in(*m.apiv3_key_file, std::ios::binary);
+        std::ostringstream bytes;
+        bytes << in.rdbuf();
+        auto parsed = wp::parse_apiv3_key(in ? bytes.str() : std::string(), *m.apiv3_key_file);
+        if (!in)
+          problems.push_back({config.source + ": merchants", "cannot read '" + *m.apiv3_key_file + "'", ""});
+        else if (!parsed)
+          problems.push_back(parsed.error().to_problem());
+        else
+          apiv3_key = parsed.value();
+      }
+      merchants.insert_or_assign(m.caller_mchid, MerchantKey{m.serial_no, pub.value(), apiv3_key});
     }
     if (config.record_file) {
       record.open(*config.record_file, std::ios::app);
@@ -190,6 +254,81 @@ struct SandboxServer::Impl {
     limits = config.limits;
     faults = config.faults;
     if (!problems.empty()) throw StartupError(std::move(problems));
+  }
+
+  void add_platform_certificate(const wp::PrivateKey& key, const std::string& file, const std::string& where,
+                                std::vector<Problem>& problems) {
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream pem;
+    pem << in.rdbuf();
+    auto cert = wp::platform_certificate_from_pem(pem.str(), file);
+    if (!in || !cert) {
+      problems.push_back({config.source + ": " + where + ".certificate_file",
+                          cert ? "cannot read '" + file + "'" : cert.error().message, ""});
+      return;
+    }
+    if (!wp::keys_match(key, cert->key)) {
+      problems.push_back({config.source + ": " + where, "private_key_file does not belong to certificate_file", ""});
+      return;
+    }
+    platform_certificates.push_back({key, cert->serial, cert->pem, cert->effective, cert->expiry});
+  }
+
+  // The certificate that signs certificate-mode merchants' responses at `now`.
+  const PlatformCertificate& signing_certificate(SteadyClock::time_point now) const {
+    const bool switched = platform_certificates.size() > 1 && now - started >= switch_after;
+    return platform_certificates[switched ? 1 : 0];
+  }
+
+  // The certificates /v3/certificates lists at `now`: the rotation's from listed_after on.
+  std::size_t listed_certificates(SteadyClock::time_point now) const {
+    return platform_certificates.size() > 1 && now - started < listed_after ? 1 : platform_certificates.size();
+  }
+
+  // GET /v3/certificates for a certificate-mode merchant: every listed certificate encrypted
+  // with its APIv3 key, as WeChat Pay answers; `fault` spoils it. Signed with the listed
+  // certificate the request's Wechatpay-Serial names (the one the client already trusts), as
+  // WeChat Pay lets that header choose the signing key; otherwise with the one in use.
+  void answer_certificates(Decision& d, const wp::ApiV3Key& key, std::optional<CertificateFault> fault,
+                           std::string_view requested_serial, SteadyClock::time_point now) {
+    std::vector<wp::CertificateToList> list;
+    std::vector<std::string> nonces;
+    const std::size_t listed = listed_certificates(now);
+    for (std::size_t i = 0; i < listed; ++i) {
+      const auto& c = platform_certificates[i];
+      if (c.serial == requested_serial) {
+        d.signer = c.key;
+        d.signer_id = c.serial;
+      }
+      list.push_back({c.serial, beijing_rfc3339(c.not_before), beijing_rfc3339(c.not_after), c.pem});
+      auto nonce = wp::make_nonce();
+      nonces.push_back(nonce ? nonce.value().substr(0, wp::kGcmNonceBytes) : std::string(wp::kGcmNonceBytes, 'n'));
+    }
+    auto body = wp::certificates_answer(list, key, nonces);
+    if (!body) {
+      d.status = 500;
+      d.body = error_body("SYSTEM_ERROR", body.error().message);
+      return;
+    }
+    d.body = std::move(body).value();
+    if (fault == CertificateFault::bad_tag) {
+      // The last byte of the first ciphertext is the tag's: flip it, keep valid base64.
+      auto j = nlohmann::ordered_json::parse(d.body);
+      auto& ciphertext = j["data"][0]["encrypt_certificate"]["ciphertext"];
+      auto sealed = wp::base64_decode(ciphertext.get<std::string>());
+      if (sealed && !sealed->empty()) {
+        sealed->back() = static_cast<char>(sealed->back() ^ 0x01);
+        ciphertext = wp::base64_encode(*sealed);
+      }
+      d.body = j.dump();
+    } else if (fault == CertificateFault::unlisted_signer) {
+      if (!unlisted_signer) {
+        std::shared_ptr<EVP_PKEY> pkey(EVP_RSA_gen(2048), EVP_PKEY_free);
+        if (pkey) unlisted_signer = wp::PrivateKey(std::move(pkey));
+      }
+      d.signer = unlisted_signer;
+      d.signer_id = kUnlistedSignerSerial;
+    }
   }
 
   void bind() {
@@ -312,15 +451,16 @@ struct SandboxServer::Impl {
     res.set(bhttp::field::server, "callbackd-sandbox/" CALLBACKD_VERSION);
     res.set(bhttp::field::content_type, d.content_type);
     if (!d.request_id.empty()) res.set(bsv(wp::kHeaderRequestId), d.request_id);
-    if (d.sign && platform_key) {
+    const wp::PrivateKey* signer = d.signer ? &*d.signer : platform_key ? &*platform_key : nullptr;
+    if (d.sign && signer) {
       auto nonce = wp::make_nonce();
       const auto ts =
           std::chrono::duration_cast<std::chrono::seconds>((SystemClock::now() + d.skew).time_since_epoch()).count();
       // A bad signature is a real signature over other bytes: it decodes, it just does not verify.
       const std::string signed_body = d.corrupt_signature ? d.body + " " : d.body;
       // An unknown serial: the same key signs, so only the serial's lookup can fail.
-      const std::string key_id = d.unknown_serial ? kUnknownPlatformKeyId : platform_key_id;
-      auto sig = nonce ? wp::sign_response(*platform_key, key_id, signed_body, ts, nonce.value())
+      const std::string key_id = d.unknown_serial ? kUnknownPlatformKeyId : d.signer ? d.signer_id : platform_key_id;
+      auto sig = nonce ? wp::sign_response(*signer, key_id, signed_body, ts, nonce.value())
                        : Result<wp::ResponseSignature, wp::CryptoError>(wp::CryptoError{"no nonce"});
       if (sig) {
         res.set(bsv(wp::kHeaderTimestamp), sig.value().timestamp);
@@ -399,8 +539,10 @@ struct SandboxServer::Impl {
     };
 
     [&] {
-      if (path != wp::kFavorCallbacksPath) return answer_error(404, "RESOURCE_NOT_EXISTS", "接口不存在");
-      const bool is_post = req.method() == bhttp::verb::post;
+      const bool certificates = path == wp::kCertificatesPath;
+      if (path != wp::kFavorCallbacksPath && !certificates)
+        return answer_error(404, "RESOURCE_NOT_EXISTS", "接口不存在");
+      const bool is_post = req.method() == bhttp::verb::post && !certificates;
       if (!is_post && req.method() != bhttp::verb::get)
         return answer_error(405, "METHOD_NOT_ALLOWED", "不支持的请求方法");
 
@@ -428,6 +570,32 @@ struct SandboxServer::Impl {
           return answer_error(401, "SIGN_ERROR", "错误的签名，验签失败");
       }
       signature_verified = true;
+      // Certificate mode: signed with the platform certificate in use (the rotation's, once
+      // switched), named by its serial.
+      if (merchant->second.apiv3_key && !platform_certificates.empty()) {
+        const auto& in_use = signing_certificate(now);
+        d.signer = in_use.key;
+        d.signer_id = in_use.serial;
+      }
+
+      if (certificates) {
+        // Public-key merchants have no platform certificate (docs/wechatpay-v3.md 4a).
+        if (!merchant->second.apiv3_key) return answer_error(404, "RESOURCE_NOT_EXISTS", "无可用的平台证书");
+        const auto fault = faults.certificates_by_caller.find(fields.value().caller_mchid);
+        std::optional<CertificateFault> chosen;
+        if (fault != faults.certificates_by_caller.end()) {
+          chosen = fault->second;
+          fault_name = std::string(to_string(fault->second));
+        }
+        const auto requested = req.find(bsv(wp::kHeaderSerial));
+        answer_certificates(d, *merchant->second.apiv3_key, chosen,
+                            requested == req.end()
+                                ? std::string_view()
+                                : std::string_view(requested->value().data(), requested->value().size()),
+                            now);
+        if (d.status == 200) ++cs.certificate_downloads;
+        return;
+      }
 
       if (!is_post) {
         auto mchid = parse_favor_query(query);
@@ -570,6 +738,7 @@ struct SandboxServer::Impl {
     for (const auto& [caller, cs] : callers) {
       nlohmann::ordered_json c;
       c["requests"] = cs.requests;
+      c["certificate_downloads"] = cs.certificate_downloads;
       c["max_in_1s"] = cs.peaks.max_1s();
       c["max_in_60s"] = cs.peaks.max_60s();
       c["outcomes"] = cs.outcomes;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <pqxx/pqxx>
@@ -172,6 +173,36 @@ void Environment::add_tenant(const TenantSpec& t) {
   tx.commit();
 }
 
+std::string Environment::apiv3_key_file(const std::string& caller) {
+  const std::string name = "apiv3_" + caller + ".key";
+  const std::string path = keys_ + "/" + name;
+  if (!fs::exists(path)) {
+    // Written beside and renamed: tests running at once see the whole file or none.
+    const std::string tmp = path + "." + std::to_string(getpid());
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << "e2e-apiv3-key-" << caller << std::string(32 - 14 - caller.size(), 'k') << "\n";
+    }
+    fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write);
+    fs::rename(tmp, path);
+  }
+  return name;
+}
+
+void Environment::add_certificate_mode_tenant(const std::string& tenant_id, const std::string& caller) {
+  const std::string serial = trim(read_file(keys_ + "/merchant_" + caller + ".serial"));
+  exec(
+      "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, apiv3_key_path, "
+      "rate_per_minute, max_in_flight) VALUES ('" +
+      tenant_id + "', '" + caller + "', '" + serial + "', 'merchant_" + caller + ".key', '" + apiv3_key_file(caller) +
+      "', 60000, 8)");
+}
+
+void Environment::sandbox_certificate_mode(std::vector<std::string> callers, std::string rotation_yaml) {
+  certificate_callers_ = std::move(callers);
+  rotation_yaml_ = std::move(rotation_yaml);
+}
+
 void Environment::add_rows(const std::string& tenant_id, int block, int count) {
   pqxx::connection c(db_.conninfo());
   pqxx::work tx(c);
@@ -191,11 +222,21 @@ std::string Environment::write_sandbox_config(const std::string& limits_yaml, co
     << "record_file: " << work_ << "/requests.jsonl\n"
     << "tls:\n  certificate_file: " << keys_ << "/server.pem\n  private_key_file: " << keys_ << "/server.key\n"
     << "platform:\n  key_id: \"" << trim(read_file(keys_ + "/platform_key_id")) << "\"\n"
-    << "  private_key_file: " << keys_ << "/platform_private.pem\n"
-    << "merchants:\n";
-  for (const char* m : {"1900000001", "1900000002", "1900000003", "1900000004"})
+    << "  private_key_file: " << keys_ << "/platform_private.pem\n";
+  if (!certificate_callers_.empty()) {
+    y << "  certificate_file: " << keys_ << "/platform_cert.pem\n";
+    if (!rotation_yaml_.empty())
+      y << "  rotation:\n    private_key_file: " << keys_ << "/platform2_private.pem\n    certificate_file: " << keys_
+        << "/platform2_cert.pem\n"
+        << rotation_yaml_;
+  }
+  y << "merchants:\n";
+  for (const std::string m : {"1900000001", "1900000002", "1900000003", "1900000004"}) {
     y << "  - mchid: \"" << m << "\"\n    serial_no: \"" << trim(read_file(keys_ + "/merchant_" + m + ".serial"))
       << "\"\n    public_key_file: " << keys_ << "/merchant_" << m << ".pem\n";
+    if (std::find(certificate_callers_.begin(), certificate_callers_.end(), m) != certificate_callers_.end())
+      y << "    apiv3_key_file: " << keys_ << "/" << apiv3_key_file(m) << "\n";
+  }
   y << "limits:\n" << (limits_yaml.empty() ? "  set_per_minute: 60000\n" : limits_yaml);
   if (!faults_yaml.empty()) y << "faults:\n" << faults_yaml;
   const std::string config = work_ + "/sandbox.yaml";

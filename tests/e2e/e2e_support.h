@@ -116,6 +116,14 @@ class Environment {
   const std::string& keys_dir() const { return keys_; }
 
   void add_tenant(const TenantSpec& tenant);
+  // A certificate-mode tenant (migrations/0009): no WeChat Pay key, the APIv3 key of `caller`.
+  void add_certificate_mode_tenant(const std::string& tenant_id, const std::string& caller);
+  // The APIv3 key file of `caller` in keys_dir() (written once, mode 0600; the same 32 bytes
+  // for every test), by its name there.
+  std::string apiv3_key_file(const std::string& caller);
+  // The sandbox started next serves `callers` in certificate mode (platform_cert.pem, their
+  // APIv3 keys), with `rotation_yaml` (lines under platform.rotation, may be empty).
+  void sandbox_certificate_mode(std::vector<std::string> callers, std::string rotation_yaml = "");
   // `count` rows for `tenant_id`, mchids sub_merchant(block, 0..count-1), notify_url
   // https://notify.example.com/<block>/<i>, switch true, in one statement.
   void add_rows(const std::string& tenant_id, int block, int count);
@@ -166,6 +174,8 @@ class Environment {
   std::string work_;
   std::optional<callbackd::test::Child> sandbox_;
   std::uint16_t sandbox_port_ = 0;
+  std::vector<std::string> certificate_callers_;
+  std::string rotation_yaml_;
 };
 
 // The audit invariants every run must keep, however it was interrupted (kill -9, database

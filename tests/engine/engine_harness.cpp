@@ -98,6 +98,18 @@ Engine::~Engine() {
   fs::remove_all(credentials_dir_, ec);
 }
 
+void Engine::certificate_mode(int tenant) {
+  constexpr std::string_view kKey = "0123456789abcdefghijABCDEFGHIJ-_";
+  const auto path = fs::path(credentials_dir_) / "apiv3.key";
+  std::ofstream(path) << kKey;
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+  TenantRow* row = store.tenant(tenant_id(tenant));
+  row->wechatpay_key_id.clear();
+  row->wechatpay_key_path.clear();
+  row->apiv3_key_path = "apiv3.key";
+  wechatpay.certificate_mode = wechatpay::parse_apiv3_key(kKey, "apiv3.key").value();
+}
+
 void Engine::add_rows(int tenant, int rows, bool notify_now) {
   for (int r = 0; r < rows; ++r) store.set_desired(sub_mchid(tenant, r), tenant_id(tenant), std::string(kNotifyUrl));
   if (notify_now) notify(tenant_id(tenant));

@@ -47,6 +47,9 @@ class Engine {
   // `rows` desired rows for tenant `i` (all due now); delivers the NOTIFY when `notify`.
   void add_rows(int tenant, int rows, bool notify = true);
   void notify(const std::string& tenant_id);
+  // Tenant `i` in certificate mode (no WeChat Pay key, an APIv3 key file), and WeChat Pay
+  // signing with the platform certificate for everyone (FakeWechatpay::certificate_mode).
+  void certificate_mode(int tenant);
 
   void start();              // co_spawns Reconciler::run()
   bool run_for(Duration d);  // false: the driver gave up (a spinning loop)

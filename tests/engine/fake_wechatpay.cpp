@@ -54,15 +54,28 @@ std::size_t FakeWechatpay::count(Answer answer) const {
 }
 
 http::HttpResponse FakeWechatpay::signed_applied(const std::string& notify_url) {
+  return signed_answer(R"({"update_time":"2026-12-06T20:00:00+08:00","notify_url":")" + notify_url + R"("})");
+}
+
+http::HttpResponse FakeWechatpay::certificates_answer() {
+  auto body = wechatpay::certificates_answer({{kPlatformCertSerial, "2026-11-27T05:48:02+08:00",
+                                               "2126-11-03T05:48:02+08:00", read_fixture("go_test_cert.pem")}},
+                                             *certificate_mode, {"simnonce1234"});
+  if (!body) throw std::runtime_error(body.error().message);
+  return signed_answer(std::move(body).value());
+}
+
+http::HttpResponse FakeWechatpay::signed_answer(std::string body) {
   http::HttpResponse r;
   r.status = 200;
-  r.body = R"({"update_time":"2026-12-06T20:00:00+08:00","notify_url":")" + notify_url + R"("})";
+  r.body = std::move(body);
   r.host = "api.mch.weixin.qq.com";
   const std::int64_t ts =
       std::chrono::duration_cast<std::chrono::seconds>(clock_.wall_now().time_since_epoch()).count();
   auto [it, inserted] = signatures_.try_emplace({r.body, ts});
   if (inserted) {
-    auto sig = wechatpay::sign_response(platform_key_, kPlatformKeyId, r.body, ts, "simnonce" + std::to_string(ts));
+    auto sig = wechatpay::sign_response(platform_key_, certificate_mode ? kPlatformCertSerial : kPlatformKeyId, r.body,
+                                        ts, "simnonce" + std::to_string(ts));
     if (!sig) throw std::runtime_error(sig.error().message);
     it->second = sig.value();
   }
@@ -82,6 +95,7 @@ boost::asio::awaitable<Result<http::HttpResponse, http::TransportError>> FakeWec
   got.caller_mchid = field(request.authorization, "mchid=\"");
   got.sub_mchid = field(request.body, "\"mchid\":\"");
   got.notify_url = field(request.body, "\"notify_url\":\"");
+  got.certificates = request.target == wechatpay::kCertificatesPath;
   got.answer = script(got);
   received_.push_back(got);
   ++in_flight_;
@@ -93,7 +107,9 @@ boost::asio::awaitable<Result<http::HttpResponse, http::TransportError>> FakeWec
   http::HttpResponse r;
   switch (got.answer) {
     case Answer::applied:
-      r = signed_applied(got.notify_url);
+      r = got.certificates ? (certificate_mode ? certificates_answer()
+                                               : error_answer(404, "RESOURCE_NOT_EXISTS", "no platform certificate"))
+                           : signed_applied(got.notify_url);
       break;
     case Answer::rate_limited:
       r = error_answer(429, "FREQUENCY_LIMITED", "frequency limited");

@@ -15,12 +15,15 @@
 #include <vector>
 
 #include "core/wechatpay/keys.h"
+#include "core/wechatpay/platform_certificates.h"
 #include "sim_clock.h"
 #include "http/https_client.h"
 
 namespace callbackd::engine_test {
 
 inline constexpr const char* kPlatformKeyId = "PUB_KEY_ID_0100000000000000000000000001";
+// Certificate mode: the same platform key as the certificate tests/data/keys/go_test_cert.pem.
+inline constexpr const char* kPlatformCertSerial = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1";
 
 // What the fake does with one request.
 enum class Answer {
@@ -34,9 +37,10 @@ enum class Answer {
 
 struct ReceivedRequest {
   Instant at{};
-  std::string caller_mchid;  // from the Authorization header
-  std::string sub_mchid;     // from the body
-  std::string notify_url;    // from the body
+  std::string caller_mchid;   // from the Authorization header
+  std::string sub_mchid;      // from the body
+  std::string notify_url;     // from the body
+  bool certificates = false;  // GET /v3/certificates
   Answer answer = Answer::applied;
 };
 
@@ -44,6 +48,10 @@ class FakeWechatpay final : public http::Sender {
  public:
   // The latency of every answer (a host that is down refuses as late).
   FakeWechatpay(boost::asio::io_context& io, SimClock& clock, Duration latency = std::chrono::milliseconds{40});
+
+  // Certificate mode (set: every merchant): answers are signed under kPlatformCertSerial, and
+  // GET /v3/certificates lists go_test_cert.pem encrypted with this APIv3 key.
+  std::optional<wechatpay::ApiV3Key> certificate_mode;
 
   // Decides each request's answer; the default applies everything.
   std::function<Answer(const ReceivedRequest&)> script = [](const ReceivedRequest&) { return Answer::applied; };
@@ -58,6 +66,8 @@ class FakeWechatpay final : public http::Sender {
 
  private:
   http::HttpResponse signed_applied(const std::string& notify_url);
+  http::HttpResponse signed_answer(std::string body);
+  http::HttpResponse certificates_answer();
 
   boost::asio::io_context& io_;
   SimClock& clock_;

@@ -43,7 +43,7 @@ void MemoryStore::set_desired(const std::string& sub_mchid, const std::string& t
 
 std::vector<TenantRow> MemoryStore::tenants() {
   count_call(__func__);
-  statements_ += 2;  // tenants and their extra keys (pg/tenants.cpp)
+  statements_ += 3;  // tenants, their extra keys and platform certificates (pg/tenants.cpp)
   std::vector<TenantRow> rows = tenants_;
   std::sort(rows.begin(), rows.end(), [](const TenantRow& a, const TenantRow& b) { return a.tenant_id < b.tenant_id; });
   return rows;
@@ -71,6 +71,30 @@ void MemoryStore::pause_tenant(const std::string& tenant_id, const std::string& 
   p.error_code = error_code;
   p.reason = !reason.empty() ? reason : !error_code.empty() ? error_code : "tenant error";
   p.next_probe_at = now() + probe_in;
+}
+
+void MemoryStore::store_platform_certificates(const std::string& tenant_id,
+                                              const std::vector<TenantRow::StoredCertificate>& certificates) {
+  count_call(__func__);
+  statements_ += certificates.size() + 1;
+  TenantRow* row = tenant(tenant_id);
+  if (!row) return;  // deleted meanwhile: the foreign key's cascade took its certificates
+  for (const auto& cert : certificates) {
+    auto it = std::find_if(row->platform_certificates.begin(), row->platform_certificates.end(),
+                           [&](const auto& c) { return c.serial == cert.serial; });
+    if (it == row->platform_certificates.end())
+      row->platform_certificates.push_back(cert);
+    else
+      it->fetched_at = cert.fetched_at;
+  }
+  std::sort(row->platform_certificates.begin(), row->platform_certificates.end(),
+            [](const auto& a, const auto& b) { return a.serial < b.serial; });
+}
+
+void MemoryStore::platform_certificate_used(const std::string& tenant_id, const std::string& serial) {
+  count_call(__func__);
+  ++statements_;
+  first_used_.insert({tenant_id, serial});
 }
 
 void MemoryStore::resume_tenant(const std::string& tenant_id) {

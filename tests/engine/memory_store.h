@@ -98,6 +98,9 @@ class MemoryStore final : public engine::Store {
   void pause_tenant(const std::string& tenant_id, const std::string& error_code, const std::string& reason,
                     std::chrono::milliseconds probe_in) override;
   void resume_tenant(const std::string& tenant_id) override;
+  void store_platform_certificates(const std::string& tenant_id,
+                                   const std::vector<TenantRow::StoredCertificate>& certificates) override;
+  void platform_certificate_used(const std::string& tenant_id, const std::string& serial) override;
   std::vector<reconcile::ClaimResult> claim_due(const std::vector<reconcile::ClaimRequest>& requests,
                                                 std::chrono::milliseconds lease) override;
   void release(const std::vector<std::int64_t>& claim_tokens) override;
@@ -140,6 +143,7 @@ class MemoryStore final : public engine::Store {
   std::vector<Audit> audit_;
   std::set<std::int64_t> audited_tokens_;  // the audit's unique index on claim_token
   std::map<std::string, Pause> pauses_;
+  std::set<std::pair<std::string, std::string>> first_used_;  // platform_certificates.first_used_at set
   std::map<std::string, TenantLease> leases_;
   std::map<std::string, std::vector<std::pair<Instant, Instant>>> lease_history_;
   std::int64_t revision_seq_ = 0;

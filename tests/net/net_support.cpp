@@ -45,7 +45,8 @@ sandbox::SandboxConfig sandbox_config(const std::string& address) {
   c.platform.key_id = read_line(dir + "/platform_key_id");
   c.platform.private_key_file = dir + "/platform_private.pem";
   for (const char* m : {"1900000001", "1900000002"})
-    c.merchants.push_back({m, read_line(dir + "/merchant_" + m + ".serial"), dir + "/merchant_" + m + ".pem"});
+    c.merchants.push_back(
+        {m, read_line(dir + "/merchant_" + m + ".serial"), dir + "/merchant_" + m + ".pem", std::nullopt});
   c.record_file = (std::filesystem::temp_directory_path() /
                    ("callbackd-nettest-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".jsonl"))
                       .string();

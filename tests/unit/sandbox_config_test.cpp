@@ -104,3 +104,59 @@ TEST_CASE("sandbox config: a sub-merchant's fault written twice is refused", "[s
                              "    \"1900000101\": {kind: delay, delay_ms: 10}\n");
   CHECK(has(lines, "sandbox.yaml: faults.sub_merchants.1900000101: the key appears more than once (line 10)"));
 }
+
+TEST_CASE("sandbox config: certificate mode, a rotation and certificate faults", "[sandbox][config]") {
+  const std::string platform =
+      "tls:\n"
+      "  certificate_file: tls.crt\n"
+      "  private_key_file: tls.key\n"
+      "platform:\n"
+      "  key_id: PUB_KEY_ID_0001\n"
+      "  private_key_file: platform.key\n"
+      "  certificate_file: platform.pem\n"
+      "  rotation:\n"
+      "    private_key_file: platform2.key\n"
+      "    certificate_file: platform2.pem\n"
+      "    listed_after_ms: 1000\n"
+      "    switch_after_ms: 3000\n"
+      "merchants:\n"
+      "  - mchid: \"1900000003\"\n"
+      "    serial_no: 0A0B\n"
+      "    public_key_file: m3.pem\n"
+      "    apiv3_key_file: m3.apiv3\n"
+      "faults:\n"
+      "  certificates:\n"
+      "    \"1900000003\": bad_tag\n"
+      "    \"1900000004\": unlisted_signer\n";
+  const SandboxConfig c = parse_sandbox_config(platform, "sandbox.yaml", "/keys");
+  REQUIRE(c.platform.rotation);
+  CHECK(c.platform.rotation->certificate_file == "/keys/platform2.pem");
+  CHECK(c.platform.rotation->listed_after == std::chrono::milliseconds(1000));
+  CHECK(c.platform.rotation->switch_after == std::chrono::milliseconds(3000));
+  REQUIRE(c.merchants.size() == 1);
+  CHECK(c.merchants[0].apiv3_key_file == "/keys/m3.apiv3");
+  CHECK(c.faults.certificates_by_caller.at("1900000003") == CertificateFault::bad_tag);
+  CHECK(c.faults.certificates_by_caller.at("1900000004") == CertificateFault::unlisted_signer);
+
+  SECTION("an unknown certificate fault is named with the choices") {
+    const auto lines = refused(kValidTail + "faults:\n  certificates:\n    \"1900000003\": bad_nonce\n");
+    CHECK(has(lines, "sandbox.yaml: faults.certificates.1900000003: unknown certificate fault 'bad_nonce'"));
+  }
+  SECTION("certificate mode needs the platform certificate") {
+    const auto lines =
+        refused(kValidTail +
+                "merchants:\n  - mchid: \"1900000003\"\n    serial_no: 0A0B\n    public_key_file: m.pem\n"
+                "    apiv3_key_file: m.apiv3\n");
+    CHECK(has(lines,
+              "sandbox.yaml: platform.certificate_file: required when a merchant has an apiv3_key_file or "
+              "platform.rotation is set (certificate mode)"));
+  }
+  SECTION("a certificate listed after it starts signing is refused") {
+    std::string late = platform;
+    late.replace(late.find("listed_after_ms: 1000"), 21, "listed_after_ms: 5000");
+    const auto lines = refused(late);
+    CHECK(has(lines,
+              "sandbox.yaml: platform.rotation.listed_after_ms: is after switch_after_ms: a certificate is "
+              "listed before it signs"));
+  }
+}

@@ -247,6 +247,24 @@ Result<PrivateKey, KeyError> parse_private_key_pem(std::string_view pem, std::st
   return PrivateKey(std::move(pkey));
 }
 
+namespace {
+
+// As OpenSSH does: a secret that others can read is refused, since it may already be
+// compromised and the operator should know. The ACL counts too: systemd >= 254 grants the
+// daemon's user with one (and the group bits then show its mask).
+std::optional<KeyError> secret_exposure(int fd, const struct stat& st, const std::string& path, uid_t daemon_uid) {
+  FileAccess access{st.st_mode, st.st_uid, {}};
+  if (auto acl = read_access_acl(fd); acl)
+    access.acl = std::move(acl).value();
+  else
+    return error(KeyError::Kind::unreadable, path, std::move(acl).error(), "inspect it with getfacl " + path);
+  if (auto exposed = private_file_exposure(access, daemon_uid, path))
+    return error(KeyError::Kind::too_open, path, std::move(exposed->what), std::move(exposed->fix));
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<PrivateKey, KeyError> read_private_key(int fd, const std::string& path, uid_t daemon_uid, KeyCache* cache) {
   struct stat st {};
   auto data = read_key_file(fd, path, st);
@@ -255,17 +273,16 @@ Result<PrivateKey, KeyError> read_private_key(int fd, const std::string& path, u
   // A certificate or public key named where the private key belongs holds no secret: saying
   // "chmod 600" about it would send the operator to fix the wrong thing first.
   if (!parsed && parsed.error().kind == KeyError::Kind::not_a_key) return parsed;
-  // As OpenSSH does: a private key that others can read is refused, since it may already be
-  // compromised and the operator should know. The ACL counts too: systemd >= 254 grants the
-  // daemon's user with one (and the group bits then show its mask).
-  FileAccess access{st.st_mode, st.st_uid, {}};
-  if (auto acl = read_access_acl(fd); acl)
-    access.acl = std::move(acl).value();
-  else
-    return error(KeyError::Kind::unreadable, path, std::move(acl).error(), "inspect it with getfacl " + path);
-  if (auto exposed = private_file_exposure(access, daemon_uid, path))
-    return error(KeyError::Kind::too_open, path, std::move(exposed->what), std::move(exposed->fix));
+  if (auto exposed = secret_exposure(fd, st, path, daemon_uid)) return *std::move(exposed);
   return parsed;
+}
+
+Result<std::string, KeyError> read_secret_file(int fd, const std::string& path, uid_t daemon_uid) {
+  struct stat st {};
+  auto data = read_key_file(fd, path, st);
+  if (!data) return std::move(data).error();
+  if (auto exposed = secret_exposure(fd, st, path, daemon_uid)) return *std::move(exposed);
+  return data;
 }
 
 Result<PrivateKey, KeyError> load_private_key_file(const std::string& path) {

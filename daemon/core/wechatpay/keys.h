@@ -100,6 +100,10 @@ Result<PrivateKey, KeyError> load_private_key_file(const std::string& path);
 Result<PrivateKey, KeyError> read_private_key(int fd, const std::string& path, uid_t daemon_uid,
                                               KeyCache* cache = nullptr);
 
+// The bytes of a secret that is not a PEM key (the APIv3 key), through `fd` as read_private_key
+// reads: the same size limit and the same refusal of a file others can access.
+Result<std::string, KeyError> read_secret_file(int fd, const std::string& path, uid_t daemon_uid);
+
 // The same checks minus the file ones, for PEM already in memory. `source` names it in messages.
 Result<PrivateKey, KeyError> parse_private_key_pem(std::string_view pem, std::string_view source);
 
