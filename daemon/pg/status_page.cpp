@@ -16,7 +16,27 @@ using Snapshot = pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx:
 
 std::optional<std::string> text_or_null(const pqxx::field& f) { return optional_field<std::string>(f); }
 
-std::vector<status::TenantRows> read_tenants(Snapshot& tx, const std::optional<std::string>& tenant) {
+// Runs `read` in a savepoint under the transaction's statement_timeout (kScanBudgetMs, set
+// by read_status): false when PostgreSQL cancelled it for taking longer, and the snapshot
+// goes on without it. Any other error is the caller's.
+template <class Read>
+bool within_budget(Snapshot& tx, Read&& read) {
+  // A plain SAVEPOINT in the same transaction (libpqxx 6.4's subtransaction left the outer
+  // transaction aborted after a cancelled statement here).
+  tx.exec0("SAVEPOINT status_scan");
+  try {
+    read(tx);
+  } catch (const pqxx::sql_error& e) {
+    if (e.sqlstate() != "57014") throw;  // query_canceled: the timeout
+    tx.exec0("ROLLBACK TO SAVEPOINT status_scan");
+    return false;
+  }
+  tx.exec0("RELEASE SAVEPOINT status_scan");
+  return true;
+}
+
+std::vector<status::TenantRows> read_tenants(Snapshot& tx, const std::optional<std::string>& tenant,
+                                             bool& counts_skipped) {
   std::vector<status::TenantRows> out;
   std::map<std::string, std::size_t> index;
   for (const auto& r : tx.exec_prepared("status_tenants", tenant)) {
@@ -31,22 +51,27 @@ std::vector<status::TenantRows> read_tenants(Snapshot& tx, const std::optional<s
     index[t.tenant_id] = out.size();
     out.push_back(std::move(t));
   }
-  for (const auto& r : tx.exec_prepared("status_state_counts", tenant))
-    if (const auto it = index.find(r["tenant_id"].as<std::string>()); it != index.end())
-      out[it->second].by_state[r["state"].as<std::string>()] = r["n"].as<long long>();
+  counts_skipped = !within_budget(tx, [&](pqxx::transaction_base& sub) {
+    for (const auto& r : sub.exec_prepared("status_state_counts", tenant))
+      if (const auto it = index.find(r["tenant_id"].as<std::string>()); it != index.end())
+        out[it->second].by_state[r["state"].as<std::string>()] = r["n"].as<long long>();
+  });
   // The queue as the metrics read it (sql/queue_ages.sql), but in this snapshot: the page's
   // numbers agree with each other.
-  for (const auto& r : tx.exec_prepared("queue_ages"))
-    if (const auto it = index.find(r["tenant_id"].as<std::string>()); it != index.end()) {
-      out[it->second].queued = r["queued"].as<long long>();
-      out[it->second].oldest_change_ms = optional_field<long long>(r["oldest_ms"]);
-    }
+  const bool queue_read = within_budget(tx, [&](pqxx::transaction_base& sub) {
+    for (const auto& r : sub.exec_prepared("queue_ages"))
+      if (const auto it = index.find(r["tenant_id"].as<std::string>()); it != index.end()) {
+        out[it->second].queued = r["queued"].as<long long>();
+        out[it->second].oldest_change_ms = optional_field<long long>(r["oldest_ms"]);
+      }
+  });
+  counts_skipped = counts_skipped || !queue_read;
   return out;
 }
 
-std::vector<status::ErrorGroup> read_errors(Snapshot& tx, const std::optional<std::string>& tenant) {
+std::vector<status::ErrorGroup> error_groups(const pqxx::result& rows) {
   std::vector<status::ErrorGroup> out;
-  for (const auto& r : tx.exec_prepared("status_error_groups", tenant, status::kSampleMchids, status::kErrorGroups)) {
+  for (const auto& r : rows) {
     status::ErrorGroup g;
     g.tenant_id = r["tenant_id"].as<std::string>();
     g.state = r["state"].as<std::string>();
@@ -57,6 +82,14 @@ std::vector<status::ErrorGroup> read_errors(Snapshot& tx, const std::optional<st
       g.sample_mchids.push_back(id.get<std::string>());
     out.push_back(std::move(g));
   }
+  return out;
+}
+
+std::vector<status::ErrorGroup> read_errors(Snapshot& tx, const std::optional<std::string>& tenant, bool& skipped) {
+  std::vector<status::ErrorGroup> out;
+  skipped = !within_budget(tx, [&](pqxx::transaction_base& sub) {
+    out = error_groups(sub.exec_prepared("status_error_groups", tenant, status::kSampleMchids, status::kErrorGroups));
+  });
   return out;
 }
 
@@ -118,22 +151,25 @@ std::optional<status::SubMerchantRow> read_sub_merchant(Snapshot& tx, const std:
 status::DatabaseView ReconcileStore::read_status(const status::Query& query) {
   return impl_->run("reading the status page", [&](pqxx::connection& c) {
     Snapshot tx(c);
+    // The grouped scans stop after kScanBudgetMs (within_budget); the bounded reads take
+    // milliseconds and never reach it.
+    tx.exec0("SET LOCAL statement_timeout = " + std::to_string(status::kScanBudgetMs));
     status::DatabaseView v;
     switch (query.page) {
       case status::PageKind::overview:
-        v.tenants = read_tenants(tx, std::nullopt);
-        v.errors = read_errors(tx, std::nullopt);
+        v.tenants = read_tenants(tx, std::nullopt, v.counts_skipped);
+        v.errors = read_errors(tx, std::nullopt, v.errors_skipped);
         v.invalid = invalid_rows(tx.exec_prepared("status_invalid_latest", status::kInvalidRows));
         v.audit = audit_rows(tx.exec_prepared("status_audit_latest", status::kAuditRows));
         impl_->statements += 7;
         break;
       case status::PageKind::tenant:
-        v.tenants = read_tenants(tx, query.argument);
+        v.tenants = read_tenants(tx, query.argument, v.counts_skipped);
         if (v.tenants.empty()) {
           impl_->statements += 3;
           break;  // no such tenant: the page says so
         }
-        v.errors = read_errors(tx, query.argument);
+        v.errors = read_errors(tx, query.argument, v.errors_skipped);
         v.invalid = invalid_rows(tx.exec_prepared("status_invalid_tenant", query.argument, status::kInvalidRows));
         v.audit = audit_rows(tx.exec_prepared("status_audit_tenant", query.argument, status::kAuditRows));
         impl_->statements += 6;

@@ -188,3 +188,19 @@ TEST_CASE("status page: counts per tenant and state, and an unknown tenant", "[s
   const std::string missing = render_page(page(PageKind::tenant, "nobody"), DatabaseView{}, live());
   CHECK(missing.find("no tenant nobody in callbackd.tenants") != std::string::npos);
 }
+
+TEST_CASE("status page: counts over the scan budget are a dash and a note, never zeros", "[status_page]") {
+  DatabaseView v;
+  TenantRows t;
+  t.tenant_id = "acme";
+  t.mode = "apply";
+  v.tenants.push_back(t);
+  v.counts_skipped = true;
+  v.errors_skipped = true;
+  const std::string html = render_page(page(PageKind::overview), v, live());
+  CHECK(html.find("id=counts-skipped") != std::string::npos);
+  CHECK(html.find("data-state=\"in_sync\">—<") != std::string::npos);
+  CHECK(html.find("data-queued>—<") != std::string::npos);
+  CHECK(html.find("grouping the rows by error code took longer than 500 ms") != std::string::npos);
+  CHECK(html.find("No retrying or failed rows") == std::string::npos);
+}

@@ -103,8 +103,15 @@ long long state_count(const TenantRows& t, std::string_view state) {
 }
 
 // One row per tenant: what it is set to, what the daemon does with it, its rows by state.
-std::string tenants_table(const std::vector<TenantRows>& tenants, const Live& live) {
-  std::string h = "<table id=tenants><thead><tr><th>tenant</th><th>mode</th>";
+std::string tenants_table(const std::vector<TenantRows>& tenants, bool counts_skipped, const Live& live) {
+  std::string h;
+  if (counts_skipped)
+    h += "<p class=bad id=counts-skipped>Rows by state and queue sizes are not shown: counting them took longer "
+         "than " +
+         std::to_string(kScanBudgetMs) +
+         " ms, which the daemon's database thread does not spend on this page. <code>callbackd status</code> "
+         "counts them without a limit.</p>";
+  h += "<table id=tenants><thead><tr><th>tenant</th><th>mode</th>";
   for (const auto s : kStates) h += "<th>" + std::string(s) + "</th>";
   h += "<th>rows</th><th>queued</th><th>oldest queued change</th><th>rate / min</th><th>in flight</th>"
        "<th>pause reason</th><th>lease</th></tr></thead><tbody>";
@@ -114,10 +121,12 @@ std::string tenants_table(const std::vector<TenantRows>& tenants, const Live& li
     for (const auto& [state, n] : t.by_state) total += n;
     h += "<tr data-tenant=\"" + e(t.tenant_id) + "\"><td>" + tenant_link(t.tenant_id) + "</td><td>" + e(t.mode) +
          "</td>";
+    // Skipped counts are a dash, never a 0 that would read as "none".
+    auto count = [&](long long n) { return counts_skipped ? std::string("—") : number(n); };
     for (const auto s : kStates)
-      h += "<td class=n data-state=\"" + std::string(s) + "\">" + number(state_count(t, s)) + "</td>";
-    h += "<td class=n data-total>" + number(total) + "</td>";
-    h += "<td class=n data-queued>" + number(t.queued) + "</td>";
+      h += "<td class=n data-state=\"" + std::string(s) + "\">" + count(state_count(t, s)) + "</td>";
+    h += "<td class=n data-total>" + count(total) + "</td>";
+    h += "<td class=n data-queued>" + count(t.queued) + "</td>";
     h += "<td>" + (t.oldest_change_ms ? seconds_text(*t.oldest_change_ms) : std::string("<span class=meta>—</span>")) +
          "</td>";
     // The effective rate is the running pacer's (lower than configured after a 429); a tenant
@@ -148,7 +157,10 @@ std::string tenants_table(const std::vector<TenantRows>& tenants, const Live& li
   return h + "</tbody></table>";
 }
 
-std::string errors_table(const std::vector<ErrorGroup>& groups) {
+std::string errors_table(const std::vector<ErrorGroup>& groups, bool skipped) {
+  if (skipped)
+    return "<p id=errors class=bad>Not shown: grouping the rows by error code took longer than " +
+           std::to_string(kScanBudgetMs) + " ms. <code>callbackd status</code> groups them without a limit.</p>";
   if (groups.empty()) return "<p id=errors class=ok>No retrying or failed rows.</p>";
   std::string h =
       "<table id=errors><thead><tr><th>tenant</th><th>state</th><th>error code</th><th>rows</th>"
@@ -193,8 +205,8 @@ std::string audit_table(const std::vector<AuditRow>& rows) {
 // The overview and a tenant's page are the same lists, of every tenant or of one.
 std::string tenants_page(const std::string& title, const DatabaseView& db, const Live& live) {
   std::string h = head(title, live);
-  h += "<h2>Tenants</h2>" + tenants_table(db.tenants, live);
-  h += "<h2>Retrying and failed rows, by error code</h2>" + errors_table(db.errors);
+  h += "<h2>Tenants</h2>" + tenants_table(db.tenants, db.counts_skipped, live);
+  h += "<h2>Retrying and failed rows, by error code</h2>" + errors_table(db.errors, db.errors_skipped);
   h += "<h2>Invalid rows (newest " + std::to_string(kInvalidRows) + ")</h2>" + invalid_table(db.invalid);
   h += "<h2>Latest audit rows</h2>" + audit_table(db.audit);
   return h + std::string(kFoot);

@@ -26,6 +26,10 @@ inline constexpr int kInvalidRows = 50;           // newest invalid rows
 inline constexpr int kAuditRows = 20;             // newest audit rows on / and /tenants/T
 inline constexpr int kSubMerchantAuditRows = 50;  // audit history of one sub-merchant
 inline constexpr std::size_t kMaxIdLength = 128;  // longer tenant ids or mchids are refused
+// The grouped scans (rows by state, error groups) run on the daemon's database thread, in turn
+// with the reconciler's claims and records; each may take this long, then the page shows the
+// rest without it (at a million rows they take seconds: docs/operations.md).
+inline constexpr int kScanBudgetMs = 500;
 
 enum class PageKind { overview, tenant, sub_merchant };
 
@@ -111,6 +115,8 @@ struct SubMerchantRow {
 };
 struct DatabaseView {
   std::vector<TenantRows> tenants;  // overview: all; tenant page: the one (empty: unknown tenant)
+  bool counts_skipped = false;      // rows by state took longer than kScanBudgetMs: not shown
+  bool errors_skipped = false;      // the error groups took longer than kScanBudgetMs
   std::vector<ErrorGroup> errors;
   std::vector<InvalidRow> invalid;
   std::vector<AuditRow> audit;                 // newest first
