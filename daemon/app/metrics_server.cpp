@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/metrics/admission.h"
+#include "core/status/page.h"
 
 namespace callbackd::app {
 
@@ -43,7 +44,7 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
   metrics::ConnectionAdmission::Id next_id = 0;
   std::map<metrics::ConnectionAdmission::Id, beast::tcp_stream*> streams;  // to close one that makes room
 
-  bhttp::response<bhttp::string_body> respond(const bhttp::request<bhttp::string_body>& req) {
+  asio::awaitable<bhttp::response<bhttp::string_body>> respond(const bhttp::request<bhttp::string_body>& req) {
     bhttp::response<bhttp::string_body> res;
     res.version(req.version());
     res.keep_alive(req.keep_alive());
@@ -57,6 +58,7 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
       res.body() = std::move(body);
     };
     if (req.method() != bhttp::verb::get) {
+      // Read-only: the status page's one form uses GET too.
       text(bhttp::status::method_not_allowed, "GET only\n");
       res.set(bhttp::field::allow, "GET");
     } else if (path == "/metrics") {
@@ -67,11 +69,22 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
       const Probe p = path == "/healthz" ? handlers.health() : handlers.ready();
       text(p.ok ? bhttp::status::ok : bhttp::status::service_unavailable,
            (p.ok ? "ok: " : "not ok: ") + p.detail + "\n");
+    } else if (handlers.page) {
+      HtmlPage page = co_await handlers.page(target);
+      res.result(static_cast<bhttp::status>(page.status));
+      res.set(bhttp::field::content_type, "text/html; charset=utf-8");
+      // The page's own stylesheet only, by hash (core/status/page.h): no script, no
+      // external asset, no framing; the browser refuses anything else.
+      res.set("Content-Security-Policy", status::content_security_policy());
+      res.set("X-Content-Type-Options", "nosniff");
+      res.set("Referrer-Policy", "no-referrer");
+      res.set("X-Frame-Options", "DENY");
+      res.body() = std::move(page.body);
     } else {
       text(bhttp::status::not_found, "not found: try /metrics, /healthz or /readyz\n");
     }
     res.prepare_payload();
-    return res;
+    co_return res;
   }
 
   asio::awaitable<void> serve(tcp::socket socket, metrics::ConnectionAdmission::Id id) {
@@ -108,7 +121,7 @@ struct MetricsServer::Impl : std::enable_shared_from_this<Impl> {
         }
         break;
       }
-      auto res = respond(parser.get());
+      auto res = co_await respond(parser.get());
       stream.expires_after(kWriteDeadline);
       co_await bhttp::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
       if (ec || !res.keep_alive()) break;

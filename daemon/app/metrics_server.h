@@ -1,5 +1,6 @@
 // The operations HTTP endpoint (metrics.listen, loopback by default): GET /metrics (Prometheus
-// text format), /healthz, /readyz. Plain HTTP on the daemon's io_context, so a hung event loop
+// text format), /healthz, /readyz, and every other path to the status page (`page`, HTML;
+// core/status/page.h). Plain HTTP on the daemon's io_context, so a hung event loop
 // also stops answering. Bounded: requests over 8 KiB of headers or with a body over 1 KiB are
 // refused, every read and write has a deadline (10 s), at most 32 connections at once and 8
 // per client address. Idle connections cannot starve /healthz: when a limit is reached, the
@@ -7,6 +8,9 @@
 // (core/metrics/admission.h, docs/operations.md).
 #pragma once
 
+#include "http/asio_coroutine.h"  // first: the Boost 1.74 + g++ 12 fixes
+
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <functional>
 #include <memory>
@@ -19,10 +23,19 @@ struct Probe {
   std::string detail;  // one line for the response body
 };
 
+// An HTML page of the status page: the status code and the document.
+struct HtmlPage {
+  int status = 200;
+  std::string body;
+};
+
 struct MetricsHandlers {
   std::function<std::string()> metrics;  // the exposition text
   std::function<Probe()> health;         // /healthz: 200 when ok, else 503
   std::function<Probe()> ready;          // /readyz: 200 when ok, else 503
+  // Any other GET target (path and query): the status page. It may wait for the database
+  // thread, so it is a coroutine on the server's io_context. Unset: 404 for everything else.
+  std::function<boost::asio::awaitable<HtmlPage>(std::string target)> page;
 };
 
 class MetricsServer {

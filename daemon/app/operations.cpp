@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <ctime>
 
 #include "app/logging.h"
 #include "app/sd_notify.h"
@@ -16,6 +17,13 @@ using std::chrono::seconds;
 
 namespace {
 constexpr auto kTick = seconds{1};
+// The status page: its database answers are reused this long; at most this many pages cached.
+constexpr auto kPageCacheFor = seconds{2};
+constexpr std::size_t kPageCacheEntries = 64;
+// Page loads waiting for the database at once. More are answered 503 at once: a flood of
+// page loads must neither queue up work on the database thread nor hold the listener's
+// connection slots busy, which /healthz needs (core/metrics/admission.h).
+constexpr int kPageQueriesAtOnce = 2;
 constexpr auto kStatusEvery = seconds{10};
 // The queue query: one grouped scan of pending_work; cheap, but not on every scrape.
 constexpr auto kQueueQueryEvery = seconds{10};
@@ -28,7 +36,8 @@ const metrics::Labels kNone{};
 metrics::Labels tenant_label(const std::string& tenant) { return {{"tenant", tenant}}; }
 }  // namespace
 
-Operations::Operations(asio::io_context& io, const Config& config, http::HttpsClient& client, engine::DbWorker& db)
+Operations::Operations(asio::io_context& io, const Config& config, http::HttpsClient& client, engine::DbWorker& db,
+                       std::string instance)
     : io_(io),
       config_(config),
       client_(client),
@@ -36,6 +45,7 @@ Operations::Operations(asio::io_context& io, const Config& config, http::HttpsCl
       tick_timer_(io),
       watchdog_timer_(io),
       heartbeat_(SteadyClock::now()),
+      instance_(std::move(instance)),
       alive_(std::make_shared<bool>(true)) {
   using metrics::Type;
   auto& r = registry_;
@@ -99,7 +109,8 @@ void Operations::start(const engine::Reconciler& reconciler) {
   if (!config_.metrics.listen.empty()) {
     server_ = std::make_unique<MetricsServer>(
         io_, config_.metrics.listen,
-        MetricsHandlers{[this] { return render_metrics(); }, [this] { return health(); }, [this] { return ready(); }});
+        MetricsHandlers{[this] { return render_metrics(); }, [this] { return health(); }, [this] { return ready(); },
+                        [this](std::string target) { return status_page(std::move(target)); }});
     logging::info("metrics_listening", {{"address", server_->local_address()}});
   }
   watchdog_ = watchdog_interval();
@@ -315,6 +326,59 @@ void Operations::refresh_gauges() {
 std::string Operations::render_metrics() {
   refresh_gauges();
   return registry_.render();
+}
+
+status::Live Operations::live_view() const {
+  status::Live live;
+  live.instance = instance_;
+  live.version = CALLBACKD_VERSION;
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char at[32];
+  std::strftime(at, sizeof at, "%Y-%m-%d %H:%M:%SZ", &utc);
+  live.generated_at = at;
+  if (reconciler_) {
+    for (const auto& t : reconciler_->snapshot())
+      live.tenants[t.tenant_id] =
+          status::LiveTenant{t.effective_rate_per_minute, t.throttled, t.in_flight, t.paused_by_error};
+  }
+  return live;
+}
+
+asio::awaitable<HtmlPage> Operations::status_page(std::string target) {
+  const status::Route route = status::parse_route(target);
+  if (route.kind != status::Route::Kind::page)
+    co_return HtmlPage{route.kind == status::Route::Kind::not_found ? 404 : 400,
+                       status::render_error(route, live_view())};
+  const std::string key = route.key();
+  const auto now = SteadyClock::now();
+  auto cached = page_cache_.find(key);
+  if (cached == page_cache_.end() || now - cached->second.read_at >= kPageCacheFor) {
+    // On the database thread (engine/db_worker.h), in turn with the reconciler's own
+    // statements; this coroutine waits without blocking the io_context. A destroyed
+    // Operations (alive_) never resumes it.
+    if (page_queries_in_flight_ >= kPageQueriesAtOnce)
+      co_return HtmlPage{503,
+                         status::render_database_error(
+                             route, "busy answering earlier page loads; load the page again in a moment", live_view())};
+    const status::Query query{route.page, route.argument};
+    ++page_queries_in_flight_;
+    // Named, not temporaries in the co_await expression: g++ 12 destroys some temporaries of
+    // a co_await full-expression twice.
+    std::weak_ptr<const void> owner = alive_;
+    auto read = [query](engine::Store& store) { return store.read_status(query); };
+    auto answer = co_await db_.call(std::move(owner), std::move(read));
+    --page_queries_in_flight_;
+    if (!answer) co_return HtmlPage{503, status::render_database_error(route, answer.error().what(), live_view())};
+    // Bounded: expired entries go first; a flood of distinct pages empties the cache.
+    std::erase_if(page_cache_, [&](const auto& e) { return SteadyClock::now() - e.second.read_at >= kPageCacheFor; });
+    if (page_cache_.size() >= kPageCacheEntries) page_cache_.clear();
+    cached = page_cache_.insert_or_assign(key, CachedView{SteadyClock::now(), std::move(answer).value()}).first;
+  }
+  // A tenant page of a tenant that does not exist says so, with 404.
+  const bool missing = route.page == status::PageKind::tenant && cached->second.view.tenants.empty();
+  co_return HtmlPage{missing ? 404 : 200, status::render_page(route, cached->second.view, live_view())};
 }
 
 }  // namespace callbackd::app

@@ -18,6 +18,7 @@
 #include "app/metrics_server.h"
 #include "core/config.h"
 #include "core/metrics/registry.h"
+#include "core/status/page.h"
 #include "engine/db_worker.h"
 #include "engine/reconciler.h"
 #include "http/https_client.h"
@@ -26,7 +27,9 @@ namespace callbackd::app {
 
 class Operations {
  public:
-  Operations(boost::asio::io_context& io, const Config& config, http::HttpsClient& client, engine::DbWorker& db);
+  // `instance` is this daemon's name ("host:pid"), shown on the status page.
+  Operations(boost::asio::io_context& io, const Config& config, http::HttpsClient& client, engine::DbWorker& db,
+             std::string instance);
   ~Operations();
   Operations(const Operations&) = delete;
   Operations& operator=(const Operations&) = delete;
@@ -49,6 +52,9 @@ class Operations {
 
   std::string metrics_address() const;  // "" when off
   std::string render_metrics();
+  // The status page for a GET `target` (core/status/page.h): what the database says (read on
+  // the database thread, cached 2 s per page) with what this daemon knows now.
+  boost::asio::awaitable<HtmlPage> status_page(std::string target);
 
  private:
   void tick();
@@ -56,6 +62,7 @@ class Operations {
   void query_queues();
   void refresh_gauges();
   std::string status_line() const;
+  status::Live live_view() const;
   Probe health() const;
   Probe ready() const;
 
@@ -86,6 +93,15 @@ class Operations {
     std::optional<std::chrono::milliseconds> oldest;
   };
   std::map<std::string, Queue> queues_;
+  // The status page's database answers, by page (status::Route::key), for kPageCacheFor:
+  // however often a page is loaded, its queries run at most once per that period.
+  struct CachedView {
+    std::chrono::steady_clock::time_point read_at;
+    status::DatabaseView view;
+  };
+  std::map<std::string, CachedView> page_cache_;
+  int page_queries_in_flight_ = 0;
+  std::string instance_;
   std::shared_ptr<bool> alive_;
 };
 

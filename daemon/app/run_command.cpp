@@ -180,7 +180,7 @@ int run_daemon(const CliRequest& req) {
       });
   // systemd notify, metrics and health (app/operations.h): READY=1 once the tenants and their
   // keys were loaded, the watchdog from this io_context, /metrics on metrics.listen.
-  Operations ops(io, config, client, db);
+  Operations ops(io, config, client, db, instance);
   engine::ReconcilerOptions options;
   options.exit_when_idle = req.has_flag("--exit-when-idle");
   options.instance = instance;

@@ -26,6 +26,7 @@
 
 #include "core/reconcile/ownership.h"
 #include "core/reconcile/work.h"
+#include "core/status/page.h"
 #include "core/tenant.h"
 
 namespace callbackd::engine {
@@ -88,6 +89,10 @@ class Store {
   virtual std::size_t pending_for_sending_tenants() = 0;
   // For metrics: per tenant with entries, how many and the oldest change's age.
   virtual std::vector<reconcile::TenantQueue> queue_ages() = 0;
+  // The status page (core/status/page.h): what `query` needs, read-only, every list bounded
+  // by the LIMITs of core/status/page.h. Run by app/operations.cpp through the DbWorker, at
+  // most once per page per 2 s (its cache).
+  virtual status::DatabaseView read_status(const status::Query& query) = 0;
   // Statements sent to the server since construction (for metrics, tests and the bench).
   virtual std::uint64_t statements_executed() const = 0;
 };

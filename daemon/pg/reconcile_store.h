@@ -92,6 +92,8 @@ class ReconcileStore final : public engine::Store {
   std::size_t pending_for_sending_tenants() override;
   // One cheap statement, sql/queue_ages.sql.
   std::vector<reconcile::TenantQueue> queue_ages() override;
+  // status_page.cpp: the sql/status_*.sql statements in one READ ONLY transaction.
+  status::DatabaseView read_status(const status::Query& query) override;
   // record() sends exactly one per batch.
   std::uint64_t statements_executed() const override;
 

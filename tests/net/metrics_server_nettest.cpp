@@ -41,6 +41,10 @@ struct Endpoint {
                                         },
                                         [] {
                                           return callbackd::app::Probe{true, "ready"};
+                                        },
+                                        // The status page's place: whatever else is asked.
+                                        [](std::string target) -> boost::asio::awaitable<callbackd::app::HtmlPage> {
+                                          co_return callbackd::app::HtmlPage{200, "<p>page for " + target + "</p>"};
                                         }});
     const std::string address = server->local_address();
     port = std::stoi(address.substr(address.rfind(':') + 1));
@@ -151,4 +155,20 @@ TEST_CASE("/healthz answers while more idle connections are held than the endpoi
   CHECK(Clock::now() - opened >= 9s);  // the survivors were held until their deadline
   for (int fd : idle) ::close(fd);
   for (int fd : other) ::close(fd);
+}
+
+TEST_CASE("every other GET goes to the status page, served as HTML under the Content-Security-Policy",
+          "[net][metrics][status-page]") {
+  Endpoint endpoint;
+  const std::string page = get(endpoint.port, "/tenants/acme?x=1", 5s);
+  INFO(page);
+  CHECK(page.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(page.find("Content-Type: text/html; charset=utf-8\r\n") != std::string::npos);
+  CHECK(page.find("Content-Security-Policy: default-src 'none'; style-src 'sha256-") != std::string::npos);
+  CHECK(page.find("X-Content-Type-Options: nosniff\r\n") != std::string::npos);
+  CHECK(page.find("<p>page for /tenants/acme?x=1</p>") != std::string::npos);
+  // The endpoints of their own stay what they were.
+  const std::string metrics = get(endpoint.port, "/metrics", 5s);
+  CHECK(metrics.find("Content-Type: text/plain; version=0.0.4") != std::string::npos);
+  CHECK(metrics.find("Content-Security-Policy") == std::string::npos);
 }

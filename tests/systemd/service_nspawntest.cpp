@@ -18,8 +18,6 @@
 // permissions (CI may check out under a 0700 directory, umask 077) do not matter.
 #include <catch2/catch.hpp>
 
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -28,12 +26,12 @@
 #include <iostream>
 #include <map>
 #include <optional>
-#include <sstream>
-#include <thread>
 
 #include "e2e/e2e_support.h"
+#include "systemd/nspawn_support.h"
 
 using namespace e2e;
+using namespace callbackd::test::nspawn;
 using callbackd::test::read_file;
 namespace fs = std::filesystem;
 
@@ -42,110 +40,6 @@ namespace {
 constexpr int kRows = 20;
 constexpr std::uint16_t kSandboxPort = 8443;  // the container's own loopback: nothing else binds there
 const std::string kStageInContainer = "/opt/callbackd-test";
-
-std::optional<std::string> why_nspawn_cannot_run() {
-  if (geteuid() != 0) return "not running as root (systemd-nspawn boots a container only as root)";
-  for (const char* dir : {"/usr/bin", "/bin", "/usr/sbin"})
-    if (access((std::string(dir) + "/systemd-nspawn").c_str(), X_OK) == 0) return std::nullopt;
-  return "systemd-nspawn not found (Debian package systemd-container; ./scripts/setup installs it)";
-}
-
-void install_file(const std::string& from, const std::string& to, fs::perms mode) {
-  fs::create_directories(fs::path(to).parent_path());
-  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
-  fs::permissions(to, mode, fs::perm_options::replace);
-}
-
-void make_dir(const std::string& path, fs::perms mode) {
-  fs::create_directories(path);
-  fs::permissions(path, mode, fs::perm_options::replace);
-}
-
-std::string tail(const std::string& text, std::size_t bytes) {
-  return text.size() > bytes ? "..." + text.substr(text.size() - bytes) : text;
-}
-
-// The key=value lines the driver wrote.
-std::map<std::string, std::string> read_steps(const std::string& path) {
-  std::map<std::string, std::string> steps;
-  std::istringstream in(read_file(path));
-  for (std::string line; std::getline(in, line);)
-    if (const auto eq = line.find('='); eq != std::string::npos) steps[line.substr(0, eq)] = line.substr(eq + 1);
-  return steps;
-}
-
-// Processes whose parent is `pid` (the container's init is systemd-nspawn's child).
-std::vector<pid_t> children_of(pid_t pid) {
-  std::vector<pid_t> out;
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string stat = read_file(entry.path() / "stat");
-    const auto paren = stat.rfind(')');  // the command name may hold spaces and parentheses
-    if (paren == std::string::npos) continue;
-    std::istringstream fields(stat.substr(paren + 1));
-    std::string state;
-    pid_t parent = 0;
-    if (fields >> state >> parent && parent == pid) out.push_back(static_cast<pid_t>(std::stol(name)));
-  }
-  return out;
-}
-
-// A booted container, powered off when this goes out of scope (a failed REQUIRE included).
-class Container {
- public:
-  explicit Container(const std::vector<std::string>& args) : child_(callbackd::test::spawn_process(args)) {}
-  ~Container() {
-    if (!reaped_) stop();
-    unlink(child_.output_path.c_str());
-  }
-  Container(const Container&) = delete;
-  Container& operator=(const Container&) = delete;
-
-  // systemd-nspawn's exit status once the container powered off, or -1 when it did not
-  // within `limit` (it is stopped then).
-  int wait_for(std::chrono::seconds limit) {
-    if (const auto status = wait_until_exit(limit)) return *status;
-    stop();
-    return -1;
-  }
-  std::string console() const { return read_file(child_.output_path); }
-
- private:
-  std::optional<int> wait_until_exit(std::chrono::milliseconds limit) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-      int status = 0;
-      const pid_t done = waitpid(child_.pid, &status, WNOHANG);
-      if (done == child_.pid || done < 0) {
-        reaped_ = true;
-        return done < 0 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
-      std::this_thread::sleep_for(std::chrono::milliseconds{100});
-    }
-  }
-  // SIGTERM makes systemd-nspawn ask the container's systemd to power off. Killing
-  // systemd-nspawn alone would leave the container running (its init is re-parented), so
-  // after 30 s the container's init is killed (which ends every process of its PID
-  // namespace), then systemd-nspawn.
-  void stop() {
-    if (child_.pid <= 0) return;  // never kill(-1, ...)
-    kill(child_.pid, SIGTERM);
-    if (wait_until_exit(std::chrono::seconds{30})) return;
-    for (const pid_t init : children_of(child_.pid)) kill(init, SIGKILL);
-    kill(child_.pid, SIGKILL);
-    wait_until_exit(std::chrono::seconds{30});
-  }
-
-  callbackd::test::Child child_;
-  bool reaped_ = false;
-};
-
-struct RemoveTree {
-  std::string path;
-  ~RemoveTree() { fs::remove_all(path); }
-};
 
 }  // namespace
 
@@ -165,17 +59,13 @@ TEST_CASE("callbackd.service under a real systemd as PID 1: READY=1, LoadCredent
   const std::string pg_socket = env.db().host() + "/.s.PGSQL.5432";
   REQUIRE(fs::exists(pg_socket));
 
-  char tmpl[] = "/tmp/callbackd-nspawn.XXXXXX";
-  REQUIRE(mkdtemp(tmpl) != nullptr);
-  const RemoveTree cleanup{tmpl};
+  const RemoveTree cleanup{make_temp_dir("callbackd-nspawn")};
   const std::string stage = cleanup.path + "/stage";  // -> /opt/callbackd-test: binaries, config, driver
   const std::string keys = cleanup.path + "/keys";    // -> /etc/callbackd/keys: what LoadCredential= copies
   const std::string out = cleanup.path + "/out";      // -> /out: the driver's record
-  const auto world_readable = fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                              fs::perms::others_read | fs::perms::others_exec;
-  const auto public_file =
-      fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read;
-  const auto private_file = fs::perms::owner_read | fs::perms::owner_write;
+  const auto world_readable = kWorldReadableDir;
+  const auto public_file = kPublicFile;
+  const auto private_file = kPrivateFile;
   make_dir(stage, world_readable);
   make_dir(stage + "/bin", world_readable);
   make_dir(keys, fs::perms::owner_all);
