@@ -212,13 +212,45 @@ std::string scalar(const TestDatabase& db, const std::string& sql) {
   return r[0].is_null() ? "<null>" : r[0].as<std::string>();
 }
 
-// Until a statement of another session waits for a row lock (the heartbeat under test).
-void wait_until_a_lock_is_awaited(const TestDatabase& db) {
+// Whether a statement of another session waits for a row lock within 5 s.
+bool lock_awaited(const TestDatabase& db) {
   for (int i = 0; i < 500; ++i) {
-    if (scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "0") return;
+    if (scalar(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") != "0") return true;
     std::this_thread::sleep_for(10ms);
   }
-  FAIL("no statement ever waited for the lock");
+  return false;
+}
+
+// `instance` stalls: its lease lapses while its last heartbeat stays recent enough to count it live.
+void lapse_lease(const TestDatabase& db, const std::string& instance) {
+  pqxx::connection c(db.conninfo());
+  pqxx::work tx(c);
+  tx.exec_params0("UPDATE callbackd.instances SET lease_until = now() - interval '1 second' WHERE instance_id = $1",
+                  instance);
+  tx.commit();
+}
+
+struct Answer {
+  reconcile::Ownership ownership;
+  std::string error;
+  bool waited = false;  // the heartbeat waited for `holder`'s lock before it went on
+};
+
+// A heartbeat of `store` run while `holder` holds a row lock it needs: `holder` commits once
+// the heartbeat waits for it, so the order of the two is the test's, not the scheduler's.
+Answer heartbeat_behind(const TestDatabase& db, pg::ReconcileStore& store, pqxx::work& holder) {
+  Answer a;
+  std::thread heartbeat([&] {
+    try {
+      a.ownership = store.heartbeat(20s, {});
+    } catch (const std::exception& e) {
+      a.error = e.what();
+    }
+  });
+  a.waited = lock_awaited(db);
+  holder.commit();
+  heartbeat.join();
+  return a;
 }
 
 }  // namespace
@@ -250,13 +282,7 @@ TEST_CASE("tenants of an instance whose lease lapsed move after its epoch change
   auto two = store_of(db, "host:two");
   const auto first = one.heartbeat(20s, {});
   REQUIRE(ids(first) == std::set<std::string>{"a", "b"});
-  // `one` stalls: its lease lapses while its last heartbeat is recent enough to count it live.
-  pqxx::connection c(db.conninfo());
-  {
-    pqxx::work tx(c);
-    tx.exec0("UPDATE callbackd.instances SET lease_until = now() - interval '1 second' WHERE instance_id = 'host:one'");
-    tx.commit();
-  }
+  lapse_lease(db, "host:one");
   const auto taken = two.heartbeat(20s, {});
   CHECK(taken.live_instances == 2);
   REQUIRE(ids(taken) == std::set<std::string>{"a"});  // its fair share of 2
@@ -280,31 +306,17 @@ TEST_CASE("a takeover re-checks the owner's lease under its row lock: a renewal 
   auto two = store_of(db, "host:two");
   REQUIRE(ids(one.heartbeat(20s, {})) == std::set<std::string>{"a", "b"});
   pqxx::connection c(db.conninfo());
-  {
-    pqxx::work tx(c);
-    tx.exec0("UPDATE callbackd.instances SET lease_until = now() - interval '1 second' WHERE instance_id = 'host:one'");
-    tx.commit();
-  }
+  lapse_lease(db, "host:one");
   // `one`'s late renewal holds its row's lock (as its heartbeat's upsert does) while `two`,
   // whose snapshot sees the lapsed lease, tries to fence it.
   pqxx::work renewal(c);
   renewal.exec0(
       "UPDATE callbackd.instances SET lease_until = now() + interval '20 seconds' "
       "WHERE instance_id = 'host:one'");
-  reconcile::Ownership taken;
-  std::string error;
-  std::thread taker([&] {
-    try {
-      taken = two.heartbeat(20s, {});
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-  });
-  wait_until_a_lock_is_awaited(db);
-  renewal.commit();
-  taker.join();
-  CHECK(error == "");
-  CHECK(taken.owned.empty());
+  const Answer taken = heartbeat_behind(db, two, renewal);
+  CHECK(taken.waited);
+  CHECK(taken.error == "");
+  CHECK(taken.ownership.owned.empty());
   CHECK(owner(db, "a") == "host:one");
   CHECK(owner(db, "b") == "host:one");
 }
@@ -320,20 +332,10 @@ TEST_CASE("a renewal that waited for a takeover's fence returns the new epoch", 
   pqxx::work fence(c);
   fence.exec0(
       "UPDATE callbackd.instances SET epoch = nextval('callbackd.tenant_lease_seq') WHERE instance_id = 'host:one'");
-  reconcile::Ownership renewed;
-  std::string error;
-  std::thread owner_thread([&] {
-    try {
-      renewed = one.heartbeat(20s, {});
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-  });
-  wait_until_a_lock_is_awaited(db);
-  fence.commit();
-  owner_thread.join();
-  CHECK(error == "");
-  CHECK_FALSE(reconcile::renewal_confirms_holding(first.epoch, renewed.epoch));
+  const Answer renewed = heartbeat_behind(db, one, fence);
+  CHECK(renewed.waited);
+  CHECK(renewed.error == "");
+  CHECK_FALSE(reconcile::renewal_confirms_holding(first.epoch, renewed.ownership.epoch));
 }
 
 TEST_CASE("0007 carries per-tenant leases over as their instances' leases", "[pg][migrate]") {
