@@ -37,11 +37,13 @@ TEST_CASE("docs/cli.md and the README describe every command and flag") {
     const std::string name(spec.name);
     INFO("command " << name);
     CHECK(readme.find("| `" + name) != std::string::npos);
-    // The command's heading names every flag and option: "## `run [--exit-when-idle] [--progress=...]`".
-    const auto at = cli.find("## `" + name);
+    // The command's heading names its argument and every flag and option:
+    // "## `approve TENANT`", "## `run [--exit-when-idle] [--progress=...]`".
+    const std::string named = spec.argument.empty() ? name : name + " " + std::string(spec.argument);
+    const auto at = cli.find("## `" + named);
     REQUIRE(at != std::string::npos);
     const std::string heading = cli.substr(at, cli.find('\n', at) - at);
-    CHECK((heading == "## `" + name + "`" || heading.starts_with("## `" + name + " [")));
+    CHECK((heading == "## `" + named + "`" || heading.starts_with("## `" + named + " [")));
     for (auto flag : spec.flags) {
       INFO("flag " << flag);
       CHECK(heading.find("[" + std::string(flag) + "]") != std::string::npos);
