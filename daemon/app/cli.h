@@ -41,7 +41,7 @@ struct CliRequest {
   std::string command;
   std::vector<std::string> flags;
   std::map<std::string, std::string, std::less<>> options;  // name -> value, accepted already
-  std::string argument;  // the command's positional argument (CommandSpec::argument)
+  std::string argument;                                     // the command's positional argument (CommandSpec::argument)
 
   bool has_flag(std::string_view flag) const;
   // The option's value, or `fallback` when it was not given.
