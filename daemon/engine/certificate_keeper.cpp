@@ -67,10 +67,12 @@ CertificateKeeper::CertificateKeeper(asio::io_context& io, Clock& clock, http::S
     // here is a file changed since: logged, and downloads are then refused (untrusted_chain)
     // rather than trusted without the chain the operator asked for.
     auto ca = wechatpay::load_platform_ca_file(*config.wechatpay.platform_ca_file);
-    if (ca)
+    if (ca) {
       platform_ca_ = std::move(ca).value();
-    else
-      logging::error("platform_ca_unreadable", {{"error", ca.error().message}});
+    } else {
+      platform_ca_error_ = ca.error().message;
+      logging::error("platform_ca_unreadable", {{"error", *platform_ca_error_}});
+    }
   }
 }
 
@@ -131,6 +133,12 @@ asio::awaitable<Verdict> CertificateKeeper::download(const std::string& tenant_i
                                                       unix_seconds, nonce.value())
                     : Result<std::string, wechatpay::CryptoError>(nonce.error());
   if (!auth) co_return failed(Verdict::Kind::transient, "SIGNING_FAILED", auth.error().message, "signing_failed");
+  // The operator asked for a chain check we cannot make: refuse rather than trust without it.
+  if (platform_ca_error_)
+    co_return failed(Verdict::Kind::refused, "PLATFORM_CERTIFICATE_REFUSED",
+                     "wechatpay.platform_ca_file could not be loaded (" + *platform_ca_error_ +
+                         "); fix the file and restart callbackd",
+                     "untrusted_chain");
   request.authorization = std::move(auth).value();
   // The certificate we trust: WeChat Pay signs the answer with it while it is valid, so a
   // rotation's new certificate arrives under a signature we can already check.

@@ -75,6 +75,8 @@ class CertificateKeeper {
   ReconcilerStats& stats_;
   std::function<void()> wake_;
   std::optional<wechatpay::PlatformCa> platform_ca_;
+  // wechatpay.platform_ca_file is set but could not be loaded here: every download is refused.
+  std::optional<std::string> platform_ca_error_;
   std::map<std::string, std::shared_ptr<Flight>> flights_;
   // A refusal stands for a short while, for the same credentials: the requests that were in
   // flight when it came (up to max_in_flight of them) take it instead of downloading again

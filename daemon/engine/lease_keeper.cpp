@@ -1,5 +1,6 @@
 #include "engine/lease_keeper.h"
 
+#include <algorithm>
 #include <set>
 
 #include "core/logging/event.h"
@@ -119,7 +120,10 @@ void LeaseKeeper::heartbeat(Instant now) {
           Instant send_until = reconcile::send_until(renewed->lease_until, margin, margin_now);
           // Fenced by a takeover while our lease had lapsed: what this answer lists may predate
           // it, so nothing is sent until the next heartbeat says what we still hold.
-          if (!reconcile::renewal_confirms_holding(epoch_, renewed->ownership.epoch)) {
+          const auto& owned = renewed->ownership.owned;
+          const bool holds_earlier_leases =
+              std::any_of(owned.begin(), owned.end(), [](const auto& o) { return !o.acquired_now; });
+          if (!reconcile::renewal_confirms_holding(epoch_, renewed->ownership.epoch, holds_earlier_leases)) {
             logging::warn("lease_fenced", {{"note",
                                             "another instance took tenants over while our lease had lapsed; sending "
                                             "resumes once the next heartbeat confirms what we hold"}});

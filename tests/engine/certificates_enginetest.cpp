@@ -65,3 +65,23 @@ TEST_CASE("certificate mode: a public-key merchant's 404 pauses the tenant with 
                  "this merchant uses a WeChat Pay public key: set wechatpay_key_id and wechatpay_key_path"));
   CHECK(e.reconciler->stats().certificate_downloads.at("not_found") >= 1);
 }
+
+TEST_CASE("certificate mode: a platform_ca_file that cannot be loaded refuses every download (fails closed)",
+          "[engine][certificates]") {
+  // Checked at start-up, then replaced or made unreadable before the engine loads it: the chain
+  // check the operator asked for cannot be made, so nothing is trusted without it.
+  Config config = Engine::default_config();
+  config.wechatpay.platform_ca_file = "/nonexistent/callbackd-engine-test/platform-ca.pem";
+  Engine e(1, 1000, config);
+  e.certificate_mode(0);
+  e.add_rows(0, 10);
+  e.start();
+  REQUIRE(e.run_for(30s));
+  INFO(e.figures());
+  CHECK(e.store.in_sync() == 0);
+  CHECK(downloads(e).empty());  // refused before any request
+  REQUIRE(e.store.pauses().count("t0000") == 1);
+  const auto& pause = e.store.pauses().at("t0000");
+  CHECK(pause.error_code == "PLATFORM_CERTIFICATE_REFUSED");
+  CHECK_THAT(pause.reason, Catch::Matchers::Contains("wechatpay.platform_ca_file could not be loaded"));
+}

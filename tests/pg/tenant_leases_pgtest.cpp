@@ -291,11 +291,11 @@ TEST_CASE("tenants of an instance whose lease lapsed move after its epoch change
   // `one` comes back: the epoch it gets is not the one it knew, and the snapshot of this very
   // heartbeat already shows what it lost.
   const auto back = one.heartbeat(20s, {});
-  CHECK_FALSE(reconcile::renewal_confirms_holding(first.epoch, back.epoch));
+  CHECK_FALSE(reconcile::renewal_confirms_holding(first.epoch, back.epoch, true));
   CHECK(ids(back) == std::set<std::string>{"b"});
   // From then on its renewals confirm again; the taker's epoch never changed.
-  CHECK(reconcile::renewal_confirms_holding(back.epoch, one.heartbeat(20s, {}).epoch));
-  CHECK(reconcile::renewal_confirms_holding(taken.epoch, two.heartbeat(20s, {}).epoch));
+  CHECK(reconcile::renewal_confirms_holding(back.epoch, one.heartbeat(20s, {}).epoch, true));
+  CHECK(reconcile::renewal_confirms_holding(taken.epoch, two.heartbeat(20s, {}).epoch, true));
 }
 
 TEST_CASE("a takeover re-checks the owner's lease under its row lock: a renewal that came first keeps the tenants",
@@ -335,7 +335,7 @@ TEST_CASE("a renewal that waited for a takeover's fence returns the new epoch", 
   const Answer renewed = heartbeat_behind(db, one, fence);
   CHECK(renewed.waited);
   CHECK(renewed.error == "");
-  CHECK_FALSE(reconcile::renewal_confirms_holding(first.epoch, renewed.ownership.epoch));
+  CHECK_FALSE(reconcile::renewal_confirms_holding(first.epoch, renewed.ownership.epoch, true));
 }
 
 TEST_CASE("0007 carries per-tenant leases over as their instances' leases", "[pg][migrate]") {

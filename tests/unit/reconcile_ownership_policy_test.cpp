@@ -54,14 +54,18 @@ TEST_CASE("ownership: a renewal extends sending only when the epoch is the one k
     const char* situation;
     std::optional<std::int64_t> previous;
     std::int64_t epoch;
+    bool holds_earlier_leases;
     bool confirms;
   };
-  for (const auto& r :
-       std::vector<Row>{{"first answer: nothing was held before it", std::nullopt, 7, true},
-                        {"same epoch: nobody fenced us", 7, 7, true},
-                        {"changed: another instance fenced us to take tenants over", 7, 9, false},
-                        {"our row was forgotten and created again (a new epoch from the sequence)", 7, 12, false}}) {
+  for (const auto& r : std::vector<Row>{
+           {"first answer of a new instance: nothing held before it", std::nullopt, 7, false, true},
+           {"no answer known, but leases from before it (an earlier answer was lost after it committed)", std::nullopt,
+            7, true, false},
+           {"same epoch: nobody fenced us", 7, 7, true, true},
+           {"changed: another instance fenced us to take tenants over", 7, 9, true, false},
+           {"changed, holding nothing from before", 7, 9, false, false},
+           {"our row was forgotten and created again (a new epoch from the sequence)", 7, 12, true, false}}) {
     INFO(r.situation);
-    CHECK(renewal_confirms_holding(r.previous, r.epoch) == r.confirms);
+    CHECK(renewal_confirms_holding(r.previous, r.epoch, r.holds_earlier_leases) == r.confirms);
   }
 }

@@ -19,8 +19,10 @@ std::vector<Instant> assumed_sends_after_takeover(const std::vector<std::chrono:
   return sends;
 }
 
-bool renewal_confirms_holding(std::optional<std::int64_t> previous_epoch, std::int64_t epoch) {
-  return !previous_epoch || *previous_epoch == epoch;
+bool renewal_confirms_holding(std::optional<std::int64_t> previous_epoch, std::int64_t epoch,
+                              bool holds_earlier_leases) {
+  if (!previous_epoch) return !holds_earlier_leases;
+  return *previous_epoch == epoch;
 }
 
 }  // namespace callbackd::reconcile

@@ -33,10 +33,14 @@ std::vector<Instant> assumed_sends_after_takeover(const std::vector<std::chrono:
 
 // Whether a heartbeat's answer lets this instance go on sending for the tenants it lists
 // (migrations/0007_instance_leases.sql): only when its epoch is the one the previous answer
-// carried, or this is the first answer. Another instance changes the epoch, under the lock of
-// our row, before it takes tenants of ours over (our lease had lapsed); a renewal that sees a
-// new epoch may have read the leases before that takeover committed, so what it lists is
-// trusted from the next heartbeat on, whose snapshot comes after it.
-bool renewal_confirms_holding(std::optional<std::int64_t> previous_epoch, std::int64_t epoch);
+// carried. Another instance changes the epoch, under the lock of our row, before it takes
+// tenants of ours over (our lease had lapsed); a renewal that sees a new epoch may have read
+// the leases before that takeover committed, so what it lists is trusted from the next
+// heartbeat on, whose snapshot comes after it. With no previous answer (the first, or every
+// earlier one lost after it committed) there is nothing to compare with: the answer confirms
+// only if it lists no lease held from before it (`holds_earlier_leases`), as a new instance's
+// first heartbeat does.
+bool renewal_confirms_holding(std::optional<std::int64_t> previous_epoch, std::int64_t epoch,
+                              bool holds_earlier_leases);
 
 }  // namespace callbackd::reconcile
