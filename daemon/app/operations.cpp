@@ -37,11 +37,12 @@ metrics::Labels tenant_label(const std::string& tenant) { return {{"tenant", ten
 }  // namespace
 
 Operations::Operations(asio::io_context& io, const Config& config, http::HttpsClient& client, engine::DbWorker& db,
-                       std::string instance)
+                       engine::DbWorker& page_db, std::string instance)
     : io_(io),
       config_(config),
       client_(client),
       db_(db),
+      page_db_(page_db),
       tick_timer_(io),
       watchdog_timer_(io),
       heartbeat_(SteadyClock::now()),
@@ -355,26 +356,39 @@ asio::awaitable<HtmlPage> Operations::status_page(std::string target) {
   const auto now = SteadyClock::now();
   auto cached = page_cache_.find(key);
   if (cached == page_cache_.end() || now - cached->second.read_at >= kPageCacheFor) {
-    // On the database thread (engine/db_worker.h), in turn with the reconciler's own
-    // statements; this coroutine waits without blocking the io_context. A destroyed
-    // Operations (alive_) never resumes it.
+    // On the page's own database thread (engine/db_worker.h); this coroutine waits without
+    // blocking the io_context. A destroyed Operations (alive_) never resumes it.
     if (page_queries_in_flight_ >= kPageQueriesAtOnce)
       co_return HtmlPage{503,
                          status::render_database_error(
                              route, "busy answering earlier page loads; load the page again in a moment", live_view())};
-    const status::Query query{route.page, route.argument};
+    // The scans again only once the last ones are older than what they cost allows.
+    const auto scanned = scans_cache_.find(key);
+    const bool scans = scanned == scans_cache_.end() || !scanned->second.view.scans_took_ms ||
+                       now - scanned->second.read_at >=
+                           status::scans_reused_for(std::chrono::milliseconds{*scanned->second.view.scans_took_ms});
+    const status::Query query{route.page, route.argument, scans};
     ++page_queries_in_flight_;
     // Named, not temporaries in the co_await expression: g++ 12 destroys some temporaries of
     // a co_await full-expression twice.
     std::weak_ptr<const void> owner = alive_;
     auto read = [query](engine::Store& store) { return store.read_status(query); };
-    auto answer = co_await db_.call(std::move(owner), std::move(read));
+    auto answer = co_await page_db_.call(std::move(owner), std::move(read));
     --page_queries_in_flight_;
     if (!answer) co_return HtmlPage{503, status::render_database_error(route, answer.error().what(), live_view())};
-    // Bounded: expired entries go first; a flood of distinct pages empties the cache.
-    std::erase_if(page_cache_, [&](const auto& e) { return SteadyClock::now() - e.second.read_at >= kPageCacheFor; });
+    status::DatabaseView view = std::move(answer).value();
+    const auto read_at = SteadyClock::now();
+    // Bounded: expired entries go first; a flood of distinct pages empties the caches.
+    std::erase_if(page_cache_, [&](const auto& e) { return read_at - e.second.read_at >= kPageCacheFor; });
     if (page_cache_.size() >= kPageCacheEntries) page_cache_.clear();
-    cached = page_cache_.insert_or_assign(key, CachedView{SteadyClock::now(), std::move(answer).value()}).first;
+    if (scans_cache_.size() >= kPageCacheEntries) scans_cache_.clear();
+    if (view.scans_took_ms) {
+      scans_cache_.insert_or_assign(key, CachedView{read_at, view});
+    } else if (const auto earlier = scans_cache_.find(key); earlier != scans_cache_.end()) {
+      status::carry_scans(view, earlier->second.view,
+                          std::chrono::duration_cast<std::chrono::milliseconds>(read_at - earlier->second.read_at));
+    }
+    cached = page_cache_.insert_or_assign(key, CachedView{read_at, std::move(view)}).first;
   }
   // A tenant page of a tenant that does not exist says so, with 404.
   const bool missing = route.page == status::PageKind::tenant && cached->second.view.tenants.empty();

@@ -27,9 +27,11 @@ namespace callbackd::app {
 
 class Operations {
  public:
-  // `instance` is this daemon's name ("host:pid"), shown on the status page.
+  // `instance` is this daemon's name ("host:pid"), shown on the status page. `db` is the
+  // reconciler's database thread (the metrics' queue query runs there); `page_db` a thread and
+  // connection of the status page's own, so a page load never delays a claim or a record.
   Operations(boost::asio::io_context& io, const Config& config, http::HttpsClient& client, engine::DbWorker& db,
-             std::string instance);
+             engine::DbWorker& page_db, std::string instance);
   ~Operations();
   Operations(const Operations&) = delete;
   Operations& operator=(const Operations&) = delete;
@@ -53,7 +55,8 @@ class Operations {
   std::string metrics_address() const;  // "" when off
   std::string render_metrics();
   // The status page for a GET `target` (core/status/page.h): what the database says (read on
-  // the database thread, cached 2 s per page) with what this daemon knows now.
+  // page_db, cached 2 s per page, its scans longer when they are slow) with what this daemon
+  // knows now.
   boost::asio::awaitable<HtmlPage> status_page(std::string target);
 
  private:
@@ -70,6 +73,7 @@ class Operations {
   Config config_;
   http::HttpsClient& client_;
   engine::DbWorker& db_;
+  engine::DbWorker& page_db_;
   const engine::Reconciler* reconciler_ = nullptr;
   metrics::Registry registry_;
   std::unique_ptr<MetricsServer> server_;
@@ -100,6 +104,10 @@ class Operations {
     status::DatabaseView view;
   };
   std::map<std::string, CachedView> page_cache_;
+  // The last answer with scans per page, reused while younger than status::scans_reused_for
+  // what they took: a page of a million rows counts them at most every ~50 s however often it
+  // is loaded.
+  std::map<std::string, CachedView> scans_cache_;
   int page_queries_in_flight_ = 0;
   std::string instance_;
   std::shared_ptr<bool> alive_;

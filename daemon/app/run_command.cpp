@@ -171,16 +171,23 @@ int run_daemon(const CliRequest& req) {
   }
   http::HttpsClient client(io, config.wechatpay);
   const std::string instance = instance_name();
-  engine::DbWorker db(
-      [database = config.database, instance]() -> std::unique_ptr<engine::Store> {
-        return std::make_unique<pg::ReconcileStore>(database, instance);
-      },
-      [](const std::string& message) {
-        logging::error("database_error", {{"error", message}});
-      });
+  auto database_thread = [&config, &instance](std::string application_name) {
+    return std::make_unique<engine::DbWorker>(
+        [database = config.database, instance, application_name]() -> std::unique_ptr<engine::Store> {
+          return std::make_unique<pg::ReconcileStore>(database, instance, probe_pid, application_name);
+        },
+        [application_name](const std::string& message) {
+          logging::error("database_error", {{"connection", application_name}, {"error", message}});
+        });
+  };
+  const auto db = database_thread("callbackd");
+  // The status page's reads: a thread and a connection of their own, opened at the first page
+  // load (DbWorker connects before its first job), so that a page's scans of a million rows
+  // never hold up the reconciler's claims and records.
+  const auto page_db = database_thread("callbackd status page");
   // systemd notify, metrics and health (app/operations.h): READY=1 once the tenants and their
   // keys were loaded, the watchdog from this io_context, /metrics on metrics.listen.
-  Operations ops(io, config, client, db, instance);
+  Operations ops(io, config, client, *db, *page_db, instance);
   engine::ReconcilerOptions options;
   options.exit_when_idle = req.has_flag("--exit-when-idle");
   options.instance = instance;
@@ -192,7 +199,7 @@ int run_daemon(const CliRequest& req) {
       display->row_moved(tenant_id, from, to);
     };
   engine::SystemClock clock;
-  engine::Reconciler reconciler(io, config, clock, client, db, std::move(options));
+  engine::Reconciler reconciler(io, config, clock, client, *db, std::move(options));
   ops.start(reconciler);
   if (progress) progress->start(reconciler);
 
@@ -247,7 +254,8 @@ int run_daemon(const CliRequest& req) {
   io.run();
   stopping = true;
   listener.join();
-  db.stop();
+  db->stop();
+  page_db->stop();
   if (progress) finish_progress(*progress, config.database);
   if (failure) std::rethrow_exception(failure);
   // A batch judges what it leaves whether it went idle or was stopped by SIGTERM/SIGINT first:

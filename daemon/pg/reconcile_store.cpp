@@ -21,7 +21,7 @@ namespace callbackd::pg {
 void ReconcileStore::Impl::connect() {
   conn.reset();
   broken = true;
-  auto c = open_connection(db, "callbackd");
+  auto c = open_connection(db, application_name);
   try {
     // libpqxx prepares lazily, on first use; declaring costs no round trip.
     prepare_tenant_statements(*c);
@@ -41,12 +41,14 @@ void ReconcileStore::Impl::connect() {
   broken = false;
 }
 
-ReconcileStore::ReconcileStore(const DatabaseConfig& db, std::string instance, PidProber probe)
+ReconcileStore::ReconcileStore(const DatabaseConfig& db, std::string instance, PidProber probe,
+                               std::string application_name)
     : impl_(std::make_unique<Impl>()) {
   CALLBACKD_ASSERT(probe);
   impl_->probe = std::move(probe);
   impl_->db = db;
   impl_->instance = std::move(instance);
+  impl_->application_name = std::move(application_name);
   impl_->where = describe_conninfo(db.url);
   impl_->connect();
 }

@@ -32,8 +32,10 @@ class ReconcileStore final : public engine::Store {
   // first use). `instance` is written to pending_work.claimed_by and audit_log.instance
   // ("host:pid"). `probe` says whether a pid of our PID namespace still exists: the heartbeat
   // asks it about other instances of this machine (core/instance_liveness.h); tests inject
-  // their own, the daemon uses kill(pid, 0).
-  ReconcileStore(const DatabaseConfig& db, std::string instance, PidProber probe = probe_pid);
+  // their own, the daemon uses kill(pid, 0). `application_name` is what pg_stat_activity shows
+  // of the connection (unless database.url names one).
+  ReconcileStore(const DatabaseConfig& db, std::string instance, PidProber probe = probe_pid,
+                 std::string application_name = "callbackd");
   ~ReconcileStore() override;
   ReconcileStore(const ReconcileStore&) = delete;
   ReconcileStore& operator=(const ReconcileStore&) = delete;

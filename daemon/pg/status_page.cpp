@@ -2,7 +2,8 @@
 // sql/status_*.sql statements plus queue-independent ones, in ONE read-only REPEATABLE READ
 // transaction, so one page is one consistent snapshot and cannot write (PostgreSQL refuses
 // writes in a READ ONLY transaction). Every list is bounded by a LIMIT; each query is served
-// by an index (migrations/0001, 0010) except the grouped counts, which the page caches.
+// by an index (migrations/0001, 0010) except the grouped scans, which the page reuses for a
+// while (status::scans_reused_for) and which may be left out (status::Query::scans).
 #include <nlohmann/json.hpp>
 
 #include "pg/queue_rows.h"
@@ -16,7 +17,7 @@ using Snapshot = pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx:
 
 std::optional<std::string> text_or_null(const pqxx::field& f) { return optional_field<std::string>(f); }
 
-// Runs `read` in a savepoint under the transaction's statement_timeout (kScanBudgetMs, set
+// Runs `read` in a savepoint under the transaction's statement_timeout (kScanTimeoutMs, set
 // by read_status): false when PostgreSQL cancelled it for taking longer, and the snapshot
 // goes on without it. Any other error is the caller's.
 template <class Read>
@@ -35,7 +36,8 @@ bool within_budget(Snapshot& tx, Read&& read) {
   return true;
 }
 
-std::vector<status::TenantRows> read_tenants(Snapshot& tx, const std::optional<std::string>& tenant,
+// Every tenant (or the one), and with `scans` their rows by state and queue.
+std::vector<status::TenantRows> read_tenants(Snapshot& tx, const std::optional<std::string>& tenant, bool scans,
                                              bool& counts_skipped) {
   std::vector<status::TenantRows> out;
   std::map<std::string, std::size_t> index;
@@ -51,6 +53,7 @@ std::vector<status::TenantRows> read_tenants(Snapshot& tx, const std::optional<s
     index[t.tenant_id] = out.size();
     out.push_back(std::move(t));
   }
+  if (!scans) return out;
   counts_skipped = !within_budget(tx, [&](pqxx::transaction_base& sub) {
     for (const auto& r : sub.exec_prepared("status_state_counts", tenant))
       if (const auto it = index.find(r["tenant_id"].as<std::string>()); it != index.end())
@@ -151,28 +154,35 @@ std::optional<status::SubMerchantRow> read_sub_merchant(Snapshot& tx, const std:
 status::DatabaseView ReconcileStore::read_status(const status::Query& query) {
   return impl_->run("reading the status page", [&](pqxx::connection& c) {
     Snapshot tx(c);
-    // The grouped scans stop after kScanBudgetMs (within_budget); the bounded reads take
-    // milliseconds and never reach it.
-    tx.exec0("SET LOCAL statement_timeout = " + std::to_string(status::kScanBudgetMs));
+    // The page has a connection and thread of its own (app/run_command.cpp): a scan that runs
+    // long delays only the page, until kScanTimeoutMs; the bounded reads take milliseconds.
+    tx.exec0("SET LOCAL statement_timeout = " + std::to_string(status::kScanTimeoutMs));
+    ++impl_->statements;
     status::DatabaseView v;
+    const bool scans = query.scans && query.page != status::PageKind::sub_merchant;
+    const auto started = std::chrono::steady_clock::now();
+    // The scans of the tenants' pages: rows by state, the queue, the error groups.
+    auto tenants_and_scans = [&](const std::optional<std::string>& tenant) {
+      v.tenants = read_tenants(tx, tenant, scans, v.counts_skipped);
+      if (scans && !v.tenants.empty()) v.errors = read_errors(tx, tenant, v.errors_skipped);
+      if (scans)
+        v.scans_took_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+      impl_->statements += 1 + (scans ? (v.tenants.empty() ? 2 : 3) : 0);
+    };
     switch (query.page) {
       case status::PageKind::overview:
-        v.tenants = read_tenants(tx, std::nullopt, v.counts_skipped);
-        v.errors = read_errors(tx, std::nullopt, v.errors_skipped);
+        tenants_and_scans(std::nullopt);
         v.invalid = invalid_rows(tx.exec_prepared("status_invalid_latest", status::kInvalidRows));
         v.audit = audit_rows(tx.exec_prepared("status_audit_latest", status::kAuditRows));
-        impl_->statements += 7;
+        impl_->statements += 2;
         break;
       case status::PageKind::tenant:
-        v.tenants = read_tenants(tx, query.argument, v.counts_skipped);
-        if (v.tenants.empty()) {
-          impl_->statements += 3;
-          break;  // no such tenant: the page says so
-        }
-        v.errors = read_errors(tx, query.argument, v.errors_skipped);
+        tenants_and_scans(query.argument);
+        if (v.tenants.empty()) break;  // no such tenant: the page says so
         v.invalid = invalid_rows(tx.exec_prepared("status_invalid_tenant", query.argument, status::kInvalidRows));
         v.audit = audit_rows(tx.exec_prepared("status_audit_tenant", query.argument, status::kAuditRows));
-        impl_->statements += 6;
+        impl_->statements += 2;
         break;
       case status::PageKind::sub_merchant:
         v.sub_merchant = read_sub_merchant(tx, query.argument);

@@ -28,6 +28,7 @@ struct ReconcileStore::Impl {
   ProcessIdentity self = this_process();  // recorded with the heartbeat (0005)
   PidProber probe;                        // about other instances of this machine
   std::string where;                      // describe_conninfo: never a password
+  std::string application_name;
   std::unique_ptr<pqxx::connection> conn;
   bool broken = true;
   std::uint64_t statements = 0;

@@ -9,10 +9,16 @@
 // which ctest reports as skipped.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <cstdlib>
+#include <filesystem>
+#include <future>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
@@ -42,7 +48,92 @@ const std::string kImageUrl = "https://x.example.com/\"><img src=x onerror=alert
 const std::string kQuoteMchid = "1' OR '1'='1";
 const std::string kQuoteUrl = "javascript:alert(3)//'\"<b>bold</b>";
 
+// GET `path` from 127.0.0.1:`port` (HTTP/1.0, the whole answer), or "" when nothing came back
+// within `limit`.
+std::string http_get(int port, const std::string& path, std::chrono::seconds limit) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  timeval tv{static_cast<time_t>(limit.count()), 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buf[8192];
+      for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) answer.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  close(fd);
+  return answer;
+}
+
+// A PostgreSQL backend stopped with SIGSTOP while this lives: whatever is sent to it waits.
+// SIGCONT however the test ends.
+class StoppedBackend {
+ public:
+  explicit StoppedBackend(int pid) : pid_(pid) { REQUIRE(kill(pid_, SIGSTOP) == 0); }
+  ~StoppedBackend() { kill(pid_, SIGCONT); }
+  StoppedBackend(const StoppedBackend&) = delete;
+  StoppedBackend& operator=(const StoppedBackend&) = delete;
+
+ private:
+  int pid_;
+};
+
 }  // namespace
+
+// The page reads on a connection and thread of its own (app/run_command.cpp). Checked where it
+// matters: with the page's database session frozen (its backend stopped, as a scan of a
+// million rows or a lock would hold it), a page load waits, and the reconciler goes on
+// applying changes meanwhile. On one shared database thread the load would hold every claim
+// and record behind it.
+TEST_CASE("a status page load stuck in the database does not hold up the reconciler", "[e2e][status-page]") {
+  Environment env;
+  env.add_tenant(TenantSpec("acme"));
+  env.add_rows("acme", 1, 5);
+  env.start_sandbox();
+  const int port = free_port();
+  DaemonConfigOptions options;
+  options.metrics_listen = "127.0.0.1:" + std::to_string(port);
+  const auto daemon = env.start_daemon("", options);
+  INFO("daemon output:\n" << output_tail(callbackd::test::read_file(daemon.output_path)));
+  const auto in_sync = [&](long long rows) {
+    return [&env, rows] {
+      return env.count("SELECT count(*) FROM callbackd.sync_status WHERE state = 'in_sync'") == rows;
+    };
+  };
+  REQUIRE(wait_until(in_sync(5), std::chrono::seconds{60}));
+
+  // The first load opens the page's connection, named so in pg_stat_activity.
+  REQUIRE(contains(http_get(port, "/", std::chrono::seconds{30}), " 200 "));
+  const auto page_backend = env.count(
+      "SELECT pid FROM pg_stat_activity WHERE application_name = 'callbackd status page' AND datname = "
+      "current_database()");
+  REQUIRE(page_backend > 0);
+  CHECK(env.count("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'callbackd' AND datname = "
+                  "current_database()") >= 1);
+
+  std::future<std::string> stuck_load;
+  {
+    const StoppedBackend frozen(static_cast<int>(page_backend));
+    // Past the page's 2 s cache: this load goes to the frozen session and waits there.
+    std::this_thread::sleep_for(std::chrono::milliseconds{2100});
+    stuck_load = std::async(std::launch::async, [port] { return http_get(port, "/", std::chrono::seconds{60}); });
+    std::this_thread::sleep_for(std::chrono::milliseconds{500});
+    CHECK(stuck_load.wait_for(std::chrono::seconds{0}) == std::future_status::timeout);
+    // Meanwhile new rows are claimed, sent and recorded.
+    env.add_rows("acme", 2, 10);
+    CHECK(wait_until(in_sync(15), std::chrono::seconds{30}));
+    CHECK(stuck_load.wait_for(std::chrono::seconds{0}) == std::future_status::timeout);
+  }
+  // Thawed, the waiting load is answered.
+  CHECK(contains(stuck_load.get(), " 200 "));
+  CHECK(env.stop_daemon(daemon) == 0);
+}
 
 TEST_CASE("the status page in a real browser: numbers match SQL, links lead on, hostile values stay text",
           "[e2e][status-page][browser]") {

@@ -89,6 +89,18 @@ TEST_CASE("status page reads: counts as sync_status, bounded lists, long values 
   CHECK(view.tenants[1].queued == 1);
   CHECK(view.tenants[1].oldest_change_ms.has_value());
   CHECK_FALSE(view.tenants[0].lease_instance);
+  CHECK(view.scans_took_ms.has_value());
+
+  // Without scans: the same tenants and bounded lists, no counts, no error groups, no timing
+  // (the page reuses its earlier scans, status::carry_scans).
+  const auto bounded = store.read_status({status::PageKind::overview, "", false});
+  REQUIRE(bounded.tenants.size() == 2);
+  CHECK(bounded.tenants[0].by_state.empty());
+  CHECK(bounded.tenants[0].queued == 0);
+  CHECK(bounded.errors.empty());
+  CHECK_FALSE(bounded.scans_took_ms);
+  CHECK(bounded.invalid.size() == 1);
+  CHECK(bounded.audit.size() == static_cast<std::size_t>(status::kAuditRows));
 
   REQUIRE(view.errors.size() == 1);
   CHECK(view.errors[0].error_code == "PARAM_ERROR");

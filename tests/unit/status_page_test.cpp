@@ -189,7 +189,7 @@ TEST_CASE("status page: counts per tenant and state, and an unknown tenant", "[s
   CHECK(missing.find("no tenant nobody in callbackd.tenants") != std::string::npos);
 }
 
-TEST_CASE("status page: counts over the scan budget are a dash and a note, never zeros", "[status_page]") {
+TEST_CASE("status page: counts over the scan timeout are a dash and a note, never zeros", "[status_page]") {
   DatabaseView v;
   TenantRows t;
   t.tenant_id = "acme";
@@ -201,6 +201,62 @@ TEST_CASE("status page: counts over the scan budget are a dash and a note, never
   CHECK(html.find("id=counts-skipped") != std::string::npos);
   CHECK(html.find("data-state=\"in_sync\">—<") != std::string::npos);
   CHECK(html.find("data-queued>—<") != std::string::npos);
-  CHECK(html.find("grouping the rows by error code took longer than 500 ms") != std::string::npos);
+  CHECK(html.find("grouping the rows by error code took longer than 10.0 s") != std::string::npos);
   CHECK(html.find("No retrying or failed rows") == std::string::npos);
+}
+
+TEST_CASE("status page: slow scans are reused for twenty times what they took, never less than 2 s", "[status_page]") {
+  using std::chrono::milliseconds;
+  CHECK(scans_reused_for(milliseconds{0}) == milliseconds{2000});
+  CHECK(scans_reused_for(milliseconds{100}) == milliseconds{2000});
+  CHECK(scans_reused_for(milliseconds{101}) == milliseconds{2020});
+  // A million rows counted in 2.5 s: at most once per 50 s, a twentieth of one core.
+  CHECK(scans_reused_for(milliseconds{2500}) == milliseconds{50'000});
+}
+
+TEST_CASE("status page: a fresh answer without scans carries the earlier scans, by tenant, with their age",
+          "[status_page]") {
+  DatabaseView scanned;
+  for (const char* id : {"acme", "gone"}) {
+    TenantRows t;
+    t.tenant_id = id;
+    t.mode = "apply";
+    t.by_state = {{"in_sync", 7}, {"failed", 2}};
+    t.queued = 3;
+    t.oldest_change_ms = 4000;
+    scanned.tenants.push_back(t);
+  }
+  scanned.errors.push_back(ErrorGroup{"acme", "failed", "PARAM_ERROR", 2, {"1", "2"}});
+  scanned.errors_skipped = true;
+  scanned.scans_took_ms = 2500;
+
+  DatabaseView fresh;
+  for (const char* id : {"acme", "new"}) {
+    TenantRows t;
+    t.tenant_id = id;
+    t.mode = "observe";  // what the fresh read says stays
+    fresh.tenants.push_back(t);
+  }
+  carry_scans(fresh, scanned, std::chrono::milliseconds{30'000});
+  REQUIRE(fresh.tenants.size() == 2);
+  CHECK(fresh.tenants[0].mode == "observe");
+  CHECK(fresh.tenants[0].by_state == std::map<std::string, long long>{{"failed", 2}, {"in_sync", 7}});
+  CHECK(fresh.tenants[0].queued == 3);
+  CHECK(fresh.tenants[0].oldest_change_ms == 4000);
+  // A tenant the scans did not see has no counts yet; a tenant gone is not brought back.
+  CHECK(fresh.tenants[1].by_state.empty());
+  REQUIRE(fresh.errors.size() == 1);
+  CHECK(fresh.errors[0].error_code == "PARAM_ERROR");
+  CHECK(fresh.errors_skipped);
+  CHECK(fresh.scans_took_ms == 2500);
+  CHECK(fresh.scans_age_ms == 30'000);
+
+  // The page says how old the numbers are and how often it counts them.
+  const std::string html = render_page(page(PageKind::overview), fresh, live());
+  CHECK(html.find("id=scans-age>Rows by state, queue and error groups counted 30.0 s ago; counting took 2.5 s, "
+                  "so this page counts them again at most every 50.0 s.") != std::string::npos);
+  // Cheap and fresh scans need no note.
+  DatabaseView quick;
+  quick.scans_took_ms = 20;
+  CHECK(render_page(page(PageKind::overview), quick, live()).find("id=scans-age") == std::string::npos);
 }

@@ -102,15 +102,25 @@ long long state_count(const TenantRows& t, std::string_view state) {
   return it == t.by_state.end() ? 0 : it->second;
 }
 
+// When the scans' numbers were counted, when they cost enough to be reused for a while.
+std::string scans_note(const DatabaseView& db) {
+  if (!db.scans_took_ms) return "";
+  const auto took = std::chrono::milliseconds{*db.scans_took_ms};
+  if (db.scans_age_ms < 1000 && took < std::chrono::milliseconds{100}) return "";
+  return "<p class=meta id=scans-age>Rows by state, queue and error groups counted " + seconds_text(db.scans_age_ms) +
+         " ago; counting took " + seconds_text(took.count()) + ", so this page counts them again at most every " +
+         seconds_text(scans_reused_for(took).count()) + ".</p>";
+}
+
 // One row per tenant: what it is set to, what the daemon does with it, its rows by state.
-std::string tenants_table(const std::vector<TenantRows>& tenants, bool counts_skipped, const Live& live) {
-  std::string h;
+std::string tenants_table(const DatabaseView& db, const Live& live) {
+  const auto& tenants = db.tenants;
+  const bool counts_skipped = db.counts_skipped;
+  std::string h = scans_note(db);
   if (counts_skipped)
     h += "<p class=bad id=counts-skipped>Rows by state and queue sizes are not shown: counting them took longer "
          "than " +
-         std::to_string(kScanBudgetMs) +
-         " ms, which the daemon's database thread does not spend on this page. <code>callbackd status</code> "
-         "counts them without a limit.</p>";
+         seconds_text(kScanTimeoutMs) + ". <code>callbackd status</code> counts them without a limit.</p>";
   h += "<table id=tenants><thead><tr><th>tenant</th><th>mode</th>";
   for (const auto s : kStates) h += "<th>" + std::string(s) + "</th>";
   h += "<th>rows</th><th>queued</th><th>oldest queued change</th><th>rate / min</th><th>in flight</th>"
@@ -160,7 +170,7 @@ std::string tenants_table(const std::vector<TenantRows>& tenants, bool counts_sk
 std::string errors_table(const std::vector<ErrorGroup>& groups, bool skipped) {
   if (skipped)
     return "<p id=errors class=bad>Not shown: grouping the rows by error code took longer than " +
-           std::to_string(kScanBudgetMs) + " ms. <code>callbackd status</code> groups them without a limit.</p>";
+           seconds_text(kScanTimeoutMs) + ". <code>callbackd status</code> groups them without a limit.</p>";
   if (groups.empty()) return "<p id=errors class=ok>No retrying or failed rows.</p>";
   std::string h =
       "<table id=errors><thead><tr><th>tenant</th><th>state</th><th>error code</th><th>rows</th>"
@@ -205,7 +215,7 @@ std::string audit_table(const std::vector<AuditRow>& rows) {
 // The overview and a tenant's page are the same lists, of every tenant or of one.
 std::string tenants_page(const std::string& title, const DatabaseView& db, const Live& live) {
   std::string h = head(title, live);
-  h += "<h2>Tenants</h2>" + tenants_table(db.tenants, db.counts_skipped, live);
+  h += "<h2>Tenants</h2>" + tenants_table(db, live);
   h += "<h2>Retrying and failed rows, by error code</h2>" + errors_table(db.errors, db.errors_skipped);
   h += "<h2>Invalid rows (newest " + std::to_string(kInvalidRows) + ")</h2>" + invalid_table(db.invalid);
   h += "<h2>Latest audit rows</h2>" + audit_table(db.audit);
@@ -254,6 +264,27 @@ std::string Route::key() const {
     default:
       return "";
   }
+}
+
+std::chrono::milliseconds scans_reused_for(std::chrono::milliseconds took) {
+  return std::max<std::chrono::milliseconds>(std::chrono::seconds{2}, 20 * took);
+}
+
+void carry_scans(DatabaseView& fresh, const DatabaseView& scanned, std::chrono::milliseconds age) {
+  std::map<std::string_view, const TenantRows*> earlier;
+  for (const auto& t : scanned.tenants) earlier.emplace(t.tenant_id, &t);
+  for (auto& t : fresh.tenants) {
+    const auto it = earlier.find(t.tenant_id);
+    if (it == earlier.end()) continue;
+    t.by_state = it->second->by_state;
+    t.queued = it->second->queued;
+    t.oldest_change_ms = it->second->oldest_change_ms;
+  }
+  fresh.errors = scanned.errors;
+  fresh.counts_skipped = scanned.counts_skipped;
+  fresh.errors_skipped = scanned.errors_skipped;
+  fresh.scans_took_ms = scanned.scans_took_ms;
+  fresh.scans_age_ms = scanned.scans_age_ms + age.count();
 }
 
 std::string html_escape(std::string_view text) {

@@ -26,10 +26,16 @@ inline constexpr int kInvalidRows = 50;           // newest invalid rows
 inline constexpr int kAuditRows = 20;             // newest audit rows on / and /tenants/T
 inline constexpr int kSubMerchantAuditRows = 50;  // audit history of one sub-merchant
 inline constexpr std::size_t kMaxIdLength = 128;  // longer tenant ids or mchids are refused
-// The grouped scans (rows by state, error groups) run on the daemon's database thread, in turn
-// with the reconciler's claims and records; each may take this long, then the page shows the
-// rest without it (at a million rows they take seconds: docs/operations.md).
-inline constexpr int kScanBudgetMs = 500;
+// The grouped scans (rows by state, the queue, the error groups) grow with the rows: seconds at
+// a million (docs/operations.md). They run on the page's own connection and thread, never the
+// reconciler's, so a slow scan delays only the page; past this it is cancelled and the page
+// shows the rest without it. Below systemd's TimeoutStopSec (30 s): a scan running when the
+// daemon stops holds the exit at most this long.
+inline constexpr int kScanTimeoutMs = 10'000;
+// How long a page reuses its scans: 2 s, or 20 times what they took if longer. While someone
+// watches a page, PostgreSQL spends at most a twentieth of one core on its scans (a million
+// rows counted in 2.5 s: counted again at most every 50 s); the page says how old they are.
+std::chrono::milliseconds scans_reused_for(std::chrono::milliseconds took);
 
 enum class PageKind { overview, tenant, sub_merchant };
 
@@ -52,6 +58,8 @@ Route parse_route(std::string_view target);
 struct Query {
   PageKind page = PageKind::overview;
   std::string argument;
+  // false: only the bounded reads; the scans come from an earlier answer (carry_scans).
+  bool scans = true;
 };
 
 // --- What the database answers (daemon/pg/status_page.cpp) ------------------------------
@@ -115,13 +123,22 @@ struct SubMerchantRow {
 };
 struct DatabaseView {
   std::vector<TenantRows> tenants;  // overview: all; tenant page: the one (empty: unknown tenant)
-  bool counts_skipped = false;      // rows by state took longer than kScanBudgetMs: not shown
-  bool errors_skipped = false;      // the error groups took longer than kScanBudgetMs
+  bool counts_skipped = false;      // rows by state took longer than kScanTimeoutMs: not shown
+  bool errors_skipped = false;      // the error groups took longer than kScanTimeoutMs
+  // The scans (rows by state and queue of each tenant, error groups): what they took, and how
+  // old they are when reused from an earlier answer (carry_scans). Unset: no scans asked.
+  std::optional<long long> scans_took_ms;
+  long long scans_age_ms = 0;
   std::vector<ErrorGroup> errors;
   std::vector<InvalidRow> invalid;
   std::vector<AuditRow> audit;                 // newest first
   std::optional<SubMerchantRow> sub_merchant;  // sub_merchant page: nullopt = no desired row
 };
+
+// A fresh answer to a Query without scans, completed with the scans of `scanned`, an earlier
+// answer for the same page that is `age` old: each tenant's rows by state and queue (by
+// tenant_id: a tenant added since shows none yet), the error groups, the skipped flags.
+void carry_scans(DatabaseView& fresh, const DatabaseView& scanned, std::chrono::milliseconds age);
 
 // --- What the running daemon adds (in memory, fresh on every render) ---------------------
 struct LiveTenant {
