@@ -231,18 +231,22 @@ void Operations::stopping() {
 std::string Operations::metrics_address() const { return server_ ? server_->local_address() : ""; }
 
 std::string Operations::status_line() const {
-  std::size_t tenants = 0, paused = 0, in_flight = 0;
+  std::size_t tenants = 0, here = 0, paused = 0, in_flight = 0;
   if (reconciler_) {
     for (const auto& t : reconciler_->snapshot()) {
       ++tenants;
+      here += t.sends_here;
       paused += t.mode != TenantMode::apply || t.paused_by_error;
       in_flight += static_cast<std::size_t>(t.in_flight);
     }
   }
   long long pending = 0;
   for (const auto& [id, q] : queues_) pending += q.queued;
-  std::string s = std::to_string(tenants) + " tenants, " + std::to_string(pending) + " pending, " +
-                  std::to_string(paused) + " paused, " + std::to_string(in_flight) + " in flight";
+  // "sent here" only when it differs: other instances hold leases, or keys are still loading.
+  std::string s = std::to_string(tenants) + " tenants" +
+                  (here == tenants ? std::string() : " (" + std::to_string(here) + " sent here)") + ", " +
+                  std::to_string(pending) + " pending, " + std::to_string(paused) + " paused, " +
+                  std::to_string(in_flight) + " in flight";
   if (!database_error_.empty()) s += "; database unreachable";
   return s;
 }

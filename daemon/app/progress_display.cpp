@@ -118,6 +118,7 @@ std::vector<TenantProgress> ProgressDisplay::own_counts() const {
       t.by_state = tally_.counts(s.tenant_id);
       t.rate_per_minute = s.effective_rate_per_minute;
       t.not_sending = not_sending(s.mode, s.paused_by_error);
+      if (t.not_sending.empty() && !s.sends_here) t.not_sending = "not here";
       out.push_back(std::move(t));
       seen.insert(s.tenant_id);
     }

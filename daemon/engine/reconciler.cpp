@@ -88,7 +88,14 @@ void Reconciler::on_notifications_missed() {
   kick();
 }
 
-std::vector<reconcile::TenantSnapshot> Reconciler::snapshot() const { return scheduler_.snapshot(clock_.now()); }
+std::vector<reconcile::TenantSnapshot> Reconciler::snapshot() const {
+  auto tenants = scheduler_.snapshot(clock_.now());
+  for (auto& s : tenants) {
+    s.sends_here = s.mode == TenantMode::apply;
+    if (const auto* t = tenants_.find(s.tenant_id)) s.mode = t->row.mode;
+  }
+  return tenants;
+}
 
 std::vector<Reconciler::PlatformCertificateSeen> Reconciler::platform_certificates() const {
   std::vector<PlatformCertificateSeen> seen;

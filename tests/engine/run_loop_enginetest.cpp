@@ -267,10 +267,20 @@ TEST_CASE("fenced: a renewal with another epoch dispatches nothing until the nex
   e.store.fence_at(e.clock.now() + 20s);
   e.add_rows(0, 300);
   e.start();
-  REQUIRE(e.run_for(60s));
+  // Inside the fenced window (heartbeats every 2 s from the start: the fenced one at 20 s, the
+  // next at 22 s), what the daemon reports (STATUS=, metrics, progress): the tenant is not
+  // sent here, and it is not paused (its mode stays apply).
+  REQUIRE(e.run_for(21s));
+  REQUIRE(e.store.fenced_heartbeat());
+  const auto during = e.reconciler->snapshot();
+  REQUIRE(during.size() == 1);
+  CHECK_FALSE(during[0].sends_here);
+  CHECK(during[0].mode == TenantMode::apply);
+  REQUIRE(e.run_for(39s));
   INFO(e.figures());
   const auto fenced = e.store.fenced_heartbeat();
   REQUIRE(fenced);
+  CHECK(e.reconciler->snapshot()[0].sends_here);
   const auto& history = e.store.lease_history().at("t0000");
   const auto next = std::find_if(history.begin(), history.end(), [&](const auto& h) { return h.first > *fenced; });
   REQUIRE(next != history.end());

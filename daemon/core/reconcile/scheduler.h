@@ -81,12 +81,16 @@ struct FinishedAttempt {
 // For metrics and `status`.
 struct TenantSnapshot {
   std::string tenant_id;
+  // The scheduler's mode; engine::Reconciler::snapshot() answers the tenant's configured mode
+  // here and whether this instance sends for it in sends_here (the scheduler holds a tenant in
+  // observe while another instance has its lease or its keys load: not a pause of the tenant).
   TenantMode mode = TenantMode::apply;
   double effective_rate_per_minute = 0;
   bool throttled = false;
   bool paused_by_error = false;
   int in_flight = 0;
   std::size_t due_rows = 0;
+  bool sends_here = true;
 };
 
 class FairScheduler {
