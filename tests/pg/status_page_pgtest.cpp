@@ -4,6 +4,7 @@
 // The page in a browser against a running daemon: tests/e2e/status_page_e2etest.cpp.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <pqxx/pqxx>
 
 #include "pg/reconcile_store.h"
@@ -158,4 +159,53 @@ TEST_CASE("status page reads: the newest invalid rows come from an index, not a 
   INFO(plan);
   CHECK(plan.find("sub_merchant_state_state_changed") != std::string::npos);
   CHECK(plan.find("Sort") == std::string::npos);
+}
+
+// status_error_groups.sql finds failing rows from the state index instead of deriving every
+// row's state through the view; here it must group exactly what sync_status shows as retrying
+// or failed, over every way the view shows a failing state row as something else.
+TEST_CASE("status page reads: error groups from the state index are sync_status's groups", "[pg][status-page]") {
+  TestDatabase db;
+  tenant_with_rows(db, "acme", 1, 40, 12);
+  tenant_with_rows(db, "bravo", 101, 10, 4);   // paused by the daemon
+  tenant_with_rows(db, "cobalt", 201, 10, 3);  // mode paused
+  tenant_with_rows(db, "delta", 301, 10, 5);
+  // Some of acme's failures retrying, with another code; one failure of delta without a code.
+  run_sql(db,
+          "UPDATE callbackd.sub_merchant_state SET state = 'retrying', last_error_code = 'SYSTEM_ERROR' "
+          "WHERE mchid IN ('1900000001', '1900000002', '1900000003')");
+  run_sql(db, "UPDATE callbackd.sub_merchant_state SET last_error_code = NULL WHERE mchid = '1900000301'");
+  // A failed row changed since (pending), and one whose change is held by the budget.
+  run_sql(db,
+          "UPDATE callbackd.desired_callbacks SET notify_url = 'https://n.example.com/v2' WHERE mchid = '1900000004'");
+  run_sql(db,
+          "UPDATE callbackd.desired_callbacks SET notify_url = 'https://n.example.com/v3' WHERE mchid = '1900000005'");
+  run_sql(db, "UPDATE callbackd.pending_work SET held_at = now(), held_reason = 'budget' WHERE mchid = '1900000005'");
+  run_sql(
+      db,
+      "INSERT INTO callbackd.tenant_state (tenant_id, paused_reason, error_code) VALUES ('bravo', 'x', 'SIGN_ERROR')");
+  run_sql(db, "UPDATE callbackd.tenants SET mode = 'paused' WHERE tenant_id = 'cobalt'");
+
+  pqxx::connection c(db.conninfo());
+  pqxx::work tx(c);
+  const auto rows = [&](const std::string& sql) {
+    std::vector<std::string> out;
+    for (const auto& r : tx.exec(sql))
+      out.push_back(r[0].as<std::string>() + " " + r[1].as<std::string>() + " " + r[2].as<std::string>() + " " +
+                    r[3].as<std::string>());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  tx.exec0("PREPARE groups(text, int, int) AS " + pg::statement_text("status_error_groups"));
+  const auto from_index = rows("EXECUTE groups(NULL, 5, 50)");
+  const auto from_view = rows(
+      "SELECT tenant_id, state, last_error_code, count(*) FROM callbackd.sync_status "
+      "WHERE state IN ('retrying', 'failed') AND last_error_code IS NOT NULL GROUP BY 1, 2, 3");
+  CHECK(from_index == from_view);
+  // Not vacuous: acme's 12 failures less the pending and the held one, split by code; delta's
+  // five less the one without a code; nothing of the two paused tenants.
+  CHECK(from_index == std::vector<std::string>{"acme failed PARAM_ERROR 7", "acme retrying SYSTEM_ERROR 3",
+                                               "delta failed PARAM_ERROR 4"});
+  const auto one = rows("EXECUTE groups('delta', 5, 50)");
+  CHECK(one == std::vector<std::string>{"delta failed PARAM_ERROR 4"});
 }
