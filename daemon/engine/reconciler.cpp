@@ -116,7 +116,13 @@ reconcile::ClaimInputs Reconciler::claim_inputs(const TenantRuntime& t, Instant 
   in.drained = t.drained;
   in.next_due_at = t.next_due_at;
   const auto* pacer = scheduler_.pacer(t.id());
-  in.batch = reconcile::claim_batch(pacer ? pacer->effective_rate_per_minute(now) : t.row.rate_per_minute);
+  double rate = pacer ? pacer->effective_rate_per_minute(now) : t.row.rate_per_minute;
+  // Under reconciler.global_rate_per_second the tenants with rows share the cap round-robin: a
+  // batch sized by the tenant's own rate alone would outlast its claim (claim_send_by) and be
+  // given back and claimed again, over and over.
+  if (const double cap = config_.reconciler.global_rate_per_second; cap > 0)
+    rate = std::min(rate, cap * 60.0 / static_cast<double>(std::max<std::size_t>(1, scheduler_.tenants_with_rows())));
+  in.batch = reconcile::claim_batch(rate);
   in.endpoint_held = scheduler_.endpoint().held();
   in.endpoint = scheduler_.endpoint().permission(now);
   if (const auto* state = scheduler_.tenant_state(t.id())) {
@@ -140,6 +146,9 @@ void Reconciler::claim_for_awake_tenants(Instant now) {
     }
     ++stats_.tenant_looks;
     tenants_.sync_scheduler(*t, now);  // a lease that may lapse stops sending here
+    // Before anything is dispatched this turn: rows whose claim could lapse mid-request go
+    // back (a tenant with a buffer is always awake: claim_gate.h).
+    tenants_.release_expired_claims(*t, now);
     const reconcile::ClaimInputs in = claim_inputs(*t, now);
     if (const int limit = reconcile::decide_claim(in, now).limit; limit > 0) {
       t->claim_pending = true;
@@ -156,9 +165,11 @@ void Reconciler::claim_for_awake_tenants(Instant now) {
 }
 
 void Reconciler::claim(std::vector<reconcile::ClaimRequest> requests, Instant now) {
-  auto call = [requests, lease = leases_.claim_lease(now)](Store& store) { return store.claim_due(requests, lease); };
+  const auto lease = leases_.claim_lease(now);
+  const Instant send_by = reconcile::claim_send_by(now, lease, leases_.timing(now).send_margin);
+  auto call = [requests, lease](Store& store) { return store.claim_due(requests, lease); };
   db_.call_then(io_, lifetime_, std::move(call),
-                [this, requests](Result<std::vector<reconcile::ClaimResult>, DatabaseError> claimed) {
+                [this, requests, send_by](Result<std::vector<reconcile::ClaimResult>, DatabaseError> claimed) {
                   const Instant answered = clock_.now();
                   if (!claimed)
                     logging::error("claim_failed", {{"tenants", requests.size()},
@@ -173,7 +184,7 @@ void Reconciler::claim(std::vector<reconcile::ClaimRequest> requests, Instant no
                     if (!tenant) continue;  // removed meanwhile: its claims lapse
                     tenant->claim_pending = false;
                     if (claimed && i < claimed->size() && (*claimed)[i].tenant_id == requests[i].tenant_id)
-                      on_claimed(*tenant, std::move((*claimed)[i]), requests[i].limit, answered);
+                      on_claimed(*tenant, std::move((*claimed)[i]), requests[i].limit, answered, send_by);
                     else
                       tenant->drained = true;  // the poll tries again
                   }
@@ -181,7 +192,7 @@ void Reconciler::claim(std::vector<reconcile::ClaimRequest> requests, Instant no
                 });
 }
 
-void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int asked, Instant now) {
+void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int asked, Instant now, Instant send_by) {
   // A full batch: claim again. Rows the change budget held were claimed too (a batch of held
   // rows must not make a tenant with thousands more to hold wait for the poll each time).
   t.drained = static_cast<long long>(result.items.size()) + result.held < asked;
@@ -233,6 +244,7 @@ void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int
       // claim fences the older attempt out, and the row is sent again with current values.
       logging::warn("reclaimed_in_flight", {{"tenant", log_id(t.id())}, {"mchid", log_id(item.sub_mchid)}});
     }
+    item.send_by = send_by;
     t.buffer.push_back(std::move(item));
   }
   if (!nothing_to_send.empty()) {

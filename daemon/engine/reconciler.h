@@ -138,7 +138,9 @@ class Reconciler {
   // need nothing put to sleep (core/reconcile/attention.h).
   void claim_for_awake_tenants(reconcile::Instant now);
   void claim(std::vector<reconcile::ClaimRequest> requests, reconcile::Instant now);
-  void on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int asked, reconcile::Instant now);
+  // `send_by`: the claim's last instant to dispatch a row (reconcile::claim_send_by).
+  void on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int asked, reconcile::Instant now,
+                  reconcile::Instant send_by);
 
   // The loop's own timers: the poll (safety net behind NOTIFY), the resync, the idle check.
   void poll_and_resync(reconcile::Instant now);

@@ -265,6 +265,22 @@ void TenantRegistry::release_buffer(TenantRuntime& t) {
   release_claims(std::move(tokens));
 }
 
+void TenantRegistry::release_expired_claims(TenantRuntime& t, Instant now) {
+  std::vector<std::int64_t> tokens;
+  // Claims are buffered in the order they were asked for, so send_by never decreases.
+  while (!t.buffer.empty() && t.buffer.front().send_by <= now) {
+    tokens.push_back(t.buffer.front().claim_token);
+    t.buffer.pop_front();
+  }
+  if (tokens.empty()) return;
+  logging::info("claims_expired_in_buffer",
+                {{"tenant", log_id(t.id())},
+                 {"rows", tokens.size()},
+                 {"note", "the pacer is slower than when they were claimed; given back and claimed again later"}});
+  update_due(t);
+  release_claims(std::move(tokens));
+}
+
 void TenantRegistry::release_claims(std::vector<std::int64_t> claim_tokens) {
   if (claim_tokens.empty()) return;
   const std::size_t claims = claim_tokens.size();

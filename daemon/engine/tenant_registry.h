@@ -120,6 +120,9 @@ class TenantRegistry {
   void update_due(TenantRuntime& t);
   // Gives the tenant's buffered claims back: the rows become claimable again at once.
   void release_buffer(TenantRuntime& t);
+  // Gives back the buffered rows whose claim must not be dispatched any more at `now`
+  // (WorkItem::send_by): the oldest, at the buffer's front. Counted in stats.
+  void release_expired_claims(TenantRuntime& t, reconcile::Instant now);
   void release_claims(std::vector<std::int64_t> claim_tokens);
 
   // Pauses the tenant for an error: gives its buffer back, records the event and the pause

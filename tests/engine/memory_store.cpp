@@ -144,6 +144,7 @@ reconcile::ClaimResult MemoryStore::claim_one(const std::string& tenant_id, int 
     w.claimed_by = instance_;
     w.claim_token = ++claim_token_seq_;
     w.lease_until = t + lease;
+    claim_history_[mchid].emplace_back(t, w.lease_until);
     reconcile::WorkItem item;
     item.sub_mchid = mchid;
     item.tenant_id = w.tenant_id;

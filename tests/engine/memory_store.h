@@ -125,6 +125,10 @@ class MemoryStore final : public engine::Store {
   const std::map<std::string, Pause>& pauses() const { return pauses_; }
   // Every lease this instance was granted or renewed to, per tenant, in order: (granted at,
   // lease_until). The lease-margin test checks each request against them.
+  // Every claim of a row: (claimed at, lease_until), in order, by sub-merchant.
+  const std::map<std::string, std::vector<std::pair<Instant, Instant>>>& claim_history() const {
+    return claim_history_;
+  }
   const std::map<std::string, std::vector<std::pair<Instant, Instant>>>& lease_history() const {
     return lease_history_;
   }
@@ -148,6 +152,7 @@ class MemoryStore final : public engine::Store {
   std::set<std::pair<std::string, std::string>> first_used_;  // platform_certificates.first_used_at set
   std::map<std::string, TenantLease> leases_;
   std::map<std::string, std::vector<std::pair<Instant, Instant>>> lease_history_;
+  std::map<std::string, std::vector<std::pair<Instant, Instant>>> claim_history_;
   std::int64_t revision_seq_ = 0;
   std::int64_t claim_token_seq_ = 0;
   std::int64_t lease_seq_ = 0;

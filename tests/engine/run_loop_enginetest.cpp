@@ -207,6 +207,20 @@ TEST_CASE("429 storm: every answer 429 for 5 minutes then OK: sends paced and ev
   INFO(e.figures());
   CHECK(e.store.in_sync() == 200);
   CHECK(e.wechatpay.count(Answer::applied) == 200);  // each row applied once
+  // The pacer at R/16 drains a batch claimed at the full rate far slower than its lease: a
+  // buffered row whose claim could lapse before its request is done is given back, not sent
+  // (another claim, of this instance or another, could take the row meanwhile: it would be in
+  // flight twice). Every request left within its claim's lease, less its whole deadline.
+  std::size_t checked = 0;
+  for (const auto& r : e.wechatpay.received()) {
+    const auto& claims = e.store.claim_history().at(r.sub_mchid);
+    auto claim = std::find_if(claims.rbegin(), claims.rend(), [&](const auto& c) { return c.first <= r.at; });
+    REQUIRE(claim != claims.rend());
+    CAPTURE(r.sub_mchid, std::chrono::duration_cast<std::chrono::milliseconds>(claim->second - r.at).count());
+    CHECK(r.at + reconcile::request_deadline(e.config.wechatpay) <= claim->second);
+    ++checked;
+  }
+  CHECK(checked == e.wechatpay.received().size());
   CHECK(e.turns() <= turn_bound(e.events()));
   CHECK(e.clock.counts.passed_deadlines_fired == 0);
 }

@@ -39,3 +39,12 @@ TEST_CASE("claim policy: the rows' lease outlives the buffer, a request, and the
     CHECK(claim_lease(r.request_timeout, r.tenant_lease) == r.lease);
   }
 }
+
+TEST_CASE("claim policy: a claimed row is dispatched no later than its lease less the send margin", "[claim_policy]") {
+  using namespace std::chrono_literals;
+  const Instant asked{std::chrono::seconds{1000}};
+  // The default lease (30 s) and a margin of 27 s (connect_timeout 10 s, request_timeout 5 s):
+  // three seconds to dispatch; a request then still ends before the lease can lapse.
+  CHECK(claim_send_by(asked, 30'000ms, 27s) == asked + 3s);
+  CHECK(claim_send_by(asked, 35'000ms, 7s) == asked + 28s);
+}

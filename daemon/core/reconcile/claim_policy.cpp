@@ -13,4 +13,8 @@ std::chrono::milliseconds claim_lease(std::chrono::milliseconds request_timeout,
   return std::max({milliseconds{30'000}, request_timeout * 3, std::chrono::ceil<milliseconds>(tenant_lease)});
 }
 
+Instant claim_send_by(Instant asked_at, std::chrono::milliseconds lease, Duration send_margin) {
+  return asked_at + lease - send_margin;
+}
+
 }  // namespace callbackd::reconcile

@@ -26,4 +26,13 @@ int claim_batch(double effective_rate_per_minute);
 // deadline (lease_timing.h).
 std::chrono::milliseconds claim_lease(std::chrono::milliseconds request_timeout, Duration tenant_lease);
 
+// The last instant a row of a claim asked for at `asked_at` with `lease` may be dispatched: a
+// request dispatched then has written its last byte `send_margin` later (lease_timing.h),
+// before the claim's lease (counted by the database from no earlier than asked_at) lapses and
+// another claim, of this instance or another, may take the row. A buffered row not sent by
+// then is given back rather than sent: sent, it could be in flight twice. Batches are two
+// seconds of sending, so this only bites when the pacer has slowed far below the rate the
+// batch was claimed at (a long 429 storm).
+Instant claim_send_by(Instant asked_at, std::chrono::milliseconds lease, Duration send_margin);
+
 }  // namespace callbackd::reconcile

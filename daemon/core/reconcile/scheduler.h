@@ -133,6 +133,8 @@ class FairScheduler {
   const TenantState* tenant_state(const std::string& tenant_id) const;
   const Pacer* pacer(const std::string& tenant_id) const;
   std::vector<TenantSnapshot> snapshot(Instant now) const;
+  // How many tenants have due rows, or rows due later: those sharing the global cap.
+  std::size_t tenants_with_rows() const { return with_rows_.size(); }
 
  private:
   struct Tenant {

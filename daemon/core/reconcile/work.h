@@ -35,6 +35,8 @@ struct WorkItem {
   DesiredCallback desired;                // notify_url "" when NULL; revision
   std::optional<RecordedState> recorded;  // sub_merchant_state, nullopt if never touched
   int attempts = 0;                       // sub_merchant_state.attempts when its revision == desired.revision, else 0
+  // The run loop's: dispatch no later (claim_policy.h, claim_send_by); later it is given back.
+  Instant send_by = Instant::max();
 };
 
 // Up to `limit` due entries of one tenant.
