@@ -43,7 +43,11 @@ Reconciler::Reconciler(asio::io_context& io, Config config, Clock& clock, http::
       leases_(io, clock, db, lifetime_, config_, tenants_, scheduler_, [this] { kick(); }),
       certificates_(io, clock, client, db, lifetime_, config_, tenants_, stats_, [this] { kick(); }),
       dispatcher_(io, clock, client, lifetime_, config_, policy_, options_, tenants_, certificates_, scheduler_,
-                  records_, stats_, random_, [this] { kick(); }) {}
+                  records_, stats_, random_, [this] { kick(); }) {
+  // One lane per source address (the client binds lane i to source_addresses[i]); read at start.
+  scheduler_.set_egress(reconcile::EgressLanes(std::max<std::size_t>(1, config_.wechatpay.source_addresses.size()),
+                                               config_.wechatpay.egress_rate_per_minute));
+}
 
 // Whatever is still out (a database answer, a request) finds the lifetime expired and is
 // dropped.
@@ -108,8 +112,10 @@ reconcile::ClaimInputs Reconciler::claim_inputs(const TenantRuntime& t, Instant 
   in.buffered = t.buffer.size();
   in.drained = t.drained;
   in.next_due_at = t.next_due_at;
-  const auto* pacer = scheduler_.pacer(t.id());
-  in.batch = reconcile::claim_batch(pacer ? pacer->effective_rate_per_minute(now) : t.row.rate_per_minute);
+  // At the rate it can send now: its pacer's, or its share of the egress caps if lower (a
+  // batch claimed at the tenant's rate behind a 5-a-minute address would outlive its lease).
+  const bool known = scheduler_.pacer(t.id()) != nullptr;
+  in.batch = reconcile::claim_batch(known ? scheduler_.sending_rate_per_minute(t.id(), now) : t.row.rate_per_minute);
   in.endpoint_held = scheduler_.endpoint().held();
   in.endpoint = scheduler_.endpoint().permission(now);
   if (const auto* state = scheduler_.tenant_state(t.id())) {

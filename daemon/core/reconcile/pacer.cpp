@@ -26,7 +26,7 @@ Pacer::Pacer(int rate_per_minute, PacerTuning tuning)
       decreased_rate_(rate_per_minute) {
   CALLBACKD_ASSERT(tuning_.arrival_jitter >= Duration::zero());
   CALLBACKD_ASSERT(tuning_.decrease_factor > 0 && tuning_.decrease_factor < 1);
-  CALLBACKD_ASSERT(tuning_.min_rate_fraction > 0 && tuning_.min_rate_fraction <= 1);
+  CALLBACKD_ASSERT(tuning_.min_rate_per_minute > 0);
   CALLBACKD_ASSERT(tuning_.recovery_interval > Duration::zero());
   CALLBACKD_ASSERT(tuning_.recovery_step_fraction > 0);
 }
@@ -113,7 +113,8 @@ void Pacer::on_rate_limited(Instant now, Instant sent_at, std::optional<Duration
   const double current = effective_rate_per_minute(now);
   const bool already_counted = decreased_ && sent_at < last_decrease_at_;
   decreased_rate_ =
-      already_counted ? current : std::max(configured * tuning_.min_rate_fraction, current * tuning_.decrease_factor);
+      already_counted ? current
+                      : std::max(std::min(configured, tuning_.min_rate_per_minute), current * tuning_.decrease_factor);
   if (!already_counted) last_decrease_at_ = now;
   decreased_ = true;
   // Recovery counts from the end of the Retry-After (any step earned so far is folded into

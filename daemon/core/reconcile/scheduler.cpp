@@ -96,7 +96,8 @@ SchedulerDecision FairScheduler::next(Instant now) {
   // While WeChat Pay is unreachable, the endpoint's probe is the only request: a tenant ready
   // before it may go waits for it (or for the probe in flight to come back).
   const EndpointPermission endpoint = endpoint_.permission(now);
-  const Instant global_slot = global_.next_slot(now);
+  // The daemon-wide cap and the egress lanes: a slot of both, shared in round-robin order.
+  const Instant global_slot = std::max(global_.next_slot(now), egress_.next_slot(now));
   std::optional<Instant> earliest;
   // Round robin: start after the tenant served last, wrap around once. Only tenants with rows:
   // every other one would be skipped (ready_at() is nullopt without rows).
@@ -120,12 +121,13 @@ SchedulerDecision FairScheduler::next(Instant now) {
     const bool probe = tenant.state.permission(now).probe;
     const bool took_slot = tenant.pacer.try_acquire(now);
     const bool took_global = global_.try_acquire(now);
-    CALLBACKD_ASSERT(took_slot && took_global);
+    const std::optional<std::size_t> source = egress_.try_acquire(now);
+    CALLBACKD_ASSERT(took_slot && took_global && source);
     tenant.state.on_sent(now, probe);
     endpoint_.on_sent(now, endpoint.probe);
     --tenant.due_rows;
     last_served_ = it->first;
-    decision.dispatch = Dispatch{it->first, probe, endpoint.probe};
+    decision.dispatch = Dispatch{it->first, probe, endpoint.probe, *source};
     index_rows(it);  // last: it may erase next_with_rows
     return decision;
   }
@@ -142,10 +144,20 @@ TenantTransition FairScheduler::on_finished(const std::string& tenant_id, const 
   if (attempt.outcome == wechatpay::OutcomeKind::rate_limited) {
     std::optional<Duration> retry_after;
     if (attempt.retry_after) retry_after = Duration{*attempt.retry_after};
-    tenant.pacer.on_rate_limited(now, attempt.sent_at, retry_after);
+    // The source address's limit (several tenants refused through it) lowers its lane, not
+    // this tenant's rate.
+    if (!egress_.on_rate_limited(attempt.source, tenant_id, now, attempt.sent_at, retry_after))
+      tenant.pacer.on_rate_limited(now, attempt.sent_at, retry_after);
   }
   return tenant.state.on_finished(attempt.outcome, attempt.probe, now, attempt.error_code, attempt.error_message,
                                   attempt.jitter01);
+}
+
+double FairScheduler::sending_rate_per_minute(const std::string& tenant_id, Instant now) const {
+  auto it = tenants_.find(tenant_id);
+  if (it == tenants_.end()) return 0;
+  return reconcile::sending_rate_per_minute(it->second.pacer.effective_rate_per_minute(now),
+                                            egress_.effective_rate_per_minute(now), with_rows_.size());
 }
 
 const TenantState* FairScheduler::tenant_state(const std::string& tenant_id) const {

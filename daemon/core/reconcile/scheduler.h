@@ -13,6 +13,9 @@
 //  - The global cap (reconciler.global_rate_per_second) is shared round-robin among the
 //    tenants that are ready at the moment a global slot is free: with k ready tenants each
 //    gets 1/k of it, whatever their backlogs.
+//  - The egress cap per source address (egress.h) is shared the same way: a tenant otherwise
+//    ready takes a slot on the next free lane; a 429 read as the address's limit lowers the
+//    lane's cap and not the tenant's rate.
 //  - While WeChat Pay cannot be reached (EndpointHold, endpoint_hold.h), nobody sends but
 //    the one probe per backoff step, taken by the next ready tenant in round-robin order.
 // Cost: next() looks only at the tenants that have due rows or a row due later (an index kept
@@ -34,6 +37,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/reconcile/egress.h"
 #include "core/reconcile/endpoint_hold.h"
 #include "core/reconcile/pacer.h"
 #include "core/reconcile/tenant_state.h"
@@ -53,6 +57,7 @@ struct Dispatch {
   std::string tenant_id;
   bool probe = false;           // the paused tenant's probe: pass it back to on_finished
   bool endpoint_probe = false;  // the held endpoint's probe: pass it back to on_finished
+  std::size_t source = 0;       // the egress lane (source address) to send from (egress.h)
 };
 
 struct SchedulerDecision {
@@ -76,6 +81,7 @@ struct FinishedAttempt {
   std::string error_code;                           // Outcome::error_code
   std::string error_message;                        // Outcome::error_message
   std::string row{};                                // the sub-merchant: the endpoint hold counts rows
+  std::size_t source = 0;                           // Dispatch::source
 };
 
 // For metrics and `status`.
@@ -113,6 +119,14 @@ class FairScheduler {
   void resume(const std::string& tenant_id);
   // Requests another instance sent for this tenant before this one took it over (Pacer::assume_sent).
   void assume_sent(const std::string& tenant_id, std::vector<Instant> sends);
+
+  // The egress lanes (wechatpay.source_addresses, egress_rate_per_minute); one uncapped lane
+  // until set. Set at start-up, before the first next().
+  void set_egress(EgressLanes egress) { egress_ = std::move(egress); }
+  const EgressLanes& egress() const { return egress_; }
+  // What `tenant_id` can send at now, a minute: its pacer's effective rate, or its fair share
+  // of the egress caps when that is lower. The claim batch is sized by it (claim_policy.h).
+  double sending_rate_per_minute(const std::string& tenant_id, Instant now) const;
 
   // At most one dispatch per call; see SchedulerDecision.
   SchedulerDecision next(Instant now);
@@ -157,6 +171,7 @@ class FairScheduler {
   ReconcilerConfig config_;
   PacerTuning tuning_;
   GlobalCap global_;
+  EgressLanes egress_;
   EndpointHold endpoint_;
   Tenants tenants_;
   // The tenants with due rows or a row due later: ready_at() is nullopt for all the others, so
