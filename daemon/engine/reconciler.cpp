@@ -43,10 +43,12 @@ Reconciler::Reconciler(asio::io_context& io, Config config, Clock& clock, http::
       leases_(io, clock, db, lifetime_, config_, tenants_, scheduler_, [this] { kick(); }),
       certificates_(io, clock, client, db, lifetime_, config_, tenants_, stats_, [this] { kick(); }),
       dispatcher_(io, clock, client, lifetime_, config_, policy_, options_, tenants_, certificates_, scheduler_,
-                  records_, stats_, random_, [this] { kick(); }) {
+                  records_, stats_, random_, [this] { kick(); }),
+      learned_(io, clock, db, lifetime_, config_, scheduler_) {
   // One lane per source address (the client binds lane i to source_addresses[i]); read at start.
   scheduler_.set_egress(reconcile::EgressLanes(std::max<std::size_t>(1, config_.wechatpay.source_addresses.size()),
-                                               config_.wechatpay.egress_rate_per_minute));
+                                               config_.wechatpay.egress_rate_per_minute,
+                                               reconcile::EgressLanes::Learn::yes));
 }
 
 // Whatever is still out (a database answer, a request) finds the lifetime expired and is
@@ -334,6 +336,7 @@ std::optional<Instant> Reconciler::next_wake(Instant now, const reconcile::Sched
   earliest(records_.wake_at());
   if (!idle_check_in_flight_) earliest(next_idle_check_);
   earliest(leases_.wake_at());
+  earliest(learned_.wake_at());
   earliest(next_certificate_refresh_);
   // Due rows, the endpoint's next probe, a paused tenant's next probe (claim_gate.h): of the
   // tenants awake; the others sleep until an instant of their own, or until an event.
@@ -354,6 +357,7 @@ asio::awaitable<void> Reconciler::run() {
     ++stats_.loop_turns;
     poll_and_resync(now);
     leases_.on_turn(now);
+    learned_.on_turn(now);
     next_certificate_refresh_ = certificates_.on_turn(now);
     if (tenants_.loaded()) claim_for_awake_tenants(now);
     records_.maybe_flush(now, false);

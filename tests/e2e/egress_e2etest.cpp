@@ -15,7 +15,7 @@ const std::string kSandboxLimits = "  per_source_address_per_minute: " + std::to
 
 long long outcome_count(const nlohmann::json& stats, const std::string& outcome) {
   return stats.contains("outcomes") && stats["outcomes"].contains(outcome) ? stats["outcomes"][outcome].get<long long>()
-                                                                            : 0;
+                                                                           : 0;
 }
 
 // Every row in sync, applied once, nothing refused: by the database and by the sandbox.
@@ -66,6 +66,54 @@ TEST_CASE("egress_rate_per_minute at the sandbox's per-address limit: 3 tenants 
   }
 }
 
+TEST_CASE("without egress_rate_per_minute the per-address limit is learned with a handful of 429s", "[e2e][egress]") {
+  Environment env;
+  for (int i = 0; i < 3; ++i) {
+    TenantSpec t("t" + std::to_string(i), "190000000" + std::to_string(i + 1));
+    t.rate_per_minute = 1000;
+    env.add_tenant(t);
+    env.add_rows(t.tenant_id, i + 1, 40);
+  }
+  env.start_sandbox(kSandboxLimits);
+  const auto started = std::chrono::steady_clock::now();
+  auto run = env.run_until_idle(std::chrono::seconds{300});
+  const auto took = std::chrono::steady_clock::now() - started;
+  INFO(output_tail(run.output));
+  REQUIRE(run.exit_status == 0);
+  const auto stats = env.sandbox_stats();
+  INFO(stats.dump());
+  const long long refused = env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'rate_limited'");
+  WARN("120 rows of 3 tenants, no egress cap, 60/min per address: "
+       << refused << " 429s, took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 120}});
+  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") == 120);
+  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome NOT IN ('applied', 'rate_limited')") == 0);
+  CHECK(refused <= 10);  // "a handful": the first requests, and the minute that makes the guess exact
+  REQUIRE(stats["source_addresses"].size() == 1);
+  CHECK(outcome_count(stats["source_addresses"].begin().value(), "429 FREQUENCY_LIMIT_EXCEED") == refused);
+  check_audit_matches_state_and_sandbox(env);
+
+  // What it learned is kept (callbackd.learned_rates), and a restart resumes at it: the next
+  // 60 rows go out without finding the limit again (the sandbox's windows still hold the
+  // first run's last minute: the restarted daemon assumes as much).
+  const std::string learned = env.text(
+      "SELECT (SELECT round(rate_per_minute) FROM callbackd.learned_rates WHERE scope = 'source_address' AND key = '')");
+  INFO("learned " << learned);
+  REQUIRE(learned != "NULL");
+  CHECK(std::stod(learned) <= kPerAddress);
+  CHECK(std::stod(learned) >= kPerAddress / 2);
+  for (int i = 0; i < 3; ++i) env.add_rows("t" + std::to_string(i), 10 + i, 20);
+  auto again = env.run_until_idle(std::chrono::seconds{300});
+  INFO(output_tail(again.output));
+  REQUIRE(again.exit_status == 0);
+  CHECK(contains(again.output, "learned_rates_restored"));
+  const long long refused_again =
+      env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'rate_limited'") - refused;
+  WARN("after the restart: " << refused_again << " 429s for 60 more rows");
+  CHECK(refused_again <= 1);
+  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 180}});
+}
+
 TEST_CASE("source_addresses [127.0.0.2, 127.0.0.3]: twice the per-address limit, each address within its own",
           "[e2e][egress]") {
   Environment env;
@@ -75,8 +123,8 @@ TEST_CASE("source_addresses [127.0.0.2, 127.0.0.3]: twice the per-address limit,
   env.add_rows("big", 1, 120);
   env.start_sandbox(kSandboxLimits);
   DaemonConfigOptions options;
-  options.wechatpay_extra = "  egress_rate_per_minute: " + std::to_string(kPerAddress) +
-                            "\n  source_addresses: [127.0.0.2, 127.0.0.3]\n";
+  options.wechatpay_extra =
+      "  egress_rate_per_minute: " + std::to_string(kPerAddress) + "\n  source_addresses: [127.0.0.2, 127.0.0.3]\n";
   const auto started = std::chrono::steady_clock::now();
   auto run = env.run_until_idle(std::chrono::seconds{180}, "", options);
   const auto took = std::chrono::steady_clock::now() - started;

@@ -93,13 +93,98 @@ TEST_CASE("without a cap the lanes take turns and nothing is held back", "[egres
   for (int i = 0; i < 6; ++i) order.push_back(*lanes.try_acquire(kStart));
   CHECK(order == std::vector<std::size_t>{0, 1, 2, 0, 1, 2});
   CHECK_FALSE(lanes.effective_rate_per_minute(kStart).has_value());
-  // An uncapped lane has no rate to lower: the tenant's pacer slows down instead.
+  // One tenant refused: the tenant's pacer slows down, the lane stays uncapped.
   CHECK_FALSE(lanes.on_rate_limited(0, "a", kStart, kStart, std::nullopt));
-  CHECK_FALSE(lanes.on_rate_limited(0, "b", kStart + 1s, kStart + 1s, std::nullopt));
+  CHECK(lanes.next_slot(kStart + 1s) == kStart + 1s);
 }
 
-TEST_CASE("429s of several tenants through one address lower that address's cap, not the tenants' rates",
-          "[egress]") {
+TEST_CASE("an uncapped address learns its cap from what it let through when several tenants are refused", "[egress]") {
+  const auto learn = EgressLanes::Learn::yes;
+  SECTION("over a full minute: what the server let through in it") {
+    EgressLanes one(1, std::nullopt, learn);
+    Instant now = kStart;
+    for (int i = 0; i < 300; ++i, now += 1s) REQUIRE(one.try_acquire(now) == 0u);  // 5 minutes at 60/min
+    CHECK_FALSE(one.on_rate_limited(0, "a", now, now, std::nullopt));              // one tenant: its own limit
+    CHECK(one.on_rate_limited(0, "b", now + 100ms, now, std::nullopt));
+    // 59 sent in the last minute (the one at exactly now - 60 s is out), 2 of them refused.
+    CHECK(*one.effective_rate_per_minute(now + 100ms) == Approx(57));
+    // From then on every 429 through it is the address's, and learns again, never higher.
+    CHECK(one.on_rate_limited(0, "a", now + 200ms, now, std::nullopt));
+    CHECK(*one.effective_rate_per_minute(now + 200ms) == Approx(56));
+  }
+  SECTION("right at the start: scaled up to a minute, the history counted as at least 1 s") {
+    EgressLanes one(1, std::nullopt, learn);
+    for (int i = 0; i < 3; ++i) REQUIRE(one.try_acquire(kStart));  // three tenants at once
+    CHECK_FALSE(one.on_rate_limited(0, "b", kStart + 5ms, kStart, std::nullopt));
+    REQUIRE(one.on_rate_limited(0, "c", kStart + 6ms, kStart, std::nullopt));
+    CHECK(*one.effective_rate_per_minute(kStart + 6ms) == Approx(60));  // 1 let through in "1 s"
+    // A capped lane from then on: one a second at 60 a minute.
+    const Instant first = one.next_slot(kStart + 6ms);
+    REQUIRE(one.try_acquire(first));
+    CHECK(one.next_slot(first) >= first + 1s);
+  }
+  SECTION("nothing let through: one a minute, raised by 10% after 5 quiet minutes") {
+    EgressLanes one(1, std::nullopt, learn);
+    REQUIRE(one.try_acquire(kStart));
+    REQUIRE(one.try_acquire(kStart));
+    one.on_rate_limited(0, "a", kStart, kStart, std::nullopt);
+    REQUIRE(one.on_rate_limited(0, "b", kStart, kStart, std::nullopt));
+    CHECK(*one.effective_rate_per_minute(kStart) == Approx(1));
+    one.next_slot(kStart + 5min);
+    CHECK(*one.effective_rate_per_minute(kStart + 5min) == Approx(2));  // at least +1
+    one.next_slot(kStart + 60min);
+    CHECK(*one.effective_rate_per_minute(kStart + 60min) > 10);
+  }
+  SECTION("without learning (a bare FairScheduler) nothing is learned") {
+    EgressLanes one(1);
+    REQUIRE(one.try_acquire(kStart));
+    CHECK_FALSE(one.on_rate_limited(0, "a", kStart, kStart, std::nullopt));
+    CHECK_FALSE(one.on_rate_limited(0, "b", kStart, kStart, std::nullopt));
+    CHECK_FALSE(one.effective_rate_per_minute(kStart).has_value());
+  }
+}
+
+TEST_CASE("learned rates resume after a restart, moved back towards the configured rate by their age", "[egress]") {
+  CHECK(*restored_rate(100, 1000.0, 0s) == Approx(100));
+  CHECK(*restored_rate(100, 1000.0, 30min) == Approx(550));
+  CHECK(*restored_rate(100, 1000.0, 2h) == Approx(1000));
+  CHECK(*restored_rate(5000, 1000.0, 0s) == Approx(1000));  // never above what is configured
+  // An address that learned its cap without one configured: rising, then forgotten.
+  CHECK(*restored_rate(60, std::nullopt, 0s) == Approx(60));
+  CHECK(*restored_rate(60, std::nullopt, 30min) == Approx(90));
+  CHECK_FALSE(restored_rate(60, std::nullopt, 1h).has_value());
+
+  EgressLanes lanes(2, std::nullopt, EgressLanes::Learn::yes);
+  lanes.restore(1, 60, 0s, kStart);
+  CHECK(lanes.learned(kStart) == std::map<std::size_t, double>{{1, 60.0}});
+  EgressLanes capped(1, 100, EgressLanes::Learn::yes);
+  capped.restore(0, 40, 0s, kStart);
+  CHECK(capped.learned(kStart).at(0) == Approx(40));
+
+  FairScheduler scheduler = scheduler_for({"a"}, 1000);
+  LearnedRate a{LearnedScope::tenant, "a", 100.0, 0s};
+  LearnedRate later{LearnedScope::tenant, "later", 10.0, 0s};
+  scheduler.restore_learned({{"a", a}, {"later", later}}, {}, kStart);
+  CHECK(scheduler.pacer("a")->effective_rate_per_minute(kStart) == Approx(100));
+  scheduler.upsert_tenant("later", TenantSettings{TenantMode::apply, 600, 4});
+  CHECK(scheduler.pacer("later")->effective_rate_per_minute(kStart) == Approx(10));
+  CHECK(scheduler.learned_tenant_rates(kStart) == std::map<std::string, double>{{"a", 100.0}, {"later", 10.0}});
+}
+
+TEST_CASE("what is written of the learned rates: moves of 1% or more, and forgetting", "[egress]") {
+  const LearnedKey a{LearnedScope::tenant, "a"};
+  const LearnedKey addr{LearnedScope::source_address, ""};
+  CHECK(learned_rate_changes({}, {}).empty());
+  CHECK(learned_rate_changes({{a, 100}}, {{a, 100.5}}).empty());
+  const auto changes = learned_rate_changes({{a, 100}, {addr, 60}}, {{a, 102}});
+  REQUIRE(changes.size() == 2);
+  CHECK(changes[0].key == "a");
+  CHECK(changes[0].rate_per_minute == std::optional<double>(102));
+  CHECK(changes[1].scope == LearnedScope::source_address);
+  CHECK_FALSE(changes[1].rate_per_minute.has_value());
+}
+
+TEST_CASE("429s of several tenants through one address lower that address's cap, not the tenants' rates", "[egress]") {
   const std::vector<std::string> tenants{"a", "b"};
   FairScheduler scheduler = scheduler_for(tenants, 1000);
   scheduler.set_egress(EgressLanes(1, 100));

@@ -127,6 +127,20 @@ void Pacer::on_rate_limited(Instant now, Instant sent_at, std::optional<Duration
   started_ = true;
 }
 
+void Pacer::respace(Instant now) {
+  if (!started_ || sent_.empty()) return;
+  tat_ = std::min(tat_, std::max(sent_.back() + emission_interval(now), retry_until_));
+}
+
+void Pacer::resume_at(double rate_per_minute, Instant now) {
+  const double configured = rate_per_minute_;
+  if (!(rate_per_minute < configured)) return;
+  decreased_rate_ = std::max(std::min(configured, tuning_.min_rate_per_minute), rate_per_minute);
+  decreased_ = true;
+  last_decrease_at_ = now;
+  recovery_from_ = std::max(now, retry_until_);
+}
+
 GlobalCap::GlobalCap(double rate_per_second) {
   CALLBACKD_ASSERT(rate_per_second >= 0 && std::isfinite(rate_per_second));
   if (rate_per_second > 0) interval_ = ceil_duration(std::chrono::duration<double>(1.0 / rate_per_second));

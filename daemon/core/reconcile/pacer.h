@@ -86,6 +86,14 @@ class Pacer {
   // every slot before now + retry_after.
   void on_rate_limited(Instant now, Instant sent_at, std::optional<Duration> retry_after);
 
+  // After the rate was raised: the next slot one interval at the new rate after the last
+  // send, if that is sooner than the old schedule said (the window guards still hold).
+  void respace(Instant now);
+
+  // Resume at a rate learned earlier (learned_rates.h: persisted across a restart), as if a
+  // 429 had just brought it there: recovery counts from `now`. At or above R: nothing.
+  void resume_at(double rate_per_minute, Instant now);
+
   // For metrics: the rate in force at `now` (requests per minute, <= R), and whether the
   // pacer is below R or inside a Retry-After.
   double effective_rate_per_minute(Instant now) const;

@@ -16,6 +16,10 @@ void FairScheduler::upsert_tenant(const std::string& tenant_id, const TenantSett
                      Tenant{TenantState(settings.mode, settings.max_in_flight, config_.max_in_flight_per_tenant,
                                         config_.tenant_probe_interval),
                             Pacer(settings.rate_per_minute, tuning_), settings.max_in_flight, 0, std::nullopt});
+    if (auto restored = restored_.find(tenant_id); restored != restored_.end()) {
+      resume(tenants_.find(tenant_id)->second.pacer, restored->second.first, restored->second.second);
+      restored_.erase(restored);
+    }
     return;
   }
   Tenant& t = it->second;
@@ -151,6 +155,34 @@ TenantTransition FairScheduler::on_finished(const std::string& tenant_id, const 
   }
   return tenant.state.on_finished(attempt.outcome, attempt.probe, now, attempt.error_code, attempt.error_message,
                                   attempt.jitter01);
+}
+
+void FairScheduler::resume(Pacer& pacer, const LearnedRate& learned, Instant read_at) {
+  const auto rate = restored_rate(learned.rate_per_minute.value_or(pacer.rate_per_minute()),
+                                  static_cast<double>(pacer.rate_per_minute()), learned.age);
+  if (rate) pacer.resume_at(*rate, read_at);
+}
+
+void FairScheduler::restore_learned(const std::map<std::string, LearnedRate>& tenants,
+                                    const std::map<std::size_t, LearnedRate>& lanes, Instant now) {
+  for (const auto& [id, learned] : tenants) {
+    if (auto it = tenants_.find(id); it != tenants_.end())
+      resume(it->second.pacer, learned, now);
+    else
+      restored_[id] = {learned, now};
+  }
+  for (const auto& [lane, learned] : lanes)
+    if (learned.rate_per_minute) egress_.restore(lane, *learned.rate_per_minute, learned.age, now);
+}
+
+std::map<std::string, double> FairScheduler::learned_tenant_rates(Instant now) const {
+  std::map<std::string, double> out;
+  for (const auto& [id, t] : tenants_) {
+    if (!t.state.sends()) continue;  // another instance's (or paused): not ours to write
+    const double rate = t.pacer.effective_rate_per_minute(now);
+    if (rate < static_cast<double>(t.pacer.rate_per_minute())) out[id] = rate;
+  }
+  return out;
 }
 
 double FairScheduler::sending_rate_per_minute(const std::string& tenant_id, Instant now) const {

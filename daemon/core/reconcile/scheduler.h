@@ -39,6 +39,7 @@
 #include "core/config.h"
 #include "core/reconcile/egress.h"
 #include "core/reconcile/endpoint_hold.h"
+#include "core/reconcile/learned_rates.h"
 #include "core/reconcile/pacer.h"
 #include "core/reconcile/tenant_state.h"
 #include "core/reconcile/time.h"
@@ -128,6 +129,16 @@ class FairScheduler {
   // of the egress caps when that is lower. The claim batch is sized by it (claim_policy.h).
   double sending_rate_per_minute(const std::string& tenant_id, Instant now) const;
 
+  // Rates learned before a restart (learned_rates.h), read back at `now`: each resumes at its
+  // rate moved back towards the configured one by its age (restored_rate()); a tenant known
+  // here at once, one not yet known when upsert_tenant() adds it (recovering from `now` as
+  // well); a source address by its lane index.
+  void restore_learned(const std::map<std::string, LearnedRate>& tenants,
+                       const std::map<std::size_t, LearnedRate>& lanes, Instant now);
+  // What is learned now: the tenants sending here below their rate_per_minute (by id); the
+  // addresses' is egress().learned().
+  std::map<std::string, double> learned_tenant_rates(Instant now) const;
+
   // At most one dispatch per call; see SchedulerDecision.
   SchedulerDecision next(Instant now);
 
@@ -179,6 +190,10 @@ class FairScheduler {
   // their tenant is removed, which takes it out of here first).
   std::set<Tenants::iterator, ByTenantId> with_rows_;
   std::string last_served_;  // round-robin cursor: the next search starts after it
+  // restore_learned() for tenants not added yet: their row and the instant it was read.
+  std::map<std::string, std::pair<LearnedRate, Instant>> restored_;
+  // Resumes `pacer` at what `learned` says, read at `read_at`.
+  static void resume(Pacer& pacer, const LearnedRate& learned, Instant read_at);
 };
 
 }  // namespace callbackd::reconcile
