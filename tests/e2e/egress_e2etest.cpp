@@ -94,7 +94,7 @@ TEST_CASE("without egress_rate_per_minute the per-address limit is learned with 
   check_audit_matches_state_and_sandbox(env);
 
   // What it learned is kept (callbackd.learned_rates), and a restart resumes at it: the next
-  // 60 rows go out without finding the limit again (the sandbox's windows still hold the
+  // 30 rows go out without finding the limit again (the sandbox's windows still hold the
   // first run's last minute: the restarted daemon assumes as much).
   const std::string learned = env.text(
       "SELECT (SELECT round(rate_per_minute) FROM callbackd.learned_rates WHERE scope = 'source_address' AND key = '')");
@@ -102,16 +102,16 @@ TEST_CASE("without egress_rate_per_minute the per-address limit is learned with 
   REQUIRE(learned != "NULL");
   CHECK(std::stod(learned) <= kPerAddress);
   CHECK(std::stod(learned) >= kPerAddress / 2);
-  for (int i = 0; i < 3; ++i) env.add_rows("t" + std::to_string(i), 10 + i, 20);
+  for (int i = 0; i < 3; ++i) env.add_rows("t" + std::to_string(i), 10 + i, 10);
   auto again = env.run_until_idle(std::chrono::seconds{300});
   INFO(output_tail(again.output));
   REQUIRE(again.exit_status == 0);
   CHECK(contains(again.output, "learned_rates_restored"));
   const long long refused_again =
       env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'rate_limited'") - refused;
-  WARN("after the restart: " << refused_again << " 429s for 60 more rows");
+  WARN("after the restart: " << refused_again << " 429s for 30 more rows");
   CHECK(refused_again <= 1);
-  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 180}});
+  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 150}});
 }
 
 TEST_CASE("source_addresses [127.0.0.2, 127.0.0.3]: twice the per-address limit, each address within its own",
