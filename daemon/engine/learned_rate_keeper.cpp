@@ -13,8 +13,9 @@ namespace {
 constexpr std::chrono::seconds kSaveInterval{10};
 }  // namespace
 
-LearnedRateKeeper::LearnedRateKeeper(boost::asio::io_context& io, Clock& clock, DbWorker& db, std::weak_ptr<const void> lifetime,
-                                     const Config& config, reconcile::FairScheduler& scheduler)
+LearnedRateKeeper::LearnedRateKeeper(boost::asio::io_context& io, Clock& clock, DbWorker& db,
+                                     std::weak_ptr<const void> lifetime, const Config& config,
+                                     reconcile::FairScheduler& scheduler)
     : io_(io), clock_(clock), db_(db), lifetime_(std::move(lifetime)), config_(config), scheduler_(scheduler) {}
 
 std::string LearnedRateKeeper::lane_key(std::size_t lane) const {

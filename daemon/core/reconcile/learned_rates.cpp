@@ -16,9 +16,9 @@ std::optional<LearnedScope> learned_scope_from(std::string_view name) {
 }
 
 std::optional<double> restored_rate(double learned, std::optional<double> configured, Duration age) {
-  const double progress = std::clamp(std::chrono::duration<double>(std::max(age, Duration::zero())) /
-                                         std::chrono::duration<double>(kLearnedRateDecay),
-                                     0.0, 1.0);
+  const double progress = std::clamp(
+      std::chrono::duration<double>(std::max(age, Duration::zero())) / std::chrono::duration<double>(kLearnedRateDecay),
+      0.0, 1.0);
   if (!configured) {
     if (progress >= 1) return std::nullopt;
     return std::max(1.0, learned * (1 + progress));
