@@ -80,6 +80,7 @@ bool EgressLanes::on_rate_limited(std::size_t lane_index, const std::string& ten
   if (learn_ == Learn::no) return false;
   lane.refused.push_back(now);
   forget_before(lane.refused, now);
+  forget_before(lane.sent, now);
   if (!other_tenant && !lane.learned) return false;
   // What the server let through is what it counts: hold that. Requests still unanswered
   // count as let through, so a guess over a short history errs high and the next 429 (read
@@ -107,11 +108,9 @@ void EgressLanes::probe_upwards(Lane& lane, Instant now) {
 }
 
 int EgressLanes::learned_cap(const Lane& lane, Instant now) {
-  auto in_window = [&](const std::deque<Instant>& times) {
-    return static_cast<double>(
-        std::count_if(times.begin(), times.end(), [&](Instant at) { return at > now - kRefusalWindow; }));
-  };
-  const double let_through = std::max(0.0, in_window(lane.sent) - in_window(lane.refused));
+  // Both hold the last 60 s only (forget_before, just called): counting is their size.
+  const double let_through =
+      std::max(0.0, static_cast<double>(lane.sent.size()) - static_cast<double>(lane.refused.size()));
   const Duration seen = lane.first_sent ? now - *lane.first_sent : Duration::zero();
   const Duration history = std::clamp<Duration>(seen, 1s, kRefusalWindow);
   const double per_minute = let_through * (std::chrono::duration<double>(kRefusalWindow) / history);
