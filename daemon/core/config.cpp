@@ -2,6 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+
 #include <cerrno>
 #include <cstring>
 #include <charconv>
@@ -36,7 +41,7 @@ const std::vector<Section>& sections() {
       {"database", {"url", "connect_timeout"}},
       {"wechatpay",
        {"base_url", "backup_url", "ca_file", "platform_ca_file", "connect_timeout", "request_timeout", "idle_timeout",
-        "max_connections_per_host", "max_response_bytes"}},
+        "max_connections_per_host", "max_response_bytes", "egress_rate_per_minute", "source_addresses"}},
       {"reconciler",
        {"poll_interval", "resync_interval", "global_rate_per_second", "max_in_flight_per_tenant",
         "retry_initial_backoff", "retry_max_backoff", "tenant_probe_interval", "shutdown_grace"}},
@@ -55,6 +60,29 @@ const Section& section(const std::string& name) {
 
 using yaml_reader::Reader;
 using yaml_reader::set;
+
+// wechatpay.source_addresses: IP literals (v4 or v6), each once. Whether this host has them
+// is checked when the client binds them at start-up (http::HttpsClient), not here: check-config
+// may run on another machine.
+std::vector<std::string> source_addresses(Reader& r, const YAML::Node& node, const std::string& path) {
+  std::vector<std::string> out;
+  r.list(node, path, "a list of local IP addresses", [&](const YAML::Node& item, const std::string& p) {
+    auto text = r.string(item, p);
+    if (!text) return;
+    unsigned char buf[sizeof(in6_addr)];
+    if (inet_pton(AF_INET, text->c_str(), buf) != 1 && inet_pton(AF_INET6, text->c_str(), buf) != 1) {
+      r.problem(p, "'" + *text + "' is not an IP address",
+                "write a local address of this host as digits, like 203.0.113.7 or 2001:db8::7 (no name, no port)");
+      return;
+    }
+    if (std::find(out.begin(), out.end(), *text) != out.end()) {
+      r.problem(p, "'" + *text + "' is listed twice", "list each source address once");
+      return;
+    }
+    out.push_back(*text);
+  });
+  return out;
+}
 
 // The https URLs of wechatpay: a host and optional port and nothing else; "" only if allowed.
 std::optional<std::string> https_base_url(Reader& r, const YAML::Node& node, const std::string& path,
@@ -177,6 +205,11 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
             set(w.max_connections_per_host, r.integer<std::size_t>(x, p, 1, 1024));
           else if (k == "max_response_bytes")
             set(w.max_response_bytes, r.integer<std::size_t>(x, p, 1024, 16 * 1024 * 1024));
+          else if (k == "egress_rate_per_minute") {
+            if (auto rate = r.integer<int>(x, p, 0, 1'000'000))
+              w.egress_rate_per_minute = *rate == 0 ? std::nullopt : std::optional<int>(*rate);  // 0: no cap
+          } else if (k == "source_addresses")
+            w.source_addresses = source_addresses(r, x, p);
         } else if (key == "reconciler") {
           auto& rc = c.reconciler;
           if (k == "poll_interval")

@@ -37,6 +37,12 @@ struct WechatpayConfig {
   Millis idle_timeout{Millis{5'000}};      // drop pooled connections idle this long (WeChat Pay closes at ~8 s)
   std::size_t max_connections_per_host{16};
   std::size_t max_response_bytes{64 * 1024};
+  // A cap on set calls leaving this instance from one source address (requests per minute),
+  // shared by all tenants; nullopt: none (docs/pacing.md, "Per source address"). Read at start.
+  std::optional<int> egress_rate_per_minute;
+  // Local addresses (IP literals) outgoing connections are bound to, in turn, each with its own
+  // egress cap; empty: one, the kernel's choice. Read at start; binding is checked then (78).
+  std::vector<std::string> source_addresses;
 };
 
 struct ReconcilerConfig {

@@ -91,7 +91,9 @@ asio::awaitable<void> Dispatcher::attempt(std::string tenant_id, reconcile::Work
       const auto started = clock_.now();
       // `t` may be gone when the response arrives (tenant deleted); its keys are kept alive here.
       std::shared_ptr<const TenantCredentials> credentials = t->credentials;
-      auto response = co_await client_.send(std::move(request).value());
+      http::HttpRequest http_request = std::move(request).value();
+      http_request.source = dispatch.source;  // the egress lane the scheduler gave this slot
+      auto response = co_await client_.send(std::move(http_request));
       if (alive.expired()) co_return;
       latency_ms = to_ms(clock_.now() - started);
       // Certificate mode: a certificate we did not have when this request was signed (the
@@ -137,8 +139,8 @@ void Dispatcher::finish(const std::string& tenant_id, const reconcile::WorkItem&
 
   std::uniform_real_distribution<double> uniform(0.0, 1.0);
   reconcile::FinishedAttempt finished{
-      outcome.kind,        dispatch.probe,     dispatch.endpoint_probe, reach,         uniform(random_), sent_at,
-      outcome.retry_after, outcome.error_code, outcome.error_message,   item.sub_mchid};
+      outcome.kind,        dispatch.probe,     dispatch.endpoint_probe, reach,          uniform(random_), sent_at,
+      outcome.retry_after, outcome.error_code, outcome.error_message,   item.sub_mchid, dispatch.source};
   const bool was_held = scheduler_.endpoint().held();
   const int failed_probes_before = scheduler_.endpoint().failed_probes();
   const auto transition = scheduler_.on_finished(tenant_id, finished, now);

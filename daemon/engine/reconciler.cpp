@@ -43,7 +43,13 @@ Reconciler::Reconciler(asio::io_context& io, Config config, Clock& clock, http::
       leases_(io, clock, db, lifetime_, config_, tenants_, scheduler_, [this] { kick(); }),
       certificates_(io, clock, client, db, lifetime_, config_, tenants_, stats_, [this] { kick(); }),
       dispatcher_(io, clock, client, lifetime_, config_, policy_, options_, tenants_, certificates_, scheduler_,
-                  records_, stats_, random_, [this] { kick(); }) {}
+                  records_, stats_, random_, [this] { kick(); }),
+      learned_(io, clock, db, lifetime_, config_, scheduler_) {
+  // One lane per source address (the client binds lane i to source_addresses[i]); read at start.
+  scheduler_.set_egress(reconcile::EgressLanes(std::max<std::size_t>(1, config_.wechatpay.source_addresses.size()),
+                                               config_.wechatpay.egress_rate_per_minute,
+                                               reconcile::EgressLanes::Learn::yes));
+}
 
 // Whatever is still out (a database answer, a request) finds the lifetime expired and is
 // dropped.
@@ -115,14 +121,12 @@ reconcile::ClaimInputs Reconciler::claim_inputs(const TenantRuntime& t, Instant 
   in.buffered = t.buffer.size();
   in.drained = t.drained;
   in.next_due_at = t.next_due_at;
-  const auto* pacer = scheduler_.pacer(t.id());
-  double rate = pacer ? pacer->effective_rate_per_minute(now) : t.row.rate_per_minute;
-  // Under reconciler.global_rate_per_second the tenants with rows share the cap round-robin: a
-  // batch sized by the tenant's own rate alone would outlast its claim (claim_send_by) and be
-  // given back and claimed again, over and over.
-  if (const double cap = config_.reconciler.global_rate_per_second; cap > 0)
-    rate = std::min(rate, cap * 60.0 / static_cast<double>(std::max<std::size_t>(1, scheduler_.tenants_with_rows())));
-  in.batch = reconcile::claim_batch(rate);
+  // At the rate it can send now: its pacer's, or its share of the egress caps and of
+  // reconciler.global_rate_per_second if lower (a batch claimed at the tenant's own rate behind
+  // a 5-a-minute address or a shared cap would outlast its claim: claim_send_by gives such rows
+  // back, and the tenant would claim and give back over and over).
+  const bool known = scheduler_.pacer(t.id()) != nullptr;
+  in.batch = reconcile::claim_batch(known ? scheduler_.sending_rate_per_minute(t.id(), now) : t.row.rate_per_minute);
   in.endpoint_held = scheduler_.endpoint().held();
   in.endpoint = scheduler_.endpoint().permission(now);
   if (const auto* state = scheduler_.tenant_state(t.id())) {
@@ -347,6 +351,7 @@ std::optional<Instant> Reconciler::next_wake(Instant now, const reconcile::Sched
   earliest(records_.wake_at());
   if (!idle_check_in_flight_) earliest(next_idle_check_);
   earliest(leases_.wake_at());
+  earliest(learned_.wake_at());
   earliest(next_certificate_refresh_);
   // Due rows, the endpoint's next probe, a paused tenant's next probe (claim_gate.h): of the
   // tenants awake; the others sleep until an instant of their own, or until an event.
@@ -367,6 +372,7 @@ asio::awaitable<void> Reconciler::run() {
     ++stats_.loop_turns;
     poll_and_resync(now);
     leases_.on_turn(now);
+    learned_.on_turn(now);
     next_certificate_refresh_ = certificates_.on_turn(now);
     if (tenants_.loaded()) claim_for_awake_tenants(now);
     records_.maybe_flush(now, false);

@@ -38,6 +38,7 @@
 #include "engine/clock.h"
 #include "engine/db_worker.h"
 #include "engine/dispatcher.h"
+#include "engine/learned_rate_keeper.h"
 #include "engine/lease_keeper.h"
 #include "engine/record_batcher.h"
 #include "engine/tenant_registry.h"
@@ -173,6 +174,7 @@ class Reconciler {
   LeaseKeeper leases_;              // heartbeat, tenant ownership, lease timing
   CertificateKeeper certificates_;  // platform certificates of certificate-mode tenants
   Dispatcher dispatcher_;           // sign, send, classify, record
+  LearnedRateKeeper learned_;       // rates learned from 429s, across restarts
 
   std::optional<reconcile::Instant> next_certificate_refresh_;
   reconcile::Instant next_poll_{};

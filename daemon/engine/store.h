@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "core/reconcile/learned_rates.h"
 #include "core/reconcile/ownership.h"
 #include "core/reconcile/work.h"
 #include "core/status/page.h"
@@ -93,6 +94,11 @@ class Store {
   // by the LIMITs of core/status/page.h. Run by app/operations.cpp through the DbWorker, at
   // most once per page per 2 s (its cache).
   virtual status::DatabaseView read_status(const status::Query& query) = 0;
+  // Rates learned from 429s (core/reconcile/learned_rates.h, callbackd.learned_rates), each
+  // with its age, read once at start-up; and the changes to write (a nullopt rate forgets the
+  // row), one statement.
+  virtual std::vector<reconcile::LearnedRate> learned_rates() = 0;
+  virtual void save_learned_rates(const std::vector<reconcile::LearnedRate>& changes) = 0;
   // Statements sent to the server since construction (for metrics, tests and the bench).
   virtual std::uint64_t statements_executed() const = 0;
 };

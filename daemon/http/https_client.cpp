@@ -73,6 +73,9 @@ struct Connection {
 // One pool per configured host (primary, backup).
 struct HostPool {
   HttpsEndpoint endpoint;
+  // The local address its connections are bound to (wechatpay.source_addresses); none: the
+  // kernel's choice.
+  std::optional<asio::ip::address> source;
   std::string host_header;  // "host" or "host:port"
   bool is_ip_literal{false};
   std::vector<std::unique_ptr<Connection>> idle;            // most recently used at the back
@@ -204,7 +207,10 @@ struct HttpsClient::Impl {
   asio::io_context& io;
   WechatpayConfig config;
   ssl::context tls;
-  std::vector<std::unique_ptr<HostPool>> pools;  // [0] primary, [1] backup if configured
+  // Per source address (one without source_addresses), its hosts: [0] primary, [1] backup if
+  // configured. pools[source * hosts_per_source + host].
+  std::vector<std::unique_ptr<HostPool>> pools;
+  std::size_t hosts_per_source{1};
   ClientStats stats;
 
   struct CheckoutFailure {
@@ -284,7 +290,28 @@ struct HttpsClient::Impl {
     auto conn = std::make_unique<Connection>(io, tls);
     auto& tcp_stream = beast::get_lowest_layer(conn->stream);
     tcp_stream.expires_at(phase_deadline());
-    co_await tcp_stream.async_connect(endpoints, asio::redirect_error(use_awaitable, ec));
+    if (!pool.source) {
+      co_await tcp_stream.async_connect(endpoints, asio::redirect_error(use_awaitable, ec));
+    } else {
+      // Bound to the pool's source address: each endpoint of its family in turn, on a socket
+      // opened and bound anew (a failed connect leaves the socket unusable).
+      ec = asio::error::address_family_not_supported;
+      for (const auto& entry : endpoints) {
+        const tcp::endpoint remote = entry.endpoint();
+        if (remote.address().is_v4() != pool.source->is_v4()) continue;
+        error_code ignored_close;
+        tcp_stream.socket().close(ignored_close);
+        tcp_stream.socket().open(remote.protocol(), ec);
+        if (!ec) tcp_stream.socket().bind(tcp::endpoint(*pool.source, 0), ec);
+        if (ec) break;  // checked at start-up; a source address removed from the host since
+        co_await tcp_stream.async_connect(remote, asio::redirect_error(use_awaitable, ec));
+        if (!ec || ec == beast::error::timeout) break;
+      }
+      if (ec && ec != beast::error::timeout)
+        co_return make_error(TransportErrorKind::connect,
+                             "connecting to " + ep.host + " from " + pool.source->to_string() + ": " + ec.message(),
+                             pool, false);
+    }
     if (ec == beast::error::timeout)
       co_return make_error(TransportErrorKind::timeout, "connecting to " + ep.host + " timed out", pool, false);
     if (ec)
@@ -395,8 +422,10 @@ struct HttpsClient::Impl {
                                pools[0]->endpoint.host, false};
 
     std::optional<TransportError> connect_failure;
-    for (std::size_t i = 0; i < pools.size(); ++i) {
-      HostPool& pool = *pools[i];
+    const std::size_t first =
+        (request.source < pools.size() / hosts_per_source ? request.source : 0) * hosts_per_source;
+    for (std::size_t i = 0; i < hosts_per_source; ++i) {
+      HostPool& pool = *pools[first + i];
       bhttp::request<bhttp::string_body> req{verb, request.target, 11};
       req.set(bhttp::field::host, pool.host_header);
       req.set(bhttp::field::user_agent, "callbackd/" CALLBACKD_VERSION);
@@ -413,7 +442,7 @@ struct HttpsClient::Impl {
         // Failover only when no connection could be made: nothing was sent, so the backup
         // cannot apply the same request twice. Waiting for a pool slot is not a failure of
         // the host and does not fail over.
-        if (lease.error().host_unreachable && i + 1 < pools.size()) {
+        if (lease.error().host_unreachable && i + 1 < hosts_per_source) {
           connect_failure = lease.error().error;
           ++stats.failovers;
           continue;
@@ -493,11 +522,14 @@ wechatpay::ResponseHeaders response_headers(const HttpResponse& response) {
 HttpsClient::HttpsClient(asio::io_context& io, const WechatpayConfig& config)
     : impl_(std::make_shared<Impl>(io, config)) {
   std::vector<Problem> problems;
-  auto add_pool = [&](const std::string& url, const char* key) {
+  auto add_pool = [&](const std::string& url, const char* key, const std::optional<asio::ip::address>& source) {
     auto ep = parse_https_url(url);
     if (!ep) {
-      problems.push_back({std::string("wechatpay.") + key, "'" + url + "' is not an https://host[:port] URL",
-                          "write it like https://api.mch.weixin.qq.com"});
+      const std::string where = std::string("wechatpay.") + key;
+      // Once, however many source addresses there are.
+      if (std::none_of(problems.begin(), problems.end(), [&](const Problem& p) { return p.where == where; }))
+        problems.push_back(
+            {where, "'" + url + "' is not an https://host[:port] URL", "write it like https://api.mch.weixin.qq.com"});
       return;
     }
     auto pool = std::make_unique<HostPool>();
@@ -508,10 +540,35 @@ HttpsClient::HttpsClient(asio::io_context& io, const WechatpayConfig& config)
     const std::string host_part = v6 ? "[" + ep->host + "]" : ep->host;
     pool->host_header = ep->port == 443 ? host_part : host_part + ":" + std::to_string(ep->port);
     pool->endpoint = std::move(*ep);
+    pool->source = source;
     impl_->pools.push_back(std::move(pool));
   };
-  add_pool(config.base_url, "base_url");
-  if (!config.backup_url.empty()) add_pool(config.backup_url, "backup_url");
+  // The source addresses: each must be one this host can bind now (a typo, an address not
+  // configured on any interface), so that the daemon does not start only to fail every request.
+  std::vector<std::optional<asio::ip::address>> sources;
+  for (std::size_t i = 0; i < config.source_addresses.size(); ++i) {
+    const std::string& text = config.source_addresses[i];
+    const std::string key = "wechatpay.source_addresses[" + std::to_string(i) + "]";
+    error_code ec;
+    const auto address = asio::ip::make_address(text, ec);
+    if (!ec) {
+      tcp::socket probe(io);
+      probe.open(address.is_v4() ? tcp::v4() : tcp::v6(), ec);
+      if (!ec) probe.bind(tcp::endpoint(address, 0), ec);
+    }
+    if (ec) {
+      problems.push_back({key, "cannot bind source address " + text + ": " + ec.message(),
+                          "list only addresses of this host's interfaces (ip -brief address), or remove it"});
+      continue;
+    }
+    sources.push_back(address);
+  }
+  if (config.source_addresses.empty()) sources.emplace_back(std::nullopt);
+  impl_->hosts_per_source = config.backup_url.empty() ? 1 : 2;
+  for (const auto& source : sources) {
+    add_pool(config.base_url, "base_url", source);
+    if (!config.backup_url.empty()) add_pool(config.backup_url, "backup_url", source);
+  }
 
   auto& tls = impl_->tls;
   // Verification is always on; the only knob is which CAs are trusted in addition.
@@ -555,6 +612,9 @@ std::vector<std::string> HttpsClient::reconfigure(const WechatpayConfig& config)
   if (config.base_url != current.base_url) need_restart.push_back("wechatpay.base_url");
   if (config.backup_url != current.backup_url) need_restart.push_back("wechatpay.backup_url");
   if (config.ca_file != current.ca_file) need_restart.push_back("wechatpay.ca_file");
+  if (config.source_addresses != current.source_addresses) need_restart.push_back("wechatpay.source_addresses");
+  if (config.egress_rate_per_minute != current.egress_rate_per_minute)
+    need_restart.push_back("wechatpay.egress_rate_per_minute");
   // Every phase reads these from `config` when it starts (send(), checkout(), connect(),
   // exchange()); a phase of a request in flight is still clipped to that request's deadline.
   current.connect_timeout = config.connect_timeout;

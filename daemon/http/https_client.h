@@ -4,6 +4,9 @@
 //  - TLS always verifies the peer certificate chain AND the host name (SNI is sent for DNS
 //    names; IP literals are checked against IP SANs). `WechatpayConfig::ca_file` adds a CA
 //    bundle to the system store. There is deliberately no way to turn verification off.
+//  - With wechatpay.source_addresses, every connection is bound to the request's source
+//    address before it connects (one pool per host and source address); the constructor
+//    checks that each can be bound (StartupError naming it otherwise).
 //  - Keep-alive connections are pooled per host, at most `max_connections_per_host` each
 //    (idle + busy); a request that finds the pool full waits for a slot within its deadline.
 //  - Every phase has a deadline: resolve, connect and TLS handshake `connect_timeout` each,
@@ -42,6 +45,8 @@ struct HttpRequest {
   std::string body;                             // sent byte for byte (the signed bytes)
   std::string authorization;                    // the caller's `WECHATPAY2-SHA256-RSA2048 ...`
   std::optional<std::string> wechatpay_serial;  // key id we can verify; selects the signing key
+  // Which of wechatpay.source_addresses to send from (its index; ignored without them).
+  std::size_t source = 0;
 };
 
 struct HttpResponse {

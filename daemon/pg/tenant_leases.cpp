@@ -54,6 +54,30 @@ void ReconcileStore::platform_certificate_used(const std::string& tenant_id, con
              [&](pqxx::connection& c) { impl_->exec1(c, "platform_certificate_first_used", tenant_id, serial); });
 }
 
+std::vector<reconcile::LearnedRate> ReconcileStore::learned_rates() {
+  return impl_->run("reading callbackd.learned_rates", [&](pqxx::connection& c) {
+    std::vector<reconcile::LearnedRate> out;
+    for (const auto& r : impl_->exec1(c, "learned_rates")) {
+      const auto scope = reconcile::learned_scope_from(r["scope"].as<std::string>());
+      if (!scope) continue;  // the table's CHECK admits no other
+      out.push_back({*scope, r["key"].as<std::string>(), r["rate_per_minute"].as<double>(),
+                     std::chrono::milliseconds{std::max(0LL, r["age_ms"].as<long long>())}});
+    }
+    return out;
+  });
+}
+
+void ReconcileStore::save_learned_rates(const std::vector<reconcile::LearnedRate>& changes) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& change : changes)
+    rows.push_back({{"scope", reconcile::learned_scope_name(change.scope)},
+                    {"key", change.key},
+                    {"rate", change.rate_per_minute ? nlohmann::json(*change.rate_per_minute) : nlohmann::json()}});
+  const std::string json = rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  impl_->run("writing callbackd.learned_rates",
+             [&](pqxx::connection& c) { impl_->exec1(c, "save_learned_rates", json); });
+}
+
 void ReconcileStore::resume_tenant(const std::string& tenant_id) {
   impl_->run("resuming a tenant in callbackd.tenant_state",
              [&](pqxx::connection& c) { impl_->exec1(c, "resume_tenant", tenant_id); });

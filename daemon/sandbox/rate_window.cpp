@@ -10,11 +10,13 @@ std::size_t SlidingWindow::count(Instant now) {
   return events_.size();
 }
 
-bool CallerRateLimiter::try_admit(Instant now) {
-  if (w1_.count(now) + 1 > limit_1s_ || w60_.count(now) + 1 > limit_60s_) return false;
+bool CallerRateLimiter::allows(Instant now) {
+  return w1_.count(now) + 1 <= limit_1s_ && w60_.count(now) + 1 <= limit_60s_;
+}
+
+void CallerRateLimiter::add(Instant now) {
   w1_.add(now);
   w60_.add(now);
-  return true;
 }
 
 void PeakTracker::record(Instant now) {

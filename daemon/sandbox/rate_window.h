@@ -30,14 +30,22 @@ class SlidingWindow {
   std::deque<Instant> events_;
 };
 
-// Per calling merchant: admits a request only if, counting it, neither the 1-second nor the
-// 60-second window holds more than its limit. Refused requests are not counted (they consume
-// no quota; a client hammering with refused requests is still refused only by its admitted ones).
+// Per calling merchant (and per source address, limits.per_source_address_per_minute): admits a request only if,
+// counting it, neither the 1-second nor the 60-second window holds more than its limit. Refused requests are not
+// counted (they consume no quota; a client hammering with refused requests is still refused only by its admitted ones).
 class CallerRateLimiter {
  public:
   CallerRateLimiter(std::size_t limit_1s, std::size_t limit_60s)
       : limit_1s_(limit_1s), limit_60s_(limit_60s), w1_(std::chrono::seconds(1)), w60_(std::chrono::seconds(60)) {}
-  bool try_admit(Instant now);
+  bool try_admit(Instant now) {
+    if (!allows(now)) return false;
+    add(now);
+    return true;
+  }
+  // Whether a request at `now` fits both windows, and counting it: for a request that must
+  // fit two limiters (its caller's and its source address's) before it uses either's quota.
+  bool allows(Instant now);
+  void add(Instant now);
   void set_limits(std::size_t limit_1s, std::size_t limit_60s) {
     limit_1s_ = limit_1s;
     limit_60s_ = limit_60s;

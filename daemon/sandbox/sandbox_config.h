@@ -43,6 +43,9 @@ struct Limits {
   std::uint32_t set_per_minute{1000};
   std::size_t window_1s{25};     // default: floor(set_per_minute / 60 * 1.5)
   std::size_t window_60s{1000};  // default: set_per_minute
+  // "单ip 5/min": set calls per remote (source) address, whatever the caller, in windows of
+  // 1 s (floor(rate / 60 * 1.5), at least 1) and 60 s (rate). nullopt: no such limit.
+  std::optional<std::uint32_t> per_source_address_per_minute;
   std::size_t max_body_bytes{64 * 1024};
   std::chrono::milliseconds idle_timeout{8'000};   // keep-alive connections closed when idle (WeChat Pay: ~8 s)
   std::chrono::milliseconds timeout_hold{60'000};  // how long a `timeout` fault holds the connection

@@ -172,6 +172,9 @@ struct SandboxServer::Impl {
   FaultPlan faults;
   std::map<std::string, CallerRateLimiter, std::less<>> limiters;
   std::map<std::string, CallerStats, std::less<>> callers;
+  // Per remote (source) address: set calls only (the limit "单ip" is the set call's).
+  std::map<std::string, CallerRateLimiter, std::less<>> address_limiters;
+  std::map<std::string, CallerStats, std::less<>> addresses;
   std::map<std::string, StoredSetting, std::less<>> settings;
   std::map<std::string, int, std::less<>> in_flight;
   std::uint64_t overlapping{0};
@@ -373,6 +376,8 @@ struct SandboxServer::Impl {
   // One TLS connection: handshake, then requests until the client closes, the keep-alive
   // idle timeout fires (as WeChat Pay's does) or a fault ends it.
   awaitable<void> session(tcp::socket socket) {
+    error_code remote_ec;
+    const std::string remote = socket.remote_endpoint(remote_ec).address().to_string();
     beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), tls);
     auto& tcp_stream = beast::get_lowest_layer(stream);
     error_code ec;
@@ -401,7 +406,7 @@ struct SandboxServer::Impl {
       }
       if (ec) break;  // idle timeout, client closed, or garbage: close like a server would
       auto request = parser.release();
-      Decision d = decide(request, on_connection > 0);
+      Decision d = decide(request, on_connection > 0, remote);
       if (d.delay.count() > 0) {
         asio::steady_timer timer(io, d.delay);
         co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
@@ -497,7 +502,8 @@ struct SandboxServer::Impl {
 
   // Everything WeChat Pay would decide about one request, in its order: authentication,
   // rate limit, body validation, then the (possibly faulty) answer. Runs under `mu`.
-  Decision decide(const bhttp::request<bhttp::string_body>& req, bool reused_connection) {
+  // `remote`: the client's address, for the per-source-address limit and counts.
+  Decision decide(const bhttp::request<bhttp::string_body>& req, bool reused_connection, const std::string& remote) {
     const std::string target(req.target());
     const auto qpos = target.find('?');
     const std::string path = target.substr(0, qpos);
@@ -532,6 +538,7 @@ struct SandboxServer::Impl {
     std::string sub_merchant;
     std::string fault_name;
     bool signature_verified = false;
+    CallerStats* address_stats = nullptr;  // a set call: counted for its source address too
 
     auto answer_error = [&](int status, std::string_view code, std::string_view message) {
       d.status = status;
@@ -609,7 +616,19 @@ struct SandboxServer::Impl {
 
       auto [limiter, inserted] = limiters.try_emplace(caller, limits.window_1s, limits.window_60s);
       (void)inserted;
-      if (!limiter->second.try_admit(now)) return answer_error(429, "FREQUENCY_LIMIT_EXCEED", "接口限频");
+      address_stats = &addresses[remote];
+      address_stats->peaks.record(now);
+      CallerRateLimiter* address_limiter = nullptr;
+      if (limits.per_source_address_per_minute) {
+        const auto w = limits_from_rate(*limits.per_source_address_per_minute);
+        address_limiter = &address_limiters.try_emplace(remote, w.per_1s, w.per_60s).first->second;
+      }
+      // Both the caller's and the address's windows must have room; a refused request uses
+      // neither's quota.
+      if (!limiter->second.allows(now) || (address_limiter && !address_limiter->allows(now)))
+        return answer_error(429, "FREQUENCY_LIMIT_EXCEED", "接口限频");
+      limiter->second.add(now);
+      if (address_limiter) address_limiter->add(now);
 
       auto body = parse_favor_set_request(req.body());
       if (!body) return answer_error(400, "PARAM_ERROR", body.error().message);
@@ -708,6 +727,10 @@ struct SandboxServer::Impl {
     auto& cs = callers[caller];
     ++cs.requests;
     ++cs.outcomes[outcome];
+    if (address_stats) {
+      ++address_stats->requests;
+      ++address_stats->outcomes[outcome];
+    }
     if (record.is_open()) {
       nlohmann::ordered_json line{{"time", utc_rfc3339(now_sys)},
                                   {"seq", seq},
@@ -734,6 +757,10 @@ struct SandboxServer::Impl {
     j["connections_accepted"] = connections;
     j["concurrent_same_sub_merchant"] = overlapping;
     j["limits"] = {{"window_1s", limits.window_1s}, {"window_60s", limits.window_60s}};
+    if (limits.per_source_address_per_minute) {
+      const auto w = limits_from_rate(*limits.per_source_address_per_minute);
+      j["limits"]["per_source_address"] = {{"window_1s", w.per_1s}, {"window_60s", w.per_60s}};
+    }
     nlohmann::ordered_json by_caller = nlohmann::ordered_json::object();
     for (const auto& [caller, cs] : callers) {
       nlohmann::ordered_json c;
@@ -745,6 +772,16 @@ struct SandboxServer::Impl {
       by_caller[caller] = c;
     }
     j["callers"] = by_caller;
+    nlohmann::ordered_json by_address = nlohmann::ordered_json::object();
+    for (const auto& [address, as] : addresses) {
+      nlohmann::ordered_json a;
+      a["requests"] = as.requests;
+      a["max_in_1s"] = as.peaks.max_1s();
+      a["max_in_60s"] = as.peaks.max_60s();
+      a["outcomes"] = as.outcomes;
+      by_address[address] = a;
+    }
+    j["source_addresses"] = by_address;
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   // decide() calls this without holding `mu`; external callers go through SandboxServer.
@@ -758,6 +795,10 @@ struct SandboxServer::Impl {
     if (u.limits) {
       limits = *u.limits;
       for (auto& [caller, limiter] : limiters) limiter.set_limits(limits.window_1s, limits.window_60s);
+      // A changed per-address limit applies to the windows already counted; none: forget them.
+      if (!limits.per_source_address_per_minute) address_limiters.clear();
+      const auto w = limits_from_rate(limits.per_source_address_per_minute.value_or(1));
+      for (auto& [address, limiter] : address_limiters) limiter.set_limits(w.per_1s, w.per_60s);
     }
     if (u.faults) faults = *u.faults;
   }

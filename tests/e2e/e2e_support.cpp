@@ -308,6 +308,7 @@ std::string Environment::write_daemon_config(const std::string& extra_yaml, cons
     << (options.backup_url ? "  backup_url: \"" + *options.backup_url + "\"\n" : "")
     << "  ca_file: " << (options.ca_file.empty() ? keys_ + "/ca.pem" : options.ca_file)
     << "\n  request_timeout: " << options.request_timeout.count() << "ms\n"
+    << options.wechatpay_extra
     << (options.credentials_dir
             ? "credentials_dir: " + (options.credentials_dir_path.empty() ? keys_ : options.credentials_dir_path) + "\n"
             : "")

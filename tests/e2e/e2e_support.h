@@ -50,6 +50,8 @@ struct DaemonConfigOptions {
   std::string ca_file{};
   // wechatpay.backup_url; nullopt leaves the line out, as a hand-written rehearsal config may.
   std::optional<std::string> backup_url{""};
+  // More lines of the wechatpay section ("  egress_rate_per_minute: 60\n"), may be empty.
+  std::string wechatpay_extra{};
 };
 
 // A PostgreSQL cluster of the test's own (tests/pg/pg-harness start into a temp STATE_DIR),

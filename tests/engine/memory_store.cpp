@@ -357,6 +357,31 @@ std::vector<reconcile::TenantQueue> MemoryStore::queue_ages() {
   return out;
 }
 
+std::vector<reconcile::LearnedRate> MemoryStore::learned_rates() {
+  count_call(__func__);
+  ++statements_;
+  std::vector<reconcile::LearnedRate> out;
+  for (const auto& [key, rate] : learned_) out.push_back({key.first, key.second, rate, learned_ages_[key]});
+  return out;
+}
+
+void MemoryStore::save_learned_rates(const std::vector<reconcile::LearnedRate>& changes) {
+  count_call(__func__);
+  ++statements_;
+  for (const auto& change : changes) {
+    const reconcile::LearnedKey key{change.scope, change.key};
+    learned_.erase(key);
+    learned_ages_.erase(key);
+    if (change.rate_per_minute) put_learned_rate({change.scope, change.key, change.rate_per_minute, {}});
+  }
+}
+
+void MemoryStore::put_learned_rate(const reconcile::LearnedRate& rate) {
+  const reconcile::LearnedKey key{rate.scope, rate.key};
+  learned_[key] = rate.rate_per_minute.value_or(0);
+  learned_ages_[key] = rate.age;
+}
+
 status::DatabaseView MemoryStore::read_status(const status::Query&) {
   count_call(__func__);
   throw DatabaseError("the in-memory store does not answer the status page's queries (tests/e2e covers the page)");

@@ -117,6 +117,12 @@ class MemoryStore final : public engine::Store {
   // The engine tier never serves the status page (tests/e2e does, on PostgreSQL): throws.
   status::DatabaseView read_status(const status::Query& query) override;
   std::uint64_t statements_executed() const override { return statements_; }
+  // callbackd.learned_rates: kept by key, read back with the age they are given here.
+  std::vector<reconcile::LearnedRate> learned_rates() override;
+  void save_learned_rates(const std::vector<reconcile::LearnedRate>& changes) override;
+  const std::map<reconcile::LearnedKey, double>& saved_learned_rates() const { return learned_; }
+  // A row as an earlier run left it, `rate.age` old.
+  void put_learned_rate(const reconcile::LearnedRate& rate);
 
   // --- Reading back -----------------------------------------------------------------------
   const std::map<std::string, QueueEntry>& queue() const { return queue_; }
@@ -157,6 +163,8 @@ class MemoryStore final : public engine::Store {
   std::int64_t claim_token_seq_ = 0;
   std::int64_t lease_seq_ = 0;
   std::uint64_t statements_ = 0;
+  std::map<reconcile::LearnedKey, double> learned_;
+  std::map<reconcile::LearnedKey, reconcile::Duration> learned_ages_;
   std::uint64_t calls_ = 0;
   std::map<std::string, std::uint64_t> calls_by_kind_;  // by Store function name
   void count_call(const char* kind) {

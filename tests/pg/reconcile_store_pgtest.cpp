@@ -635,9 +635,9 @@ TEST_CASE("every statement of daemon/pg/sql prepares against the schema the migr
   // The 13 of the store (the heartbeat's eight became one, sql/heartbeat.sql; due_tenants), queue_ages, the
   // tenants read (3, with platform certificates), the inspector's own (4), the progress table's
   // (progress_counts), the change budget's admission (2), `approve`'s call (1), the platform
-  // certificates' writes (3) and the status page's (9, sql/status_*.sql); a file added or lost
-  // changes this on purpose.
-  CHECK(statements.size() == 37);
+  // certificates' writes (3), the status page's (9, sql/status_*.sql) and the learned rates'
+  // (2); a file added or lost changes this on purpose.
+  CHECK(statements.size() == 39);
   pqxx::connection c(db.conninfo());
   for (const auto& s : statements) {
     INFO("daemon/pg/sql/" << s.name << ".sql");
@@ -646,6 +646,38 @@ TEST_CASE("every statement of daemon/pg/sql prepares against the schema the migr
     CHECK_NOTHROW(c.prepare_now(s.name));  // parsed and planned by the server: a typo fails here
   }
   CHECK(pg::statement_text("claim_due").find("FOR UPDATE SKIP LOCKED") != std::string::npos);
+}
+
+TEST_CASE("learned rates are written, read back with their age, moved and forgotten", "[pg][store]") {
+  using callbackd::reconcile::LearnedScope;
+  TestDatabase db;
+  pg::ReconcileStore store(config_for(db), "host-a:1");
+  CHECK(store.learned_rates().empty());
+  store.save_learned_rates({{LearnedScope::tenant, "acme", 120.5, {}},
+                            {LearnedScope::source_address, "", 60.0, {}},
+                            {LearnedScope::source_address, "127.0.0.2", 5.0, {}}});
+  exec(db, "UPDATE callbackd.learned_rates SET learned_at = now() - interval '30 minutes' WHERE key = 'acme'");
+  auto rows = store.learned_rates();
+  REQUIRE(rows.size() == 3);
+  std::map<std::string, callbackd::reconcile::LearnedRate> by_key;
+  for (auto& r : rows) by_key[r.key] = r;
+  CHECK(by_key["acme"].scope == LearnedScope::tenant);
+  CHECK(by_key["acme"].rate_per_minute == std::optional<double>(120.5));
+  CHECK(by_key["acme"].age >= std::chrono::minutes{29});
+  CHECK(by_key[""].scope == LearnedScope::source_address);
+  CHECK(by_key[""].age < std::chrono::minutes{1});
+  // Moved (learned_at now again) and forgotten, in one statement.
+  const auto before = store.statements_executed();
+  store.save_learned_rates(
+      {{LearnedScope::tenant, "acme", 200.0, {}}, {LearnedScope::source_address, "", std::nullopt, {}}});
+  CHECK(store.statements_executed() == before + 1);
+  rows = store.learned_rates();
+  REQUIRE(rows.size() == 2);
+  for (const auto& r : rows) {
+    CHECK(r.key != "");
+    if (r.key == "acme") CHECK(r.rate_per_minute == std::optional<double>(200));
+    if (r.key == "acme") CHECK(r.age < std::chrono::minutes{1});
+  }
 }
 
 TEST_CASE("an idle poll over 1,000 tenants is one statement", "[pg][store]") {

@@ -93,6 +93,15 @@ TEST_CASE("values and defaults are read", "[config]") {
   CHECK(d.metrics.listen == "127.0.0.1:9464");
   CHECK(d.log.level == "info");
   CHECK(d.credentials_dir.empty());
+  CHECK(!d.wechatpay.egress_rate_per_minute);
+  CHECK(d.wechatpay.source_addresses.empty());
+
+  Config e = load_config(std::string(CALLBACKD_TEST_DATA) + "/config/valid/egress.yaml", &no_env);
+  CHECK(e.wechatpay.egress_rate_per_minute == std::optional<int>(5));
+  CHECK(e.wechatpay.source_addresses == std::vector<std::string>{"203.0.113.7", "2001:db8::7"});
+  // 0 is "no cap", as the example file writes it.
+  CHECK(!parse_config("database: {url: x}\nwechatpay: {egress_rate_per_minute: 0}\n", "inline", &no_env)
+             .wechatpay.egress_rate_per_minute);
 }
 
 // The backup defaults to production's only for production's base_url; a local or private

@@ -48,6 +48,24 @@ TEST_CASE("refused requests consume no quota", "[sandbox][rate]") {
   CHECK(limiter.try_admit(t0 + seconds(1)));
 }
 
+TEST_CASE("a request must fit its caller's and its address's windows; refused, it uses neither's quota",
+          "[sandbox][rate]") {
+  CallerRateLimiter caller(25, 1000);
+  CallerRateLimiter address(1, 5);  // "单ip 5/min": limits_from_rate(5)
+  CHECK(limits_from_rate(5).per_1s == 1);
+  auto admit = [&](Instant now) {
+    if (!caller.allows(now) || !address.allows(now)) return false;
+    caller.add(now);
+    address.add(now);
+    return true;
+  };
+  int admitted = 0;
+  for (int ms = 0; ms < 60'000; ms += 100) admitted += admit(t0 + milliseconds(ms)) ? 1 : 0;
+  CHECK(admitted == 5);  // the address's 60 s window
+  // The caller's windows counted only those 5: another address's requests find room.
+  for (int i = 0; i < 20; ++i) CHECK(caller.try_admit(t0 + milliseconds(60'000)));
+}
+
 TEST_CASE("a simulated hour at the limit never exceeds either window", "[sandbox][rate]") {
   CallerRateLimiter limiter(25, 1000);
   PeakTracker admitted_peaks;

@@ -26,7 +26,7 @@ Pacer::Pacer(int rate_per_minute, PacerTuning tuning)
       decreased_rate_(rate_per_minute) {
   CALLBACKD_ASSERT(tuning_.arrival_jitter >= Duration::zero());
   CALLBACKD_ASSERT(tuning_.decrease_factor > 0 && tuning_.decrease_factor < 1);
-  CALLBACKD_ASSERT(tuning_.min_rate_fraction > 0 && tuning_.min_rate_fraction <= 1);
+  CALLBACKD_ASSERT(tuning_.min_rate_per_minute > 0);
   CALLBACKD_ASSERT(tuning_.recovery_interval > Duration::zero());
   CALLBACKD_ASSERT(tuning_.recovery_step_fraction > 0);
 }
@@ -113,7 +113,8 @@ void Pacer::on_rate_limited(Instant now, Instant sent_at, std::optional<Duration
   const double current = effective_rate_per_minute(now);
   const bool already_counted = decreased_ && sent_at < last_decrease_at_;
   decreased_rate_ =
-      already_counted ? current : std::max(configured * tuning_.min_rate_fraction, current * tuning_.decrease_factor);
+      already_counted ? current
+                      : std::max(std::min(configured, tuning_.min_rate_per_minute), current * tuning_.decrease_factor);
   if (!already_counted) last_decrease_at_ = now;
   decreased_ = true;
   // Recovery counts from the end of the Retry-After (any step earned so far is folded into
@@ -124,6 +125,20 @@ void Pacer::on_rate_limited(Instant now, Instant sent_at, std::optional<Duration
   const Instant earliest = std::max(retry_until_, now + interval_at_rate(decreased_rate_));
   tat_ = started_ ? std::max(tat_, earliest) : earliest;
   started_ = true;
+}
+
+void Pacer::respace(Instant now) {
+  if (!started_ || sent_.empty()) return;
+  tat_ = std::min(tat_, std::max(sent_.back() + emission_interval(now), retry_until_));
+}
+
+void Pacer::resume_at(double rate_per_minute, Instant now) {
+  const double configured = rate_per_minute_;
+  if (!(rate_per_minute < configured)) return;
+  decreased_rate_ = std::max(std::min(configured, tuning_.min_rate_per_minute), rate_per_minute);
+  decreased_ = true;
+  last_decrease_at_ = now;
+  recovery_from_ = std::max(now, retry_until_);
 }
 
 GlobalCap::GlobalCap(double rate_per_second) {

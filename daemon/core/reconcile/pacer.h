@@ -31,7 +31,8 @@
 // possible at all, whatever the pacer does.
 //
 // Adaptive on 429: each rate_limited outcome of a request sent after the last decrease
-// multiplies the effective rate by `decrease_factor` (floor: min_rate_fraction of R); a
+// multiplies the effective rate by `decrease_factor` (floor: min_rate_per_minute, 1 a minute,
+// so that a limit far below R, such as 5 a minute per source address, is found too); a
 // Retry-After blocks every slot before it; after that, every `recovery_interval` without a
 // 429 adds recovery_step_fraction * R back, up to R. Only requests SENT after the last
 // decrease can cause another one: with several requests in flight, one overload would
@@ -51,8 +52,8 @@ struct PacerTuning {
   // Largest difference between two requests' delays from slot to arrival at WeChat Pay
   // (signing, connection-pool wait, network). See the header comment for the trade-off.
   Duration arrival_jitter = std::chrono::milliseconds{20};
-  double decrease_factor = 0.5;         // on 429: effective rate *= this
-  double min_rate_fraction = 1.0 / 16;  // never below R * this
+  double decrease_factor = 0.5;    // on 429: effective rate *= this
+  double min_rate_per_minute = 1;  // never below this (or R, if R is lower)
   Duration recovery_interval = std::chrono::seconds{5};
   double recovery_step_fraction = 0.05;  // per recovery_interval: + R * this
 };
@@ -84,6 +85,14 @@ class Pacer {
   // A request sent at `sent_at` came back rate_limited at `now`. Retry-After, if any, blocks
   // every slot before now + retry_after.
   void on_rate_limited(Instant now, Instant sent_at, std::optional<Duration> retry_after);
+
+  // After the rate was raised: the next slot one interval at the new rate after the last
+  // send, if that is sooner than the old schedule said (the window guards still hold).
+  void respace(Instant now);
+
+  // Resume at a rate learned earlier (learned_rates.h: persisted across a restart), as if a
+  // 429 had just brought it there: recovery counts from `now`. At or above R: nothing.
+  void resume_at(double rate_per_minute, Instant now);
 
   // For metrics: the rate in force at `now` (requests per minute, <= R), and whether the
   // pacer is below R or inside a Retry-After.

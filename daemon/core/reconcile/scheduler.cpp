@@ -16,6 +16,10 @@ void FairScheduler::upsert_tenant(const std::string& tenant_id, const TenantSett
                      Tenant{TenantState(settings.mode, settings.max_in_flight, config_.max_in_flight_per_tenant,
                                         config_.tenant_probe_interval),
                             Pacer(settings.rate_per_minute, tuning_), settings.max_in_flight, 0, std::nullopt});
+    if (auto restored = restored_.find(tenant_id); restored != restored_.end()) {
+      resume(tenants_.find(tenant_id)->second.pacer, restored->second.first, restored->second.second);
+      restored_.erase(restored);
+    }
     return;
   }
   Tenant& t = it->second;
@@ -96,7 +100,8 @@ SchedulerDecision FairScheduler::next(Instant now) {
   // While WeChat Pay is unreachable, the endpoint's probe is the only request: a tenant ready
   // before it may go waits for it (or for the probe in flight to come back).
   const EndpointPermission endpoint = endpoint_.permission(now);
-  const Instant global_slot = global_.next_slot(now);
+  // The daemon-wide cap and the egress lanes: a slot of both, shared in round-robin order.
+  const Instant global_slot = std::max(global_.next_slot(now), egress_.next_slot(now));
   std::optional<Instant> earliest;
   // Round robin: start after the tenant served last, wrap around once. Only tenants with rows:
   // every other one would be skipped (ready_at() is nullopt without rows).
@@ -120,12 +125,13 @@ SchedulerDecision FairScheduler::next(Instant now) {
     const bool probe = tenant.state.permission(now).probe;
     const bool took_slot = tenant.pacer.try_acquire(now);
     const bool took_global = global_.try_acquire(now);
-    CALLBACKD_ASSERT(took_slot && took_global);
+    const std::optional<std::size_t> source = egress_.try_acquire(now);
+    CALLBACKD_ASSERT(took_slot && took_global && source);
     tenant.state.on_sent(now, probe);
     endpoint_.on_sent(now, endpoint.probe);
     --tenant.due_rows;
     last_served_ = it->first;
-    decision.dispatch = Dispatch{it->first, probe, endpoint.probe};
+    decision.dispatch = Dispatch{it->first, probe, endpoint.probe, *source};
     index_rows(it);  // last: it may erase next_with_rows
     return decision;
   }
@@ -142,10 +148,53 @@ TenantTransition FairScheduler::on_finished(const std::string& tenant_id, const 
   if (attempt.outcome == wechatpay::OutcomeKind::rate_limited) {
     std::optional<Duration> retry_after;
     if (attempt.retry_after) retry_after = Duration{*attempt.retry_after};
-    tenant.pacer.on_rate_limited(now, attempt.sent_at, retry_after);
+    // The source address's limit (several tenants refused through it) lowers its lane, not
+    // this tenant's rate.
+    if (!egress_.on_rate_limited(attempt.source, tenant_id, now, attempt.sent_at, retry_after))
+      tenant.pacer.on_rate_limited(now, attempt.sent_at, retry_after);
   }
   return tenant.state.on_finished(attempt.outcome, attempt.probe, now, attempt.error_code, attempt.error_message,
                                   attempt.jitter01);
+}
+
+void FairScheduler::resume(Pacer& pacer, const LearnedRate& learned, Instant read_at) {
+  const auto rate = restored_rate(learned.rate_per_minute.value_or(pacer.rate_per_minute()),
+                                  static_cast<double>(pacer.rate_per_minute()), learned.age);
+  if (rate) pacer.resume_at(*rate, read_at);
+}
+
+void FairScheduler::restore_learned(const std::map<std::string, LearnedRate>& tenants,
+                                    const std::map<std::size_t, LearnedRate>& lanes, Instant now) {
+  for (const auto& [id, learned] : tenants) {
+    if (auto it = tenants_.find(id); it != tenants_.end())
+      resume(it->second.pacer, learned, now);
+    else
+      restored_[id] = {learned, now};
+  }
+  for (const auto& [lane, learned] : lanes)
+    if (learned.rate_per_minute) egress_.restore(lane, *learned.rate_per_minute, learned.age, now);
+}
+
+std::map<std::string, double> FairScheduler::learned_tenant_rates(Instant now) const {
+  std::map<std::string, double> out;
+  for (const auto& [id, t] : tenants_) {
+    if (!t.state.sends()) continue;  // another instance's (or paused): not ours to write
+    const double rate = t.pacer.effective_rate_per_minute(now);
+    if (rate < static_cast<double>(t.pacer.rate_per_minute())) out[id] = rate;
+  }
+  return out;
+}
+
+double FairScheduler::sending_rate_per_minute(const std::string& tenant_id, Instant now) const {
+  auto it = tenants_.find(tenant_id);
+  if (it == tenants_.end()) return 0;
+  // The egress caps and the global cap are both shared round-robin by the tenants with rows.
+  std::optional<double> shared = egress_.effective_rate_per_minute(now);
+  if (config_.global_rate_per_second > 0) {
+    const double global = config_.global_rate_per_second * 60.0;
+    shared = shared ? std::min(*shared, global) : global;
+  }
+  return reconcile::sending_rate_per_minute(it->second.pacer.effective_rate_per_minute(now), shared, with_rows_.size());
 }
 
 const TenantState* FairScheduler::tenant_state(const std::string& tenant_id) const {

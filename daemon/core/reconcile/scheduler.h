@@ -13,6 +13,9 @@
 //  - The global cap (reconciler.global_rate_per_second) is shared round-robin among the
 //    tenants that are ready at the moment a global slot is free: with k ready tenants each
 //    gets 1/k of it, whatever their backlogs.
+//  - The egress cap per source address (egress.h) is shared the same way: a tenant otherwise
+//    ready takes a slot on the next free lane; a 429 read as the address's limit lowers the
+//    lane's cap and not the tenant's rate.
 //  - While WeChat Pay cannot be reached (EndpointHold, endpoint_hold.h), nobody sends but
 //    the one probe per backoff step, taken by the next ready tenant in round-robin order.
 // Cost: next() looks only at the tenants that have due rows or a row due later (an index kept
@@ -34,7 +37,9 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/reconcile/egress.h"
 #include "core/reconcile/endpoint_hold.h"
+#include "core/reconcile/learned_rates.h"
 #include "core/reconcile/pacer.h"
 #include "core/reconcile/tenant_state.h"
 #include "core/reconcile/time.h"
@@ -53,6 +58,7 @@ struct Dispatch {
   std::string tenant_id;
   bool probe = false;           // the paused tenant's probe: pass it back to on_finished
   bool endpoint_probe = false;  // the held endpoint's probe: pass it back to on_finished
+  std::size_t source = 0;       // the egress lane (source address) to send from (egress.h)
 };
 
 struct SchedulerDecision {
@@ -76,6 +82,7 @@ struct FinishedAttempt {
   std::string error_code;                           // Outcome::error_code
   std::string error_message;                        // Outcome::error_message
   std::string row{};                                // the sub-merchant: the endpoint hold counts rows
+  std::size_t source = 0;                           // Dispatch::source
 };
 
 // For metrics and `status`.
@@ -118,6 +125,25 @@ class FairScheduler {
   // Requests another instance sent for this tenant before this one took it over (Pacer::assume_sent).
   void assume_sent(const std::string& tenant_id, std::vector<Instant> sends);
 
+  // The egress lanes (wechatpay.source_addresses, egress_rate_per_minute); one uncapped lane
+  // until set. Set at start-up, before the first next().
+  void set_egress(EgressLanes egress) { egress_ = std::move(egress); }
+  const EgressLanes& egress() const { return egress_; }
+  // What `tenant_id` can send at now, a minute: its pacer's effective rate, or its fair share
+  // of the egress caps and of the global cap when that is lower. The claim batch is sized by
+  // it (claim_policy.h).
+  double sending_rate_per_minute(const std::string& tenant_id, Instant now) const;
+
+  // Rates learned before a restart (learned_rates.h), read back at `now`: each resumes at its
+  // rate moved back towards the configured one by its age (restored_rate()); a tenant known
+  // here at once, one not yet known when upsert_tenant() adds it (recovering from `now` as
+  // well); a source address by its lane index.
+  void restore_learned(const std::map<std::string, LearnedRate>& tenants,
+                       const std::map<std::size_t, LearnedRate>& lanes, Instant now);
+  // What is learned now: the tenants sending here below their rate_per_minute (by id); the
+  // addresses' is egress().learned().
+  std::map<std::string, double> learned_tenant_rates(Instant now) const;
+
   // At most one dispatch per call; see SchedulerDecision.
   SchedulerDecision next(Instant now);
 
@@ -133,8 +159,6 @@ class FairScheduler {
   const TenantState* tenant_state(const std::string& tenant_id) const;
   const Pacer* pacer(const std::string& tenant_id) const;
   std::vector<TenantSnapshot> snapshot(Instant now) const;
-  // How many tenants have due rows, or rows due later: those sharing the global cap.
-  std::size_t tenants_with_rows() const { return with_rows_.size(); }
 
  private:
   struct Tenant {
@@ -163,6 +187,7 @@ class FairScheduler {
   ReconcilerConfig config_;
   PacerTuning tuning_;
   GlobalCap global_;
+  EgressLanes egress_;
   EndpointHold endpoint_;
   Tenants tenants_;
   // The tenants with due rows or a row due later: ready_at() is nullopt for all the others, so
@@ -170,6 +195,10 @@ class FairScheduler {
   // their tenant is removed, which takes it out of here first).
   std::set<Tenants::iterator, ByTenantId> with_rows_;
   std::string last_served_;  // round-robin cursor: the next search starts after it
+  // restore_learned() for tenants not added yet: their row and the instant it was read.
+  std::map<std::string, std::pair<LearnedRate, Instant>> restored_;
+  // Resumes `pacer` at what `learned` says, read at `read_at`.
+  static void resume(Pacer& pacer, const LearnedRate& learned, Instant read_at);
 };
 
 }  // namespace callbackd::reconcile
