@@ -36,10 +36,11 @@ const std::vector<Section>& sections() {
       {"database", {"url", "connect_timeout"}},
       {"wechatpay",
        {"base_url", "backup_url", "ca_file", "platform_ca_file", "connect_timeout", "request_timeout", "idle_timeout",
-        "max_connections_per_host", "max_response_bytes"}},
+        "max_connections_per_host", "max_response_bytes", "read_rate_per_second"}},
       {"reconciler",
        {"poll_interval", "resync_interval", "global_rate_per_second", "max_in_flight_per_tenant",
-        "retry_initial_backoff", "retry_max_backoff", "tenant_probe_interval", "shutdown_grace"}},
+        "retry_initial_backoff", "retry_max_backoff", "tenant_probe_interval", "shutdown_grace",
+        "drift_check_interval"}},
       {"metrics", {"listen"}},
       {"log", {"level", "format"}},
   };
@@ -177,6 +178,8 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
             set(w.max_connections_per_host, r.integer<std::size_t>(x, p, 1, 1024));
           else if (k == "max_response_bytes")
             set(w.max_response_bytes, r.integer<std::size_t>(x, p, 1024, 16 * 1024 * 1024));
+          else if (k == "read_rate_per_second")  // WeChat Pay documents 2000 QPS for the read call
+            set(w.read_rate_per_second, r.number(x, p, 1, 2000));
         } else if (key == "reconciler") {
           auto& rc = c.reconciler;
           if (k == "poll_interval")
@@ -195,6 +198,9 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
             set(rc.tenant_probe_interval, r.duration(x, p, Millis{1'000}, Millis{86'400'000}));
           else if (k == "shutdown_grace")
             set(rc.shutdown_grace, r.duration(x, p, Millis{0}, Millis{600'000}));
+          else if (k == "drift_check_interval")
+            set(rc.drift_check_interval,
+                r.duration(x, p, Millis{1'000}, Millis{365LL * 86'400'000}, Reader::Zero::off));
         } else if (key == "metrics") {
           if (k == "listen")
             if (auto listen = r.string(x, p, Empty::allowed)) {

@@ -37,6 +37,9 @@ struct WechatpayConfig {
   Millis idle_timeout{Millis{5'000}};      // drop pooled connections idle this long (WeChat Pay closes at ~8 s)
   std::size_t max_connections_per_host{16};
   std::size_t max_response_bytes{64 * 1024};
+  // GET /v3/marketing/favor/callbacks (adoption, drift checks, plan --refresh): their own pacer,
+  // shared fairly by the tenants, never a slot of the set call's (core/reconcile/live_state.h).
+  double read_rate_per_second{50};
 };
 
 struct ReconcilerConfig {
@@ -48,6 +51,8 @@ struct ReconcilerConfig {
   Millis retry_max_backoff{Millis{300'000}};
   Millis tenant_probe_interval{Millis{300'000}};  // a paused (broken) tenant is probed this often
   Millis shutdown_grace{Millis{10'000}};
+  // Every row in sync is read back once per interval, spread evenly over it (0: off).
+  Millis drift_check_interval{Millis{86'400'000}};
 };
 
 struct MetricsConfig {

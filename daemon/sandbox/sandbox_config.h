@@ -43,6 +43,9 @@ struct Limits {
   std::uint32_t set_per_minute{1000};
   std::size_t window_1s{25};     // default: floor(set_per_minute / 60 * 1.5)
   std::size_t window_60s{1000};  // default: set_per_minute
+  // GET /v3/marketing/favor/callbacks per caller in any sliding second (WeChat Pay documents
+  // 2000 QPS for it); a read over it is answered 429 FREQUENCY_LIMIT_EXCEED.
+  std::size_t get_per_second{2000};
   std::size_t max_body_bytes{64 * 1024};
   std::chrono::milliseconds idle_timeout{8'000};   // keep-alive connections closed when idle (WeChat Pay: ~8 s)
   std::chrono::milliseconds timeout_hold{60'000};  // how long a `timeout` fault holds the connection
