@@ -3,10 +3,13 @@
 // (or report) values changed out of band. The sandbox's POST /sandbox/set plays "out of band".
 #include <catch2/catch.hpp>
 
+#include <csignal>
+
 #include <map>
 #include <pqxx/pqxx>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "e2e/e2e_support.h"
 
@@ -85,4 +88,112 @@ TEST_CASE("adoption: 900 of 1,000 rows already set live are adopted with 100 POS
   CHECK(caller["read_outcomes"].count("429 FREQUENCY_LIMIT_EXCEED") == 0);
   CHECK(caller["requests"] == 100);
   CHECK(caller["max_in_1s"].get<int>() <= 1500);
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kInterval = 10s;  // reconciler.drift_check_interval, shortened
+const std::string kDriftConfig = "reconciler:\n  drift_check_interval: 10s\n";
+
+long long audited(Environment& env, const std::string& outcome) {
+  return env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = '" + outcome + "'");
+}
+
+// 50 rows of a tenant with `drift_policy`, and the sandbox.
+void prepare(Environment& env, const std::string& drift_policy) {
+  TenantSpec t("acme");
+  t.drift_policy = drift_policy;
+  env.add_tenant(t);
+  env.add_rows("acme", 1, 50);
+  env.start_sandbox();
+}
+
+// The 50 rows applied by the running daemon, then 10 of them changed out of band.
+std::map<std::string, std::string> converge_then_drift(Environment& env) {
+  REQUIRE(wait_until([&] { return env.states() == std::map<std::string, long long>{{"in_sync", 50}}; }, 30s));
+  REQUIRE(env.sandbox_requests().size() == 50);
+  std::map<std::string, std::string> changed;
+  for (int i = 0; i < 10; ++i) changed[sub_merchant(1, i)] = "https://elsewhere.example.net/" + std::to_string(i);
+  env.set_live_values(changed);
+  return changed;
+}
+
+std::set<std::string> mchids(Environment& env, const std::string& sql) {
+  std::set<std::string> out;
+  pqxx::connection c(env.db().conninfo());
+  pqxx::read_transaction tx(c);
+  for (const auto& row : tx.exec(sql)) out.insert(row[0].as<std::string>());
+  return out;
+}
+
+std::set<std::string> keys(const std::map<std::string, std::string>& m) {
+  std::set<std::string> out;
+  for (const auto& [k, v] : m) out.insert(k);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("drift: 10 live values changed out of band are detected within one interval and repaired with 10 POSTs",
+          "[e2e][live]") {
+  Environment env;
+  prepare(env, "repair");
+  callbackd::test::ScopedChild daemon(env.start_daemon(kDriftConfig));
+  const auto changed = converge_then_drift(env);
+  // Every row is checked once per interval at its own phase: within one interval (plus a claim's
+  // retry of 1 s and a record batch) all 10 are found.
+  REQUIRE(wait_until([&] { return audited(env, "drift_detected") == 10; }, kInterval + 3s));
+  CHECK(mchids(env, "SELECT mchid FROM callbackd.audit_log WHERE outcome = 'drift_detected'") == keys(changed));
+  // The audit row carries the live value found.
+  CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'drift_detected' "
+                  "AND notify_url LIKE 'https://elsewhere.example.net/%' AND request_id IS NOT NULL") == 10);
+  // Repaired through the set pacer: exactly 10 POSTs more, one per drifted row, and every row in sync.
+  REQUIRE(wait_until(
+      [&] {
+        return env.sandbox_requests().size() >= 60 && env.states() == std::map<std::string, long long>{{"in_sync", 50}};
+      },
+      20s));
+  // Another whole interval: every row read back again, no drift left, nothing more sent.
+  std::this_thread::sleep_for(kInterval + 2s);
+  INFO(output_tail(daemon.output()));
+  CHECK(env.sandbox_requests().size() == 60);
+  std::map<std::string, int> repairs;
+  for (const auto& r : env.sandbox_requests()) ++repairs[r["sub_merchant"].get<std::string>()];
+  for (const auto& [mchid, url] : changed) CHECK(repairs[mchid] == 2);
+  CHECK(audited(env, "drift_detected") == 10);
+  CHECK(audited(env, "applied") == 60);
+  CHECK(env.count("SELECT count(*) FROM callbackd.sync_status WHERE live_notify_url = desired_notify_url") == 50);
+  CHECK(daemon.signal_and_wait(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("drift with drift_policy report: 10 rows drifted and no POST", "[e2e][live]") {
+  Environment env;
+  prepare(env, "report");
+  callbackd::test::ScopedChild daemon(env.start_daemon(kDriftConfig));
+  const auto changed = converge_then_drift(env);
+  REQUIRE(wait_until(
+      [&] {
+        return env.states() == std::map<std::string, long long>{{"in_sync", 40}, {"drifted", 10}};
+      },
+      kInterval + 3s));
+  CHECK(mchids(env, "SELECT mchid FROM callbackd.sync_status WHERE state = 'drifted'") == keys(changed));
+  CHECK(env.count(
+            "SELECT count(*) FROM callbackd.sync_status WHERE state = 'drifted' "
+            "AND live_notify_url LIKE 'https://elsewhere.example.net/%' AND last_error_code = 'DRIFT_DETECTED'") == 10);
+  std::this_thread::sleep_for(kInterval + 2s);
+  INFO(output_tail(daemon.output()));
+  CHECK(env.sandbox_requests().size() == 50);  // no POST
+  CHECK(audited(env, "drift_detected") == 10);
+  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 40}, {"drifted", 10}});
+  // Until its desired row changes: a touch sends it again.
+  env.exec("UPDATE callbackd.desired_callbacks SET notify_url = notify_url WHERE mchid = '" + sub_merchant(1, 0) + "'");
+  REQUIRE(wait_until([&] { return env.sandbox_requests().size() == 51; }, 20s));
+  REQUIRE(wait_until(
+      [&] {
+        return env.states() == std::map<std::string, long long>{{"in_sync", 41}, {"drifted", 9}};
+      },
+      10s));
+  CHECK(daemon.signal_and_wait(SIGTERM, 30s) == 0);
 }
