@@ -8,6 +8,7 @@
 #include <map>
 #include <pqxx/pqxx>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -168,7 +169,8 @@ TEST_CASE("drift: 10 live values changed out of band are detected within one int
   CHECK(daemon.signal_and_wait(SIGTERM, 30s) == 0);
 }
 
-TEST_CASE("drift with drift_policy report: 10 rows drifted and no POST", "[e2e][live]") {
+TEST_CASE("drift with drift_policy report: 10 rows drifted and no POST, plan --refresh lists them and exits 2",
+          "[e2e][live]") {
   Environment env;
   prepare(env, "report");
   callbackd::test::ScopedChild daemon(env.start_daemon(kDriftConfig));
@@ -186,6 +188,22 @@ TEST_CASE("drift with drift_policy report: 10 rows drifted and no POST", "[e2e][
   INFO(output_tail(daemon.output()));
   CHECK(env.sandbox_requests().size() == 50);  // no POST
   CHECK(audited(env, "drift_detected") == 10);
+  CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 40}, {"drifted", 10}});
+
+  // `plan --refresh` reads every applied row back and lists exactly those 10; drift makes
+  // --detailed-exitcode exit 2. It writes nothing.
+  const auto reads_before = env.sandbox_reads().size();
+  const auto plan = callbackd::test::run_process({CALLBACKD_BINARY, "--config", env.work_dir() + "/callbackd.yaml",
+                                                  "plan", "--refresh", "--tenant", "acme", "--detailed-exitcode"});
+  INFO(plan.output);
+  CHECK(plan.exit_status == 2);
+  std::set<std::string> listed;
+  std::istringstream lines(plan.output);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("  drift   mchid=", 0) == 0) listed.insert(line.substr(16, line.find(' ', 16) - 16));
+  CHECK(listed == keys(changed));
+  CHECK(contains(plan.output, "Refresh: 50 read, 10 drift"));
+  CHECK(env.sandbox_reads().size() >= reads_before + 50);
   CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 40}, {"drifted", 10}});
   // Until its desired row changes: a touch sends it again.
   env.exec("UPDATE callbackd.desired_callbacks SET notify_url = notify_url WHERE mchid = '" + sub_merchant(1, 0) + "'");
