@@ -85,6 +85,7 @@ std::size_t LiveReader::adoption_pending(const std::string& tenant_id) const {
 bool LiveReader::idle() const { return in_flight_ == 0 && !drift_claim_out_ && queues_.empty(); }
 
 void LiveReader::release_all() {
+  stopping_ = true;  // reads still in flight give their claims back when they end
   std::vector<std::int64_t> tokens;
   for (auto& [id, q] : queues_) {
     for (const auto& a : q.adoptions) tokens.push_back(a.item.claim_token);
@@ -264,11 +265,11 @@ asio::awaitable<void> LiveReader::read(std::string tenant_id, std::optional<Adop
 void LiveReader::adoption_read(const std::string& tenant_id, Adoption adoption, const wechatpay::ReadOutcome& read,
                                std::optional<int> latency_ms) {
   const Instant now = clock_.now();
-  if (read.outcome.kind == wechatpay::OutcomeKind::rate_limited) {
+  reconcile::WorkItem& item = adoption.item;
+  if (read.outcome.kind == wechatpay::OutcomeKind::rate_limited && !stopping_) {
     queues_[tenant_id].adoptions.push_front(std::move(adoption));  // read again, more slowly
     return;
   }
-  reconcile::WorkItem& item = adoption.item;
   if (read.answered() &&
       reconcile::should_adopt(item.desired.notify_url, item.desired.push_switch, *read.live_notify_url)) {
     reconcile::AttemptRecord rec = reconcile::attempt_record_for(item, "adopted");
@@ -291,7 +292,7 @@ void LiveReader::adoption_read(const std::string& tenant_id, Adoption adoption, 
   }
   TenantRuntime* t = tenants_.find(tenant_id);
   if (!t) return;  // removed meanwhile: its claims lapse
-  if (tenants_.scheduled_mode(*t, now) != TenantMode::apply) {
+  if (stopping_ || tenants_.scheduled_mode(*t, now) != TenantMode::apply) {
     tenants_.release_claims({item.claim_token});
     return;
   }

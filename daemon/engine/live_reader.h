@@ -127,6 +127,7 @@ class LiveReader {
   bool drift_claim_out_ = false;
   reconcile::Instant next_drift_claim_{};
   std::size_t drift_cursor_ = 0;
+  bool stopping_ = false;                               // release_all(): nothing is buffered for sending any more
   std::map<std::string, std::int64_t> read_revisions_;  // sub-merchant -> revision read and sent on
 };
 
