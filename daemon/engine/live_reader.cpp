@@ -38,8 +38,8 @@ std::string_view read_outcome_name(const wechatpay::ReadOutcome& read) {
 
 LiveReader::LiveReader(asio::io_context& io, Clock& clock, http::Sender& client, DbWorker& db,
                        std::weak_ptr<const void> lifetime, const Config& config, const ReconcilerOptions& options,
-                       TenantRegistry& tenants, const LeaseKeeper& leases, RecordBatcher& records,
-                       ReconcilerStats& stats, std::function<void()> wake)
+                       TenantRegistry& tenants, const reconcile::FairScheduler& scheduler, const LeaseKeeper& leases,
+                       RecordBatcher& records, ReconcilerStats& stats, std::function<void()> wake)
     : io_(io),
       clock_(clock),
       client_(client),
@@ -48,6 +48,7 @@ LiveReader::LiveReader(asio::io_context& io, Clock& clock, http::Sender& client,
       config_(config),
       options_(options),
       tenants_(tenants),
+      scheduler_(scheduler),
       leases_(leases),
       records_(records),
       stats_(stats),
@@ -97,12 +98,17 @@ void LiveReader::release_all() {
   tenants_.release_claims(std::move(tokens));
 }
 
-bool LiveReader::may_read(const std::string& tenant_id, const Adoption& a, Instant now) const {
+bool LiveReader::sends_now(const std::string& tenant_id, Instant now) const {
   const TenantRuntime* t = tenants_.find(tenant_id);
+  if (!t || tenants_.scheduled_mode(*t, now) != TenantMode::apply) return false;
+  const auto* state = scheduler_.tenant_state(tenant_id);
+  return !state || !state->paused_by_error();
+}
+
+bool LiveReader::may_read(const std::string& tenant_id, const Adoption& a, Instant now) const {
   // Half the claim's lease: a row still unread by then is given back rather than read and sent
   // under a claim that may lapse meanwhile.
-  return t && tenants_.scheduled_mode(*t, now) == TenantMode::apply &&
-         now - a.claimed_at < leases_.claim_lease(now) / 2;
+  return sends_now(tenant_id, now) && now - a.claimed_at < leases_.claim_lease(now) / 2;
 }
 
 LiveReader::Queue* LiveReader::next_queue(Instant now, std::string& tenant_id) {
@@ -117,8 +123,7 @@ LiveReader::Queue* LiveReader::next_queue(Instant now, std::string& tenant_id) {
       give_back.push_back(q.adoptions.front().item.claim_token);
       q.adoptions.pop_front();
     }
-    const TenantRuntime* t = tenants_.find(it->first);
-    if (!t || tenants_.scheduled_mode(*t, now) != TenantMode::apply) {
+    if (!sends_now(it->first, now)) {
       drift_waiting_ -= q.drift_checks.size();  // their claims lapse; the rows fall due again
       q.drift_checks.clear();
     }
@@ -292,7 +297,7 @@ void LiveReader::adoption_read(const std::string& tenant_id, Adoption adoption, 
   }
   TenantRuntime* t = tenants_.find(tenant_id);
   if (!t) return;  // removed meanwhile: its claims lapse
-  if (stopping_ || tenants_.scheduled_mode(*t, now) != TenantMode::apply) {
+  if (stopping_ || !sends_now(tenant_id, now)) {
     tenants_.release_claims({item.claim_token});
     return;
   }

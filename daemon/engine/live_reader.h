@@ -36,6 +36,7 @@
 
 #include "core/config.h"
 #include "core/reconcile/live_state.h"
+#include "core/reconcile/scheduler.h"
 #include "core/reconcile/work.h"
 #include "core/wechatpay/live_read.h"
 #include "engine/clock.h"
@@ -55,8 +56,8 @@ class LiveReader {
  public:
   LiveReader(boost::asio::io_context& io, Clock& clock, http::Sender& client, DbWorker& db,
              std::weak_ptr<const void> lifetime, const Config& config, const ReconcilerOptions& options,
-             TenantRegistry& tenants, const LeaseKeeper& leases, RecordBatcher& records, ReconcilerStats& stats,
-             std::function<void()> wake);
+             TenantRegistry& tenants, const reconcile::FairScheduler& scheduler, const LeaseKeeper& leases,
+             RecordBatcher& records, ReconcilerStats& stats, std::function<void()> wake);
 
   // A claimed row the diff would send because it was never applied, of a tenant that adopts:
   // read first. (The caller checked both, and already_read.)
@@ -98,6 +99,9 @@ class LiveReader {
   // claims that may not be read any more on the way); nullptr when none.
   Queue* next_queue(reconcile::Instant now, std::string& tenant_id);
   bool may_read(const std::string& tenant_id, const Adoption& a, reconcile::Instant now) const;
+  // The tenant sends from here now: mode apply with the lease held, and not paused by an error
+  // (a paused tenant's claimed rows go back, as TenantRegistry::pause gives its buffer back).
+  bool sends_now(const std::string& tenant_id, reconcile::Instant now) const;
   boost::asio::awaitable<void> read(std::string tenant_id, std::optional<Adoption> adoption,
                                     std::optional<reconcile::DriftCheck> check, reconcile::Instant sent_at);
   void adoption_read(const std::string& tenant_id, Adoption adoption, const wechatpay::ReadOutcome& read,
@@ -115,6 +119,7 @@ class LiveReader {
   const Config& config_;
   const ReconcilerOptions& options_;
   TenantRegistry& tenants_;
+  const reconcile::FairScheduler& scheduler_;
   const LeaseKeeper& leases_;
   RecordBatcher& records_;
   ReconcilerStats& stats_;

@@ -44,7 +44,7 @@ Reconciler::Reconciler(asio::io_context& io, Config config, Clock& clock, http::
       certificates_(io, clock, client, db, lifetime_, config_, tenants_, stats_, [this] { kick(); }),
       dispatcher_(io, clock, client, lifetime_, config_, policy_, options_, tenants_, certificates_, scheduler_,
                   records_, stats_, random_, [this] { kick(); }),
-      reader_(io, clock, client, db, lifetime_, config_, options_, tenants_, leases_, records_, stats_,
+      reader_(io, clock, client, db, lifetime_, config_, options_, tenants_, scheduler_, leases_, records_, stats_,
               [this] { kick(); }) {}
 
 // Whatever is still out (a database answer, a request) finds the lifetime expired and is
@@ -227,8 +227,10 @@ void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int
     }
     // Adoption (live_reader.h): before the first POST of a row never applied, read what WeChat
     // Pay holds; the reader sends it on, or records it adopted.
+    // A tenant paused by an error claims one row for its probe: that goes out as it is.
+    const auto* state = scheduler_.tenant_state(t.id());
     if (result.adopt_existing && verdict.send_reason == reconcile::SendReason::never_applied && item.attempts == 0 &&
-        !t.in_flight.count(item.sub_mchid) && !reader_.already_read(item)) {
+        !t.in_flight.count(item.sub_mchid) && !reader_.already_read(item) && !(state && state->paused_by_error())) {
       reader_.read_before_send(t, std::move(item), now);
       continue;
     }

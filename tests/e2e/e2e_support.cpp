@@ -364,7 +364,7 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds lim
 void check_audit_matches_state_and_sandbox(Environment& env) {
   CHECK(env.count(
             "SELECT count(*) FROM callbackd.sub_merchant_state s WHERE s.state = 'in_sync' AND NOT EXISTS ("
-            "SELECT 1 FROM callbackd.audit_log a WHERE a.mchid = s.mchid AND a.outcome = 'applied' "
+            "SELECT 1 FROM callbackd.audit_log a WHERE a.mchid = s.mchid AND a.outcome IN ('applied', 'adopted') "
             "AND a.desired_revision = s.applied_revision AND a.update_time IS NOT DISTINCT FROM s.update_time)") == 0);
 
   struct Answer {
@@ -372,14 +372,21 @@ void check_audit_matches_state_and_sandbox(Environment& env) {
     int status;
   };
   std::map<std::string, Answer> answers;  // by request_id
-  for (const auto& r : env.sandbox_requests())
-    if (r.contains("request_id") && r["request_id"].is_string() && !r["request_id"].get<std::string>().empty())
-      answers[r["request_id"].get<std::string>()] = {r.value("sub_merchant", ""), r.value("status", 0)};
+  auto index = [&](const std::vector<nlohmann::json>& recorded) {
+    for (const auto& r : recorded)
+      if (r.contains("request_id") && r["request_id"].is_string() && !r["request_id"].get<std::string>().empty())
+        answers[r["request_id"].get<std::string>()] = {r.value("sub_merchant", ""), r.value("status", 0)};
+  };
+  // `applied` rows carry a POST's Request-ID, `adopted` ones a read's (a row whose POST was
+  // applied but not recorded before a crash is adopted after the restart: its read finds it set).
+  index(env.sandbox_requests());
+  index(env.sandbox_reads());
   pqxx::connection c(env.db().conninfo());
   pqxx::read_transaction tx(c);
   std::size_t applied = 0;
   std::vector<std::string> unverified;
-  for (const auto& row : tx.exec("SELECT id, mchid, request_id FROM callbackd.audit_log WHERE outcome = 'applied'")) {
+  for (const auto& row :
+       tx.exec("SELECT id, mchid, request_id FROM callbackd.audit_log WHERE outcome IN ('applied', 'adopted')")) {
     ++applied;
     const std::string mchid = row[1].as<std::string>();
     const std::string request_id = row[2].is_null() ? "" : row[2].as<std::string>();

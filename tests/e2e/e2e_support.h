@@ -191,11 +191,12 @@ class Environment {
 
 // The audit invariants every run must keep, however it was interrupted (kill -9, database
 // outage), checked on the data afterwards:
-//  - every in_sync row has an `applied` audit row for exactly the revision and update_time it
-//    is in sync at (no state change without its audit row; a NULL update_time too: a verified
-//    answer whose body was not JSON);
-//  - every `applied` audit row carries the Request-ID of a request the sandbox answered 200
-//    for that same sub-merchant (nothing recorded applied without a verified response).
+//  - every in_sync row has an `applied` (or `adopted`) audit row for exactly the revision and
+//    update_time it is in sync at (no state change without its audit row; a NULL update_time
+//    too: a verified answer whose body was not JSON, or an adoption);
+//  - every `applied` or `adopted` audit row carries the Request-ID of a request (a POST, or a
+//    read) the sandbox answered 200 for that same sub-merchant (nothing recorded applied without
+//    a verified response).
 void check_audit_matches_state_and_sandbox(Environment& env);
 
 // Polls `done` every 50 ms until it holds or `limit` passes; whether it held.
