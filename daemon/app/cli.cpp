@@ -13,6 +13,7 @@ bool is_watch_interval(std::string_view v) {
   const auto d = duration_from_text(v);
   return d && *d >= kMinWatchInterval && *d <= kMaxWatchInterval;
 }
+bool is_tenant_id(std::string_view v) { return !v.empty(); }
 }  // namespace
 
 const std::vector<CommandSpec>& commands() {
@@ -20,8 +21,10 @@ const std::vector<CommandSpec>& commands() {
       {"migrate", "apply pending migrations/ to the database (idempotent, safe to run concurrently)", {}, {}},
       {"check-config", "validate the YAML config and every tenant's key files; exit 0 or name every problem", {}, {}},
       {"plan",
-       "what `run` would send now, per tenant and row, sending nothing (--detailed-exitcode: 2 if any)",
-       {"--detailed-exitcode"}},
+       "what `run` would send now, per tenant and row, sending nothing (--detailed-exitcode: 2 if any); "
+       "--refresh also reads the live value of every applied row and lists drift",
+       {"--detailed-exitcode", "--refresh"},
+       {{"--tenant", "TENANT", is_tenant_id}}},
       {"status",
        "per-tenant row counts by state and error code, pauses, oldest pending change (--watch: a live "
        "table, read every --interval, default 2s)",

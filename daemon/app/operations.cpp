@@ -97,6 +97,13 @@ Operations::Operations(asio::io_context& io, const Config& config, http::HttpsCl
   r.declare("callbackd_platform_certificate_downloads_total", Type::counter,
             "GET /v3/certificates by outcome (accepted, not_found, bad_tag, serial_mismatch, outside_validity, "
             "untrusted_chain, signature_invalid, not_signed_by_trusted, malformed_answer, http_NNN, network_error).");
+  r.declare("callbackd_reads_total", Type::counter,
+            "GET /v3/marketing/favor/callbacks (adoption, drift checks) by outcome: answered, nothing_set, or the "
+            "failure's outcome (transient, rate_limited, tenant_error, rejected).");
+  r.declare("callbackd_adopted_total", Type::counter,
+            "Rows recorded in sync without a POST: WeChat Pay already held the desired notify_url (adopt_existing).");
+  r.declare("callbackd_drift_detected_total", Type::counter,
+            "Drift checks that found a live notify_url other than the applied one (the row becomes drifted).");
   r.set("callbackd_build_info", {{"version", CALLBACKD_VERSION}}, 1);
 }
 
@@ -316,6 +323,13 @@ void Operations::refresh_gauges() {
                 std::chrono::duration_cast<std::chrono::seconds>(c.expires_at.time_since_epoch()).count()));
     for (const auto& [outcome, n] : stats.certificate_downloads)
       r.set_total("callbackd_platform_certificate_downloads_total", {{"outcome", outcome}}, static_cast<double>(n));
+    // Served from the start, so that rate() sees a 0 before the first read.
+    for (const char* outcome : {"answered", "nothing_set"})
+      if (!stats.reads.count(outcome)) r.set_total("callbackd_reads_total", {{"outcome", outcome}}, 0.0);
+    for (const auto& [outcome, n] : stats.reads)
+      r.set_total("callbackd_reads_total", {{"outcome", outcome}}, static_cast<double>(n));
+    r.set_total("callbackd_adopted_total", kNone, static_cast<double>(stats.adopted));
+    r.set_total("callbackd_drift_detected_total", kNone, static_cast<double>(stats.drift_detected));
   }
   r.set("callbackd_tenants", kNone, static_cast<double>(tenants));
   r.set("callbackd_paused_tenants", kNone, static_cast<double>(paused));

@@ -12,14 +12,20 @@
 // Output is bounded: the first kRowsShown rows of each tenant, in the order run would claim
 // them, then "... and N more"; the counts always cover every row.
 //
+// --refresh (plan_refresh.h) then reads back every applied row's live value and lists drift;
+// --tenant TENANT limits both to one tenant.
+//
 // Exit status (Terraform's convention for --detailed-exitcode): 0 nothing to send, 2 at least
-// one row would be sent (rows due later, e.g. waiting on a retry, count: they are part of the
+// one row would be sent or (--refresh) drifted (rows due later, e.g. waiting on a retry, count: they are part of the
 // diff), 1 on error. Rows that would only be marked invalid or dropped do not make it 2: nothing
-// would be applied at WeChat Pay. Without the flag: 0 unless an error.
+// would be applied at WeChat Pay. Without the flag: 0 unless an error. A read that failed
+// under --refresh is an error (1): the picture is incomplete.
 #include <iostream>
 #include <sstream>
 
 #include "app/commands.h"
+#include "app/console.h"
+#include "app/plan_refresh.h"
 #include "app/report_text.h"
 #include "core/config.h"
 #include "core/reconcile/held_changes.h"
@@ -97,7 +103,18 @@ int run_plan(const CliRequest& req) {
   const Config config = load_config(req.config_path);
   try {
     pg::Inspector inspector(config.database);
-    const auto tenants = inspector.tenants();
+    auto tenants = inspector.tenants();
+    // --tenant: the plan (and the refresh) of that tenant only.
+    const std::optional<std::string> only =
+        req.options.count("--tenant") ? std::optional<std::string>(req.option("--tenant", "")) : std::nullopt;
+    if (only) {
+      std::erase_if(tenants, [&](const pg::TenantOverview& t) { return t.tenant.tenant_id != *only; });
+      if (tenants.empty()) {
+        std::cerr << "callbackd: plan: --tenant " << printable(*only)
+                  << ": no such tenant in callbackd.tenants (SELECT tenant_id FROM callbackd.tenants)\n";
+        return kExitFailure;
+      }
+    }
     std::cout << "plan: database " << pg::describe_conninfo(config.database.url) << ", " << tenants.size()
               << " tenant(s); nothing is sent\n";
     Totals all;
@@ -150,7 +167,18 @@ int run_plan(const CliRequest& req) {
     std::cout << "\nPlan: " << all.send << " to send, " << all.invalid << " to mark invalid, " << all.held
               << " held (tenant observe, paused, paused by error, or by the change budget), " << all.drop
               << " to drop.\n";
-    if (req.has_flag("--detailed-exitcode") && all.send > 0) return 2;
+    std::optional<RefreshTotals> refreshed;
+    if (req.has_flag("--refresh")) {
+      const auto rows = inspector.applied_rows(only);
+      std::cout << "\nrefresh: reading the live value of " << rows.size() << " applied row(s) at up to "
+                << config.wechatpay.read_rate_per_second << " a second (no switch: it cannot be read back)\n";
+      refreshed = refresh_live_values(config, tenants, rows, std::cout, Console::stderr_console().is_terminal());
+      std::cout << "Refresh: " << refreshed->read << " read, " << refreshed->drift
+                << " drift (live notify_url other than the applied one), " << refreshed->unread
+                << " could not be read.\n";
+      if (refreshed->unread > 0) return kExitFailure;  // the picture is incomplete
+    }
+    if (req.has_flag("--detailed-exitcode") && (all.send > 0 || (refreshed && refreshed->drift > 0))) return 2;
     return 0;
   } catch (const DatabaseError& e) {
     std::cerr << "callbackd: plan: " << e.what() << "\n";

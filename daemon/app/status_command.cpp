@@ -96,7 +96,8 @@ int run_status(const CliRequest& req) {
     std::cout << "status: database " << pg::describe_conninfo(config.database.url) << ", " << tenants.size()
               << " tenant(s)\n";
     // The states of sync_status in the order a row moves through them.
-    static const char* const kStates[] = {"in_sync", "pending", "held", "retrying", "failed", "invalid", "paused"};
+    static const char* const kStates[] = {"in_sync", "pending", "held",    "retrying",
+                                          "failed",  "invalid", "drifted", "paused"};
     for (const auto& t : tenants) {
       std::cout << "\ntenant " << printable(t.tenant_id) << "  mode " << tenant_mode_name(t.mode);
       if (t.pause) {

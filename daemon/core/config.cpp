@@ -41,10 +41,12 @@ const std::vector<Section>& sections() {
       {"database", {"url", "connect_timeout"}},
       {"wechatpay",
        {"base_url", "backup_url", "ca_file", "platform_ca_file", "connect_timeout", "request_timeout", "idle_timeout",
-        "max_connections_per_host", "max_response_bytes", "egress_rate_per_minute", "source_addresses"}},
+        "max_connections_per_host", "max_response_bytes", "egress_rate_per_minute", "source_addresses",
+        "read_rate_per_second"}},
       {"reconciler",
        {"poll_interval", "resync_interval", "global_rate_per_second", "max_in_flight_per_tenant",
-        "retry_initial_backoff", "retry_max_backoff", "tenant_probe_interval", "shutdown_grace"}},
+        "retry_initial_backoff", "retry_max_backoff", "tenant_probe_interval", "shutdown_grace",
+        "drift_check_interval"}},
       {"metrics", {"listen"}},
       {"log", {"level", "format"}},
   };
@@ -210,6 +212,8 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
               w.egress_rate_per_minute = *rate == 0 ? std::nullopt : std::optional<int>(*rate);  // 0: no cap
           } else if (k == "source_addresses")
             w.source_addresses = source_addresses(r, x, p);
+          else if (k == "read_rate_per_second")  // WeChat Pay documents 2000 QPS for the read call
+            set(w.read_rate_per_second, r.number(x, p, 1, 2000));
         } else if (key == "reconciler") {
           auto& rc = c.reconciler;
           if (k == "poll_interval")
@@ -228,6 +232,9 @@ Config parse_config(const std::string& yaml_text, const std::string& source_name
             set(rc.tenant_probe_interval, r.duration(x, p, Millis{1'000}, Millis{86'400'000}));
           else if (k == "shutdown_grace")
             set(rc.shutdown_grace, r.duration(x, p, Millis{0}, Millis{600'000}));
+          else if (k == "drift_check_interval")
+            set(rc.drift_check_interval,
+                r.duration(x, p, Millis{1'000}, Millis{365LL * 86'400'000}, Reader::Zero::off));
         } else if (key == "metrics") {
           if (k == "listen")
             if (auto listen = r.string(x, p, Empty::allowed)) {

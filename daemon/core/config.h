@@ -43,6 +43,9 @@ struct WechatpayConfig {
   // Local addresses (IP literals) outgoing connections are bound to, in turn, each with its own
   // egress cap; empty: one, the kernel's choice. Read at start; binding is checked then (78).
   std::vector<std::string> source_addresses;
+  // GET /v3/marketing/favor/callbacks (adoption, drift checks, plan --refresh): their own pacer,
+  // shared fairly by the tenants, never a slot of the set call's (core/reconcile/live_state.h).
+  double read_rate_per_second{50};
 };
 
 struct ReconcilerConfig {
@@ -54,6 +57,8 @@ struct ReconcilerConfig {
   Millis retry_max_backoff{Millis{300'000}};
   Millis tenant_probe_interval{Millis{300'000}};  // a paused (broken) tenant is probed this often
   Millis shutdown_grace{Millis{10'000}};
+  // Every row in sync is read back once per interval, spread evenly over it (0: off).
+  Millis drift_check_interval{Millis{86'400'000}};
 };
 
 struct MetricsConfig {

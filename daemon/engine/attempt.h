@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/reconcile/endpoint_hold.h"
 #include "core/tenant.h"
+#include "core/wechatpay/live_read.h"
 #include "core/wechatpay/outcome.h"
 #include "http/https_client.h"
 
@@ -27,11 +28,22 @@ Result<http::HttpRequest, std::string> signed_favor_callbacks_request(const Tena
                                                                       std::optional<bool> push_switch,
                                                                       std::int64_t unix_seconds);
 
+// The read call GET /v3/marketing/favor/callbacks?mchid=M (core/wechatpay/live_read.h), signed
+// with its query string and an empty body.
+Result<http::HttpRequest, std::string> signed_favor_callbacks_read(const TenantCredentials& tenant,
+                                                                   const std::string& sub_mchid,
+                                                                   std::int64_t unix_seconds);
+
 // Verifies a 2xx against the tenant's response keys at `now`, then classifies.
 // `sent_notify_url` is compared with a verified 2xx's echo (a difference is a warning).
 wechatpay::Outcome classify_response(const TenantCredentials& tenant,
                                      const Result<http::HttpResponse, http::TransportError>& response,
                                      std::chrono::system_clock::time_point now, std::string_view sent_notify_url);
+
+// The same for a read: what WeChat Pay holds for `sub_mchid`, or why the read failed.
+wechatpay::ReadOutcome classify_read_response(const TenantCredentials& tenant,
+                                              const Result<http::HttpResponse, http::TransportError>& response,
+                                              std::chrono::system_clock::time_point now, std::string_view sub_mchid);
 
 // Certificate mode: a 2xx whose Wechatpay-Serial names no certificate the tenant has (its first
 // response, or WeChat Pay moved to a new certificate). The platform certificates are then

@@ -4,6 +4,7 @@
 #include <boost/asio/detached.hpp>
 
 #include "core/logging/event.h"
+#include "core/reconcile/live_state.h"
 #include "engine/attempt.h"
 #include "engine/certificate_keeper.h"
 #include "engine/reconciler.h"
@@ -160,6 +161,9 @@ void Dispatcher::finish(const std::string& tenant_id, const reconcile::WorkItem&
   if (outcome.applied && !outcome.applied->update_time_text.empty())
     rec.update_time = outcome.applied->update_time_text;
   rec.decision = decision;
+  if (decision.state == reconcile::RowState::in_sync)  // its first drift check (live_state.h)
+    rec.next_read_in =
+        reconcile::drift_check_due_in(item.sub_mchid, config_.reconciler.drift_check_interval, clock_.wall_now());
 
   if (!outcome.warning.empty()) {
     // Applied (WeChat Pay signed its success), but the answer was not the documented one: the

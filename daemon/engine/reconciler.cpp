@@ -44,7 +44,9 @@ Reconciler::Reconciler(asio::io_context& io, Config config, Clock& clock, http::
       certificates_(io, clock, client, db, lifetime_, config_, tenants_, stats_, [this] { kick(); }),
       dispatcher_(io, clock, client, lifetime_, config_, policy_, options_, tenants_, certificates_, scheduler_,
                   records_, stats_, random_, [this] { kick(); }),
-      learned_(io, clock, db, lifetime_, config_, scheduler_) {
+      learned_(io, clock, db, lifetime_, config_, scheduler_),
+      reader_(io, clock, client, db, lifetime_, config_, options_, tenants_, scheduler_, leases_, records_, stats_,
+              [this] { kick(); }) {
   // One lane per source address (the client binds lane i to source_addresses[i]); read at start.
   scheduler_.set_egress(reconcile::EgressLanes(std::max<std::size_t>(1, config_.wechatpay.source_addresses.size()),
                                                config_.wechatpay.egress_rate_per_minute,
@@ -74,6 +76,7 @@ void Reconciler::reload(Config config) {
   leases_.after_reload(now);
   policy_ = reconcile::RowPolicy::from_config(config_.reconciler);
   scheduler_.reconfigure(config_.reconciler);
+  reader_.reconfigure();
   // Credentials may have moved (credentials_dir) or been replaced in place.
   tenants_.reload_keys();
   tenants_.refresh();
@@ -118,7 +121,8 @@ reconcile::ClaimInputs Reconciler::claim_inputs(const TenantRuntime& t, Instant 
   in.stopping = stopping_;
   in.sends = tenants_.scheduled_mode(t, now) == TenantMode::apply;
   in.claim_pending = t.claim_pending;
-  in.buffered = t.buffer.size();
+  // Rows waiting for their adoption read are claimed rows like the buffered ones.
+  in.buffered = t.buffer.size() + reader_.adoption_pending(t.id());
   in.drained = t.drained;
   in.next_due_at = t.next_due_at;
   // At the rate it can send now: its pacer's, or its share of the egress caps and of
@@ -243,6 +247,15 @@ void Reconciler::on_claimed(TenantRuntime& t, reconcile::ClaimResult result, int
       records_.add(std::move(rec));
       continue;
     }
+    // Adoption (live_reader.h): before the first POST of a row never applied, read what WeChat
+    // Pay holds; the reader sends it on, or records it adopted.
+    // A tenant paused by an error claims one row for its probe: that goes out as it is.
+    const auto* state = scheduler_.tenant_state(t.id());
+    if (result.adopt_existing && verdict.send_reason == reconcile::SendReason::never_applied && item.attempts == 0 &&
+        !t.in_flight.count(item.sub_mchid) && !reader_.already_read(item) && !(state && state->paused_by_error())) {
+      reader_.read_before_send(t, std::move(item), now);
+      continue;
+    }
     if (t.in_flight.count(item.sub_mchid)) {
       // Our own earlier claim of this row is still in flight (its lease lapsed): the newer
       // claim fences the older attempt out, and the row is sent again with current values.
@@ -306,7 +319,7 @@ void Reconciler::poll() {
 }
 
 bool Reconciler::locally_idle() const {
-  if (!records_.idle() || tenants_.refresh_pending()) return false;
+  if (!records_.idle() || tenants_.refresh_pending() || !reader_.idle()) return false;
   // A tenant asleep has no claim out, nothing buffered and nothing in flight
   // (rest_after_no_claim): only the awake ones can hold work.
   for (const auto& id : tenants_.attention().awake())
@@ -353,6 +366,7 @@ std::optional<Instant> Reconciler::next_wake(Instant now, const reconcile::Sched
   earliest(leases_.wake_at());
   earliest(learned_.wake_at());
   earliest(next_certificate_refresh_);
+  earliest(reader_.wake_at(now));
   // Due rows, the endpoint's next probe, a paused tenant's next probe (claim_gate.h): of the
   // tenants awake; the others sleep until an instant of their own, or until an event.
   earliest(tenants_.attention().next_wake());
@@ -375,6 +389,7 @@ asio::awaitable<void> Reconciler::run() {
     learned_.on_turn(now);
     next_certificate_refresh_ = certificates_.on_turn(now);
     if (tenants_.loaded()) claim_for_awake_tenants(now);
+    if (tenants_.loaded()) reader_.on_turn(now, stopping_);
     records_.maybe_flush(now, false);
 
     reconcile::SchedulerDecision decision;
@@ -400,9 +415,11 @@ asio::awaitable<void> Reconciler::run() {
 asio::awaitable<void> Reconciler::drain() {
   // Nothing new is claimed or sent; requests in flight get shutdown_grace.
   for (auto& [id, t] : tenants_.all()) tenants_.release_buffer(*t);
+  reader_.release_all();
   const Instant deadline = clock_.now() + config_.reconciler.shutdown_grace;
-  while (dispatcher_.in_flight() > 0 && clock_.now() < deadline) co_await wake_->wait_until(deadline);
-  if (const auto abandoned = dispatcher_.in_flight(); abandoned > 0)
+  while (dispatcher_.in_flight() + reader_.in_flight() > 0 && clock_.now() < deadline)
+    co_await wake_->wait_until(deadline);
+  if (const auto abandoned = dispatcher_.in_flight() + reader_.in_flight(); abandoned > 0)
     logging::warn("abandoned_in_flight",
                   {{"count", abandoned}, {"note", "their leases lapse and the rows are sent again"}});
   // Write what is known; the worker runs every queued job before it stops.

@@ -40,6 +40,7 @@
 #include "engine/dispatcher.h"
 #include "engine/learned_rate_keeper.h"
 #include "engine/lease_keeper.h"
+#include "engine/live_reader.h"
 #include "engine/record_batcher.h"
 #include "engine/tenant_registry.h"
 #include "http/https_client.h"
@@ -88,6 +89,11 @@ struct ReconcilerStats {
   std::uint64_t tenant_looks = 0;  // tenants the loop looked at over all turns (awake ones; attention.h)
   // GET /v3/certificates by how it went (DownloadVerdict::outcome: accepted, not_found, bad_tag, …).
   std::map<std::string, std::uint64_t> certificate_downloads;
+  // GET /v3/marketing/favor/callbacks (engine/live_reader.h) by what came of it: answered,
+  // nothing_set, or the failure's outcome name (transient, rate_limited, ...).
+  std::map<std::string, std::uint64_t> reads;
+  std::uint64_t adopted = 0;         // rows recorded in sync from a read, without a POST
+  std::uint64_t drift_detected = 0;  // drift checks that found a live value other than the applied one
 };
 
 class Reconciler {
@@ -175,6 +181,7 @@ class Reconciler {
   CertificateKeeper certificates_;  // platform certificates of certificate-mode tenants
   Dispatcher dispatcher_;           // sign, send, classify, record
   LearnedRateKeeper learned_;       // rates learned from 429s, across restarts
+  LiveReader reader_;               // reads of the live value: adoption, drift checks
 
   std::optional<reconcile::Instant> next_certificate_refresh_;
   reconcile::Instant next_poll_{};

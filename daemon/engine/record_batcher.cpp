@@ -35,13 +35,18 @@ RecordBatcher::RecordBatcher(boost::asio::io_context& io, Clock& clock, DbWorker
 
 void RecordBatcher::add(reconcile::AttemptRecord record) {
   if (sub_mchids_.count(record.sub_mchid)) maybe_flush(clock_.now(), true);
-  if (records_.empty()) first_record_at_ = clock_.now();
+  if (records_.empty() && drift_checks_.empty()) first_record_at_ = clock_.now();
   sub_mchids_.insert(record.sub_mchid);
   records_.push_back(std::move(record));
   ++stats_.recorded;
 }
 
 void RecordBatcher::add_event(reconcile::TenantEvent event) { events_.push_back(std::move(event)); }
+
+void RecordBatcher::add_drift_check(reconcile::DriftCheckRecord record) {
+  if (records_.empty() && drift_checks_.empty()) first_record_at_ = clock_.now();
+  drift_checks_.push_back(std::move(record));
+}
 
 bool RecordBatcher::backlogged() const { return records_.size() >= kMaxUnwrittenRecords; }
 
@@ -55,10 +60,10 @@ std::optional<Instant> RecordBatcher::wake_at() const {
 }
 
 void RecordBatcher::maybe_flush(Instant now, bool force) {
-  if (write_out_ || (records_.empty() && events_.empty())) return;
+  if (write_out_ || (records_.empty() && events_.empty() && drift_checks_.empty())) return;
   if (retry_at_ && *retry_at_ > now) return;
   const bool old_enough = first_record_at_ && now - *first_record_at_ >= kMaxBatchAge;
-  if (!force && records_.size() < kMaxBatch && !old_enough && events_.empty()) return;
+  if (!force && records_.size() + drift_checks_.size() < kMaxBatch && !old_enough && events_.empty()) return;
   write(now);
 }
 
@@ -73,6 +78,7 @@ void RecordBatcher::write(Instant now) {
   struct Batch {
     std::vector<reconcile::AttemptRecord> records;
     std::vector<reconcile::TenantEvent> events;
+    std::vector<reconcile::DriftCheckRecord> drift_checks;
   };
   auto batch = std::make_shared<Batch>();
   if (records_.size() <= kMaxWrite) {
@@ -88,9 +94,16 @@ void RecordBatcher::write(Instant now) {
     first_record_at_ = now;
   }
   batch->events.swap(events_);
+  batch->drift_checks.swap(drift_checks_);
+  if (records_.empty()) first_record_at_.reset();
   write_out_ = true;
   db_.call_then(
-      io_, lifetime_, [batch](Store& store) { store.record(batch->records, batch->events); },
+      io_, lifetime_,
+      [batch](Store& store) {
+        store.record(batch->records, batch->events);
+        // Repeating both after a failure of the second is safe: record() is fenced and idempotent.
+        store.record_drift_checks(batch->drift_checks);
+      },
       [this, batch](const Result<Done, DatabaseError>& written) {
         write_out_ = false;
         if (written) {
@@ -104,6 +117,8 @@ void RecordBatcher::write(Instant now) {
           index_pending();
           events_.insert(events_.begin(), std::make_move_iterator(batch->events.begin()),
                          std::make_move_iterator(batch->events.end()));
+          drift_checks_.insert(drift_checks_.begin(), std::make_move_iterator(batch->drift_checks.begin()),
+                               std::make_move_iterator(batch->drift_checks.end()));
           first_record_at_ = clock_.now();
           retry_at_ = clock_.now() + kRetry;
         }

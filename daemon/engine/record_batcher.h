@@ -33,6 +33,9 @@ class RecordBatcher {
   // would write its state row twice in one statement: what is pending is written first.
   void add(reconcile::AttemptRecord record);
   void add_event(reconcile::TenantEvent event);
+  // What a drift check found (engine/live_reader.h): written with the next batch, right after its
+  // attempt records, by the same database call.
+  void add_drift_check(reconcile::DriftCheckRecord record);
 
   // Writes a batch when it is full or old enough, or whatever is pending when `force`
   // (shutdown), unless a write is out or the last one failed less than a retry interval ago.
@@ -42,7 +45,7 @@ class RecordBatcher {
   // or nothing is pending).
   std::optional<reconcile::Instant> wake_at() const;
   // Nothing pending, nothing being written.
-  bool idle() const { return !write_out_ && records_.empty() && events_.empty(); }
+  bool idle() const { return !write_out_ && records_.empty() && events_.empty() && drift_checks_.empty(); }
   // Too much unwritten (the database is down or slow): sending stops until it is written.
   bool backlogged() const;
   // The last write failed and its retry is pending.
@@ -62,6 +65,7 @@ class RecordBatcher {
   std::vector<reconcile::AttemptRecord> records_;
   std::set<std::string> sub_mchids_;  // of records_
   std::vector<reconcile::TenantEvent> events_;
+  std::vector<reconcile::DriftCheckRecord> drift_checks_;
   std::optional<reconcile::Instant> first_record_at_;
   bool write_out_ = false;
   std::optional<reconcile::Instant> retry_at_;

@@ -71,6 +71,15 @@ class Store {
   virtual void record(const std::vector<reconcile::AttemptRecord>& records,
                       const std::vector<reconcile::TenantEvent>& events) = 0;
 
+  // Drift checks (migrations/0011): up to each request's limit of its tenant's in-sync rows whose
+  // next check is due and that have no queued change, each stamped with a fresh read token and
+  // its next check moved to now + lease (a lapsed check falls due again by itself).
+  virtual std::vector<reconcile::DriftCheck> claim_drift_checks(const std::vector<reconcile::ClaimRequest>& requests,
+                                                                std::chrono::milliseconds lease) = 0;
+  // What drift checks found, together (one statement: states, audit rows, repairs); fenced by
+  // each check's read token (reconcile::DriftCheckRecord). Safe to repeat.
+  virtual void record_drift_checks(const std::vector<reconcile::DriftCheckRecord>& records) = 0;
+
   // Queues every desired row of sending tenants for a full resync; returns how many.
   virtual std::size_t queue_resync() = 0;
 

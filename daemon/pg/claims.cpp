@@ -99,6 +99,7 @@ std::vector<ClaimResult> ReconcileStore::claim_due(const std::vector<reconcile::
         seen[ord] = true;
         result.allowed_hosts = allowed_hosts_from(r["allowed_notify_hosts"]);
         budgets[ord] = optional_field<int>(r["max_changes_per_hour"]);
+        result.adopt_existing = r["adopt_existing"].as<bool>();
       }
       if (!r["next_due_in_ms"].is_null() && !result.next_due_in)
         result.next_due_in = std::chrono::milliseconds{r["next_due_in_ms"].as<long long>()};

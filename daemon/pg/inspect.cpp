@@ -40,7 +40,7 @@ Inspector::Inspector(const DatabaseConfig& db) : impl_(std::make_unique<Impl>())
     // Its own statements (sql/inspect_*.sql) and two of the store's: the same pauses and queue
     // ages the daemon reads.
     for (const char* name : {"inspect_queued_entries", "inspect_state_counts", "inspect_error_counts",
-                             "inspect_held_changes", "tenant_pauses", "queue_ages"})
+                             "inspect_held_changes", "inspect_applied_rows", "tenant_pauses", "queue_ages"})
       impl_->conn->prepare(name, statement_text(name));
     impl_->tx = std::make_unique<Snapshot>(*impl_->conn);
   } catch (const pqxx::failure& e) {
@@ -85,6 +85,15 @@ void Inspector::for_each_queued(const std::string& tenant_id, const std::functio
       if (r["held"].as<bool>()) e.held_reason = r["held_reason"].as<std::string>("");
       visit(e);
     }
+  });
+}
+
+std::vector<Inspector::AppliedRow> Inspector::applied_rows(const std::optional<std::string>& tenant_id) {
+  return impl_->run("reading callbackd.sub_merchant_state", [&](pqxx::transaction_base& tx) {
+    std::vector<AppliedRow> out;
+    for (const auto& r : tx.exec_prepared("inspect_applied_rows", tenant_id))
+      out.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<std::string>()});
+    return out;
   });
 }
 

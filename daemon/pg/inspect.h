@@ -70,6 +70,14 @@ class Inspector {
   void for_each_queued(const std::string& tenant_id, const std::function<void(const QueuedEntry&)>& visit);
   // Per-tenant counts from callbackd.sync_status, every tenant (also those without rows).
   std::vector<TenantStatus> status();
+  // `plan --refresh`: the desired rows with an applied value, of `tenant_id` (nullopt: all), by
+  // tenant and mchid (sql/inspect_applied_rows.sql).
+  struct AppliedRow {
+    std::string tenant_id;
+    std::string sub_mchid;
+    std::string applied_notify_url;
+  };
+  std::vector<AppliedRow> applied_rows(const std::optional<std::string>& tenant_id);
 
  private:
   struct Impl;

@@ -24,11 +24,12 @@ namespace callbackd::pg {
 using reconcile::WorkItem;
 
 inline reconcile::RowState parse_row_state(const std::string& state) {
-  // sub_merchant_state.state's CHECK constraint admits exactly these four.
+  // sub_merchant_state.state's CHECK constraint admits exactly these five.
   if (state == "in_sync") return reconcile::RowState::in_sync;
   if (state == "retrying") return reconcile::RowState::retrying;
   if (state == "failed") return reconcile::RowState::failed;
   if (state == "invalid") return reconcile::RowState::invalid;
+  if (state == "drifted") return reconcile::RowState::drifted;
   return reconcile::RowState::pending;
 }
 

@@ -75,6 +75,10 @@ class ReconcileStore final : public engine::Store {
               const std::vector<reconcile::TenantEvent>& events) override;
   void record(const std::vector<reconcile::AttemptRecord>& records) { record(records, {}); }
 
+  std::vector<reconcile::DriftCheck> claim_drift_checks(const std::vector<reconcile::ClaimRequest>& requests,
+                                                        std::chrono::milliseconds lease) override;
+  void record_drift_checks(const std::vector<reconcile::DriftCheckRecord>& records) override;
+
   std::size_t queue_resync() override;
 
   // --- Several instances: tenant leases (migrations/0003_tenant_leases.sql) ---------------

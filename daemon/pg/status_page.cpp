@@ -146,6 +146,8 @@ std::optional<status::SubMerchantRow> read_sub_merchant(Snapshot& tx, const std:
   s.next_attempt_at = text_or_null(r["next_attempt_at"]);
   s.tenant_paused_reason = text_or_null(r["tenant_paused_reason"]);
   s.queued = r["queued"].as<bool>();
+  s.live_notify_url = text_or_null(r["live_notify_url"]);
+  s.live_read_at = text_or_null(r["live_read_at"]);
   return s;
 }
 

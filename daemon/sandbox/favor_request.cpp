@@ -72,4 +72,43 @@ Result<std::string, ParamError> parse_favor_query(std::string_view query) {
   return ParamError{"mchid: 商户号必填"};
 }
 
+namespace {
+
+Result<FavorSetRequest, ParamError> out_of_band_setting(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object()) return ParamError{where + "a JSON object {\"mchid\", \"notify_url\"} is expected"};
+  const auto mchid = j.find("mchid");
+  const auto url = j.find("notify_url");
+  if (mchid == j.end() || !mchid->is_string() || mchid->get<std::string>().empty())
+    return ParamError{where + "mchid: a non-empty string is required"};
+  if (url == j.end() || !url->is_string())
+    return ParamError{where + "notify_url: a string is required (\"\" removes the setting)"};
+  FavorSetRequest set;
+  set.sub_mchid = mchid->get<std::string>();
+  set.notify_url = url->get<std::string>();
+  if (const auto sw = j.find("switch"); sw != j.end()) {
+    if (!sw->is_boolean()) return ParamError{where + "switch: true or false"};
+    set.push_switch = sw->get<bool>();
+  }
+  return set;
+}
+
+}  // namespace
+
+Result<std::vector<FavorSetRequest>, ParamError> parse_out_of_band_set(std::string_view body) {
+  const auto j = nlohmann::json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  std::vector<FavorSetRequest> sets;
+  if (!j.is_array()) {
+    auto one = out_of_band_setting(j, "POST /sandbox/set: ");
+    if (!one) return one.error();
+    sets.push_back(std::move(one).value());
+    return sets;
+  }
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    auto one = out_of_band_setting(j[i], "POST /sandbox/set: [" + std::to_string(i) + "] ");
+    if (!one) return one.error();
+    sets.push_back(std::move(one).value());
+  }
+  return sets;
+}
+
 }  // namespace callbackd::sandbox

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.h"
 
@@ -28,6 +29,12 @@ Result<FavorSetRequest, ParamError> parse_favor_set_request(std::string_view bod
 // The mchid of `GET /v3/marketing/favor/callbacks?mchid=...` (request target after the path);
 // a ParamError when absent, empty or longer than 20 characters.
 Result<std::string, ParamError> parse_favor_query(std::string_view query);
+
+// The body of POST /sandbox/set (docs/sandbox.md): {"mchid": "…", "notify_url": "…"[, "switch":
+// bool]}, or a JSON array of them: changes made out of band (in the merchant platform, by another
+// tool). An empty notify_url removes the setting (a read then answers 404 RESOURCE_NOT_EXISTS).
+// All or nothing: one bad element refuses the body, naming its index.
+Result<std::vector<FavorSetRequest>, ParamError> parse_out_of_band_set(std::string_view body);
 
 // Counts the characters of valid UTF-8; nullopt for invalid UTF-8.
 std::optional<std::size_t> utf8_length(std::string_view s);

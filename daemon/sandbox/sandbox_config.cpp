@@ -88,8 +88,8 @@ Limits parse_limits(Reader& r, const YAML::Node& node, const std::string& path) 
   Limits l;
   std::optional<std::size_t> w1, w60;
   r.map(node, path,
-        {"set_per_minute", "window_1s", "window_60s", "per_source_address_per_minute", "max_body_bytes",
-         "idle_timeout_ms", "timeout_hold_ms"},
+        {"set_per_minute", "window_1s", "window_60s", "per_source_address_per_minute", "get_per_second",
+         "max_body_bytes", "idle_timeout_ms", "timeout_hold_ms"},
         [&](const std::string& key, const YAML::Node& v, const std::string& p) {
           if (key == "set_per_minute")
             set(l.set_per_minute, r.integer<std::uint32_t>(v, p, 1, 10'000'000));
@@ -99,6 +99,8 @@ Limits parse_limits(Reader& r, const YAML::Node& node, const std::string& path) 
             w60 = r.integer<std::size_t>(v, p, 1, 100'000'000);
           else if (key == "per_source_address_per_minute")
             set(l.per_source_address_per_minute, r.integer<std::uint32_t>(v, p, 1, 10'000'000));
+          else if (key == "get_per_second")
+            set(l.get_per_second, r.integer<std::size_t>(v, p, 1, 10'000'000));
           else if (key == "max_body_bytes")
             set(l.max_body_bytes, r.integer<std::size_t>(v, p, 64, 16 * 1024 * 1024));
           else if (key == "idle_timeout_ms") {

@@ -46,6 +46,9 @@ struct Limits {
   // "单ip 5/min": set calls per remote (source) address, whatever the caller, in windows of
   // 1 s (floor(rate / 60 * 1.5), at least 1) and 60 s (rate). nullopt: no such limit.
   std::optional<std::uint32_t> per_source_address_per_minute;
+  // GET /v3/marketing/favor/callbacks per caller in any sliding second (WeChat Pay documents
+  // 2000 QPS for it); a read over it is answered 429 FREQUENCY_LIMIT_EXCEED.
+  std::size_t get_per_second{2000};
   std::size_t max_body_bytes{64 * 1024};
   std::chrono::milliseconds idle_timeout{8'000};   // keep-alive connections closed when idle (WeChat Pay: ~8 s)
   std::chrono::milliseconds timeout_hold{60'000};  // how long a `timeout` fault holds the connection

@@ -59,6 +59,7 @@ namespace {
 
 constexpr std::string_view kStatsPath = "/sandbox/stats";
 constexpr std::string_view kConfigPath = "/sandbox/config";
+constexpr std::string_view kSetPath = "/sandbox/set";
 // The `unknown_serial` fault's Wechatpay-Serial: the public-key id format, a key nobody has.
 constexpr const char* kUnknownPlatformKeyId = "PUB_KEY_ID_0199999999999999999999999999";
 
@@ -115,6 +116,10 @@ struct CallerStats {
   std::uint64_t certificate_downloads{0};  // GET /v3/certificates answered 200
   std::map<std::string, std::uint64_t> outcomes;
   PeakTracker peaks;
+  // GET /v3/marketing/favor/callbacks, apart from the set calls above.
+  std::uint64_t reads{0};
+  std::map<std::string, std::uint64_t> read_outcomes;
+  PeakTracker read_peaks;
 };
 
 struct StoredSetting {
@@ -171,6 +176,8 @@ struct SandboxServer::Impl {
   Limits limits;
   FaultPlan faults;
   std::map<std::string, CallerRateLimiter, std::less<>> limiters;
+  std::map<std::string, CallerRateLimiter, std::less<>> read_limiters;  // GET favor callbacks
+  std::uint64_t out_of_band_sets{0};
   std::map<std::string, CallerStats, std::less<>> callers;
   // Per remote (source) address: set calls only (the limit "单ip" is the set call's).
   std::map<std::string, CallerRateLimiter, std::less<>> address_limiters;
@@ -376,8 +383,13 @@ struct SandboxServer::Impl {
   // One TLS connection: handshake, then requests until the client closes, the keep-alive
   // idle timeout fires (as WeChat Pay's does) or a fault ends it.
   awaitable<void> session(tcp::socket socket) {
-    error_code remote_ec;
-    const std::string remote = socket.remote_endpoint(remote_ec).address().to_string();
+    error_code peer_ec;
+    const auto peer = socket.remote_endpoint(peer_ec);
+    // The client's address, for the per-source-address limit and counts.
+    const std::string remote = peer_ec ? std::string() : peer.address().to_string();
+    // POST /sandbox/set changes what "WeChat Pay" holds behind the daemon's back: only from
+    // this machine, even when the sandbox listens beyond it (--allow-remote).
+    const bool from_loopback = !peer_ec && peer.address().is_loopback();
     beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), tls);
     auto& tcp_stream = beast::get_lowest_layer(stream);
     error_code ec;
@@ -406,7 +418,7 @@ struct SandboxServer::Impl {
       }
       if (ec) break;  // idle timeout, client closed, or garbage: close like a server would
       auto request = parser.release();
-      Decision d = decide(request, on_connection > 0, remote);
+      Decision d = decide(request, on_connection > 0, remote, from_loopback);
       if (d.delay.count() > 0) {
         asio::steady_timer timer(io, d.delay);
         co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
@@ -503,7 +515,8 @@ struct SandboxServer::Impl {
   // Everything WeChat Pay would decide about one request, in its order: authentication,
   // rate limit, body validation, then the (possibly faulty) answer. Runs under `mu`.
   // `remote`: the client's address, for the per-source-address limit and counts.
-  Decision decide(const bhttp::request<bhttp::string_body>& req, bool reused_connection, const std::string& remote) {
+  Decision decide(const bhttp::request<bhttp::string_body>& req, bool reused_connection, const std::string& remote,
+                  bool from_loopback) {
     const std::string target(req.target());
     const auto qpos = target.find('?');
     const std::string path = target.substr(0, qpos);
@@ -528,6 +541,36 @@ struct SandboxServer::Impl {
       return d;
     }
 
+    if (path == kSetPath && req.method() == bhttp::verb::post) {
+      Decision d;
+      d.sign = false;
+      if (!from_loopback) {
+        d.status = 403;
+        d.body = error_body("NO_AUTH", "POST /sandbox/set is accepted from loopback only");
+        return d;
+      }
+      auto changed = parse_out_of_band_set(req.body());
+      if (!changed) {
+        d.status = 400;
+        d.body = error_body("PARAM_ERROR", changed.error().message);
+        return d;
+      }
+      std::lock_guard lock(mu);
+      for (const auto& set : changed.value()) {
+        if (set.notify_url.empty()) {
+          settings.erase(set.sub_mchid);  // nothing set any more
+        } else {
+          auto& stored = settings[set.sub_mchid];
+          stored.notify_url = set.notify_url;
+          if (set.push_switch) stored.push_switch = *set.push_switch;
+          stored.update_time = beijing_update_time(SystemClock::now());
+        }
+        ++out_of_band_sets;
+      }
+      d.body = nlohmann::ordered_json{{"ok", true}, {"changed", changed.value().size()}}.dump();
+      return d;
+    }
+
     std::lock_guard lock(mu);
     const std::uint64_t seq = request_seq++;
     const auto now_sys = SystemClock::now();
@@ -539,6 +582,7 @@ struct SandboxServer::Impl {
     std::string fault_name;
     bool signature_verified = false;
     CallerStats* address_stats = nullptr;  // a set call: counted for its source address too
+    bool is_read = false;                  // GET /v3/marketing/favor/callbacks?mchid=
 
     auto answer_error = [&](int status, std::string_view code, std::string_view message) {
       d.status = status;
@@ -558,9 +602,11 @@ struct SandboxServer::Impl {
       auto fields = wp::parse_authorization(std::string_view(auth_it->value().data(), auth_it->value().size()));
       if (!fields) return answer_error(401, "SIGN_ERROR", "Http头Authorization值格式错误: " + fields.error().message);
       caller = short_id(fields.value().caller_mchid);
-      // Every request naming a caller counts for its pacing statistics, refused or not.
+      // Every request naming a caller counts for its pacing statistics, refused or not; reads of
+      // the favor callbacks setting in their own window (their own limit, get_per_second).
       auto& cs = callers[caller];
-      cs.peaks.record(now);
+      is_read = path == wp::kFavorCallbacksPath && req.method() == bhttp::verb::get;
+      (is_read ? cs.read_peaks : cs.peaks).record(now);
       const auto merchant = merchants.find(fields.value().caller_mchid);
       if (merchant == merchants.end()) return answer_error(401, "SIGN_ERROR", "商户号不存在或未开通API v3");
       if (merchant->second.serial_no != fields.value().serial_no)
@@ -605,9 +651,51 @@ struct SandboxServer::Impl {
       }
 
       if (!is_post) {
+        auto [read_limiter, read_inserted] =
+            read_limiters.try_emplace(caller, limits.get_per_second, limits.get_per_second * 60);
+        (void)read_inserted;
+        if (!read_limiter->second.try_admit(now)) return answer_error(429, "FREQUENCY_LIMIT_EXCEED", "接口限频");
         auto mchid = parse_favor_query(query);
         if (!mchid) return answer_error(400, "PARAM_ERROR", mchid.error().message);
         sub_merchant = mchid.value();
+        // Faults apply to reads as to sets (the same plan, the same choice per sub-merchant).
+        const FaultAction fault = choose_fault(faults, sub_merchant, seq);
+        if (fault.kind != FaultKind::none) fault_name = std::string(to_string(fault.kind));
+        switch (fault.kind) {
+          case FaultKind::error:
+            return answer_error(fault.status, fault.code, fault.message);
+          case FaultKind::timeout:
+            d.action = Decision::Action::timeout;
+            return;
+          case FaultKind::reset:
+            d.action = Decision::Action::reset;
+            return;
+          case FaultKind::malformed_http:
+            d.action = Decision::Action::garbage;
+            return;
+          case FaultKind::proxy_answer:
+            d.status = fault.status;
+            d.body = proxy_page(fault.status, fault.empty_body);
+            d.content_type = "text/html";
+            d.sign = false;
+            d.request_id.clear();
+            return;
+          case FaultKind::delay:
+            d.delay = fault.delay;
+            break;
+          case FaultKind::clock_skew:
+            d.skew = fault.skew;
+            break;
+          case FaultKind::bad_signature:
+            d.corrupt_signature = true;
+            break;
+          case FaultKind::unknown_serial:
+            d.unknown_serial = true;
+            break;
+          default:  // the body faults concern a set's answer; a read is answered as usual
+            fault_name.clear();
+            break;
+        }
         const auto it = settings.find(sub_merchant);
         if (it == settings.end()) return answer_error(404, "RESOURCE_NOT_EXISTS", "未设置通知地址");
         d.body = nlohmann::ordered_json{{"mchid", sub_merchant}, {"notify_url", it->second.notify_url}}.dump();
@@ -725,8 +813,9 @@ struct SandboxServer::Impl {
     }
     if (d.action == Decision::Action::respond && !fault_name.empty() && d.status < 400) outcome += " " + fault_name;
     auto& cs = callers[caller];
-    ++cs.requests;
-    ++cs.outcomes[outcome];
+    // Reads are counted apart, so that a set call's figures mean what they meant before reads.
+    ++(is_read ? cs.reads : cs.requests);
+    ++(is_read ? cs.read_outcomes : cs.outcomes)[outcome];
     if (address_stats) {
       ++address_stats->requests;
       ++address_stats->outcomes[outcome];
@@ -736,6 +825,7 @@ struct SandboxServer::Impl {
                                   {"seq", seq},
                                   {"request_id", d.request_id},
                                   {"method", std::string(req.method_string())},
+                                  {"read", is_read},
                                   {"caller", caller},
                                   {"sub_merchant", sub_merchant},
                                   {"status", d.action == Decision::Action::respond ? d.status : 0},
@@ -756,11 +846,13 @@ struct SandboxServer::Impl {
     j["requests_total"] = request_seq;
     j["connections_accepted"] = connections;
     j["concurrent_same_sub_merchant"] = overlapping;
-    j["limits"] = {{"window_1s", limits.window_1s}, {"window_60s", limits.window_60s}};
+    j["limits"] = {
+        {"window_1s", limits.window_1s}, {"window_60s", limits.window_60s}, {"get_per_second", limits.get_per_second}};
     if (limits.per_source_address_per_minute) {
       const auto w = limits_from_rate(*limits.per_source_address_per_minute);
       j["limits"]["per_source_address"] = {{"window_1s", w.per_1s}, {"window_60s", w.per_60s}};
     }
+    j["out_of_band_sets"] = out_of_band_sets;
     nlohmann::ordered_json by_caller = nlohmann::ordered_json::object();
     for (const auto& [caller, cs] : callers) {
       nlohmann::ordered_json c;
@@ -769,6 +861,9 @@ struct SandboxServer::Impl {
       c["max_in_1s"] = cs.peaks.max_1s();
       c["max_in_60s"] = cs.peaks.max_60s();
       c["outcomes"] = cs.outcomes;
+      c["reads"] = cs.reads;
+      c["reads_max_in_1s"] = cs.read_peaks.max_1s();
+      c["read_outcomes"] = cs.read_outcomes;
       by_caller[caller] = c;
     }
     j["callers"] = by_caller;
@@ -799,6 +894,8 @@ struct SandboxServer::Impl {
       if (!limits.per_source_address_per_minute) address_limiters.clear();
       const auto w = limits_from_rate(limits.per_source_address_per_minute.value_or(1));
       for (auto& [address, limiter] : address_limiters) limiter.set_limits(w.per_1s, w.per_60s);
+      for (auto& [caller, limiter] : read_limiters)
+        limiter.set_limits(limits.get_per_second, limits.get_per_second * 60);
     }
     if (u.faults) faults = *u.faults;
   }

@@ -166,10 +166,11 @@ void Environment::add_tenant(const TenantSpec& t) {
   pqxx::work tx(c);
   tx.exec_params0(
       "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
-      "wechatpay_key_path, rate_per_minute, mode, max_in_flight) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+      "wechatpay_key_path, rate_per_minute, mode, max_in_flight, adopt_existing, drift_policy) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
       t.tenant_id, t.caller_mchid, serial, t.private_key_path.value_or("merchant_" + t.caller_mchid + ".key"),
       t.wechatpay_key_id.value_or(key_id), t.wechatpay_key_path.value_or("platform_public.pem"), t.rate_per_minute,
-      t.mode, t.max_in_flight);
+      t.mode, t.max_in_flight, t.adopt_existing, t.drift_policy);
   tx.commit();
 }
 
@@ -292,13 +293,33 @@ void Environment::configure_sandbox(const std::string& yaml) {
   REQUIRE(r.status == 200);
 }
 
-std::vector<nlohmann::json> Environment::sandbox_requests() {
+void Environment::set_live_values(const std::map<std::string, std::string>& values) {
+  nlohmann::json body = nlohmann::json::array();
+  for (const auto& [mchid, url] : values) body.push_back({{"mchid", mchid}, {"notify_url", url}});
+  const auto r = sandbox_call(keys_, sandbox_port_, "POST", "/sandbox/set", body.dump());
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+}
+
+namespace {
+
+std::vector<nlohmann::json> recorded_requests(const std::string& file, bool reads) {
   std::vector<nlohmann::json> out;
-  std::istringstream in(read_file(work_ + "/requests.jsonl"));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  std::istringstream in(read_file(file));
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    auto r = nlohmann::json::parse(line);
+    if (r.value("read", false) == reads) out.push_back(std::move(r));
+  }
   return out;
 }
+
+}  // namespace
+
+std::vector<nlohmann::json> Environment::sandbox_requests() {
+  return recorded_requests(work_ + "/requests.jsonl", false);
+}
+std::vector<nlohmann::json> Environment::sandbox_reads() { return recorded_requests(work_ + "/requests.jsonl", true); }
 
 std::string Environment::write_daemon_config(const std::string& extra_yaml, const DaemonConfigOptions& options) {
   std::ostringstream y;
@@ -308,6 +329,7 @@ std::string Environment::write_daemon_config(const std::string& extra_yaml, cons
     << (options.backup_url ? "  backup_url: \"" + *options.backup_url + "\"\n" : "")
     << "  ca_file: " << (options.ca_file.empty() ? keys_ + "/ca.pem" : options.ca_file)
     << "\n  request_timeout: " << options.request_timeout.count() << "ms\n"
+    << "  read_rate_per_second: " << options.read_rate_per_second << "\n"
     << options.wechatpay_extra
     << (options.credentials_dir
             ? "credentials_dir: " + (options.credentials_dir_path.empty() ? keys_ : options.credentials_dir_path) + "\n"
@@ -343,7 +365,7 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds lim
 void check_audit_matches_state_and_sandbox(Environment& env) {
   CHECK(env.count(
             "SELECT count(*) FROM callbackd.sub_merchant_state s WHERE s.state = 'in_sync' AND NOT EXISTS ("
-            "SELECT 1 FROM callbackd.audit_log a WHERE a.mchid = s.mchid AND a.outcome = 'applied' "
+            "SELECT 1 FROM callbackd.audit_log a WHERE a.mchid = s.mchid AND a.outcome IN ('applied', 'adopted') "
             "AND a.desired_revision = s.applied_revision AND a.update_time IS NOT DISTINCT FROM s.update_time)") == 0);
 
   struct Answer {
@@ -351,14 +373,21 @@ void check_audit_matches_state_and_sandbox(Environment& env) {
     int status;
   };
   std::map<std::string, Answer> answers;  // by request_id
-  for (const auto& r : env.sandbox_requests())
-    if (r.contains("request_id") && r["request_id"].is_string() && !r["request_id"].get<std::string>().empty())
-      answers[r["request_id"].get<std::string>()] = {r.value("sub_merchant", ""), r.value("status", 0)};
+  auto index = [&](const std::vector<nlohmann::json>& recorded) {
+    for (const auto& r : recorded)
+      if (r.contains("request_id") && r["request_id"].is_string() && !r["request_id"].get<std::string>().empty())
+        answers[r["request_id"].get<std::string>()] = {r.value("sub_merchant", ""), r.value("status", 0)};
+  };
+  // `applied` rows carry a POST's Request-ID, `adopted` ones a read's (a row whose POST was
+  // applied but not recorded before a crash is adopted after the restart: its read finds it set).
+  index(env.sandbox_requests());
+  index(env.sandbox_reads());
   pqxx::connection c(env.db().conninfo());
   pqxx::read_transaction tx(c);
   std::size_t applied = 0;
   std::vector<std::string> unverified;
-  for (const auto& row : tx.exec("SELECT id, mchid, request_id FROM callbackd.audit_log WHERE outcome = 'applied'")) {
+  for (const auto& row :
+       tx.exec("SELECT id, mchid, request_id FROM callbackd.audit_log WHERE outcome IN ('applied', 'adopted')")) {
     ++applied;
     const std::string mchid = row[1].as<std::string>();
     const std::string request_id = row[2].is_null() ? "" : row[2].as<std::string>();

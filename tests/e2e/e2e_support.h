@@ -32,6 +32,8 @@ struct TenantSpec {
   std::optional<std::string> private_key_path;    // default: the fixture's key of `caller_mchid`
   std::optional<std::string> wechatpay_key_id;    // default: the sandbox's platform public key id
   std::optional<std::string> wechatpay_key_path;  // default: platform_public.pem
+  bool adopt_existing = true;                     // tenants.adopt_existing (migrations/0011; the column's default)
+  std::string drift_policy = "repair";            // tenants.drift_policy
 };
 
 // How write_daemon_config writes the parts tests vary.
@@ -52,6 +54,10 @@ struct DaemonConfigOptions {
   std::optional<std::string> backup_url{""};
   // More lines of the wechatpay section ("  egress_rate_per_minute: 60\n"), may be empty.
   std::string wechatpay_extra{};
+  // wechatpay.read_rate_per_second. Higher than the product's default (50) so that the adoption
+  // reads before every first POST do not slow the tests that are about other things; the tests
+  // of reads set their own.
+  double read_rate_per_second = 1000;
 };
 
 // A PostgreSQL cluster of the test's own (tests/pg/pg-harness start into a temp STATE_DIR),
@@ -152,8 +158,13 @@ class Environment {
   void configure_sandbox(const std::string& yaml);
   std::uint16_t sandbox_port() const { return sandbox_port_; }
   nlohmann::json sandbox_stats();
-  // The sandbox's request record: one JSON object per API request.
+  // The sandbox's request record: one JSON object per API request, reads of the live value
+  // (GET /v3/marketing/favor/callbacks) left out: the set calls and certificate downloads.
   std::vector<nlohmann::json> sandbox_requests();
+  // The reads of the live value alone, from the same record.
+  std::vector<nlohmann::json> sandbox_reads();
+  // POST /sandbox/set: WeChat Pay's settings changed out of band, sub_mchid -> notify_url ("" removes it).
+  void set_live_values(const std::map<std::string, std::string>& values);
 
   // The callbackd config for this environment (database, sandbox, credentials).
   std::string write_daemon_config(const std::string& extra_yaml = "", const DaemonConfigOptions& options = {});
@@ -182,11 +193,12 @@ class Environment {
 
 // The audit invariants every run must keep, however it was interrupted (kill -9, database
 // outage), checked on the data afterwards:
-//  - every in_sync row has an `applied` audit row for exactly the revision and update_time it
-//    is in sync at (no state change without its audit row; a NULL update_time too: a verified
-//    answer whose body was not JSON);
-//  - every `applied` audit row carries the Request-ID of a request the sandbox answered 200
-//    for that same sub-merchant (nothing recorded applied without a verified response).
+//  - every in_sync row has an `applied` (or `adopted`) audit row for exactly the revision and
+//    update_time it is in sync at (no state change without its audit row; a NULL update_time
+//    too: a verified answer whose body was not JSON, or an adoption);
+//  - every `applied` or `adopted` audit row carries the Request-ID of a request (a POST, or a
+//    read) the sandbox answered 200 for that same sub-merchant (nothing recorded applied without
+//    a verified response).
 void check_audit_matches_state_and_sandbox(Environment& env);
 
 // Polls `done` every 50 ms until it holds or `limit` passes; whether it held.

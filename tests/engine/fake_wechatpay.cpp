@@ -96,6 +96,11 @@ boost::asio::awaitable<Result<http::HttpResponse, http::TransportError>> FakeWec
   got.sub_mchid = field(request.body, "\"mchid\":\"");
   got.notify_url = field(request.body, "\"notify_url\":\"");
   got.certificates = request.target == wechatpay::kCertificatesPath;
+  const std::string read_prefix = std::string(wechatpay::kFavorCallbacksPath) + "?mchid=";
+  if (request.method == "GET" && request.target.rfind(read_prefix, 0) == 0) {
+    got.read = true;
+    got.sub_mchid = request.target.substr(read_prefix.size());
+  }
   got.answer = script(got);
   received_.push_back(got);
   ++in_flight_;
@@ -107,6 +112,14 @@ boost::asio::awaitable<Result<http::HttpResponse, http::TransportError>> FakeWec
   http::HttpResponse r;
   switch (got.answer) {
     case Answer::applied:
+      if (got.read) {
+        const auto held = live.find(got.sub_mchid);
+        r = held == live.end()
+                ? error_answer(404, "RESOURCE_NOT_EXISTS", "nothing set")
+                : signed_answer(R"({"mchid":")" + got.sub_mchid + R"(","notify_url":")" + held->second + R"("})");
+        break;
+      }
+      if (!got.certificates) live[got.sub_mchid] = got.notify_url;
       r = got.certificates ? (certificate_mode ? certificates_answer()
                                                : error_answer(404, "RESOURCE_NOT_EXISTS", "no platform certificate"))
                            : signed_applied(got.notify_url);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/wechatpay/favor_callbacks.h"
 #include "core/wechatpay/keys.h"
 #include "core/wechatpay/platform_certificates.h"
 #include "sim_clock.h"
@@ -41,6 +42,7 @@ struct ReceivedRequest {
   std::string sub_mchid;      // from the body
   std::string notify_url;     // from the body
   bool certificates = false;  // GET /v3/certificates
+  bool read = false;          // GET /v3/marketing/favor/callbacks?mchid= (sub_mchid from the query)
   Answer answer = Answer::applied;
 };
 
@@ -58,6 +60,10 @@ class FakeWechatpay final : public http::Sender {
 
   boost::asio::awaitable<Result<http::HttpResponse, http::TransportError>> send(http::HttpRequest request) override;
   std::vector<std::string> reconfigure(const WechatpayConfig&) override { return {}; }
+
+  // What WeChat Pay holds per sub-merchant: set by every applied POST, answered by reads (absent:
+  // 404 RESOURCE_NOT_EXISTS). Tests seed it, or change it out of band (drift).
+  std::map<std::string, std::string> live;
 
   const std::vector<ReceivedRequest>& received() const { return received_; }
   std::size_t count(Answer answer) const;

@@ -137,6 +137,8 @@ reconcile::ClaimResult MemoryStore::claim_one(const std::string& tenant_id, int 
 
   reconcile::ClaimResult result;
   result.tenant_id = tenant_id;
+  if (const auto policy = live_policy_.find(tenant_id); policy != live_policy_.end())
+    result.adopt_existing = policy->second.first;
   for (const auto& [due_at, mchid] : due) {
     QueueEntry& w = queue_.at(mchid);
     const Desired& d = desired_.at(mchid);
@@ -219,11 +221,15 @@ void MemoryStore::record(const std::vector<reconcile::AttemptRecord>& records,
         st.tenant_id = rec->tenant_id;
         st.recorded.state = decision.state;
         st.recorded.revision = rec->revision;
+        st.read_token = 0;
+        st.next_read_at.reset();
+        if (rec->live_notify_url) st.live_notify_url = rec->live_notify_url;
         if (decision.state == reconcile::RowState::in_sync) {
           st.recorded.applied_notify_url = rec->notify_url;
           st.recorded.applied_switch = rec->push_switch;
           st.recorded.applied_revision = rec->revision;
           st.last_error_code.reset();
+          st.next_read_at = t + std::chrono::ceil<milliseconds>(rec->next_read_in.value_or(Duration::zero()));
         } else {
           st.last_error_code = rec->error_code.empty() ? std::nullopt : std::optional<std::string>(rec->error_code);
         }
@@ -238,6 +244,62 @@ void MemoryStore::record(const std::vector<reconcile::AttemptRecord>& records,
       w->second.claim_token = 0;
       w->second.lease_until = {};
     }
+  }
+}
+
+void MemoryStore::set_live_policy(const std::string& tenant_id, bool adopt_existing, std::string drift_policy) {
+  live_policy_[tenant_id] = {adopt_existing, std::move(drift_policy)};
+}
+
+std::vector<reconcile::DriftCheck> MemoryStore::claim_drift_checks(const std::vector<reconcile::ClaimRequest>& requests,
+                                                                   milliseconds lease) {
+  count_call(__func__);
+  ++statements_;  // pg/sql/claim_drift_checks.sql
+  const Instant t = now();
+  std::vector<reconcile::DriftCheck> checks;
+  for (const auto& r : requests) {
+    // In next_read_at order, as the index serves them.
+    std::vector<std::pair<Instant, std::string>> due;
+    for (const auto& [mchid, st] : states_)
+      if (st.tenant_id == r.tenant_id && st.recorded.state == reconcile::RowState::in_sync && st.next_read_at &&
+          *st.next_read_at <= t && !queue_.count(mchid))
+        due.emplace_back(*st.next_read_at, mchid);
+    std::sort(due.begin(), due.end());
+    if (due.size() > static_cast<std::size_t>(r.limit)) due.resize(static_cast<std::size_t>(r.limit));
+    for (const auto& [at, mchid] : due) {
+      State& st = states_[mchid];
+      st.read_token = ++claim_token_seq_;
+      st.next_read_at = t + lease;
+      checks.push_back({mchid, st.tenant_id, st.read_token, st.recorded.applied_notify_url, st.recorded.revision});
+    }
+  }
+  return checks;
+}
+
+void MemoryStore::record_drift_checks(const std::vector<reconcile::DriftCheckRecord>& records) {
+  count_call(__func__);
+  if (records.empty()) return;
+  ++statements_;  // pg/sql/record_drift_checks.sql
+  const Instant t = now();
+  for (const auto& rec : records) {
+    auto s = states_.find(rec.check.sub_mchid);
+    // Fencing: the check's read token, still in sync at the compared value, no queued change.
+    if (s == states_.end() || s->second.read_token != rec.check.read_token ||
+        s->second.recorded.state != reconcile::RowState::in_sync ||
+        s->second.recorded.applied_notify_url != rec.check.applied_notify_url || queue_.count(rec.check.sub_mchid))
+      continue;
+    State& st = s->second;
+    st.read_token = 0;
+    st.next_read_at = t + std::chrono::ceil<milliseconds>(rec.next_read_in);
+    if (rec.live_notify_url) st.live_notify_url = rec.live_notify_url;
+    if (!rec.drifted) continue;
+    st.recorded.state = reconcile::RowState::drifted;
+    st.last_error_code = "DRIFT_DETECTED";
+    audit_.push_back({t, st.tenant_id, rec.check.sub_mchid, "drift_detected", "", 0, rec.live_notify_url});
+    const auto policy = live_policy_.find(st.tenant_id);
+    const auto d = desired_.find(rec.check.sub_mchid);
+    if ((policy == live_policy_.end() || policy->second.second == "repair") && d != desired_.end())
+      queue_[rec.check.sub_mchid] = QueueEntry{d->second.tenant_id, d->second.revision, t, true, std::nullopt, 0, {}};
   }
 }
 

@@ -52,6 +52,10 @@ class MemoryStore final : public engine::Store {
     reconcile::RecordedState recorded;
     int attempts = 0;
     std::optional<std::string> last_error_code;
+    // migrations/0011: the drift check's schedule and claim, and the last live value read.
+    std::optional<Instant> next_read_at;
+    std::int64_t read_token = 0;
+    std::optional<std::string> live_notify_url;
   };
   struct Audit {  // callbackd.audit_log
     Instant at{};
@@ -60,6 +64,7 @@ class MemoryStore final : public engine::Store {
     std::string outcome;
     std::string error_code;
     std::int64_t claim_token = 0;
+    std::optional<std::string> notify_url{};  // drift_detected: the live value
   };
   struct Pause {  // callbackd.tenant_state with a paused_reason
     std::string error_code;
@@ -83,6 +88,9 @@ class MemoryStore final : public engine::Store {
   // (the enqueue trigger of 0002). The NOTIFY is the test's to deliver.
   void set_desired(const std::string& sub_mchid, const std::string& tenant_id, std::optional<std::string> notify_url,
                    std::optional<bool> push_switch = std::nullopt);
+  // tenants.adopt_existing / drift_policy (migrations/0011); unset: adopt_existing false (the
+  // engine tests that predate adoption send every row), drift_policy "repair".
+  void set_live_policy(const std::string& tenant_id, bool adopt_existing, std::string drift_policy = "repair");
   // From `at` on, heartbeat() fails as a statement that cannot complete (lock timeout).
   void fail_heartbeats_from(Instant at) { heartbeats_fail_from_ = at; }
   // The first heartbeat at or after `at` returns a new epoch, as after another instance fenced
@@ -107,6 +115,9 @@ class MemoryStore final : public engine::Store {
   void drop(const std::vector<reconcile::WorkItem>& items) override;
   void record(const std::vector<reconcile::AttemptRecord>& records,
               const std::vector<reconcile::TenantEvent>& events) override;
+  std::vector<reconcile::DriftCheck> claim_drift_checks(const std::vector<reconcile::ClaimRequest>& requests,
+                                                        std::chrono::milliseconds lease) override;
+  void record_drift_checks(const std::vector<reconcile::DriftCheckRecord>& records) override;
   std::size_t queue_resync() override;
   reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release,
                                  std::optional<std::chrono::milliseconds> dead_owner_margin) override;
@@ -150,6 +161,7 @@ class MemoryStore final : public engine::Store {
   std::string instance_;
   std::vector<TenantRow> tenants_;  // by insertion; ORDER BY tenant_id where SQL orders
   std::map<std::string, Desired> desired_;
+  std::map<std::string, std::pair<bool, std::string>> live_policy_;  // tenant -> (adopt_existing, drift_policy)
   std::map<std::string, QueueEntry> queue_;
   std::map<std::string, State> states_;
   std::vector<Audit> audit_;

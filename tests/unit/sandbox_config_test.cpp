@@ -79,7 +79,7 @@ TEST_CASE("sandbox config: a typo'd key and a word for a number are worded as in
     REQUIRE(e.problems().size() == 1);
     CHECK(e.problems()[0].fix ==
           "the keys accepted in 'limits' are: set_per_minute, window_1s, window_60s, per_source_address_per_minute, "
-          "max_body_bytes, idle_timeout_ms, timeout_hold_ms (see docs/sandbox.md, Configuration)");
+          "get_per_second, max_body_bytes, idle_timeout_ms, timeout_hold_ms (see docs/sandbox.md, Configuration)");
   }
   // The daemon's words for the same two mistakes (tests/data/config/invalid/).
   try {

@@ -18,6 +18,8 @@ std::string_view row_state_name(RowState state) {
       return "failed";
     case RowState::invalid:
       return "invalid";
+    case RowState::drifted:
+      return "drifted";
   }
   CALLBACKD_ASSERT(!"unknown RowState");
   return {};

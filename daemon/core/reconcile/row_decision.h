@@ -33,7 +33,9 @@ namespace callbackd::reconcile {
 // The row states of callbackd.sync_status. `pending` here means "not settled": the store
 // leaves sub_merchant_state.state as it was (absent, or `retrying` from an earlier attempt)
 // and sync_status keeps showing what it showed.
-enum class RowState { in_sync, pending, retrying, failed, invalid };
+// `drifted` (migrations/0011) is never decided after an attempt: a drift check finds it (the
+// live value differs from the applied one), and the row's next apply ends it.
+enum class RowState { in_sync, pending, retrying, failed, invalid, drifted };
 std::string_view row_state_name(RowState state);  // "in_sync", "pending", ...
 
 struct RowPolicy {

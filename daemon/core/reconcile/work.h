@@ -63,6 +63,9 @@ struct ClaimResult {
   long long held = 0;
   std::vector<HeldMove> held_moves;
   bool started_holding = false;
+  // tenants.adopt_existing as of the claim (migrations/0011): rows never applied are read back
+  // before their first POST (live_state.h). false when the store does not say (the memory store).
+  bool adopt_existing = false;
 };
 
 // One attempt (or a validation verdict) and the row's new state, as decided by
@@ -87,11 +90,40 @@ struct AttemptRecord {
   // revision, or none, reads as pending): with decision.state, the move the progress table
   // counts (core/progress/row_tally.h).
   RowState state_before = RowState::pending;
+  // A read of the live value made for this record (adoption): stored as the row's last live
+  // value (sub_merchant_state.live_notify_url, live_read_at). nullopt: no read.
+  std::optional<std::string> live_notify_url;
+  // decision.state in_sync: when the row's first drift check is due (next_read_at = now() +
+  // this; live_state.h). nullopt: due at once (a check runs when drift checks are on).
+  std::optional<Duration> next_read_in;
 };
 
 // The part of an attempt's record that follows from the claimed item: which row, which
 // revision and values, under which claim, the attempt number, and the outcome's name.
 AttemptRecord attempt_record_for(const WorkItem& item, std::string_view outcome);
+
+// A row in sync claimed for a drift check (migrations/0011: sub_merchant_state.read_token,
+// next_read_at moved to the end of the claim's lease).
+struct DriftCheck {
+  std::string sub_mchid;
+  std::string tenant_id;
+  std::int64_t read_token = 0;                    // fencing: the record applies only under it
+  std::optional<std::string> applied_notify_url;  // what the live value is compared with
+  std::int64_t revision = 0;                      // sub_merchant_state.revision (the audit row's)
+};
+
+// What a drift check found. Written only while the row still carries the check's read token,
+// is in sync with the same applied notify_url and has no queued change (a change in flight is
+// not drift). drifted: state `drifted`, an audit row `drift_detected` with the live value, and
+// under the tenant's drift_policy `repair` a queue entry that sends the desired value again.
+struct DriftCheckRecord {
+  DriftCheck check;
+  std::optional<std::string> live_notify_url;  // nullopt: the read failed (the row stays in sync)
+  bool drifted = false;
+  std::optional<int> http_status;
+  std::optional<std::string> request_id;
+  Duration next_read_in{};  // the next check: next_read_at = now() + this
+};
 
 // A tenant-wide event for the audit log (mchid NULL), e.g. a tenant paused for bad keys.
 struct TenantEvent {

@@ -26,7 +26,8 @@ constexpr std::string_view kStyle =
     "form{margin:.8em 0}input[type=text]{width:16em}nav a{margin-right:1em}";
 
 // Columns of the per-tenant counts, in the order of a row's life (docs/sql.md, sync_status).
-constexpr std::array<std::string_view, 6> kStates{"in_sync", "pending", "retrying", "failed", "invalid", "paused"};
+constexpr std::array<std::string_view, 7> kStates{"in_sync", "pending", "retrying", "failed",
+                                                  "invalid", "drifted", "paused"};
 
 std::string sha256_base64(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -248,8 +249,16 @@ std::string sub_merchant_page(const Route& route, const DatabaseView& db, const 
          (s.last_http_status ? " · last HTTP status " + std::to_string(*s.last_http_status) : "") +
          (s.last_error_code ? " · last error " + code(*s.last_error_code) + " " + e_opt(s.last_error_message) : "") +
          (s.next_attempt_at ? " · next attempt " + e(*s.next_attempt_at) : "") + "</p>";
-    h += "<p class=meta>Live value: WeChat Pay offers no query for a sub-merchant's notify URL, so the applied "
-         "value is the one its last verified answer confirmed.</p>";
+    // The live value: what GET /v3/marketing/favor/callbacks last answered (adoption, drift
+    // checks). It carries no switch: a switch cannot be read back.
+    if (s.live_read_at)
+      h += "<p id=live>Live value (read back from WeChat Pay at <span data-live-read-at>" + e(*s.live_read_at) +
+           "</span>): notify_url <span data-live>" +
+           (s.live_notify_url && !s.live_notify_url->empty() ? code(*s.live_notify_url) : std::string("none set")) +
+           "</span> <span class=meta>(the switch cannot be read back)</span></p>";
+    else
+      h += "<p id=live class=meta>Live value: not read back yet (drift checks, reconciler.drift_check_interval, read "
+           "every row in sync once per interval; the switch cannot be read back).</p>";
   }
   h += "<h2>Audit history (newest " + std::to_string(kSubMerchantAuditRows) + ")</h2>" + audit_table(db.audit);
   return h + std::string(kFoot);

@@ -120,6 +120,10 @@ struct SubMerchantRow {
   std::optional<std::string> next_attempt_at;
   std::optional<std::string> tenant_paused_reason;
   bool queued = false;
+  // The last value read back from WeChat Pay ("" when nothing was set) and when (UTC text);
+  // nullopt: never read.
+  std::optional<std::string> live_notify_url;
+  std::optional<std::string> live_read_at;
 };
 struct DatabaseView {
   std::vector<TenantRows> tenants;  // overview: all; tenant page: the one (empty: unknown tenant)

@@ -14,7 +14,8 @@
 -- this claim, so this claim's own entries are not counted.
 -- Every request yields at least one row (its `later` row), ordered by request then due_at:
 -- the caller groups rows back by `ord`. Every row also carries its tenant's allowed hosts and
--- change budget (0008), which the caller judges the claimed rows with.
+-- change budget (0008), which the caller judges the claimed rows with, and whether it adopts
+-- live values (0011: rows never applied are read back before their first POST).
 WITH req AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(ord integer, tenant_id text, claim_limit integer)
 ), due AS (
@@ -41,7 +42,7 @@ WITH req AS (
   RETURNING w.mchid, w.tenant_id, w.claim_token, w.resync, w.due_at, d.notify_url, d.switch,
             d.revision AS desired_revision
 ), later AS (
-  SELECT req.ord, req.tenant_id, t.allowed_notify_hosts, t.max_changes_per_hour, LEAST(
+  SELECT req.ord, req.tenant_id, t.allowed_notify_hosts, t.max_changes_per_hour, t.adopt_existing, LEAST(
     -- Held entries (0008) wait at infinity for an approval, not for a time.
     (SELECT min(due_at) FROM callbackd.pending_work
       WHERE tenant_id = req.tenant_id AND due_at > now() AND due_at < 'infinity'),
@@ -57,6 +58,7 @@ SELECT later.ord, c.mchid, c.tenant_id, c.claim_token, c.resync, c.notify_url, c
        s.state, s.revision AS state_revision, s.applied_notify_url, s.applied_switch,
        s.applied_revision, s.attempts, s.last_error_message,
        to_jsonb(later.allowed_notify_hosts)::text AS allowed_notify_hosts, later.max_changes_per_hour,
+       coalesce(later.adopt_existing, false) AS adopt_existing,
        CASE WHEN later.at IS NULL THEN NULL
             ELSE GREATEST(0, ceil(extract(epoch FROM later.at - now()) * 1000))::bigint END AS next_due_in_ms
 FROM later

@@ -10,6 +10,9 @@
 --    fenced out) or waits until this commits (and then re-queues the new revision).
 --  - state: `pending` decisions (rate_limited, tenant_error) leave sub_merchant_state alone;
 --    never written over a state about a newer revision.
+--  - in_sync rows get their first drift check (next_read_at, migrations/0011) and any drift
+--    check in flight is fenced out (read_token cleared); a record with a read (adoption) keeps
+--    the live value it read and when.
 --  - settled / kept: the entry is deleted only when the decision says so AND it still holds the
 --    claimed revision; otherwise it is due again after the decision's delay, claim cleared.
 WITH batch AS (
@@ -17,7 +20,8 @@ WITH batch AS (
     seq integer, tenant_id text, mchid text, revision bigint, claim_token bigint, notify_url text,
     switch boolean, outcome text, http_status integer, error_code text, error_message text,
     request_id text, latency_ms integer, attempt integer, update_time text, update_time_ms bigint,
-    state text, remove boolean, delay_ms bigint, attempts integer)
+    state text, remove boolean, delay_ms bigint, attempts integer, live_notify_url text,
+    next_read_ms bigint)
 ), audit AS (
   INSERT INTO callbackd.audit_log (tenant_id, mchid, notify_url, switch, http_status, error_code,
     error_message, request_id, outcome, latency_ms, attempt, instance, desired_revision,
@@ -44,7 +48,8 @@ WITH batch AS (
 ), state AS (
   INSERT INTO callbackd.sub_merchant_state AS s (mchid, tenant_id, revision, state,
     applied_notify_url, applied_switch, applied_revision, update_time, update_time_parsed,
-    attempts, last_http_status, last_error_code, last_error_message, next_attempt_at, changed_at)
+    attempts, last_http_status, last_error_code, last_error_message, next_attempt_at, changed_at,
+    live_notify_url, live_read_at, next_read_at, read_token)
   SELECT mchid, tenant_id, revision, state,
          CASE WHEN state = 'in_sync' THEN notify_url END,
          CASE WHEN state = 'in_sync' THEN switch END,
@@ -55,7 +60,11 @@ WITH batch AS (
          CASE WHEN state <> 'in_sync' THEN NULLIF(error_code, '') END,
          CASE WHEN state <> 'in_sync' THEN NULLIF(error_message, '') END,
          CASE WHEN state = 'retrying' THEN now() + delay_ms * interval '1 millisecond' END,
-         now()
+         now(),
+         live_notify_url,
+         CASE WHEN live_notify_url IS NOT NULL THEN now() END,
+         CASE WHEN state = 'in_sync' THEN now() + coalesce(next_read_ms, 0) * interval '1 millisecond' END,
+         NULL
   FROM fenced WHERE state <> 'pending'
   ON CONFLICT (mchid) DO UPDATE SET
     tenant_id = EXCLUDED.tenant_id,
@@ -71,7 +80,11 @@ WITH batch AS (
     last_error_code = EXCLUDED.last_error_code,
     last_error_message = EXCLUDED.last_error_message,
     next_attempt_at = EXCLUDED.next_attempt_at,
-    changed_at = now()
+    changed_at = now(),
+    live_notify_url = coalesce(EXCLUDED.live_notify_url, s.live_notify_url),
+    live_read_at = coalesce(EXCLUDED.live_read_at, s.live_read_at),
+    next_read_at = EXCLUDED.next_read_at,
+    read_token = NULL
   WHERE s.revision <= EXCLUDED.revision
   RETURNING 1
 ), settled AS (
