@@ -147,6 +147,58 @@ struct Decision {
   std::string request_id;
 };
 
+// The faults a read and a set are answered alike by: an error status, a broken transport, a
+// proxy's page, a stale connection closed, a delay, a skewed clock, a bad signature or serial.
+// True when the fault answers the request (or drops it); false when it goes on to be answered,
+// perhaps changed. `fault_name` is cleared when the fault does not apply here (a stale close on
+// a fresh connection is served normally).
+bool answered_by_fault(const FaultAction& fault, bool reused_connection, Decision& d, std::string& fault_name) {
+  switch (fault.kind) {
+    case FaultKind::error:
+      d.status = fault.status;
+      d.body = error_body(fault.code, fault.message);
+      return true;
+    case FaultKind::timeout:
+      d.action = Decision::Action::timeout;
+      return true;
+    case FaultKind::reset:
+      d.action = Decision::Action::reset;
+      return true;
+    case FaultKind::malformed_http:
+      d.action = Decision::Action::garbage;
+      return true;
+    case FaultKind::proxy_answer:
+      // Answered in front of WeChat Pay: nothing stored, nothing of WeChat Pay's in it.
+      d.status = fault.status;
+      d.body = proxy_page(fault.status, fault.empty_body);
+      d.content_type = "text/html";
+      d.sign = false;
+      d.request_id.clear();
+      return true;
+    case FaultKind::stale_close:
+      if (reused_connection) {
+        d.action = Decision::Action::close;
+        return true;
+      }
+      fault_name.clear();
+      return false;
+    case FaultKind::delay:
+      d.delay = fault.delay;
+      return false;
+    case FaultKind::clock_skew:
+      d.skew = fault.skew;
+      return false;
+    case FaultKind::bad_signature:
+      d.corrupt_signature = true;
+      return false;
+    case FaultKind::unknown_serial:
+      d.unknown_serial = true;
+      return false;
+    default:  // faults of a set's answer body (set_favor_callback's own)
+      return false;
+  }
+}
+
 }  // namespace
 
 struct SandboxServer::Impl {
@@ -661,41 +713,11 @@ struct SandboxServer::Impl {
         // Faults apply to reads as to sets (the same plan, the same choice per sub-merchant).
         const FaultAction fault = choose_fault(faults, sub_merchant, seq);
         if (fault.kind != FaultKind::none) fault_name = std::string(to_string(fault.kind));
-        switch (fault.kind) {
-          case FaultKind::error:
-            return answer_error(fault.status, fault.code, fault.message);
-          case FaultKind::timeout:
-            d.action = Decision::Action::timeout;
-            return;
-          case FaultKind::reset:
-            d.action = Decision::Action::reset;
-            return;
-          case FaultKind::malformed_http:
-            d.action = Decision::Action::garbage;
-            return;
-          case FaultKind::proxy_answer:
-            d.status = fault.status;
-            d.body = proxy_page(fault.status, fault.empty_body);
-            d.content_type = "text/html";
-            d.sign = false;
-            d.request_id.clear();
-            return;
-          case FaultKind::delay:
-            d.delay = fault.delay;
-            break;
-          case FaultKind::clock_skew:
-            d.skew = fault.skew;
-            break;
-          case FaultKind::bad_signature:
-            d.corrupt_signature = true;
-            break;
-          case FaultKind::unknown_serial:
-            d.unknown_serial = true;
-            break;
-          default:  // the body faults concern a set's answer; a read is answered as usual
-            fault_name.clear();
-            break;
-        }
+        if (answered_by_fault(fault, reused_connection, d, fault_name)) return;
+        // The body faults concern a set's answer; a read is answered as usual.
+        if (fault.kind == FaultKind::update_time_skew || fault.kind == FaultKind::odd_update_time ||
+            fault.kind == FaultKind::malformed_body || fault.kind == FaultKind::oversized_body)
+          fault_name.clear();
         const auto it = settings.find(sub_merchant);
         if (it == settings.end()) return answer_error(404, "RESOURCE_NOT_EXISTS", "未设置通知地址");
         d.body = nlohmann::ordered_json{{"mchid", sub_merchant}, {"notify_url", it->second.notify_url}}.dump();
@@ -726,51 +748,8 @@ struct SandboxServer::Impl {
 
       const FaultAction fault = choose_fault(faults, sub_merchant, seq);
       if (fault.kind != FaultKind::none) fault_name = std::string(to_string(fault.kind));
-      switch (fault.kind) {
-        case FaultKind::error:
-          return answer_error(fault.status, fault.code, fault.message);
-        case FaultKind::timeout:
-          d.action = Decision::Action::timeout;
-          return;
-        case FaultKind::reset:
-          d.action = Decision::Action::reset;
-          return;
-        case FaultKind::malformed_http:
-          d.action = Decision::Action::garbage;
-          return;
-        case FaultKind::proxy_answer:
-          // Answered in front of WeChat Pay: nothing stored, nothing of WeChat Pay's in it.
-          d.status = fault.status;
-          d.body = proxy_page(fault.status, fault.empty_body);
-          d.content_type = "text/html";
-          d.sign = false;
-          d.request_id.clear();
-          return;
-        case FaultKind::stale_close:
-          if (reused_connection) {
-            d.action = Decision::Action::close;
-            return;
-          }
-          fault_name.clear();  // a fresh connection is served normally
-          break;
-        case FaultKind::delay:
-          d.delay = fault.delay;
-          break;
-        case FaultKind::clock_skew:
-          d.skew = fault.skew;
-          break;
-        case FaultKind::update_time_skew:
-          d.update_time_skew = fault.skew;
-          break;
-        case FaultKind::bad_signature:
-          d.corrupt_signature = true;
-          break;
-        case FaultKind::unknown_serial:
-          d.unknown_serial = true;
-          break;
-        default:
-          break;
-      }
+      if (answered_by_fault(fault, reused_connection, d, fault_name)) return;
+      if (fault.kind == FaultKind::update_time_skew) d.update_time_skew = fault.skew;
 
       auto& stored = settings[sub_merchant];
       stored.notify_url = body.value().notify_url;

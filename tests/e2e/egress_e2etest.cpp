@@ -32,29 +32,45 @@ void check_all_applied_without_429(Environment& env, int rows, const nlohmann::j
   check_audit_matches_state_and_sandbox(env);
 }
 
-}  // namespace
-
-TEST_CASE("egress_rate_per_minute at the sandbox's per-address limit: 3 tenants share it without a 429",
-          "[e2e][egress]") {
-  Environment env;
+// Three tenants t0..t2 (callers 1900000001..3), 40 rows each, sending at 1000/min.
+void three_tenants_of_40_rows(Environment& env) {
   for (int i = 0; i < 3; ++i) {
     TenantSpec t("t" + std::to_string(i), "190000000" + std::to_string(i + 1));
     t.rate_per_minute = 1000;
     env.add_tenant(t);
     env.add_rows(t.tenant_id, i + 1, 40);
   }
+}
+
+// One `run --exit-when-idle` that must exit 0 within `limit`: how long it took, and the
+// sandbox's stats after it.
+struct TimedRun {
+  long long took_ms = 0;
+  nlohmann::json stats;
+};
+TimedRun run_to_idle(Environment& env, std::chrono::seconds limit, const DaemonConfigOptions& options = {}) {
+  const auto started = std::chrono::steady_clock::now();
+  auto run = env.run_until_idle(limit, "", options);
+  TimedRun r;
+  r.took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+  INFO(output_tail(run.output));
+  REQUIRE(run.exit_status == 0);
+  r.stats = env.sandbox_stats();
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("egress_rate_per_minute at the sandbox's per-address limit: 3 tenants share it without a 429",
+          "[e2e][egress]") {
+  Environment env;
+  three_tenants_of_40_rows(env);
   env.start_sandbox(kSandboxLimits);
   DaemonConfigOptions options;
   options.wechatpay_extra = "  egress_rate_per_minute: " + std::to_string(kPerAddress) + "\n";
-  const auto started = std::chrono::steady_clock::now();
-  auto run = env.run_until_idle(std::chrono::seconds{240}, "", options);
-  const auto took = std::chrono::steady_clock::now() - started;
-  INFO(output_tail(run.output));
-  REQUIRE(run.exit_status == 0);
-  const auto stats = env.sandbox_stats();
+  const auto [took_ms, stats] = run_to_idle(env, std::chrono::seconds{240}, options);
   INFO(stats.dump());
-  WARN("120 rows of 3 tenants at 60/min per address took "
-       << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  WARN("120 rows of 3 tenants at 60/min per address took " << took_ms << " ms");
   check_all_applied_without_429(env, 120, stats);
   // One address (the kernel's choice, loopback), shared: every tenant had its turn all along,
   // so each tenant's requests spread over the run rather than one tenant after the other.
@@ -68,23 +84,12 @@ TEST_CASE("egress_rate_per_minute at the sandbox's per-address limit: 3 tenants 
 
 TEST_CASE("without egress_rate_per_minute the per-address limit is learned with a handful of 429s", "[e2e][egress]") {
   Environment env;
-  for (int i = 0; i < 3; ++i) {
-    TenantSpec t("t" + std::to_string(i), "190000000" + std::to_string(i + 1));
-    t.rate_per_minute = 1000;
-    env.add_tenant(t);
-    env.add_rows(t.tenant_id, i + 1, 40);
-  }
+  three_tenants_of_40_rows(env);
   env.start_sandbox(kSandboxLimits);
-  const auto started = std::chrono::steady_clock::now();
-  auto run = env.run_until_idle(std::chrono::seconds{300});
-  const auto took = std::chrono::steady_clock::now() - started;
-  INFO(output_tail(run.output));
-  REQUIRE(run.exit_status == 0);
-  const auto stats = env.sandbox_stats();
+  const auto [took_ms, stats] = run_to_idle(env, std::chrono::seconds{300});
   INFO(stats.dump());
   const long long refused = env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'rate_limited'");
-  WARN("120 rows of 3 tenants, no egress cap, 60/min per address: "
-       << refused << " 429s, took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  WARN("120 rows of 3 tenants, no egress cap, 60/min per address: " << refused << " 429s, took " << took_ms << " ms");
   CHECK(env.states() == std::map<std::string, long long>{{"in_sync", 120}});
   CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") == 120);
   CHECK(env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome NOT IN ('applied', 'rate_limited')") == 0);
@@ -125,15 +130,9 @@ TEST_CASE("source_addresses [127.0.0.2, 127.0.0.3]: twice the per-address limit,
   DaemonConfigOptions options;
   options.wechatpay_extra =
       "  egress_rate_per_minute: " + std::to_string(kPerAddress) + "\n  source_addresses: [127.0.0.2, 127.0.0.3]\n";
-  const auto started = std::chrono::steady_clock::now();
-  auto run = env.run_until_idle(std::chrono::seconds{180}, "", options);
-  const auto took = std::chrono::steady_clock::now() - started;
-  INFO(output_tail(run.output));
-  REQUIRE(run.exit_status == 0);
-  const auto stats = env.sandbox_stats();
+  const auto [took_ms, stats] = run_to_idle(env, std::chrono::seconds{180}, options);
   INFO(stats.dump());
-  WARN("120 rows of one tenant through 2 addresses at 60/min each took "
-       << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  WARN("120 rows of one tenant through 2 addresses at 60/min each took " << took_ms << " ms");
   check_all_applied_without_429(env, 120, stats);
   REQUIRE(stats["source_addresses"].size() == 2);
   for (const char* address : {"127.0.0.2", "127.0.0.3"}) {
