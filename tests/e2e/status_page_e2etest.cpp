@@ -49,10 +49,11 @@ const std::string kQuoteMchid = "1' OR '1'='1";
 const std::string kQuoteUrl = "javascript:alert(3)//'\"<b>bold</b>";
 
 // GET `path` from 127.0.0.1:`port` (HTTP/1.0, the whole answer), or "" when nothing came back
-// within `limit`.
+// within `limit`. No Catch assertion in here: it also runs on a thread of its own (std::async),
+// and Catch's assertion handling is not thread-safe.
 std::string http_get(int port, const std::string& path, std::chrono::seconds limit) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
+  if (fd < 0) return "";
   timeval tv{static_cast<time_t>(limit.count()), 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   sockaddr_in addr{};
