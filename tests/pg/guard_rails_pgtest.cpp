@@ -16,18 +16,13 @@
 #include "pg/test_database.h"
 
 using namespace std::chrono_literals;
+using callbackd::test::database_config;
 using callbackd::test::LoginRole;
 using callbackd::test::TestDatabase;
 namespace pg = callbackd::pg;
 namespace reconcile = callbackd::reconcile;
 
 namespace {
-
-callbackd::DatabaseConfig config_for(const std::string& conninfo) {
-  callbackd::DatabaseConfig c;
-  c.url = conninfo;
-  return c;
-}
 
 void exec(const std::string& conninfo, const std::string& sql) {
   pqxx::connection c(conninfo);
@@ -80,7 +75,7 @@ TEST_CASE("the change budget admits its share of a mass change and holds the res
           "[pg][guard_rails]") {
   TestDatabase db;
   tenant_in_sync(db, 10, "max_changes_per_hour = 3");
-  pg::ReconcileStore store(config_for(db.conninfo()), "i1");
+  pg::ReconcileStore store(database_config(db.conninfo()), "i1");
   exec(db.conninfo(), "UPDATE callbackd.desired_callbacks SET notify_url = replace(notify_url, 'hooks.a', 'hooks.b')");
 
   auto first = store.claim_due("acme", 4, 60s);
@@ -120,7 +115,7 @@ TEST_CASE("the change budget admits its share of a mass change and holds the res
 
   // Approval releases all seven; they are claimed as admitted, not held again.
   LoginRole alice(db, "alice", "callbackd_operator");
-  CHECK(pg::approve_changes(config_for(alice.conninfo()), "acme") == 7);
+  CHECK(pg::approve_changes(database_config(alice.conninfo()), "acme") == 7);
   auto approved = store.claim_due("acme", 10, 60s);
   CHECK(approved.items.size() == 7);
   CHECK(approved.held == 0);
@@ -149,7 +144,7 @@ TEST_CASE("two instances claiming one tenant at once admit exactly its budget be
   std::vector<std::thread> instances;
   for (int i = 0; i < 2; ++i)
     instances.emplace_back([&, i] {
-      pg::ReconcileStore store(config_for(db.conninfo()), "i" + std::to_string(i));
+      pg::ReconcileStore store(database_config(db.conninfo()), "i" + std::to_string(i));
       // Small claims, so that the two interleave many times; until neither finds anything.
       for (int round = 0; round < 200; ++round) {
         const auto r = store.claim_due("acme", 7, 60s);
@@ -168,7 +163,7 @@ TEST_CASE("two instances claiming one tenant at once admit exactly its budget be
 TEST_CASE("the change budget leaves first applies, touches and undos alone", "[pg][guard_rails]") {
   TestDatabase db;
   tenant_in_sync(db, 4, "max_changes_per_hour = 0");
-  pg::ReconcileStore store(config_for(db.conninfo()), "i1");
+  pg::ReconcileStore store(database_config(db.conninfo()), "i1");
   // 1900000100: a touch (same values); 1900000101: a change; 1900000200: a new sub-merchant.
   exec(db.conninfo(),
        "UPDATE callbackd.desired_callbacks SET notify_url = notify_url WHERE mchid = '1900000100';"
@@ -196,14 +191,14 @@ TEST_CASE("only callbackd_operator may approve held changes, the daemon role may
   LoginRole operator_(db, "operator", "callbackd_operator");
 
   // The daemon's role can run the budget (claim, admit, hold) ...
-  pg::ReconcileStore store(config_for(daemon.conninfo()), "i1");
+  pg::ReconcileStore store(database_config(daemon.conninfo()), "i1");
   exec(db.conninfo(), "UPDATE callbackd.desired_callbacks SET notify_url = notify_url || '?v=2'");
   CHECK(store.claim_due("acme", 10, 60s).held == 2);
 
   // ... but not approve it, neither through the function nor around it.
   for (const LoginRole* role : {&daemon, &retention}) {
     INFO(role->name());
-    CHECK_THROWS_WITH(pg::approve_changes(config_for(role->conninfo()), "acme"),
+    CHECK_THROWS_WITH(pg::approve_changes(database_config(role->conninfo()), "acme"),
                       Catch::Contains("permission denied for function approve_changes") &&
                           Catch::Contains("only members of callbackd_operator may approve"));
     CHECK_THROWS_WITH(exec(role->conninfo(),
@@ -214,9 +209,9 @@ TEST_CASE("only callbackd_operator may approve held changes, the daemon role may
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.sync_status WHERE state = 'held'") == 2);
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.change_approvals") == 0);
 
-  CHECK_THROWS_WITH(pg::approve_changes(config_for(operator_.conninfo()), "nobody"),
+  CHECK_THROWS_WITH(pg::approve_changes(database_config(operator_.conninfo()), "nobody"),
                     Catch::Contains("no tenant 'nobody'"));
-  CHECK(pg::approve_changes(config_for(operator_.conninfo()), "acme") == 2);
+  CHECK(pg::approve_changes(database_config(operator_.conninfo()), "acme") == 2);
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.sync_status WHERE state = 'held'") == 0);
   // Operators read the record; the daemon may read approvals too (status).
   CHECK_NOTHROW(exec(operator_.conninfo(), "SELECT * FROM callbackd.change_approvals, callbackd.change_admissions"));
@@ -226,7 +221,7 @@ TEST_CASE("changing allowed_notify_hosts queues the tenant's rows to be judged a
   TestDatabase db;
   tenant_in_sync(db, 3, "");
   LoginRole operator_(db, "operator", "callbackd_operator");
-  pg::ReconcileStore store(config_for(db.conninfo()), "i1");
+  pg::ReconcileStore store(database_config(db.conninfo()), "i1");
   CHECK(store.claim_due("acme", 10, 60s).items.empty());
 
   // An operator's UPDATE (no grant on pending_work) queues all three, each judged with the list.

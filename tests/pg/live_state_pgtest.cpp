@@ -11,17 +11,12 @@
 #include "pg/test_database.h"
 
 using namespace std::chrono_literals;
+using callbackd::test::database_config;
 using callbackd::test::TestDatabase;
 namespace pg = callbackd::pg;
 namespace reconcile = callbackd::reconcile;
 
 namespace {
-
-callbackd::DatabaseConfig config_for(const TestDatabase& db) {
-  callbackd::DatabaseConfig c;
-  c.url = db.conninfo();
-  return c;
-}
 
 void exec(const TestDatabase& db, const std::string& sql) {
   pqxx::connection c(db.conninfo());
@@ -85,7 +80,7 @@ reconcile::DriftCheckRecord drifted(const reconcile::DriftCheck& check, const st
 TEST_CASE("an adoption is recorded in sync with its audit row and the live value", "[pg][live]") {
   TestDatabase db;
   prepare(db, "repair");
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
   adopt_both(store);
   CHECK(text(db,
              "SELECT count(*) FROM callbackd.sync_status WHERE state = 'in_sync' AND live_read_at IS NOT NULL "
@@ -99,8 +94,8 @@ TEST_CASE("an adoption is recorded in sync with its audit row and the live value
 TEST_CASE("drift checks are claimed once, fenced by their read token, and repaired", "[pg][live]") {
   TestDatabase db;
   prepare(db, "repair");
-  pg::ReconcileStore a(config_for(db), "host-a:1");
-  pg::ReconcileStore b(config_for(db), "host-b:1");
+  pg::ReconcileStore a(database_config(db), "host-a:1");
+  pg::ReconcileStore b(database_config(db), "host-b:1");
   adopt_both(a);
   const auto first = a.claim_drift_checks({{"acme", 10}}, 60s);
   REQUIRE(first.size() == 2);
@@ -140,7 +135,7 @@ TEST_CASE("drift under drift_policy report queues nothing and a row with a queue
           "[pg][live]") {
   TestDatabase db;
   prepare(db, "report");
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
   adopt_both(store);
   // A change queued for 1900000101 (in flight, say): its drift check waits for it.
   exec(db, "UPDATE callbackd.desired_callbacks SET notify_url = 'https://example.com/new' WHERE mchid = '1900000101'");

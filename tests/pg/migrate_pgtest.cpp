@@ -17,16 +17,11 @@ using callbackd::DatabaseError;
 using callbackd::StartupError;
 using callbackd::pg::Migration;
 using callbackd::test::Child;
+using callbackd::test::database_config;
 using callbackd::test::TestDatabase;
 using callbackd::test::wait_exit_status;
 
 namespace {
-
-DatabaseConfig config_for(const TestDatabase& db) {
-  DatabaseConfig c;
-  c.url = db.conninfo();
-  return c;
-}
 
 long count(const TestDatabase& db, const std::string& sql) {
   pqxx::connection c(db.conninfo());
@@ -59,13 +54,13 @@ TEST_CASE("migrate applies every embedded migration once and a second run applie
   REQUIRE(!embedded.empty());
   CHECK(embedded.front().name == "0001_init.sql");
 
-  auto first = callbackd::pg::migrate(config_for(db), embedded);
+  auto first = callbackd::pg::migrate(database_config(db), embedded);
   CHECK(first.applied.size() == embedded.size());
   CHECK(first.already_applied == 0);
   CHECK(first.schema_version == embedded.back().version);
   CHECK(table_exists(db, "callbackd.desired_callbacks"));
 
-  auto second = callbackd::pg::migrate(config_for(db), embedded);
+  auto second = callbackd::pg::migrate(database_config(db), embedded);
   CHECK(second.applied.empty());
   CHECK(second.already_applied == embedded.size());
   CHECK(second.schema_version == embedded.back().version);
@@ -82,13 +77,13 @@ TEST_CASE("migrate applies every embedded migration once and a second run applie
 
 TEST_CASE("the template built by the real callbackd migrate is at the binary's version", "[pg][migrate]") {
   TestDatabase db;
-  auto status = callbackd::pg::schema_status(config_for(db), callbackd::pg::embedded_migrations());
+  auto status = callbackd::pg::schema_status(database_config(db), callbackd::pg::embedded_migrations());
   CHECK(status.up_to_date());
   CHECK(status.database_version == callbackd::pg::embedded_migrations().back().version);
   CHECK(status.binary_version == status.database_version);
 
   TestDatabase empty{TestDatabase::Schema::empty};
-  auto fresh = callbackd::pg::schema_status(config_for(empty), callbackd::pg::embedded_migrations());
+  auto fresh = callbackd::pg::schema_status(database_config(empty), callbackd::pg::embedded_migrations());
   CHECK_FALSE(fresh.up_to_date());
   CHECK(fresh.database_version == 0);
   CHECK(fresh.pending.size() == callbackd::pg::embedded_migrations().size());
@@ -123,12 +118,12 @@ TEST_CASE("callbackd migrate processes started at once all succeed and apply eac
 TEST_CASE("an edited migration is refused naming the file, before anything else is applied", "[pg][migrate]") {
   TestDatabase db{TestDatabase::Schema::empty};
   std::vector<Migration> original{{1, "0001_first.sql", "CREATE TABLE callbackd.first (x int);"}};
-  callbackd::pg::migrate(config_for(db), original);
+  callbackd::pg::migrate(database_config(db), original);
 
   std::vector<Migration> edited{{1, "0001_first.sql", "CREATE TABLE callbackd.first (x bigint);"},
                                 {2, "0002_second.sql", "CREATE TABLE callbackd.second (x int);"}};
   try {
-    callbackd::pg::migrate(config_for(db), edited);
+    callbackd::pg::migrate(database_config(db), edited);
     FAIL("an edited migration was accepted");
   } catch (const StartupError& e) {
     std::string msg = e.what();
@@ -137,7 +132,7 @@ TEST_CASE("an edited migration is refused naming the file, before anything else 
     CHECK_THAT(msg, Catch::Contains("forward-only"));
   }
   CHECK_FALSE(table_exists(db, "callbackd.second"));
-  auto status = callbackd::pg::schema_status(config_for(db), edited);
+  auto status = callbackd::pg::schema_status(database_config(db), edited);
   CHECK_FALSE(status.up_to_date());
   REQUIRE(status.problems.size() == 1);
   CHECK(status.problems[0].where == "migrations/0001_first.sql");
@@ -146,7 +141,8 @@ TEST_CASE("an edited migration is refused naming the file, before anything else 
     TestDatabase migrated;
     auto list = callbackd::pg::embedded_migrations();
     list.front().sql += "\n-- an innocent-looking edit\n";
-    CHECK_THROWS_WITH(callbackd::pg::migrate(config_for(migrated), list), Catch::Contains("migrations/0001_init.sql"));
+    CHECK_THROWS_WITH(callbackd::pg::migrate(database_config(migrated), list),
+                      Catch::Contains("migrations/0001_init.sql"));
   }
   SECTION("the binary exits with EX_CONFIG naming the file when its file differs from the applied one") {
     TestDatabase migrated;
@@ -171,28 +167,29 @@ TEST_CASE("an edited migration is refused naming the file, before anything else 
 TEST_CASE("the migrator refuses lists that would rewrite history", "[pg][migrate]") {
   TestDatabase db{TestDatabase::Schema::empty};
   std::vector<Migration> applied{{1, "0001_a.sql", "SELECT 1;"}, {3, "0003_c.sql", "SELECT 3;"}};
-  callbackd::pg::migrate(config_for(db), applied);
+  callbackd::pg::migrate(database_config(db), applied);
 
   SECTION("a new file numbered below an applied one") {
     auto list = applied;
     list.push_back({2, "0002_b.sql", "SELECT 2;"});
-    CHECK_THROWS_WITH(callbackd::pg::migrate(config_for(db), list),
+    CHECK_THROWS_WITH(callbackd::pg::migrate(database_config(db), list),
                       Catch::Contains("migrations/0002_b.sql") && Catch::Contains("below the applied version 3"));
   }
   SECTION("a database newer than the binary") {
     std::vector<Migration> older{applied[0]};
-    CHECK_THROWS_WITH(callbackd::pg::migrate(config_for(db), older),
+    CHECK_THROWS_WITH(callbackd::pg::migrate(database_config(db), older),
                       Catch::Contains("version 3 (0003_c.sql)") && Catch::Contains("newer than this binary"));
   }
   SECTION("a renamed file") {
     auto list = applied;
     list[1].name = "0003_renamed.sql";
-    CHECK_THROWS_WITH(callbackd::pg::migrate(config_for(db), list), Catch::Contains("migrations/0003_renamed.sql"));
+    CHECK_THROWS_WITH(callbackd::pg::migrate(database_config(db), list),
+                      Catch::Contains("migrations/0003_renamed.sql"));
   }
   SECTION("two files with one version") {
     auto list = applied;
     list.push_back({3, "0003_twin.sql", "SELECT 3;"});
-    CHECK_THROWS_AS(callbackd::pg::migrate(config_for(db), list), StartupError);
+    CHECK_THROWS_AS(callbackd::pg::migrate(database_config(db), list), StartupError);
   }
 }
 
@@ -201,7 +198,7 @@ TEST_CASE("a failing migration is rolled back together with its history row", "[
   std::vector<Migration> list{
       {1, "0001_ok.sql", "CREATE TABLE callbackd.ok (x int);"},
       {2, "0002_bad.sql", "CREATE TABLE callbackd.half (x int); SELECT no_such_column FROM callbackd.ok;"}};
-  CHECK_THROWS_WITH(callbackd::pg::migrate(config_for(db), list),
+  CHECK_THROWS_WITH(callbackd::pg::migrate(database_config(db), list),
                     Catch::Contains("migrations/0002_bad.sql") && Catch::Contains("rolled back"));
   CHECK(table_exists(db, "callbackd.ok"));
   CHECK_FALSE(table_exists(db, "callbackd.half"));
@@ -209,7 +206,7 @@ TEST_CASE("a failing migration is rolled back together with its history row", "[
 
   // Fixed in a new file, the next run goes on from where it stopped.
   list[1] = {2, "0002_bad.sql", "CREATE TABLE callbackd.half (x int);"};
-  auto result = callbackd::pg::migrate(config_for(db), list);
+  auto result = callbackd::pg::migrate(database_config(db), list);
   CHECK(result.applied.size() == 1);
   CHECK(table_exists(db, "callbackd.half"));
 }

@@ -18,18 +18,13 @@
 #include "pg/test_database.h"
 
 using namespace std::chrono_literals;
+using callbackd::test::database_config;
 using callbackd::test::TestDatabase;
 namespace pg = callbackd::pg;
 namespace reconcile = callbackd::reconcile;
 using callbackd::wechatpay::OutcomeKind;
 
 namespace {
-
-callbackd::DatabaseConfig config_for(const TestDatabase& db) {
-  callbackd::DatabaseConfig c;
-  c.url = db.conninfo();
-  return c;
-}
 
 void exec(const TestDatabase& db, const std::string& sql) {
   pqxx::connection c(db.conninfo());
@@ -125,7 +120,7 @@ TEST_CASE("two instances claiming one tenant at once never get the same sub-merc
   std::vector<std::string> claimed[2];
   std::atomic<int> ready{0};
   auto worker = [&](int n) {
-    pg::ReconcileStore store(config_for(db), "host-" + std::to_string(n) + ":1");
+    pg::ReconcileStore store(database_config(db), "host-" + std::to_string(n) + ":1");
     ready++;
     while (ready < 2) std::this_thread::yield();
     for (;;) {
@@ -166,7 +161,7 @@ TEST_CASE("one claim for several tenants honours each tenant's limit, lapsed lea
        "WHERE tenant_id = 'acme'");
   // gamma: 301 due later.
   exec(db, "UPDATE callbackd.pending_work SET due_at = now() + interval '30 seconds' WHERE mchid = '1900000301'");
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
 
   const auto before = store.statements_executed();
   auto r = store.claim_due({{"gamma", 10}, {"idle", 10}, {"acme", 2}, {"beta", 10}}, 60s);
@@ -228,7 +223,7 @@ TEST_CASE("two instances claiming many tenants at once never get the same sub-me
   int wrong_tenant[2] = {0, 0};
   std::atomic<int> ready{0};
   auto worker = [&](int n) {
-    pg::ReconcileStore store(config_for(db), "host-" + std::to_string(n) + ":1");
+    pg::ReconcileStore store(database_config(db), "host-" + std::to_string(n) + ":1");
     std::vector<callbackd::reconcile::ClaimRequest> requests;
     for (std::size_t t = 0; t < tenants.size(); ++t) requests.push_back({tenants[t], 3 + static_cast<int>(t)});
     ready++;
@@ -269,7 +264,7 @@ TEST_CASE("claim_due returns what sending needs and when the next entry becomes 
   add_rows(db, "other", 1, 900);
   exec(db, "UPDATE callbackd.desired_callbacks SET switch = NULL, notify_url = NULL WHERE mchid = '1900000102'");
   exec(db, "UPDATE callbackd.pending_work SET due_at = now() + interval '30 seconds' WHERE mchid = '1900000101'");
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
 
   auto r = store.claim_due("acme", 10, 60s);
   REQUIRE(r.items.size() == 2);  // 101 is due later; "other" is another tenant
@@ -307,8 +302,8 @@ TEST_CASE("a lapsed lease is re-claimable and the stale claimer's record is audi
   TestDatabase db;
   add_tenant(db, "acme");
   add_rows(db, "acme", 1);
-  pg::ReconcileStore a(config_for(db), "host-a:1");
-  pg::ReconcileStore b(config_for(db), "host-b:2");
+  pg::ReconcileStore a(database_config(db), "host-a:1");
+  pg::ReconcileStore b(database_config(db), "host-b:2");
 
   auto first = a.claim_due("acme", 10, 60s);
   REQUIRE(first.items.size() == 1);
@@ -337,7 +332,7 @@ TEST_CASE("a desired change while a row is in flight is not lost", "[pg][store]"
   TestDatabase db;
   add_tenant(db, "acme");
   add_rows(db, "acme", 1);
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
   auto claimed = store.claim_due("acme", 10, 60s);
   REQUIRE(claimed.items.size() == 1);
   const auto old_revision = claimed.items[0].desired.revision;
@@ -372,7 +367,7 @@ TEST_CASE("record() writes a mixed batch in one statement, each row in its state
   TestDatabase db;
   add_tenant(db, "acme");
   add_rows(db, "acme", 5);
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
   auto claimed = store.claim_due("acme", 10, 60s);
   REQUIRE(claimed.items.size() == 5);
 
@@ -451,7 +446,7 @@ TEST_CASE("record() is all or nothing: one bad record leaves no audit row and no
   add_rows(db, "acme", 3);
   // Stands in for anything that can fail inside the batch (a constraint, a full disk).
   exec(db, "ALTER TABLE callbackd.sub_merchant_state ADD CONSTRAINT test_refuse CHECK (mchid <> '1900000102')");
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
   auto claimed = store.claim_due("acme", 10, 60s);
   REQUIRE(claimed.items.size() == 3);
   std::vector<callbackd::reconcile::AttemptRecord> batch;
@@ -469,7 +464,7 @@ TEST_CASE("record() repeated after an unknown outcome writes nothing twice, and 
   TestDatabase db;
   add_tenant(db, "acme");
   add_rows(db, "acme", 2);
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
   auto claimed = store.claim_due("acme", 10, 60s);
   REQUIRE(claimed.items.size() == 2);
   auto odd = record_for(item_of(claimed.items, "1900000100"), OutcomeKind::applied);
@@ -503,7 +498,7 @@ TEST_CASE("tenant pauses are stored with a probe time and resumed", "[pg][store]
   add_rows(db, "acme", 2);
   add_rows(db, "beta", 3, 300);
   add_rows(db, "watch", 4, 400);
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
   CHECK(store.tenants().size() == 3);
   CHECK(store.tenants()[2].mode == callbackd::TenantMode::observe);
   CHECK(store.pending_for_sending_tenants() == 5);
@@ -537,7 +532,7 @@ TEST_CASE("queue_resync queues in-sync rows of sending tenants, marked resync, n
   add_tenant(db, "watch", "observe");
   add_rows(db, "acme", 3);
   add_rows(db, "watch", 1, 400);
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
   auto claimed = store.claim_due("acme", 10, 60s);
   REQUIRE(claimed.items.size() == 3);
   store.record({record_for(item_of(claimed.items, "1900000100"), OutcomeKind::applied),
@@ -578,7 +573,7 @@ TEST_CASE("queue_resync queues in-sync rows of sending tenants, marked resync, n
 TEST_CASE("the listener hears a desired change within its wait and reports a lost connection", "[pg][store]") {
   TestDatabase db;
   add_tenant(db, "acme");
-  pg::Listener listener(config_for(db));
+  pg::Listener listener(database_config(db));
   CHECK(listener.wait(50ms).empty());  // nothing yet: returns after the timeout
 
   std::thread writer([&] {
@@ -609,7 +604,7 @@ TEST_CASE("a store whose connection is lost says so and reconnects", "[pg][store
   TestDatabase db;
   add_tenant(db, "acme");
   add_rows(db, "acme", 1);
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
   CHECK(store.connected());
   exec(db,
        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'callbackd' "
@@ -625,7 +620,7 @@ TEST_CASE("a store whose connection is lost says so and reconnects", "[pg][store
 
 TEST_CASE("a store on a database without the schema fails at construction, naming the fix", "[pg][store]") {
   TestDatabase db(TestDatabase::Schema::empty);
-  CHECK_THROWS_WITH(pg::ReconcileStore(config_for(db), "host-a:1"),
+  CHECK_THROWS_WITH(pg::ReconcileStore(database_config(db), "host-a:1"),
                     Catch::Contains("cannot prepare statements") && Catch::Contains("callbackd migrate"));
 }
 
@@ -652,7 +647,7 @@ TEST_CASE("every statement of daemon/pg/sql prepares against the schema the migr
 TEST_CASE("learned rates are written, read back with their age, moved and forgotten", "[pg][store]") {
   using callbackd::reconcile::LearnedScope;
   TestDatabase db;
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
   CHECK(store.learned_rates().empty());
   store.save_learned_rates({{LearnedScope::tenant, "acme", 120.5, {}},
                             {LearnedScope::source_address, "", 60.0, {}},
@@ -690,7 +685,7 @@ TEST_CASE("an idle poll over 1,000 tenants is one statement", "[pg][store]") {
   add_rows(db, "t500", 1);  // one tenant has one entry due
   std::vector<callbackd::reconcile::ClaimRequest> requests;
   for (int t = 1; t <= 1000; ++t) requests.push_back({"t" + std::to_string(t), 10});
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
   const auto before = store.statements_executed();
   const auto results = store.claim_due(requests, 60s);
   CHECK(store.statements_executed() - before == 1);
@@ -713,7 +708,7 @@ TEST_CASE("due_tenants names the tenants a claim could take an entry of now, and
   add_rows(db, "lapsed", 1, 400);
   add_rows(db, "theirs", 1, 500);
   exec(db, "UPDATE callbackd.pending_work SET due_at = now() + interval '30 seconds' WHERE tenant_id = 'later'");
-  pg::ReconcileStore store(config_for(db), "host-a:1");
+  pg::ReconcileStore store(database_config(db), "host-a:1");
   // Our own live claim: nothing more to take there.
   REQUIRE(store.claim_due("mine", 10, 60s).items.size() == 1);
   exec(db,

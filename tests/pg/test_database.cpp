@@ -84,4 +84,10 @@ std::string write_config_for(const std::string& conninfo, const std::string& ext
   return path;
 }
 
+DatabaseConfig database_config(const std::string& conninfo) {
+  DatabaseConfig c;
+  c.url = conninfo;
+  return c;
+}
+
 }  // namespace callbackd::test

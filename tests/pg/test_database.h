@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "core/config.h"
+
 namespace callbackd::test {
 
 class TestDatabase {
@@ -47,6 +49,11 @@ class LoginRole {
   std::string name_;
   std::string conninfo_;
 };
+
+// The database section of a config connecting with `conninfo` (database.url), the rest its
+// defaults: what the store and the inspector are given.
+DatabaseConfig database_config(const std::string& conninfo);
+inline DatabaseConfig database_config(const TestDatabase& db) { return database_config(db.conninfo()); }
 
 // Writes a minimal YAML config pointing at `conninfo` into a temp file and returns its path.
 std::string write_config_for(const std::string& conninfo, const std::string& extra_yaml = "");
