@@ -94,6 +94,12 @@ asio::awaitable<void> Dispatcher::attempt(std::string tenant_id, reconcile::Work
       std::shared_ptr<const TenantCredentials> credentials = t->credentials;
       http::HttpRequest http_request = std::move(request).value();
       http_request.source = dispatch.source;  // the egress lane the scheduler gave this slot
+      // The pacers count the request from the instant it is written, not from its slot (the
+      // signing above, a pool wait or a handshake lie between); the scheduler outlives the
+      // request only while `alive` holds.
+      http_request.on_write = [this, alive, tenant_id, source = dispatch.source, sent_at] {
+        if (!alive.expired()) scheduler_.written(tenant_id, source, sent_at, clock_.now());
+      };
       auto response = co_await client_.send(std::move(http_request));
       if (alive.expired()) co_return;
       latency_ms = to_ms(clock_.now() - started);

@@ -352,12 +352,14 @@ struct HttpsClient::Impl {
   // Writes the request and reads the whole response on the leased connection.
   awaitable<Result<HttpResponse, ExchangeFailure>> exchange(HostPool& pool, Lease& lease,
                                                             const bhttp::request<bhttp::string_body>& req,
+                                                            const std::function<void()>& on_write,
                                                             Clock::time_point deadline) {
     Connection& c = lease.conn();
     auto& tcp_stream = beast::get_lowest_layer(c.stream);
     tcp_stream.expires_at(std::min(Clock::now() + config.request_timeout, deadline));
 
     error_code ec;
+    if (on_write) on_write();
     co_await bhttp::async_write(c.stream, req, asio::redirect_error(use_awaitable, ec));
     // Why retrying is safe in exactly these cases: on a REUSED connection, an EOF/reset while
     // writing, or before the first response byte, is what a server that closed the idle
@@ -449,14 +451,14 @@ struct HttpsClient::Impl {
         }
         co_return std::move(lease).error().error;
       }
-      auto result = co_await exchange(pool, lease.value(), req, deadline);
+      auto result = co_await exchange(pool, lease.value(), req, request.on_write, deadline);
       bool retried = false;
       if (!result && result.error().retry_on_fresh) {
         ++stats.stale_retries;
         lease.value().discard();
         auto fresh = co_await checkout(pool, deadline, true);
         if (!fresh) co_return std::move(fresh).error().error;
-        result = co_await exchange(pool, fresh.value(), req, deadline);
+        result = co_await exchange(pool, fresh.value(), req, request.on_write, deadline);
         retried = true;
       }
       if (!result) co_return std::move(result).error().error;

@@ -25,6 +25,7 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,11 @@ struct HttpRequest {
   std::optional<std::string> wechatpay_serial;  // key id we can verify; selects the signing key
   // Which of wechatpay.source_addresses to send from (its index; ignored without them).
   std::size_t source = 0;
+  // Called each time the request is about to be written to a connection (once, or again on
+  // the retry after a stale pooled connection), on the client's thread: the instant the
+  // request leaves, after any wait for the pool and any TLS handshake. The pacers count a
+  // request from then (reconcile::Pacer::written).
+  std::function<void()> on_write;
 };
 
 struct HttpResponse {

@@ -102,6 +102,9 @@ boost::asio::awaitable<Result<http::HttpResponse, http::TransportError>> FakeWec
     got.sub_mchid = request.target.substr(read_prefix.size());
   }
   got.answer = script(got);
+  // Written as it is received (the fake has no connection to open); a host that is down
+  // never gets it, as with the real client.
+  if (got.answer != Answer::host_down && request.on_write) request.on_write();
   received_.push_back(got);
   ++in_flight_;
   max_in_flight_ = std::max(max_in_flight_, in_flight_);

@@ -62,6 +62,11 @@ std::optional<std::size_t> EgressLanes::try_acquire(Instant now) {
   return std::nullopt;
 }
 
+void EgressLanes::written(std::size_t lane, Instant slot, Instant written_at) {
+  CALLBACKD_ASSERT(lane < lanes_.size());
+  if (lanes_[lane].cap) lanes_[lane].cap->written(slot, written_at);
+}
+
 bool EgressLanes::on_rate_limited(std::size_t lane_index, const std::string& tenant, Instant now, Instant sent_at,
                                   std::optional<Duration> retry_after) {
   if (lane_index >= lanes_.size()) return false;

@@ -51,6 +51,9 @@ class EgressLanes {
   // lane's index (the source address to bind); nullopt when none is free.
   std::optional<std::size_t> try_acquire(Instant now);
 
+  // The request given a slot of `lane` at `slot` was written at `written_at` (Pacer::written).
+  void written(std::size_t lane, Instant slot, Instant written_at);
+
   // A request of `tenant` through `lane`, sent at `sent_at`, answered 429 at `now`. Read as
   // the ADDRESS's limit when another tenant was refused through the same lane within the
   // last 60 s (one merchant's limit does not refuse another merchant), or when the lane has

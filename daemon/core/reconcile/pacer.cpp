@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
+#include <utility>
 
 #include "core/error.h"
 
@@ -92,6 +94,18 @@ bool Pacer::try_acquire(Instant now) {
   sent_.push_back(now);
   if (sent_.size() > static_cast<std::size_t>(rate_per_minute_)) sent_.pop_front();
   return true;
+}
+
+void Pacer::written(Instant slot, Instant written_at) {
+  if (written_at <= slot) return;
+  // From the back: the slot is almost always among the last few.
+  const auto found = std::find(sent_.rbegin(), sent_.rend(), slot);
+  if (found == sent_.rend()) return;
+  auto i = static_cast<std::size_t>(std::distance(sent_.begin(), found.base())) - 1;
+  sent_[i] = written_at;
+  // Keep the history sorted (the guards read it by rank): move it past the slots given after
+  // it but written before it.
+  for (; i + 1 < sent_.size() && sent_[i + 1] < sent_[i]; ++i) std::swap(sent_[i], sent_[i + 1]);
 }
 
 void Pacer::assume_sent(std::vector<Instant> sends) {

@@ -6,8 +6,12 @@
 // rate_per_minute, a strict server that counts requests in ANY sliding 1-second window and
 // ANY sliding 60-second window never sees more than
 //     one_second_limit(R) = max(1, floor(R / 60 * 1.5))   and   R
-// requests, PROVIDED each request reaches the server at most `arrival_jitter` after the slot
-// it was given (and not before it). The pacer guarantees this on the slots themselves: any
+// requests, PROVIDED each request reaches the server at most `arrival_jitter` after the
+// instant it counts from (and not before it): its slot, or, once the caller reports it with
+// written(), the instant it was written to its connection. The second is what the sender
+// should report: signing, a wait for a pooled connection and a TLS handshake (one round trip
+// or more to WeChat Pay, far more than 20 ms) then fall before that instant, and only the
+// network's own variation is left for the margin to cover. The pacer guarantees this on the slots themselves: any
 // R+1 consecutive slots span at least 60 s + arrival_jitter, and any one_second_limit+1
 // consecutive slots span at least 1 s + arrival_jitter. Delaying each request by a different
 // amount in [0, arrival_jitter) can then shrink a span by less than arrival_jitter, so no
@@ -75,6 +79,12 @@ class Pacer {
   // another instance), at the given instants (before now, any order): they count in the 1 s
   // and 60 s guards exactly like our own, so a handover cannot overfill a window.
   void assume_sent(std::vector<Instant> sends);
+
+  // The request given the slot `slot` (try_acquire's `now`) was written to its connection at
+  // `written_at`: the window guards count it from then (never earlier than its slot). A slot
+  // not found (older than the guards look, or the rate was lowered meanwhile) is ignored.
+  // Only the guards move; the smooth schedule stays as it was.
+  void written(Instant slot, Instant written_at);
 
   // The earliest instant >= now at which try_acquire would succeed (assuming no other call).
   Instant next_slot(Instant now) const;

@@ -139,6 +139,11 @@ SchedulerDecision FairScheduler::next(Instant now) {
   return decision;
 }
 
+void FairScheduler::written(const std::string& tenant_id, std::size_t source, Instant slot, Instant written_at) {
+  egress_.written(source, slot, written_at);
+  if (auto it = tenants_.find(tenant_id); it != tenants_.end()) it->second.pacer.written(slot, written_at);
+}
+
 TenantTransition FairScheduler::on_finished(const std::string& tenant_id, const FinishedAttempt& attempt, Instant now) {
   // First, and also for a tenant deleted meanwhile: its probe must come back to the hold.
   endpoint_.on_finished(attempt.reach, attempt.endpoint_probe, now, attempt.jitter01, attempt.row);

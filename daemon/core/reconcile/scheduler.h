@@ -147,6 +147,12 @@ class FairScheduler {
   // At most one dispatch per call; see SchedulerDecision.
   SchedulerDecision next(Instant now);
 
+  // A request handed out by next() at `slot` was written to its connection at `written_at`:
+  // its tenant's pacer and its egress lane count it from then (Pacer::written), so that the
+  // time it took to sign it, to wait for a pooled connection or to open one is not part of
+  // the arrival jitter their margin covers.
+  void written(const std::string& tenant_id, std::size_t source, Instant slot, Instant written_at);
+
   // A request handed out by next() came back. Feeds the tenant's state machine (pause,
   // resume, in-flight), its pacer (429) and the endpoint hold (attempt.reach; compare
   // endpoint().held() before and after for its transition). Returns the tenant's
