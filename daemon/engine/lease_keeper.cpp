@@ -83,9 +83,13 @@ std::optional<Instant> LeaseKeeper::wake_at() const {
 
 void LeaseKeeper::heartbeat(Instant now) {
   heartbeat_out_ = true;
-  std::vector<std::string> release;
+  // Shares handed over: a tenant that keeps others gives them up at once (it stopped sending
+  // at their rate when they were marked, a heartbeat ago); its last ones once its requests
+  // in flight are done.
+  std::vector<reconcile::ShareKey> release;
   for (const auto& [id, t] : tenants_.all())
-    if (t->releasing && t->in_flight.empty()) release.push_back(id);
+    if (!t->releasing || t->in_flight.empty())
+      for (const int share : t->releasing_shares) release.push_back({id, share});
   const auto lease_timing = timing(now);
   const auto lease = std::chrono::ceil<milliseconds>(lease_timing.lease);
   const auto margin = std::chrono::ceil<milliseconds>(lease_timing.send_margin);
@@ -136,59 +140,90 @@ void LeaseKeeper::heartbeat(Instant now) {
       });
 }
 
-void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership, const std::vector<std::string>& released,
-                               Instant send_until) {
+void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership,
+                               const std::vector<reconcile::ShareKey>& released, Instant send_until) {
   const Instant now = clock_.now();
-  for (const auto& id : released)
+  for (const auto& [id, share] : released)
     if (TenantRuntime* t = tenants_.find(id)) {
-      t->releasing = false;
-      t->owned = false;
-      logging::info("tenant_released", {{"tenant", log_id(id)}});
+      t->releasing_shares.erase(share);
+      t->shares.erase(share);
+      if (t->shares.empty() && t->owned) {
+        t->releasing = false;
+        t->owned = false;
+        logging::info("tenant_released", {{"tenant", log_id(id)}});
+      }
     }
-  std::set<std::string> owned;
+  // What the heartbeat lists, by tenant: the shares held now and their rates.
+  std::map<std::string, std::map<int, int>> held_shares;
+  // The requests another instance sent for a tenant within the last minute, to count in our
+  // windows (ownership_policy.h): once per instance they came from, however many of its
+  // shares were acquired.
+  std::map<std::string, std::map<std::string, std::vector<milliseconds>>> sent_by_others;
   bool unknown_tenant = false;
-  std::vector<reconcile::HeldTenant> held;
+  std::vector<reconcile::HeldShare> held;
   for (const auto& o : ownership.owned) {
-    owned.insert(o.tenant_id);
     TenantRuntime* t = tenants_.find(o.tenant_id);
     if (!t) {
       unknown_tenant = true;  // created after our last read of callbackd.tenants
       continue;
     }
-    t->send_until = send_until;
-    if (o.acquired_now || !t->owned) {
-      t->owned = true;
-      t->releasing = false;
-      tenants_.wake_up(*t);
+    held_shares[o.tenant_id][o.share] = o.rate_per_minute;
+    if (o.acquired_now || !t->shares.count(o.share)) {
       logging::info("tenant_acquired", {{"tenant", log_id(o.tenant_id)},
+                                        {"share", o.share},
+                                        {"share_rate_per_minute", o.rate_per_minute},
                                         {"fencing_token", o.fencing_token},
                                         {"live_instances", ownership.live_instances}});
-      // Another instance sent for this merchant within the last minute: count its requests
-      // in our windows (ownership_policy.h).
-      auto sends = reconcile::assumed_sends_after_takeover(o.recent_sends, t->row.max_in_flight, now);
-      if (!sends.empty()) scheduler_.assume_sent(o.tenant_id, std::move(sends));
-      // The pause state is the database's (another owner may have paused or resumed it).
-      tenants_.refresh();
-      if (!t->credentials_problem.empty())
-        tenants_.pause(o.tenant_id, "CREDENTIALS_INVALID", t->credentials_problem, true);
+      if (o.acquired_now && !o.recent_sends.empty())
+        sent_by_others[o.tenant_id].try_emplace(o.previous.value_or(""), o.recent_sends);
     }
-    held.push_back({o.tenant_id, t->releasing});
+    held.push_back({o.tenant_id, o.share, t->releasing_shares.count(o.share) > 0});
   }
-  // More than our share while others have room: hand these over once their requests in
-  // flight are done (the next heartbeat deletes the lease).
-  for (const auto& id : reconcile::tenants_to_hand_over(held, ownership.fair_share)) {
-    tenants_.find(id)->releasing = true;
-    logging::info("tenant_releasing", {{"tenant", log_id(id)}, {"fair_share", ownership.fair_share}});
-  }
-  for (auto& [id, t] : tenants_.all())
-    if (t->owned && !owned.count(id)) {
+  std::vector<std::string> newly_owned;
+  for (auto& [id, t] : tenants_.all()) {
+    const auto it = held_shares.find(id);
+    if (it == held_shares.end()) {
+      if (t->owned)
+        logging::warn("tenant_lost", {{"tenant", log_id(id)}, {"note", "another instance holds it now"}});
       t->owned = false;
       t->releasing = false;
-      logging::warn("tenant_lost", {{"tenant", log_id(id)}, {"note", "another instance holds it now"}});
+      t->shares.clear();
+      t->releasing_shares.clear();
+      continue;
     }
+    t->send_until = send_until;
+    if (!t->owned) newly_owned.push_back(id);
+    t->owned = true;
+    t->shares = it->second;
+    std::erase_if(t->releasing_shares, [&](int share) { return !t->shares.count(share); });
+    t->releasing = !t->shares.empty() && t->releasing_shares.size() == t->shares.size();
+  }
+  // More than our share while others have room: stop sending at those shares' rates now and
+  // give them up at the next heartbeat (a tenant's last ones once its requests are done).
+  for (const auto& [id, share] : reconcile::shares_to_hand_over(held, ownership.fair_share)) {
+    TenantRuntime* t = tenants_.find(id);
+    t->releasing_shares.insert(share);
+    t->releasing = t->releasing_shares.size() == t->shares.size();
+    logging::info("tenant_releasing", {{"tenant", log_id(id)}, {"share", share}, {"fair_share", ownership.fair_share}});
+  }
+  for (const auto& id : newly_owned) {
+    TenantRuntime* t = tenants_.find(id);
+    tenants_.wake_up(*t);
+    // The pause state is the database's (another owner may have paused or resumed it).
+    tenants_.refresh();
+    if (!t->credentials_problem.empty()) tenants_.pause(id, "CREDENTIALS_INVALID", t->credentials_problem, true);
+  }
   if (unknown_tenant) tenants_.refresh();
-  send_until_ = owned.empty() ? std::nullopt : std::optional<Instant>(send_until);
+  send_until_ = held_shares.empty() ? std::nullopt : std::optional<Instant>(send_until);
+  // The pacers at their new rates first: what they are told below is kept up to that rate.
   tenants_.sync_scheduler_all(now);
+  for (const auto& [id, by_instance] : sent_by_others) {
+    const TenantRuntime* t = tenants_.find(id);
+    for (const auto& [instance, recent] : by_instance) {
+      auto sends = reconcile::assumed_sends_after_takeover(recent, t->row.max_in_flight, now);
+      if (!sends.empty()) scheduler_.assume_sent(id, std::move(sends));
+    }
+  }
 }
 
 }  // namespace callbackd::engine

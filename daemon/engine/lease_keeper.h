@@ -53,7 +53,7 @@ class LeaseKeeper {
 
  private:
   void heartbeat(reconcile::Instant now);
-  void on_heartbeat(const reconcile::Ownership& ownership, const std::vector<std::string>& released,
+  void on_heartbeat(const reconcile::Ownership& ownership, const std::vector<reconcile::ShareKey>& released,
                     reconcile::Instant send_until);
 
   boost::asio::io_context& io_;

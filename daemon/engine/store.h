@@ -84,10 +84,10 @@ class Store {
   virtual std::size_t queue_resync() = 0;
 
   // One heartbeat: records this instance as alive, gives up the leases in `release`, renews
-  // its other leases to now + lease, and acquires free or lapsed tenants up to its fair
-  // share; never takes a lease another live instance holds. With `dead_owner_margin`, an
+  // its other leases to now + lease, and acquires free or lapsed shares of tenants' rates
+  // (migrations/0013) up to its fair share; never takes a lease another live instance holds. With `dead_owner_margin`, an
   // instance proven dead on this machine has its leases cut to now + the margin.
-  virtual reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release,
+  virtual reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<reconcile::ShareKey>& release,
                                          std::optional<std::chrono::milliseconds> dead_owner_margin) = 0;
   // Gives up every lease of this instance (clean shutdown), so another takes over at once.
   virtual void release_all_tenants() = 0;

@@ -227,11 +227,20 @@ TenantMode TenantRegistry::scheduled_mode(const TenantRuntime& t, Instant now) c
   return t.row.mode;
 }
 
+int TenantRuntime::sending_rate_per_minute() const {
+  int rate = 0;
+  for (const auto& [share, share_rate] : shares)
+    if (!releasing_shares.count(share)) rate += share_rate;
+  return rate > 0 ? std::min(rate, row.rate_per_minute) : row.rate_per_minute;
+}
+
 void TenantRegistry::sync_scheduler(TenantRuntime& t, Instant now) {
   const TenantMode mode = scheduled_mode(t, now);
-  if (t.scheduled_mode == mode) return;
+  const int rate = t.sending_rate_per_minute();
+  if (t.scheduled_mode == mode && t.scheduled_rate == rate) return;
   t.scheduled_mode = mode;
-  scheduler_.upsert_tenant(t.id(), reconcile::TenantSettings{mode, t.row.rate_per_minute, t.row.max_in_flight});
+  t.scheduled_rate = rate;
+  scheduler_.upsert_tenant(t.id(), reconcile::TenantSettings{mode, rate, t.row.max_in_flight});
   if (mode != TenantMode::apply)
     release_buffer(t);
   else

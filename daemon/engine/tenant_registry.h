@@ -49,14 +49,23 @@ struct TenantRuntime {
   std::optional<KeyLoad> key_load;
   bool claim_pending = false;
   bool drained = false;  // the last claim found fewer due rows than asked for (cleared by TenantRegistry::wake_up)
-  // Tenant ownership (several instances share one database; migrations/0003, lease_keeper.h):
-  // this instance sends for the tenant only while it holds the lease AND its own clock says
-  // the last renewal is recent enough that the lease cannot have lapsed (send_until), and not
-  // while handing it over (releasing).
-  bool owned = false;
-  bool releasing = false;
+  // Tenant ownership (several instances share one database; migrations/0003, 0013,
+  // lease_keeper.h): this instance sends for the tenant only while it holds a lease on a share
+  // of its rate AND its own clock says the last renewal is recent enough that the lease cannot
+  // have lapsed (send_until), and not while handing its last shares over (releasing). It
+  // sends at the sum of the rates of the shares it holds and is not handing over.
+  bool owned = false;      // holds at least one share
+  bool releasing = false;  // every share it holds is being handed over: it stops sending
+  std::map<int, int> shares;          // share -> its rate a minute, as the last heartbeat said
+  std::set<int> releasing_shares;     // shares being handed over (given up at the next heartbeat)
   reconcile::Instant send_until{};
   std::optional<TenantMode> scheduled_mode;  // what the scheduler was last told
+  int scheduled_rate = 0;                    // the rate it was told with
+
+  // What this instance may send a minute: its shares' rates (those not handed over), never
+  // more than the tenant's own rate (an operator's change applies before the next heartbeat
+  // re-cuts the shares); the tenant's rate where it holds none (it does not send then).
+  int sending_rate_per_minute() const;
   // Certificate mode: when its platform certificates are downloaded next on schedule
   // (CertificateKeeper::on_turn; unset: not computed yet, or not scheduled).
   std::optional<reconcile::Instant> certificates_due;

@@ -87,9 +87,9 @@ class ReconcileStore final : public engine::Store {
   // namespace; one whose process is gone (core/instance_liveness.h) has its leases cut to
   // now() + the margin and is forgotten by a second statement (per dead instance), so its
   // tenants are taken over on a heartbeat after that margin. The counts returned leave it out.
-  reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release,
+  reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<reconcile::ShareKey>& release,
                                  std::optional<std::chrono::milliseconds> dead_owner_margin) override;
-  reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release) {
+  reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<reconcile::ShareKey>& release) {
     return heartbeat(lease, release, std::nullopt);
   }
   void release_all_tenants() override;

@@ -83,11 +83,14 @@ void ReconcileStore::resume_tenant(const std::string& tenant_id) {
              [&](pqxx::connection& c) { impl_->exec1(c, "resume_tenant", tenant_id); });
 }
 
-reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release,
+reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
+                                               const std::vector<reconcile::ShareKey>& release,
                                                std::optional<std::chrono::milliseconds> dead_owner_margin) {
   const ProcessIdentity& self = impl_->self;
   const bool find_dead = dead_owner_margin && !self.boot_id.empty() && !self.pid_namespace.empty();
-  const std::string released = nlohmann::json(release).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  nlohmann::json pairs = nlohmann::json::array();
+  for (const auto& key : release) pairs.push_back({key.tenant_id, key.share});
+  const std::string released = pairs.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return impl_->run("heartbeat (callbackd.tenant_leases)", [&](pqxx::connection& c) {
     // The steady state is this one statement (sql/heartbeat.sql says what it does and why it
     // is safe in one snapshot).
@@ -97,17 +100,27 @@ reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease, 
     std::vector<reconcile::OwnedTenant> acquired;
     std::vector<ProcessIdentity> peers;
     std::vector<std::string> peer_ids;
-    int tenants = 0;
+    int shares = 0;
+    auto share_of = [](const pqxx::row& r, bool acquired_now) {
+      reconcile::OwnedTenant t;
+      t.tenant_id = r["id"].as<std::string>();
+      t.fencing_token = r["n"].as<std::int64_t>();
+      t.acquired_now = acquired_now;
+      t.share = r["share"].as<int>();
+      t.rate_per_minute = r["rate"].as<int>();
+      return t;
+    };
     for (const auto& r : rows) {
       const std::string_view kind = r["kind"].c_str();
       if (kind == "counts") {
         o.live_instances = r["n"].as<int>();
-        tenants = r["m"].as<int>();
+        shares = r["m"].as<int>();
         o.epoch = r["epoch"].as<std::int64_t>();
       } else if (kind == "renewed") {
-        o.owned.push_back({r["id"].as<std::string>(), r["n"].as<std::int64_t>(), false, {}});
+        o.owned.push_back(share_of(r, false));
       } else if (kind == "acquired") {
-        reconcile::OwnedTenant t{r["id"].as<std::string>(), r["n"].as<std::int64_t>(), true, {}};
+        reconcile::OwnedTenant t = share_of(r, true);
+        if (!r["previous"].is_null()) t.previous = r["previous"].as<std::string>();
         if (!r["recent_sends"].is_null())
           for (const auto& age : nlohmann::json::parse(r["recent_sends"].c_str()))
             t.recent_sends.emplace_back(age.get<long long>());
@@ -131,7 +144,7 @@ reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease, 
       o.dead_instances.push_back({peer_ids[i], peers[i].pid, held[0][0].as<int>()});
     }
     o.live_instances = std::max(1, o.live_instances - static_cast<int>(o.dead_instances.size()));
-    o.fair_share = (tenants + o.live_instances - 1) / o.live_instances;
+    o.fair_share = (shares + o.live_instances - 1) / o.live_instances;
     return o;
   });
 }

@@ -323,7 +323,7 @@ std::size_t MemoryStore::queue_resync() {
   return queued;
 }
 
-reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vector<std::string>& release,
+reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vector<reconcile::ShareKey>& release,
                                             std::optional<milliseconds> /*dead_owner_margin: one instance*/) {
   count_call(__func__);
   const Instant t = now();
@@ -343,16 +343,26 @@ reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vecto
   o.epoch = epoch_;
   // A tenant given up is not taken back by the same heartbeat (one snapshot in PostgreSQL).
   std::set<std::string> released;
-  for (const auto& id : release)
+  for (const auto& [id, share] : release)
     if (auto it = leases_.find(id); it != leases_.end() && it->second.instance_id == instance_) {
       leases_.erase(it);
       released.insert(id);
     }
+  // One share per tenant here (one instance): its whole rate.
+  auto whole = [&](const std::string& id, std::int64_t token, bool acquired) {
+    reconcile::OwnedTenant share;
+    share.tenant_id = id;
+    share.fencing_token = token;
+    share.acquired_now = acquired;
+    const TenantRow* row = tenant(id);
+    share.rate_per_minute = row ? row->rate_per_minute : 1;
+    return share;
+  };
   for (auto& [id, l] : leases_)
     if (l.instance_id == instance_) {
       l.lease_until = t + lease;
       lease_history_[id].emplace_back(t, l.lease_until);
-      o.owned.push_back({id, l.fencing_token, false, {}});
+      o.owned.push_back(whole(id, l.fencing_token, false));
     }
   o.live_instances = 1;
   o.fair_share = static_cast<int>(tenants_.size());
@@ -368,7 +378,7 @@ reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vecto
       if (released.count(id)) continue;
       leases_[id] = TenantLease{instance_, t + lease, ++lease_seq_};
       lease_history_[id].emplace_back(t, t + lease);
-      o.owned.push_back({id, lease_seq_, true, {}});
+      o.owned.push_back(whole(id, lease_seq_, true));
       --wanted;
     }
   }

@@ -119,7 +119,7 @@ class MemoryStore final : public engine::Store {
                                                         std::chrono::milliseconds lease) override;
   void record_drift_checks(const std::vector<reconcile::DriftCheckRecord>& records) override;
   std::size_t queue_resync() override;
-  reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<std::string>& release,
+  reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<reconcile::ShareKey>& release,
                                  std::optional<std::chrono::milliseconds> dead_owner_margin) override;
   void release_all_tenants() override;
   std::vector<std::string> due_tenants() override;

@@ -33,8 +33,8 @@ void other_instance(const TestDatabase& db, const std::string& id, const std::st
   pqxx::work tx(c);
   tx.exec_params0(
       "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, "
-      "wechatpay_key_id, wechatpay_key_path) VALUES ($1, '1900000001', "
-      "'5157F09EFDC096DE15EBE81A47057A7232F1B8E1', 'k.pem', 'PUB_KEY_ID_0112', 'p.pem')",
+      "wechatpay_key_id, wechatpay_key_path, rate_per_minute) VALUES ($1, '1900000001', "
+      "'5157F09EFDC096DE15EBE81A47057A7232F1B8E1', 'k.pem', 'PUB_KEY_ID_0112', 'p.pem', 60)",
       tenant);
   tx.exec_params0(
       "INSERT INTO callbackd.instances (instance_id, boot_id, pid_namespace, pid, lease_until) "

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <atomic>
 #include <pqxx/pqxx>
 #include <set>
@@ -22,26 +23,30 @@ namespace reconcile = callbackd::reconcile;
 
 namespace {
 
-void add_tenants(const TestDatabase& db, const std::vector<std::string>& ids) {
+// Tenants at `rate_per_minute` (60 by default: one share each, migrations/0013, so the tests
+// of whole tenants see one lease per tenant).
+void add_tenants(const TestDatabase& db, const std::vector<std::string>& ids, int rate_per_minute = 60) {
   pqxx::connection c(db.conninfo());
   pqxx::work tx(c);
   for (const auto& id : ids)
     tx.exec_params0(
         "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
-        "wechatpay_key_path) VALUES ($1, '1900000001', '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', 'k.pem', "
-        "'PUB_KEY_ID_0112', 'p.pem')",
-        id);
+        "wechatpay_key_path, rate_per_minute) VALUES ($1, '1900000001', '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', "
+        "'k.pem', 'PUB_KEY_ID_0112', 'p.pem', $2)",
+        id, rate_per_minute);
   tx.commit();
 }
 
-// One audit row of `tenant_id`: a request that reached WeChat Pay (it has a latency) or not.
-void audit(const TestDatabase& db, const std::string& tenant_id, bool reached) {
+// One audit row of `tenant_id`: a request that reached WeChat Pay (it has a latency) or not,
+// made by `instance` (none: written by hand).
+void audit(const TestDatabase& db, const std::string& tenant_id, bool reached,
+           std::optional<std::string> instance = std::nullopt) {
   pqxx::connection c(db.conninfo());
   pqxx::work tx(c);
   tx.exec_params0(
-      "INSERT INTO callbackd.audit_log (tenant_id, mchid, outcome, latency_ms) VALUES ($1, '1900000100', "
-      "'applied', $2)",
-      tenant_id, reached ? std::optional<int>{40} : std::nullopt);
+      "INSERT INTO callbackd.audit_log (tenant_id, mchid, outcome, latency_ms, instance) VALUES ($1, '1900000100', "
+      "'applied', $2, $3)",
+      tenant_id, reached ? std::optional<int>{40} : std::nullopt, instance);
   tx.commit();
 }
 
@@ -105,7 +110,7 @@ TEST_CASE("one heartbeat statement releases a tenant and acquires others with th
   audit(db, "b", true);
 
   const auto before = store.statements_executed();
-  auto o = store.heartbeat(20s, {"a"});
+  auto o = store.heartbeat(20s, {{"a", 0}});
   CHECK(store.statements_executed() - before == 1);
   // a is given up and not taken back by the same heartbeat; b and c are acquired up to the
   // fair share (3 tenants, 1 instance), in tenant order.
@@ -140,7 +145,7 @@ TEST_CASE("a heartbeat acquires only up to the fair share and never a tenant ano
   CHECK(o2.live_instances == 2);
   CHECK(o2.fair_share == 2);
   // One hands two over (as the lease keeper would), the other takes them on its next heartbeat.
-  auto o1 = one.heartbeat(20s, {"c", "d"});
+  auto o1 = one.heartbeat(20s, {{"c", 0}, {"d", 0}});
   CHECK(ids(o1) == std::set<std::string>{"a", "b"});
   CHECK(o1.fair_share == 2);
   o2 = two.heartbeat(20s, {});
@@ -373,4 +378,81 @@ TEST_CASE("0007 carries per-tenant leases over as their instances' leases", "[pg
   CHECK(ids(o) == std::set<std::string>{"c"});
   CHECK(owner(db, "a") == "host:one");
   CHECK(owner(db, "b") == "host:one");
+}
+
+namespace {
+
+// (share, rate) of every share of `tenant_id` in `o`.
+std::map<int, int> shares_of(const reconcile::Ownership& o, const std::string& tenant_id) {
+  std::map<int, int> out;
+  for (const auto& t : o.owned)
+    if (t.tenant_id == tenant_id) out[t.share] = t.rate_per_minute;
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("rate shares: one big tenant is cut into shares the instances lease, balance and take over",
+          "[pg][store][shares]") {
+  TestDatabase db;
+  // 170 a minute: floor(170 / 40) = 4 shares of 42, the first 170 mod 4 = 2 of them one more.
+  add_tenants(db, {"big"}, 170);
+  add_tenants(db, {"small"}, 79);  // below 80: one share, one instance at a time, as before
+  auto one = store_of(db, "host:one");
+  auto two = store_of(db, "host:two");
+
+  // Alone, one instance holds every share: the tenant's whole rate.
+  const auto first = one.heartbeat(20s, {});
+  CHECK(first.fair_share == 5);
+  CHECK(shares_of(first, "big") == std::map<int, int>{{0, 43}, {1, 43}, {2, 42}, {3, 42}});
+  CHECK(shares_of(first, "small") == std::map<int, int>{{0, 79}});
+  audit(db, "big", true, "host:one");
+  audit(db, "big", true, "host:one");
+  audit(db, "big", true, "host:elsewhere");
+
+  // A second instance: its fair share is ceil(5 / 2) = 3, but every share is held.
+  const auto second = two.heartbeat(20s, {});
+  CHECK(second.live_instances == 2);
+  CHECK(second.fair_share == 3);
+  CHECK(second.owned.empty());
+
+  // The first gives two shares of the big tenant up (the lease keeper's hand-over); the second
+  // takes them, counting in its windows what every other instance sent for it (the share was
+  // free: who carried it is not known).
+  one.heartbeat(20s, {{"big", 2}, {"big", 3}});
+  const auto joined = two.heartbeat(20s, {});
+  CHECK(shares_of(joined, "big") == std::map<int, int>{{2, 42}, {3, 42}});
+  for (const auto& t : joined.owned) {
+    CHECK(t.acquired_now);
+    CHECK(!t.previous);
+    CHECK(t.recent_sends.size() == 3);
+  }
+  CHECK(shares_of(one.heartbeat(20s, {}), "big") == std::map<int, int>{{0, 43}, {1, 43}});
+
+  // The first instance's lease lapses: the second takes shares of it up to its fair share
+  // (the first still counts as live until its heartbeat is a lease old), the one taken naming
+  // it and counting only its requests (the second's own are in its pacer already).
+  one.heartbeat(1ms, {});
+  std::this_thread::sleep_for(20ms);
+  const auto taken = two.heartbeat(20s, {});
+  CHECK(shares_of(taken, "big") == std::map<int, int>{{0, 43}, {2, 42}, {3, 42}});
+  for (const auto& t : taken.owned) {
+    if (!t.acquired_now) continue;
+    CHECK(t.share == 0);
+    CHECK(t.previous == std::optional<std::string>{"host:one"});
+    CHECK(t.recent_sends.size() == 2);
+  }
+
+  // The operator lowers the rate to 80: two shares of 40. The heartbeat gives up the shares
+  // beyond the count and takes the lapsed share 1 instead.
+  {
+    pqxx::connection c(db.conninfo());
+    pqxx::work tx(c);
+    tx.exec0("UPDATE callbackd.tenants SET rate_per_minute = 80 WHERE tenant_id = 'big'");
+    tx.commit();
+  }
+  CHECK(shares_of(two.heartbeat(20s, {}), "big") == std::map<int, int>{{0, 40}, {1, 40}});
+  pqxx::connection c(db.conninfo());
+  pqxx::read_transaction tx(c);
+  CHECK(tx.exec1("SELECT count(*) FROM callbackd.tenant_leases WHERE tenant_id = 'big'")[0].as<int>() == 2);
 }

@@ -7,24 +7,33 @@
 using namespace callbackd::reconcile;
 using namespace callbackd::reconcile::testing;
 
-TEST_CASE("ownership: tenants beyond the fair share are handed over", "[ownership_policy]") {
-  using Ids = std::vector<std::string>;
+TEST_CASE("ownership: shares beyond the fair share are handed over", "[ownership_policy]") {
+  using Keys = std::vector<ShareKey>;
   struct Row {
     const char* situation;
-    std::vector<HeldTenant> held;
+    std::vector<HeldShare> held;
     int fair_share;
-    Ids hand_over;
+    Keys hand_over;
   };
   for (const auto& r : std::vector<Row>{
-           {"within the share", {{"a", false}, {"b", false}}, 2, {}},
-           {"one over: the last in the heartbeat's order", {{"a", false}, {"b", false}, {"c", false}}, 2, {"c"}},
-           {"all over a share of one", {{"a", false}, {"b", false}, {"c", false}}, 1, {"b", "c"}},
-           {"already handing over: not counted, not repeated", {{"a", true}, {"b", false}, {"c", false}}, 2, {}},
-           {"already handing over in the middle", {{"a", false}, {"b", true}, {"c", false}, {"d", false}}, 2, {"d"}},
-           {"a share of zero (no tenants by the database's count)", {{"a", false}}, 0, {"a"}},
+           {"within the share", {{"a", 0, false}, {"b", 0, false}}, 2, {}},
+           {"one over: the last in the heartbeat's order", {{"a", 0, false}, {"b", 0, false}, {"c", 0, false}}, 2,
+            {{"c", 0}}},
+           {"all over a share of one", {{"a", 0, false}, {"b", 0, false}, {"c", 0, false}}, 1, {{"b", 0}, {"c", 0}}},
+           {"already handing over: not counted, not repeated", {{"a", 0, true}, {"b", 0, false}, {"c", 0, false}}, 2,
+            {}},
+           {"already handing over in the middle",
+            {{"a", 0, false}, {"b", 0, true}, {"c", 0, false}, {"d", 0, false}},
+            2,
+            {{"d", 0}}},
+           {"one big tenant's shares: the last ones go, the tenant keeps sending at the rest",
+            {{"a", 0, false}, {"a", 1, false}, {"a", 2, false}, {"a", 3, false}},
+            2,
+            {{"a", 2}, {"a", 3}}},
+           {"a share of zero (no tenants by the database's count)", {{"a", 0, false}}, 0, {{"a", 0}}},
            {"nothing held", {}, 3, {}}}) {
     INFO(r.situation);
-    CHECK(tenants_to_hand_over(r.held, r.fair_share) == r.hand_over);
+    CHECK(shares_to_hand_over(r.held, r.fair_share) == r.hand_over);
   }
 }
 

@@ -4,20 +4,35 @@
 #pragma once
 
 #include <chrono>
+#include <compare>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace callbackd::reconcile {
 
+// A lease on one share of a tenant's rate (migrations/0013_rate_shares.sql): several
+// instances may hold shares of one tenant; each sends it at the sum of its shares' rates.
 struct OwnedTenant {
   std::string tenant_id;
   std::int64_t fencing_token = 0;
   bool acquired_now = false;  // not held before this heartbeat
+  int share = 0;              // which share of the tenant's rate
+  int rate_per_minute = 0;    // what the share may send a minute (callbackd.share_rate)
   // acquired_now only: how long ago (by the database clock) each attempt of the last 61 s
-  // that reached WeChat Pay was recorded, so the new owner's pacer counts the previous
-  // owner's requests in its 1 s and 60 s windows.
+  // that reached WeChat Pay was recorded, so the new holder's pacer counts them in its 1 s and
+  // 60 s windows: those of the instance the share was taken from (`previous`), or for a free
+  // share those of every other instance.
+  std::optional<std::string> previous;
   std::vector<std::chrono::milliseconds> recent_sends;
+};
+
+// A share this instance gives up (the heartbeat deletes its lease).
+struct ShareKey {
+  std::string tenant_id;
+  int share = 0;
+  auto operator<=>(const ShareKey&) const = default;
 };
 
 // An instance found dead on this machine (migrations/0005): its leases now lapse after
@@ -25,13 +40,13 @@ struct OwnedTenant {
 struct DeadInstance {
   std::string instance_id;
   long pid = 0;
-  int tenants = 0;  // leases it held
+  int tenants = 0;  // tenants it held shares of
 };
 
 struct Ownership {
-  std::vector<OwnedTenant> owned;  // every tenant this instance holds after the heartbeat
+  std::vector<OwnedTenant> owned;  // every share this instance holds after the heartbeat
   int live_instances = 1;          // instances whose heartbeat is younger than the lease
-  int fair_share = 0;              // ceil(tenants / live_instances)
+  int fair_share = 0;              // ceil(shares of all tenants / live_instances)
   // This instance's epoch after the renewal (migrations/0007). Another instance changes it
   // before taking tenants of ours over (our lease had lapsed); a renewal that returns an epoch
   // other than the previous one may therefore have raced with a takeover, and `owned` is

@@ -2,11 +2,11 @@
 
 namespace callbackd::reconcile {
 
-std::vector<std::string> tenants_to_hand_over(const std::vector<HeldTenant>& held, int fair_share) {
-  std::vector<std::string> hand_over;
+std::vector<ShareKey> shares_to_hand_over(const std::vector<HeldShare>& held, int fair_share) {
+  std::vector<ShareKey> hand_over;
   int kept = 0;
-  for (const auto& t : held)
-    if (!t.releasing && ++kept > fair_share) hand_over.push_back(t.tenant_id);
+  for (const auto& s : held)
+    if (!s.releasing && ++kept > fair_share) hand_over.push_back({s.tenant_id, s.share});
   return hand_over;
 }
 

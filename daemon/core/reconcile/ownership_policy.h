@@ -13,16 +13,19 @@
 
 namespace callbackd::reconcile {
 
-struct HeldTenant {
+// A share of a tenant's rate this instance holds (migrations/0013), in the heartbeat's order.
+struct HeldShare {
   std::string tenant_id;
+  int share = 0;
   bool releasing = false;  // already being handed over
 };
 
-// Fair-share hand-over: walking the held tenants in the heartbeat's order, every one that is
-// not already being handed over counts against the fair share (ceil(tenants / live
-// instances)); those beyond it are handed over (once their requests in flight are done, the
-// next heartbeat deletes the lease), so that instances with room take them.
-std::vector<std::string> tenants_to_hand_over(const std::vector<HeldTenant>& held, int fair_share);
+// Fair-share hand-over: walking the held shares in the heartbeat's order, every one that is
+// not already being handed over counts against the fair share (ceil(shares / live
+// instances)); those beyond it are handed over, so that instances with room take them. The
+// caller stops sending at their rate at once and gives them up at the next heartbeat (a
+// tenant's last share once its requests in flight are done).
+std::vector<ShareKey> shares_to_hand_over(const std::vector<HeldShare>& held, int fair_share);
 
 // The send times a new owner's pacer counts for a tenant taken over: the previous owner's
 // recent requests (their ages by the database clock), plus, at `now`, as many again as it may

@@ -24,10 +24,16 @@ WITH req AS (
     SELECT w.mchid FROM callbackd.pending_work w
     WHERE w.tenant_id = req.tenant_id AND w.due_at <= now()
       AND (w.claim_token IS NULL OR w.lease_until < now()
-           -- Holding the tenant's lease means no other instance sends for it any more (it
-           -- stopped before its tenant lease could lapse), so its row claims are taken over at once.
-           OR (w.claimed_by <> $2 AND EXISTS (SELECT 1 FROM callbackd.tenant_leases l
-                                              WHERE l.tenant_id = req.tenant_id AND l.instance_id = $2)))
+           -- A claim of an instance that holds no share of the tenant any more, seen by one
+           -- that holds one: that instance stopped sending for it before its lease could lapse
+           -- (or gave its last share up once its requests were done), so its row claims are
+           -- taken over at once. Claims of an instance still holding a share (0013: several
+           -- instances send one tenant) are its own until they lapse.
+           OR (w.claimed_by <> $2
+               AND EXISTS (SELECT 1 FROM callbackd.tenant_leases l
+                           WHERE l.tenant_id = req.tenant_id AND l.instance_id = $2)
+               AND NOT EXISTS (SELECT 1 FROM callbackd.tenant_leases l
+                               WHERE l.tenant_id = req.tenant_id AND l.instance_id = w.claimed_by)))
     ORDER BY w.due_at
     LIMIT req.claim_limit
     FOR UPDATE SKIP LOCKED

@@ -1,8 +1,10 @@
 -- One heartbeat of instance $1 in one statement (autocommit: atomic on its own, one round trip).
 -- $2 boot_id, $3 pid_namespace, $4 pid (0: unknown) of this instance (0005); $5 the lease in ms;
--- $6 a JSON array of the tenant ids whose leases it gives up; $7 whether to list the other
+-- $6 a JSON array of the [tenant_id, share] pairs whose leases it gives up; $7 whether to list the other
 -- instances of this kernel boot and PID namespace (takeover candidates, 0005).
 --
+-- A lease is on one share of a tenant's rate (0013, rate shares): everything below that says
+-- "tenant" is about one (tenant_id, share); the fair share counts shares.
 -- The lease is the instance's (0007): `beat` renews callbackd.instances.lease_until, which
 -- covers every tenant_leases row naming this instance, so an idle heartbeat writes one row
 -- whatever the number of tenants. Tenant rows change only when a tenant changes hands.
@@ -30,11 +32,14 @@
 -- Instances silent for a day are forgotten here too, every time: a table of a few rows, so the
 -- DELETE costs less than any condition for running it less often, and no round trip.
 --
--- Rows, ordered by kind then id: one `counts` (n = live instances, m = tenants, epoch = this
--- instance's epoch after the renewal), a `renewed` per lease still held and an `acquired` per
--- lease acquired (n = fencing token; recent_sends = the ages in ms of the tenant's requests of
--- the last 61 s, oldest first, as a JSON array; the previous owner's, for the new owner's
--- pacer), a `peer` per takeover candidate (n = pid).
+-- Rows, ordered by kind, id, share: one `counts` (n = live instances, m = shares of all
+-- tenants, epoch = this instance's epoch after the renewal), a `renewed` per lease still held
+-- and an `acquired` per lease acquired (n = fencing token, share, rate = what the share may
+-- send a minute now; for `acquired`, previous = the instance it was taken from (NULL: it was
+-- free) and recent_sends = the ages in ms of that instance's requests for the tenant in the
+-- last 61 s, or for a free share every other instance's, oldest first, as a JSON array: for
+-- the new holder's pacer), a `peer` per takeover candidate (n = pid).
+-- A share beyond the tenant's count (its rate_per_minute was lowered) is given up here.
 WITH beat AS (
   INSERT INTO callbackd.instances (instance_id, boot_id, pid_namespace, pid, lease_until)
   VALUES ($1, NULLIF($2, ''), NULLIF($3, ''), NULLIF($4::integer, 0), now() + $5::bigint * interval '1 millisecond')
@@ -42,29 +47,41 @@ WITH beat AS (
     SET heartbeat_at = now(), lease_until = EXCLUDED.lease_until, boot_id = EXCLUDED.boot_id,
         pid_namespace = EXCLUDED.pid_namespace, pid = EXCLUDED.pid
   RETURNING epoch
+), given_up AS (
+  SELECT e->>0 AS tenant_id, (e->>1)::smallint AS share FROM jsonb_array_elements($6::jsonb) e
+), mine AS (
+  SELECT l.tenant_id, l.share, l.fencing_token, t.rate_per_minute,
+         (l.tenant_id, l.share) IN (SELECT tenant_id, share FROM given_up)
+           OR l.share >= callbackd.rate_shares(t.rate_per_minute) AS leaving
+  FROM callbackd.tenant_leases l
+  JOIN callbackd.tenants t ON t.tenant_id = l.tenant_id
+  WHERE l.instance_id = $1
 ), released AS (
-  DELETE FROM callbackd.tenant_leases
-  WHERE instance_id = $1 AND tenant_id IN (SELECT jsonb_array_elements_text($6::jsonb))
+  DELETE FROM callbackd.tenant_leases l
+  USING mine m
+  WHERE l.instance_id = $1 AND l.tenant_id = m.tenant_id AND l.share = m.share AND m.leaving
 ), held AS (
-  SELECT tenant_id, fencing_token FROM callbackd.tenant_leases
-  WHERE instance_id = $1 AND tenant_id NOT IN (SELECT jsonb_array_elements_text($6::jsonb))
+  SELECT tenant_id, share, fencing_token, callbackd.share_rate(rate_per_minute, share) AS rate
+  FROM mine WHERE NOT leaving
 ), others AS (
   SELECT instance_id, boot_id, pid_namespace, pid FROM callbackd.instances
   WHERE instance_id <> $1 AND heartbeat_at > now() - $5::bigint * interval '1 millisecond'
 ), counts AS (
   SELECT (SELECT count(*) FROM others)::int + 1 AS live_instances,
-         (SELECT count(*) FROM callbackd.tenants)::int AS tenants
+         (SELECT coalesce(sum(callbackd.rate_shares(rate_per_minute)), 0) FROM callbackd.tenants)::int AS shares
 ), candidates AS (
-  -- A free tenant has no lease, or one whose instance's lease lapsed (or whose instance has no
-  -- row); up to the fair share, ceil(tenants / live), less what this instance holds. LIMIT 0
-  -- reads no tenant at all.
-  SELECT t.tenant_id, h.instance_id AS owner, h.fencing_token AS token
+  -- A free share has no lease, or one whose instance's lease lapsed (or whose instance has no
+  -- row); up to the fair share, ceil(shares / live), less what this instance holds. LIMIT 0
+  -- reads no tenant at all. In tenant order, so that an instance takes a tenant's shares
+  -- together (fewer instances per tenant, fewer hand-overs between them).
+  SELECT t.tenant_id, s.share, t.rate_per_minute, h.instance_id AS owner, h.fencing_token AS token
   FROM callbackd.tenants t
-  LEFT JOIN callbackd.tenant_leases h ON h.tenant_id = t.tenant_id
+  CROSS JOIN LATERAL generate_series(0, callbackd.rate_shares(t.rate_per_minute) - 1) AS s(share)
+  LEFT JOIN callbackd.tenant_leases h ON h.tenant_id = t.tenant_id AND h.share = s.share
   LEFT JOIN callbackd.instances o ON o.instance_id = h.instance_id
   WHERE h.tenant_id IS NULL OR (h.instance_id <> $1 AND (o.lease_until IS NULL OR o.lease_until < now()))
-  ORDER BY t.tenant_id
-  LIMIT (SELECT GREATEST(0, (tenants + live_instances - 1) / live_instances - (SELECT count(*) FROM held))
+  ORDER BY t.tenant_id, s.share
+  LIMIT (SELECT GREATEST(0, (shares + live_instances - 1) / live_instances - (SELECT count(*) FROM held))
          FROM counts)
 ), fenced AS (
   INSERT INTO callbackd.instances AS o (instance_id, heartbeat_at, lease_until)
@@ -76,37 +93,43 @@ WITH beat AS (
   UPDATE callbackd.tenant_leases l
   SET instance_id = $1, fencing_token = nextval('callbackd.tenant_lease_seq'), acquired_at = now()
   FROM candidates c JOIN fenced f ON f.instance_id = c.owner
-  WHERE l.tenant_id = c.tenant_id AND l.instance_id = c.owner AND l.fencing_token = c.token
-  RETURNING l.tenant_id, l.fencing_token
+  WHERE l.tenant_id = c.tenant_id AND l.share = c.share AND l.instance_id = c.owner AND l.fencing_token = c.token
+  RETURNING l.tenant_id, l.share, l.fencing_token, c.rate_per_minute, c.owner AS previous
 ), inserted AS (
-  INSERT INTO callbackd.tenant_leases (tenant_id, instance_id)
-  SELECT tenant_id, $1 FROM candidates WHERE owner IS NULL
-  ON CONFLICT (tenant_id) DO NOTHING
-  RETURNING tenant_id, fencing_token
+  INSERT INTO callbackd.tenant_leases (tenant_id, share, instance_id)
+  SELECT tenant_id, share, $1 FROM candidates WHERE owner IS NULL
+  ON CONFLICT (tenant_id, share) DO NOTHING
+  RETURNING tenant_id, share, fencing_token
 ), acquired AS (
-  SELECT tenant_id, fencing_token FROM taken
+  SELECT tenant_id, share, fencing_token, rate_per_minute, previous FROM taken
   UNION ALL
-  SELECT tenant_id, fencing_token FROM inserted
+  SELECT i.tenant_id, i.share, i.fencing_token, c.rate_per_minute, NULL::text
+  FROM inserted i JOIN candidates c ON c.tenant_id = i.tenant_id AND c.share = i.share
 ), forgotten AS (
   DELETE FROM callbackd.instances i
   WHERE i.heartbeat_at < now() - interval '1 day' AND i.instance_id <> $1
     AND (i.lease_until IS NULL OR i.lease_until < now())
     AND NOT EXISTS (SELECT 1 FROM callbackd.tenant_leases l WHERE l.instance_id = i.instance_id)
 )
-SELECT 'counts' AS kind, NULL::text AS id, live_instances::bigint AS n, tenants AS m, NULL::json AS recent_sends,
-       (SELECT epoch FROM beat) AS epoch
+SELECT 'counts' AS kind, NULL::text AS id, NULL::smallint AS share, live_instances::bigint AS n, shares AS m,
+       NULL::integer AS rate, NULL::text AS previous, NULL::json AS recent_sends, (SELECT epoch FROM beat) AS epoch
 FROM counts
 UNION ALL
-SELECT 'renewed', tenant_id, fencing_token, NULL, NULL, NULL FROM held
+SELECT 'renewed', tenant_id, share, fencing_token, NULL, rate, NULL, NULL, NULL FROM held
 UNION ALL
-SELECT 'acquired', a.tenant_id, a.fencing_token, NULL, s.ages, NULL
+SELECT 'acquired', a.tenant_id, a.share, a.fencing_token, NULL, callbackd.share_rate(a.rate_per_minute, a.share),
+       a.previous, s.ages, NULL
 FROM acquired a
 CROSS JOIN LATERAL (
+  -- Taken from an instance whose lease lapsed: its requests, which this share carried (or
+  -- others of its shares: counting them too only slows the new holder down). A free share:
+  -- every other instance's, since which of them carried it before is not known.
   SELECT json_agg(ceil(extract(epoch FROM now() - g.created_at) * 1000)::bigint ORDER BY g.created_at) AS ages
   FROM callbackd.audit_log g
   WHERE g.tenant_id = a.tenant_id AND g.created_at > now() - interval '61 seconds' AND g.latency_ms IS NOT NULL
+    AND (CASE WHEN a.previous IS NULL THEN g.instance IS DISTINCT FROM $1 ELSE g.instance = a.previous END)
 ) s
 UNION ALL
-SELECT 'peer', instance_id, pid, NULL, NULL, NULL FROM others
+SELECT 'peer', instance_id, NULL, pid, NULL, NULL, NULL, NULL, NULL FROM others
 WHERE $7::boolean AND boot_id = NULLIF($2, '') AND pid_namespace = NULLIF($3, '') AND pid IS NOT NULL
-ORDER BY kind, id
+ORDER BY kind, id, share
