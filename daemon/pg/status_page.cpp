@@ -48,8 +48,16 @@ std::vector<status::TenantRows> read_tenants(Snapshot& tx, const std::optional<s
     t.rate_per_minute = r["rate_per_minute"].as<int>();
     t.paused_reason = text_or_null(r["paused_reason"]);
     t.paused_error_code = text_or_null(r["paused_error_code"]);
-    t.lease_instance = text_or_null(r["lease_instance"]);
-    t.lease_left_ms = optional_field<long long>(r["lease_left_ms"]);
+    t.shares = r["shares"].as<int>();
+    if (!r["holders"].is_null())
+      for (const auto& h : nlohmann::json::parse(r["holders"].c_str())) {
+        status::TenantRows::Holder holder;
+        holder.instance = h["instance"].get<std::string>();
+        holder.shares = h["shares"].get<int>();
+        holder.rate_per_minute = h["rate"].get<int>();
+        if (h["left_ms"].is_number()) holder.lease_left_ms = h["left_ms"].get<long long>();
+        t.holders.push_back(std::move(holder));
+      }
     index[t.tenant_id] = out.size();
     out.push_back(std::move(t));
   }

@@ -36,7 +36,8 @@ DatabaseView hostile_view() {
   t.rate_per_minute = 1000;
   t.paused_reason = kHostile;
   t.paused_error_code = kHostile;
-  t.lease_instance = kHostile;
+  t.holders = {{kHostile, 2, 80, 1000}, {"host:1:a", 1, 40, -5}};
+  t.shares = 3;
   t.by_state = {{"in_sync", 3}, {"invalid", 1}};
   v.tenants.push_back(t);
   v.errors.push_back({kHostile, "failed", kHostile, 7, {kHostile, "1900000009"}});
@@ -184,6 +185,16 @@ TEST_CASE("status page: counts per tenant and state, and an unknown tenant", "[s
   CHECK(html.find("1 min 30 s") != std::string::npos);
   CHECK(html.find("mode observe") != std::string::npos);
   CHECK(html.find("href=\"/tenants/acme\"") != std::string::npos);
+
+  CHECK(html.find("<span class=meta>none</span>") != std::string::npos);  // no instance holds a share
+
+  // One tenant sent by two instances (rate shares, migrations/0013): what each holds of it.
+  v.tenants[0].shares = 8;
+  v.tenants[0].holders = {{"host:1", 5, 375, 20'000}, {"host:2", 3, 225, -1}};
+  const std::string shared = render_page(page(PageKind::overview), v, l);
+  CHECK(shared.find("host:1</code> (this instance) <span class=meta>5/8 shares, 375/min</span>") != std::string::npos);
+  CHECK(shared.find("host:2</code> <span class=meta>3/8 shares, 225/min</span> <span class=bad>lapsed</span>") !=
+        std::string::npos);
 
   const std::string missing = render_page(page(PageKind::tenant, "nobody"), DatabaseView{}, live());
   CHECK(missing.find("no tenant nobody in callbackd.tenants") != std::string::npos);

@@ -125,7 +125,7 @@ std::string tenants_table(const DatabaseView& db, const Live& live) {
   h += "<table id=tenants><thead><tr><th>tenant</th><th>mode</th>";
   for (const auto s : kStates) h += "<th>" + std::string(s) + "</th>";
   h += "<th>rows</th><th>queued</th><th>oldest queued change</th><th>rate / min</th><th>in flight</th>"
-       "<th>pause reason</th><th>lease</th></tr></thead><tbody>";
+       "<th>pause reason</th><th>lease (rate shares)</th></tr></thead><tbody>";
   for (const auto& t : tenants) {
     const auto lt = live.tenants.find(t.tenant_id);
     long long total = 0;
@@ -155,13 +155,21 @@ std::string tenants_table(const DatabaseView& db, const Live& live) {
       reason += (reason.empty() ? "" : "; ") + std::string("<span class=bad>") + e(t.paused_error_code.value_or("")) +
                 ": " + e(*t.paused_reason) + "</span>";
     h += "<td>" + (reason.empty() ? std::string("<span class=ok>sending</span>") : reason) + "</td>";
-    if (t.lease_instance) {
-      const bool mine = *t.lease_instance == live.instance;
-      const bool lapsed = t.lease_left_ms && *t.lease_left_ms < 0;
-      h += "<td>" + code(*t.lease_instance) + (mine ? " (this instance)" : "") +
-           (lapsed ? " <span class=bad>lapsed</span>" : "") + "</td>";
-    } else {
-      h += "<td><span class=meta>none</span></td>";
+    if (t.holders.empty()) h += "<td><span class=meta>none</span></td>";
+    else {
+      h += "<td>";
+      for (std::size_t i = 0; i < t.holders.size(); ++i) {
+        const auto& holder = t.holders[i];
+        const bool mine = holder.instance == live.instance;
+        const bool lapsed = holder.lease_left_ms && *holder.lease_left_ms < 0;
+        h += (i ? "<br>" : "") + code(holder.instance) + (mine ? " (this instance)" : "");
+        // One tenant sent by several instances (rate shares): what each holds of it.
+        if (t.shares > 1 || t.holders.size() > 1)
+          h += " <span class=meta>" + number(holder.shares) + "/" + number(t.shares) + " shares, " +
+               number(holder.rate_per_minute) + "/min</span>";
+        if (lapsed) h += " <span class=bad>lapsed</span>";
+      }
+      h += "</td>";
     }
     h += "</tr>";
   }
