@@ -159,6 +159,7 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership,
   // windows (ownership_policy.h): once per instance they came from, however many of its
   // shares were acquired.
   std::map<std::string, std::map<std::string, std::vector<milliseconds>>> sent_by_others;
+  std::map<std::string, std::vector<const reconcile::OwnedTenant*>> acquired;
   bool unknown_tenant = false;
   std::vector<reconcile::HeldShare> held;
   for (const auto& o : ownership.owned) {
@@ -169,15 +170,25 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership,
     }
     held_shares[o.tenant_id][o.share] = o.rate_per_minute;
     if (o.acquired_now || !t->shares.count(o.share)) {
-      logging::info("tenant_acquired", {{"tenant", log_id(o.tenant_id)},
-                                        {"share", o.share},
-                                        {"share_rate_per_minute", o.rate_per_minute},
-                                        {"fencing_token", o.fencing_token},
-                                        {"live_instances", ownership.live_instances}});
+      acquired[o.tenant_id].push_back(&o);
       if (o.acquired_now && !o.recent_sends.empty())
         sent_by_others[o.tenant_id].try_emplace(o.previous.value_or(""), o.recent_sends);
     }
     held.push_back({o.tenant_id, o.share, t->releasing_shares.count(o.share) > 0});
+  }
+  // One line per tenant, however many of its shares came at once.
+  for (const auto& [id, shares] : acquired) {
+    int rate = 0;
+    std::string numbers;
+    for (const reconcile::OwnedTenant* o : shares) {
+      rate += o->rate_per_minute;
+      numbers += (numbers.empty() ? "" : ",") + std::to_string(o->share);
+    }
+    logging::info("tenant_acquired", {{"tenant", log_id(id)},
+                                      {"shares", numbers},
+                                      {"rate_per_minute", rate},
+                                      {"fencing_token", shares.front()->fencing_token},
+                                      {"live_instances", ownership.live_instances}});
   }
   std::vector<std::string> newly_owned;
   for (auto& [id, t] : tenants_.all()) {
@@ -200,12 +211,19 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership,
   }
   // More than our share while others have room: stop sending at those shares' rates now and
   // give them up at the next heartbeat (a tenant's last ones once its requests are done).
+  std::map<std::string, std::string> releasing;  // tenant -> the shares handed over now, for the log
   for (const auto& [id, share] : reconcile::shares_to_hand_over(held, ownership.fair_share)) {
     TenantRuntime* t = tenants_.find(id);
     t->releasing_shares.insert(share);
     t->releasing = t->releasing_shares.size() == t->shares.size();
-    logging::info("tenant_releasing", {{"tenant", log_id(id)}, {"share", share}, {"fair_share", ownership.fair_share}});
+    std::string& numbers = releasing[id];
+    numbers += (numbers.empty() ? "" : ",") + std::to_string(share);
   }
+  for (const auto& [id, numbers] : releasing)
+    logging::info("tenant_releasing", {{"tenant", log_id(id)},
+                                       {"shares", numbers},
+                                       {"all", tenants_.find(id)->releasing},
+                                       {"fair_share", ownership.fair_share}});
   for (const auto& id : newly_owned) {
     TenantRuntime* t = tenants_.find(id);
     tenants_.wake_up(*t);
