@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 
 #include "core/logging/event.h"
 #include "core/reconcile/claim_policy.h"
@@ -211,6 +212,11 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership,
   }
   // More than our share while others have room: stop sending at those shares' rates now and
   // give them up at the next heartbeat (a tenant's last ones once its requests are done).
+  // Kept first: share 0 of every tenant, then share 1, ... (as the heartbeat acquires them), so
+  // that what is handed over is the highest shares and every instance keeps a part of each tenant.
+  std::stable_sort(held.begin(), held.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.share, a.tenant_id) < std::tie(b.share, b.tenant_id);
+  });
   std::map<std::string, std::string> releasing;  // tenant -> the shares handed over now, for the log
   for (const auto& [id, share] : reconcile::shares_to_hand_over(held, ownership.fair_share)) {
     TenantRuntime* t = tenants_.find(id);

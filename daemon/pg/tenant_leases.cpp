@@ -101,15 +101,6 @@ reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
     std::vector<ProcessIdentity> peers;
     std::vector<std::string> peer_ids;
     int shares = 0;
-    auto share_of = [](const pqxx::row& r, bool acquired_now) {
-      reconcile::OwnedTenant t;
-      t.tenant_id = r["id"].as<std::string>();
-      t.fencing_token = r["n"].as<std::int64_t>();
-      t.acquired_now = acquired_now;
-      t.share = r["share"].as<int>();
-      t.rate_per_minute = r["rate"].as<int>();
-      return t;
-    };
     for (const auto& r : rows) {
       const std::string_view kind = r["kind"].c_str();
       if (kind == "counts") {
@@ -117,9 +108,27 @@ reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
         shares = r["m"].as<int>();
         o.epoch = r["epoch"].as<std::int64_t>();
       } else if (kind == "renewed") {
-        o.owned.push_back(share_of(r, false));
+        // One row per tenant: "share:rate,share:rate" (sql/heartbeat.sql).
+        reconcile::OwnedTenant t;
+        t.tenant_id = r["id"].as<std::string>();
+        t.fencing_token = r["n"].as<std::int64_t>();
+        const std::string held = r["held"].as<std::string>();
+        for (std::size_t at = 0; at < held.size();) {
+          const std::size_t colon = held.find(':', at);
+          const std::size_t comma = std::min(held.find(',', at), held.size());
+          CALLBACKD_ASSERT(colon < comma);
+          t.share = std::stoi(held.substr(at, colon - at));
+          t.rate_per_minute = std::stoi(held.substr(colon + 1, comma - colon - 1));
+          o.owned.push_back(t);
+          at = comma + 1;
+        }
       } else if (kind == "acquired") {
-        reconcile::OwnedTenant t = share_of(r, true);
+        reconcile::OwnedTenant t;
+        t.tenant_id = r["id"].as<std::string>();
+        t.fencing_token = r["n"].as<std::int64_t>();
+        t.acquired_now = true;
+        t.share = r["share"].as<int>();
+        t.rate_per_minute = r["rate"].as<int>();
         if (!r["previous"].is_null()) t.previous = r["previous"].as<std::string>();
         if (!r["recent_sends"].is_null())
           for (const auto& age : nlohmann::json::parse(r["recent_sends"].c_str()))

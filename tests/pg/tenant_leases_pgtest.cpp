@@ -444,14 +444,16 @@ TEST_CASE("rate shares: one big tenant is cut into shares the instances lease, b
   }
 
   // The operator lowers the rate to 80: two shares of 40. The heartbeat gives up the shares
-  // beyond the count and takes the lapsed share 1 instead.
+  // beyond the count and takes another lapsed share instead: share 0 of every tenant first.
   {
     pqxx::connection c(db.conninfo());
     pqxx::work tx(c);
     tx.exec0("UPDATE callbackd.tenants SET rate_per_minute = 80 WHERE tenant_id = 'big'");
     tx.commit();
   }
-  CHECK(shares_of(two.heartbeat(20s, {}), "big") == std::map<int, int>{{0, 40}, {1, 40}});
+  const auto lowered = two.heartbeat(20s, {});
+  CHECK(shares_of(lowered, "big") == std::map<int, int>{{0, 40}});
+  CHECK(shares_of(lowered, "small") == std::map<int, int>{{0, 79}});
   pqxx::connection c(db.conninfo());
   pqxx::read_transaction tx(c);
   CHECK(tx.exec1("SELECT count(*) FROM callbackd.tenant_leases WHERE tenant_id = 'big'")[0].as<int>() == 2);

@@ -13,14 +13,15 @@
 
 namespace callbackd::reconcile {
 
-// A share of a tenant's rate this instance holds (migrations/0013), in the heartbeat's order.
+// A share of a tenant's rate this instance holds (migrations/0013).
 struct HeldShare {
   std::string tenant_id;
   int share = 0;
   bool releasing = false;  // already being handed over
 };
 
-// Fair-share hand-over: walking the held shares in the heartbeat's order, every one that is
+// Fair-share hand-over: walking the held shares in the order given (the lease keeper's: share
+// 0 of every tenant, then share 1, ...), every one that is
 // not already being handed over counts against the fair share (ceil(shares / live
 // instances)); those beyond it are handed over, so that instances with room take them. The
 // caller stops sending at their rate at once and gives them up at the next heartbeat (a

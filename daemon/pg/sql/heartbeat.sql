@@ -33,10 +33,11 @@
 -- DELETE costs less than any condition for running it less often, and no round trip.
 --
 -- Rows, ordered by kind, id, share: one `counts` (n = live instances, m = shares of all
--- tenants, epoch = this instance's epoch after the renewal), a `renewed` per lease still held
--- and an `acquired` per lease acquired (n = fencing token, share, rate = what the share may
--- send a minute now; for `acquired`, previous = the instance it was taken from (NULL: it was
--- free) and recent_sends = the ages in ms of that instance's requests for the tenant in the
+-- tenants, epoch = this instance's epoch after the renewal), a `renewed` per tenant with
+-- shares still held (held = "share:rate,..." of each, rate = their sum, n = the lowest
+-- fencing token) and an `acquired` per share acquired (n = fencing token, share, rate = what
+-- the share may send a minute now, previous = the instance it was taken from (NULL: it was
+-- free), recent_sends = the ages in ms of that instance's requests for the tenant in the
 -- last 61 s, or for a free share every other instance's, oldest first, as a JSON array: for
 -- the new holder's pacer), a `peer` per takeover candidate (n = pid).
 -- A share beyond the tenant's count (its rate_per_minute was lowered) is given up here.
@@ -72,15 +73,15 @@ WITH beat AS (
 ), candidates AS (
   -- A free share has no lease, or one whose instance's lease lapsed (or whose instance has no
   -- row); up to the fair share, ceil(shares / live), less what this instance holds. LIMIT 0
-  -- reads no tenant at all. In tenant order, so that an instance takes a tenant's shares
-  -- together (fewer instances per tenant, fewer hand-overs between them).
+  -- reads no tenant at all. Share 0 of every tenant first, then share 1 of every tenant, and so
+  -- on, so that the live instances each hold shares of every tenant big enough to have them.
   SELECT t.tenant_id, s.share, t.rate_per_minute, h.instance_id AS owner, h.fencing_token AS token
   FROM callbackd.tenants t
   CROSS JOIN LATERAL generate_series(0, callbackd.rate_shares(t.rate_per_minute) - 1) AS s(share)
   LEFT JOIN callbackd.tenant_leases h ON h.tenant_id = t.tenant_id AND h.share = s.share
   LEFT JOIN callbackd.instances o ON o.instance_id = h.instance_id
   WHERE h.tenant_id IS NULL OR (h.instance_id <> $1 AND (o.lease_until IS NULL OR o.lease_until < now()))
-  ORDER BY t.tenant_id, s.share
+  ORDER BY s.share, t.tenant_id
   LIMIT (SELECT GREATEST(0, (shares + live_instances - 1) / live_instances - (SELECT count(*) FROM held))
          FROM counts)
 ), fenced AS (
@@ -112,13 +113,19 @@ WITH beat AS (
     AND NOT EXISTS (SELECT 1 FROM callbackd.tenant_leases l WHERE l.instance_id = i.instance_id)
 )
 SELECT 'counts' AS kind, NULL::text AS id, NULL::smallint AS share, live_instances::bigint AS n, shares AS m,
-       NULL::integer AS rate, NULL::text AS previous, NULL::json AS recent_sends, (SELECT epoch FROM beat) AS epoch
+       NULL::integer AS rate, NULL::text AS previous, NULL::text AS held, NULL::json AS recent_sends,
+       (SELECT epoch FROM beat) AS epoch
 FROM counts
 UNION ALL
-SELECT 'renewed', tenant_id, share, fencing_token, NULL, rate, NULL, NULL, NULL FROM held
+-- One row per tenant, not per share: the shares still held and their rates as
+-- "share:rate,share:rate" (a tenant of 8 shares would otherwise be 8 rows every
+-- 2 s, which is most of an idle heartbeat's cost with 1,000 tenants).
+SELECT 'renewed', tenant_id, NULL, min(fencing_token), NULL, sum(rate)::integer, NULL,
+       string_agg(share || ':' || rate, ',' ORDER BY share), NULL, NULL
+FROM held GROUP BY tenant_id
 UNION ALL
 SELECT 'acquired', a.tenant_id, a.share, a.fencing_token, NULL, callbackd.share_rate(a.rate_per_minute, a.share),
-       a.previous, s.ages, NULL
+       a.previous, NULL, s.ages, NULL
 FROM acquired a
 CROSS JOIN LATERAL (
   -- Taken from an instance whose lease lapsed: its requests, which this share carried (or
@@ -130,6 +137,6 @@ CROSS JOIN LATERAL (
     AND (CASE WHEN a.previous IS NULL THEN g.instance IS DISTINCT FROM $1 ELSE g.instance = a.previous END)
 ) s
 UNION ALL
-SELECT 'peer', instance_id, NULL, pid, NULL, NULL, NULL, NULL, NULL FROM others
+SELECT 'peer', instance_id, NULL, pid, NULL, NULL, NULL, NULL, NULL, NULL FROM others
 WHERE $7::boolean AND boot_id = NULLIF($2, '') AND pid_namespace = NULLIF($3, '') AND pid IS NOT NULL
 ORDER BY kind, id, share
