@@ -170,6 +170,8 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership,
       continue;
     }
     held_shares[o.tenant_id][o.share] = o.rate_per_minute;
+    // Beyond the tenant's count (its rate was lowered): no rate; given up at the next heartbeat.
+    if (o.rate_per_minute == 0) t->releasing_shares.insert(o.share);
     if (o.acquired_now || !t->shares.count(o.share)) {
       acquired[o.tenant_id].push_back(&o);
       if (o.acquired_now && !o.recent_sends.empty())

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/reconcile/ownership_policy.h"
 #include "pg/queue_rows.h"
 #include "pg/store_session.h"
 #include "pg/tenants_query.h"
@@ -108,19 +109,18 @@ reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
         shares = r["m"].as<int>();
         o.epoch = r["epoch"].as<std::int64_t>();
       } else if (kind == "renewed") {
-        // One row per tenant: "share:rate,share:rate" (sql/heartbeat.sql).
-        reconcile::OwnedTenant t;
-        t.tenant_id = r["id"].as<std::string>();
-        t.fencing_token = r["n"].as<std::int64_t>();
-        const std::string held = r["held"].as<std::string>();
-        for (std::size_t at = 0; at < held.size();) {
-          const std::size_t colon = held.find(':', at);
-          const std::size_t comma = std::min(held.find(',', at), held.size());
-          CALLBACKD_ASSERT(colon < comma);
-          t.share = std::stoi(held.substr(at, colon - at));
-          t.rate_per_minute = std::stoi(held.substr(colon + 1, comma - colon - 1));
-          o.owned.push_back(t);
-          at = comma + 1;
+        // One row per tenant: the shares held as a bit mask, and the tenant's rate
+        // (sql/heartbeat.sql). A share beyond the tenant's count has no rate.
+        const auto mask = r["m"].as<unsigned>();
+        const int rate = r["rate"].as<int>();
+        for (int share = 0; share < 16; ++share) {
+          if (!(mask & (1u << share))) continue;
+          reconcile::OwnedTenant t;
+          t.tenant_id = r["id"].as<std::string>();
+          t.fencing_token = r["n"].as<std::int64_t>();
+          t.share = share;
+          t.rate_per_minute = reconcile::share_rate(rate, share);
+          o.owned.push_back(std::move(t));
         }
       } else if (kind == "acquired") {
         reconcile::OwnedTenant t;

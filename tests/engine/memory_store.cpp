@@ -1,5 +1,7 @@
 #include "memory_store.h"
 
+#include "core/reconcile/ownership_policy.h"
+
 #include <algorithm>
 
 #include "core/error.h"
@@ -348,25 +350,33 @@ reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vecto
       leases_.erase(it);
       released.insert(id);
     }
-  // One share per tenant here (one instance): its whole rate.
-  auto whole = [&](const std::string& id, std::int64_t token, bool acquired) {
-    reconcile::OwnedTenant share;
-    share.tenant_id = id;
-    share.fencing_token = token;
-    share.acquired_now = acquired;
+  // One instance: a tenant's lease here covers every share of its rate (migrations/0013).
+  auto every_share = [&](const std::string& id, std::int64_t token, bool acquired) {
     const TenantRow* row = tenant(id);
-    share.rate_per_minute = row ? row->rate_per_minute : 1;
-    return share;
+    const int rate = row ? row->rate_per_minute : 1;
+    for (int share = 0; share < reconcile::rate_shares(rate); ++share) {
+      reconcile::OwnedTenant held;
+      held.tenant_id = id;
+      held.fencing_token = token;
+      held.acquired_now = acquired;
+      held.share = share;
+      held.rate_per_minute = reconcile::share_rate(rate, share);
+      o.owned.push_back(std::move(held));
+    }
   };
+  int held = 0;
   for (auto& [id, l] : leases_)
     if (l.instance_id == instance_) {
       l.lease_until = t + lease;
       lease_history_[id].emplace_back(t, l.lease_until);
-      o.owned.push_back(whole(id, l.fencing_token, false));
+      every_share(id, l.fencing_token, false);
+      ++held;
     }
   o.live_instances = 1;
-  o.fair_share = static_cast<int>(tenants_.size());
-  int wanted = o.fair_share - static_cast<int>(o.owned.size());
+  // Every share of every tenant: nothing is ever handed over here.
+  o.fair_share = 0;
+  for (const auto& row : tenants_) o.fair_share += reconcile::rate_shares(row.rate_per_minute);
+  int wanted = static_cast<int>(tenants_.size()) - held;
   if (wanted > 0) {
     std::vector<std::string> ids;
     for (const auto& row : tenants_) ids.push_back(row.tenant_id);
@@ -378,7 +388,7 @@ reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vecto
       if (released.count(id)) continue;
       leases_[id] = TenantLease{instance_, t + lease, ++lease_seq_};
       lease_history_[id].emplace_back(t, t + lease);
-      o.owned.push_back(whole(id, lease_seq_, true));
+      every_share(id, lease_seq_, true);
       --wanted;
     }
   }

@@ -443,18 +443,38 @@ TEST_CASE("rate shares: one big tenant is cut into shares the instances lease, b
     CHECK(t.recent_sends.size() == 2);
   }
 
-  // The operator lowers the rate to 80: two shares of 40. The heartbeat gives up the shares
-  // beyond the count and takes another lapsed share instead: share 0 of every tenant first.
+  // The operator lowers the rate to 80: two shares of 40. The shares beyond the count are
+  // still listed, without a rate (the lease keeper gives them up); given up, the next
+  // heartbeat takes another lapsed share instead: share 0 of every tenant first.
   {
     pqxx::connection c(db.conninfo());
     pqxx::work tx(c);
     tx.exec0("UPDATE callbackd.tenants SET rate_per_minute = 80 WHERE tenant_id = 'big'");
     tx.commit();
   }
-  const auto lowered = two.heartbeat(20s, {});
+  CHECK(shares_of(two.heartbeat(20s, {}), "big") == std::map<int, int>{{0, 40}, {2, 0}, {3, 0}});
+  const auto lowered = two.heartbeat(20s, {{"big", 2}, {"big", 3}});
   CHECK(shares_of(lowered, "big") == std::map<int, int>{{0, 40}});
   CHECK(shares_of(lowered, "small") == std::map<int, int>{{0, 79}});
   pqxx::connection c(db.conninfo());
   pqxx::read_transaction tx(c);
   CHECK(tx.exec1("SELECT count(*) FROM callbackd.tenant_leases WHERE tenant_id = 'big'")[0].as<int>() == 2);
+}
+
+TEST_CASE("rate shares: the SQL functions cut a rate as core/reconcile/ownership_policy.h does", "[pg][shares]") {
+  TestDatabase db;
+  pqxx::connection c(db.conninfo());
+  pqxx::read_transaction tx(c);
+  const auto rows = tx.exec(
+      "SELECT r, s, callbackd.rate_shares(r), callbackd.share_rate(r, s) FROM generate_series(1, 1000) r, "
+      "generate_series(0, 7) s WHERE s < callbackd.rate_shares(r)");
+  REQUIRE(rows.size() > 1000);
+  std::size_t differ = 0;
+  for (const auto& row : rows) {
+    const int rate = row[0].as<int>();
+    const int share = row[1].as<int>();
+    if (row[2].as<int>() != reconcile::rate_shares(rate) || row[3].as<int>() != reconcile::share_rate(rate, share))
+      ++differ;
+  }
+  CHECK(differ == 0);
 }

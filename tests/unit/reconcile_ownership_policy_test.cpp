@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/reconcile/ownership_policy.h"
+#include "core/reconcile/pacer.h"
 #include "reconcile_test_support.h"
 
 using namespace callbackd::reconcile;
@@ -76,5 +77,34 @@ TEST_CASE("ownership: a renewal extends sending only when the epoch is the one k
            {"our row was forgotten and created again (a new epoch from the sequence)", 7, 12, true, false}}) {
     INFO(r.situation);
     CHECK(renewal_confirms_holding(r.previous, r.epoch, r.holds_earlier_leases) == r.confirms);
+  }
+}
+
+TEST_CASE("rate shares: one per 40 a minute, 1 to 8, adding up to the rate, each 1-second limit adding up too",
+          "[ownership_policy][shares]") {
+  const std::vector<std::pair<int, int>> counts = {{1, 1},  {39, 1},  {79, 1},   {80, 2},        {119, 2},
+                                                   {120, 3}, {200, 5}, {319, 7},  {320, 8},       {1000, 8},
+                                                   {6000, 8}};
+  for (const auto& [rate, shares] : counts) {
+    INFO("R = " << rate);
+    CHECK(rate_shares(rate) == shares);
+  }
+  CHECK(share_rate(170, 0) == 43);
+  CHECK(share_rate(170, 1) == 43);
+  CHECK(share_rate(170, 2) == 42);
+  CHECK(share_rate(170, 3) == 42);
+  CHECK(share_rate(170, 4) == 0);  // beyond the count: to be given up
+  CHECK(share_rate(170, -1) == 0);
+  for (int rate = 1; rate <= 20'000; ++rate) {
+    int sum = 0;
+    int one_second_sum = 0;
+    for (int share = 0; share < rate_shares(rate); ++share) {
+      sum += share_rate(rate, share);
+      one_second_sum += one_second_limit(share_rate(rate, share));
+    }
+    INFO("R = " << rate);
+    REQUIRE(sum == rate);
+    // What makes shares safe against WeChat Pay's 1-second window (pacer.h).
+    REQUIRE(one_second_sum <= one_second_limit(rate));
   }
 }

@@ -1,6 +1,16 @@
 #include "core/reconcile/ownership_policy.h"
 
+#include <algorithm>
+
 namespace callbackd::reconcile {
+
+int rate_shares(int rate_per_minute) { return std::clamp(rate_per_minute / 40, 1, kMaxRateShares); }
+
+int share_rate(int rate_per_minute, int share) {
+  const int shares = rate_shares(rate_per_minute);
+  if (share < 0 || share >= shares) return 0;
+  return rate_per_minute / shares + (share < rate_per_minute % shares ? 1 : 0);
+}
 
 std::vector<ShareKey> shares_to_hand_over(const std::vector<HeldShare>& held, int fair_share) {
   std::vector<ShareKey> hand_over;

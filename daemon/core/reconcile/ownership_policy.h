@@ -13,6 +13,17 @@
 
 namespace callbackd::reconcile {
 
+// Rate shares (migrations/0013_rate_shares.sql; the same formulas as its SQL functions
+// callbackd.rate_shares and callbackd.share_rate, which tests/pg compares with these): a
+// tenant's rate_per_minute R is cut into one share per 40 a minute, at least 1, at most 8;
+// share u may send R / n a minute, the first R mod n shares one more. Every share is thus at
+// least 40 a minute (or the whole of a smaller R), so the shares' 1-second limits
+// (floor(rate / 60 * 1.5), pacer.h) add up to at most the tenant's.
+inline constexpr int kMaxRateShares = 8;
+int rate_shares(int rate_per_minute);
+// 0 for a share beyond the count (the rate was lowered): it is to be given up.
+int share_rate(int rate_per_minute, int share);
+
 // A share of a tenant's rate this instance holds (migrations/0013).
 struct HeldShare {
   std::string tenant_id;
