@@ -88,9 +88,17 @@ void LeaseKeeper::heartbeat(Instant now) {
   // at their rate when they were marked, a heartbeat ago); its last ones once its requests
   // in flight are done.
   std::vector<reconcile::ShareKey> release;
-  for (const auto& [id, t] : tenants_.all())
+  int held = 0;
+  for (const auto& [id, t] : tenants_.all()) {
+    held += static_cast<int>(t->shares.size());
     if (!t->releasing || t->in_flight.empty())
       for (const int share : t->releasing_shares) release.push_back({id, share});
+  }
+  // What we hold after giving those up, as far as we know: when the database counts as much,
+  // it lists only what this heartbeat acquires (engine/store.h). After a fence, or at the
+  // first heartbeat, we know nothing for sure: everything is listed.
+  std::optional<int> expected_shares;
+  if (epoch_ && !list_next_) expected_shares = held - static_cast<int>(release.size());
   const auto lease_timing = timing(now);
   const auto lease = std::chrono::ceil<milliseconds>(lease_timing.lease);
   const auto margin = std::chrono::ceil<milliseconds>(lease_timing.send_margin);
@@ -101,12 +109,12 @@ void LeaseKeeper::heartbeat(Instant now) {
   };
   db_.call_then(
       io_, lifetime_,
-      [this, release, lease, dead_owner_margin](Store& store) {
+      [this, release, lease, dead_owner_margin, expected_shares](Store& store) {
         // Before the statement: the database's now() (the lease's start) is no earlier than this.
         const Instant started = clock_.now();
         // A dead instance on this machine (migrations/0005) starts nothing more: only what it
         // had already written may still reach WeChat Pay (LeaseTiming::dead_owner_margin).
-        return Renewed{store.heartbeat(lease, release, dead_owner_margin), started + lease};
+        return Renewed{store.heartbeat(lease, release, dead_owner_margin, expected_shares), started + lease};
       },
       [this, release, margin, dead_owner_margin](Result<Renewed, DatabaseError> renewed) {
         heartbeat_out_ = false;
@@ -127,12 +135,16 @@ void LeaseKeeper::heartbeat(Instant now) {
           // it, so nothing is sent until the next heartbeat says what we still hold.
           const auto& owned = renewed->ownership.owned;
           const bool holds_earlier_leases =
-              std::any_of(owned.begin(), owned.end(), [](const auto& o) { return !o.acquired_now; });
+              renewed->ownership.listed
+                  ? std::any_of(owned.begin(), owned.end(), [](const auto& o) { return !o.acquired_now; })
+                  : renewed->ownership.shares_held > 0;
+          list_next_ = false;
           if (!reconcile::renewal_confirms_holding(epoch_, renewed->ownership.epoch, holds_earlier_leases)) {
             logging::warn("lease_fenced", {{"note",
                                             "another instance took tenants over while our lease had lapsed; sending "
                                             "resumes once the next heartbeat confirms what we hold"}});
             send_until = clock_.now();
+            list_next_ = true;
           }
           epoch_ = renewed->ownership.epoch;
           on_heartbeat(renewed->ownership, release, send_until);
@@ -154,8 +166,26 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership,
         logging::info("tenant_released", {{"tenant", log_id(id)}});
       }
     }
-  // What the heartbeat lists, by tenant: the shares held now and their rates.
-  std::map<std::string, std::map<int, int>> held_shares;
+  if (!ownership.listed && ownership.owned.empty() && renew_quietly(ownership.fair_share, send_until, now)) return;
+
+  // Every share held now: as listed, or (not listed: the database counted what we expected)
+  // the ones we held, which are still ours, and the ones acquired now.
+  std::vector<reconcile::OwnedTenant> listed;
+  const std::vector<reconcile::OwnedTenant>* owned = &ownership.owned;
+  if (!ownership.listed) {
+    for (const auto& [id, t] : tenants_.all())
+      for (const int share : t->shares) {
+        reconcile::OwnedTenant o;
+        o.tenant_id = id;
+        o.share = share;
+        listed.push_back(std::move(o));
+      }
+    listed.insert(listed.end(), ownership.owned.begin(), ownership.owned.end());
+    owned = &listed;
+  }
+
+  // What the heartbeat says, by tenant: the shares held now.
+  std::map<std::string, std::set<int>> held_shares;
   // The requests another instance sent for a tenant within the last minute, to count in our
   // windows (ownership_policy.h): once per instance they came from, however many of its
   // shares were acquired.
@@ -163,15 +193,13 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership,
   std::map<std::string, std::vector<const reconcile::OwnedTenant*>> acquired;
   bool unknown_tenant = false;
   std::vector<reconcile::HeldShare> held;
-  for (const auto& o : ownership.owned) {
+  for (const auto& o : *owned) {
     TenantRuntime* t = tenants_.find(o.tenant_id);
     if (!t) {
       unknown_tenant = true;  // created after our last read of callbackd.tenants
       continue;
     }
-    held_shares[o.tenant_id][o.share] = o.rate_per_minute;
-    // Beyond the tenant's count (its rate was lowered): no rate; given up at the next heartbeat.
-    if (o.rate_per_minute == 0) t->releasing_shares.insert(o.share);
+    held_shares[o.tenant_id].insert(o.share);
     if (o.acquired_now || !t->shares.count(o.share)) {
       acquired[o.tenant_id].push_back(&o);
       if (o.acquired_now && !o.recent_sends.empty())
@@ -184,7 +212,7 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership,
     int rate = 0;
     std::string numbers;
     for (const reconcile::OwnedTenant* o : shares) {
-      rate += o->rate_per_minute;
+      rate += reconcile::share_rate(tenants_.find(id)->row.rate_per_minute, o->share);
       numbers += (numbers.empty() ? "" : ",") + std::to_string(o->share);
     }
     logging::info("tenant_acquired", {{"tenant", log_id(id)},
@@ -208,30 +236,17 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership,
     t->send_until = send_until;
     if (!t->owned) newly_owned.push_back(id);
     t->owned = true;
-    t->shares = it->second;
+    t->shares = std::move(it->second);
     std::erase_if(t->releasing_shares, [&](int share) { return !t->shares.count(share); });
-    t->releasing = !t->shares.empty() && t->releasing_shares.size() == t->shares.size();
+    give_up_beyond_count(*t);
   }
-  // More than our share while others have room: stop sending at those shares' rates now and
-  // give them up at the next heartbeat (a tenant's last ones once its requests are done).
   // Kept first: share 0 of every tenant, then share 1, ... (as the heartbeat acquires them), so
   // that what is handed over is the highest shares and every instance keeps a part of each tenant.
+  for (auto& h : held) h.releasing = tenants_.find(h.tenant_id)->releasing_shares.count(h.share) > 0;
   std::stable_sort(held.begin(), held.end(), [](const auto& a, const auto& b) {
     return std::tie(a.share, a.tenant_id) < std::tie(b.share, b.tenant_id);
   });
-  std::map<std::string, std::string> releasing;  // tenant -> the shares handed over now, for the log
-  for (const auto& [id, share] : reconcile::shares_to_hand_over(held, ownership.fair_share)) {
-    TenantRuntime* t = tenants_.find(id);
-    t->releasing_shares.insert(share);
-    t->releasing = t->releasing_shares.size() == t->shares.size();
-    std::string& numbers = releasing[id];
-    numbers += (numbers.empty() ? "" : ",") + std::to_string(share);
-  }
-  for (const auto& [id, numbers] : releasing)
-    logging::info("tenant_releasing", {{"tenant", log_id(id)},
-                                       {"shares", numbers},
-                                       {"all", tenants_.find(id)->releasing},
-                                       {"fair_share", ownership.fair_share}});
+  hand_over(reconcile::shares_to_hand_over(held, ownership.fair_share), ownership.fair_share);
   for (const auto& id : newly_owned) {
     TenantRuntime* t = tenants_.find(id);
     tenants_.wake_up(*t);
@@ -250,6 +265,51 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership,
       if (!sends.empty()) scheduler_.assume_sent(id, std::move(sends));
     }
   }
+}
+
+bool LeaseKeeper::renew_quietly(int fair_share, Instant send_until, Instant now) {
+  // The steady state: nothing acquired, nothing lost (the database counted what we hold),
+  // nothing given up. Only the leases' new end, unless the fair share asks for a hand-over.
+  int kept = 0;
+  for (const auto& [id, t] : tenants_.all())
+    kept += static_cast<int>(t->shares.size() - t->releasing_shares.size());
+  if (kept > fair_share) return false;
+  bool any = false;
+  for (auto& [id, t] : tenants_.all()) {
+    if (t->shares.empty()) continue;
+    any = true;
+    t->send_until = send_until;
+    give_up_beyond_count(*t);
+  }
+  send_until_ = any ? std::optional<Instant>(send_until) : std::nullopt;
+  tenants_.sync_scheduler_all(now);
+  return true;
+}
+
+void LeaseKeeper::give_up_beyond_count(TenantRuntime& t) {
+  // Shares beyond the tenant's count (its rate was lowered) have no rate: given up at the next
+  // heartbeat.
+  for (const int share : t.shares)
+    if (reconcile::share_rate(t.row.rate_per_minute, share) == 0) t.releasing_shares.insert(share);
+  t.releasing = !t.shares.empty() && t.releasing_shares.size() == t.shares.size();
+}
+
+void LeaseKeeper::hand_over(const std::vector<reconcile::ShareKey>& shares, int fair_share) {
+  // More than our share while others have room: stop sending at those shares' rates now and
+  // give them up at the next heartbeat (a tenant's last ones once its requests are done).
+  std::map<std::string, std::string> by_tenant;  // tenant -> the shares handed over now, for the log
+  for (const auto& [id, share] : shares) {
+    TenantRuntime* t = tenants_.find(id);
+    t->releasing_shares.insert(share);
+    t->releasing = t->releasing_shares.size() == t->shares.size();
+    std::string& numbers = by_tenant[id];
+    numbers += (numbers.empty() ? "" : ",") + std::to_string(share);
+  }
+  for (const auto& [id, numbers] : by_tenant)
+    logging::info("tenant_releasing", {{"tenant", log_id(id)},
+                                       {"shares", numbers},
+                                       {"all", tenants_.find(id)->releasing},
+                                       {"fair_share", fair_share}});
 }
 
 }  // namespace callbackd::engine

@@ -24,6 +24,7 @@
 namespace callbackd::engine {
 
 class TenantRegistry;
+struct TenantRuntime;
 
 class LeaseKeeper {
  public:
@@ -55,6 +56,11 @@ class LeaseKeeper {
   void heartbeat(reconcile::Instant now);
   void on_heartbeat(const reconcile::Ownership& ownership, const std::vector<reconcile::ShareKey>& released,
                     reconcile::Instant send_until);
+  // The steady state of on_heartbeat (nothing acquired, lost or given up): false when the fair
+  // share asks for a hand-over, which only the whole of on_heartbeat does.
+  bool renew_quietly(int fair_share, reconcile::Instant send_until, reconcile::Instant now);
+  void give_up_beyond_count(TenantRuntime& t);
+  void hand_over(const std::vector<reconcile::ShareKey>& shares, int fair_share);
 
   boost::asio::io_context& io_;
   Clock& clock_;
@@ -71,6 +77,8 @@ class LeaseKeeper {
   std::optional<reconcile::Instant> send_until_;
   // The epoch of our instance row that the last heartbeat returned (migrations/0007).
   std::optional<std::int64_t> epoch_;
+  // The next heartbeat asks for every share held to be listed (after a fence).
+  bool list_next_ = true;
   std::optional<reconcile::LeaseTiming> timing_before_reload_;
   reconcile::Instant reloaded_at_{};
 };

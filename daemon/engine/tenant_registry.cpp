@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/logging/event.h"
+#include "core/reconcile/ownership_policy.h"
 #include "core/reconcile/pause_merge.h"
 #include "core/reconcile/tenant_state.h"
 #include "engine/record_batcher.h"
@@ -229,9 +230,9 @@ TenantMode TenantRegistry::scheduled_mode(const TenantRuntime& t, Instant now) c
 
 int TenantRuntime::sending_rate_per_minute() const {
   int rate = 0;
-  for (const auto& [share, share_rate] : shares)
-    if (!releasing_shares.count(share)) rate += share_rate;
-  return rate > 0 ? std::min(rate, row.rate_per_minute) : row.rate_per_minute;
+  for (const int share : shares)
+    if (!releasing_shares.count(share)) rate += reconcile::share_rate(row.rate_per_minute, share);
+  return rate > 0 ? rate : row.rate_per_minute;
 }
 
 void TenantRegistry::sync_scheduler(TenantRuntime& t, Instant now) {

@@ -56,15 +56,14 @@ struct TenantRuntime {
   // sends at the sum of the rates of the shares it holds and is not handing over.
   bool owned = false;      // holds at least one share
   bool releasing = false;  // every share it holds is being handed over: it stops sending
-  std::map<int, int> shares;          // share -> its rate a minute, as the last heartbeat said
-  std::set<int> releasing_shares;     // shares being handed over (given up at the next heartbeat)
+  std::set<int> shares;            // the shares of its rate held (reconcile::share_rate says how much)
+  std::set<int> releasing_shares;  // shares being handed over (given up at the next heartbeat)
   reconcile::Instant send_until{};
   std::optional<TenantMode> scheduled_mode;  // what the scheduler was last told
   int scheduled_rate = 0;                    // the rate it was told with
 
-  // What this instance may send a minute: its shares' rates (those not handed over), never
-  // more than the tenant's own rate (an operator's change applies before the next heartbeat
-  // re-cuts the shares); the tenant's rate where it holds none (it does not send then).
+  // What this instance may send a minute: its shares' rates at the tenant's current rate
+  // (those not handed over); the tenant's rate where it holds none (it does not send then).
   int sending_rate_per_minute() const;
   // Certificate mode: when its platform certificates are downloaded next on schedule
   // (CertificateKeeper::on_turn; unset: not computed yet, or not scheduled).

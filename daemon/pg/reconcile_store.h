@@ -88,9 +88,14 @@ class ReconcileStore final : public engine::Store {
   // now() + the margin and is forgotten by a second statement (per dead instance), so its
   // tenants are taken over on a heartbeat after that margin. The counts returned leave it out.
   reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<reconcile::ShareKey>& release,
-                                 std::optional<std::chrono::milliseconds> dead_owner_margin) override;
+                                 std::optional<std::chrono::milliseconds> dead_owner_margin,
+                                 std::optional<int> expected_shares) override;
+  reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<reconcile::ShareKey>& release,
+                                 std::optional<std::chrono::milliseconds> dead_owner_margin) {
+    return heartbeat(lease, release, dead_owner_margin, std::nullopt);
+  }
   reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<reconcile::ShareKey>& release) {
-    return heartbeat(lease, release, std::nullopt);
+    return heartbeat(lease, release, std::nullopt, std::nullopt);
   }
   void release_all_tenants() override;
 

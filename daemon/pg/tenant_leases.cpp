@@ -86,7 +86,8 @@ void ReconcileStore::resume_tenant(const std::string& tenant_id) {
 
 reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
                                                const std::vector<reconcile::ShareKey>& release,
-                                               std::optional<std::chrono::milliseconds> dead_owner_margin) {
+                                               std::optional<std::chrono::milliseconds> dead_owner_margin,
+                                               std::optional<int> expected_shares) {
   const ProcessIdentity& self = impl_->self;
   const bool find_dead = dead_owner_margin && !self.boot_id.empty() && !self.pid_namespace.empty();
   nlohmann::json pairs = nlohmann::json::array();
@@ -96,7 +97,7 @@ reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
     // The steady state is this one statement (sql/heartbeat.sql says what it does and why it
     // is safe in one snapshot).
     const pqxx::result rows = impl_->exec1(c, "heartbeat", impl_->instance, self.boot_id, self.pid_namespace, self.pid,
-                                           millis(lease), released, find_dead);
+                                           millis(lease), released, find_dead, expected_shares.value_or(-1));
     reconcile::Ownership o;
     std::vector<reconcile::OwnedTenant> acquired;
     std::vector<ProcessIdentity> peers;
@@ -107,6 +108,8 @@ reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
       if (kind == "counts") {
         o.live_instances = r["n"].as<int>();
         shares = r["m"].as<int>();
+        o.shares_held = r["rate"].as<int>();
+        o.listed = !expected_shares || *expected_shares != o.shares_held;
         o.epoch = r["epoch"].as<std::int64_t>();
       } else if (kind == "renewed") {
         // One row per tenant: the shares held as a bit mask, and the tenant's rate

@@ -326,7 +326,8 @@ std::size_t MemoryStore::queue_resync() {
 }
 
 reconcile::Ownership MemoryStore::heartbeat(milliseconds lease, const std::vector<reconcile::ShareKey>& release,
-                                            std::optional<milliseconds> /*dead_owner_margin: one instance*/) {
+                                            std::optional<milliseconds> /*dead_owner_margin: one instance*/,
+                                            std::optional<int> /*expected_shares: every share is listed here*/) {
   count_call(__func__);
   const Instant t = now();
   if (heartbeats_fail_from_ && t >= *heartbeats_fail_from_) {

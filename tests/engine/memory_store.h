@@ -120,7 +120,8 @@ class MemoryStore final : public engine::Store {
   void record_drift_checks(const std::vector<reconcile::DriftCheckRecord>& records) override;
   std::size_t queue_resync() override;
   reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<reconcile::ShareKey>& release,
-                                 std::optional<std::chrono::milliseconds> dead_owner_margin) override;
+                                 std::optional<std::chrono::milliseconds> dead_owner_margin,
+                                 std::optional<int> expected_shares) override;
   void release_all_tenants() override;
   std::vector<std::string> due_tenants() override;
   std::size_t pending_for_sending_tenants() override;

@@ -410,6 +410,23 @@ TEST_CASE("rate shares: one big tenant is cut into shares the instances lease, b
   audit(db, "big", true, "host:one");
   audit(db, "big", true, "host:elsewhere");
 
+  // Expecting the 5 shares it holds, the next heartbeat lists nothing (the idle steady state);
+  // once an operator deleted one, the count differs and it lists the 4 left.
+  const auto quiet = one.heartbeat(20s, {}, std::nullopt, 5);
+  CHECK_FALSE(quiet.listed);
+  CHECK(quiet.shares_held == 5);
+  CHECK(quiet.owned.empty());
+  {
+    pqxx::connection c(db.conninfo());
+    pqxx::work tx(c);
+    tx.exec0("DELETE FROM callbackd.tenant_leases WHERE tenant_id = 'big' AND share = 3");
+    tx.commit();
+  }
+  const auto noticed = one.heartbeat(20s, {}, std::nullopt, 5);
+  CHECK(noticed.listed);
+  CHECK(shares_of(noticed, "big") == std::map<int, int>{{0, 43}, {1, 43}, {2, 42}, {3, 42}});  // 3 taken back
+  CHECK(std::count_if(noticed.owned.begin(), noticed.owned.end(), [](const auto& t) { return t.acquired_now; }) == 1);
+
   // A second instance: its fair share is ceil(5 / 2) = 3, but every share is held.
   const auto second = two.heartbeat(20s, {});
   CHECK(second.live_instances == 2);

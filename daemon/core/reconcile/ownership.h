@@ -44,7 +44,12 @@ struct DeadInstance {
 };
 
 struct Ownership {
-  std::vector<OwnedTenant> owned;  // every share this instance holds after the heartbeat
+  // Every share this instance holds after the heartbeat, or, when `listed` is false, only the
+  // ones acquired now: the database counted the others as the caller expected
+  // (engine/store.h), so they are the ones it held before less those it gave up.
+  std::vector<OwnedTenant> owned;
+  bool listed = true;
+  int shares_held = 0;             // held before acquiring, after giving up
   int live_instances = 1;          // instances whose heartbeat is younger than the lease
   int fair_share = 0;              // ceil(shares of all tenants / live_instances)
   // This instance's epoch after the renewal (migrations/0007). Another instance changes it

@@ -1,6 +1,7 @@
 -- One heartbeat of instance $1 in one statement (autocommit: atomic on its own, one round trip).
 -- $2 boot_id, $3 pid_namespace, $4 pid (0: unknown) of this instance (0005); $5 the lease in ms;
--- $6 a JSON array of the [tenant_id, share] pairs whose leases it gives up; $7 whether to list the other
+-- $6 a JSON array of the [tenant_id, share] pairs whose leases it gives up; $8 how many
+-- shares it expects to hold after that (-1: list them anyway); $7 whether to list the other
 -- instances of this kernel boot and PID namespace (takeover candidates, 0005).
 --
 -- A lease is on one share of a tenant's rate (0013, rate shares): everything below that says
@@ -13,12 +14,12 @@
 -- sibling wrote. Hence:
 --  - this instance is counted live as itself + 1: its own heartbeat (`beat`) is invisible to
 --    `others`, and its row may be missing (first heartbeat) or stale (after a long stall);
---  - `held` skips the released tenants, and `candidates` skips every lease this instance holds:
+--  - `held_count` and `renewed` skip the released shares, and `candidates` skips every lease this instance holds:
 --    a row changed by two parts of one statement is an error or unpredictable. Its own leases
 --    after a stall are thus still its own (their fencing token stays) unless another instance
 --    took them, which `epoch` tells (below); a tenant it gives up is not taken back by the same
 --    heartbeat;
---  - how many to acquire comes from `held`, not from re-reading the leases;
+--  - how many to acquire comes from `held_count`, not from re-reading the leases;
 --  - `forgotten` skips instances named by any lease, which `fenced` may update.
 -- Taking a tenant from another instance (its lease lapsed in this snapshot) goes in two steps
 -- that re-check the newest row versions under their row locks: `fenced` changes the owner's
@@ -33,7 +34,8 @@
 -- DELETE costs less than any condition for running it less often, and no round trip.
 --
 -- Rows, ordered by kind, id, share: one `counts` (n = live instances, m = shares of all
--- tenants, epoch = this instance's epoch after the renewal), a `renewed` per tenant with
+-- tenants, rate = the shares this instance still holds, before acquiring any, epoch = this
+-- instance's epoch after the renewal), a `renewed` per tenant with
 -- shares still held (m = which, as a bit mask; rate = the tenant's rate_per_minute; n = the
 -- lowest fencing token) and an `acquired` per share acquired (n = fencing token, share, rate = what
 -- the share may send a minute now, previous = the instance it was taken from (NULL: it was
@@ -55,13 +57,13 @@ WITH beat AS (
   DELETE FROM callbackd.tenant_leases l
   USING given_up g
   WHERE l.instance_id = $1 AND l.tenant_id = g.tenant_id AND l.share = g.share
-), held AS (
-  -- No join with the tenants per share: 8,000 shares of 1,000 tenants are read from the index
-  -- and grouped, and only the groups meet callbackd.tenants (below). A share beyond a lowered
-  -- count is still listed; the lease keeper finds it has no rate and gives it up.
-  SELECT l.tenant_id, l.share, l.fencing_token FROM callbackd.tenant_leases l
-  WHERE l.instance_id = $1
-    AND NOT EXISTS (SELECT 1 FROM given_up g WHERE g.tenant_id = l.tenant_id AND g.share = l.share)
+), held_count AS (
+  -- The shares this instance holds and keeps: a count over its rows, without reading them out
+  -- (8,000 shares of 1,000 tenants in an idle heartbeat). A share beyond a lowered count is
+  -- still held; the lease keeper finds it has no rate and gives it up.
+  SELECT (SELECT count(*) FROM callbackd.tenant_leases WHERE instance_id = $1)::int
+         - (SELECT count(*) FROM callbackd.tenant_leases l JOIN given_up g ON g.tenant_id = l.tenant_id
+            AND g.share = l.share WHERE l.instance_id = $1)::int AS n
 ), others AS (
   SELECT instance_id, boot_id, pid_namespace, pid FROM callbackd.instances
   WHERE instance_id <> $1 AND heartbeat_at > now() - $5::bigint * interval '1 millisecond'
@@ -80,7 +82,7 @@ WITH beat AS (
   LEFT JOIN callbackd.instances o ON o.instance_id = h.instance_id
   WHERE h.tenant_id IS NULL OR (h.instance_id <> $1 AND (o.lease_until IS NULL OR o.lease_until < now()))
   ORDER BY s.share, t.tenant_id
-  LIMIT (SELECT GREATEST(0, (shares + live_instances - 1) / live_instances - (SELECT count(*) FROM held))
+  LIMIT (SELECT GREATEST(0, (shares + live_instances - 1) / live_instances - (SELECT n FROM held_count))
          FROM counts)
 ), fenced AS (
   INSERT INTO callbackd.instances AS o (instance_id, heartbeat_at, lease_until)
@@ -111,15 +113,23 @@ WITH beat AS (
     AND NOT EXISTS (SELECT 1 FROM callbackd.tenant_leases l WHERE l.instance_id = i.instance_id)
 )
 SELECT 'counts' AS kind, NULL::text AS id, NULL::smallint AS share, live_instances::bigint AS n, shares AS m,
-       NULL::integer AS rate, NULL::text AS previous, NULL::json AS recent_sends, (SELECT epoch FROM beat) AS epoch
+       (SELECT n FROM held_count) AS rate, NULL::text AS previous, NULL::json AS recent_sends, (SELECT epoch FROM beat) AS epoch
 FROM counts
 UNION ALL
--- One row per tenant, not per share (8 rows every 2 s for a tenant of 8 shares were most of an
--- idle heartbeat's cost with 1,000 tenants): m = the shares held as a bit mask, rate = the
--- tenant's rate_per_minute, which says what each share may send.
+-- One row per tenant, not per share: m = the shares held as a bit mask, rate = the tenant's
+-- rate_per_minute. Only when the number of shares held is not the $8 the caller expects (-1:
+-- always): an idle heartbeat of an instance holding 8,000 shares then reads their index
+-- entries to count them and returns nothing. The count is a sound test because only this
+-- instance adds leases naming it; others only take them away (after our lease lapsed: the
+-- epoch says so too), as do an operator's DELETE and a tenant's removal.
 SELECT 'renewed', h.tenant_id, NULL, h.token, h.mask, t.rate_per_minute, NULL, NULL, NULL
-FROM (SELECT tenant_id, bit_or(1 << share)::integer AS mask, min(fencing_token) AS token FROM held GROUP BY tenant_id) h
+FROM (SELECT l.tenant_id, bit_or(1 << l.share)::integer AS mask, min(l.fencing_token) AS token
+      FROM callbackd.tenant_leases l
+      WHERE l.instance_id = $1
+        AND NOT EXISTS (SELECT 1 FROM given_up g WHERE g.tenant_id = l.tenant_id AND g.share = l.share)
+      GROUP BY l.tenant_id) h
 JOIN callbackd.tenants t ON t.tenant_id = h.tenant_id
+WHERE (SELECT n FROM held_count) <> $8::integer
 UNION ALL
 SELECT 'acquired', a.tenant_id, a.share, a.fencing_token, NULL, callbackd.share_rate(a.rate_per_minute, a.share),
        a.previous, s.ages, NULL
