@@ -153,8 +153,8 @@ void LeaseKeeper::heartbeat(Instant now) {
       });
 }
 
-void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership,
-                               const std::vector<reconcile::ShareKey>& released, Instant send_until) {
+void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership, const std::vector<reconcile::ShareKey>& released,
+                               Instant send_until) {
   const Instant now = clock_.now();
   for (const auto& [id, share] : released)
     if (TenantRuntime* t = tenants_.find(id)) {
@@ -225,8 +225,7 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership,
   for (auto& [id, t] : tenants_.all()) {
     const auto it = held_shares.find(id);
     if (it == held_shares.end()) {
-      if (t->owned)
-        logging::warn("tenant_lost", {{"tenant", log_id(id)}, {"note", "another instance holds it now"}});
+      if (t->owned) logging::warn("tenant_lost", {{"tenant", log_id(id)}, {"note", "another instance holds it now"}});
       t->owned = false;
       t->releasing = false;
       t->shares.clear();
@@ -271,8 +270,7 @@ bool LeaseKeeper::renew_quietly(int fair_share, Instant send_until, Instant now)
   // The steady state: nothing acquired, nothing lost (the database counted what we hold),
   // nothing given up. Only the leases' new end, unless the fair share asks for a hand-over.
   int kept = 0;
-  for (const auto& [id, t] : tenants_.all())
-    kept += static_cast<int>(t->shares.size() - t->releasing_shares.size());
+  for (const auto& [id, t] : tenants_.all()) kept += static_cast<int>(t->shares.size() - t->releasing_shares.size());
   if (kept > fair_share) return false;
   bool any = false;
   for (auto& [id, t] : tenants_.all()) {

@@ -85,13 +85,13 @@ class Store {
 
   // One heartbeat: records this instance as alive, gives up the leases in `release`, renews
   // its other leases to now + lease, and acquires free or lapsed shares of tenants' rates
-  // (migrations/0013) up to its fair share; never takes a lease another live instance holds. With `dead_owner_margin`, an
-  // instance proven dead on this machine has its leases cut to now + the margin.
-  // `expected_shares`: how many shares the caller holds after `release` as far as it knows;
-  // when the database agrees, Ownership::owned lists only the shares acquired now
-  // (Ownership::listed false), which keeps an idle heartbeat of thousands of shares cheap.
-  // nullopt: list them all.
-  virtual reconcile::Ownership heartbeat(std::chrono::milliseconds lease, const std::vector<reconcile::ShareKey>& release,
+  // (migrations/0013) up to its fair share; never takes a lease another live instance holds. With `dead_owner_margin`,
+  // an instance proven dead on this machine has its leases cut to now + the margin. `expected_shares`: how many shares
+  // the caller holds after `release` as far as it knows; when the database agrees, Ownership::owned lists only the
+  // shares acquired now (Ownership::listed false), which keeps an idle heartbeat of thousands of shares cheap. nullopt:
+  // list them all.
+  virtual reconcile::Ownership heartbeat(std::chrono::milliseconds lease,
+                                         const std::vector<reconcile::ShareKey>& release,
                                          std::optional<std::chrono::milliseconds> dead_owner_margin,
                                          std::optional<int> expected_shares) = 0;
   // Gives up every lease of this instance (clean shutdown), so another takes over at once.

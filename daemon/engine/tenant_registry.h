@@ -54,8 +54,8 @@ struct TenantRuntime {
   // of its rate AND its own clock says the last renewal is recent enough that the lease cannot
   // have lapsed (send_until), and not while handing its last shares over (releasing). It
   // sends at the sum of the rates of the shares it holds and is not handing over.
-  bool owned = false;      // holds at least one share
-  bool releasing = false;  // every share it holds is being handed over: it stops sending
+  bool owned = false;              // holds at least one share
+  bool releasing = false;          // every share it holds is being handed over: it stops sending
   std::set<int> shares;            // the shares of its rate held (reconcile::share_rate says how much)
   std::set<int> releasing_shares;  // shares being handed over (given up at the next heartbeat)
   reconcile::Instant send_until{};

@@ -126,8 +126,8 @@ TEST_CASE("rate shares: two instances on two source addresses send one big tenan
   std::vector<std::string> configs;
   for (const char* address : {"127.0.0.2", "127.0.0.3"}) {
     DaemonConfigOptions options;
-    options.wechatpay_extra = "  egress_rate_per_minute: " + std::to_string(kPerAddress) +
-                              "\n  source_addresses: [" + address + "]\n";
+    options.wechatpay_extra =
+        "  egress_rate_per_minute: " + std::to_string(kPerAddress) + "\n  source_addresses: [" + address + "]\n";
     const std::string written = env.write_daemon_config("", options);
     configs.push_back(env.work_dir() + "/callbackd-" + address + ".yaml");
     REQUIRE(std::rename(written.c_str(), configs.back().c_str()) == 0);
@@ -140,11 +140,13 @@ TEST_CASE("rate shares: two instances on two source addresses send one big tenan
       "SELECT count(*) FROM (SELECT instance FROM callbackd.audit_log WHERE outcome = 'applied' GROUP BY instance "
       "HAVING count(*) >= 15) x";
   const auto started = std::chrono::steady_clock::now();
-  for (int i = 0; i < 600 && env.count(per_instance) < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds{100});
+  for (int i = 0; i < 600 && env.count(per_instance) < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{100});
   REQUIRE(env.count(per_instance) == 2);
   WARN("both instances sending after "
        << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()
-       << " ms, " << env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'") << " rows applied");
+       << " ms, " << env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'")
+       << " rows applied");
 
   // Kill the instance that holds share 0; the other takes every share over.
   std::string victim_instance;
@@ -165,7 +167,8 @@ TEST_CASE("rate shares: two instances on two source addresses send one big tenan
   REQUIRE(survivor);
   const std::string survivor_shares =
       "SELECT count(*) FROM callbackd.tenant_leases WHERE instance_id <> '" + victim_instance + "'";
-  for (int i = 0; i < 600 && env.count(survivor_shares) < 5; ++i) std::this_thread::sleep_for(std::chrono::milliseconds{100});
+  for (int i = 0; i < 600 && env.count(survivor_shares) < 5; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds{100});
   CHECK(env.count(survivor_shares) == 5);  // every share of the tenant: the victim's handed over
   const long long applied_at_takeover = env.count("SELECT count(*) FROM callbackd.audit_log WHERE outcome = 'applied'");
 

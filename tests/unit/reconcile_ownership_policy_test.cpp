@@ -18,10 +18,14 @@ TEST_CASE("ownership: shares beyond the fair share are handed over", "[ownership
   };
   for (const auto& r : std::vector<Row>{
            {"within the share", {{"a", 0, false}, {"b", 0, false}}, 2, {}},
-           {"one over: the last in the heartbeat's order", {{"a", 0, false}, {"b", 0, false}, {"c", 0, false}}, 2,
+           {"one over: the last in the heartbeat's order",
+            {{"a", 0, false}, {"b", 0, false}, {"c", 0, false}},
+            2,
             {{"c", 0}}},
            {"all over a share of one", {{"a", 0, false}, {"b", 0, false}, {"c", 0, false}}, 1, {{"b", 0}, {"c", 0}}},
-           {"already handing over: not counted, not repeated", {{"a", 0, true}, {"b", 0, false}, {"c", 0, false}}, 2,
+           {"already handing over: not counted, not repeated",
+            {{"a", 0, true}, {"b", 0, false}, {"c", 0, false}},
+            2,
             {}},
            {"already handing over in the middle",
             {{"a", 0, false}, {"b", 0, true}, {"c", 0, false}, {"d", 0, false}},
@@ -82,9 +86,8 @@ TEST_CASE("ownership: a renewal extends sending only when the epoch is the one k
 
 TEST_CASE("rate shares: one per 40 a minute, 1 to 8, adding up to the rate, each 1-second limit adding up too",
           "[ownership_policy][shares]") {
-  const std::vector<std::pair<int, int>> counts = {{1, 1},  {39, 1},  {79, 1},   {80, 2},        {119, 2},
-                                                   {120, 3}, {200, 5}, {319, 7},  {320, 8},       {1000, 8},
-                                                   {6000, 8}};
+  const std::vector<std::pair<int, int>> counts = {{1, 1},   {39, 1},  {79, 1},  {80, 2},   {119, 2}, {120, 3},
+                                                   {200, 5}, {319, 7}, {320, 8}, {1000, 8}, {6000, 8}};
   for (const auto& [rate, shares] : counts) {
     INFO("R = " << rate);
     CHECK(rate_shares(rate) == shares);

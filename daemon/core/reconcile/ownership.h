@@ -49,9 +49,9 @@ struct Ownership {
   // (engine/store.h), so they are the ones it held before less those it gave up.
   std::vector<OwnedTenant> owned;
   bool listed = true;
-  int shares_held = 0;             // held before acquiring, after giving up
-  int live_instances = 1;          // instances whose heartbeat is younger than the lease
-  int fair_share = 0;              // ceil(shares of all tenants / live_instances)
+  int shares_held = 0;     // held before acquiring, after giving up
+  int live_instances = 1;  // instances whose heartbeat is younger than the lease
+  int fair_share = 0;      // ceil(shares of all tenants / live_instances)
   // This instance's epoch after the renewal (migrations/0007). Another instance changes it
   // before taking tenants of ours over (our lease had lapsed); a renewal that returns an epoch
   // other than the previous one may therefore have raced with a takeover, and `owned` is

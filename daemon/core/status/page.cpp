@@ -155,7 +155,8 @@ std::string tenants_table(const DatabaseView& db, const Live& live) {
       reason += (reason.empty() ? "" : "; ") + std::string("<span class=bad>") + e(t.paused_error_code.value_or("")) +
                 ": " + e(*t.paused_reason) + "</span>";
     h += "<td>" + (reason.empty() ? std::string("<span class=ok>sending</span>") : reason) + "</td>";
-    if (t.holders.empty()) h += "<td><span class=meta>none</span></td>";
+    if (t.holders.empty())
+      h += "<td><span class=meta>none</span></td>";
     else {
       h += "<td>";
       for (std::size_t i = 0; i < t.holders.size(); ++i) {

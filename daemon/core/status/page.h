@@ -72,12 +72,12 @@ struct TenantRows {
   // tenant_leases (migrations/0013): each instance holding shares of its rate, by instance id.
   struct Holder {
     std::string instance;
-    int shares = 0;                      // how many of the tenant's shares it holds
-    int rate_per_minute = 0;             // what they may send a minute together
+    int shares = 0;                          // how many of the tenant's shares it holds
+    int rate_per_minute = 0;                 // what they may send a minute together
     std::optional<long long> lease_left_ms;  // its instance's lease; negative once lapsed
   };
   std::vector<Holder> holders;
-  int shares = 1;  // callbackd.rate_shares(rate_per_minute)
+  int shares = 1;                             // callbackd.rate_shares(rate_per_minute)
   std::map<std::string, long long> by_state;  // sync_status.state -> rows
   long long queued = 0;                       // pending_work entries
   std::optional<long long> oldest_change_ms;  // age of the oldest queued change (not resync)
