@@ -186,10 +186,9 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership, const std:
 
   // What the heartbeat says, by tenant: the shares held now.
   std::map<std::string, std::set<int>> held_shares;
-  // The requests another instance sent for a tenant within the last minute, to count in our
-  // windows (ownership_policy.h): once per instance they came from, however many of its
-  // shares were acquired.
-  std::map<std::string, std::map<std::string, std::vector<milliseconds>>> sent_by_others;
+  // The requests other instances sent for a tenant within the last minute, to count in our
+  // windows (ownership_policy.h), each once.
+  std::map<std::string, std::vector<milliseconds>> sent_by_others;
   std::map<std::string, std::vector<const reconcile::OwnedTenant*>> acquired;
   bool unknown_tenant = false;
   std::vector<reconcile::HeldShare> held;
@@ -202,8 +201,11 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership, const std:
     held_shares[o.tenant_id].insert(o.share);
     if (o.acquired_now || !t->shares.count(o.share)) {
       acquired[o.tenant_id].push_back(&o);
-      if (o.acquired_now && !o.recent_sends.empty())
-        sent_by_others[o.tenant_id].try_emplace(o.previous.value_or(""), o.recent_sends);
+      // Each request once: the same one comes with every share acquired from the same
+      // instance, in this heartbeat or a later one.
+      for (const auto& send : o.recent_sends)
+        if (t->counted_sends.emplace(send.audit_id, now - send.age).second)
+          sent_by_others[o.tenant_id].push_back(send.age);
     }
     held.push_back({o.tenant_id, o.share, t->releasing_shares.count(o.share) > 0});
   }
@@ -257,12 +259,13 @@ void LeaseKeeper::on_heartbeat(const reconcile::Ownership& ownership, const std:
   send_until_ = held_shares.empty() ? std::nullopt : std::optional<Instant>(send_until);
   // The pacers at their new rates first: what they are told below is kept up to that rate.
   tenants_.sync_scheduler_all(now);
-  for (const auto& [id, by_instance] : sent_by_others) {
-    const TenantRuntime* t = tenants_.find(id);
-    for (const auto& [instance, recent] : by_instance) {
-      auto sends = reconcile::assumed_sends_after_takeover(recent, t->row.max_in_flight, now);
-      if (!sends.empty()) scheduler_.assume_sent(id, std::move(sends));
-    }
+  for (const auto& [id, recent] : sent_by_others) {
+    TenantRuntime* t = tenants_.find(id);
+    auto sends = reconcile::assumed_sends_after_takeover(recent, t->row.max_in_flight, now);
+    if (!sends.empty()) scheduler_.assume_sent(id, std::move(sends));
+    // Those out of every window need not be remembered.
+    std::erase_if(t->counted_sends,
+                  [&](const auto& counted) { return counted.second < now - std::chrono::seconds{61}; });
   }
 }
 

@@ -5,6 +5,7 @@
 // KeyLoader.
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
@@ -58,6 +59,9 @@ struct TenantRuntime {
   bool releasing = false;          // every share it holds is being handed over: it stops sending
   std::set<int> shares;            // the shares of its rate held (reconcile::share_rate says how much)
   std::set<int> releasing_shares;  // shares being handed over (given up at the next heartbeat)
+  // Other instances' requests its pacer was told of when shares were acquired (audit_log.id ->
+  // when sent), so that one is counted once however many shares bring it; kept for a minute.
+  std::map<std::int64_t, reconcile::Instant> counted_sends;
   reconcile::Instant send_until{};
   std::optional<TenantMode> scheduled_mode;  // what the scheduler was last told
   int scheduled_rate = 0;                    // the rate it was told with

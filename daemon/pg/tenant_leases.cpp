@@ -134,8 +134,9 @@ reconcile::Ownership ReconcileStore::heartbeat(std::chrono::milliseconds lease,
         t.rate_per_minute = r["rate"].as<int>();
         if (!r["previous"].is_null()) t.previous = r["previous"].as<std::string>();
         if (!r["recent_sends"].is_null())
-          for (const auto& age : nlohmann::json::parse(r["recent_sends"].c_str()))
-            t.recent_sends.emplace_back(age.get<long long>());
+          for (const auto& send : nlohmann::json::parse(r["recent_sends"].c_str()))
+            t.recent_sends.push_back(
+                {send[0].get<std::int64_t>(), std::chrono::milliseconds{send[1].get<long long>()}});
         acquired.push_back(std::move(t));
       } else {
         CALLBACKD_ASSERT(kind == "peer");

@@ -124,8 +124,9 @@ TEST_CASE("one heartbeat statement releases a tenant and acquires others with th
   CHECK(o.fair_share == 3);
   // Oldest first, each an age by the database clock.
   REQUIRE(o.owned[0].recent_sends.size() == 2);
-  CHECK(o.owned[0].recent_sends[0] >= o.owned[0].recent_sends[1] + 40ms);
-  CHECK(o.owned[0].recent_sends[0] < 10s);
+  CHECK(o.owned[0].recent_sends[0].age >= o.owned[0].recent_sends[1].age + 40ms);
+  CHECK(o.owned[0].recent_sends[0].age < 10s);
+  CHECK(o.owned[0].recent_sends[0].audit_id < o.owned[0].recent_sends[1].audit_id);
   CHECK(o.owned[1].recent_sends.empty());
 
   // The next heartbeat takes a back: it is free and within the share.

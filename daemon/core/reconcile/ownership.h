@@ -25,7 +25,11 @@ struct OwnedTenant {
   // 60 s windows: those of the instance the share was taken from (`previous`), or for a free
   // share those of every other instance.
   std::optional<std::string> previous;
-  std::vector<std::chrono::milliseconds> recent_sends;
+  struct RecentSend {
+    std::int64_t audit_id = 0;  // callbackd.audit_log.id: the same request seen again is counted once
+    std::chrono::milliseconds age{0};
+  };
+  std::vector<RecentSend> recent_sends;
 };
 
 // A share this instance gives up (the heartbeat deletes its lease).

@@ -39,9 +39,10 @@
 -- shares still held (m = which, as a bit mask; rate = the tenant's rate_per_minute; n = the
 -- lowest fencing token) and an `acquired` per share acquired (n = fencing token, share, rate = what
 -- the share may send a minute now, previous = the instance it was taken from (NULL: it was
--- free), recent_sends = the ages in ms of that instance's requests for the tenant in the
--- last 61 s, or for a free share every other instance's, oldest first, as a JSON array: for
--- the new holder's pacer), a `peer` per takeover candidate (n = pid).
+-- free), recent_sends = [audit_log.id, age in ms] of that instance's requests for the tenant
+-- in the last 61 s, or for a free share every other instance's, oldest first, as a JSON
+-- array: for the new holder's pacer, which counts each id once however many shares it takes
+-- over how many heartbeats), a `peer` per takeover candidate (n = pid).
 -- A share beyond the tenant's count (its rate_per_minute was lowered) is given up by the lease
 -- keeper at its next heartbeat (ownership_policy.h: it has no rate).
 WITH beat AS (
@@ -138,7 +139,8 @@ CROSS JOIN LATERAL (
   -- Taken from an instance whose lease lapsed: its requests, which this share carried (or
   -- others of its shares: counting them too only slows the new holder down). A free share:
   -- every other instance's, since which of them carried it before is not known.
-  SELECT json_agg(ceil(extract(epoch FROM now() - g.created_at) * 1000)::bigint ORDER BY g.created_at) AS ages
+  SELECT json_agg(json_build_array(g.id, ceil(extract(epoch FROM now() - g.created_at) * 1000)::bigint)
+                  ORDER BY g.created_at) AS ages
   FROM callbackd.audit_log g
   WHERE g.tenant_id = a.tenant_id AND g.created_at > now() - interval '61 seconds' AND g.latency_ms IS NOT NULL
     AND (CASE WHEN a.previous IS NULL THEN g.instance IS DISTINCT FROM $1 ELSE g.instance = a.previous END)
