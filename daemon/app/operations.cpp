@@ -27,6 +27,11 @@ constexpr int kPageQueriesAtOnce = 2;
 constexpr auto kStatusEvery = seconds{10};
 // The queue query: one grouped scan of pending_work; cheap, but not on every scrape.
 constexpr auto kQueueQueryEvery = seconds{10};
+// The row counts' bookkeeping (migrations/0014_row_state_counts.sql): the changes of the last
+// seconds folded into the kept counts, so that whoever reads the counts recomputes only those.
+// A full batch means more are waiting (a bulk load): the next batch follows at once.
+constexpr auto kFoldEvery = seconds{2};
+constexpr int kFoldBatch = 5000;  // ~0.1 s of the database's time (docs/benchmarks.md)
 // /readyz: the database answered within this long.
 constexpr auto kDatabaseFresh = seconds{45};
 // /healthz: the loop's heartbeat (kTick) is older than this: the loop is stuck.
@@ -160,6 +165,10 @@ void Operations::tick() {
     next_queue_query_ = now + kQueueQueryEvery;
     query_queues();
   }
+  if (now >= next_fold_ && !stopping_) {
+    next_fold_ = now + kFoldEvery;
+    fold_row_counts();
+  }
   if (now >= next_status_ && ready_sent_ && !stopping_) {
     next_status_ = now + kStatusEvery;
     sd_notify("STATUS=" + status_line());
@@ -197,6 +206,30 @@ void Operations::query_queues() {
       for (const auto& q : queues) queues_[q.tenant_id] = Queue{q.queued, q.held, q.oldest_pending_change};
     });
   });
+}
+
+void Operations::fold_row_counts() {
+  if (fold_in_flight_) return;
+  fold_in_flight_ = true;
+  // On the status page's thread and connection, never the reconciler's: a fold of a bulk
+  // load's changes delays at most a page load, never a claim or a record.
+  page_db_.call_then(
+      io_, alive_, [](engine::Store& store) { return store.fold_row_state_changes(kFoldBatch); },
+      [this](const Result<int, DatabaseError>& folded) {
+        fold_in_flight_ = false;
+        if (!folded) {
+          // Counts stay exact without folds (their readers recompute the unfolded rows), only
+          // slower; said once per distinct error, not every 2 s of an outage.
+          if (folded.error().what() != fold_error_) {
+            fold_error_ = folded.error().what();
+            logging::warn("row_counts_fold_failed",
+                          {{"error", fold_error_}, {"note", "the row counts stay exact; reading them costs more"}});
+          }
+          return;
+        }
+        fold_error_.clear();
+        if (folded.value() == kFoldBatch && !stopping_) fold_row_counts();
+      });
 }
 
 void Operations::tenants_loaded() {

@@ -29,7 +29,8 @@ class Operations {
  public:
   // `instance` is this daemon's name ("host:pid"), shown on the status page. `db` is the
   // reconciler's database thread (the metrics' queue query runs there); `page_db` a thread and
-  // connection of the status page's own, so a page load never delays a claim or a record.
+  // connection of the status page's own, so a page load never delays a claim or a record (the
+  // row counts' folds run there too).
   Operations(boost::asio::io_context& io, const Config& config, http::HttpsClient& client, engine::DbWorker& db,
              engine::DbWorker& page_db, std::string instance);
   ~Operations();
@@ -63,6 +64,7 @@ class Operations {
   void tick();
   void watchdog_tick();
   void query_queues();
+  void fold_row_counts();
   void refresh_gauges();
   std::string status_line() const;
   status::Live live_view() const;
@@ -84,11 +86,14 @@ class Operations {
   std::chrono::steady_clock::time_point heartbeat_;
   std::chrono::steady_clock::time_point next_status_{};
   std::chrono::steady_clock::time_point next_queue_query_{};
+  std::chrono::steady_clock::time_point next_fold_{};
 
   bool ready_sent_ = false;
   bool tenants_loaded_ = false;
   bool stopping_ = false;
   bool queue_query_in_flight_ = false;
+  bool fold_in_flight_ = false;
+  std::string fold_error_;
   std::optional<std::chrono::steady_clock::time_point> database_ok_at_;
   std::string database_error_;
   struct Queue {

@@ -181,9 +181,9 @@ int run_daemon(const CliRequest& req) {
         });
   };
   const auto db = database_thread("callbackd");
-  // The status page's reads: a thread and a connection of their own, opened at the first page
-  // load (DbWorker connects before its first job), so that a page's scans of a million rows
-  // never hold up the reconciler's claims and records.
+  // The status page's reads and the row counts' bookkeeping (migrations/0014): a thread and a
+  // connection of their own, so that neither a page's reads nor folding a bulk load's changes
+  // ever holds up the reconciler's claims and records.
   const auto page_db = database_thread("callbackd status page");
   // systemd notify, metrics and health (app/operations.h): READY=1 once the tenants and their
   // keys were loaded, the watchdog from this io_context, /metrics on metrics.listen.

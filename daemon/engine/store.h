@@ -108,6 +108,10 @@ class Store {
   // by the LIMITs of core/status/page.h. Run by app/operations.cpp through the DbWorker, at
   // most once per page per 2 s (its cache).
   virtual status::DatabaseView read_status(const status::Query& query) = 0;
+  // The row counts' bookkeeping (migrations/0014_row_state_counts.sql): folds at most
+  // `max_rows` recorded changes into the kept counts and answers how many it took; 0 when
+  // there were none, or another instance is folding them.
+  virtual int fold_row_state_changes(int max_rows) = 0;
   // Rates learned from 429s (core/reconcile/learned_rates.h, callbackd.learned_rates), each
   // with its age, read once at start-up; and the changes to write (a nullopt rate forgets the
   // row), one statement.

@@ -181,4 +181,10 @@ std::vector<reconcile::TenantQueue> ReconcileStore::queue_ages() {
   });
 }
 
+int ReconcileStore::fold_row_state_changes(int max_rows) {
+  return impl_->run("folding changes into callbackd.row_state_totals", [&](pqxx::connection& c) {
+    return impl_->exec1(c, "fold_row_state_changes", max_rows)[0][0].as<int>();
+  });
+}
+
 }  // namespace callbackd::pg

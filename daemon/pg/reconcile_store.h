@@ -105,6 +105,8 @@ class ReconcileStore final : public engine::Store {
   std::vector<reconcile::TenantQueue> queue_ages() override;
   // status_page.cpp: the sql/status_*.sql statements in one READ ONLY transaction.
   status::DatabaseView read_status(const status::Query& query) override;
+  // claims.cpp: sql/fold_row_state_changes.sql.
+  int fold_row_state_changes(int max_rows) override;
   // tenant_leases.cpp: sql/learned_rates.sql, sql/save_learned_rates.sql.
   std::vector<reconcile::LearnedRate> learned_rates() override;
   void save_learned_rates(const std::vector<reconcile::LearnedRate>& changes) override;

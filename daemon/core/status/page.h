@@ -26,10 +26,11 @@ inline constexpr int kInvalidRows = 50;           // newest invalid rows
 inline constexpr int kAuditRows = 20;             // newest audit rows on / and /tenants/T
 inline constexpr int kSubMerchantAuditRows = 50;  // audit history of one sub-merchant
 inline constexpr std::size_t kMaxIdLength = 128;  // longer tenant ids or mchids are refused
-// The grouped scans (rows by state, the queue, the error groups) grow with the rows: seconds at
-// a million (docs/operations.md). They run on the page's own connection and thread, never the
-// reconciler's, so a slow scan delays only the page; past this it is cancelled and the page
-// shows the rest without it. Below systemd's TimeoutStopSec (30 s): a scan running when the
+// The grouped reads (rows by state, the queue, the error groups) grow with the queue, the
+// failing rows and, for rows by state, the changes not yet folded (migrations/0014; a count of
+// every row while a bulk load's are folded): docs/operations.md. They run on the page's own
+// connection and thread, never the reconciler's, so a slow one delays only the page; past this
+// it is cancelled and the page shows the rest without it. Below systemd's TimeoutStopSec (30 s): a scan running when the
 // daemon stops holds the exit at most this long.
 inline constexpr int kScanTimeoutMs = 10'000;
 // How long a page reuses its scans: 2 s, or 20 times what they took if longer. While someone

@@ -1,4 +1,4 @@
--- `status`: rows per tenant and state, as callbackd.sync_status shows them.
-SELECT tenant_id, state, count(*) AS n
-FROM callbackd.sync_status
-GROUP BY tenant_id, state
+-- `status`: rows per tenant and state, as callbackd.sync_status shows them, from the counts
+-- kept by migrations/0014 (callbackd.row_state_counts: no scan of every row).
+SELECT tenant_id, state, n
+FROM callbackd.row_state_counts()
