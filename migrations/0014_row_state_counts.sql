@@ -184,27 +184,6 @@ BEGIN
 END;
 $$;
 
-CREATE TRIGGER desired_callbacks_inserted AFTER INSERT ON callbackd.desired_callbacks
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION callbackd.desired_callbacks_changes();
-CREATE TRIGGER desired_callbacks_updated AFTER UPDATE ON callbackd.desired_callbacks
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION callbackd.desired_callbacks_changes();
-CREATE TRIGGER desired_callbacks_deleted AFTER DELETE ON callbackd.desired_callbacks
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION callbackd.desired_callbacks_changes();
-
-CREATE TRIGGER sub_merchant_state_inserted AFTER INSERT ON callbackd.sub_merchant_state
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION callbackd.sub_merchant_state_changes();
-CREATE TRIGGER sub_merchant_state_updated AFTER UPDATE ON callbackd.sub_merchant_state
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION callbackd.sub_merchant_state_changes();
-CREATE TRIGGER sub_merchant_state_deleted AFTER DELETE ON callbackd.sub_merchant_state
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION callbackd.sub_merchant_state_changes();
-
-CREATE TRIGGER pending_work_inserted AFTER INSERT ON callbackd.pending_work
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION callbackd.pending_work_changes();
-CREATE TRIGGER pending_work_updated AFTER UPDATE ON callbackd.pending_work
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION callbackd.pending_work_changes();
-CREATE TRIGGER pending_work_deleted AFTER DELETE ON callbackd.pending_work
-  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION callbackd.pending_work_changes();
-
 -- Every row, to be recounted: after a TRUNCATE (which has no transition table), or by the
 -- schema owner after anything that bypassed the triggers (a restore with triggers disabled,
 -- session_replication_role = replica). Rows counted but gone, and rows there but not counted.
@@ -229,12 +208,25 @@ BEGIN
 END;
 $$;
 
-CREATE TRIGGER desired_callbacks_truncated AFTER TRUNCATE ON callbackd.desired_callbacks
-  FOR EACH STATEMENT EXECUTE FUNCTION callbackd.truncated_recount();
-CREATE TRIGGER sub_merchant_state_truncated AFTER TRUNCATE ON callbackd.sub_merchant_state
-  FOR EACH STATEMENT EXECUTE FUNCTION callbackd.truncated_recount();
-CREATE TRIGGER pending_work_truncated AFTER TRUNCATE ON callbackd.pending_work
-  FOR EACH STATEMENT EXECUTE FUNCTION callbackd.truncated_recount();
+-- On each of the three tables: its change function for INSERT, UPDATE and DELETE, and the
+-- recount for TRUNCATE (named <table>_inserted, _updated, _deleted, _truncated).
+DO $triggers$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['desired_callbacks', 'sub_merchant_state', 'pending_work'] LOOP
+    EXECUTE format('CREATE TRIGGER %1$I AFTER INSERT ON callbackd.%2$I REFERENCING NEW TABLE AS new_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION callbackd.%3$I()', t || '_inserted', t, t || '_changes');
+    EXECUTE format('CREATE TRIGGER %1$I AFTER UPDATE ON callbackd.%2$I REFERENCING OLD TABLE AS old_rows '
+                   'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION callbackd.%3$I()',
+                   t || '_updated', t, t || '_changes');
+    EXECUTE format('CREATE TRIGGER %1$I AFTER DELETE ON callbackd.%2$I REFERENCING OLD TABLE AS old_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION callbackd.%3$I()', t || '_deleted', t, t || '_changes');
+    EXECUTE format('CREATE TRIGGER %1$I AFTER TRUNCATE ON callbackd.%2$I '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION callbackd.truncated_recount()', t || '_truncated', t);
+  END LOOP;
+END
+$triggers$;
 
 -- ---------------------------------------------------------------------------------------
 -- Folds at most max_rows of the oldest change entries; returns how many it took (0 when

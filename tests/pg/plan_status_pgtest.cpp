@@ -18,18 +18,8 @@ using callbackd::wechatpay::OutcomeKind;
 
 namespace {
 
-void exec(const TestDatabase& db, const std::string& sql) {
-  pqxx::connection c(db.conninfo());
-  pqxx::work tx(c);
-  tx.exec0(sql);
-  tx.commit();
-}
-
-long long scalar(const TestDatabase& db, const std::string& sql) {
-  pqxx::connection c(db.conninfo());
-  pqxx::read_transaction tx(c);
-  return tx.exec1(sql)[0].as<long long>();
-}
+void exec(const TestDatabase& db, const std::string& sql) { callbackd::test::exec_sql(db, sql); }
+long long scalar(const TestDatabase& db, const std::string& sql) { return callbackd::test::query_number(db, sql); }
 
 void add_tenant(const TestDatabase& db, const std::string& tenant_id, const std::string& mode) {
   exec(db,

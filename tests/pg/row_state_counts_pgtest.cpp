@@ -41,21 +41,9 @@ std::pair<Counts, Counts> both(const TestDatabase& db) {
   return {kept, counted};
 }
 
-void run_sql(const TestDatabase& db, const std::string& sql) {
-  pqxx::connection c(db.conninfo());
-  pqxx::work tx(c);
-  tx.exec0(sql);
-  tx.commit();
-}
-
+void run_sql(const TestDatabase& db, const std::string& sql) { callbackd::test::exec_sql(db, sql); }
 // Committed: a fold is a write.
-long long scalar(const TestDatabase& db, const std::string& sql) {
-  pqxx::connection c(db.conninfo());
-  pqxx::work tx(c);
-  const auto value = tx.exec1(sql)[0].as<long long>();
-  tx.commit();
-  return value;
-}
+long long scalar(const TestDatabase& db, const std::string& sql) { return callbackd::test::query_number(db, sql); }
 
 int fold(const TestDatabase& db, int max_rows) {
   return static_cast<int>(scalar(db, "SELECT callbackd.fold_row_state_changes(" + std::to_string(max_rows) + ")"));
@@ -65,8 +53,9 @@ void add_tenant(const TestDatabase& db, const std::string& tenant) {
   run_sql(db,
           "INSERT INTO callbackd.tenants (tenant_id, mchid, merchant_serial_no, private_key_path, wechatpay_key_id, "
           "wechatpay_key_path) VALUES ('" +
-              tenant + "', '1900000001', '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', 'k.pem', 'PUB_KEY_ID_0112', "
-                       "'p.pem')");
+              tenant +
+              "', '1900000001', '5157F09EFDC096DE15EBE81A47057A7232F1B8E1', 'k.pem', 'PUB_KEY_ID_0112', "
+              "'p.pem')");
 }
 
 // What the daemon records for `mchid` at its current desired revision.
@@ -85,8 +74,7 @@ void check_exact(const TestDatabase& db, const std::string& after) {
   fold(db, 2);
   std::tie(kept, counted) = both(db);
   CHECK(kept == counted);
-  while (fold(db, 1000) > 0) {
-  }
+  while (fold(db, 1000) > 0) {}
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.row_state_changes") == 0);
   std::tie(kept, counted) = both(db);
   CHECK(kept == counted);
@@ -98,8 +86,7 @@ void check_exact(const TestDatabase& db, const std::string& after) {
 
 }  // namespace
 
-TEST_CASE("row counts: the same as counting sync_status after every kind of write, folded or not",
-          "[pg][row-counts]") {
+TEST_CASE("row counts: the same as counting sync_status after every kind of write, folded or not", "[pg][row-counts]") {
   TestDatabase db;
   add_tenant(db, "a");
   add_tenant(db, "b");
@@ -109,9 +96,14 @@ TEST_CASE("row counts: the same as counting sync_status after every kind of writ
           "SELECT 'm' || i, CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END, 'https://n.example.com/' || i "
           "FROM generate_series(1, 40) i");
   check_exact(db, "a bulk load");
-  for (const auto& [mchid, state] : std::vector<std::pair<std::string, std::string>>{
-           {"m1", "in_sync"}, {"m2", "in_sync"}, {"m3", "failed"}, {"m4", "retrying"}, {"m5", "invalid"},
-           {"m6", "drifted"}, {"m7", "in_sync"}, {"m8", "in_sync"}})
+  for (const auto& [mchid, state] : std::vector<std::pair<std::string, std::string>>{{"m1", "in_sync"},
+                                                                                     {"m2", "in_sync"},
+                                                                                     {"m3", "failed"},
+                                                                                     {"m4", "retrying"},
+                                                                                     {"m5", "invalid"},
+                                                                                     {"m6", "drifted"},
+                                                                                     {"m7", "in_sync"},
+                                                                                     {"m8", "in_sync"}})
     run_sql(db, record(mchid, state));
   check_exact(db, "recorded states");
   run_sql(db, "UPDATE callbackd.sub_merchant_state SET attempts = attempts + 1, next_attempt_at = now()");
@@ -172,13 +164,32 @@ TEST_CASE("row counts: concurrent writers and folders leave them exact in every 
         for (int k = 0; k < 3; ++k) {
           const std::string m = "m" + std::to_string(1 + rng() % 30);
           switch (rng() % 7) {
-            case 0: tx.exec0("UPDATE callbackd.desired_callbacks SET switch = NOT coalesce(switch, false) WHERE mchid = '" + m + "'"); break;
-            case 1: tx.exec0(record(m, "in_sync")); break;
-            case 2: tx.exec0(record(m, rng() % 2 ? "failed" : "retrying")); break;
-            case 3: tx.exec0("UPDATE callbackd.pending_work SET held_at = CASE WHEN held_at IS NULL THEN now() END WHERE mchid = '" + m + "'"); break;
-            case 4: tx.exec0("DELETE FROM callbackd.desired_callbacks WHERE mchid = '" + m + "'"); break;
-            case 5: tx.exec0("INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) VALUES ('" + m + "', 'b', 'https://x.example.com/') ON CONFLICT (mchid) DO UPDATE SET tenant_id = CASE WHEN callbackd.desired_callbacks.tenant_id = 'a' THEN 'b' ELSE 'a' END"); break;
-            default: tx.exec0("DELETE FROM callbackd.pending_work WHERE mchid = '" + m + "'"); break;
+            case 0:
+              tx.exec0("UPDATE callbackd.desired_callbacks SET switch = NOT coalesce(switch, false) WHERE mchid = '" +
+                       m + "'");
+              break;
+            case 1:
+              tx.exec0(record(m, "in_sync"));
+              break;
+            case 2:
+              tx.exec0(record(m, rng() % 2 ? "failed" : "retrying"));
+              break;
+            case 3:
+              tx.exec0(
+                  "UPDATE callbackd.pending_work SET held_at = CASE WHEN held_at IS NULL THEN now() END WHERE mchid = '" +
+                  m + "'");
+              break;
+            case 4:
+              tx.exec0("DELETE FROM callbackd.desired_callbacks WHERE mchid = '" + m + "'");
+              break;
+            case 5:
+              tx.exec0(
+                  "INSERT INTO callbackd.desired_callbacks (mchid, tenant_id, notify_url) VALUES ('" + m +
+                  "', 'b', 'https://x.example.com/') ON CONFLICT (mchid) DO UPDATE SET tenant_id = CASE WHEN callbackd.desired_callbacks.tenant_id = 'a' THEN 'b' ELSE 'a' END");
+              break;
+            default:
+              tx.exec0("DELETE FROM callbackd.pending_work WHERE mchid = '" + m + "'");
+              break;
           }
         }
         tx.commit();
@@ -263,11 +274,11 @@ TEST_CASE("row counts: reading them reads the unfolded rows, not every row", "[p
   run_sql(db,
           "INSERT INTO callbackd.sub_merchant_state (mchid, tenant_id, revision, state) "
           "SELECT mchid, tenant_id, revision, 'in_sync' FROM callbackd.desired_callbacks");
-  while (fold(db, 5000) > 0) {
-  }
+  while (fold(db, 5000) > 0) {}
   {
     pqxx::connection c(db.conninfo());
-    pqxx::nontransaction(c).exec0("VACUUM ANALYZE callbackd.desired_callbacks, callbackd.sub_merchant_state, callbackd.pending_work");
+    pqxx::nontransaction(c).exec0(
+        "VACUUM ANALYZE callbackd.desired_callbacks, callbackd.sub_merchant_state, callbackd.pending_work");
   }
   run_sql(db, "UPDATE callbackd.desired_callbacks SET switch = true WHERE mchid IN ('m1', 'm2', 'm3')");
   // Rows of the three tables a statement read, from this transaction's own statistics.
@@ -285,7 +296,7 @@ TEST_CASE("row counts: reading them reads the unfolded rows, not every row", "[p
   const long long kept = rows_read(kKept);
   const long long counted = rows_read(kCounted);
   INFO("rows read: kept counts " << kept << ", counting sync_status " << counted);
-  CHECK(kept <= 3 * 3);       // each unfolded row, once from each table
+  CHECK(kept <= 3 * 3);     // each unfolded row, once from each table
   CHECK(counted >= 20000);  // the test can fail: the old way reads every row
   {
     pqxx::connection c(db.conninfo());
@@ -321,6 +332,10 @@ TEST_CASE("0014 counts the rows already there when it is applied", "[pg][migrate
   CHECK(scalar(db, "SELECT count(*) FROM callbackd.row_state_changes") == 0);
   const auto [kept, counted] = both(db);
   CHECK(kept == counted);
-  CHECK(kept == Counts{{{"a", "in_sync"}, 1}, {{"a", "failed"}, 1}, {{"a", "pending"}, 3},
-                       {{"b", "invalid"}, 1}, {{"b", "held"}, 1}, {{"b", "pending"}, 3}});
+  CHECK(kept == Counts{{{"a", "in_sync"}, 1},
+                       {{"a", "failed"}, 1},
+                       {{"a", "pending"}, 3},
+                       {{"b", "invalid"}, 1},
+                       {{"b", "held"}, 1},
+                       {{"b", "pending"}, 3}});
 }

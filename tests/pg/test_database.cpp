@@ -90,4 +90,19 @@ DatabaseConfig database_config(const std::string& conninfo) {
   return c;
 }
 
+void exec_sql(const TestDatabase& db, const std::string& sql) {
+  pqxx::connection c(db.conninfo());
+  pqxx::work tx(c);
+  tx.exec0(sql);
+  tx.commit();
+}
+
+long long query_number(const TestDatabase& db, const std::string& sql) {
+  pqxx::connection c(db.conninfo());
+  pqxx::work tx(c);
+  const auto value = tx.exec1(sql)[0].as<long long>();
+  tx.commit();
+  return value;
+}
+
 }  // namespace callbackd::test

@@ -50,6 +50,11 @@ class LoginRole {
   std::string conninfo_;
 };
 
+// One statement in a transaction of its own, committed (a fold, an INSERT); and the same for a
+// statement answering one number.
+void exec_sql(const TestDatabase& db, const std::string& sql);
+long long query_number(const TestDatabase& db, const std::string& sql);
+
 // The database section of a config connecting with `conninfo` (database.url), the rest its
 // defaults: what the store and the inspector are given.
 DatabaseConfig database_config(const std::string& conninfo);
