@@ -30,12 +30,13 @@ inline constexpr std::size_t kMaxIdLength = 128;  // longer tenant ids or mchids
 // failing rows and, for rows by state, the changes not yet folded (migrations/0014; a count of
 // every row while a bulk load's are folded): docs/operations.md. They run on the page's own
 // connection and thread, never the reconciler's, so a slow one delays only the page; past this
-// it is cancelled and the page shows the rest without it. Below systemd's TimeoutStopSec (30 s): a scan running when
-// the daemon stops holds the exit at most this long.
+// it is cancelled and the page shows the rest without it. Below systemd's TimeoutStopSec
+// (30 s): a read running when the daemon stops holds the exit at most this long.
 inline constexpr int kScanTimeoutMs = 10'000;
 // How long a page reuses its scans: 2 s, or 20 times what they took if longer. While someone
 // watches a page, PostgreSQL spends at most a twentieth of one core on its scans (a million
-// rows counted in 2.5 s: counted again at most every 50 s); the page says how old they are.
+// rows counted in 2.5 s while a bulk load's changes are folded: counted again at most every
+// 50 s); the page says how old they are.
 std::chrono::milliseconds scans_reused_for(std::chrono::milliseconds took);
 
 enum class PageKind { overview, tenant, sub_merchant };
