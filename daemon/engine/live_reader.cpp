@@ -236,7 +236,14 @@ asio::awaitable<void> LiveReader::read(std::string tenant_id, std::optional<Adop
       read.outcome.error_message = request.error();
     } else {
       const auto started = clock_.now();
-      auto response = co_await client_.send(std::move(request).value());
+      http::HttpRequest http_request = std::move(request).value();
+      // As the sets' pacers do (engine/dispatcher.cpp): the read pacer counts the read from the
+      // instant it is written, not from its slot, so signing, a pool wait or a handshake in
+      // between cannot crowd two reads into one second at WeChat Pay.
+      http_request.on_write = [this, alive, sent_at] {
+        if (!alive.expired()) pacer_.written(sent_at, clock_.now());
+      };
+      auto response = co_await client_.send(std::move(http_request));
       if (alive.expired()) co_return;
       latency_ms = static_cast<int>(std::chrono::duration_cast<milliseconds>(clock_.now() - started).count());
       read = classify_read_response(*credentials, response, clock_.wall_now(), sub_mchid);

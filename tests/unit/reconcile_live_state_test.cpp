@@ -49,6 +49,22 @@ TEST_CASE("the read pacer never lets a strict 1-second window see more than the 
   }
 }
 
+TEST_CASE("a read counts from when it was written, as a set does", "[reconcile][live]") {
+  // One read a second: the guard is the last read plus a second and the 20 ms margin.
+  ReadPacer reported(1);
+  ReadPacer unreported(1);
+  for (ReadPacer* p : {&reported, &unreported}) REQUIRE(p->try_acquire(kStart));
+  const Duration margin = 1s + 20ms;
+  CHECK(unreported.next_slot(kStart) == kStart + margin);
+  // The read waited 300 ms for a TLS handshake before it was written: counted from its slot,
+  // the next read could reach WeChat Pay 0.7 s after it; counted from its write, never.
+  reported.written(kStart, kStart + 300ms);
+  CHECK(reported.next_slot(kStart) == kStart + 300ms + margin);
+  // A write reported for a slot it never gave changes nothing.
+  reported.written(kStart - 1h, kStart);
+  CHECK(reported.next_slot(kStart) == kStart + 300ms + margin);
+}
+
 TEST_CASE("a 429 on a read halves the read rate, honours Retry-After, and recovers", "[reconcile][live]") {
   ReadPacer pacer(100);
   REQUIRE(pacer.try_acquire(kStart));

@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/reconcile/pacer.h"
 #include "core/reconcile/time.h"
 
 namespace callbackd::reconcile {
@@ -40,6 +41,9 @@ class ReadPacer {
   Instant next_slot(Instant now) const;
   // Takes the slot at `now` if next_slot(now) <= now. Calls must have non-decreasing `now`.
   bool try_acquire(Instant now);
+  // The read given the slot `slot` was written to its connection at `written_at`: the 1-second
+  // guard counts it from then (Pacer::written, for the same reason).
+  void written(Instant slot, Instant written_at) { count_from_write(sent_, slot, written_at); }
   // A read sent at `sent_at` was answered 429 at `now`.
   void on_rate_limited(Instant now, Instant sent_at, std::optional<Duration> retry_after);
   double effective_rate_per_second(Instant now) const;

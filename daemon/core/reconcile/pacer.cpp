@@ -96,17 +96,19 @@ bool Pacer::try_acquire(Instant now) {
   return true;
 }
 
-void Pacer::written(Instant slot, Instant written_at) {
+void count_from_write(std::deque<Instant>& sent, Instant slot, Instant written_at) {
   if (written_at <= slot) return;
   // From the back: the slot is almost always among the last few.
-  const auto found = std::find(sent_.rbegin(), sent_.rend(), slot);
-  if (found == sent_.rend()) return;
-  auto i = static_cast<std::size_t>(std::distance(sent_.begin(), found.base())) - 1;
-  sent_[i] = written_at;
+  const auto found = std::find(sent.rbegin(), sent.rend(), slot);
+  if (found == sent.rend()) return;
+  auto i = static_cast<std::size_t>(std::distance(sent.begin(), found.base())) - 1;
+  sent[i] = written_at;
   // Keep the history sorted (the guards read it by rank): move it past the slots given after
   // it but written before it.
-  for (; i + 1 < sent_.size() && sent_[i + 1] < sent_[i]; ++i) std::swap(sent_[i], sent_[i + 1]);
+  for (; i + 1 < sent.size() && sent[i + 1] < sent[i]; ++i) std::swap(sent[i], sent[i + 1]);
 }
+
+void Pacer::written(Instant slot, Instant written_at) { count_from_write(sent_, slot, written_at); }
 
 void Pacer::assume_sent(std::vector<Instant> sends) {
   if (sends.empty()) return;

@@ -65,6 +65,12 @@ struct PacerTuning {
 // max(1, floor(R / 60 * 1.5)), computed in integers: floor(R * 3 / 120).
 int one_second_limit(int rate_per_minute);
 
+// A pacer's history of send times, sorted: the one recorded at `slot` moves to `written_at`,
+// the instant the request was written (never earlier), and the history stays sorted. A slot
+// not in the history (already dropped from it) changes nothing. Pacer and ReadPacer
+// (live_state.h) share it.
+void count_from_write(std::deque<Instant>& sent, Instant slot, Instant written_at);
+
 class Pacer {
  public:
   // rate_per_minute >= 1 (tenants.rate_per_minute has CHECK > 0). Memory: up to R send times.
