@@ -470,11 +470,7 @@ struct SandboxServer::Impl {
       }
       if (ec) break;  // idle timeout, client closed, or garbage: close like a server would
       auto request = parser.release();
-      // Arrival is when the request was read, not when decide() gets the lock: decisions are
-      // serialised (signature checks included), and a request that waited behind others must
-      // still count from when it came, as WeChat Pay's front end would count it.
-      const Arrival arrived{SteadyClock::now(), SystemClock::now()};
-      Decision d = decide(request, on_connection > 0, remote, from_loopback, arrived);
+      Decision d = decide(request, on_connection > 0, remote, from_loopback);
       if (d.delay.count() > 0) {
         asio::steady_timer timer(io, d.delay);
         co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
@@ -571,13 +567,8 @@ struct SandboxServer::Impl {
   // Everything WeChat Pay would decide about one request, in its order: authentication,
   // rate limit, body validation, then the (possibly faulty) answer. Runs under `mu`.
   // `remote`: the client's address, for the per-source-address limit and counts.
-  struct Arrival {
-    SteadyClock::time_point steady;
-    SystemClock::time_point wall;
-  };
-
   Decision decide(const bhttp::request<bhttp::string_body>& req, bool reused_connection, const std::string& remote,
-                  bool from_loopback, const Arrival& arrived) {
+                  bool from_loopback) {
     const std::string target(req.target());
     const auto qpos = target.find('?');
     const std::string path = target.substr(0, qpos);
@@ -634,8 +625,8 @@ struct SandboxServer::Impl {
 
     std::lock_guard lock(mu);
     const std::uint64_t seq = request_seq++;
-    const auto now_sys = arrived.wall;
-    const auto now = arrived.steady;
+    const auto now_sys = SystemClock::now();
+    const auto now = SteadyClock::now();
     Decision d;
     d.request_id = next_request_id(seq);
     std::string caller = "-";
